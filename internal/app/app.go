@@ -1,0 +1,285 @@
+// Package app wires OpenVisit's roles into one process: it opens the pool,
+// applies migrations, loads keys, builds the control plane and the media
+// node, and serves them over HTTPS. main calls it; so do end-to-end tests.
+package app
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/certs"
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu"
+	"github.com/openvisit/openvisit/signaling"
+	"github.com/openvisit/openvisit/web"
+)
+
+// Options are the wiring choices that are not configuration: what tests
+// inject.
+type Options struct {
+	Logger *slog.Logger
+	// ConfigureWebRTC adjusts the media node's Pion settings (loopback ICE
+	// in tests).
+	ConfigureWebRTC func(*webrtc.SettingEngine)
+	// WebDir serves the web pages from disk instead of the embedded copy.
+	WebDir string
+	Now    func() time.Time
+}
+
+// App is one running OpenVisit process. Lifecycle: New → Serve → Shutdown;
+// an App that was shut down cannot serve again.
+type App struct {
+	cfg       config.Config
+	log       *slog.Logger
+	pool      *pgxpool.Pool
+	media     *sfu.SFU
+	handler   http.Handler
+	srv       *http.Server
+	tlsConfig *tls.Config
+	demoLinks []string
+}
+
+// New builds the process described by cfg. It validates cfg, connects to
+// PostgreSQL and migrates it; on error everything opened so far is closed.
+func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	a = &App{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+
+	a.pool, err = db.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return nil, err
+	}
+	n, err := db.Migrate(ctx, a.pool)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("database ready", "migrations_applied", n)
+
+	a.tlsConfig, err = a.loadTLS(opt.Now())
+	if err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var minter *token.Minter
+	var pub ed25519.PublicKey
+	if cfg.Has(config.RoleAPI) || cfg.Token.SigningKeyFile != "" || cfg.Environment == config.Development {
+		key, err := token.LoadKey(a.signingKeyPath(), cfg.Environment == config.Development)
+		if err != nil {
+			return nil, err
+		}
+		pub = key.Public().(ed25519.PublicKey)
+		if minter, err = token.NewMinter(key, cfg.Token.TTL, opt.Now); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Token.PublicKey != "" {
+		if pub, err = token.ParsePublicKey(cfg.Token.PublicKey); err != nil {
+			return nil, err
+		}
+	}
+
+	node := ids.NodeID(cfg.SFU.NodeID)
+	if cfg.Has(config.RoleMedia) {
+		if pub == nil {
+			return nil, errors.New("app: the media role needs token.public_key or token.signing_key_file")
+		}
+		verifier, err := token.NewVerifier(pub, node, opt.Now)
+		if err != nil {
+			return nil, err
+		}
+		a.media, err = sfu.New(sfu.Params{
+			Node:            node,
+			Verifier:        verifier,
+			Burner:          token.NewPGBurner(a.pool),
+			Origins:         []string{cfg.Origin()},
+			Logger:          log,
+			Registerer:      reg,
+			UDPAddr:         cfg.SFU.UDPAddr,
+			PublicIPs:       cfg.SFU.PublicIPs,
+			ConfigureWebRTC: opt.ConfigureWebRTC,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := a.registerNode(ctx, node); err != nil {
+			return nil, err
+		}
+		log.Info("media node ready", "node", node, "udp", a.media.UDPAddr().String())
+	}
+	if cfg.Has(config.RoleRecorder) {
+		// Recording arrives with its own issue; the role is accepted so
+		// deployments can already name it.
+		log.Info("recorder role enabled: no recorder is implemented yet")
+	}
+
+	sig := signaling.New(signaling.Params{
+		Pool:      a.pool,
+		Audit:     audit.New(a.pool),
+		Minter:    minter,
+		Node:      node,
+		PublicURL: cfg.PublicURL,
+		Demo:      cfg.Demo,
+		Logger:    log,
+		Gatherer:  reg,
+		Now:       opt.Now,
+	})
+	a.handler = a.router(sig, opt.WebDir)
+
+	if cfg.Demo {
+		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	a.srv = &http.Server{
+		Handler:           a.handler,
+		TLSConfig:         a.tlsConfig,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return a, nil
+}
+
+func (a *App) signingKeyPath() string {
+	if a.cfg.Token.SigningKeyFile != "" {
+		return a.cfg.Token.SigningKeyFile
+	}
+	return filepath.Join(a.cfg.DataDir, "token-signing.key")
+}
+
+func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	if a.cfg.TLS.CertFile != "" {
+		cert, err = tls.LoadX509KeyPair(a.cfg.TLS.CertFile, a.cfg.TLS.KeyFile)
+	} else {
+		var hosts []string
+		if u, perr := url.Parse(a.cfg.PublicURL); perr == nil {
+			hosts = append(hosts, u.Hostname())
+		}
+		cert, err = certs.SelfSigned(a.cfg.DataDir, hosts, now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("app: tls: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// registerNode records this media node so the control plane can place
+// visits on it. The node registry with heartbeats and load is a later issue.
+func (a *App) registerNode(ctx context.Context, node ids.NodeID) error {
+	ws := strings.Replace(a.cfg.Origin(), "https://", "wss://", 1) + "/sfu/ws"
+	_, err := a.pool.Exec(ctx, `INSERT INTO sfu_nodes (id, url, last_seen_at) VALUES ($1, $2, now())
+		ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, last_seen_at = now(), draining = false`,
+		string(node), ws)
+	if err != nil {
+		return fmt.Errorf("app: register node: %w", err)
+	}
+	return nil
+}
+
+func (a *App) router(sig *signaling.Server, webDir string) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(), httpx.AccessLog(a.log),
+		httpx.LimitBody(a.cfg.HTTP.MaxBodyBytes))
+	sig.Register(r)
+	if a.media != nil {
+		r.GET("/sfu/ws", gin.WrapH(a.media))
+	}
+	pages := web.Handler(webDir)
+	r.NoRoute(func(c *gin.Context) {
+		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+			httpx.Abort(c, a.log, httpx.E(httpx.KindNotFound, "not_found", "no such endpoint"))
+			return
+		}
+		pages.ServeHTTP(c.Writer, c.Request)
+	})
+	r.NoMethod(func(c *gin.Context) {
+		httpx.Abort(c, a.log, httpx.E(httpx.KindInvalid, "method_not_allowed", "method not allowed"))
+	})
+	return r
+}
+
+// Handler returns the HTTP handler (for tests that bring their own server).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// DemoLinks returns the one-time links to the demo visit (demo mode only).
+func (a *App) DemoLinks() []string { return append([]string(nil), a.demoLinks...) }
+
+// Serve serves HTTPS on ln until Shutdown. It returns nil after a clean
+// shutdown.
+func (a *App) Serve(ln net.Listener) error {
+	err := a.srv.Serve(tls.NewListener(ln, a.tlsConfig))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests, closes every call and waits (up to
+// ctx) for requests in flight, then closes the pool.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.srv != nil {
+		// WebSockets are hijacked, so Shutdown does not wait for them: the
+		// SFU closes them itself.
+		errs = append(errs, a.srv.Shutdown(ctx))
+	}
+	a.close()
+	return errors.Join(errs...)
+}
+
+func (a *App) close() {
+	if a.media != nil {
+		if err := a.media.Close(); err != nil {
+			a.log.Warn("sfu close", "err", err)
+		}
+		a.media = nil
+	}
+	if a.pool != nil {
+		a.pool.Close()
+		a.pool = nil
+	}
+}

@@ -1,0 +1,276 @@
+// Package config holds OpenVisit's configuration: defaults, then a YAML file,
+// then OPENVISIT_* environment variables. Unknown keys in either source are
+// errors, Validate runs before anything starts, and Redacted gives a copy
+// that is safe to log.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"time"
+)
+
+// Roles a process can run.
+const (
+	RoleAPI      = "api"
+	RoleMedia    = "media"
+	RoleRecorder = "recorder"
+)
+
+// Environments.
+const (
+	Development = "development"
+	Production  = "production"
+)
+
+// Config is the whole configuration. YAML keys are the `yaml` tags; the
+// environment variable for a key is OPENVISIT_ followed by the upper-cased
+// path joined with underscores (database.url → OPENVISIT_DATABASE_URL).
+type Config struct {
+	// Environment is "production" (the default) or "development".
+	Environment string `yaml:"environment"`
+	// Demo mints one-time links to a demo visit at start. Development only.
+	Demo bool `yaml:"demo"`
+	// ListenAddr is the HTTPS listen address.
+	ListenAddr string `yaml:"listen_addr"`
+	// PublicURL is the origin browsers use (scheme, host, port); WebSocket
+	// Origin checks and links are derived from it.
+	PublicURL string `yaml:"public_url"`
+	// Roles this process runs: any of api, media, recorder.
+	Roles []string `yaml:"roles"`
+	// DataDir keeps generated local state: the self-signed certificate and,
+	// in development, the token signing key.
+	DataDir string `yaml:"data_dir"`
+
+	TLS      TLS      `yaml:"tls"`
+	Database Database `yaml:"database"`
+	S3       S3       `yaml:"s3"`
+	Token    Token    `yaml:"token"`
+	SFU      SFU      `yaml:"sfu"`
+	Log      Log      `yaml:"log"`
+	HTTP     HTTP     `yaml:"http"`
+}
+
+// TLS configures the HTTPS listener. Without files, a self-signed
+// certificate is generated in DataDir (development only).
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Database configures PostgreSQL.
+type Database struct {
+	URL      string `yaml:"url" secret:"true"`
+	MaxConns int32  `yaml:"max_conns"`
+	// RequireTLS refuses a database URL whose sslmode does not verify.
+	RequireTLS bool `yaml:"require_tls"`
+}
+
+// S3 configures object storage.
+type S3 struct {
+	Endpoint  string `yaml:"endpoint"`
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key" secret:"true"`
+	UseTLS    bool   `yaml:"use_tls"`
+	Region    string `yaml:"region"`
+	Bucket    string `yaml:"bucket"`
+}
+
+// Token configures join tokens.
+type Token struct {
+	// SigningKeyFile holds the Ed25519 private key (base64 of the 32-byte
+	// seed). In development it is generated in DataDir when empty.
+	SigningKeyFile string `yaml:"signing_key_file"`
+	// PublicKey (base64) lets a media-only node verify tokens without the
+	// private key.
+	PublicKey string        `yaml:"public_key"`
+	TTL       time.Duration `yaml:"ttl"`
+}
+
+// SFU configures the media role.
+type SFU struct {
+	NodeID string `yaml:"node_id"`
+	// UDPAddr is the one UDP address all peers share (ICE UDP mux).
+	UDPAddr string `yaml:"udp_addr"`
+	// PublicIPs are advertised as host candidates behind 1:1 NAT.
+	PublicIPs []string `yaml:"public_ips"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// HTTP configures the HTTP server's limits.
+type HTTP struct {
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Default returns the configuration a production process starts from.
+func Default() Config {
+	return Config{
+		Environment: Production,
+		ListenAddr:  ":8443",
+		PublicURL:   "https://localhost:8443",
+		Roles:       []string{RoleAPI, RoleMedia, RoleRecorder},
+		DataDir:     "data",
+		Database:    Database{MaxConns: 10},
+		S3:          S3{Region: "us-east-1", Bucket: "openvisit-recordings"},
+		Token:       Token{TTL: 2 * time.Minute},
+		SFU:         SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
+		Log:         Log{Level: "info", Format: "json"},
+		HTTP: HTTP{
+			MaxBodyBytes:      1 << 20,
+			ReadHeaderTimeout: 10 * time.Second,
+			ShutdownTimeout:   20 * time.Second,
+		},
+	}
+}
+
+// Has reports whether the process runs role.
+func (c Config) Has(role string) bool { return slices.Contains(c.Roles, role) }
+
+// Origin is the scheme://host[:port] browsers send in Origin headers.
+func (c Config) Origin() string {
+	u, err := url.Parse(c.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// Validate checks the configuration as a whole before anything starts.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	switch c.Environment {
+	case Development, Production:
+	default:
+		bad("environment: must be %q or %q", Development, Production)
+	}
+	if c.Demo && c.Environment != Development {
+		bad("demo: demo links are refused outside the development environment")
+	}
+	if len(c.Roles) == 0 {
+		bad("roles: at least one of api, media, recorder")
+	}
+	seen := map[string]bool{}
+	for _, r := range c.Roles {
+		switch r {
+		case RoleAPI, RoleMedia, RoleRecorder:
+		default:
+			bad("roles: unknown role %q", r)
+		}
+		if seen[r] {
+			bad("roles: %q twice", r)
+		}
+		seen[r] = true
+	}
+	if c.Demo && !(c.Has(RoleAPI) && c.Has(RoleMedia)) {
+		bad("demo: needs the api and media roles in one process")
+	}
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		bad("listen_addr: %v", err)
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		bad("public_url: must be an https origin like https://clinic.example:8443")
+	}
+	if c.DataDir == "" {
+		bad("data_dir: required")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls: cert_file and key_file go together")
+	}
+	if c.Environment == Production && c.TLS.CertFile == "" {
+		bad("tls: production needs cert_file and key_file (self-signed certificates are for development)")
+	}
+	if c.Database.URL == "" {
+		bad("database.url: required")
+	} else if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		bad("database.url: must be a postgres:// URL")
+	} else if c.Database.RequireTLS {
+		switch u.Query().Get("sslmode") {
+		case "verify-full", "verify-ca":
+		default:
+			bad("database.url: require_tls needs sslmode=verify-full or verify-ca")
+		}
+	}
+	if c.Database.MaxConns < 1 || c.Database.MaxConns > 1000 {
+		bad("database.max_conns: 1..1000")
+	}
+	if c.Token.TTL < 10*time.Second || c.Token.TTL > 10*time.Minute {
+		bad("token.ttl: between 10s and 10m")
+	}
+	if c.Environment == Production && c.Has(RoleAPI) && c.Token.SigningKeyFile == "" {
+		bad("token.signing_key_file: required in production")
+	}
+	if c.Has(RoleMedia) {
+		if c.SFU.NodeID == "" || len(c.SFU.NodeID) > 64 {
+			bad("sfu.node_id: 1..64 characters")
+		}
+		if _, _, err := net.SplitHostPort(c.SFU.UDPAddr); err != nil {
+			bad("sfu.udp_addr: %v", err)
+		}
+		for _, ip := range c.SFU.PublicIPs {
+			if net.ParseIP(ip) == nil {
+				bad("sfu.public_ips: %q is not an IP address", ip)
+			}
+		}
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level: debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		bad("log.format: json or text")
+	}
+	if c.HTTP.MaxBodyBytes < 1024 || c.HTTP.MaxBodyBytes > 64<<20 {
+		bad("http.max_body_bytes: 1 KiB..64 MiB")
+	}
+	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.ShutdownTimeout <= 0 {
+		bad("http: timeouts must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+// Redacted returns a copy with secrets replaced, safe to log.
+func (c Config) Redacted() Config {
+	r := c
+	r.Roles = slices.Clone(c.Roles)
+	r.SFU.PublicIPs = slices.Clone(c.SFU.PublicIPs)
+	if r.Database.URL != "" {
+		r.Database.URL = redactURL(r.Database.URL)
+	}
+	if r.S3.SecretKey != "" {
+		r.S3.SecretKey = "REDACTED"
+	}
+	return r
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "REDACTED"
+	}
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "REDACTED")
+		}
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "REDACTED")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}

@@ -1,0 +1,163 @@
+// Command openvisit is the one OpenVisit binary: every role (api, media,
+// recorder) and every operator tool is a subcommand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/openvisit/openvisit/internal/app"
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/logging"
+)
+
+const usage = `openvisit — telemedicine video visits
+
+Usage:
+  openvisit serve   [--config FILE] [--addr HOST:PORT] [--roles api,media,recorder] [--web-dir DIR]
+  openvisit migrate [--config FILE]
+
+Configuration comes from defaults, then the YAML file, then OPENVISIT_*
+environment variables (see README.md).
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "openvisit:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command given")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stdout, stderr)
+	case "migrate":
+		return migrate(args[1:], stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// loadConfig reads the file named by --config and the environment.
+func loadConfig(path string) (config.Config, error) {
+	return config.Load(path, os.Environ())
+}
+
+func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	return logging.New(w, cfg.Log.Level, cfg.Log.Format)
+}
+
+func serve(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file")
+	addr := fs.String("addr", "", "HTTPS listen address (overrides listen_addr)")
+	roles := fs.String("roles", "", "comma-separated roles: api,media,recorder (overrides roles)")
+	webDir := fs.String("web-dir", "", "serve web pages from this directory (development)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.ListenAddr = *addr
+	}
+	if *roles != "" {
+		cfg.Roles = strings.Split(*roles, ",")
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	log.Info("effective config", "config", cfg.Redacted())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, err := app.New(ctx, cfg, app.Options{Logger: log, WebDir: *webDir})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		_ = a.Shutdown(context.Background())
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("serving", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "roles", cfg.Roles)
+	if links := a.DemoLinks(); len(links) > 0 {
+		fmt.Fprintf(stdout, "\nOpenVisit is running at %s (self-signed certificate: accept it in the browser).\n", cfg.PublicURL)
+		fmt.Fprintln(stdout, "Demo mode: open each one-time link in its own browser window to hold a first call:")
+		fmt.Fprintf(stdout, "  provider: %s\n  patient:  %s\n\n", links[0], links[1])
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = a.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return <-errc
+}
+
+func migrate(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if cfg.Database.URL == "" {
+		return errors.New("config: database.url (OPENVISIT_DATABASE_URL) is required")
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	pool, err := db.Open(ctx, cfg.Database.URL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, err := db.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	log.Info("migrations applied", "count", n)
+	return nil
+}

@@ -1,0 +1,182 @@
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
+)
+
+// Demo links let a newcomer hold a first call before sign-in and scheduling
+// exist. They are minted only in demo mode, which config refuses outside
+// development. A link carries a 256-bit one-time code in its URL fragment
+// (never sent to the server in a request line, so never in access logs); the
+// page posts it once to redeem it for a join token.
+
+const (
+	demoLinkTTL = 24 * time.Hour
+	codeBytes   = 32
+	maxCodeLen  = 64
+)
+
+// JoinGrant is what a page receives to join a visit's media.
+type JoinGrant struct {
+	VisitID       ids.VisitID       `json:"visit_id"`
+	ParticipantID ids.ParticipantID `json:"participant_id"`
+	Role          token.Role        `json:"role"`
+	Token         string            `json:"token"`
+	WSURL         string            `json:"ws_url"`
+	ICEServers    []ICEServer       `json:"ice_servers"`
+}
+
+// ICEServer mirrors the browser's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+func hashCode(code string) []byte {
+	h := sha256.Sum256([]byte(code))
+	return h[:]
+}
+
+// CreateDemoVisit creates a visit on this server's node with a provider and
+// a patient participant, and returns one one-time link for each.
+func (s *Server) CreateDemoVisit(ctx context.Context) ([]string, error) {
+	if !s.p.Demo {
+		return nil, errors.New("signaling: demo mode is off")
+	}
+	visit := ids.NewVisitID()
+	roles := []token.Role{token.RoleProvider, token.RolePatient}
+	links := make([]string, 0, len(roles))
+	base, err := url.Parse(s.p.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("signaling: demo: public url: %w", err)
+	}
+	expires := s.p.Now().Add(demoLinkTTL)
+	err = pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO visits (id, status, sfu_node_id, demo) VALUES ($1, 'scheduled', $2, true)`,
+			string(visit), string(s.p.Node)); err != nil {
+			return err
+		}
+		for _, role := range roles {
+			pid := ids.NewParticipantID()
+			if _, err := tx.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, $3, $4)`,
+				string(pid), string(visit), string(role), "demo"); err != nil {
+				return err
+			}
+			var b [codeBytes]byte
+			if _, err := rand.Read(b[:]); err != nil {
+				return err
+			}
+			code := base64.RawURLEncoding.EncodeToString(b[:])
+			if _, err := tx.Exec(ctx, `INSERT INTO demo_links (code_hash, visit_id, participant_id, expires_at) VALUES ($1, $2, $3, $4)`,
+				hashCode(code), string(visit), string(pid), expires); err != nil {
+				return err
+			}
+			u := *base
+			u.Path = "/call"
+			u.Fragment = "code=" + code
+			links = append(links, u.String())
+		}
+		return audit.AppendTx(ctx, tx, audit.Event{
+			ActorRole: "system", Action: audit.ActionVisitCreate, ResourceType: "visit",
+			ResourceID: string(visit), VisitID: string(visit), Outcome: audit.Success, Reason: "demo",
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signaling: create demo visit: %w", err)
+	}
+	s.log.Info("demo visit created", "visit", visit)
+	return links, nil
+}
+
+type redeemRequest struct {
+	Code string `json:"code"`
+}
+
+var errLinkInvalid = httpx.E(httpx.KindNotFound, "link_invalid", "This link is not valid, has expired, or was already used.")
+
+func (s *Server) redeemDemoLink(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req redeemRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	if len(req.Code) == 0 || len(req.Code) > maxCodeLen {
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_code", "code is missing or too long"))
+		return
+	}
+	ev := audit.Event{
+		ActorRole: "demo", Action: audit.ActionDemoLinkRedeem, ResourceType: "demo_link",
+		IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+	}
+	var grant JoinGrant
+	err := pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
+		var visit, participant, role, node, wsURL string
+		err := tx.QueryRow(ctx, `UPDATE demo_links d SET used_at = now()
+			FROM participants p, visits v LEFT JOIN sfu_nodes n ON n.id = v.sfu_node_id
+			WHERE d.code_hash = $1 AND d.used_at IS NULL AND d.expires_at > $2
+			  AND p.id = d.participant_id AND v.id = d.visit_id
+			  AND v.status NOT IN ('completed', 'cancelled', 'no_show')
+			RETURNING d.visit_id::text, d.participant_id::text, p.role, COALESCE(v.sfu_node_id, ''), COALESCE(n.url, '')`,
+			hashCode(req.Code), s.p.Now()).Scan(&visit, &participant, &role, &node, &wsURL)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errLinkInvalid
+		}
+		if err != nil {
+			return err
+		}
+		if node == "" || wsURL == "" {
+			return httpx.E(httpx.KindUnavailable, "no_media_node", "No media server is available for this visit right now.")
+		}
+		tok, claims, err := s.p.Minter.Mint(token.Grant{
+			Visit: ids.VisitID(visit), Participant: ids.ParticipantID(participant),
+			Role: token.Role(role), Subject: "demo", Node: ids.NodeID(node),
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO join_tokens (jti, visit_id, participant_id, role, expires_at)
+			VALUES ($1, $2, $3, $4, $5)`, claims.ID, visit, participant, role, claims.Expiry()); err != nil {
+			return err
+		}
+		ev.ActorID, ev.ActorRole, ev.VisitID, ev.ResourceID = participant, role, visit, participant
+		ev.Outcome = audit.Success
+		// Audit commits with the redemption, before the token leaves.
+		if err := audit.AppendTx(ctx, tx, ev); err != nil {
+			return err
+		}
+		grant = JoinGrant{
+			VisitID: ids.VisitID(visit), ParticipantID: ids.ParticipantID(participant), Role: token.Role(role),
+			Token: tok, WSURL: wsURL, ICEServers: []ICEServer{},
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, errLinkInvalid) {
+			ev.Outcome, ev.Reason = audit.Denied, "invalid, expired or used link"
+			if aerr := s.p.Audit.Append(ctx, ev); aerr != nil {
+				s.log.Error("audit append failed", "err", aerr)
+			}
+		}
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, grant)
+}
