@@ -64,13 +64,23 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 		c.Next()
 		route := c.FullPath()
 		if route == "" {
-			route = "unmatched"
+			// Pages are served by the NoRoute handler; name them by kind
+			// rather than by path, which could carry identifiers.
+			route = "static"
+			if strings.HasPrefix(c.Request.URL.Path, "/api/") {
+				route = "unmatched"
+			}
+		}
+		status := c.Writer.Status()
+		if c.IsWebsocket() && !c.Writer.Written() {
+			// A hijacked upgrade never wrote through gin's writer.
+			status = http.StatusSwitchingProtocols
 		}
 		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http",
 			slog.String("request_id", RequestID(c)),
 			slog.String("method", c.Request.Method),
 			slog.String("route", route),
-			slog.Int("status", c.Writer.Status()),
+			slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)))
 	}
 }

@@ -1,0 +1,162 @@
+package web
+
+import (
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestHandlerRoutes(t *testing.T) {
+	tests := []struct {
+		name, method, path string
+		wantStatus         int
+		wantType           string
+	}{
+		{"index", "GET", "/", 200, "text/html; charset=utf-8"},
+		{"call", "GET", "/call", 200, "text/html; charset=utf-8"},
+		{"head call", "HEAD", "/call", 200, "text/html; charset=utf-8"},
+		{"client module", "GET", "/js/client.js", 200, "text/javascript; charset=utf-8"},
+		{"call module", "GET", "/js/call.js", 200, "text/javascript; charset=utf-8"},
+		{"stylesheet", "GET", "/css/app.css", 200, "text/css; charset=utf-8"},
+		{"unknown page", "GET", "/nope", 404, ""},
+		{"html by file name", "GET", "/call.html", 404, ""},
+		{"index by file name", "GET", "/index.html", 404, ""},
+		{"unknown module", "GET", "/js/nope.js", 404, ""},
+		{"wrong extension", "GET", "/js/app.css", 404, ""},
+		{"traversal", "GET", "/js/../web.go", 404, ""},
+		{"encoded traversal", "GET", "/js/..%2fweb.go", 404, ""},
+		{"nested", "GET", "/js/x/client.js", 404, ""},
+		{"directory", "GET", "/js/", 404, ""},
+		{"post", "POST", "/call", 405, ""},
+	}
+	h := Handler("")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, "/", nil)
+			req.URL.Path = tt.path // keep the raw path; the router does not clean it for us
+			if strings.Contains(tt.path, "%") {
+				req = httptest.NewRequest(tt.method, tt.path, nil)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.wantStatus {
+				t.Fatalf("%s %s: status %d, want %d", tt.method, tt.path, rec.Code, tt.wantStatus)
+			}
+			if tt.wantType != "" {
+				if got := rec.Header().Get("Content-Type"); got != tt.wantType {
+					t.Errorf("Content-Type = %q, want %q", got, tt.wantType)
+				}
+				if got := rec.Header().Get("Cache-Control"); got != "no-cache" {
+					t.Errorf("Cache-Control = %q, want no-cache", got)
+				}
+				if rec.Header().Get("ETag") == "" {
+					t.Error("no ETag")
+				}
+			}
+		})
+	}
+}
+
+func TestHandlerETagRevalidates(t *testing.T) {
+	h := Handler("")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/js/client.js", nil))
+	etag := rec.Header().Get("ETag")
+	req := httptest.NewRequest("GET", "/js/client.js", nil)
+	req.Header.Set("If-None-Match", etag)
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusNotModified {
+		t.Fatalf("status %d, want 304", rec.Code)
+	}
+}
+
+func TestHandlerDevDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "js"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "js", "client.js"), []byte("export const edited = 1;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := Handler(dir)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/js/client.js", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "edited") {
+		t.Fatalf("dev dir not served: %d %q", rec.Code, rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/call", nil))
+	if rec.Code != 404 {
+		t.Fatalf("missing dev file: status %d, want 404", rec.Code)
+	}
+}
+
+// The pages must work under the strict CSP: no inline scripts, inline
+// styles or inline event handlers, and every asset from 'self'.
+func TestPagesFitCSP(t *testing.T) {
+	inline := []*regexp.Regexp{
+		regexp.MustCompile(`(?i)<script[^>]*>\s*[^<\s]`), // a script with a body
+		regexp.MustCompile(`(?i)<style\b`),
+		regexp.MustCompile(`(?i)\sstyle\s*=`),
+		regexp.MustCompile(`(?i)\son[a-z]+\s*=`),
+		regexp.MustCompile(`(?i)javascript:`),
+	}
+	scriptTag := regexp.MustCompile(`(?i)<script[^>]*>`)
+	sameOrigin := regexp.MustCompile(`\ssrc="/[a-z]`)
+	linkTag := regexp.MustCompile(`(?i)<link[^>]*>`)
+	linkOK := regexp.MustCompile(`\shref="(?:/[a-z]|data:)`)
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".html" {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		for _, re := range inline {
+			if loc := re.FindIndex(b); loc != nil {
+				t.Errorf("%s: breaks the CSP: %q", p, b[loc[0]:loc[1]])
+			}
+		}
+		for _, tag := range scriptTag.FindAll(b, -1) {
+			if !sameOrigin.Match(tag) {
+				t.Errorf("%s: script not loaded from 'self': %s", p, tag)
+			}
+		}
+		for _, tag := range linkTag.FindAll(b, -1) {
+			if !linkOK.Match(tag) {
+				t.Errorf("%s: link not from 'self': %s", p, tag)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Scripts must not set inline styles either (style-src 'self' refuses
+	// element.style via setAttribute and style attributes in innerHTML).
+	err = fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		for _, bad := range []string{"innerHTML", "setAttribute('style'", "eval(", "new Function"} {
+			if strings.Contains(string(b), bad) {
+				t.Errorf("%s: uses %s", p, bad)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
