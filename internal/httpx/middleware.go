@@ -72,8 +72,8 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 			}
 		}
 		status := c.Writer.Status()
-		if c.IsWebsocket() && !c.Writer.Written() {
-			// A hijacked upgrade never wrote through gin's writer.
+		if c.IsWebsocket() && status == http.StatusOK {
+			// gin cannot see a hijacked upgrade succeed; a refused one wrote its status.
 			status = http.StatusSwitchingProtocols
 		}
 		log.LogAttrs(c.Request.Context(), slog.LevelInfo, "http",
