@@ -101,7 +101,7 @@ func TestE2ETwoBrowsersCall(t *testing.T) {
 		}
 	}
 
-	if dir := os.Getenv("OPENVISIT_E2E_SCREENSHOTS"); dir != "" {
+	if dir := os.Getenv("OV_E2E_SCREENSHOTS"); dir != "" {
 		p := filepath.Join(dir, "call-360.png")
 		if err := os.WriteFile(p, patient.Screenshot(t), 0o644); err != nil {
 			t.Errorf("screenshot: %v", err)

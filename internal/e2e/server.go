@@ -34,7 +34,7 @@ type Server struct {
 // StartServer starts a server for t in demo mode. mutate, when not nil,
 // adjusts the configuration before the server starts. The server's log is
 // kept in memory and written to the test log when the test fails, or always
-// when OPENVISIT_E2E_LOG is set (OPENVISIT_E2E_LOG=debug adds debug lines).
+// when OV_E2E_LOG is set (OV_E2E_LOG=debug adds debug lines).
 func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 	t.Helper()
 	dsn := testenv.Postgres(t)
@@ -62,7 +62,7 @@ func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 
 	logs := &syncBuffer{}
 	level := slog.LevelInfo
-	if os.Getenv("OPENVISIT_E2E_LOG") == "debug" {
+	if os.Getenv("OV_E2E_LOG") == "debug" {
 		level = slog.LevelDebug // includes Pion's ICE and DTLS chatter
 	}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
@@ -94,7 +94,7 @@ func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 		case <-ctx.Done():
 			t.Errorf("e2e: Serve did not return after Shutdown")
 		}
-		if t.Failed() || os.Getenv("OPENVISIT_E2E_LOG") != "" {
+		if t.Failed() || os.Getenv("OV_E2E_LOG") != "" {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
