@@ -49,6 +49,7 @@ type Config struct {
 	Database Database `yaml:"database"`
 	S3       S3       `yaml:"s3"`
 	Token    Token    `yaml:"token"`
+	Auth     Auth     `yaml:"auth"`
 	SFU      SFU      `yaml:"sfu"`
 	Log      Log      `yaml:"log"`
 	HTTP     HTTP     `yaml:"http"`
@@ -90,6 +91,21 @@ type Token struct {
 	TTL       time.Duration `yaml:"ttl"`
 }
 
+// Auth configures sign-in and sessions.
+type Auth struct {
+	// SecretKeyFile holds the 32-byte server secret (base64) that seals TOTP
+	// secrets and keys CSRF tokens. Generated in DataDir in development.
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// Idle and Absolute end staff sessions; PatientIdle ends patients'.
+	Idle        time.Duration `yaml:"idle_timeout"`
+	PatientIdle time.Duration `yaml:"patient_idle_timeout"`
+	Absolute    time.Duration `yaml:"absolute_timeout"`
+	// BreakGlass is how long an emergency access grant lasts.
+	BreakGlass time.Duration `yaml:"break_glass_duration"`
+	// SetupLinkTTL is how long an invite or MFA-reset link stays usable.
+	SetupLinkTTL time.Duration `yaml:"setup_link_ttl"`
+}
+
 // SFU configures the media role.
 type SFU struct {
 	NodeID string `yaml:"node_id"`
@@ -123,8 +139,12 @@ func Default() Config {
 		Database:    Database{MaxConns: 10},
 		S3:          S3{Region: "us-east-1", Bucket: "openvisit-recordings"},
 		Token:       Token{TTL: 2 * time.Minute},
-		SFU:         SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
-		Log:         Log{Level: "info", Format: "json"},
+		Auth: Auth{
+			Idle: 15 * time.Minute, PatientIdle: 30 * time.Minute, Absolute: 12 * time.Hour,
+			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour,
+		},
+		SFU: SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
+		Log: Log{Level: "info", Format: "json"},
 		HTTP: HTTP{
 			MaxBodyBytes:      1 << 20,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -210,6 +230,21 @@ func (c Config) Validate() error {
 	}
 	if c.Environment == Production && c.Has(RoleAPI) && c.Token.SigningKeyFile == "" {
 		bad("token.signing_key_file: required in production")
+	}
+	if c.Environment == Production && c.Has(RoleAPI) && c.Auth.SecretKeyFile == "" {
+		bad("auth.secret_key_file: required in production")
+	}
+	if c.Auth.Idle < time.Minute || c.Auth.Idle > time.Hour || c.Auth.PatientIdle < time.Minute || c.Auth.PatientIdle > 2*time.Hour {
+		bad("auth: idle timeouts between 1m and 1h (patients 2h)")
+	}
+	if c.Auth.Absolute < c.Auth.Idle || c.Auth.Absolute > 24*time.Hour {
+		bad("auth.absolute_timeout: at least the idle timeout, at most 24h")
+	}
+	if c.Auth.BreakGlass < time.Minute || c.Auth.BreakGlass > 4*time.Hour {
+		bad("auth.break_glass_duration: between 1m and 4h")
+	}
+	if c.Auth.SetupLinkTTL < time.Minute || c.Auth.SetupLinkTTL > 30*24*time.Hour {
+		bad("auth.setup_link_ttl: between 1m and 30 days")
 	}
 	if c.Has(RoleMedia) {
 		if c.SFU.NodeID == "" || len(c.SFU.NodeID) > 64 {

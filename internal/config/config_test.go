@@ -110,7 +110,14 @@ func TestValidate(t *testing.T) {
 			c.Demo = true
 			c.TLS = TLS{CertFile: "c", KeyFile: "k"}
 			c.Token.SigningKeyFile = "k"
+			c.Auth.SecretKeyFile = "s"
 		}, "demo"},
+		{"production needs auth secret", func(c *Config) {
+			c.Environment = Production
+			c.TLS = TLS{CertFile: "c", KeyFile: "k"}
+			c.Token.SigningKeyFile = "k"
+		}, "auth.secret_key_file"},
+		{"idle too long", func(c *Config) { c.Auth.Idle = 2 * time.Hour }, "idle"},
 		{"production needs tls files", func(c *Config) { c.Environment = Production; c.Token.SigningKeyFile = "k" }, "tls"},
 		{"production needs signing key", func(c *Config) {
 			c.Environment = Production
