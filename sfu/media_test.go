@@ -1,0 +1,259 @@
+package sfu
+
+import (
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/transport/v5/test"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
+)
+
+// client is a Pion peer speaking the signaling protocol, as a browser page
+// would: it offers once, then answers the server's offers.
+type client struct {
+	t    *testing.T
+	id   ids.ParticipantID
+	ws   *websocket.Conn
+	wmu  sync.Mutex
+	pc   *webrtc.PeerConnection
+	msgs chan map[string]any // messages other than SDP and candidates
+
+	mu      sync.Mutex
+	streams map[string]map[string]*atomic.Int64 // stream ID → kind → packets
+	stop    chan struct{}
+	done    sync.WaitGroup
+}
+
+func newClient(t *testing.T, env *testEnv, visit ids.VisitID) *client {
+	t.Helper()
+	tok, claims := env.mint(t, visit, token.RolePatient)
+	var se webrtc.SettingEngine
+	loopbackOnly(&se)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{
+		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
+		msgs:    make(chan map[string]any, 64),
+		streams: make(map[string]map[string]*atomic.Int64),
+		stop:    make(chan struct{}),
+	}
+	join(t, c.ws, tok, visit)
+	if m := readMsg(t, c.ws); m["type"] != "joined" {
+		t.Fatalf("got %v, want joined", m)
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
+		}
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		n := &atomic.Int64{}
+		c.mu.Lock()
+		if c.streams[tr.StreamID()] == nil {
+			c.streams[tr.StreamID()] = make(map[string]*atomic.Int64)
+		}
+		c.streams[tr.StreamID()][tr.Kind().String()] = n
+		c.mu.Unlock()
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+			n.Add(1)
+		}
+	})
+
+	// Publish a camera and a microphone with synthetic samples.
+	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "cam")
+	for _, tr := range []webrtc.TrackLocal{video, audio} {
+		if _, err := pc.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+
+	c.done.Add(2)
+	go c.read()
+	go func() {
+		defer c.done.Done()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		frame := make([]byte, 800)
+		for {
+			select {
+			case <-c.stop:
+				return
+			case <-tick.C:
+				_ = video.WriteSample(media.Sample{Data: frame, Duration: 20 * time.Millisecond})
+				_ = audio.WriteSample(media.Sample{Data: frame[:80], Duration: 20 * time.Millisecond})
+			}
+		}
+	}()
+	return c
+}
+
+// fail reports a client-side error, unless the client is closing (its
+// PeerConnection is closed while the last server offer may be in flight).
+func (c *client) fail(format string, args ...any) {
+	select {
+	case <-c.stop:
+	default:
+		c.t.Errorf(format, args...)
+	}
+}
+
+func (c *client) send(v any) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.ws.WriteJSON(v)
+}
+
+// read applies SDP and candidates from the server and passes the rest on.
+func (c *client) read() {
+	defer c.done.Done()
+	defer close(c.msgs)
+	for {
+		_, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			c.fail("server sent bad JSON: %v", err)
+			return
+		}
+		switch m["type"] {
+		case "answer":
+			if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m["sdp"].(string)}); err != nil {
+				c.fail("set answer: %v", err)
+			}
+		case "offer":
+			if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m["sdp"].(string)}); err != nil {
+				c.fail("set offer: %v", err)
+				continue
+			}
+			a, err := c.pc.CreateAnswer(nil)
+			if err == nil {
+				err = c.pc.SetLocalDescription(a)
+			}
+			if err != nil {
+				c.fail("answer: %v", err)
+				continue
+			}
+			c.send(map[string]any{"type": "answer", "sdp": a.SDP})
+		case "candidate":
+			var init webrtc.ICECandidateInit
+			b, _ := json.Marshal(m["candidate"])
+			_ = json.Unmarshal(b, &init)
+			if err := c.pc.AddICECandidate(init); err != nil {
+				c.fail("add candidate: %v", err)
+			}
+		default:
+			c.msgs <- m
+		}
+	}
+}
+
+// received returns how many packets of kind arrived in stream.
+func (c *client) received(stream ids.ParticipantID, kind string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n := c.streams[string(stream)][kind]; n != nil {
+		return n.Load()
+	}
+	return 0
+}
+
+// leave sends leave and waits for the server's close.
+func (c *client) leave() {
+	c.send(map[string]any{"type": "leave"})
+	c.close()
+}
+
+func (c *client) close() {
+	select {
+	case <-c.stop:
+		return
+	default:
+	}
+	close(c.stop)
+	_ = c.pc.Close()
+	c.done.Wait() // read returns when the server closes the socket
+	c.ws.Close()
+}
+
+// waitFor polls cond; the deadline is generous because it only bounds a
+// failure, never a pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMediaLoopback(t *testing.T) {
+	defer test.CheckRoutines(t)()
+	env := newTestEnv(t)
+	visit := ids.NewVisitID()
+
+	a := newClient(t, env, visit)
+	defer a.close()
+	// b joins second: a is told, and each must get the other's tracks
+	// through the server's renegotiation.
+	b := newClient(t, env, visit)
+	defer b.close()
+
+	select {
+	case m := <-a.msgs:
+		p, _ := m["participant"].(map[string]any)
+		if m["type"] != "participant_joined" || p["id"] != string(b.id) {
+			t.Fatalf("a got %v, want participant_joined of b", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no participant_joined")
+	}
+	for _, kind := range []string{"video", "audio"} {
+		waitFor(t, "a receives b's "+kind, func() bool { return a.received(b.id, kind) > 10 })
+		waitFor(t, "b receives a's "+kind, func() bool { return b.received(a.id, kind) > 10 })
+	}
+	if st := env.sfu.Stats(); st.Rooms != 1 || st.Participants != 2 || st.ForwardedPackets == 0 || st.ForwardedBytes == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	b.leave()
+	waitFor(t, "participant_left", func() bool {
+		select {
+		case m := <-a.msgs:
+			p, _ := m["participant"].(map[string]any)
+			return m["type"] == "participant_left" && p["id"] == string(b.id)
+		default:
+			return false
+		}
+	})
+	waitFor(t, "one participant", func() bool { return env.sfu.Stats().Participants == 1 })
+	a.leave()
+	waitFor(t, "no rooms", func() bool { st := env.sfu.Stats(); return st.Rooms == 0 && st.Participants == 0 })
+	env.close()
+}

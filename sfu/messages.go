@@ -1,0 +1,165 @@
+package sfu
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
+)
+
+// Limits on what a client may send (PROTOCOL.md). maxMessage is enforced by
+// the WebSocket read limit; the others by decodeMessage.
+const (
+	maxMessage      = 64 << 10
+	maxSDP          = 60 << 10
+	maxCandidate    = 1024 // an a=candidate line is ~100 bytes
+	maxMid          = 64
+	maxUfrag        = 256
+	maxMLineIndex   = 1024
+	maxVisitIDChars = 36 // a canonical UUID
+)
+
+// Message types.
+const (
+	typeJoin              = "join"
+	typeJoined            = "joined"
+	typeOffer             = "offer"
+	typeAnswer            = "answer"
+	typeCandidate         = "candidate"
+	typeLeave             = "leave"
+	typeParticipantJoined = "participant_joined"
+	typeParticipantLeft   = "participant_left"
+	typeError             = "error"
+)
+
+// candidateInit is an RTCIceCandidateInit as the browser serialises it.
+type candidateInit struct {
+	Candidate        string  `json:"candidate"`
+	SDPMid           *string `json:"sdpMid,omitempty"`
+	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
+	UsernameFragment *string `json:"usernameFragment,omitempty"`
+}
+
+// clientMessage is one decoded client→server message. Pointer fields tell
+// "absent" from "empty" so that a field foreign to the type is refused.
+type clientMessage struct {
+	Type      string         `json:"type"`
+	Token     *string        `json:"token,omitempty"`
+	Visit     *string        `json:"visit,omitempty"`
+	SDP       *string        `json:"sdp,omitempty"`
+	Candidate *candidateInit `json:"candidate,omitempty"`
+}
+
+// participantInfo is the participant object of the protocol.
+type participantInfo struct {
+	ID   ids.ParticipantID `json:"id"`
+	Role token.Role        `json:"role"`
+}
+
+// serverMessage is one server→client message; unused fields are omitted.
+type serverMessage struct {
+	Type         string            `json:"type"`
+	Self         *participantInfo  `json:"self,omitempty"`
+	Participants []participantInfo `json:"participants,omitempty"`
+	Participant  *participantInfo  `json:"participant,omitempty"`
+	SDP          string            `json:"sdp,omitempty"`
+	Candidate    *candidateInit    `json:"candidate,omitempty"`
+	Code         Code              `json:"code,omitempty"`
+	Message      string            `json:"message,omitempty"`
+}
+
+// joinedMessage is sent with its participants array always present (even
+// empty), which omitempty on serverMessage would drop.
+type joinedMessage struct {
+	Type         string            `json:"type"`
+	Self         participantInfo   `json:"self"`
+	Participants []participantInfo `json:"participants"`
+}
+
+var errBadMessage = errors.New("bad message")
+
+// decodeMessage parses and checks one client message strictly: one JSON
+// object, no unknown fields, no fields foreign to its type, bounded lengths.
+// Every error it returns maps to bad_message. It must never panic.
+func decodeMessage(data []byte) (clientMessage, error) {
+	var m clientMessage
+	if len(data) > maxMessage || !utf8.Valid(data) {
+		return m, fmt.Errorf("%w: size or encoding", errBadMessage)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		// The decoder's text may quote client input: keep it out of the log.
+		return clientMessage{}, fmt.Errorf("%w: not one strict JSON object", errBadMessage)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return clientMessage{}, fmt.Errorf("%w: trailing data", errBadMessage)
+	}
+	if err := m.check(); err != nil {
+		return clientMessage{}, fmt.Errorf("%w: %s: %v", errBadMessage, safeType(m.Type), err)
+	}
+	return m, nil
+}
+
+func (m *clientMessage) check() error {
+	// has reports which optional fields are present, in field order.
+	has := [4]bool{m.Token != nil, m.Visit != nil, m.SDP != nil, m.Candidate != nil}
+	only := func(want [4]bool) error {
+		if has != want {
+			return errors.New("missing or foreign field")
+		}
+		return nil
+	}
+	switch m.Type {
+	case typeJoin:
+		if err := only([4]bool{true, true, false, false}); err != nil {
+			return err
+		}
+		if len(*m.Token) == 0 || len(*m.Token) > token.MaxLen {
+			return errors.New("token length")
+		}
+		if len(*m.Visit) > maxVisitIDChars || !ids.Valid(*m.Visit) {
+			return errors.New("visit is not an id")
+		}
+	case typeOffer, typeAnswer:
+		if err := only([4]bool{false, false, true, false}); err != nil {
+			return err
+		}
+		if len(*m.SDP) == 0 || len(*m.SDP) > maxSDP {
+			return errors.New("sdp length")
+		}
+	case typeCandidate:
+		if err := only([4]bool{false, false, false, true}); err != nil {
+			return err
+		}
+		c := m.Candidate
+		if len(c.Candidate) > maxCandidate ||
+			(c.SDPMid != nil && len(*c.SDPMid) > maxMid) ||
+			(c.UsernameFragment != nil && len(*c.UsernameFragment) > maxUfrag) ||
+			(c.SDPMLineIndex != nil && *c.SDPMLineIndex > maxMLineIndex) {
+			return errors.New("candidate field length")
+		}
+	case typeLeave:
+		if err := only([4]bool{}); err != nil {
+			return err
+		}
+	default:
+		return errors.New("unknown type")
+	}
+	return nil
+}
+
+// safeType returns t for the log when it is a known type, so that a hostile
+// client cannot write arbitrary text into the log.
+func safeType(t string) string {
+	switch t {
+	case typeJoin, typeOffer, typeAnswer, typeCandidate, typeLeave:
+		return t
+	}
+	return "unknown"
+}

@@ -1,0 +1,408 @@
+package sfu
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
+)
+
+const testNode = ids.NodeID("node-test")
+
+// testEnv is an SFU behind an httptest server, with a minter for its key.
+type testEnv struct {
+	sfu    *SFU
+	srv    *httptest.Server
+	minter *token.Minter
+	key    ed25519.PrivateKey
+	wsURL  string
+	// lastConn is the socket the last helper join made.
+	lastConn *websocket.Conn
+}
+
+// loopbackOnly makes Pion use loopback candidates only, without mDNS.
+func loopbackOnly(se *webrtc.SettingEngine) {
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() && os.Getenv("SFU_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func newTestEnv(t *testing.T) *testEnv {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := token.NewVerifier(pub, testNode, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := token.NewMinter(priv, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Params{
+		Node:            testNode,
+		Verifier:        v,
+		Burner:          token.NewMemoryBurner(1000, nil),
+		Origins:         []string{"https://localhost:8443"},
+		Logger:          testLogger(t),
+		UDPAddr:         "127.0.0.1:0",
+		ConfigureWebRTC: loopbackOnly,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.joinTimeout = 300 * time.Millisecond
+	srv := httptest.NewServer(s)
+	env := &testEnv{sfu: s, srv: srv, minter: m, key: priv, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http")}
+	t.Cleanup(env.close)
+	return env
+}
+
+func (e *testEnv) close() {
+	if e.sfu == nil {
+		return
+	}
+	_ = e.sfu.Close()
+	e.srv.Close()
+	e.sfu = nil
+}
+
+func (e *testEnv) mint(t *testing.T, visit ids.VisitID, role token.Role) (string, token.Claims) {
+	t.Helper()
+	tok, c, err := e.minter.Mint(token.Grant{
+		Visit: visit, Participant: ids.NewParticipantID(), Role: role, Subject: "user-1", Node: testNode,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, c
+}
+
+func (e *testEnv) dial(t *testing.T) *websocket.Conn {
+	t.Helper()
+	c, resp, err := websocket.DefaultDialer.Dial(e.wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func writeJSON(t *testing.T, c *websocket.Conn, v any) {
+	t.Helper()
+	if err := c.WriteJSON(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func join(t *testing.T, c *websocket.Conn, tok string, visit ids.VisitID) {
+	t.Helper()
+	writeJSON(t, c, map[string]string{"type": "join", "token": tok, "visit": string(visit)})
+}
+
+// readMsg reads one server message, failing the test on a read error.
+func readMsg(t *testing.T, c *websocket.Conn) map[string]any {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m map[string]any
+	if err := c.ReadJSON(&m); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return m
+}
+
+// expectClose reads until the socket closes and returns the close code.
+func expectClose(t *testing.T, c *websocket.Conn) int {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		t.Fatalf("socket ended without a close frame: %v", err)
+	}
+}
+
+// expectError reads an error message with code, then a close with closeCode.
+func expectError(t *testing.T, c *websocket.Conn, code Code, wantClose int) {
+	t.Helper()
+	m := readMsg(t, c)
+	if m["type"] != "error" || m["code"] != string(code) {
+		t.Fatalf("got %v, want error %s", m, code)
+	}
+	if got := expectClose(t, c); got != wantClose {
+		t.Fatalf("close code %d, want %d", got, wantClose)
+	}
+}
+
+func TestJoinTokenRejected(t *testing.T) {
+	env := newTestEnv(t)
+	visit := ids.NewVisitID()
+
+	t.Run("expired", func(t *testing.T) {
+		old, err := token.NewMinter(env.key, time.Minute, func() time.Time { return time.Now().Add(-time.Hour) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := old.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: testNode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := env.dial(t)
+		join(t, c, tok, visit)
+		expectError(t, c, CodeTokenExpired, 4001)
+	})
+	t.Run("reused", func(t *testing.T) {
+		tok, _ := env.mint(t, visit, token.RolePatient)
+		c := env.dial(t)
+		join(t, c, tok, visit)
+		if m := readMsg(t, c); m["type"] != "joined" {
+			t.Fatalf("first join: got %v", m)
+		}
+		writeJSON(t, c, map[string]string{"type": "leave"})
+		if got := expectClose(t, c); got != websocket.CloseNormalClosure {
+			t.Fatalf("leave: close %d", got)
+		}
+		c2 := env.dial(t)
+		join(t, c2, tok, visit)
+		expectError(t, c2, CodeTokenUsed, 4001)
+	})
+	t.Run("forged", func(t *testing.T) {
+		_, other, _ := ed25519.GenerateKey(rand.Reader)
+		m, err := token.NewMinter(other, time.Minute, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, _, err := m.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: testNode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := env.dial(t)
+		join(t, c, tok, visit)
+		expectError(t, c, CodeTokenInvalid, 4001)
+	})
+	t.Run("other visit", func(t *testing.T) {
+		tok, _ := env.mint(t, visit, token.RolePatient)
+		c := env.dial(t)
+		join(t, c, tok, ids.NewVisitID())
+		expectError(t, c, CodeTokenWrongVisit, 4003)
+	})
+	t.Run("other node", func(t *testing.T) {
+		tok, _, err := env.minter.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: "node-other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := env.dial(t)
+		join(t, c, tok, visit)
+		expectError(t, c, CodeTokenWrongNode, 4003)
+	})
+	t.Run("not join first", func(t *testing.T) {
+		c := env.dial(t)
+		writeJSON(t, c, map[string]string{"type": "leave"})
+		expectError(t, c, CodeBadMessage, 4000)
+	})
+	t.Run("unknown field", func(t *testing.T) {
+		tok, _ := env.mint(t, visit, token.RolePatient)
+		c := env.dial(t)
+		writeJSON(t, c, map[string]string{"type": "join", "token": tok, "visit": string(visit), "name": "x"})
+		expectError(t, c, CodeBadMessage, 4000)
+	})
+	t.Run("join timeout", func(t *testing.T) {
+		c := env.dial(t)
+		expectError(t, c, CodeJoinTimeout, 4008)
+	})
+	t.Run("oversized", func(t *testing.T) {
+		c := env.dial(t)
+		big := `{"type":"join","token":"` + strings.Repeat("a", maxMessage+1024) + `"}`
+		if err := c.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+			t.Fatal(err)
+		}
+		if got := expectClose(t, c); got != websocket.CloseMessageTooBig {
+			t.Fatalf("close code %d, want 1009", got)
+		}
+	})
+	t.Run("still serving", func(t *testing.T) {
+		tok, c0 := env.mint(t, visit, token.RoleProvider)
+		c := env.dial(t)
+		join(t, c, tok, visit)
+		m := readMsg(t, c)
+		if m["type"] != "joined" {
+			t.Fatalf("got %v, want joined", m)
+		}
+		self, _ := m["self"].(map[string]any)
+		if self["id"] != string(c0.Participant) || self["role"] != "provider" {
+			t.Fatalf("self = %v", self)
+		}
+	})
+}
+
+func TestOriginRefused(t *testing.T) {
+	env := newTestEnv(t)
+	for _, tc := range []struct {
+		name    string
+		origins []string
+		status  int
+	}{
+		{"foreign origin", []string{"https://evil.example"}, http.StatusForbidden},
+		{"two origins", []string{"https://localhost:8443", "https://evil.example"}, http.StatusForbidden},
+		{"allowed origin", []string{"https://localhost:8443"}, http.StatusSwitchingProtocols},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := http.Header{}
+			for _, o := range tc.origins {
+				h.Add("Origin", o)
+			}
+			c, resp, err := websocket.DefaultDialer.Dial(env.wsURL, h)
+			if resp == nil {
+				t.Fatalf("no response: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
+}
+
+func TestOfferWithoutFingerprint(t *testing.T) {
+	env := newTestEnv(t)
+	visit := ids.NewVisitID()
+	tok, _ := env.mint(t, visit, token.RolePatient)
+	c := env.dial(t)
+	join(t, c, tok, visit)
+	if m := readMsg(t, c); m["type"] != "joined" {
+		t.Fatalf("got %v", m)
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.Split(offer.SDP, "\r\n") {
+		if !strings.HasPrefix(l, "a=fingerprint:") {
+			kept = append(kept, l)
+		}
+	}
+	writeJSON(t, c, map[string]string{"type": "offer", "sdp": strings.Join(kept, "\r\n")})
+	expectError(t, c, CodeBadSDP, 4000)
+}
+
+func TestCheckSDP(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+	const fp = "a=fingerprint:sha-256 AB:CD\r\n"
+	const media = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\n"
+	for _, tc := range []struct {
+		name string
+		sdp  string
+		ok   bool
+	}{
+		{"session fingerprint", head + fp + media, true},
+		{"media fingerprint", head + media + fp, true},
+		{"none", head + media, false},
+		{"one media without", head + media + fp + media, false},
+		{"no media", head, false},
+		{"garbage", "hello", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := checkSDP(tc.sdp); (err == nil) != tc.ok {
+				t.Fatalf("checkSDP = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func FuzzDecodeMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"join","token":"abc.def","visit":"6f1c2b7e-8d43-4c1a-9b7e-2f0e5c9a1d34"}`,
+		`{"type":"offer","sdp":"v=0\r\n"}`,
+		`{"type":"answer","sdp":"v=0\r\n"}`,
+		`{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"abcd"}}`,
+		`{"type":"candidate","candidate":{"candidate":""}}`,
+		`{"type":"leave"}`,
+		`{"type":"leave","sdp":"x"}`,
+		`{"type":"join"}`,
+		`null`, `[]`, `{}`, `{"type":"leave"} {}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeMessage(data)
+		if err != nil {
+			if !errors.Is(err, errBadMessage) {
+				t.Fatalf("error %v does not map to bad_message", err)
+			}
+			return
+		}
+		// Whatever is accepted respects the limits and its type's shape.
+		switch m.Type {
+		case typeJoin:
+			if len(*m.Token) > token.MaxLen || !ids.Valid(*m.Visit) || m.SDP != nil {
+				t.Fatalf("join out of limits: %+v", m)
+			}
+		case typeOffer, typeAnswer:
+			if len(*m.SDP) > maxSDP || m.Token != nil {
+				t.Fatalf("sdp out of limits")
+			}
+		case typeCandidate:
+			if len(m.Candidate.Candidate) > maxCandidate {
+				t.Fatalf("candidate out of limits")
+			}
+		case typeLeave:
+			if m.Token != nil || m.SDP != nil || m.Candidate != nil || m.Visit != nil {
+				t.Fatalf("leave with fields")
+			}
+		default:
+			t.Fatalf("accepted type %q", m.Type)
+		}
+		// Re-encoding and decoding again gives the same message.
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := decodeMessage(b); err != nil {
+			t.Fatalf("re-decode: %v", err)
+		}
+	})
+}
