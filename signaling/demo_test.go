@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/testenv"
@@ -48,8 +50,15 @@ func newFixture(t *testing.T, demo bool) *fixture {
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	m, _ := token.NewMinter(priv, time.Minute, nil)
 	v, _ := token.NewVerifier(pub, "node-a", nil)
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	sealer, err := keys.NewSealer(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := New(Params{
-		Pool: pool, Audit: audit.New(pool), Minter: m, Node: "node-a",
+		Pool: pool, Audit: audit.New(pool), Minter: m, Node: "node-a", Sealer: sealer,
+		Auth: config.Default().Auth, Origin: "https://clinic.test:8443",
 		PublicURL: "https://clinic.test:8443", Demo: demo,
 		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),
 	})
@@ -64,6 +73,7 @@ func (f *fixture) redeem(t *testing.T, body string) (*httptest.ResponseRecorder,
 	t.Helper()
 	req := httptest.NewRequest("POST", "/api/v1/demo/redeem", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://clinic.test:8443")
 	w := httptest.NewRecorder()
 	f.router.ServeHTTP(w, req)
 	var g JoinGrant
@@ -180,6 +190,26 @@ func TestDemoOffMeansNoEndpoint(t *testing.T) {
 	}
 	if _, err := f.srv.CreateDemoVisit(context.Background()); err == nil {
 		t.Fatal("CreateDemoVisit worked with demo mode off")
+	}
+}
+
+func TestDemoRedeemRefusesCrossOrigin(t *testing.T) {
+	f := newFixture(t, true)
+	links, err := f.srv.CreateDemoVisit(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("POST", "/api/v1/demo/redeem", strings.NewReader(`{"code":"`+codeOf(t, links[0])+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", "https://evil.test")
+	w := httptest.NewRecorder()
+	f.router.ServeHTTP(w, req)
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("cross-origin redeem = %d, want 403", w.Code)
+	}
+	// The refused request did not use up the link.
+	if w, _ := f.redeem(t, `{"code":"`+codeOf(t, links[0])+`"}`); w.Code != 200 {
+		t.Fatalf("same-origin redeem after a refused cross-origin one = %d", w.Code)
 	}
 }
 

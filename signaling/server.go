@@ -14,17 +14,30 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/auth/throttle"
+	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 )
 
 // Params configures a Server.
 type Params struct {
 	Pool   *pgxpool.Pool
+	Store  *store.Store
 	Audit  *audit.Log
-	Minter *token.Minter // nil when this process does not run the api role
+	Sealer *keys.Sealer // seals TOTP secrets, keys CSRF tokens
+	Auth   config.Auth
+	// Origin is the https origin state-changing requests must come from.
+	Origin string
+	// OnUserDisabled ends a user's live media (the SFU's RemoveSubject);
+	// nil when this process runs no media node.
+	OnUserDisabled func(ids.UserID) int
+	Minter         *token.Minter // nil when this process does not run the api role
 	// Node is the media node new visits are placed on (until the node
 	// registry places them by load).
 	Node      ids.NodeID
@@ -40,8 +53,15 @@ type Params struct {
 // Server is the control plane's HTTP surface. Lifecycle: New, then Register
 // on a router; it owns no goroutines and needs no Close.
 type Server struct {
-	p   Params
-	log *slog.Logger
+	p      Params
+	log    *slog.Logger
+	policy access.Policy
+	// ipLimiter bounds sign-in attempts per client address; unknownAccounts
+	// throttles guesses at addresses with no account exactly like real
+	// ones, so the answers do not tell them apart.
+	ipLimiter       *throttle.Limiter
+	unknownAccounts *throttleMemory
+	hashSlots       chan struct{}
 }
 
 // New returns a Server.
@@ -52,11 +72,25 @@ func New(p Params) *Server {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Server{p: p, log: p.Logger.With("component", "signaling")}
+	if p.Store == nil && p.Pool != nil {
+		p.Store = store.New(p.Pool)
+	}
+	return &Server{
+		p: p, log: p.Logger.With("component", "signaling"), policy: routePolicy(),
+		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
+		unknownAccounts: newThrottleMemory(100_000),
+		hashSlots:       make(chan struct{}, 4),
+	}
 }
 
+// Policy returns the route policy table (for tests that walk every route).
+func (s *Server) Policy() access.Policy { return s.policy }
+
 // Register adds the control plane's routes to r.
+// It installs authentication and authorization first, so every route
+// registered on r afterwards (the SFU's too) passes through the policy.
 func (s *Server) Register(r *gin.Engine) {
+	r.Use(s.authenticate, s.authorize)
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
 	if s.p.Gatherer != nil {
@@ -66,6 +100,32 @@ func (s *Server) Register(r *gin.Engine) {
 	if s.p.Demo && s.p.Minter != nil {
 		api.POST("/demo/redeem", s.redeemDemoLink)
 	}
+	api.POST("/auth/login", s.login)
+	api.GET("/auth/session", s.sessionInfo)
+	api.POST("/auth/keepalive", s.sessionInfo)
+	api.POST("/auth/logout", s.logout)
+	api.POST("/auth/logout-all", s.logoutAll)
+	api.POST("/setup/begin", s.setupBegin)
+	api.POST("/setup/complete", s.setupComplete)
+
+	admin := api.Group("/admin")
+	admin.GET("/users", s.listUsers)
+	admin.POST("/users", s.inviteUser)
+	admin.POST("/users/:user_id/role", s.changeRole)
+	admin.POST("/users/:user_id/disable", s.disableUser)
+	admin.POST("/users/:user_id/enable", s.enableUser)
+	admin.POST("/users/:user_id/unlock", s.unlockUser)
+	admin.POST("/users/:user_id/reset-mfa", s.resetMFA)
+	admin.GET("/alerts", s.listAlerts)
+	admin.POST("/alerts/:alert_id/ack", s.ackAlert)
+	admin.GET("/break-glass", s.listBreakGlass)
+	admin.POST("/break-glass/:grant_id/review", s.reviewBreakGlass)
+
+	api.GET("/visits", s.listVisits)
+	api.POST("/visits", s.createVisit)
+	api.GET("/visits/:visit_id", s.getVisit)
+	api.POST("/visits/:visit_id/join", s.joinVisit)
+	api.POST("/visits/:visit_id/break-glass", s.breakGlass)
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -29,6 +29,8 @@ import (
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/signaling"
@@ -54,6 +56,7 @@ type App struct {
 	log       *slog.Logger
 	pool      *pgxpool.Pool
 	media     *sfu.SFU
+	sig       *signaling.Server
 	handler   http.Handler
 	srv       *http.Server
 	tlsConfig *tls.Config
@@ -150,17 +153,41 @@ func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error
 		log.Info("recorder role enabled: no recorder is implemented yet")
 	}
 
+	secretPath := cfg.Auth.SecretKeyFile
+	if secretPath == "" {
+		secretPath = filepath.Join(cfg.DataDir, "auth-secret.key")
+	}
+	secret, err := keys.LoadSecret(secretPath, cfg.Environment == config.Development)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := keys.NewSealer(secret)
+	if err != nil {
+		return nil, err
+	}
+	var onDisabled func(ids.UserID) int
+	if a.media != nil {
+		media := a.media
+		onDisabled = func(u ids.UserID) int { return media.RemoveSubject(string(u)) }
+	}
+
 	sig := signaling.New(signaling.Params{
-		Pool:      a.pool,
-		Audit:     audit.New(a.pool),
-		Minter:    minter,
-		Node:      node,
-		PublicURL: cfg.PublicURL,
-		Demo:      cfg.Demo,
-		Logger:    log,
-		Gatherer:  reg,
-		Now:       opt.Now,
+		Pool:           a.pool,
+		Store:          store.New(a.pool),
+		Audit:          audit.New(a.pool),
+		Sealer:         sealer,
+		Auth:           cfg.Auth,
+		Origin:         cfg.Origin(),
+		OnUserDisabled: onDisabled,
+		Minter:         minter,
+		Node:           node,
+		PublicURL:      cfg.PublicURL,
+		Demo:           cfg.Demo,
+		Logger:         log,
+		Gatherer:       reg,
+		Now:            opt.Now,
 	})
+	a.sig = sig
 	a.handler = a.router(sig, opt.WebDir)
 
 	if cfg.Demo {
@@ -241,6 +268,12 @@ func (a *App) router(sig *signaling.Server, webDir string) http.Handler {
 	})
 	return r
 }
+
+// Signaling returns the control plane (tests walk its policy table).
+func (a *App) Signaling() *signaling.Server { return a.sig }
+
+// Media returns the media node, or nil when this process runs none.
+func (a *App) Media() *sfu.SFU { return a.media }
 
 // Handler returns the HTTP handler (for tests that bring their own server).
 func (a *App) Handler() http.Handler { return a.handler }

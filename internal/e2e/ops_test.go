@@ -85,7 +85,10 @@ func TestServerOperations(t *testing.T) {
 	// Redeeming a link puts neither the code nor the token in the log.
 	link := s.DemoLinks(t)[0]
 	code := link[strings.Index(link, "#code=")+len("#code="):]
-	r, err := client.Post(s.URL+"/api/v1/demo/redeem", "application/json", strings.NewReader(`{"code":"`+code+`"}`))
+	req, _ := http.NewRequest("POST", s.URL+"/api/v1/demo/redeem", strings.NewReader(`{"code":"`+code+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", s.URL)
+	r, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

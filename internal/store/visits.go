@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/ids"
+)
+
+// Visit is a scheduled or held video visit.
+type Visit struct {
+	ID             ids.VisitID `json:"id"`
+	Status         string      `json:"status"`
+	ProviderID     ids.UserID  `json:"provider_id,omitempty"`
+	ScheduledStart *time.Time  `json:"scheduled_start,omitempty"`
+	ScheduledEnd   *time.Time  `json:"scheduled_end,omitempty"`
+	NodeID         ids.NodeID  `json:"-"`
+	CreatedAt      time.Time   `json:"created_at"`
+}
+
+const visitColumns = `id::text, status, COALESCE(provider_id::text, ''), scheduled_start, scheduled_end, COALESCE(sfu_node_id, ''), created_at`
+
+func scanVisit(r pgx.Row) (Visit, error) {
+	var v Visit
+	var id, prov, node string
+	err := r.Scan(&id, &v.Status, &prov, &v.ScheduledStart, &v.ScheduledEnd, &node, &v.CreatedAt)
+	v.ID, v.ProviderID, v.NodeID = ids.VisitID(id), ids.UserID(prov), ids.NodeID(node)
+	return v, notFound(err)
+}
+
+// VisitByID finds a visit.
+func VisitByID(ctx context.Context, db DBTX, id ids.VisitID) (Visit, error) {
+	if !ids.Valid(string(id)) {
+		return Visit{}, ErrNotFound
+	}
+	return scanVisit(db.QueryRow(ctx, `SELECT `+visitColumns+` FROM visits WHERE id = $1`, string(id)))
+}
+
+// VisitsOfProvider lists a provider's visits, newest first.
+func VisitsOfProvider(ctx context.Context, db DBTX, provider ids.UserID, limit int) ([]Visit, error) {
+	rows, err := db.Query(ctx, `SELECT `+visitColumns+` FROM visits WHERE provider_id = $1
+		ORDER BY COALESCE(scheduled_start, created_at) DESC LIMIT $2`, string(provider), limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: visits: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Visit, error) { return scanVisit(r) })
+}
+
+// CreateVisit inserts a visit for provider on node (no patient yet: the
+// scheduling work adds patients).
+func CreateVisit(ctx context.Context, db DBTX, id ids.VisitID, provider ids.UserID, node ids.NodeID, start, end *time.Time) error {
+	_, err := db.Exec(ctx, `INSERT INTO visits (id, provider_id, sfu_node_id, scheduled_start, scheduled_end) VALUES ($1, $2, $3, $4, $5)`,
+		string(id), nullable(string(provider)), nullable(string(node)), start, end)
+	if err != nil {
+		return fmt.Errorf("store: create visit: %w", err)
+	}
+	return nil
+}
+
+// VisitRelation reports whether user is the provider of visit, and whether
+// they hold an unexpired break-glass grant for it.
+func VisitRelation(ctx context.Context, db DBTX, user ids.UserID, visit ids.VisitID, now time.Time) (member, breakGlass bool, err error) {
+	if !ids.Valid(string(visit)) || !ids.Valid(string(user)) {
+		return false, false, nil
+	}
+	err = db.QueryRow(ctx, `SELECT
+			EXISTS (SELECT 1 FROM visits WHERE id = $1 AND provider_id = $2),
+			EXISTS (SELECT 1 FROM break_glass WHERE visit_id = $1 AND user_id = $2 AND expires_at > $3)`,
+		string(visit), string(user), now).Scan(&member, &breakGlass)
+	if err != nil {
+		return false, false, fmt.Errorf("store: visit relation: %w", err)
+	}
+	return member, breakGlass, nil
+}
+
+// ProviderParticipant returns (creating it on first use) the participant
+// that represents the visit's provider user in the room.
+func ProviderParticipant(ctx context.Context, db DBTX, visit ids.VisitID, user ids.UserID, newID ids.ParticipantID) (ids.ParticipantID, error) {
+	var pid string
+	err := db.QueryRow(ctx, `SELECT id::text FROM participants WHERE visit_id = $1 AND user_id = $2 AND role = 'provider' LIMIT 1`,
+		string(visit), string(user)).Scan(&pid)
+	if err == nil {
+		return ids.ParticipantID(pid), nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return "", fmt.Errorf("store: provider participant: %w", err)
+	}
+	_, err = db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, user_id) VALUES ($1, $2, 'provider', $3, $4)`,
+		string(newID), string(visit), string(user), string(user))
+	if err != nil {
+		return "", fmt.Errorf("store: provider participant: %w", err)
+	}
+	return newID, nil
+}
+
+// NodeURL returns a media node's WebSocket URL.
+func NodeURL(ctx context.Context, db DBTX, node ids.NodeID) (string, error) {
+	var u string
+	err := db.QueryRow(ctx, `SELECT url FROM sfu_nodes WHERE id = $1`, string(node)).Scan(&u)
+	return u, notFound(err)
+}

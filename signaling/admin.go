@@ -1,0 +1,339 @@
+package signaling
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// UserView is a user as the admin pages see it: no secrets.
+type UserView struct {
+	ID           ids.UserID `json:"id"`
+	Email        string     `json:"email"`
+	Name         string     `json:"name"`
+	Role         string     `json:"role"`
+	MFAEnrolled  bool       `json:"mfa_enrolled"`
+	PasswordSet  bool       `json:"password_set"`
+	Locked       bool       `json:"locked"`
+	Disabled     bool       `json:"disabled"`
+	FailedLogins int        `json:"failed_logins"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+func viewUser(u store.User) UserView {
+	return UserView{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, MFAEnrolled: u.MFAEnrolledAt != nil,
+		PasswordSet: u.PasswordHash != "", Locked: u.LockedAt != nil, Disabled: u.DisabledAt != nil,
+		FailedLogins: u.FailedLogins, CreatedAt: u.CreatedAt}
+}
+
+// SetupURL is the one-time link for a setup secret; the secret rides in the
+// fragment so it never reaches a server log.
+func SetupURL(publicURL, secret string) string {
+	u, err := url.Parse(publicURL)
+	if err != nil {
+		return ""
+	}
+	u.Path, u.Fragment = "/setup", "token="+secret
+	return u.String()
+}
+
+func (s *Server) listUsers(c *gin.Context) {
+	users, err := store.ListUsers(c.Request.Context(), s.p.Store.Pool)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	out := make([]UserView, len(users))
+	for i, u := range users {
+		out[i] = viewUser(u)
+	}
+	s.auditLog(c, s.adminEvent(c, actionUserList, ""))
+	c.JSON(http.StatusOK, gin.H{"users": out})
+}
+
+func (s *Server) adminEvent(c *gin.Context, action, target string) audit.Event {
+	p := principal(c)
+	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "user",
+		ResourceID: target, Outcome: audit.Success, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+}
+
+type inviteRequest struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+}
+
+func validEmail(e string) bool {
+	e = strings.TrimSpace(e)
+	at := strings.LastIndexByte(e, '@')
+	return len(e) >= 3 && len(e) <= maxEmailLen && at > 0 && at < len(e)-1 && !strings.ContainsAny(e, " \t\r\n<>\"")
+}
+
+// inviteUser creates a provider or admin and returns their one-time setup
+// link (to set a password and enrol TOTP).
+func (s *Server) inviteUser(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req inviteRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	switch {
+	case !validEmail(req.Email):
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address."))
+		return
+	case len(req.Name) > maxNameLen:
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_name", "The name is too long."))
+		return
+	case !store.ValidRole(req.Role):
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin."))
+		return
+	}
+	var u store.User
+	var secret string
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if u, err = store.CreateUser(ctx, tx, req.Email, req.Name, req.Role); err != nil {
+			return err
+		}
+		if secret, err = store.CreateSetupLink(ctx, tx, u.ID, store.PurposeInvite, s.p.Now().Add(s.p.Auth.SetupLinkTTL)); err != nil {
+			return err
+		}
+		ev := s.adminEvent(c, actionUserCreate, string(u.ID))
+		ev.Reason = "role " + u.Role
+		return audit.AppendTx(ctx, tx, ev)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		s.abort(c, httpx.E(httpx.KindConflict, "email_taken", "A user with that email already exists."))
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"user": viewUser(u), "setup_link": SetupURL(s.p.PublicURL, secret)})
+}
+
+type roleRequest struct {
+	Role string `json:"role"`
+}
+
+// targetUser reads :user_id, refusing an admin's action on themselves where
+// it could lock every admin out.
+func (s *Server) targetUser(c *gin.Context, notSelf bool) (ids.UserID, bool) {
+	id := ids.UserID(c.Param("user_id"))
+	if !ids.Valid(string(id)) {
+		s.abort(c, errNotFound)
+		return "", false
+	}
+	if notSelf && id == principal(c).UserID {
+		s.abort(c, httpx.E(httpx.KindConflict, "self", "You cannot do this to your own account; ask another admin."))
+		return "", false
+	}
+	return id, true
+}
+
+// userChange runs change and its audit entry in one transaction.
+func (s *Server) userChange(c *gin.Context, id ids.UserID, action, reason string, change func(pgx.Tx) error) bool {
+	ctx := c.Request.Context()
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if _, err := store.UserByID(ctx, tx, id, true); err != nil {
+			return err
+		}
+		if err := change(tx); err != nil {
+			return err
+		}
+		ev := s.adminEvent(c, action, string(id))
+		ev.Reason = reason
+		return audit.AppendTx(ctx, tx, ev)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return false
+	}
+	if err != nil {
+		s.abort(c, err)
+		return false
+	}
+	return true
+}
+
+func (s *Server) changeRole(c *gin.Context) {
+	var req roleRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	if !store.ValidRole(req.Role) {
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin."))
+		return
+	}
+	id, ok := s.targetUser(c, true)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	if s.userChange(c, id, actionUserRole, "to "+req.Role, func(tx pgx.Tx) error {
+		if err := store.SetRole(ctx, tx, id, req.Role); err != nil {
+			return err
+		}
+		// A new role takes effect at the next sign-in, never mid-session.
+		_, err := store.RevokeUserSessions(ctx, tx, id, s.p.Now(), "role change")
+		return err
+	}) {
+		c.JSON(http.StatusOK, gin.H{"status": "ok"})
+	}
+}
+
+// disableUser ends every session, WebSocket and SFU participant of the
+// user at once.
+func (s *Server) disableUser(c *gin.Context) {
+	id, ok := s.targetUser(c, true)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	now := s.p.Now()
+	if !s.userChange(c, id, actionUserDisable, "", func(tx pgx.Tx) error {
+		if err := store.SetDisabled(ctx, tx, id, &now); err != nil {
+			return err
+		}
+		_, err := store.RevokeUserSessions(ctx, tx, id, now, "disabled")
+		return err
+	}) {
+		return
+	}
+	removed := 0
+	if s.p.OnUserDisabled != nil {
+		removed = s.p.OnUserDisabled(id)
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "disabled", "media_sessions_ended": removed})
+}
+
+func (s *Server) enableUser(c *gin.Context) {
+	id, ok := s.targetUser(c, false)
+	if !ok {
+		return
+	}
+	if s.userChange(c, id, actionUserEnable, "", func(tx pgx.Tx) error {
+		return store.SetDisabled(c.Request.Context(), tx, id, nil)
+	}) {
+		c.JSON(http.StatusOK, gin.H{"status": "enabled"})
+	}
+}
+
+func (s *Server) unlockUser(c *gin.Context) {
+	id, ok := s.targetUser(c, false)
+	if !ok {
+		return
+	}
+	if s.userChange(c, id, actionUserUnlock, "", func(tx pgx.Tx) error {
+		return store.Unlock(c.Request.Context(), tx, id)
+	}) {
+		c.JSON(http.StatusOK, gin.H{"status": "unlocked"})
+	}
+}
+
+// resetMFA removes the user's authenticator and recovery codes and issues a
+// link to enrol again; their sessions end.
+func (s *Server) resetMFA(c *gin.Context) {
+	id, ok := s.targetUser(c, false)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	now := s.p.Now()
+	var secret string
+	if s.userChange(c, id, actionUserResetMFA, "", func(tx pgx.Tx) error {
+		if err := store.ResetMFA(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := store.RevokeUserSessions(ctx, tx, id, now, "mfa reset"); err != nil {
+			return err
+		}
+		var err error
+		secret, err = store.CreateSetupLink(ctx, tx, id, store.PurposeResetMFA, now.Add(s.p.Auth.SetupLinkTTL))
+		return err
+	}) {
+		if s.p.OnUserDisabled != nil {
+			s.p.OnUserDisabled(id)
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret)})
+	}
+}
+
+func (s *Server) listAlerts(c *gin.Context) {
+	alerts, err := store.ListAlerts(c.Request.Context(), s.p.Store.Pool, 500)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	s.auditLog(c, s.adminEvent(c, actionAlertList, ""))
+	c.JSON(http.StatusOK, gin.H{"alerts": alerts})
+}
+
+func (s *Server) ackAlert(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("alert_id")
+	p := principal(c)
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if err := store.AcknowledgeAlert(ctx, tx, id, p.UserID, s.p.Now()); err != nil {
+			return err
+		}
+		ev := s.adminEvent(c, actionAlertAck, id)
+		ev.ResourceType = "alert"
+		return audit.AppendTx(ctx, tx, ev)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "acknowledged"})
+}
+
+func (s *Server) listBreakGlass(c *gin.Context) {
+	grants, err := store.ListBreakGlass(c.Request.Context(), s.p.Store.Pool, 500)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	s.auditLog(c, s.adminEvent(c, actionBreakGlassList, ""))
+	c.JSON(http.StatusOK, gin.H{"grants": grants})
+}
+
+func (s *Server) reviewBreakGlass(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := c.Param("grant_id")
+	p := principal(c)
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if err := store.ReviewBreakGlass(ctx, tx, id, p.UserID, s.p.Now()); err != nil {
+			return err
+		}
+		ev := s.adminEvent(c, actionBreakReview, id)
+		ev.ResourceType = "break_glass"
+		return audit.AppendTx(ctx, tx, ev)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "reviewed"})
+}

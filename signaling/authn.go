@@ -1,0 +1,227 @@
+package signaling
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/auth/csrf"
+	"github.com/openvisit/openvisit/internal/auth/session"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// SessionCookie names the session cookie; the __Host- prefix makes the
+// browser insist on Secure, Path=/ and no Domain.
+const SessionCookie = "__Host-ov_session"
+
+const principalKey = "openvisit.principal"
+
+// passiveRoutes read the session without counting as activity, so that a
+// page polling its own expiry does not keep itself signed in.
+var passiveRoutes = map[string]bool{
+	access.Key(http.MethodGet, "/api/v1/auth/session"): true,
+}
+
+// principal returns the request's authenticated caller.
+func principal(c *gin.Context) access.Principal {
+	if p, ok := c.Get(principalKey); ok {
+		return p.(access.Principal)
+	}
+	return access.Principal{Kind: access.Anonymous}
+}
+
+// authenticate resolves the session cookie into a Principal. Expired,
+// revoked or unknown sessions make the caller anonymous; an expiry is
+// recorded (revoked and audited) the first time it is seen.
+func (s *Server) authenticate(c *gin.Context) {
+	c.Set(principalKey, access.Principal{Kind: access.Anonymous})
+	if c.FullPath() == "" {
+		// Pages and unknown paths: nothing to authorize, no session lookup.
+		c.Next()
+		return
+	}
+	raw, err := c.Cookie(SessionCookie)
+	if err != nil || !session.WellFormed(raw) {
+		c.Next()
+		return
+	}
+	ctx := c.Request.Context()
+	hash := session.HashToken(raw)
+	sess, err := store.SessionByHash(ctx, s.p.Store.Pool, hash)
+	if errors.Is(err, store.ErrNotFound) {
+		c.Next()
+		return
+	}
+	if err != nil {
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
+		return
+	}
+	if sess.RevokedAt != nil || sess.UserDisabled {
+		http.SetCookie(c.Writer, session.ClearCookie(SessionCookie))
+		c.Next()
+		return
+	}
+	now := s.p.Now()
+	policy := s.staffPolicy()
+	if sess.Kind == store.SessionPatient {
+		policy = s.patientPolicy()
+	}
+	if err := policy.Check(sess.CreatedAt, sess.LastSeenAt, now); err != nil {
+		reason := "idle"
+		if errors.Is(err, session.ErrAbsoluteExpired) {
+			reason = "absolute"
+		}
+		if ended, rerr := store.RevokeSession(ctx, s.p.Store.Pool, hash, now, reason); rerr == nil && ended {
+			s.auditLog(c, audit.Event{
+				ActorID: sessionActor(sess), ActorRole: sessionRole(sess), Action: actionSessionExpire,
+				ResourceType: "session", Outcome: audit.Success, Reason: reason, VisitID: string(sess.VisitID),
+			})
+		}
+		http.SetCookie(c.Writer, session.ClearCookie(SessionCookie))
+		c.Next()
+		return
+	}
+	p := access.Principal{SessionHash: hash}
+	switch {
+	case sess.Kind == store.SessionPatient:
+		p.Kind, p.VisitID, p.ParticipantID = access.Patient, sess.VisitID, sess.ParticipantID
+	case sess.UserRole == store.RoleAdmin:
+		p.Kind, p.UserID = access.Admin, sess.UserID
+	case sess.UserRole == store.RoleProvider:
+		p.Kind, p.UserID = access.Provider, sess.UserID
+	default:
+		c.Next()
+		return
+	}
+	if p.CSRFToken, err = csrf.Token(s.p.Sealer.MACKey(), hash); err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.Set(principalKey, p)
+	c.Set(sessionKey, sess)
+	if !passiveRoutes[access.Key(c.Request.Method, c.FullPath())] {
+		if err := store.TouchSession(ctx, s.p.Store.Pool, hash, now); err != nil {
+			s.log.Warn("touch session", "err", err)
+		}
+	}
+	c.Next()
+}
+
+const sessionKey = "openvisit.session"
+
+func sessionActor(s store.Session) string {
+	if s.Kind == store.SessionPatient {
+		return string(s.ParticipantID)
+	}
+	return string(s.UserID)
+}
+
+func sessionRole(s store.Session) string {
+	if s.Kind == store.SessionPatient {
+		return string(access.Patient)
+	}
+	return s.UserRole
+}
+
+func (s *Server) staffPolicy() session.Policy {
+	return session.Policy{Idle: s.p.Auth.Idle, Absolute: s.p.Auth.Absolute}
+}
+
+func (s *Server) patientPolicy() session.Policy {
+	return session.Policy{Idle: s.p.Auth.PatientIdle, Absolute: s.p.Auth.Absolute}
+}
+
+func isSafeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// authorize enforces the policy table for the matched route: the one place
+// every route's access is decided.
+func (s *Server) authorize(c *gin.Context) {
+	if c.FullPath() == "" {
+		c.Next() // unmatched: the page handler or a 404
+		return
+	}
+	key := access.Key(c.Request.Method, c.FullPath())
+	rule, ok := s.policy[key]
+	if !ok {
+		// A route without a rule is a bug; refuse rather than guess.
+		s.abort(c, httpx.Wrap(httpx.KindInternal, "internal", "internal error", access.ErrNoRule))
+		return
+	}
+	p := principal(c)
+	if !isSafeMethod(c.Request.Method) {
+		var err error
+		if rule.NoCSRF || p.Kind == access.Anonymous {
+			err = csrf.CheckOrigin(c.Request, s.p.Origin)
+		} else {
+			err = csrf.Check(c.Request, s.p.Origin, p.CSRFToken)
+		}
+		if err != nil {
+			s.deny(c, p, "csrf", httpx.E(httpx.KindForbidden, "csrf", "This request did not come from an OpenVisit page; reload the page and try again."))
+			return
+		}
+	}
+	visit := ""
+	if rule.VisitParam != "" {
+		visit = c.Param(rule.VisitParam)
+	}
+	d, err := access.Check(c.Request.Context(), rule, p, visit, membership{s})
+	switch {
+	case err == nil:
+	case errors.Is(err, access.ErrUnauthenticated):
+		s.abort(c, httpx.E(httpx.KindUnauthenticated, "unauthenticated", "Please sign in."))
+		return
+	case errors.Is(err, access.ErrForbidden):
+		s.deny(c, p, "role", httpx.E(httpx.KindForbidden, "forbidden", "You do not have access to this."))
+		return
+	case errors.Is(err, access.ErrNotFound):
+		s.deny(c, p, "not a participant", errNotFound)
+		return
+	default:
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
+		return
+	}
+	c.Set(breakGlassKey, d.BreakGlass)
+	c.Next()
+}
+
+const breakGlassKey = "openvisit.break_glass"
+
+// viaBreakGlass reports whether this request's access rests on an
+// emergency grant; audit entries are flagged with it.
+func viaBreakGlass(c *gin.Context) bool { return c.GetBool(breakGlassKey) }
+
+var errNotFound = httpx.E(httpx.KindNotFound, "not_found", "Not found.")
+
+// deny audits a refused request, then answers it.
+func (s *Server) deny(c *gin.Context, p access.Principal, why string, e *httpx.Error) {
+	s.auditLog(c, audit.Event{
+		ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionAccessDenied,
+		ResourceType: "route", ResourceID: c.Request.Method + " " + c.FullPath(), Outcome: audit.Denied, Reason: why,
+	})
+	s.abort(c, e)
+}
+
+// membership adapts the store to access.Membership.
+type membership struct{ s *Server }
+
+func (m membership) VisitRelation(ctx context.Context, p access.Principal, visit ids.VisitID) (bool, bool, error) {
+	return store.VisitRelation(ctx, m.s.p.Store.Pool, p.UserID, visit, m.s.p.Now())
+}
+
+// auditLog appends e with the request's source. A failure is logged; for
+// reads that must be audited before access, call s.p.Audit directly and
+// refuse on error.
+func (s *Server) auditLog(c *gin.Context, e audit.Event) {
+	e.IP, e.UserAgent = c.ClientIP(), c.Request.UserAgent()
+	if err := s.p.Audit.Append(c.Request.Context(), e); err != nil {
+		s.log.Error("audit append failed", "action", e.Action, "err", err)
+	}
+}

@@ -1,0 +1,67 @@
+package signaling
+
+import "github.com/openvisit/openvisit/internal/access"
+
+type kind = access.Kind
+
+func key(method, route string) string { return access.Key(method, route) }
+
+// Roles that appear together in the table.
+var (
+	public = []kind{access.Anonymous, access.Patient, access.Provider, access.Admin}
+	staff  = []kind{access.Provider, access.Admin}
+	anyone = []kind{access.Patient, access.Provider, access.Admin} // signed in, any kind
+	admins = []kind{access.Admin}
+	provs  = []kind{access.Provider}
+)
+
+// routePolicy is every route's access decision. TestAuthorizationMatrix
+// fails when a registered route is missing here.
+func routePolicy() access.Policy {
+	return access.Policy{
+		// Operations. Metrics carry counts only, no identifiers.
+		key("GET", "/healthz"): {Allow: public},
+		key("GET", "/readyz"):  {Allow: public},
+		key("GET", "/metrics"): {Allow: public},
+		// The media WebSocket admits by join token, checked by the SFU.
+		key("GET", "/sfu/ws"): {Allow: public},
+
+		key("POST", "/api/v1/demo/redeem"): {Allow: public, NoCSRF: true},
+
+		// Sign-in and enrolment establish sessions: no CSRF token exists yet,
+		// the Origin check still applies.
+		key("POST", "/api/v1/auth/login"):      {Allow: public, NoCSRF: true},
+		key("POST", "/api/v1/setup/begin"):     {Allow: public, NoCSRF: true},
+		key("POST", "/api/v1/setup/complete"):  {Allow: public, NoCSRF: true},
+		key("GET", "/api/v1/auth/session"):     {Allow: anyone},
+		key("POST", "/api/v1/auth/keepalive"):  {Allow: anyone},
+		key("POST", "/api/v1/auth/logout"):     {Allow: anyone},
+		key("POST", "/api/v1/auth/logout-all"): {Allow: staff},
+
+		// User administration.
+		key("GET", "/api/v1/admin/users"):                         {Allow: admins},
+		key("POST", "/api/v1/admin/users"):                        {Allow: admins},
+		key("POST", "/api/v1/admin/users/:user_id/role"):          {Allow: admins},
+		key("POST", "/api/v1/admin/users/:user_id/disable"):       {Allow: admins},
+		key("POST", "/api/v1/admin/users/:user_id/enable"):        {Allow: admins},
+		key("POST", "/api/v1/admin/users/:user_id/unlock"):        {Allow: admins},
+		key("POST", "/api/v1/admin/users/:user_id/reset-mfa"):     {Allow: admins},
+		key("GET", "/api/v1/admin/alerts"):                        {Allow: admins},
+		key("POST", "/api/v1/admin/alerts/:alert_id/ack"):         {Allow: admins},
+		key("GET", "/api/v1/admin/break-glass"):                   {Allow: admins},
+		key("POST", "/api/v1/admin/break-glass/:grant_id/review"): {Allow: admins},
+
+		// Visits. Visit-scoped routes answer 404 to anyone outside the visit.
+		key("GET", "/api/v1/visits"):  {Allow: provs},
+		key("POST", "/api/v1/visits"): {Allow: provs},
+		key("GET", "/api/v1/visits/:visit_id"): {
+			Allow: anyone, VisitParam: "visit_id", AdminAnyVisit: true, BreakGlassOK: true,
+		},
+		key("POST", "/api/v1/visits/:visit_id/join"): {
+			Allow: []kind{access.Patient, access.Provider}, VisitParam: "visit_id", BreakGlassOK: true,
+		},
+		// Requesting emergency access is open to any provider; the handler
+		// checks that the visit exists and is not already theirs.
+		key("POST", "/api/v1/visits/:visit_id/break-glass"): {Allow: provs},
+	}
+}

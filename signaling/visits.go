@@ -1,0 +1,216 @@
+package signaling
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/token"
+)
+
+// visitEvent is an audit entry about visit v by the request's principal,
+// flagged when access rests on break-glass.
+func (s *Server) visitEvent(c *gin.Context, action string, v ids.VisitID) audit.Event {
+	p := principal(c)
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "visit",
+		ResourceID: string(v), VisitID: string(v), Outcome: audit.Success, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+	if viaBreakGlass(c) {
+		ev.Reason = "break-glass"
+	}
+	return ev
+}
+
+func (s *Server) listVisits(c *gin.Context) {
+	p := principal(c)
+	visits, err := store.VisitsOfProvider(c.Request.Context(), s.p.Store.Pool, p.UserID, 200)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	ev := s.visitEvent(c, actionVisitList, "")
+	if err := s.p.Audit.Append(c.Request.Context(), ev); err != nil {
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.", err))
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"visits": visits})
+}
+
+// createVisit starts an unscheduled visit owned by the calling provider on
+// this control plane's media node.
+func (s *Server) createVisit(c *gin.Context) {
+	ctx := c.Request.Context()
+	if c.Request.ContentLength > 0 {
+		var empty struct{}
+		if err := httpx.DecodeJSON(c, &empty); err != nil {
+			s.abort(c, err)
+			return
+		}
+	}
+	p := principal(c)
+	id := ids.NewVisitID()
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if err := store.CreateVisit(ctx, tx, id, p.UserID, s.p.Node, nil, nil); err != nil {
+			return err
+		}
+		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitCreate, id))
+	})
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	v, err := store.VisitByID(ctx, s.p.Store.Pool, id)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, v)
+}
+
+// getVisit shows one visit; the read is audited before the data leaves.
+func (s *Server) getVisit(c *gin.Context) {
+	ctx := c.Request.Context()
+	id := ids.VisitID(c.Param("visit_id"))
+	v, err := store.VisitByID(ctx, s.p.Store.Pool, id)
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	if err := s.p.Audit.Append(ctx, s.visitEvent(c, actionVisitView, id)); err != nil {
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.", err))
+		return
+	}
+	c.JSON(http.StatusOK, v)
+}
+
+var errVisitClosed = httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")
+
+// joinVisit mints a join token for the caller's participant in the visit.
+func (s *Server) joinVisit(c *gin.Context) {
+	ctx := c.Request.Context()
+	if s.p.Minter == nil {
+		s.abort(c, httpx.E(httpx.KindUnavailable, "no_minter", "Joining is not available on this server."))
+		return
+	}
+	p := principal(c)
+	visit := ids.VisitID(c.Param("visit_id"))
+	var grant JoinGrant
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		v, err := store.VisitByID(ctx, tx, visit)
+		if err != nil {
+			return err
+		}
+		switch v.Status {
+		case "completed", "cancelled", "no_show":
+			return errVisitClosed
+		}
+		if v.NodeID == "" {
+			return httpx.E(httpx.KindUnavailable, "no_media_node", "No media server is available for this visit right now.")
+		}
+		wsURL, err := store.NodeURL(ctx, tx, v.NodeID)
+		if err != nil {
+			return err
+		}
+		var pid ids.ParticipantID
+		var role token.Role
+		var subject string
+		switch p.Kind {
+		case access.Provider:
+			role, subject = token.RoleProvider, string(p.UserID)
+			if pid, err = store.ProviderParticipant(ctx, tx, visit, p.UserID, ids.NewParticipantID()); err != nil {
+				return err
+			}
+		case access.Patient:
+			role, subject, pid = token.RolePatient, string(p.ParticipantID), p.ParticipantID
+		default:
+			return errNotFound
+		}
+		tok, claims, err := s.p.Minter.Mint(token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: v.NodeID})
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO join_tokens (jti, visit_id, participant_id, role, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+			claims.ID, string(visit), string(pid), string(role), claims.Expiry()); err != nil {
+			return err
+		}
+		grant = JoinGrant{VisitID: visit, ParticipantID: pid, Role: role, Token: tok, WSURL: wsURL, ICEServers: []ICEServer{}}
+		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitJoin, visit))
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, grant)
+}
+
+type breakGlassRequest struct {
+	Reason string `json:"reason"`
+}
+
+// breakGlass grants a provider emergency access to a visit that is not
+// theirs, for a limited time, with a written reason; it is flagged in the
+// audit log and raised as an alert for admins to review.
+func (s *Server) breakGlass(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req breakGlassRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	reason := strings.TrimSpace(req.Reason)
+	if n := utf8.RuneCountInString(reason); n < 20 || len(reason) > 2000 {
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters)."))
+		return
+	}
+	p := principal(c)
+	visit := ids.VisitID(c.Param("visit_id"))
+	now := s.p.Now()
+	var g store.BreakGlass
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		v, err := store.VisitByID(ctx, tx, visit)
+		if err != nil {
+			return err
+		}
+		if v.ProviderID == p.UserID {
+			return httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")
+		}
+		if g, err = store.GrantBreakGlass(ctx, tx, p.UserID, visit, reason, now, s.p.Auth.BreakGlass); err != nil {
+			return err
+		}
+		// The reason text stays in break_glass (it may describe a patient);
+		// the audit entry carries the grant ID.
+		ev := s.visitEvent(c, actionBreakGlass, visit)
+		ev.ResourceType, ev.ResourceID, ev.Reason = "break_glass", g.ID, "break-glass"
+		if err := audit.AppendTx(ctx, tx, ev); err != nil {
+			return err
+		}
+		_, err = store.RaiseAlert(ctx, tx, "break_glass", "warning", string(p.UserID),
+			"emergency access grant "+g.ID+" to visit "+string(visit), now)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"grant_id": g.ID, "visit_id": visit, "expires_at": g.ExpiresAt})
+}
