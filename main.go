@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/openvisit/openvisit/internal/app"
 	"github.com/openvisit/openvisit/internal/config"
@@ -26,6 +27,7 @@ const usage = `openvisit — telemedicine video visits
 Usage:
   openvisit serve   [--config FILE] [--addr HOST:PORT] [--roles api,media,recorder] [--web-dir DIR]
   openvisit migrate [--config FILE]
+  openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
 
 Configuration comes from defaults, then the YAML file, then OPENVISIT_*
 environment variables (see README.md).
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return serve(args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(args[1:], stderr)
+	case "user":
+		return userCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -55,6 +59,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q", args[0])
 }
+
+// nowFunc is the clock of the commands (a variable for tests).
+var nowFunc = time.Now
 
 // loadConfig reads the file named by --config and the environment.
 func loadConfig(path string) (config.Config, error) {

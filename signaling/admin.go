@@ -1,7 +1,9 @@
 package signaling
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -99,20 +101,8 @@ func (s *Server) inviteUser(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin."))
 		return
 	}
-	var u store.User
-	var secret string
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if u, err = store.CreateUser(ctx, tx, req.Email, req.Name, req.Role); err != nil {
-			return err
-		}
-		if secret, err = store.CreateSetupLink(ctx, tx, u.ID, store.PurposeInvite, s.p.Now().Add(s.p.Auth.SetupLinkTTL)); err != nil {
-			return err
-		}
-		ev := s.adminEvent(c, actionUserCreate, string(u.ID))
-		ev.Reason = "role " + u.Role
-		return audit.AppendTx(ctx, tx, ev)
-	})
+	ev := s.adminEvent(c, actionUserCreate, "")
+	u, link, err := InviteUser(ctx, s.p.Store, ev, req.Email, req.Name, req.Role, s.p.Now().Add(s.p.Auth.SetupLinkTTL), s.p.PublicURL)
 	if errors.Is(err, store.ErrConflict) {
 		s.abort(c, httpx.E(httpx.KindConflict, "email_taken", "A user with that email already exists."))
 		return
@@ -121,7 +111,33 @@ func (s *Server) inviteUser(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"user": viewUser(u), "setup_link": SetupURL(s.p.PublicURL, secret)})
+	c.JSON(http.StatusCreated, gin.H{"user": u, "setup_link": link})
+}
+
+// InviteUser creates a staff user with a one-time setup link, auditing the
+// creation with ev (its actor fields) in the same transaction. The admin API
+// and the `openvisit user create` command both use it.
+func InviteUser(ctx context.Context, st *store.Store, ev audit.Event, email, name, role string, expires time.Time, publicURL string) (UserView, string, error) {
+	if !validEmail(email) || len(name) > maxNameLen || !store.ValidRole(role) {
+		return UserView{}, "", fmt.Errorf("signaling: invite: invalid email, name or role")
+	}
+	var u store.User
+	var secret string
+	err := st.Tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if u, err = store.CreateUser(ctx, tx, email, name, role); err != nil {
+			return err
+		}
+		if secret, err = store.CreateSetupLink(ctx, tx, u.ID, store.PurposeInvite, expires); err != nil {
+			return err
+		}
+		ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome, ev.Reason = actionUserCreate, "user", string(u.ID), audit.Success, "role "+u.Role
+		return audit.AppendTx(ctx, tx, ev)
+	})
+	if err != nil {
+		return UserView{}, "", err
+	}
+	return viewUser(u), SetupURL(publicURL, secret), nil
 }
 
 type roleRequest struct {

@@ -19,9 +19,9 @@ import (
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/config"
-	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/testenv"
 	"github.com/openvisit/openvisit/internal/token"
 )

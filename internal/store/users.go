@@ -107,10 +107,11 @@ func ListUsers(ctx context.Context, db DBTX) ([]User, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
 }
 
-// CountAdmins counts active admins.
+// CountAdmins counts admins who can sign in (enrolled, not disabled).
 func CountAdmins(ctx context.Context, db DBTX) (int, error) {
 	var n int
-	err := db.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL`).Scan(&n)
+	err := db.QueryRow(ctx, `SELECT count(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL
+		AND password_hash IS NOT NULL AND mfa_enrolled_at IS NOT NULL`).Scan(&n)
 	return n, err
 }
 
