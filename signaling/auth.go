@@ -502,3 +502,10 @@ func (s *Server) hashSlot() (release func()) {
 	s.hashSlots <- struct{}{}
 	return func() { <-s.hashSlots }
 }
+
+// CSRFToken returns the CSRF token of the session with the given hash (for
+// tests that build requests without a page).
+func (s *Server) CSRFToken(sessionHash []byte) string {
+	t, _ := csrfToken(s, sessionHash)
+	return t
+}
