@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -120,8 +119,8 @@ type client struct {
 func (s *server) newClient(t *testing.T) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, s: s, http: &http.Client{
-		Jar:     jar,
-		Timeout: 20 * time.Second,
+		Jar:       jar,
+		Timeout:   20 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // self-signed test certificate
 	}}
 }
@@ -254,5 +253,3 @@ func (s *server) auditCount(t *testing.T, action, outcome, reasonLike string) in
 	}
 	return n
 }
-
-var _ = strings.Contains
