@@ -15,9 +15,23 @@ var (
 	provs  = []kind{access.Provider}
 )
 
-// routePolicy is every route's access decision. TestAuthorizationMatrix
-// fails when a registered route is missing here.
+// routePolicy is every route's access decision, merged from each area's
+// table. TestAuthorizationMatrix fails when a registered route is missing.
 func routePolicy() access.Policy {
+	out := access.Policy{}
+	for _, part := range []access.Policy{corePolicy(), recordingPolicy()} {
+		for k, r := range part {
+			if _, dup := out[k]; dup {
+				panic("signaling: route " + k + " has two policy rules") // a programming error, caught by every test
+			}
+			out[k] = r
+		}
+	}
+	return out
+}
+
+// corePolicy covers operations, sign-in, user administration and visits.
+func corePolicy() access.Policy {
 	return access.Policy{
 		// Operations. Metrics carry counts only, no identifiers.
 		key("GET", "/healthz"): {Allow: public},

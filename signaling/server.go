@@ -126,6 +126,7 @@ func (s *Server) Register(r *gin.Engine) {
 	api.GET("/visits/:visit_id", s.getVisit)
 	api.POST("/visits/:visit_id/join", s.joinVisit)
 	api.POST("/visits/:visit_id/break-glass", s.breakGlass)
+	s.registerRecordings(api)
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -68,7 +68,18 @@ type matrixCase struct {
 	body func(f *fixture) any
 }
 
+// matrix merges each area's expectations.
 func matrix() map[string]matrixCase {
+	out := map[string]matrixCase{}
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix()} {
+		for k, v := range part {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func coreMatrix() map[string]matrixCase {
 	return map[string]matrixCase{
 		"GET /healthz": {want: all(200)},
 		"GET /readyz":  {want: all(200)},
