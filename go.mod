@@ -3,6 +3,7 @@ module github.com/openvisit/openvisit
 go 1.26.8
 
 require (
+	github.com/at-wat/ebml-go v0.19.4 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/bytedance/gopkg v0.1.3 // indirect
 	github.com/bytedance/sonic v1.15.0 // indirect
