@@ -230,8 +230,8 @@ func (s *Server) disableUser(c *gin.Context) {
 		return
 	}
 	removed := 0
-	if s.p.OnUserDisabled != nil {
-		removed = s.p.OnUserDisabled(id)
+	if s.p.Media != nil {
+		removed = s.p.Media.RemoveSubject(string(id))
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "disabled", "media_sessions_ended": removed})
 }
@@ -281,8 +281,8 @@ func (s *Server) resetMFA(c *gin.Context) {
 		secret, err = store.CreateSetupLink(ctx, tx, id, store.PurposeResetMFA, now.Add(s.p.Auth.SetupLinkTTL))
 		return err
 	}) {
-		if s.p.OnUserDisabled != nil {
-			s.p.OnUserDisabled(id)
+		if s.p.Media != nil {
+			s.p.Media.RemoveSubject(string(id))
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret)})
 	}

@@ -313,8 +313,8 @@ func (s *Server) logoutAll(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if s.p.OnUserDisabled != nil {
-		s.p.OnUserDisabled(p.UserID) // signing out everywhere leaves calls too
+	if s.p.Media != nil {
+		s.p.Media.RemoveSubject(string(p.UserID)) // signing out everywhere leaves calls too
 	}
 	s.auditLog(c, audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionLogoutAll,
 		ResourceType: "user", ResourceID: string(p.UserID), Outcome: audit.Success, Reason: strconv.Itoa(n) + " sessions"})

@@ -25,7 +25,8 @@ const principalKey = "openvisit.principal"
 // passiveRoutes read the session without counting as activity, so that a
 // page polling its own expiry does not keep itself signed in.
 var passiveRoutes = map[string]bool{
-	access.Key(http.MethodGet, "/api/v1/auth/session"): true,
+	access.Key(http.MethodGet, "/api/v1/auth/session"):            true,
+	access.Key(http.MethodGet, "/api/v1/visits/:visit_id/events"): true,
 }
 
 // principal returns the request's authenticated caller.
@@ -168,11 +169,14 @@ func (s *Server) authorize(c *gin.Context) {
 			return
 		}
 	}
-	visit := ""
+	visit, patient := "", ""
 	if rule.VisitParam != "" {
 		visit = c.Param(rule.VisitParam)
 	}
-	d, err := access.Check(c.Request.Context(), rule, p, visit, membership{s})
+	if rule.PatientParam != "" {
+		patient = c.Param(rule.PatientParam)
+	}
+	d, err := access.Check(c.Request.Context(), rule, p, visit, patient, membership{s})
 	switch {
 	case err == nil:
 	case errors.Is(err, access.ErrUnauthenticated):
@@ -214,6 +218,10 @@ type membership struct{ s *Server }
 
 func (m membership) VisitRelation(ctx context.Context, p access.Principal, visit ids.VisitID) (bool, bool, error) {
 	return store.VisitRelation(ctx, m.s.p.Store.Pool, p.UserID, visit, m.s.p.Now())
+}
+
+func (m membership) PatientRelation(ctx context.Context, p access.Principal, patient string) (bool, error) {
+	return store.PatientRelation(ctx, m.s.p.Store.Pool, p.UserID, patient)
 }
 
 // auditLog appends e with the request's source. A failure is logged; for

@@ -15,6 +15,12 @@ var (
 	provs  = []kind{access.Provider}
 )
 
+// Visit-scoped rules shared by several routes.
+var (
+	providerOf = access.Rule{Allow: provs, VisitParam: "visit_id", BreakGlassOK: true}
+	inVisit    = access.Rule{Allow: []kind{access.Patient, access.Provider}, VisitParam: "visit_id", BreakGlassOK: true}
+)
+
 // routePolicy is every route's access decision, merged from each area's
 // table. TestAuthorizationMatrix fails when a registered route is missing.
 func routePolicy() access.Policy {
@@ -77,5 +83,29 @@ func corePolicy() access.Policy {
 		// Requesting emergency access is open to any provider; the handler
 		// checks that the visit exists and is not already theirs.
 		key("POST", "/api/v1/visits/:visit_id/break-glass"): {Allow: provs},
+
+		// Scheduling and the waiting room: the visit's provider (or one with
+		// an emergency grant) runs it; its patient sees their own place.
+		key("POST", "/api/v1/visits/:visit_id/reschedule"):                             providerOf,
+		key("POST", "/api/v1/visits/:visit_id/cancel"):                                 providerOf,
+		key("POST", "/api/v1/visits/:visit_id/no-show"):                                providerOf,
+		key("POST", "/api/v1/visits/:visit_id/end"):                                    providerOf,
+		key("POST", "/api/v1/visits/:visit_id/invite"):                                 providerOf,
+		key("POST", "/api/v1/visits/:visit_id/invite/revoke"):                          providerOf,
+		key("POST", "/api/v1/visits/:visit_id/participants/:participant_id/admit"):     providerOf,
+		key("POST", "/api/v1/visits/:visit_id/participants/:participant_id/turn-away"): providerOf,
+		key("POST", "/api/v1/visits/:visit_id/participants/:participant_id/remove"):    providerOf,
+		key("GET", "/api/v1/visits/:visit_id/state"):                                   inVisit,
+		key("GET", "/api/v1/visits/:visit_id/events"):                                  inVisit,
+		key("POST", "/api/v1/visits/:visit_id/leave"):                                  inVisit,
+		// The patient's way in: the invite secret and date of birth are the
+		// credential. The Origin check applies; no session exists yet.
+		key("POST", "/api/v1/invites/redeem"): {Allow: public, NoCSRF: true},
+
+		// Patient records: their creator, or a provider with a visit with
+		// them; admins (for breach reports) with an audit entry.
+		key("POST", "/api/v1/patients"):            {Allow: provs},
+		key("GET", "/api/v1/patients"):             {Allow: provs},
+		key("GET", "/api/v1/patients/:patient_id"): {Allow: []kind{access.Provider, access.Admin}, PatientParam: "patient_id", AdminAnyVisit: true},
 	}
 }

@@ -34,10 +34,12 @@ type Params struct {
 	Auth   config.Auth
 	// Origin is the https origin state-changing requests must come from.
 	Origin string
-	// OnUserDisabled ends a user's live media (the SFU's RemoveSubject);
-	// nil when this process runs no media node.
-	OnUserDisabled func(ids.UserID) int
-	Minter         *token.Minter // nil when this process does not run the api role
+	// Media ends live media (a disabled user, a removed patient, an ended
+	// visit); nil when this process runs no media node.
+	Media Media
+	// Mailer sends invites by email; nil when no SMTP server is configured.
+	Mailer Mailer
+	Minter *token.Minter // nil when this process does not run the api role
 	// Node is the media node new visits are placed on (until the node
 	// registry places them by load).
 	Node      ids.NodeID
@@ -62,6 +64,14 @@ type Server struct {
 	ipLimiter       *throttle.Limiter
 	unknownAccounts *throttleMemory
 	hashSlots       chan struct{}
+	events          *hub
+}
+
+// Media is what the control plane asks of the media node in its process.
+type Media interface {
+	RemoveParticipant(v ids.VisitID, p ids.ParticipantID) bool
+	RemoveSubject(subject string) int
+	CloseRoom(v ids.VisitID) int
 }
 
 // New returns a Server.
@@ -80,6 +90,7 @@ func New(p Params) *Server {
 		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
 		unknownAccounts: newThrottleMemory(100_000),
 		hashSlots:       make(chan struct{}, 4),
+		events:          newHub(),
 	}
 }
 
@@ -126,6 +137,22 @@ func (s *Server) Register(r *gin.Engine) {
 	api.GET("/visits/:visit_id", s.getVisit)
 	api.POST("/visits/:visit_id/join", s.joinVisit)
 	api.POST("/visits/:visit_id/break-glass", s.breakGlass)
+	api.POST("/visits/:visit_id/reschedule", s.rescheduleVisit)
+	api.POST("/visits/:visit_id/cancel", s.cancelVisit)
+	api.POST("/visits/:visit_id/no-show", s.noShowVisit)
+	api.POST("/visits/:visit_id/end", s.endVisit)
+	api.POST("/visits/:visit_id/leave", s.leaveVisit)
+	api.POST("/visits/:visit_id/invite", s.createInvite)
+	api.POST("/visits/:visit_id/invite/revoke", s.revokeInvite)
+	api.GET("/visits/:visit_id/state", s.visitState)
+	api.GET("/visits/:visit_id/events", s.visitEvents)
+	api.POST("/visits/:visit_id/participants/:participant_id/admit", s.admitParticipant)
+	api.POST("/visits/:visit_id/participants/:participant_id/turn-away", s.turnAwayParticipant)
+	api.POST("/visits/:visit_id/participants/:participant_id/remove", s.removeParticipant)
+	api.POST("/invites/redeem", s.redeemInvite)
+	api.POST("/patients", s.createPatient)
+	api.GET("/patients", s.findPatients)
+	api.GET("/patients/:patient_id", s.getPatient)
 	s.registerRecordings(api)
 }
 

@@ -29,52 +29,6 @@ func (s *Server) visitEvent(c *gin.Context, action string, v ids.VisitID) audit.
 	return ev
 }
 
-func (s *Server) listVisits(c *gin.Context) {
-	p := principal(c)
-	visits, err := store.VisitsOfProvider(c.Request.Context(), s.p.Store.Pool, p.UserID, 200)
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	ev := s.visitEvent(c, actionVisitList, "")
-	if err := s.p.Audit.Append(c.Request.Context(), ev); err != nil {
-		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.", err))
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"visits": visits})
-}
-
-// createVisit starts an unscheduled visit owned by the calling provider on
-// this control plane's media node.
-func (s *Server) createVisit(c *gin.Context) {
-	ctx := c.Request.Context()
-	if c.Request.ContentLength > 0 {
-		var empty struct{}
-		if err := httpx.DecodeJSON(c, &empty); err != nil {
-			s.abort(c, err)
-			return
-		}
-	}
-	p := principal(c)
-	id := ids.NewVisitID()
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.CreateVisit(ctx, tx, id, p.UserID, s.p.Node, nil, nil); err != nil {
-			return err
-		}
-		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitCreate, id))
-	})
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	v, err := store.VisitByID(ctx, s.p.Store.Pool, id)
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	c.JSON(http.StatusCreated, v)
-}
-
 // getVisit shows one visit; the read is audited before the data leaves.
 func (s *Server) getVisit(c *gin.Context) {
 	ctx := c.Request.Context()
@@ -112,8 +66,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 		if err != nil {
 			return err
 		}
-		switch v.Status {
-		case "completed", "cancelled", "no_show":
+		if store.Closed(v.Status) {
 			return errVisitClosed
 		}
 		if v.NodeID == "" {
@@ -133,6 +86,14 @@ func (s *Server) joinVisit(c *gin.Context) {
 				return err
 			}
 		case access.Patient:
+			// A patient reaches media only once admitted from the waiting room.
+			pt, err := store.ParticipantByID(ctx, tx, visit, p.ParticipantID)
+			if err != nil {
+				return err
+			}
+			if pt.State != "admitted" {
+				return httpx.E(httpx.KindConflict, "not_admitted", "Please wait: your provider will admit you.")
+			}
 			role, subject, pid = token.RolePatient, string(p.ParticipantID), p.ParticipantID
 		default:
 			return errNotFound
@@ -143,6 +104,9 @@ func (s *Server) joinVisit(c *gin.Context) {
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO join_tokens (jti, visit_id, participant_id, role, expires_at) VALUES ($1, $2, $3, $4, $5)`,
 			claims.ID, string(visit), string(pid), string(role), claims.Expiry()); err != nil {
+			return err
+		}
+		if err := store.MarkJoined(ctx, tx, pid, s.p.Now()); err != nil {
 			return err
 		}
 		grant = JoinGrant{VisitID: visit, ParticipantID: pid, Role: role, Token: tok, WSURL: wsURL, ICEServers: []ICEServer{}}

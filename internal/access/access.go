@@ -61,6 +61,10 @@ type Rule struct {
 	AdminAnyVisit bool
 	// BreakGlassOK lets an active break-glass grant count as membership.
 	BreakGlassOK bool
+	// PatientParam names the route parameter holding a patient ID. When
+	// set, a provider must have created the patient or have a visit with
+	// them (admins pass when AdminAnyVisit is set); anyone else gets 404.
+	PatientParam string
 	// NoCSRF exempts a state-changing route from the CSRF token (only for
 	// routes that establish a session, where there is none yet; the Origin
 	// check still applies).
@@ -91,6 +95,8 @@ type Membership interface {
 	// visit or its patient), breakGlass (an active emergency grant), or
 	// neither. A visit that does not exist is neither.
 	VisitRelation(ctx context.Context, p Principal, visit ids.VisitID) (member, breakGlass bool, err error)
+	// PatientRelation reports whether a provider may see a patient record.
+	PatientRelation(ctx context.Context, p Principal, patient string) (bool, error)
 }
 
 // Decision is the outcome of Check, with what the audit log needs.
@@ -98,14 +104,31 @@ type Decision struct {
 	BreakGlass bool // access rests on an emergency grant: flag it
 }
 
-// Check decides one request. visit is the value of the rule's VisitParam
-// ("" when the rule has none).
-func Check(ctx context.Context, rule Rule, p Principal, visit string, m Membership) (Decision, error) {
+// Check decides one request. visit and patient are the values of the
+// rule's VisitParam and PatientParam ("" when the rule has none).
+func Check(ctx context.Context, rule Rule, p Principal, visit, patient string, m Membership) (Decision, error) {
 	if !rule.Permits(p.Kind) {
 		if p.Kind == Anonymous {
 			return Decision{}, ErrUnauthenticated
 		}
 		return Decision{}, ErrForbidden
+	}
+	if rule.PatientParam != "" {
+		if !ids.Valid(patient) {
+			return Decision{}, ErrNotFound
+		}
+		if !(p.Kind == Admin && rule.AdminAnyVisit) {
+			if p.Kind != Provider {
+				return Decision{}, ErrNotFound
+			}
+			ok, err := m.PatientRelation(ctx, p, patient)
+			if err != nil {
+				return Decision{}, fmt.Errorf("access: patient relation: %w", err)
+			}
+			if !ok {
+				return Decision{}, ErrNotFound
+			}
+		}
 	}
 	if rule.VisitParam == "" {
 		return Decision{}, nil

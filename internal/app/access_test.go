@@ -56,7 +56,13 @@ func with(base expect, over expect) expect {
 	return e
 }
 
+func empty(*fixture) any { return struct{}{} }
+
 var (
+	// visitProv: routes the visit's provider runs.
+	visitProv = expect{anon: 401, patient: 403, otherPatient: 403, provA: 200, provB: 404, admin: 403}
+	// inVisit: routes for the visit's provider and its patient.
+	inVisit   = expect{anon: 401, patient: 200, otherPatient: 404, provA: 200, provB: 404, admin: 403}
 	signedIn  = expect{anon: 401, patient: 200, otherPatient: 200, provA: 200, provB: 200, admin: 200}
 	adminOnly = expect{anon: 401, patient: 403, otherPatient: 403, provA: 403, provB: 403, admin: 200}
 	provOnly  = expect{anon: 401, patient: 403, otherPatient: 403, provA: 200, provB: 200, admin: 403}
@@ -66,6 +72,9 @@ var (
 type matrixCase struct {
 	want expect
 	body func(f *fixture) any
+	// stream: the route answers with an endless event stream; only the
+	// status of its headers is checked.
+	stream bool
 }
 
 // matrix merges each area's expectations.
@@ -120,6 +129,34 @@ func coreMatrix() map[string]matrixCase {
 		"GET /api/v1/visits/:visit_id": {want: expect{anon: 401, patient: 200, otherPatient: 404, provA: 200, provB: 404, admin: 200}},
 		"POST /api/v1/visits/:visit_id/join": {want: expect{anon: 401, patient: 200, otherPatient: 404, provA: 200, provB: 404, admin: 403},
 			body: func(*fixture) any { return struct{}{} }},
+		// Scheduling and the waiting room. The fixture visit is unscheduled
+		// (so reschedule and no-show conflict) with an admitted patient.
+		"POST /api/v1/visits/:visit_id/reschedule": {want: with(visitProv, expect{provA: 409}), body: func(f *fixture) any {
+			return map[string]any{"start": time.Now().Add(48 * time.Hour).Format(time.RFC3339), "duration_minutes": 30}
+		}},
+		"POST /api/v1/visits/:visit_id/cancel":        {want: visitProv, body: empty},
+		"POST /api/v1/visits/:visit_id/no-show":       {want: with(visitProv, expect{provA: 409}), body: empty},
+		"POST /api/v1/visits/:visit_id/end":           {want: visitProv, body: empty},
+		"POST /api/v1/visits/:visit_id/invite":        {want: with(visitProv, expect{provA: 201}), body: empty},
+		"POST /api/v1/visits/:visit_id/invite/revoke": {want: visitProv, body: empty},
+		// The fixture patient is already admitted: admitting or turning
+		// away conflicts; removing works.
+		"POST /api/v1/visits/:visit_id/participants/:participant_id/admit":     {want: with(visitProv, expect{provA: 409}), body: empty},
+		"POST /api/v1/visits/:visit_id/participants/:participant_id/turn-away": {want: with(visitProv, expect{provA: 409}), body: empty},
+		"POST /api/v1/visits/:visit_id/participants/:participant_id/remove":    {want: visitProv, body: empty},
+		"GET /api/v1/visits/:visit_id/state":                                   {want: inVisit},
+		"GET /api/v1/visits/:visit_id/events":                                  {want: inVisit, stream: true},
+		"POST /api/v1/visits/:visit_id/leave":                                  {want: inVisit, body: empty},
+		"POST /api/v1/invites/redeem": {want: all(404), body: func(*fixture) any {
+			return map[string]string{"invite": "not-an-invite", "date_of_birth": "1990-01-01"}
+		}},
+		"POST /api/v1/patients": {want: with(provOnly, expect{provA: 201, provB: 201}), body: func(*fixture) any {
+			return map[string]string{"name": "New Patient", "date_of_birth": "1990-01-01", "state": "NY"}
+		}},
+		"GET /api/v1/patients": {want: provOnly},
+		// Provider A created the fixture patient; B has no relation to them.
+		"GET /api/v1/patients/:patient_id": {want: expect{anon: 401, patient: 403, otherPatient: 403, provA: 200, provB: 404, admin: 200}},
+
 		// Any provider may ask for emergency access; for their own visit it
 		// is not needed (409).
 		"POST /api/v1/visits/:visit_id/break-glass": {
@@ -138,6 +175,8 @@ type fixture struct {
 	visit, otherVisit ids.VisitID
 	target            ids.UserID // a user the admin routes act on
 	alert, grant      string
+	patientRecord     string            // a patient created by provider A
+	participant       ids.ParticipantID // the visit's admitted patient
 	sessions          map[string]string // principal → session cookie value
 }
 
@@ -158,14 +197,14 @@ func (s *server) insertSession(t *testing.T, sess store.NewSession) string {
 	return plain
 }
 
-func (s *server) patientIn(t *testing.T, v ids.VisitID) string {
+func (s *server) patientIn(t *testing.T, v ids.VisitID) (string, ids.ParticipantID) {
 	t.Helper()
 	pid := ids.NewParticipantID()
 	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, 'patient', 'invite')`,
 		string(pid), string(v)); err != nil {
 		t.Fatal(err)
 	}
-	return s.insertSession(t, store.NewSession{Kind: store.SessionPatient, VisitID: v, ParticipantID: pid})
+	return s.insertSession(t, store.NewSession{Kind: store.SessionPatient, VisitID: v, ParticipantID: pid}), pid
 }
 
 func (s *server) newVisit(t *testing.T, provider ids.UserID) ids.VisitID {
@@ -196,8 +235,13 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 		t.Fatal(err)
 	}
 	f.grant = g.ID
-	f.sessions[patient] = s.patientIn(t, f.visit)
-	f.sessions[otherPatient] = s.patientIn(t, f.otherVisit)
+	f.sessions[patient], f.participant = s.patientIn(t, f.visit)
+	f.sessions[otherPatient], _ = s.patientIn(t, f.otherVisit)
+	rec, err := store.CreatePatient(ctx, s.Pool, store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.patientRecord = rec.ID
 	for name, u := range map[string]staff{provA: p.a, provB: p.b, admin: p.admin} {
 		f.sessions[name] = s.insertSession(t, store.NewSession{Kind: store.SessionStaff, UserID: u.ID})
 	}
@@ -205,9 +249,10 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 }
 
 // request sends one matrix request as principal.
-func (s *server) request(t *testing.T, method, path string, body any, cookie string, sealerCSRF func([]byte) string) response {
+func (s *server) request(t *testing.T, method, path string, body any, cookie string, sealerCSRF func([]byte) string, stream bool) response {
 	t.Helper()
 	c := s.newClient(t)
+	c.headersOnly = stream
 	if cookie != "" {
 		c.http.Jar = nil
 		c.csrf = sealerCSRF(session.HashToken(cookie))
@@ -269,12 +314,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Run(route+"/"+who, func(t *testing.T) {
 				f := s.newFixture(t, p)
 				path := strings.NewReplacer(":visit_id", string(f.visit), ":user_id", string(f.target),
-					":alert_id", f.alert, ":grant_id", f.grant).Replace(pattern)
+					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
+					":participant_id", string(f.participant)).Replace(pattern)
 				var body any
 				if tc.body != nil {
 					body = tc.body(f)
 				}
-				r := s.request(t, method, path, body, f.sessions[who], csrfFor)
+				r := s.request(t, method, path, body, f.sessions[who], csrfFor, tc.stream)
 				if r.Status != tc.want[who] {
 					t.Errorf("%s %s as %s = %d %s, want %d", method, pattern, who, r.Status, r.Body, tc.want[who])
 				}

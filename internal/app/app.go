@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -52,11 +53,14 @@ type Options struct {
 // App is one running OpenVisit process. Lifecycle: New → Serve → Shutdown;
 // an App that was shut down cannot serve again.
 type App struct {
-	cfg       config.Config
-	log       *slog.Logger
-	pool      *pgxpool.Pool
-	media     *sfu.SFU
-	sig       *signaling.Server
+	cfg   config.Config
+	log   *slog.Logger
+	pool  *pgxpool.Pool
+	media *sfu.SFU
+	sig   *signaling.Server
+	// stopRun ends the background loops; running waits for them.
+	stopRun   func()
+	running   sync.WaitGroup
 	handler   http.Handler
 	srv       *http.Server
 	tlsConfig *tls.Config
@@ -165,30 +169,42 @@ func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error
 	if err != nil {
 		return nil, err
 	}
-	var onDisabled func(ids.UserID) int
+	var media signaling.Media
 	if a.media != nil {
-		media := a.media
-		onDisabled = func(u ids.UserID) int { return media.RemoveSubject(string(u)) }
+		media = a.media
+	}
+	var mailer signaling.Mailer
+	if cfg.SMTP.Host != "" {
+		mailer = signaling.SMTPMailer{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
+			Password: cfg.SMTP.Password, From: cfg.SMTP.From}
 	}
 
 	sig := signaling.New(signaling.Params{
-		Pool:           a.pool,
-		Store:          store.New(a.pool),
-		Audit:          audit.New(a.pool),
-		Sealer:         sealer,
-		Auth:           cfg.Auth,
-		Origin:         cfg.Origin(),
-		OnUserDisabled: onDisabled,
-		Minter:         minter,
-		Node:           node,
-		PublicURL:      cfg.PublicURL,
-		Demo:           cfg.Demo,
-		Logger:         log,
-		Gatherer:       reg,
-		Now:            opt.Now,
+		Pool:      a.pool,
+		Store:     store.New(a.pool),
+		Audit:     audit.New(a.pool),
+		Sealer:    sealer,
+		Auth:      cfg.Auth,
+		Origin:    cfg.Origin(),
+		Media:     media,
+		Mailer:    mailer,
+		Minter:    minter,
+		Node:      node,
+		PublicURL: cfg.PublicURL,
+		Demo:      cfg.Demo,
+		Logger:    log,
+		Gatherer:  reg,
+		Now:       opt.Now,
 	})
 	a.sig = sig
 	a.handler = a.router(sig, opt.WebDir)
+	runCtx, stop := context.WithCancel(context.Background())
+	a.stopRun = stop
+	a.running.Add(1)
+	go func() {
+		defer a.running.Done()
+		sig.Run(runCtx) // visit change notices for the waiting room
+	}()
 
 	if cfg.Demo {
 		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {
@@ -305,6 +321,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 }
 
 func (a *App) close() {
+	if a.stopRun != nil {
+		a.stopRun()
+		a.running.Wait()
+		a.stopRun = nil
+	}
 	if a.media != nil {
 		if err := a.media.Close(); err != nil {
 			a.log.Warn("sfu close", "err", err)

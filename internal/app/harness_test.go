@@ -114,6 +114,9 @@ type client struct {
 	s    *server
 	http *http.Client
 	csrf string
+	// headersOnly returns once the response headers arrive (for event
+	// streams that never end).
+	headersOnly bool
 }
 
 func (s *server) newClient(t *testing.T) *client {
@@ -172,6 +175,9 @@ func (c *client) do(method, path string, body any) response {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
+	if c.headersOnly && resp.StatusCode == http.StatusOK {
+		return response{Status: resp.StatusCode, Header: resp.Header}
+	}
 	b, _ := io.ReadAll(resp.Body)
 	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
 }

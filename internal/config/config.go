@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -45,14 +46,16 @@ type Config struct {
 	// in development, the token signing key.
 	DataDir string `yaml:"data_dir"`
 
-	TLS      TLS      `yaml:"tls"`
-	Database Database `yaml:"database"`
-	S3       S3       `yaml:"s3"`
-	Token    Token    `yaml:"token"`
-	Auth     Auth     `yaml:"auth"`
-	SFU      SFU      `yaml:"sfu"`
-	Log      Log      `yaml:"log"`
-	HTTP     HTTP     `yaml:"http"`
+	TLS       TLS       `yaml:"tls"`
+	Database  Database  `yaml:"database"`
+	S3        S3        `yaml:"s3"`
+	Token     Token     `yaml:"token"`
+	Auth      Auth      `yaml:"auth"`
+	SMTP      SMTP      `yaml:"smtp"`
+	SFU       SFU       `yaml:"sfu"`
+	Recording Recording `yaml:"recording"`
+	Log       Log       `yaml:"log"`
+	HTTP      HTTP      `yaml:"http"`
 }
 
 // TLS configures the HTTPS listener. Without files, a self-signed
@@ -106,6 +109,16 @@ type Auth struct {
 	SetupLinkTTL time.Duration `yaml:"setup_link_ttl"`
 }
 
+// SMTP configures invite emails (optional: without a host, providers send
+// links themselves).
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password" secret:"true"`
+	From     string `yaml:"from"`
+}
+
 // SFU configures the media role.
 type SFU struct {
 	NodeID string `yaml:"node_id"`
@@ -113,6 +126,29 @@ type SFU struct {
 	UDPAddr string `yaml:"udp_addr"`
 	// PublicIPs are advertised as host candidates behind 1:1 NAT.
 	PublicIPs []string `yaml:"public_ips"`
+}
+
+// Recording configures the recorder role, retention and the recording keyring.
+type Recording struct {
+	// KeyringFile holds the key-encryption keys (JSON, mode 0600); empty
+	// means data_dir/recording-keyring.json. Production: a secret mount.
+	KeyringFile string `yaml:"keyring_file"`
+	// Retention is how long a recording is kept before the deletion job
+	// destroys its key and objects (unless on legal hold).
+	Retention time.Duration `yaml:"retention"`
+	// RetentionInterval is how often the deletion job runs.
+	RetentionInterval time.Duration `yaml:"retention_interval"`
+	// SpoolDir holds ciphertext parts waiting for object storage; empty
+	// means data_dir/recording-spool. SpoolMaxBytes bounds it.
+	SpoolDir      string `yaml:"spool_dir"`
+	SpoolMaxBytes int64  `yaml:"spool_max_bytes"`
+	// ChunkDuration rotates a recording to a new encrypted object (at the
+	// next keyframe) so that a crash loses at most one chunk.
+	ChunkDuration time.Duration `yaml:"chunk_duration"`
+	// PartSize is the multipart upload part size (S3 minimum 5 MiB).
+	PartSize int64 `yaml:"part_size"`
+	// SegmentSize is the streaming AEAD ciphertext segment size.
+	SegmentSize int `yaml:"segment_size"`
 }
 
 // Log configures logging.
@@ -139,11 +175,16 @@ func Default() Config {
 		Database:    Database{MaxConns: 10},
 		S3:          S3{Region: "us-east-1", Bucket: "openvisit-recordings"},
 		Token:       Token{TTL: 2 * time.Minute},
+		SMTP:        SMTP{Port: 587},
 		Auth: Auth{
 			Idle: 15 * time.Minute, PatientIdle: 30 * time.Minute, Absolute: 12 * time.Hour,
 			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour,
 		},
 		SFU: SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
+		Recording: Recording{
+			Retention: 6 * 365 * 24 * time.Hour, RetentionInterval: time.Hour,
+			SpoolMaxBytes: 1 << 30, ChunkDuration: 5 * time.Minute, PartSize: 8 << 20, SegmentSize: 1 << 20,
+		},
 		Log: Log{Level: "info", Format: "json"},
 		HTTP: HTTP{
 			MaxBodyBytes:      1 << 20,
@@ -246,6 +287,9 @@ func (c Config) Validate() error {
 	if c.Auth.SetupLinkTTL < time.Minute || c.Auth.SetupLinkTTL > 30*24*time.Hour {
 		bad("auth.setup_link_ttl: between 1m and 30 days")
 	}
+	if c.SMTP.Host != "" && (c.SMTP.Port < 1 || c.SMTP.Port > 65535 || !strings.Contains(c.SMTP.From, "@")) {
+		bad("smtp: port 1..65535 and a from address are required with a host")
+	}
 	if c.Has(RoleMedia) {
 		if c.SFU.NodeID == "" || len(c.SFU.NodeID) > 64 {
 			bad("sfu.node_id: 1..64 characters")
@@ -258,6 +302,27 @@ func (c Config) Validate() error {
 				bad("sfu.public_ips: %q is not an IP address", ip)
 			}
 		}
+	}
+	if c.Has(RoleRecorder) && c.Environment == Production && (c.S3.Endpoint == "" || c.S3.Bucket == "") {
+		bad("s3.endpoint, s3.bucket: required by the recorder role in production")
+	}
+	if r := c.Recording; r.Retention < time.Hour || r.Retention > 100*365*24*time.Hour {
+		bad("recording.retention: between 1h and 100 years")
+	}
+	if r := c.Recording; r.RetentionInterval < time.Second || r.RetentionInterval > 24*time.Hour {
+		bad("recording.retention_interval: between 1s and 24h")
+	}
+	if r := c.Recording; r.PartSize < 5<<20 || r.PartSize > 512<<20 {
+		bad("recording.part_size: 5 MiB..512 MiB")
+	}
+	if r := c.Recording; r.SpoolMaxBytes < 2*r.PartSize {
+		bad("recording.spool_max_bytes: at least two parts")
+	}
+	if r := c.Recording; r.ChunkDuration < 10*time.Second || r.ChunkDuration > 24*time.Hour {
+		bad("recording.chunk_duration: between 10s and 24h")
+	}
+	if r := c.Recording; r.SegmentSize < 4096 || r.SegmentSize > 64<<20 {
+		bad("recording.segment_size: 4 KiB..64 MiB")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -288,6 +353,9 @@ func (c Config) Redacted() Config {
 	}
 	if r.S3.SecretKey != "" {
 		r.S3.SecretKey = "REDACTED"
+	}
+	if r.SMTP.Password != "" {
+		r.SMTP.Password = "REDACTED"
 	}
 	return r
 }

@@ -80,6 +80,13 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 }
 
 func apply(ctx context.Context, pool *pgxpool.Pool, ms []Migration) (int, error) {
+	// An up-to-date database needs no DDL at all, so that `serve` can run
+	// as the application role, which may not create tables.
+	if current, err := upToDate(ctx, pool, len(ms)); err != nil {
+		return 0, err
+	} else if current {
+		return 0, nil
+	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("db: migrate: %w", err)
@@ -130,4 +137,23 @@ func apply(ctx context.Context, pool *pgxpool.Pool, ms []Migration) (int, error)
 		n++
 	}
 	return n, nil
+}
+
+// upToDate reports whether every migration up to n is recorded.
+func upToDate(ctx context.Context, pool *pgxpool.Pool, n int) (bool, error) {
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return false, fmt.Errorf("db: migrate: %w", err)
+	}
+	if !exists {
+		return false, nil
+	}
+	var count, max int
+	if err := pool.QueryRow(ctx, "SELECT count(*), COALESCE(max(version), 0) FROM schema_migrations").Scan(&count, &max); err != nil {
+		return false, fmt.Errorf("db: migrate: read applied: %w", err)
+	}
+	if max > n {
+		return false, fmt.Errorf("db: migrate: database is at version %d, newer than this binary (%d)", max, n)
+	}
+	return count == n && max == n, nil
 }

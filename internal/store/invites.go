@@ -1,0 +1,76 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/openvisit/openvisit/internal/ids"
+)
+
+// Invite is a visit's one-time link (its secret is never stored).
+type Invite struct {
+	ID          string
+	VisitID     ids.VisitID
+	RevokedAt   *time.Time
+	UsedAt      *time.Time
+	DOBFailures int
+	LockedAt    *time.Time
+}
+
+// CreateInvite revokes the visit's earlier invites and makes a new one,
+// returning its secret (256 bits, base64url).
+func CreateInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) (Invite, string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
+	}
+	secret := base64.RawURLEncoding.EncodeToString(b[:])
+	if _, err := db.Exec(ctx, `UPDATE visit_invites SET revoked_at = $2 WHERE visit_id = $1 AND revoked_at IS NULL`, string(visit), now); err != nil {
+		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
+	}
+	inv := Invite{ID: uuid.NewString(), VisitID: visit}
+	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at) VALUES ($1, $2, $3, $4)`,
+		inv.ID, hashSecret(secret), string(visit), now); err != nil {
+		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
+	}
+	return inv, secret, nil
+}
+
+// RevokeInvites revokes every live invite of a visit.
+func RevokeInvites(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) (int, error) {
+	tag, err := db.Exec(ctx, `UPDATE visit_invites SET revoked_at = $2 WHERE visit_id = $1 AND revoked_at IS NULL`, string(visit), now)
+	if err != nil {
+		return 0, fmt.Errorf("store: revoke invites: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// InviteBySecret finds an invite by its secret, locking the row.
+func InviteBySecret(ctx context.Context, db DBTX, secret string) (Invite, error) {
+	var inv Invite
+	var vid string
+	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, revoked_at, used_at, dob_failures, locked_at
+		FROM visit_invites WHERE secret_hash = $1 FOR UPDATE`, hashSecret(secret)).
+		Scan(&inv.ID, &vid, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt)
+	inv.VisitID = ids.VisitID(vid)
+	return inv, notFound(err)
+}
+
+// InviteDOBFailure counts a wrong date of birth, locking at lockAt.
+func InviteDOBFailure(ctx context.Context, db DBTX, id string, now time.Time, lockAt int) (locked bool, err error) {
+	err = db.QueryRow(ctx, `UPDATE visit_invites SET dob_failures = dob_failures + 1,
+		locked_at = CASE WHEN dob_failures + 1 >= $3 THEN COALESCE(locked_at, $2) ELSE locked_at END
+		WHERE id = $1 RETURNING locked_at IS NOT NULL`, id, now, lockAt).Scan(&locked)
+	return locked, err
+}
+
+// UseInvite marks an invite used (bound to the first browser).
+func UseInvite(ctx context.Context, db DBTX, id string, now time.Time) error {
+	_, err := db.Exec(ctx, `UPDATE visit_invites SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, id, now)
+	return err
+}

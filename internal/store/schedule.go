@@ -1,0 +1,213 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/ids"
+)
+
+// Visit statuses.
+const (
+	StatusScheduled  = "scheduled"
+	StatusWaiting    = "waiting"
+	StatusInProgress = "in_progress"
+	StatusCompleted  = "completed"
+	StatusCancelled  = "cancelled"
+	StatusNoShow     = "no_show"
+)
+
+// Closed reports whether a visit in status can no longer be joined.
+func Closed(status string) bool {
+	return status == StatusCompleted || status == StatusCancelled || status == StatusNoShow
+}
+
+// ScheduledVisit is a visit with its patient and timestamps, as the
+// provider's schedule shows it.
+type ScheduledVisit struct {
+	Visit
+	PatientID   string     `json:"patient_id,omitempty"`
+	PatientName string     `json:"patient_name,omitempty"`
+	Reason      string     `json:"reason"`
+	WaitingAt   *time.Time `json:"waiting_at,omitempty"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	EndedAt     *time.Time `json:"ended_at,omitempty"`
+	CancelledAt *time.Time `json:"cancelled_at,omitempty"`
+	NoShowAt    *time.Time `json:"no_show_at,omitempty"`
+}
+
+const scheduledColumns = `v.id::text, v.status, COALESCE(v.provider_id::text, ''), v.scheduled_start, v.scheduled_end,
+	COALESCE(v.sfu_node_id, ''), v.created_at, COALESCE(v.patient_id::text, ''), COALESCE(p.name, ''), v.reason,
+	v.waiting_at, v.started_at, v.ended_at, v.cancelled_at, v.no_show_at`
+
+func scanScheduled(r pgx.Row) (ScheduledVisit, error) {
+	var v ScheduledVisit
+	var id, prov, node string
+	err := r.Scan(&id, &v.Status, &prov, &v.ScheduledStart, &v.ScheduledEnd, &node, &v.CreatedAt, &v.PatientID, &v.PatientName,
+		&v.Reason, &v.WaitingAt, &v.StartedAt, &v.EndedAt, &v.CancelledAt, &v.NoShowAt)
+	v.ID, v.ProviderID, v.NodeID = ids.VisitID(id), ids.UserID(prov), ids.NodeID(node)
+	return v, notFound(err)
+}
+
+// ScheduledVisitByID returns a visit with its patient's name.
+func ScheduledVisitByID(ctx context.Context, db DBTX, id ids.VisitID, forUpdate bool) (ScheduledVisit, error) {
+	if !ids.Valid(string(id)) {
+		return ScheduledVisit{}, ErrNotFound
+	}
+	q := `SELECT ` + scheduledColumns + ` FROM visits v LEFT JOIN patients p ON p.id = v.patient_id WHERE v.id = $1`
+	if forUpdate {
+		q += ` FOR UPDATE OF v`
+	}
+	return scanScheduled(db.QueryRow(ctx, q, string(id)))
+}
+
+// ProviderSchedule lists a provider's visits starting in [from, to), plus
+// unscheduled ones created in that range, by start.
+func ProviderSchedule(ctx context.Context, db DBTX, provider ids.UserID, from, to time.Time) ([]ScheduledVisit, error) {
+	rows, err := db.Query(ctx, `SELECT `+scheduledColumns+` FROM visits v LEFT JOIN patients p ON p.id = v.patient_id
+		WHERE v.provider_id = $1 AND COALESCE(v.scheduled_start, v.created_at) >= $2 AND COALESCE(v.scheduled_start, v.created_at) < $3
+		ORDER BY COALESCE(v.scheduled_start, v.created_at), v.id LIMIT 1000`, string(provider), from, to)
+	if err != nil {
+		return nil, fmt.Errorf("store: schedule: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScheduledVisit, error) { return scanScheduled(r) })
+}
+
+// Overlaps reports whether provider has another open scheduled visit
+// overlapping [start, end), other than except.
+func Overlaps(ctx context.Context, db DBTX, provider ids.UserID, start, end time.Time, except ids.VisitID) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM visits WHERE provider_id = $1
+		AND status IN ('scheduled', 'waiting', 'in_progress') AND scheduled_start IS NOT NULL
+		AND scheduled_start < $3 AND scheduled_end > $2 AND id::text <> $4)`,
+		string(provider), start, end, string(except)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: overlap: %w", err)
+	}
+	return ok, nil
+}
+
+// ScheduleVisit creates a scheduled visit with a patient.
+func ScheduleVisit(ctx context.Context, db DBTX, id ids.VisitID, provider ids.UserID, patient string, node ids.NodeID, start, end time.Time, reason string) error {
+	_, err := db.Exec(ctx, `INSERT INTO visits (id, provider_id, patient_id, sfu_node_id, scheduled_start, scheduled_end, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, string(id), string(provider), patient, nullable(string(node)), start, end, reason)
+	if err != nil {
+		return fmt.Errorf("store: schedule visit: %w", err)
+	}
+	return nil
+}
+
+// Reschedule moves a visit.
+func Reschedule(ctx context.Context, db DBTX, id ids.VisitID, start, end time.Time) error {
+	_, err := db.Exec(ctx, `UPDATE visits SET scheduled_start = $2, scheduled_end = $3 WHERE id = $1`, string(id), start, end)
+	return err
+}
+
+// SetVisitStatus moves a visit to status and stamps the matching time.
+func SetVisitStatus(ctx context.Context, db DBTX, id ids.VisitID, status string, now time.Time) error {
+	col := map[string]string{
+		StatusWaiting: "waiting_at", StatusInProgress: "started_at", StatusCompleted: "ended_at",
+		StatusCancelled: "cancelled_at", StatusNoShow: "no_show_at",
+	}[status]
+	if col == "" {
+		return fmt.Errorf("store: set status: unknown status")
+	}
+	_, err := db.Exec(ctx, `UPDATE visits SET status = $2, `+col+` = COALESCE(`+col+`, $3) WHERE id = $1`, string(id), status, now)
+	if err != nil {
+		return fmt.Errorf("store: set status: %w", err)
+	}
+	return nil
+}
+
+// Participant is one person (or the recorder) in a visit.
+type Participant struct {
+	ID         ids.ParticipantID `json:"id"`
+	Role       string            `json:"role"`
+	State      string            `json:"state"`
+	UserID     ids.UserID        `json:"user_id,omitempty"`
+	InviteID   string            `json:"-"`
+	WaitingAt  *time.Time        `json:"waiting_at,omitempty"`
+	AdmittedAt *time.Time        `json:"admitted_at,omitempty"`
+	JoinedAt   *time.Time        `json:"joined_at,omitempty"`
+	LeftAt     *time.Time        `json:"left_at,omitempty"`
+}
+
+const participantColumns = `id::text, role, state, COALESCE(user_id::text, ''), COALESCE(invite_id::text, ''), waiting_at, admitted_at, joined_at, left_at`
+
+func scanParticipant(r pgx.Row) (Participant, error) {
+	var p Participant
+	var id, uid string
+	err := r.Scan(&id, &p.Role, &p.State, &uid, &p.InviteID, &p.WaitingAt, &p.AdmittedAt, &p.JoinedAt, &p.LeftAt)
+	p.ID, p.UserID = ids.ParticipantID(id), ids.UserID(uid)
+	return p, notFound(err)
+}
+
+// Participants lists a visit's participants (not the recorder).
+func Participants(ctx context.Context, db DBTX, visit ids.VisitID) ([]Participant, error) {
+	rows, err := db.Query(ctx, `SELECT `+participantColumns+` FROM participants WHERE visit_id = $1 AND role <> 'recorder'
+		ORDER BY created_at, id`, string(visit))
+	if err != nil {
+		return nil, fmt.Errorf("store: participants: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Participant, error) { return scanParticipant(r) })
+}
+
+// ParticipantByID finds one participant of a visit.
+func ParticipantByID(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID) (Participant, error) {
+	if !ids.Valid(string(id)) {
+		return Participant{}, ErrNotFound
+	}
+	return scanParticipant(db.QueryRow(ctx, `SELECT `+participantColumns+` FROM participants WHERE visit_id = $1 AND id = $2`,
+		string(visit), string(id)))
+}
+
+// AddWaitingPatient adds a patient participant in the waiting room.
+func AddWaitingPatient(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID, invite string, now time.Time) error {
+	_, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, state, invite_id, waiting_at)
+		VALUES ($1, $2, 'patient', $3, 'waiting', $4, $5)`, string(id), string(visit), "invite:"+invite, invite, now)
+	if err != nil {
+		return fmt.Errorf("store: add patient: %w", err)
+	}
+	return nil
+}
+
+// SetParticipantState moves a participant (admitted stamps admitted_at).
+func SetParticipantState(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID, state string, now time.Time) error {
+	tag, err := db.Exec(ctx, `UPDATE participants SET state = $3,
+		admitted_at = CASE WHEN $3 = 'admitted' THEN COALESCE(admitted_at, $4) ELSE admitted_at END,
+		left_at = CASE WHEN $3 IN ('left', 'removed', 'turned_away') THEN COALESCE(left_at, $4) ELSE left_at END
+		WHERE visit_id = $1 AND id = $2`, string(visit), string(id), state, now)
+	if err != nil {
+		return fmt.Errorf("store: participant state: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// MarkJoined stamps a participant's first join.
+func MarkJoined(ctx context.Context, db DBTX, id ids.ParticipantID, now time.Time) error {
+	_, err := db.Exec(ctx, `UPDATE participants SET joined_at = COALESCE(joined_at, $2) WHERE id = $1`, string(id), now)
+	return err
+}
+
+// RevokeVisitSessions ends every patient session of a visit.
+func RevokeVisitSessions(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time, reason string) (int, error) {
+	tag, err := db.Exec(ctx, `UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE visit_id = $1 AND revoked_at IS NULL`,
+		string(visit), now, reason)
+	if err != nil {
+		return 0, fmt.Errorf("store: revoke visit sessions: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// RevokeParticipantSessions ends the sessions of one patient participant.
+func RevokeParticipantSessions(ctx context.Context, db DBTX, id ids.ParticipantID, now time.Time, reason string) error {
+	_, err := db.Exec(ctx, `UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE participant_id = $1 AND revoked_at IS NULL`,
+		string(id), now, reason)
+	return err
+}

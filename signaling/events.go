@@ -1,0 +1,123 @@
+package signaling
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// Visit changes (waiting room, admission, status) are announced with
+// PostgreSQL NOTIFY inside the transaction that makes them, so every
+// control-plane process hears about them on commit, whichever process made
+// the change. Subscribers are only told "visit V changed" and re-read its
+// state: a missed or merged notification loses nothing.
+
+const visitChannel = "openvisit_visit"
+
+// notifyVisit queues a change notice for visit v; it is delivered when tx
+// commits and dropped if it rolls back.
+func notifyVisit(ctx context.Context, db store.DBTX, v ids.VisitID) error {
+	_, err := db.Exec(ctx, `SELECT pg_notify($1, $2)`, visitChannel, string(v))
+	return err
+}
+
+// hub fans visit notices out to local subscribers (SSE streams).
+type hub struct {
+	mu   sync.Mutex
+	subs map[ids.VisitID]map[chan struct{}]struct{}
+}
+
+func newHub() *hub { return &hub{subs: make(map[ids.VisitID]map[chan struct{}]struct{})} }
+
+// subscribe returns a channel that receives (coalesced) notices for v.
+func (h *hub) subscribe(v ids.VisitID) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	h.mu.Lock()
+	if h.subs[v] == nil {
+		h.subs[v] = make(map[chan struct{}]struct{})
+	}
+	h.subs[v][ch] = struct{}{}
+	h.mu.Unlock()
+	return ch, func() {
+		h.mu.Lock()
+		delete(h.subs[v], ch)
+		if len(h.subs[v]) == 0 {
+			delete(h.subs, v)
+		}
+		h.mu.Unlock()
+	}
+}
+
+func (h *hub) publish(v ids.VisitID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs[v] {
+		select {
+		case ch <- struct{}{}:
+		default: // a notice is already pending: the reader will re-read anyway
+		}
+	}
+}
+
+func (h *hub) publishAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, m := range h.subs {
+		for ch := range m {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+// Run listens for visit notices until ctx ends, reconnecting (with
+// backoff) when the database connection drops; after a reconnect every
+// subscriber re-reads, covering notices sent while it was away.
+func (s *Server) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := s.listen(ctx, s.p.Pool)
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("visit events: listener lost its connection; reconnecting", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		s.events.publishAll()
+	}
+}
+
+func (s *Server) listen(ctx context.Context, pool *pgxpool.Pool) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection carries LISTEN state: never return it to the pool.
+	pc := conn.Hijack()
+	defer pc.Close(context.Background())
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{visitChannel}.Sanitize()); err != nil {
+		return err
+	}
+	s.events.publishAll()
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if ids.Valid(n.Payload) {
+			s.events.publish(ids.VisitID(n.Payload))
+		}
+	}
+}

@@ -1,0 +1,231 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// VisitState is what a page shows of a visit: its status and, for the
+// provider, who is waiting or in the call; for a patient, their own place.
+type VisitState struct {
+	VisitID      ids.VisitID         `json:"visit_id"`
+	Status       string              `json:"status"`
+	Start        *time.Time          `json:"scheduled_start,omitempty"`
+	End          *time.Time          `json:"scheduled_end,omitempty"`
+	PatientName  string              `json:"patient_name,omitempty"` // provider only
+	Me           *store.Participant  `json:"me,omitempty"`           // patient only
+	Participants []store.Participant `json:"participants,omitempty"` // provider only
+}
+
+// snapshot reads the visit's state as principal p may see it.
+func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.VisitID) (VisitState, error) {
+	v, err := store.ScheduledVisitByID(ctx, s.p.Store.Pool, visit, false)
+	if err != nil {
+		return VisitState{}, err
+	}
+	st := VisitState{VisitID: v.ID, Status: v.Status, Start: v.ScheduledStart, End: v.ScheduledEnd}
+	if p.Kind == access.Patient {
+		me, err := store.ParticipantByID(ctx, s.p.Store.Pool, visit, p.ParticipantID)
+		if err != nil {
+			return VisitState{}, err
+		}
+		st.Me = &me
+		return st, nil
+	}
+	st.PatientName = v.PatientName
+	if st.Participants, err = store.Participants(ctx, s.p.Store.Pool, visit); err != nil {
+		return VisitState{}, err
+	}
+	return st, nil
+}
+
+// stateEvent audits a provider's view of the visit (it shows the patient).
+func (s *Server) stateEvent(c *gin.Context, visit ids.VisitID) error {
+	if principal(c).Kind == access.Patient {
+		return nil
+	}
+	return s.p.Audit.Append(c.Request.Context(), s.visitEvent(c, actionVisitView, visit))
+}
+
+func (s *Server) visitState(c *gin.Context) {
+	visit := ids.VisitID(c.Param("visit_id"))
+	st, err := s.snapshot(c.Request.Context(), principal(c), visit)
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	if err := s.stateEvent(c, visit); err != nil {
+		s.abort(c, errAuditDown(err))
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// sseHeartbeat keeps proxies from closing an idle stream and bounds how long
+// a revoked session's stream can linger.
+const sseHeartbeat = 15 * time.Second
+
+// visitEvents streams the visit's state as server-sent events: a snapshot
+// at once and after every change. It ends when the session ends (the
+// patient then sees why: removed, turned away or ended).
+func (s *Server) visitEvents(c *gin.Context) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	visit := ids.VisitID(c.Param("visit_id"))
+	if err := s.stateEvent(c, visit); err != nil {
+		s.abort(c, errAuditDown(err))
+		return
+	}
+	notices, cancel := s.events.subscribe(visit)
+	defer cancel()
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	send := func() bool {
+		st, err := s.snapshot(ctx, p, visit)
+		if err != nil {
+			return false
+		}
+		b, _ := json.Marshal(st)
+		if _, err := c.Writer.Write(append(append([]byte("event: state\ndata: "), b...), '\n', '\n')); err != nil {
+			return false
+		}
+		c.Writer.Flush()
+		return !store.Closed(st.Status) && (st.Me == nil || st.Me.State == "waiting" || st.Me.State == "admitted")
+	}
+	if !send() {
+		return
+	}
+	tick := time.NewTicker(sseHeartbeat)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-notices:
+			if !send() {
+				return
+			}
+		case <-tick.C:
+			if !s.sessionAlive(ctx, p) {
+				return
+			}
+			if _, err := c.Writer.Write([]byte(": ping\n\n")); err != nil {
+				return
+			}
+			c.Writer.Flush()
+		}
+	}
+}
+
+// sessionAlive re-checks a streaming principal's session.
+func (s *Server) sessionAlive(ctx context.Context, p access.Principal) bool {
+	sess, err := store.SessionByHash(ctx, s.p.Store.Pool, p.SessionHash)
+	if err != nil || sess.RevokedAt != nil || sess.UserDisabled {
+		return false
+	}
+	policy := s.staffPolicy()
+	if sess.Kind == store.SessionPatient {
+		policy = s.patientPolicy()
+	}
+	return policy.Check(sess.CreatedAt, sess.LastSeenAt, s.p.Now()) == nil
+}
+
+// participantChange moves a waiting or admitted patient to state.
+func (s *Server) participantChange(c *gin.Context, action, state string, from ...string) {
+	ctx := c.Request.Context()
+	pid := ids.ParticipantID(c.Param("participant_id"))
+	now := s.p.Now()
+	v, ok := s.visitChange(c, action, func(tx pgx.Tx, v store.ScheduledVisit) error {
+		if store.Closed(v.Status) {
+			return errVisitClosed
+		}
+		pt, err := store.ParticipantByID(ctx, tx, v.ID, pid)
+		if err != nil || pt.Role != "patient" {
+			return store.ErrNotFound
+		}
+		allowed := false
+		for _, f := range from {
+			allowed = allowed || pt.State == f
+		}
+		if !allowed {
+			return httpx.E(httpx.KindConflict, "wrong_state", "That participant is "+pt.State+".")
+		}
+		if err := store.SetParticipantState(ctx, tx, v.ID, pid, state, now); err != nil {
+			return err
+		}
+		if state == "admitted" && (v.Status == store.StatusScheduled || v.Status == store.StatusWaiting) {
+			return store.SetVisitStatus(ctx, tx, v.ID, store.StatusInProgress, now)
+		}
+		if state != "admitted" {
+			return store.RevokeParticipantSessions(ctx, tx, pid, now, state)
+		}
+		return nil
+	})
+	if !ok {
+		return
+	}
+	if state != "admitted" && s.p.Media != nil {
+		s.p.Media.RemoveParticipant(v.ID, pid)
+	}
+	c.JSON(http.StatusOK, gin.H{"participant_id": pid, "state": state})
+}
+
+func (s *Server) admitParticipant(c *gin.Context) {
+	s.participantChange(c, actionAdmit, "admitted", "waiting")
+}
+
+func (s *Server) turnAwayParticipant(c *gin.Context) {
+	s.participantChange(c, actionTurnAway, "turned_away", "waiting")
+}
+
+func (s *Server) removeParticipant(c *gin.Context) {
+	s.participantChange(c, actionRemove, "removed", "waiting", "admitted")
+}
+
+// leaveVisit records that the caller left the call (their page's Leave
+// button); a patient may rejoin while the visit runs.
+func (s *Server) leaveVisit(c *gin.Context) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	visit := ids.VisitID(c.Param("visit_id"))
+	now := s.p.Now()
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		q := `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND id = $2`
+		arg := string(p.ParticipantID)
+		if p.Kind == access.Provider {
+			q = `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND user_id = $2 AND role = 'provider'`
+			arg = string(p.UserID)
+		}
+		if _, err := tx.Exec(ctx, q, string(visit), arg, now); err != nil {
+			return err
+		}
+		if err := audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitLeave, visit)); err != nil {
+			return err
+		}
+		return notifyVisit(ctx, tx, visit)
+	})
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "left"})
+}
