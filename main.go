@@ -28,6 +28,7 @@ Usage:
   openvisit serve   [--config FILE] [--addr HOST:PORT] [--roles api,media,recorder] [--web-dir DIR]
   openvisit migrate [--config FILE]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
+  openvisit audit verify [--config FILE] [--public-key BASE64]
 
 Configuration comes from defaults, then the YAML file, then OPENVISIT_*
 environment variables (see README.md).
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrate(args[1:], stderr)
 	case "user":
 		return userCmd(args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -230,6 +230,15 @@ func (m membership) PatientRelation(ctx context.Context, p access.Principal, pat
 func (s *Server) auditLog(c *gin.Context, e audit.Event) {
 	e.IP, e.UserAgent = c.ClientIP(), c.Request.UserAgent()
 	if err := s.p.Audit.Append(c.Request.Context(), e); err != nil {
-		s.log.Error("audit append failed", "action", e.Action, "err", err)
+		s.auditFailed(c.Request.Context(), e.Action, err)
+	}
+}
+
+// auditFailed logs and raises an alert for an audit entry that could not
+// be written.
+func (s *Server) auditFailed(ctx context.Context, action string, err error) {
+	s.log.Error("audit append failed", "action", action, "err", err)
+	if s.p.Alerts != nil {
+		s.p.Alerts.Raise(context.WithoutCancel(ctx), "audit_write_failed", "critical", "", "audit entry "+action+" could not be written")
 	}
 }

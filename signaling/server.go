@@ -39,6 +39,8 @@ type Params struct {
 	Media Media
 	// Mailer sends invites by email; nil when no SMTP server is configured.
 	Mailer Mailer
+	// Alerts raises alerts that no rule can see (a failed audit write).
+	Alerts AlertRaiser
 	Minter *token.Minter // nil when this process does not run the api role
 	// Node is the media node new visits are placed on (until the node
 	// registry places them by load).
@@ -65,6 +67,11 @@ type Server struct {
 	unknownAccounts *throttleMemory
 	hashSlots       chan struct{}
 	events          *hub
+}
+
+// AlertRaiser raises an alert for admins.
+type AlertRaiser interface {
+	Raise(ctx context.Context, kind, severity, subject, detail string)
 }
 
 // Media is what the control plane asks of the media node in its process.

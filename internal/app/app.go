@@ -24,13 +24,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/audit/anchor"
 	"github.com/openvisit/openvisit/internal/certs"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/objstore"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/sfu"
@@ -179,7 +182,13 @@ func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error
 			Password: cfg.SMTP.Password, From: cfg.SMTP.From}
 	}
 
+	alertEngine, err := a.newAlertEngine(opt.Now)
+	if err != nil {
+		return nil, err
+	}
+
 	sig := signaling.New(signaling.Params{
+		Alerts:    alertEngine,
 		Pool:      a.pool,
 		Store:     store.New(a.pool),
 		Audit:     audit.New(a.pool),
@@ -200,11 +209,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error
 	a.handler = a.router(sig, opt.WebDir)
 	runCtx, stop := context.WithCancel(context.Background())
 	a.stopRun = stop
-	a.running.Add(1)
-	go func() {
-		defer a.running.Done()
-		sig.Run(runCtx) // visit change notices for the waiting room
-	}()
+	a.goRun(func() { sig.Run(runCtx) }) // visit change notices for the waiting room
+	if cfg.Has(config.RoleAPI) {
+		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {
+			return nil, err
+		}
+	}
 
 	if cfg.Demo {
 		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {
@@ -283,6 +293,83 @@ func (a *App) router(sig *signaling.Server, webDir string) http.Handler {
 		httpx.Abort(c, a.log, httpx.E(httpx.KindInvalid, "method_not_allowed", "method not allowed"))
 	})
 	return r
+}
+
+func (a *App) goRun(fn func()) {
+	a.running.Add(1)
+	go func() {
+		defer a.running.Done()
+		fn()
+	}()
+}
+
+func (a *App) newAlertEngine(now func() time.Time) (*alerts.Engine, error) {
+	c := a.cfg.Alerts
+	var secret []byte
+	if c.WebhookURL != "" {
+		var err error
+		if secret, err = keys.LoadSecret(c.WebhookSecretFile, false); err != nil {
+			return nil, fmt.Errorf("app: alerts webhook secret: %w", err)
+		}
+	}
+	return alerts.New(alerts.Params{
+		Pool: a.pool, Every: c.EvalInterval, Logger: a.log, Now: now,
+		WebhookURL: c.WebhookURL, WebhookSecret: secret,
+		Rules: alerts.Rules{FailedSigninsAccount: c.FailedSigninsAccount, FailedSigninsIP: c.FailedSigninsIP,
+			SigninWindow: c.SigninWindow, RecordingAccesses: c.RecordingAccesses, RecordingWindow: c.RecordingWindow},
+	}), nil
+}
+
+// CheckpointKey loads the audit checkpoint signing key (generated in
+// development).
+func CheckpointKey(cfg config.Config) (ed25519.PrivateKey, error) {
+	path := cfg.Audit.CheckpointKeyFile
+	if path == "" {
+		path = filepath.Join(cfg.DataDir, "audit-checkpoint.key")
+	}
+	seed, err := keys.LoadSecret(path, cfg.Environment == config.Development)
+	if err != nil {
+		return nil, fmt.Errorf("app: audit checkpoint key: %w", err)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// startAuditLoops starts the checkpointer (signed chain heads in Postgres
+// and, with S3 configured, the write-once bucket) and the alert rules.
+func (a *App) startAuditLoops(ctx, runCtx context.Context, engine *alerts.Engine) error {
+	key, err := CheckpointKey(a.cfg)
+	if err != nil {
+		return err
+	}
+	var writer audit.AnchorWriter
+	if a.cfg.S3.Endpoint != "" {
+		client, err := objstore.New(a.cfg.S3)
+		if err != nil {
+			return err
+		}
+		b, err := anchor.New(anchor.Params{Client: client, Bucket: a.cfg.Audit.AnchorBucket, Retention: a.cfg.Audit.AnchorRetention})
+		if err != nil {
+			return err
+		}
+		if err := b.Ensure(ctx); err != nil {
+			return fmt.Errorf("app: audit anchor bucket: %w", err)
+		}
+		writer = b
+	} else {
+		a.log.Warn("no s3.endpoint: audit checkpoints are kept in Postgres only (development)")
+	}
+	cp, err := audit.NewCheckpointer(audit.CheckpointerParams{
+		Pool: a.pool, Key: key, Anchor: writer, Interval: a.cfg.Audit.CheckpointInterval, Logger: a.log,
+		OnFailure: func(err error) {
+			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "critical", "", "audit checkpoint not written")
+		},
+	})
+	if err != nil {
+		return err
+	}
+	a.goRun(func() { cp.Run(runCtx) })
+	a.goRun(func() { engine.Run(runCtx) })
+	return nil
 }
 
 // Signaling returns the control plane (tests walk its policy table).

@@ -52,6 +52,8 @@ type Config struct {
 	Token     Token     `yaml:"token"`
 	Auth      Auth      `yaml:"auth"`
 	SMTP      SMTP      `yaml:"smtp"`
+	Audit     Audit     `yaml:"audit"`
+	Alerts    Alerts    `yaml:"alerts"`
 	SFU       SFU       `yaml:"sfu"`
 	Recording Recording `yaml:"recording"`
 	Log       Log       `yaml:"log"`
@@ -107,6 +109,36 @@ type Auth struct {
 	BreakGlass time.Duration `yaml:"break_glass_duration"`
 	// SetupLinkTTL is how long an invite or MFA-reset link stays usable.
 	SetupLinkTTL time.Duration `yaml:"setup_link_ttl"`
+}
+
+// Audit configures the tamper-evident trail's signed checkpoints.
+type Audit struct {
+	// CheckpointKeyFile holds the Ed25519 seed (base64) that signs
+	// checkpoints; development generates data_dir/audit-checkpoint.key.
+	CheckpointKeyFile  string        `yaml:"checkpoint_key_file"`
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
+	// AnchorBucket is the write-once (Object Lock) bucket the checkpoints
+	// are anchored in, on the S3 endpoint configured under s3.
+	AnchorBucket string `yaml:"anchor_bucket"`
+	// AnchorRetention is how long each anchored checkpoint stays locked.
+	AnchorRetention time.Duration `yaml:"anchor_retention"`
+}
+
+// Alerts configures the alert rules and the webhook they are sent to.
+type Alerts struct {
+	// WebhookURL receives each alert as JSON, signed with HMAC-SHA256 of
+	// the body under the secret in WebhookSecretFile (header
+	// X-OpenVisit-Signature: sha256=<hex>). Empty: alerts stay in the UI.
+	WebhookURL        string        `yaml:"webhook_url"`
+	WebhookSecretFile string        `yaml:"webhook_secret_file"`
+	EvalInterval      time.Duration `yaml:"eval_interval"`
+	// Failed sign-ins per account and per address within SigninWindow.
+	FailedSigninsAccount int           `yaml:"failed_signins_account"`
+	FailedSigninsIP      int           `yaml:"failed_signins_ip"`
+	SigninWindow         time.Duration `yaml:"signin_window"`
+	// Recording accesses by one actor within RecordingWindow.
+	RecordingAccesses int           `yaml:"recording_accesses"`
+	RecordingWindow   time.Duration `yaml:"recording_window"`
 }
 
 // SMTP configures invite emails (optional: without a host, providers send
@@ -176,6 +208,10 @@ func Default() Config {
 		S3:          S3{Region: "us-east-1", Bucket: "openvisit-recordings"},
 		Token:       Token{TTL: 2 * time.Minute},
 		SMTP:        SMTP{Port: 587},
+		Audit: Audit{CheckpointInterval: 5 * time.Minute, AnchorBucket: "openvisit-audit-anchors",
+			AnchorRetention: 6 * 365 * 24 * time.Hour},
+		Alerts: Alerts{EvalInterval: 30 * time.Second, FailedSigninsAccount: 10, FailedSigninsIP: 30,
+			SigninWindow: 15 * time.Minute, RecordingAccesses: 25, RecordingWindow: time.Hour},
 		Auth: Auth{
 			Idle: 15 * time.Minute, PatientIdle: 30 * time.Minute, Absolute: 12 * time.Hour,
 			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour,
@@ -286,6 +322,29 @@ func (c Config) Validate() error {
 	}
 	if c.Auth.SetupLinkTTL < time.Minute || c.Auth.SetupLinkTTL > 30*24*time.Hour {
 		bad("auth.setup_link_ttl: between 1m and 30 days")
+	}
+	if c.Environment == Production && c.Has(RoleAPI) {
+		if c.Audit.CheckpointKeyFile == "" {
+			bad("audit.checkpoint_key_file: required in production")
+		}
+		if c.S3.Endpoint == "" {
+			bad("s3.endpoint: required in production (audit checkpoints are anchored in a write-once bucket)")
+		}
+	}
+	if c.Audit.CheckpointInterval < 10*time.Second || c.Audit.CheckpointInterval > 24*time.Hour {
+		bad("audit.checkpoint_interval: between 10s and 24h")
+	}
+	if c.Audit.AnchorBucket == "" || c.Audit.AnchorRetention < time.Minute {
+		bad("audit: anchor_bucket and an anchor_retention of at least 1m are required")
+	}
+	if c.Alerts.WebhookURL != "" {
+		if u, err := url.Parse(c.Alerts.WebhookURL); err != nil || (u.Scheme != "https" && !(c.Environment == Development && u.Scheme == "http")) || c.Alerts.WebhookSecretFile == "" {
+			bad("alerts: webhook_url must be https (http in development) and needs webhook_secret_file")
+		}
+	}
+	if c.Alerts.EvalInterval < time.Second || c.Alerts.FailedSigninsAccount < 1 || c.Alerts.FailedSigninsIP < 1 ||
+		c.Alerts.RecordingAccesses < 1 || c.Alerts.SigninWindow < time.Minute || c.Alerts.RecordingWindow < time.Minute {
+		bad("alerts: thresholds must be positive, windows at least 1m, eval_interval at least 1s")
 	}
 	if c.SMTP.Host != "" && (c.SMTP.Port < 1 || c.SMTP.Port > 65535 || !strings.Contains(c.SMTP.From, "@")) {
 		bad("smtp: port 1..65535 and a from address are required with a host")

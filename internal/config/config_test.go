@@ -111,7 +111,20 @@ func TestValidate(t *testing.T) {
 			c.TLS = TLS{CertFile: "c", KeyFile: "k"}
 			c.Token.SigningKeyFile = "k"
 			c.Auth.SecretKeyFile = "s"
+			c.Audit.CheckpointKeyFile = "a"
+			c.S3.Endpoint = "s3.example:443"
 		}, "demo"},
+		{"production needs anchoring", func(c *Config) {
+			c.Environment = Production
+			c.TLS = TLS{CertFile: "c", KeyFile: "k"}
+			c.Token.SigningKeyFile = "k"
+			c.Auth.SecretKeyFile = "s"
+		}, "s3.endpoint"},
+		{"webhook over http in production", func(c *Config) {
+			c.Environment = Production
+			c.Alerts.WebhookURL = "http://hooks.example/alerts"
+			c.Alerts.WebhookSecretFile = "w"
+		}, "webhook_url"},
 		{"production needs auth secret", func(c *Config) {
 			c.Environment = Production
 			c.TLS = TLS{CertFile: "c", KeyFile: "k"}

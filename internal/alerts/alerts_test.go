@@ -1,0 +1,156 @@
+package alerts
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/testenv"
+)
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := db.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	return pool
+}
+
+func appendN(t *testing.T, l *audit.Log, n int, e audit.Event) {
+	t.Helper()
+	for range n {
+		if err := l.Append(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+type hook struct {
+	mu     sync.Mutex
+	bodies []Payload
+	fail   bool
+	secret []byte
+	t      *testing.T
+}
+
+func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if got, want := r.Header.Get("X-OpenVisit-Signature"), Sign(h.secret, body); got != want {
+		h.t.Errorf("webhook signature %q, want %q", got, want)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.fail {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	var p Payload
+	if err := json.Unmarshal(body, &p); err != nil {
+		h.t.Errorf("webhook body: %v", err)
+	}
+	h.bodies = append(h.bodies, p)
+}
+
+func TestAlertRules(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	log := audit.New(pool)
+	h := &hook{secret: []byte("webhook-secret-for-tests"), t: t}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	e := New(Params{
+		Pool: pool,
+		Rules: Rules{FailedSigninsAccount: 10, FailedSigninsIP: 30, SigninWindow: 15 * time.Minute,
+			RecordingAccesses: 25, RecordingWindow: time.Hour},
+		WebhookURL: srv.URL, WebhookSecret: h.secret,
+	})
+
+	// One account over the threshold, one just under it.
+	appendN(t, log, 10, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-over", IP: "198.51.100.1"})
+	appendN(t, log, 9, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-under", IP: "198.51.100.2"})
+	// One address guessing at many accounts (unknown accounts have no actor).
+	appendN(t, log, 30, audit.Event{Action: "auth.login", Outcome: audit.Failure, IP: "203.0.113.9"})
+	// One actor reading many recordings; another reading a few.
+	appendN(t, log, 25, audit.Event{Action: "recording.play", Outcome: audit.Success, ActorID: "curious-admin"})
+	appendN(t, log, 5, audit.Event{Action: "recording.download", Outcome: audit.Success, ActorID: "normal-provider"})
+	// Denied recording reads do not count as accesses.
+	appendN(t, log, 30, audit.Event{Action: "recording.play", Outcome: audit.Denied, ActorID: "outsider"})
+
+	raised, err := e.Evaluate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range raised {
+		got[a.Kind+"/"+a.Subject] = a.Severity
+	}
+	want := map[string]string{
+		KindFailedSigninsAccount + "/user-over":    "warning",
+		KindFailedSigninsIP + "/203.0.113.9":       "warning",
+		KindBulkRecordingAccess + "/curious-admin": "critical",
+	}
+	for k, sev := range want {
+		if got[k] != sev {
+			t.Errorf("alert %s: severity %q, want %q", k, got[k], sev)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("raised %v, want exactly %v", got, want)
+	}
+
+	// A second evaluation within the window raises nothing new.
+	again, err := e.Evaluate(ctx)
+	if err != nil || len(again) != 0 {
+		t.Fatalf("second evaluation raised %v (%v), want none", again, err)
+	}
+
+	// Delivery: a failing webhook keeps alerts pending, then they all go,
+	// once each, signed.
+	h.fail = true
+	if err := e.Deliver(ctx); err == nil {
+		t.Fatal("Deliver to a failing webhook reported success")
+	}
+	h.mu.Lock()
+	h.fail = false
+	h.mu.Unlock()
+	if err := e.Deliver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Deliver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.bodies) != 3 {
+		t.Fatalf("webhook got %d alerts, want 3 (each once)", len(h.bodies))
+	}
+	var pending int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE notified_at IS NULL`).Scan(&pending)
+	if pending != 0 {
+		t.Errorf("%d alerts still pending after delivery", pending)
+	}
+
+	// Alerts raised elsewhere (a failed checkpoint) go out the same way.
+	e.Raise(ctx, KindCheckpointFailed, "critical", "", "bucket unreachable")
+	if err := e.Deliver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.bodies); n != 4 || h.bodies[3].Kind != KindCheckpointFailed {
+		t.Fatalf("webhook after Raise: %d alerts, last %+v", n, h.bodies[n-1])
+	}
+}
