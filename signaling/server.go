@@ -23,6 +23,7 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/recording"
 )
 
 // Params configures a Server.
@@ -47,8 +48,12 @@ type Params struct {
 	Node      ids.NodeID
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
-	Logger    *slog.Logger
-	Gatherer  prometheus.Gatherer
+	// Recordings decrypts stored recordings for retrieval and nudges the
+	// recorder; nil when no object storage is configured (playback and
+	// start answer 503).
+	Recordings *recording.Library
+	Logger     *slog.Logger
+	Gatherer   prometheus.Gatherer
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
 	Ready func(context.Context) error
 	Now   func() time.Time
@@ -138,6 +143,12 @@ func (s *Server) Register(r *gin.Engine) {
 	admin.POST("/alerts/:alert_id/ack", s.ackAlert)
 	admin.GET("/break-glass", s.listBreakGlass)
 	admin.POST("/break-glass/:grant_id/review", s.reviewBreakGlass)
+	admin.GET("/audit", s.searchAudit)
+	admin.GET("/audit/export", s.exportAudit)
+	admin.GET("/patients/:patient_id/access-report", s.patientAccessReport)
+	admin.GET("/incidents", s.listIncidents)
+	admin.POST("/incidents", s.createIncident)
+	admin.GET("/incidents/:incident_id/scope", s.incidentScope)
 
 	api.GET("/visits", s.listVisits)
 	api.POST("/visits", s.createVisit)

@@ -72,6 +72,8 @@ var (
 type matrixCase struct {
 	want expect
 	body func(f *fixture) any
+	// query is appended to the path.
+	query func(f *fixture) string
 	// stream: the route answers with an endless event stream; only the
 	// status of its headers is checked.
 	stream bool
@@ -122,6 +124,17 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/admin/alerts/:alert_id/ack":         {want: adminOnly, body: func(*fixture) any { return struct{}{} }},
 		"GET /api/v1/admin/break-glass":                   {want: adminOnly},
 		"POST /api/v1/admin/break-glass/:grant_id/review": {want: adminOnly, body: func(*fixture) any { return struct{}{} }},
+
+		"GET /api/v1/admin/audit":                              {want: adminOnly},
+		"GET /api/v1/admin/audit/export":                       {want: adminOnly},
+		"GET /api/v1/admin/patients/:patient_id/access-report": {want: adminOnly},
+		"GET /api/v1/admin/incidents":                          {want: adminOnly},
+		"POST /api/v1/admin/incidents": {want: with(adminOnly, expect{admin: 201}), body: func(*fixture) any {
+			return map[string]string{"title": "Lost laptop", "discovered_at": time.Now().Add(-time.Hour).Format(time.RFC3339)}
+		}},
+		"GET /api/v1/admin/incidents/:incident_id/scope": {want: adminOnly, query: func(f *fixture) string {
+			return "?actor_id=someone&from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"
+		}},
 
 		"GET /api/v1/visits":  {want: provOnly},
 		"POST /api/v1/visits": {want: with(provOnly, expect{provA: 201, provB: 201}), body: func(*fixture) any { return struct{}{} }},
@@ -175,7 +188,8 @@ type fixture struct {
 	visit, otherVisit ids.VisitID
 	target            ids.UserID // a user the admin routes act on
 	alert, grant      string
-	patientRecord     string            // a patient created by provider A
+	patientRecord     string // a patient created by provider A
+	incident          string
 	participant       ids.ParticipantID // the visit's admitted patient
 	sessions          map[string]string // principal → session cookie value
 }
@@ -242,6 +256,11 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 		t.Fatal(err)
 	}
 	f.patientRecord = rec.ID
+	inc, err := store.CreateIncident(ctx, s.Pool, "fixture", "", s.Clock.Now(), p.admin.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.incident = inc.ID
 	for name, u := range map[string]staff{provA: p.a, provB: p.b, admin: p.admin} {
 		f.sessions[name] = s.insertSession(t, store.NewSession{Kind: store.SessionStaff, UserID: u.ID})
 	}
@@ -315,7 +334,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 				f := s.newFixture(t, p)
 				path := strings.NewReplacer(":visit_id", string(f.visit), ":user_id", string(f.target),
 					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
-					":participant_id", string(f.participant)).Replace(pattern)
+					":participant_id", string(f.participant), ":incident_id", f.incident).Replace(pattern)
+				if tc.query != nil {
+					path += tc.query(f)
+				}
 				var body any
 				if tc.body != nil {
 					body = tc.body(f)

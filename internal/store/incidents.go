@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/ids"
+)
+
+// NotifyWithin is HIPAA's outer limit for notifying individuals of a breach,
+// counted from its discovery.
+const NotifyWithin = 60 * 24 * time.Hour
+
+// MediaThreshold: a breach affecting more than this many residents of one
+// state requires notice to prominent media there; at or above it in all,
+// notice to HHS without delay (smaller breaches go in the annual log).
+const MediaThreshold = 500
+
+// Incident is a suspected or confirmed breach being worked on.
+type Incident struct {
+	ID           string    `json:"id"`
+	Title        string    `json:"title"`
+	Description  string    `json:"description"`
+	DiscoveredAt time.Time `json:"discovered_at"`
+	NotifyBy     time.Time `json:"notify_by"`
+	Status       string    `json:"status"`
+	CreatedBy    string    `json:"created_by"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+const incidentColumns = `id::text, title, description, discovered_at, notify_by, status, created_by::text, created_at`
+
+func scanIncident(r pgx.Row) (Incident, error) {
+	var i Incident
+	err := r.Scan(&i.ID, &i.Title, &i.Description, &i.DiscoveredAt, &i.NotifyBy, &i.Status, &i.CreatedBy, &i.CreatedAt)
+	return i, notFound(err)
+}
+
+// CreateIncident opens an incident; its deadline is 60 days from discovery.
+func CreateIncident(ctx context.Context, db DBTX, title, description string, discovered time.Time, by ids.UserID) (Incident, error) {
+	row := db.QueryRow(ctx, `INSERT INTO incidents (id, title, description, discovered_at, notify_by, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+incidentColumns,
+		uuid.NewString(), title, description, discovered, discovered.Add(NotifyWithin), string(by))
+	i, err := scanIncident(row)
+	if err != nil {
+		return Incident{}, fmt.Errorf("store: create incident: %w", err)
+	}
+	return i, nil
+}
+
+// Incidents lists incidents, open first, by deadline.
+func Incidents(ctx context.Context, db DBTX) ([]Incident, error) {
+	rows, err := db.Query(ctx, `SELECT `+incidentColumns+` FROM incidents ORDER BY status <> 'open', notify_by LIMIT 500`)
+	if err != nil {
+		return nil, fmt.Errorf("store: incidents: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Incident, error) { return scanIncident(r) })
+}
+
+// IncidentByID finds an incident.
+func IncidentByID(ctx context.Context, db DBTX, id string) (Incident, error) {
+	if !ids.Valid(id) {
+		return Incident{}, ErrNotFound
+	}
+	return scanIncident(db.QueryRow(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = $1`, id))
+}
+
+// ScopeQuery names what a breach may have touched: everything one actor
+// reached, or every recording sealed under one key, between two times.
+type ScopeQuery struct {
+	ActorID  string    `json:"actor_id,omitempty"`
+	KEKID    string    `json:"kek_id,omitempty"`
+	From, To time.Time `json:"-"`
+}
+
+// Scope is the answer: the affected patients and recordings, with counts
+// by state of residence and the notices they call for.
+type Scope struct {
+	Patients          []Patient      `json:"patients"`
+	RecordingIDs      []string       `json:"recording_ids"`
+	Total             int            `json:"total"`
+	ByState           map[string]int `json:"by_state"`
+	MediaNoticeStates []string       `json:"media_notice_states"`
+	HHSImmediate      bool           `json:"hhs_immediate"`
+	UnknownState      int            `json:"unknown_state"`
+}
+
+// BreachScope answers q. Patients are reached through audit entries naming
+// them or their visits (actor), or through their visits' recordings (key).
+func BreachScope(ctx context.Context, db DBTX, q ScopeQuery) (Scope, error) {
+	var patientSQL, recordingSQL string
+	var args []any
+	switch {
+	case q.ActorID != "":
+		args = []any{q.ActorID, q.From, q.To}
+		const touched = `SELECT patient_id, visit_id, resource_type, resource_id FROM audit_events
+			WHERE actor_id = $1 AND at >= $2 AND at < $3 AND outcome = 'success'`
+		patientSQL = `WITH ev AS (` + touched + `)
+			SELECT ` + patientColumns + ` FROM patients WHERE id::text IN (SELECT patient_id FROM ev WHERE patient_id <> '')
+			   OR id IN (SELECT v.patient_id FROM visits v WHERE v.id::text IN (SELECT visit_id FROM ev WHERE visit_id <> ''))
+			ORDER BY id`
+		recordingSQL = `WITH ev AS (` + touched + `)
+			SELECT r.id::text FROM recordings r WHERE r.id::text IN (SELECT resource_id FROM ev WHERE resource_type = 'recording')
+			   OR r.visit_id::text IN (SELECT visit_id FROM ev WHERE resource_type = 'recording' AND visit_id <> '')
+			ORDER BY r.id`
+	case q.KEKID != "":
+		args = []any{q.KEKID, q.From, q.To}
+		const sealed = `SELECT id, visit_id FROM recordings WHERE kek_id = $1 AND started_at >= $2 AND started_at < $3`
+		patientSQL = `SELECT ` + patientColumns + ` FROM patients WHERE id IN
+			(SELECT v.patient_id FROM visits v WHERE v.id IN (SELECT visit_id FROM (` + sealed + `) s)) ORDER BY id`
+		recordingSQL = `SELECT id::text FROM (` + sealed + `) s ORDER BY id`
+	default:
+		return Scope{}, fmt.Errorf("store: breach scope: an actor or a key is required")
+	}
+	rows, err := db.Query(ctx, patientSQL, args...)
+	if err != nil {
+		return Scope{}, fmt.Errorf("store: breach scope: %w", err)
+	}
+	sc := Scope{ByState: map[string]int{}}
+	if sc.Patients, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Patient, error) { return scanPatient(r) }); err != nil {
+		return Scope{}, fmt.Errorf("store: breach scope: %w", err)
+	}
+	rows, err = db.Query(ctx, recordingSQL, args...)
+	if err != nil {
+		return Scope{}, fmt.Errorf("store: breach scope: %w", err)
+	}
+	if sc.RecordingIDs, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return Scope{}, fmt.Errorf("store: breach scope: %w", err)
+	}
+	for _, p := range sc.Patients {
+		if p.State == "" {
+			sc.UnknownState++
+			continue
+		}
+		sc.ByState[p.State]++
+	}
+	for st, n := range sc.ByState {
+		if n > MediaThreshold {
+			sc.MediaNoticeStates = append(sc.MediaNoticeStates, st)
+		}
+	}
+	sort.Strings(sc.MediaNoticeStates)
+	sc.Total = len(sc.Patients)
+	sc.HHSImmediate = sc.Total >= MediaThreshold
+	if sc.Patients == nil {
+		sc.Patients = []Patient{}
+	}
+	if sc.RecordingIDs == nil {
+		sc.RecordingIDs = []string{}
+	}
+	return sc, nil
+}
