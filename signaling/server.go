@@ -23,7 +23,6 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
-	"github.com/openvisit/openvisit/recording"
 )
 
 // Params configures a Server.
@@ -48,10 +47,6 @@ type Params struct {
 	Node      ids.NodeID
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
-	// Recordings decrypts stored recordings for retrieval and nudges the
-	// recorder; nil when no object storage is configured (playback and
-	// start answer 503).
-	Recordings *recording.Library
 	Logger     *slog.Logger
 	Gatherer   prometheus.Gatherer
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
