@@ -47,8 +47,8 @@ type Params struct {
 	Node      ids.NodeID
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
-	Logger     *slog.Logger
-	Gatherer   prometheus.Gatherer
+	Logger    *slog.Logger
+	Gatherer  prometheus.Gatherer
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
 	Ready func(context.Context) error
 	Now   func() time.Time
