@@ -20,6 +20,15 @@ func TestHandlerRoutes(t *testing.T) {
 		{"index", "GET", "/", 200, "text/html; charset=utf-8"},
 		{"call", "GET", "/call", 200, "text/html; charset=utf-8"},
 		{"head call", "HEAD", "/call", 200, "text/html; charset=utf-8"},
+		{"signin", "GET", "/signin", 200, "text/html; charset=utf-8"},
+		{"setup", "GET", "/setup", 200, "text/html; charset=utf-8"},
+		{"admin", "GET", "/admin", 200, "text/html; charset=utf-8"},
+		{"provider", "GET", "/provider", 200, "text/html; charset=utf-8"},
+		{"api module", "GET", "/js/api.js", 200, "text/javascript; charset=utf-8"},
+		{"session module", "GET", "/js/session.js", 200, "text/javascript; charset=utf-8"},
+		{"admin module", "GET", "/js/admin.js", 200, "text/javascript; charset=utf-8"},
+		{"admin by file name", "GET", "/admin.html", 404, ""},
+		{"page with trailing slash", "GET", "/admin/", 404, ""},
 		{"client module", "GET", "/js/client.js", 200, "text/javascript; charset=utf-8"},
 		{"call module", "GET", "/js/call.js", 200, "text/javascript; charset=utf-8"},
 		{"stylesheet", "GET", "/css/app.css", 200, "text/css; charset=utf-8"},
@@ -152,6 +161,50 @@ func TestPagesFitCSP(t *testing.T) {
 		for _, bad := range []string{"innerHTML", "setAttribute('style'", "eval(", "new Function"} {
 			if strings.Contains(string(b), bad) {
 				t.Errorf("%s: uses %s", p, bad)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Every page route serves a file that exists, and every module a page or
+// module imports exists too (a typo would only show in a browser).
+func TestPagesAndImportsExist(t *testing.T) {
+	for route, name := range pages {
+		if _, err := fs.Stat(static, "static/"+name); err != nil {
+			t.Errorf("route %s: %v", route, err)
+		}
+	}
+	src := regexp.MustCompile(`src="/(js/[a-z0-9_-]+\.js)"`)
+	imp := regexp.MustCompile(`(?m)^\s*import\s[^'"]*['"]\./([a-z0-9_-]+\.js)['"]`)
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(static, p)
+		if err != nil {
+			return err
+		}
+		var refs []string
+		switch filepath.Ext(p) {
+		case ".html":
+			for _, m := range src.FindAllSubmatch(b, -1) {
+				refs = append(refs, string(m[1]))
+			}
+		case ".js":
+			for _, m := range imp.FindAllSubmatch(b, -1) {
+				refs = append(refs, "js/"+string(m[1]))
+			}
+		}
+		for _, r := range refs {
+			if !assetPath.MatchString("/" + r) {
+				t.Errorf("%s: %s is not a servable asset name", p, r)
+			}
+			if _, err := fs.Stat(static, "static/"+r); err != nil {
+				t.Errorf("%s: imports %s: %v", p, r, err)
 			}
 		}
 		return nil

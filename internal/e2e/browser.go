@@ -193,6 +193,40 @@ func (b *Browser) Screenshot(t testing.TB) []byte {
 	return png
 }
 
+// FullScreenshot captures the whole page, beyond the viewport, as PNG.
+func (b *Browser) FullScreenshot(t testing.TB) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, DefaultTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("e2e: %s: screenshot: %v", b.Name, err)
+	}
+	return png
+}
+
+// Fill replaces the value of the first input matching the CSS selector by
+// typing value into it (real key events, so input handlers and validation
+// run), waiting for it to be visible.
+func (b *Browser) Fill(t testing.TB, selector, value string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, DefaultTimeout)
+	defer cancel()
+	sel, _ := json.Marshal(selector)
+	err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(selector)))
+	if err == nil {
+		// chromedp.SetValue cannot set an empty value (it compares the
+		// result with a Go zero value), so clear the field in the page.
+		_, err = chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const e = document.querySelector(`+string(sel)+`); e.value = ''; return true; })()`))
+	}
+	if err == nil {
+		err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(selector), value, chromedp.NodeVisible))
+	}
+	if err != nil {
+		t.Fatalf("e2e: %s: fill %s: %v", b.Name, selector, err)
+	}
+}
+
 // SetViewport emulates a viewport of w×h CSS pixels (e.g. 360 wide for a
 // small phone).
 func (b *Browser) SetViewport(t testing.TB, w, h int64) {

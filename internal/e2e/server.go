@@ -27,6 +27,9 @@ type Server struct {
 	URL string
 	// App is the running application.
 	App *app.App
+	// DatabaseURL is the server's own (fresh, migrated) database, for tests
+	// that set up data directly with the store package.
+	DatabaseURL string
 
 	logs *syncBuffer
 }
@@ -79,7 +82,7 @@ func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 	served := make(chan error, 1)
 	go func() { served <- a.Serve(ln) }()
 
-	s := &Server{URL: origin, App: a, logs: logs}
+	s := &Server{URL: origin, App: a, DatabaseURL: cfg.Database.URL, logs: logs}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -1,8 +1,15 @@
-// The call page: /call#code=<one-time code>. The code lives in the fragment
-// so that it never reaches a server log or a Referer header; it is removed
-// from the address bar before anything else happens.
+// The call page, reached two ways:
+//   /call#code=<one-time code>  a patient's (or the demo's) link. The code
+//     lives in the fragment so that it never reaches a server log or a
+//     Referer header; it is removed from the address bar before anything
+//     else happens.
+//   /call?visit=<visit ID>  a signed-in provider. The page asks the API for a
+//     join grant with the session (a visit ID is an opaque ID, fine in a URL),
+//     and follows the session's idle logoff.
 
+import { APIError, loadSession, post } from './api.js';
 import { VisitClient } from './client.js';
+import { startIdleLogoff } from './session.js';
 
 /**
  * @typedef {object} Redeemed
@@ -29,6 +36,7 @@ const ui = {
   ended: $('ended'),
   endedTitle: $('ended-title'),
   endedReason: $('ended-reason'),
+  endedHome: /** @type {HTMLAnchorElement} */ ($('ended-home')),
   error: $('error'),
 };
 
@@ -48,6 +56,8 @@ const openvisit = {
   /** @type {VisitClient|null} */ client: null,
   /** @type {string|null} participant ID of this page */ self: null,
   /** @type {MediaStream|null} */ localStream: null,
+  /** @type {{code: number, reason: string}|null} how the media socket closed */ closed: null,
+  /** @type {string} the last error code the server or client reported */ lastError: '',
 };
 /** @type {any} */ (window).openvisit = openvisit;
 
@@ -114,6 +124,33 @@ async function redeem(code) {
   if (!resp.ok) {
     const msg = body && body.error && body.error.message;
     throw new Error(msg || `The visit link could not be used (HTTP ${resp.status}).`);
+  }
+  if (!body || !body.token || !body.ws_url || !body.visit_id) {
+    throw new Error('The server sent an unexpected answer.');
+  }
+  return body;
+}
+
+const VISIT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Joins a visit as the signed-in user: the session's join grant has the
+ * same shape as a redeemed code. A missing session goes to /signin.
+ * @param {string} visit
+ * @returns {Promise<Redeemed>}
+ */
+async function joinWithSession(visit) {
+  if (!VISIT_ID.test(visit)) throw new Error('This is not a valid visit address. Open the visit from your visits page.');
+  /** @type {any} */
+  let body;
+  try {
+    const view = await loadSession();
+    // A live call is activity the server cannot see: keep the session while connected.
+    startIdleLogoff(view, { keepAliveWhen: () => !!openvisit.client && openvisit.client.state === 'connected' });
+    body = await post(`/api/v1/visits/${encodeURIComponent(visit)}/join`, {});
+  } catch (err) {
+    if (err instanceof APIError && err.status === 401) throw new Error('Please sign in to join the visit.');
+    throw err;
   }
   if (!body || !body.token || !body.ws_url || !body.visit_id) {
     throw new Error('The server sent an unexpected answer.');
@@ -201,8 +238,17 @@ function setPressed(b, on) {
   b.setAttribute('aria-pressed', on ? 'true' : 'false');
 }
 
-/** Close codes of PROTOCOL.md, in words a patient can act on. */
+/** Signed in (a provider), rather than holding a patient's link. */
+let staff = false;
+
+/** Close codes of PROTOCOL.md, in words a patient (or provider) can act on. */
 function closeReason(/** @type {number} */ code) {
+  if (staff) {
+    switch (code) {
+      case 4001: return 'The join grant expired before it was used. Join again from your visits page.';
+      case 4010: return 'Your access to this visit ended: you were signed out, your account was changed, or the visit was closed.';
+    }
+  }
   switch (code) {
     case 4001: return 'Your visit link has expired or was already used. Ask for a new link.';
     case 4003: return 'This link belongs to another visit.';
@@ -216,18 +262,24 @@ function closeReason(/** @type {number} */ code) {
 async function main() {
   showState('starting');
   const code = takeCode();
-  if (!code) {
+  const visit = new URLSearchParams(location.search).get('visit') || '';
+  staff = !code && !!visit;
+  if (staff) {
+    ui.endedHome.href = '/provider';
+    ui.endedHome.textContent = 'Back to your visits';
+  }
+  if (!code && !visit) {
     showState('failed', 'Could not join');
     showError('This page needs the visit link from your invitation. Open that link again.');
     ui.call.hidden = true;
     return;
   }
 
-  showState('redeeming');
+  showState('redeeming', staff ? 'Joining the visit…' : undefined);
   /** @type {Redeemed} */
   let r;
   try {
-    r = await redeem(code);
+    r = staff ? await joinWithSession(visit) : await redeem(code);
   } catch (err) {
     showState('failed', 'Could not join');
     showError(err instanceof Error ? err.message : 'The visit link could not be used.');
@@ -261,9 +313,16 @@ async function main() {
   });
   openvisit.client = client;
   let left = false;
+  // The server ended the call on purpose (visit ended, participant removed):
+  // a clean end, not a connection failure.
+  let endedByServer = false;
 
   client.addEventListener('state', (ev) => {
     const d = /** @type {CustomEvent<import('./client.js').StateDetail>} */ (ev).detail;
+    if (endedByServer && (d.state === 'failed' || d.state === 'closed')) {
+      showState('closed', openvisit.closed && openvisit.closed.code === 4010 ? 'Removed from the visit' : undefined);
+      return;
+    }
     showState(d.state === 'new' ? 'connecting' : d.state);
   });
   client.addEventListener('participantjoined', (ev) => {
@@ -287,15 +346,26 @@ async function main() {
   client.addEventListener('error', (ev) => {
     const d = /** @type {CustomEvent<import('./client.js').ErrorDetail>} */ (ev).detail;
     console.warn('openvisit: error', d.code);
+    openvisit.lastError = d.code;
+    if (d.code === 'removed') return; // the close that follows explains it
     showError(d.message || 'Something went wrong.');
   });
   client.addEventListener('closed', (ev) => {
     const d = /** @type {CustomEvent<import('./client.js').ClosedDetail>} */ (ev).detail;
+    openvisit.closed = { code: d.code, reason: d.reason };
     if (left) return;
     for (const id of [...tiles.keys()]) removeTile(id);
-    if (client.state === 'failed') showEnded('Disconnected', 'The call could not continue. Ask for a new visit link to rejoin.');
-    else if (d.code === 1000 || d.code === 4010) showEnded('The visit has ended', closeReason(d.code));
-    else showEnded('Disconnected', closeReason(d.code));
+    if (client.state === 'failed') {
+      showEnded('Disconnected', staff
+        ? 'The call could not continue. Join again from your visits page.'
+        : 'The call could not continue. Ask for a new visit link to rejoin.');
+    } else if (d.code === 4010 && staff) {
+      endedByServer = true;
+      showEnded('You were removed from the visit', closeReason(d.code));
+    } else if (d.code === 1000 || d.code === 4010) {
+      endedByServer = true;
+      showEnded('The visit has ended', closeReason(d.code));
+    } else showEnded('Disconnected', closeReason(d.code));
   });
 
   ui.mute.addEventListener('click', () => {

@@ -1,0 +1,333 @@
+// The admin page: staff accounts (invite, role, disable/enable, unlock,
+// reset sign-in), security alerts, and emergency access grants to review.
+
+import { describe, get, post } from './api.js';
+import { busy, byId, confirmAction, copy, h, say, shortID, when } from './dom.js';
+import { startStaffPage } from './staff.js';
+
+/**
+ * @typedef {object} User
+ * @property {string} id
+ * @property {string} email
+ * @property {string} name
+ * @property {'provider'|'admin'} role
+ * @property {boolean} mfa_enrolled
+ * @property {boolean} password_set
+ * @property {boolean} locked
+ * @property {boolean} disabled
+ * @property {number} failed_logins
+ * @property {string} created_at
+ *
+ * @typedef {object} Alert
+ * @property {string} id
+ * @property {string} kind
+ * @property {string} severity
+ * @property {string} subject
+ * @property {string} detail
+ * @property {string} created_at
+ * @property {string} [acknowledged_at]
+ *
+ * @typedef {object} Grant
+ * @property {string} id
+ * @property {string} user_id
+ * @property {string} visit_id
+ * @property {string} reason
+ * @property {string} granted_at
+ * @property {string} expires_at
+ * @property {string} [reviewed_at]
+ */
+
+const ui = {
+  status: byId('status'),
+  error: byId('error'),
+  invite: byId('invite'),
+  inviteEmail: /** @type {HTMLInputElement} */ (byId('invite-email')),
+  inviteName: /** @type {HTMLInputElement} */ (byId('invite-name')),
+  inviteRole: /** @type {HTMLSelectElement} */ (byId('invite-role')),
+  inviteSubmit: /** @type {HTMLButtonElement} */ (byId('invite-submit')),
+  linkPanel: byId('link-panel'),
+  linkText: byId('link-text'),
+  link: /** @type {HTMLInputElement} */ (byId('setup-link')),
+  copyLink: /** @type {HTMLButtonElement} */ (byId('copy-link')),
+  linkDone: /** @type {HTMLButtonElement} */ (byId('link-done')),
+  copyStatus: byId('copy-status'),
+  usersLoading: byId('users-loading'),
+  usersRefresh: /** @type {HTMLButtonElement} */ (byId('users-refresh')),
+  users: byId('users'),
+  usersBody: byId('users-body'),
+  alerts: byId('alerts'),
+  alertsEmpty: byId('alerts-empty'),
+  alertsRefresh: /** @type {HTMLButtonElement} */ (byId('alerts-refresh')),
+  grants: byId('grants'),
+  grantsEmpty: byId('grants-empty'),
+  grantsRefresh: /** @type {HTMLButtonElement} */ (byId('grants-refresh')),
+};
+
+let selfID = '';
+/** @type {Map<string, User>} */
+const usersByID = new Map();
+
+/** @param {string} text */
+function ok(text) {
+  say(ui.error, '');
+  say(ui.status, text);
+}
+
+/** @param {unknown} err */
+function problem(err) {
+  say(ui.status, '');
+  say(ui.error, describe(err));
+}
+
+/** A user's display name. @param {User|undefined} u */
+function label(u) {
+  if (!u) return 'a user';
+  return u.name || u.email;
+}
+
+/** A button whose accessible name adds who it acts on. @param {string} text @param {string} who @param {Record<string, any>} props */
+function actionButton(text, who, props) {
+  return /** @type {HTMLButtonElement} */ (h('button', { type: 'button', ...props }, text, h('span', { className: 'sr-only' }, ` (${who})`)));
+}
+
+/** @param {User} u */
+function statusBadges(u) {
+  const out = [];
+  if (u.disabled) out.push(h('span', { className: 'tag tag-danger' }, 'Disabled'));
+  if (u.locked) out.push(h('span', { className: 'tag tag-warn' }, `Locked (${u.failed_logins} failed sign-ins)`));
+  if (!u.mfa_enrolled) out.push(h('span', { className: 'tag' }, 'Setup pending'));
+  if (!out.length) out.push(h('span', { className: 'tag tag-ok' }, 'Active'));
+  return out;
+}
+
+/** @param {User} u */
+function actionsFor(u) {
+  if (u.id === selfID) return [h('span', { className: 'hint' }, 'This is you')];
+  const who = label(u);
+  /** @type {HTMLButtonElement[]} */
+  const out = [];
+  if (u.disabled) {
+    out.push(actionButton('Enable', who, { dataset: { action: 'enable' }, onclick: () => act(u, 'enable') }));
+  } else {
+    out.push(actionButton('Disable', who, { className: 'danger', dataset: { action: 'disable' }, onclick: () => act(u, 'disable') }));
+  }
+  if (u.locked) {
+    out.push(actionButton('Unlock', who, { dataset: { action: 'unlock' }, onclick: () => act(u, 'unlock') }));
+  }
+  const other = u.role === 'admin' ? 'provider' : 'admin';
+  out.push(actionButton(other === 'admin' ? 'Make admin' : 'Make provider', who, { dataset: { action: 'role' }, onclick: () => act(u, 'role', other) }));
+  out.push(actionButton('Reset sign-in', who, { dataset: { action: 'reset-mfa' }, onclick: () => act(u, 'reset-mfa') }));
+  return out;
+}
+
+/** @param {User[]} users */
+function renderUsers(users) {
+  usersByID.clear();
+  for (const u of users) usersByID.set(u.id, u);
+  ui.usersBody.replaceChildren(...users.map((u) => h('tr', { role: 'row', dataset: { userId: u.id, email: u.email } },
+    h('td', { role: 'cell', dataset: { label: 'Name' } }, u.name || '—'),
+    h('td', { role: 'cell', className: 'email', dataset: { label: 'Email' } }, u.email),
+    h('td', { role: 'cell', dataset: { label: 'Role' } }, u.role === 'admin' ? 'Admin' : 'Provider'),
+    h('td', { role: 'cell', dataset: { label: 'Status' } }, ...statusBadges(u)),
+    h('td', { role: 'cell', dataset: { label: 'Actions' } }, h('div', { className: 'row-actions' }, ...actionsFor(u))))));
+  ui.usersLoading.hidden = true;
+  ui.users.hidden = false;
+}
+
+async function loadUsers() {
+  /** @type {{users: User[]}} */
+  const r = await get('/api/v1/admin/users');
+  renderUsers(r.users || []);
+}
+
+/** What each action asks and says. */
+const ACTIONS = {
+  disable: {
+    confirm: (/** @type {string} */ who) => ({ title: `Disable ${who}?`, message: 'They are signed out everywhere at once and removed from any call they are in. You can enable the account again later.', confirm: 'Disable', danger: true }),
+    done: (/** @type {string} */ who) => `${who} is disabled and signed out everywhere.`,
+  },
+  enable: { confirm: null, done: (/** @type {string} */ who) => `${who} is enabled.` },
+  unlock: { confirm: null, done: (/** @type {string} */ who) => `${who} is unlocked and can sign in again.` },
+  role: {
+    confirm: (/** @type {string} */ who, /** @type {string} */ role) => ({ title: `Make ${who} ${role === 'admin' ? 'an admin' : 'a provider'}?`, message: 'They are signed out everywhere; the new role applies when they sign in again.', confirm: 'Change role', danger: false }),
+    done: (/** @type {string} */ who) => `${who}'s role is changed; they are signed out.`,
+  },
+  'reset-mfa': {
+    confirm: (/** @type {string} */ who) => ({ title: `Reset sign-in for ${who}?`, message: 'Their authenticator and recovery codes stop working and they are signed out everywhere. You get a new setup link to send them.', confirm: 'Reset sign-in', danger: true }),
+    done: (/** @type {string} */ who) => `${who}'s sign-in is reset. Send them the new setup link.`,
+  },
+};
+
+/**
+ * Runs an action on a user, after confirmation when it is destructive.
+ * @param {User} u
+ * @param {keyof typeof ACTIONS} action
+ * @param {string} [role]
+ */
+async function act(u, action, role) {
+  const who = label(u);
+  const spec = ACTIONS[action];
+  if (spec.confirm && !(await confirmAction(spec.confirm(who, role || '')))) return;
+  const row = ui.usersBody.querySelector(`tr[data-user-id="${CSS.escape(u.id)}"]`);
+  const button = /** @type {HTMLButtonElement|null} */ (row && row.querySelector(`[data-action="${action}"]`));
+  const run = async () => {
+    try {
+      const path = `/api/v1/admin/users/${encodeURIComponent(u.id)}/${action}`;
+      const r = await post(path, action === 'role' ? { role } : {});
+      ok(spec.done(who));
+      if (action === 'reset-mfa' && r && r.setup_link) {
+        showLink(r.setup_link, `Send this one-time link to ${who} (${u.email}) by a channel you trust. It lets them set up their authenticator again. It is shown only once.`);
+      }
+      await loadUsers();
+    } catch (err) {
+      problem(err);
+    }
+    refocus(u.id);
+  };
+  if (button) await busy(button, run);
+  else await run();
+}
+
+/** After a re-render, puts the focus back in the user's row. @param {string} id */
+function refocus(id) {
+  if (!ui.linkPanel.hidden && ui.linkPanel.contains(document.activeElement)) return;
+  const row = ui.usersBody.querySelector(`tr[data-user-id="${CSS.escape(id)}"]`);
+  const b = /** @type {HTMLElement|null} */ (row && row.querySelector('button'));
+  if (b && (!document.activeElement || document.activeElement === document.body)) b.focus();
+}
+
+/** @param {string} link @param {string} text */
+function showLink(link, text) {
+  ui.link.value = link;
+  ui.linkText.textContent = text;
+  say(ui.copyStatus, '');
+  ui.linkPanel.hidden = false;
+  ui.linkPanel.focus();
+}
+
+ui.copyLink.addEventListener('click', () => copy(ui.link.value, ui.copyStatus, ui.link));
+ui.linkDone.addEventListener('click', () => {
+  ui.link.value = '';
+  ui.linkPanel.hidden = true;
+  ui.inviteEmail.focus();
+});
+
+ui.invite.addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  busy(ui.inviteSubmit, async () => {
+    try {
+      /** @type {{user: User, setup_link: string}} */
+      const r = await post('/api/v1/admin/users', {
+        email: ui.inviteEmail.value.trim(),
+        name: ui.inviteName.value.trim(),
+        role: ui.inviteRole.value,
+      });
+      ok(`Account created for ${label(r.user)}.`);
+      ui.inviteEmail.value = '';
+      ui.inviteName.value = '';
+      showLink(r.setup_link, `Send this one-time link to ${label(r.user)} (${r.user.email}) by a channel you trust: it lets them choose a password and set up their authenticator. It is shown only once.`);
+      await loadUsers();
+    } catch (err) {
+      problem(err);
+      ui.inviteEmail.focus();
+    }
+  });
+});
+
+const ALERT_KINDS = /** @type {Record<string, string>} */ ({
+  account_locked: 'Account locked',
+  break_glass: 'Emergency access used',
+});
+
+/** @param {Alert[]} alerts */
+function renderAlerts(alerts) {
+  // Open alerts first, newest first within each group.
+  alerts.sort((a, b) => Number(!!a.acknowledged_at) - Number(!!b.acknowledged_at) || b.created_at.localeCompare(a.created_at));
+  ui.alertsEmpty.hidden = alerts.length > 0;
+  ui.alerts.replaceChildren(...alerts.map((a) => {
+    const subject = usersByID.get(a.subject);
+    const item = h('li', { className: 'item' + (a.acknowledged_at ? ' done' : ''), dataset: { alertId: a.id } },
+      h('p', { className: 'item-title' },
+        h('span', { className: 'tag ' + (a.severity === 'critical' ? 'tag-danger' : a.severity === 'warning' ? 'tag-warn' : '') }, a.severity),
+        ' ', ALERT_KINDS[a.kind] || a.kind.replace(/_/g, ' ')),
+      h('p', {}, a.detail),
+      h('p', { className: 'hint' }, `${when(a.created_at)}${subject ? ' · ' + label(subject) : ''}`,
+        a.acknowledged_at ? ` · acknowledged ${when(a.acknowledged_at)}` : ''));
+    if (!a.acknowledged_at) {
+      const b = actionButton('Acknowledge', `${ALERT_KINDS[a.kind] || a.kind}, ${when(a.created_at)}`, {});
+      b.addEventListener('click', () => busy(b, async () => {
+        try {
+          await post(`/api/v1/admin/alerts/${encodeURIComponent(a.id)}/ack`, {});
+          ok('Alert acknowledged.');
+          await loadAlerts();
+          ui.alertsRefresh.focus();
+        } catch (err) {
+          problem(err);
+        }
+      }));
+      item.append(h('div', { className: 'actions' }, b));
+    }
+    return item;
+  }));
+}
+
+async function loadAlerts() {
+  /** @type {{alerts: Alert[]}} */
+  const r = await get('/api/v1/admin/alerts');
+  renderAlerts(r.alerts || []);
+}
+
+/** @param {Grant[]} grants */
+function renderGrants(grants) {
+  grants.sort((a, b) => Number(!!a.reviewed_at) - Number(!!b.reviewed_at) || b.granted_at.localeCompare(a.granted_at));
+  ui.grantsEmpty.hidden = grants.length > 0;
+  ui.grants.replaceChildren(...grants.map((g) => {
+    const who = label(usersByID.get(g.user_id));
+    const item = h('li', { className: 'item' + (g.reviewed_at ? ' done' : ''), dataset: { grantId: g.id } },
+      h('p', { className: 'item-title' }, `${who} · visit ${shortID(g.visit_id)}`),
+      h('blockquote', { className: 'reason' }, g.reason),
+      h('p', { className: 'hint' }, `Granted ${when(g.granted_at)}, until ${when(g.expires_at)}`,
+        g.reviewed_at ? ` · reviewed ${when(g.reviewed_at)}` : ''),
+      h('p', { className: 'hint mono' }, `Visit ID ${g.visit_id}`));
+    if (!g.reviewed_at) {
+      const b = actionButton('Mark reviewed', `${who}, ${when(g.granted_at)}`, {});
+      b.addEventListener('click', () => busy(b, async () => {
+        try {
+          await post(`/api/v1/admin/break-glass/${encodeURIComponent(g.id)}/review`, {});
+          ok('Grant marked reviewed.');
+          await loadGrants();
+          ui.grantsRefresh.focus();
+        } catch (err) {
+          problem(err);
+        }
+      }));
+      item.append(h('div', { className: 'actions' }, b));
+    }
+    return item;
+  }));
+}
+
+async function loadGrants() {
+  /** @type {{grants: Grant[]}} */
+  const r = await get('/api/v1/admin/break-glass');
+  renderGrants(r.grants || []);
+}
+
+ui.usersRefresh.addEventListener('click', () => busy(ui.usersRefresh, () => loadUsers().catch(problem)));
+ui.alertsRefresh.addEventListener('click', () => busy(ui.alertsRefresh, () => loadAlerts().catch(problem)));
+ui.grantsRefresh.addEventListener('click', () => busy(ui.grantsRefresh, () => loadGrants().catch(problem)));
+
+async function main() {
+  const s = await startStaffPage('admin');
+  if (!s) return;
+  selfID = s.view.user_id || '';
+  try {
+    await loadUsers(); // first: alerts and grants name users from it
+    await Promise.all([loadAlerts(), loadGrants()]);
+  } catch (err) {
+    problem(err);
+  }
+  document.body.dataset.loaded = 'true';
+}
+
+main();
