@@ -111,7 +111,7 @@ func (s *Server) inviteUser(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, gin.H{"user": u, "setup_link": link})
+	c.JSON(http.StatusCreated, gin.H{"user": u, "setup_link": link, "setup_link_expires_at": s.p.Now().Add(s.p.Auth.SetupLinkTTL)})
 }
 
 // InviteUser creates a staff user with a one-time setup link, auditing the
@@ -207,6 +207,9 @@ func (s *Server) changeRole(c *gin.Context) {
 		_, err := store.RevokeUserSessions(ctx, tx, id, s.p.Now(), "role change")
 		return err
 	}) {
+		if s.p.Media != nil {
+			s.p.Media.RemoveSubject(string(id)) // and in no call under the old role
+		}
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	}
 }
@@ -284,7 +287,8 @@ func (s *Server) resetMFA(c *gin.Context) {
 		if s.p.Media != nil {
 			s.p.Media.RemoveSubject(string(id))
 		}
-		c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret)})
+		c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret),
+			"setup_link_expires_at": now.Add(s.p.Auth.SetupLinkTTL)})
 	}
 }
 

@@ -357,19 +357,28 @@ func (s *Server) setupBegin(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	secret, err := totp.NewSecret()
-	if err != nil {
-		s.abort(c, err)
-		return
+	// A reload of the setup page shows the same pending secret, so a code
+	// already scanned keeps working.
+	var secret string
+	if u.TOTPPendingEnc != nil {
+		if b, err := s.p.Sealer.Open(totpPurpose, u.TOTPPendingEnc); err == nil {
+			secret = string(b)
+		}
 	}
-	sealed, err := s.p.Sealer.Seal(totpPurpose, []byte(secret))
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	if err := store.SetPendingTOTP(ctx, s.p.Store.Pool, u.ID, sealed); err != nil {
-		s.abort(c, err)
-		return
+	if secret == "" {
+		if secret, err = totp.NewSecret(); err != nil {
+			s.abort(c, err)
+			return
+		}
+		sealed, err := s.p.Sealer.Seal(totpPurpose, []byte(secret))
+		if err != nil {
+			s.abort(c, err)
+			return
+		}
+		if err := store.SetPendingTOTP(ctx, s.p.Store.Pool, u.ID, sealed); err != nil {
+			s.abort(c, err)
+			return
+		}
 	}
 	uri := totp.URI(secret, u.Email)
 	png, err := totp.QRPNG(uri)
@@ -380,7 +389,8 @@ func (s *Server) setupBegin(c *gin.Context) {
 	s.auditLog(c, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionMFAEnrolBegin,
 		ResourceType: "user", ResourceID: string(u.ID), Outcome: audit.Success, Reason: link.Purpose})
 	c.JSON(http.StatusOK, gin.H{
-		"email": u.Email, "purpose": link.Purpose, "needs_password": link.Purpose == store.PurposeInvite || u.PasswordHash == "",
+		"expires_at": link.ExpiresAt,
+		"email":      u.Email, "purpose": link.Purpose, "needs_password": link.Purpose == store.PurposeInvite || u.PasswordHash == "",
 		"otpauth_uri": uri, "secret": secret, "qr_png": "data:image/png;base64," + base64.StdEncoding.EncodeToString(png),
 	})
 }

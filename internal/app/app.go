@@ -72,7 +72,7 @@ type App struct {
 
 // New builds the process described by cfg. It validates cfg, connects to
 // PostgreSQL and migrates it; on error everything opened so far is closed.
-func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error) {
+func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -83,8 +83,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (a *App, err error
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	a = &App{cfg: cfg, log: log}
+	a := &App{cfg: cfg, log: log}
 	defer func() {
+		// a, not the named result: every error return sets that to nil.
 		if err != nil {
 			a.close()
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/auth/totp"
+	"github.com/openvisit/openvisit/internal/store"
 )
 
 func TestLoginLockout(t *testing.T) {
@@ -187,4 +188,33 @@ func TestSessionIdleLogoff(t *testing.T) {
 			t.Fatalf("the other session after sign out everywhere: %d", r.Status)
 		}
 	})
+}
+
+// Reloading the setup page must not invalidate a QR code already scanned.
+func TestSetupBeginIsStable(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	u, err := store.CreateUser(ctx, s.Pool, "new@clinic.test", "New", "provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := store.CreateSetupLink(ctx, s.Pool, u.ID, store.PurposeInvite, s.Clock.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.newClient(t)
+	var first, second struct{ Secret string }
+	c.do("POST", "/api/v1/setup/begin", map[string]string{"token": link}).decode(t, &first)
+	c.do("POST", "/api/v1/setup/begin", map[string]string{"token": link}).decode(t, &second)
+	if first.Secret == "" || first.Secret != second.Secret {
+		t.Fatalf("setup/begin twice gave %q then %q; want the same pending secret", first.Secret, second.Secret)
+	}
+	// A weak password changes nothing: the link and the pending secret stay.
+	code, _ := totp.Code(first.Secret, s.Clock.Now())
+	if r := c.do("POST", "/api/v1/setup/complete", map[string]string{"token": link, "password": "password1234", "code": code}); r.code() != "weak_password" {
+		t.Fatalf("weak password: %d %s", r.Status, r.Body)
+	}
+	if r := c.do("POST", "/api/v1/setup/complete", map[string]string{"token": link, "password": testPassword, "code": code}); r.Status != 200 {
+		t.Fatalf("complete after a refused attempt: %d %s", r.Status, r.Body)
+	}
 }
