@@ -45,6 +45,7 @@ const (
 	actionAuditExport        = "audit.export"
 	actionAuditPatientReport = "audit.patient_report"
 	actionIncidentCreate     = "incident.create"
+	actionIncidentStatus     = "incident.status"
 	actionIncidentScope      = "incident.scope"
 	actionAccessDenied       = "access.denied"
 )

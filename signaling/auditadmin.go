@@ -101,7 +101,7 @@ func (s *Server) searchAudit(c *gin.Context) {
 		s.abort(c, e)
 		return
 	}
-	if err := s.adminAudit(c, actionAuditSearch, f.PatientID, ""); err != nil {
+	if err := s.adminAudit(c, actionAuditSearch, f.PatientID, filterSummary(f)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -114,7 +114,37 @@ func (s *Server) searchAudit(c *gin.Context) {
 	for i := range entries {
 		out[i] = viewEntry(&entries[i])
 	}
-	c.JSON(http.StatusOK, gin.H{"entries": out})
+	c.JSON(http.StatusOK, gin.H{"entries": out, "has_more": len(out) == limitOf(f)})
+}
+
+func limitOf(f audit.Filter) int {
+	if f.Limit <= 0 || f.Limit > 1000 {
+		return 100
+	}
+	return f.Limit
+}
+
+// filterSummary records what a search or export selected (IDs and times
+// only: no PHI) in its own audit entry.
+func filterSummary(f audit.Filter) string {
+	var parts []string
+	add := func(k, v string) {
+		if v != "" {
+			parts = append(parts, k+"="+v)
+		}
+	}
+	add("actor", f.ActorID)
+	add("patient", f.PatientID)
+	add("visit", f.VisitID)
+	add("action", f.Action)
+	add("outcome", string(f.Outcome))
+	if !f.From.IsZero() {
+		add("from", f.From.UTC().Format(time.RFC3339))
+	}
+	if !f.To.IsZero() {
+		add("to", f.To.UTC().Format(time.RFC3339))
+	}
+	return strings.Join(parts, " ")
 }
 
 // CheckpointView is the chain proof attached to exports: the newest signed
@@ -142,7 +172,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_format", "format is csv or json."))
 		return
 	}
-	if err := s.adminAudit(c, actionAuditExport, f.PatientID, format); err != nil {
+	if err := s.adminAudit(c, actionAuditExport, f.PatientID, format+" "+filterSummary(f)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -173,6 +203,13 @@ func (s *Server) exportAudit(c *gin.Context) {
 			return w.Write([]string{strconv.FormatInt(v.Seq, 10), v.At.Format(time.RFC3339Nano), v.ActorID, v.ActorRole, v.Action,
 				v.ResourceType, v.ResourceID, v.PatientID, v.VisitID, v.IP, csvSafe(v.UserAgent), v.Outcome, csvSafe(v.Reason), v.PrevHash, v.Hash})
 		})
+		if cpv != nil && err == nil {
+			// The proof travels in the file too (a download keeps no
+			// headers): a last row marked #checkpoint, padded to the width.
+			row := []string{"#checkpoint", strconv.FormatInt(cpv.Seq, 10), cpv.SignedAt.UTC().Format(time.RFC3339Nano),
+				"key_id=" + cpv.KeyID, "signature=" + cpv.Signature, "", "", "", "", "", "", "", "", "", cpv.HeadHash}
+			err = w.Write(row)
+		}
 		w.Flush()
 	} else {
 		c.Header("Content-Type", "application/json")
@@ -246,7 +283,7 @@ func (s *Server) patientAccessReport(c *gin.Context) {
 			}
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"patient_id": patient, "entries": out, "actors": actors})
+	c.JSON(http.StatusOK, gin.H{"patient_id": patient, "entries": out, "actors": actors, "has_more": len(out) == limitOf(f)})
 }
 
 type incidentRequest struct {
@@ -333,7 +370,12 @@ func (s *Server) incidentScope(c *gin.Context) {
 		s.abort(c, e)
 		return
 	}
-	if err := s.adminAudit(c, actionIncidentScope, "", "incident "+inc.ID); err != nil {
+	what := "scope"
+	if c.Query("format") == "csv" {
+		what = "notification list export"
+	}
+	if err := s.adminAudit(c, actionIncidentScope, "", what+" incident "+inc.ID+" actor="+q.ActorID+" kek="+q.KEKID+
+		" from="+q.From.UTC().Format(time.RFC3339)+" to="+q.To.UTC().Format(time.RFC3339)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -356,4 +398,40 @@ func (s *Server) incidentScope(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"incident": inc, "scope": sc})
+}
+
+type incidentStatusRequest struct {
+	Status string `json:"status"`
+}
+
+// setIncidentStatus moves an incident to notified or closed (or reopens it).
+func (s *Server) setIncidentStatus(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req incidentStatusRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	if req.Status != "open" && req.Status != "notified" && req.Status != "closed" {
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_status", "Status is open, notified or closed."))
+		return
+	}
+	id := c.Param("incident_id")
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if err := store.SetIncidentStatus(ctx, tx, id, req.Status); err != nil {
+			return err
+		}
+		ev := s.adminEvent(c, actionIncidentStatus, id)
+		ev.ResourceType, ev.Reason = "incident", req.Status
+		return audit.AppendTx(ctx, tx, ev)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": req.Status})
 }

@@ -75,6 +75,7 @@ func corePolicy() access.Policy {
 		key("GET", "/api/v1/admin/patients/:patient_id/access-report"): {Allow: admins},
 		key("GET", "/api/v1/admin/incidents"):                          {Allow: admins},
 		key("POST", "/api/v1/admin/incidents"):                         {Allow: admins},
+		key("POST", "/api/v1/admin/incidents/:incident_id/status"):     {Allow: admins},
 		key("GET", "/api/v1/admin/incidents/:incident_id/scope"):       {Allow: admins},
 
 		// Visits. Visit-scoped routes answer 404 to anyone outside the visit.

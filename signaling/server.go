@@ -144,6 +144,7 @@ func (s *Server) Register(r *gin.Engine) {
 	admin.GET("/incidents", s.listIncidents)
 	admin.POST("/incidents", s.createIncident)
 	admin.GET("/incidents/:incident_id/scope", s.incidentScope)
+	admin.POST("/incidents/:incident_id/status", s.setIncidentStatus)
 
 	api.GET("/visits", s.listVisits)
 	api.POST("/visits", s.createVisit)

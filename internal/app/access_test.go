@@ -132,6 +132,9 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/admin/incidents": {want: with(adminOnly, expect{admin: 201}), body: func(*fixture) any {
 			return map[string]string{"title": "Lost laptop", "discovered_at": time.Now().Add(-time.Hour).Format(time.RFC3339)}
 		}},
+		"POST /api/v1/admin/incidents/:incident_id/status": {want: adminOnly, body: func(*fixture) any {
+			return map[string]string{"status": "notified"}
+		}},
 		"GET /api/v1/admin/incidents/:incident_id/scope": {want: adminOnly, query: func(f *fixture) string {
 			return "?actor_id=someone&from=2020-01-01T00:00:00Z&to=2030-01-01T00:00:00Z"
 		}},

@@ -128,6 +128,13 @@ func TestBreachReportScope(t *testing.T) {
 		t.Errorf("%d scope queries audited, want 3", n)
 	}
 
+	if r := c.do("POST", "/api/v1/admin/incidents/"+inc.ID+"/status", map[string]string{"status": "notified"}); r.Status != 200 {
+		t.Errorf("incident status: %d %s", r.Status, r.Body)
+	}
+	if r := c.do("POST", "/api/v1/admin/incidents/"+inc.ID+"/status", map[string]string{"status": "forgotten"}); r.Status != 400 {
+		t.Errorf("bad incident status: %d", r.Status)
+	}
+
 	// Bad queries get clear errors.
 	if r := c.do("GET", "/api/v1/admin/incidents/"+inc.ID+"/scope?actor_id=x&kek_id=y&from=a&to=b", nil); r.Status != 400 || r.code() != "bad_scope" {
 		t.Errorf("both actor and key: %d %s", r.Status, r.Body)
@@ -200,5 +207,8 @@ func TestAuditSearchExportAndPatientReport(t *testing.T) {
 	rows, err := csv.NewReader(strings.NewReader(string(r.Body))).ReadAll()
 	if err != nil || len(rows) < 6 || rows[0][len(rows[0])-1] != "hash" {
 		t.Fatalf("csv export: %d rows, %v", len(rows), err)
+	}
+	if r := c.do("GET", "/api/v1/admin/audit?action=audit.export", nil); !strings.Contains(string(r.Body), "csv") {
+		t.Errorf("the export's own audit entry does not say what was exported: %s", r.Body)
 	}
 }

@@ -155,3 +155,18 @@ func BreachScope(ctx context.Context, db DBTX, q ScopeQuery) (Scope, error) {
 	}
 	return sc, nil
 }
+
+// SetIncidentStatus changes an incident's status.
+func SetIncidentStatus(ctx context.Context, db DBTX, id, status string) error {
+	if !ids.Valid(id) {
+		return ErrNotFound
+	}
+	tag, err := db.Exec(ctx, `UPDATE incidents SET status = $2 WHERE id = $1`, id, status)
+	if err != nil {
+		return fmt.Errorf("store: incident status: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
