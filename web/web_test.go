@@ -24,6 +24,8 @@ func TestHandlerRoutes(t *testing.T) {
 		{"setup", "GET", "/setup", 200, "text/html; charset=utf-8"},
 		{"admin", "GET", "/admin", 200, "text/html; charset=utf-8"},
 		{"provider", "GET", "/provider", 200, "text/html; charset=utf-8"},
+		{"audit", "GET", "/audit", 200, "text/html; charset=utf-8"},
+		{"incidents", "GET", "/incidents", 200, "text/html; charset=utf-8"},
 		{"api module", "GET", "/js/api.js", 200, "text/javascript; charset=utf-8"},
 		{"session module", "GET", "/js/session.js", 200, "text/javascript; charset=utf-8"},
 		{"admin module", "GET", "/js/admin.js", 200, "text/javascript; charset=utf-8"},
