@@ -198,10 +198,12 @@ func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	admin.SetViewport(t, 1280, 800)
 	screenshot(t, admin, "admin-1280.png")
 	admin.SetViewport(t, 360, 740)
+	// One at a time: each action re-renders the lists, so a second click
+	// sent at once could land on a button that is being replaced.
 	admin.Click(t, "#grants li button")
+	admin.WaitFor(t, ctx, `document.querySelector('#grants li.done') !== null && document.querySelectorAll('#grants li button').length === 0`, pageTimeout)
 	admin.Click(t, "#alerts li button")
-	admin.WaitFor(t, ctx, `document.querySelector('#grants li.done') !== null && document.querySelector('#alerts li.done') !== null
-    && document.querySelectorAll('#grants li button, #alerts li button').length === 0`, pageTimeout)
+	admin.WaitFor(t, ctx, `document.querySelector('#alerts li.done') !== null && document.querySelectorAll('#alerts li button').length === 0`, pageTimeout)
 
 	provider.Click(t, "#start-visit")
 	provider.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
