@@ -44,7 +44,8 @@ services-status: ## show whether PostgreSQL + MinIO are running
 run: services build ## run the server on https://localhost:8443 (development, demo data)
 	. ./$(DEV_ENV)
 	mkdir -p .dev/data
-	export OPENVISIT_ENVIRONMENT=development OPENVISIT_DEMO=true OPENVISIT_DATA_DIR=.dev/data
+	# Development: demo links, generated keys, and audit checkpoints locked for a day (not six years).
+	export OPENVISIT_ENVIRONMENT=development OPENVISIT_DEMO=true OPENVISIT_DATA_DIR=.dev/data OPENVISIT_AUDIT_ANCHOR_RETENTION=24h
 	./bin/openvisit migrate
 	# The first admin's one-time setup link (printed until an admin has enrolled).
 	./bin/openvisit user create --role admin --email admin@localhost --name "First admin" --if-no-admin
