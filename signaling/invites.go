@@ -215,6 +215,7 @@ func (s *Server) redeemInvite(c *gin.Context) {
 		case now.Before(from):
 			denied = httpx.E(httpx.KindConflict, "too_early",
 				"It is too early to join. The link opens at "+from.UTC().Format("15:04 MST on Mon 2 Jan")+", one hour before the visit.")
+			denied.Details = map[string]any{"usable_from": from}
 		case !now.Before(until):
 			denied = errInviteExpired
 		}
@@ -222,9 +223,18 @@ func (s *Server) redeemInvite(c *gin.Context) {
 			return nil
 		}
 		if inv.UsedAt != nil {
-			// The browser that used it may come back while its session lives.
+			// The browser that used it may come back while its session lives;
+			// a patient who left the call returns to the waiting room.
 			if current.Kind == access.Patient && current.VisitID == inv.VisitID {
 				pid = current.ParticipantID
+				tag, err := tx.Exec(ctx, `UPDATE participants SET state = 'waiting', waiting_at = $3, left_at = NULL
+					WHERE visit_id = $1 AND id = $2 AND state = 'left'`, string(v.ID), string(pid), now)
+				if err != nil {
+					return err
+				}
+				if tag.RowsAffected() > 0 {
+					return notifyVisit(ctx, tx, v.ID)
+				}
 				return nil
 			}
 			denied = errInviteUsed
@@ -248,7 +258,8 @@ func (s *Server) redeemInvite(c *gin.Context) {
 			if err := audit.AppendTx(ctx, tx, ev); err != nil {
 				return err
 			}
-			denied = errWrongDOB
+			denied = &httpx.Error{Kind: errWrongDOB.Kind, Code: errWrongDOB.Code, Message: errWrongDOB.Message,
+				Details: map[string]any{"tries_left": max(0, dobTries-inv.DOBFailures-1)}}
 			if locked {
 				denied = errInviteLocked
 			}

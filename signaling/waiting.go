@@ -209,7 +209,10 @@ func (s *Server) leaveVisit(c *gin.Context) {
 	visit := ids.VisitID(c.Param("visit_id"))
 	now := s.p.Now()
 	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		q := `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND id = $2`
+		// A patient who leaves goes back through the waiting room to return
+		// (the provider sees them leave); a dropped connection is not a leave.
+		q := `UPDATE participants SET left_at = $3, state = CASE WHEN state = 'admitted' THEN 'left' ELSE state END
+			WHERE visit_id = $1 AND id = $2`
 		arg := string(p.ParticipantID)
 		if p.Kind == access.Provider {
 			q = `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND user_id = $2 AND role = 'provider'`

@@ -112,6 +112,25 @@ func TestWaitingRoomEvents(t *testing.T) {
 		t.Error("the patient's events list other participants")
 	}
 
+	// A patient who leaves shows as left; the same browser comes back
+	// through the waiting room and is admitted again.
+	if r := patient.do("POST", "/api/v1/visits/"+string(v.ID)+"/leave", struct{}{}); r.Status != 200 {
+		t.Fatalf("leave: %d %s", r.Status, r.Body)
+	}
+	providerStream.until(func(st stateEvent) bool { return len(st.Participants) == 1 && st.Participants[0].State == "left" })
+	if r := patient.do("POST", "/api/v1/visits/"+string(v.ID)+"/join", struct{}{}); r.code() != "not_admitted" {
+		t.Fatalf("join after leaving: %d %s, want not_admitted", r.Status, r.Body)
+	}
+	if r := patient.redeem(inv.secret(t), dob); r.Status != 200 {
+		t.Fatalf("return after leaving: %d %s", r.Status, r.Body)
+	}
+	providerStream.until(func(st stateEvent) bool { return len(st.Participants) == 1 && st.Participants[0].State == "waiting" })
+	if r := pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/participants/"+string(pid)+"/admit", struct{}{}); r.Status != 200 {
+		t.Fatalf("admit again: %d %s", r.Status, r.Body)
+	}
+	patientStream = patient.events("/api/v1/visits/" + string(v.ID) + "/events")
+	patientStream.until(func(st stateEvent) bool { return st.Me.State == "admitted" })
+
 	if r := pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/end", struct{}{}); r.Status != 200 {
 		t.Fatalf("end: %d %s", r.Status, r.Body)
 	}

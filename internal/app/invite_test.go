@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -89,8 +90,12 @@ func TestInviteRules(t *testing.T) {
 	pc.mustLoginAgain(prov)                       // the provider's session idled out meanwhile
 	t.Run("wrong date of birth with lockout", func(t *testing.T) {
 		for i := 1; i < 5; i++ {
-			if r := patient.redeem(inv.secret(t), "1980-03-01"); r.Status != 400 || r.code() != "wrong_date_of_birth" {
+			r := patient.redeem(inv.secret(t), "1980-03-01")
+			if r.Status != 400 || r.code() != "wrong_date_of_birth" {
 				t.Fatalf("wrong DOB %d: %d %s", i, r.Status, r.Body)
+			}
+			if want := fmt.Sprintf(`"tries_left":%d`, 5-i); !strings.Contains(string(r.Body), want) {
+				t.Errorf("wrong DOB %d: %s lacks %s", i, r.Body, want)
 			}
 		}
 		if r := patient.redeem(inv.secret(t), "not a date"); r.Status != 403 || r.code() != "invite_locked" {

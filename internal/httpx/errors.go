@@ -48,6 +48,9 @@ type Error struct {
 	Kind    Kind
 	Code    string
 	Message string
+	// Details are machine-readable facts for the page (a time, a count);
+	// never PHI.
+	Details map[string]any
 	Err     error // the cause, for the log only
 }
 
@@ -77,9 +80,10 @@ type Body struct {
 
 // BodyError is the inside of Body.
 type BodyError struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
+	Code      string         `json:"code"`
+	Message   string         `json:"message"`
+	Details   map[string]any `json:"details,omitempty"`
+	RequestID string         `json:"request_id"`
 }
 
 // Abort writes err as the response and stops the handler chain. Errors that
@@ -98,5 +102,5 @@ func Abort(c *gin.Context, log *slog.Logger, err error) {
 			e = &Error{Kind: KindInternal, Code: "internal", Message: "internal error"}
 		}
 	}
-	c.AbortWithStatusJSON(status, Body{Error: BodyError{Code: e.Code, Message: e.Message, RequestID: rid}})
+	c.AbortWithStatusJSON(status, Body{Error: BodyError{Code: e.Code, Message: e.Message, Details: e.Details, RequestID: rid}})
 }
