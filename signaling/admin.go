@@ -303,15 +303,22 @@ func (s *Server) listAlerts(c *gin.Context) {
 }
 
 func (s *Server) ackAlert(c *gin.Context) {
+	s.markHandled(c, "alert_id", actionAlertAck, "alert", "acknowledged", store.AcknowledgeAlert)
+}
+
+// markHandled records that an admin handled an alert or a break-glass
+// grant (mark(id, admin, now)), audited in the same transaction.
+func (s *Server) markHandled(c *gin.Context, param, action, resourceType, status string,
+	mark func(context.Context, store.DBTX, string, ids.UserID, time.Time) error) {
 	ctx := c.Request.Context()
-	id := c.Param("alert_id")
+	id := c.Param(param)
 	p := principal(c)
 	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.AcknowledgeAlert(ctx, tx, id, p.UserID, s.p.Now()); err != nil {
+		if err := mark(ctx, tx, id, p.UserID, s.p.Now()); err != nil {
 			return err
 		}
-		ev := s.adminEvent(c, actionAlertAck, id)
-		ev.ResourceType = "alert"
+		ev := s.adminEvent(c, action, id)
+		ev.ResourceType = resourceType
 		return audit.AppendTx(ctx, tx, ev)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -322,7 +329,7 @@ func (s *Server) ackAlert(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "acknowledged"})
+	c.JSON(http.StatusOK, gin.H{"status": status})
 }
 
 func (s *Server) listBreakGlass(c *gin.Context) {
@@ -336,24 +343,5 @@ func (s *Server) listBreakGlass(c *gin.Context) {
 }
 
 func (s *Server) reviewBreakGlass(c *gin.Context) {
-	ctx := c.Request.Context()
-	id := c.Param("grant_id")
-	p := principal(c)
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.ReviewBreakGlass(ctx, tx, id, p.UserID, s.p.Now()); err != nil {
-			return err
-		}
-		ev := s.adminEvent(c, actionBreakReview, id)
-		ev.ResourceType = "break_glass"
-		return audit.AppendTx(ctx, tx, ev)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "reviewed"})
+	s.markHandled(c, "grant_id", actionBreakReview, "break_glass", "reviewed", store.ReviewBreakGlass)
 }
