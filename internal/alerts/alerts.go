@@ -37,9 +37,7 @@ const (
 )
 
 // RecordingAccessActions are the audit actions that read recordings.
-var RecordingAccessActions = []string{
-	"recording.list", "recording.view", "recording.metadata", "recording.play", "recording.download",
-}
+var RecordingAccessActions = []string{"recording.view", "recording.play", "recording.download"}
 
 // Rules are the thresholds.
 type Rules struct {
@@ -129,9 +127,12 @@ func (e *Engine) rules() []rule {
 			`SELECT ip, count(*) FROM audit_events WHERE action = 'auth.login' AND outcome IN ('failure', 'denied')
 			 AND ip <> '' AND at >= $1 GROUP BY ip HAVING count(*) >= $2`, nil, "failed sign-ins from one address"},
 		{KindBulkRecordingAccess, "critical", r.RecordingAccesses, r.RecordingWindow,
-			`SELECT actor_id, count(*) FROM audit_events WHERE action = ANY($3) AND outcome = 'success'
-			 AND actor_id <> '' AND at >= $1 GROUP BY actor_id HAVING count(*) >= $2`, []any{RecordingAccessActions},
-			"recording accesses by one actor"},
+			// Distinct recordings: one playback makes many Range requests
+			// (each audited) but is one recording reached.
+			`SELECT actor_id, count(DISTINCT resource_id) FROM audit_events WHERE action = ANY($3) AND outcome = 'success'
+			 AND actor_id <> '' AND resource_type = 'recording' AND at >= $1 GROUP BY actor_id
+			 HAVING count(DISTINCT resource_id) >= $2`, []any{RecordingAccessActions},
+			"recordings accessed by one actor"},
 	}
 }
 

@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -87,11 +88,19 @@ func TestAlertRules(t *testing.T) {
 	appendN(t, log, 9, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-under", IP: "198.51.100.2"})
 	// One address guessing at many accounts (unknown accounts have no actor).
 	appendN(t, log, 30, audit.Event{Action: "auth.login", Outcome: audit.Failure, IP: "203.0.113.9"})
-	// One actor reading many recordings; another reading a few.
-	appendN(t, log, 25, audit.Event{Action: "recording.play", Outcome: audit.Success, ActorID: "curious-admin"})
-	appendN(t, log, 5, audit.Event{Action: "recording.download", Outcome: audit.Success, ActorID: "normal-provider"})
+	// One actor reading many recordings; another playing one recording
+	// with many Range requests (each audited), which is one recording.
+	for i := range 25 {
+		appendN(t, log, 1, audit.Event{Action: "recording.view", Outcome: audit.Success, ActorID: "curious-admin",
+			ResourceType: "recording", ResourceID: fmt.Sprintf("rec-%d", i)})
+	}
+	appendN(t, log, 60, audit.Event{Action: "recording.play", Outcome: audit.Success, ActorID: "normal-provider",
+		ResourceType: "recording", ResourceID: "rec-watched"})
 	// Denied recording reads do not count as accesses.
-	appendN(t, log, 30, audit.Event{Action: "recording.play", Outcome: audit.Denied, ActorID: "outsider"})
+	for i := range 30 {
+		appendN(t, log, 1, audit.Event{Action: "recording.play", Outcome: audit.Denied, ActorID: "outsider",
+			ResourceType: "recording", ResourceID: fmt.Sprintf("rec-%d", i)})
+	}
 
 	raised, err := e.Evaluate(ctx)
 	if err != nil {
