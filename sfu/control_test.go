@@ -111,7 +111,8 @@ func TestMetrics(t *testing.T) {
 		got[mf.GetName()] = true
 	}
 	for _, name := range []string{"openvisit_sfu_rooms", "openvisit_sfu_participants",
-		"openvisit_sfu_forwarded_packets_total", "openvisit_sfu_forwarded_bytes_total"} {
+		"openvisit_sfu_forwarded_packets_total", "openvisit_sfu_forwarded_bytes_total",
+		"openvisit_sfu_dropped_packets_total"} {
 		if !got[name] {
 			t.Errorf("metric %s missing", name)
 		}

@@ -109,3 +109,6 @@ func (e *protoError) Error() string {
 func (e *protoError) Unwrap() error { return e.err }
 
 func fail(c Code, err error) error { return &protoError{code: c, err: err} }
+
+// errTrackClosed: a downTrack was bound after its subscriber left (or twice).
+var errTrackClosed = errors.New("sfu: subscriber closed")

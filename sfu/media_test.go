@@ -34,10 +34,20 @@ type client struct {
 
 func newClient(t *testing.T, env *testEnv, visit ids.VisitID) *client {
 	t.Helper()
+	return newClientWith(t, env, visit, webrtc.Configuration{}, nil)
+}
+
+// newClientWith is newClient with a PeerConnection configuration (ICE
+// servers, transport policy) and extra settings applied after loopbackOnly.
+func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Configuration, configure func(*webrtc.SettingEngine)) *client {
+	t.Helper()
 	tok, claims := env.mint(t, visit, token.RolePatient)
 	var se webrtc.SettingEngine
 	loopbackOnly(&se)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if configure != nil {
+		configure(&se)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

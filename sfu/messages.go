@@ -22,6 +22,8 @@ const (
 	maxUfrag        = 256
 	maxMLineIndex   = 1024
 	maxVisitIDChars = 36 // a canonical UUID
+	maxTrackID      = 64
+	maxDimension    = 16384 // pixels, per side, in a layer_hint
 )
 
 // Message types.
@@ -32,6 +34,7 @@ const (
 	typeAnswer            = "answer"
 	typeCandidate         = "candidate"
 	typeLeave             = "leave"
+	typeLayerHint         = "layer_hint"
 	typeParticipantJoined = "participant_joined"
 	typeParticipantLeft   = "participant_left"
 	typeError             = "error"
@@ -53,6 +56,9 @@ type clientMessage struct {
 	Visit     *string        `json:"visit,omitempty"`
 	SDP       *string        `json:"sdp,omitempty"`
 	Candidate *candidateInit `json:"candidate,omitempty"`
+	Track     *string        `json:"track,omitempty"`
+	Width     *int           `json:"width,omitempty"`
+	Height    *int           `json:"height,omitempty"`
 }
 
 // participantInfo is the participant object of the protocol.
@@ -108,8 +114,9 @@ func decodeMessage(data []byte) (clientMessage, error) {
 
 func (m *clientMessage) check() error {
 	// has reports which optional fields are present, in field order.
-	has := [4]bool{m.Token != nil, m.Visit != nil, m.SDP != nil, m.Candidate != nil}
-	only := func(want [4]bool) error {
+	has := [7]bool{m.Token != nil, m.Visit != nil, m.SDP != nil, m.Candidate != nil,
+		m.Track != nil, m.Width != nil, m.Height != nil}
+	only := func(want [7]bool) error {
 		if has != want {
 			return errors.New("missing or foreign field")
 		}
@@ -117,7 +124,7 @@ func (m *clientMessage) check() error {
 	}
 	switch m.Type {
 	case typeJoin:
-		if err := only([4]bool{true, true, false, false}); err != nil {
+		if err := only([7]bool{true, true}); err != nil {
 			return err
 		}
 		if len(*m.Token) == 0 || len(*m.Token) > token.MaxLen {
@@ -127,14 +134,14 @@ func (m *clientMessage) check() error {
 			return errors.New("visit is not an id")
 		}
 	case typeOffer, typeAnswer:
-		if err := only([4]bool{false, false, true, false}); err != nil {
+		if err := only([7]bool{2: true}); err != nil {
 			return err
 		}
 		if len(*m.SDP) == 0 || len(*m.SDP) > maxSDP {
 			return errors.New("sdp length")
 		}
 	case typeCandidate:
-		if err := only([4]bool{false, false, false, true}); err != nil {
+		if err := only([7]bool{3: true}); err != nil {
 			return err
 		}
 		c := m.Candidate
@@ -145,8 +152,18 @@ func (m *clientMessage) check() error {
 			return errors.New("candidate field length")
 		}
 	case typeLeave:
-		if err := only([4]bool{}); err != nil {
+		if err := only([7]bool{}); err != nil {
 			return err
+		}
+	case typeLayerHint:
+		if err := only([7]bool{4: true, 5: true, 6: true}); err != nil {
+			return err
+		}
+		if len(*m.Track) == 0 || len(*m.Track) > maxTrackID {
+			return errors.New("track length")
+		}
+		if *m.Width < 0 || *m.Width > maxDimension || *m.Height < 0 || *m.Height > maxDimension {
+			return errors.New("dimension out of range")
 		}
 	default:
 		return errors.New("unknown type")
@@ -158,7 +175,7 @@ func (m *clientMessage) check() error {
 // client cannot write arbitrary text into the log.
 func safeType(t string) string {
 	switch t {
-	case typeJoin, typeOffer, typeAnswer, typeCandidate, typeLeave:
+	case typeJoin, typeOffer, typeAnswer, typeCandidate, typeLeave, typeLayerHint:
 		return t
 	}
 	return "unknown"

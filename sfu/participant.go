@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
@@ -27,6 +29,15 @@ type participant struct {
 	log     *slog.Logger
 	ws      *wsConn
 	pc      *webrtc.PeerConnection
+	// bwe estimates the bandwidth towards this participant (GCC over TWCC
+	// feedback); nil when the interceptor made none.
+	bwe cc.BandwidthEstimator
+	// prep is the PeerConnection's sendPrep: its bwe switch turns GCC (and
+	// the TWCC stamps it needs) on once p has a layer choice to make.
+	prep *sendPrep
+	// inline: p's media runs over UDP, so downTracks write from the
+	// publisher's read loop (see downTrack.push).
+	inline atomic.Bool
 
 	// mu serialises signaling on pc and guards the fields below.
 	mu sync.Mutex
@@ -35,8 +46,10 @@ type participant struct {
 	// pending: something changed while an offer could not be made.
 	gotOffer, answered, offerOut, pending bool
 	closed                                bool
-	subs                                  map[*upTrack]*webrtc.RTPSender
-	nTracks                               int
+	subs                                  map[*upTrack]*downTrack
+	// ups are the tracks p publishes, by receiver: a simulcast track's
+	// layers arrive as several OnTrack calls on one receiver.
+	ups map[*webrtc.RTPReceiver]*upTrack
 
 	// candMu holds back local candidates until the answer to the client's
 	// offer is queued: a browser cannot add a candidate before it has the
@@ -45,8 +58,33 @@ type participant struct {
 	candReady  bool
 	candQueued []webrtc.ICECandidateInit
 
-	wg        sync.WaitGroup // read loops and RTCP readers
+	// goMu guards goClosed: once set (by leave), no goroutine is added to
+	// wg. It is separate from mu because Pion calls Bind (which starts a
+	// writer) while a caller holds mu.
+	goMu      sync.Mutex
+	goClosed  bool
+	wg        sync.WaitGroup // read loops, RTCP readers, writers, allocLoop
+	stopAlloc chan struct{}
 	leaveOnce sync.Once
+}
+
+// updateTransport notes whether p's selected ICE pair is UDP, which lets
+// downTracks write inline.
+func (p *participant) updateTransport() {
+	pair, err := p.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	p.inline.Store(err == nil && pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP)
+}
+
+// startGoroutine counts a goroutine p will wait for in leave, unless p is
+// leaving (false).
+func (p *participant) startGoroutine() bool {
+	p.goMu.Lock()
+	defer p.goMu.Unlock()
+	if p.goClosed {
+		return false
+	}
+	p.wg.Add(1)
+	return true
 }
 
 func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
@@ -58,23 +96,29 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		subject: c.Subject,
 		log:     s.log.With("visit", string(c.Visit), "participant", string(c.Participant)),
 		ws:      ws,
-		subs:    make(map[*upTrack]*webrtc.RTPSender),
+		subs:    make(map[*upTrack]*downTrack),
+		ups:     make(map[*webrtc.RTPReceiver]*upTrack),
+
+		stopAlloc: make(chan struct{}),
 	}
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, bwe, prep, err := s.newPeerConnection()
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
-	p.pc = pc
+	p.pc, p.bwe, p.prep = pc, bwe, prep
+	p.startGoroutine()
+	go p.allocLoop(p.stopAlloc)
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		p.log.Debug("peer connection state", "state", st.String())
 		if st == webrtc.PeerConnectionStateConnected {
+			p.updateTransport()
 			// Senders bound before DTLS was up dropped their first
 			// keyframe; ask again now that media can flow.
 			p.mu.Lock()
-			for t := range p.subs {
-				t.requestKeyframe(true)
+			for t, d := range p.subs {
+				t.requestKeyframe(int(d.target.Load()), true)
 			}
 			p.mu.Unlock()
 		}
@@ -105,10 +149,18 @@ func (p *participant) leave() {
 		p.sfu.removeParticipant(p)
 		p.mu.Lock()
 		p.closed = true
+		for t, d := range p.subs {
+			t.removeDown(d)
+			d.close()
+		}
 		p.mu.Unlock()
+		close(p.stopAlloc)
 		if err := p.pc.Close(); err != nil {
 			p.log.Debug("close peer connection", "err", err)
 		}
+		p.goMu.Lock()
+		p.goClosed = true
+		p.goMu.Unlock()
 		p.wg.Wait()
 		p.log.Info("participant left")
 	})
@@ -133,6 +185,15 @@ func (p *participant) handle(m clientMessage) error {
 			// works with the others.
 			p.log.Debug("remote candidate refused", "err", err)
 		}
+		return nil
+	case typeLayerHint:
+		p.mu.Lock()
+		for t, d := range p.subs {
+			if t.id == *m.Track {
+				d.setHint(*m.Width, *m.Height)
+			}
+		}
+		p.mu.Unlock()
 		return nil
 	case typeLeave:
 		return errLeave
@@ -264,18 +325,21 @@ func (p *participant) subscribe(ts []*upTrack) {
 		if t.closed.Load() || p.subs[t] != nil {
 			continue
 		}
-		tr, err := p.pc.AddTransceiverFromTrack(t.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		d := newDownTrack(t, p)
+		tr, err := p.pc.AddTransceiverFromTrack(d, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			p.log.Warn("add transceiver", "err", err)
 			continue
 		}
-		sender := tr.Sender()
-		p.subs[t] = sender
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			t.readRTCP(sender)
-		}()
+		d.sender = tr.Sender()
+		p.subs[t] = d
+		t.addDown(d)
+		if p.startGoroutine() {
+			go func() {
+				defer p.wg.Done()
+				d.readRTCP(d.sender)
+			}()
+		}
 		changed = true
 	}
 	if changed {
@@ -292,12 +356,14 @@ func (p *participant) unsubscribe(ts []*upTrack) {
 	}
 	changed := false
 	for _, t := range ts {
-		sender := p.subs[t]
-		if sender == nil {
+		d := p.subs[t]
+		if d == nil {
 			continue
 		}
 		delete(p.subs, t)
-		if err := p.pc.RemoveTrack(sender); err != nil {
+		t.removeDown(d)
+		d.close()
+		if err := p.pc.RemoveTrack(d.sender); err != nil {
 			p.log.Debug("remove track", "err", err)
 			continue
 		}
@@ -341,35 +407,46 @@ func candidateMessage(c webrtc.ICECandidateInit) serverMessage {
 }
 
 // onTrack publishes a track the client sends and forwards it until it ends.
-// It runs on a goroutine Pion starts per track; p.wg tracks it.
-func (p *participant) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+// A simulcast track calls it once per layer (RID); the first call makes and
+// publishes the upTrack, each call runs its layer's read loop, and the last
+// loop to end unpublishes the track. It runs on a goroutine Pion starts per
+// track; p.wg tracks it.
+func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	if !announced(p) {
 		// A recorder only listens; what it might send is not forwarded.
 		return
 	}
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || !p.startGoroutine() {
 		p.mu.Unlock()
 		return
 	}
-	p.wg.Add(1)
-	p.nTracks++
-	n := p.nTracks
-	p.mu.Unlock()
 	defer p.wg.Done()
+	t := p.ups[recv]
+	created := t == nil
+	if created {
+		kind := remote.Kind().String()
+		// Our own track ID, not the client's: the client's msid text would
+		// be passed on to every other page. Unique on the node, so that a
+		// layer_hint names one track.
+		t = newUpTrack(p, remote, recv, kind+"-"+strconv.FormatUint(p.sfu.trackSeq.Add(1), 10))
+		p.ups[recv] = t
+	}
+	t.live.Add(1)
+	p.mu.Unlock()
 
-	kind := remote.Kind().String()
-	// Our own track ID, not the client's: the client's msid text would be
-	// passed on to every other page.
-	t, err := newUpTrack(p, remote, kind+"-"+strconv.Itoa(n))
-	if err != nil {
-		p.log.Warn("publish track", "kind", kind, "err", err)
-		return
+	l := t.addLayer(remote)
+	if l != nil {
+		if created && !p.sfu.publish(t) {
+			l = nil
+		} else if created {
+			p.log.Debug("track published", "kind", remote.Kind().String())
+		}
 	}
-	if !p.sfu.publish(t) {
-		return
+	if l != nil {
+		l.forward()
 	}
-	p.log.Debug("track published", "kind", kind)
-	t.forward()
-	p.sfu.unpublish(t)
+	if t.live.Add(-1) == 0 {
+		p.sfu.unpublish(t)
+	}
 }

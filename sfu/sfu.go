@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,6 +28,9 @@ import (
 	"github.com/openvisit/openvisit/internal/token"
 )
 
+// socketBuffer is the size asked for the ICE UDP socket's kernel buffers.
+const socketBuffer = 4 << 20
+
 // Params configures an SFU.
 type Params struct {
 	Node       ids.NodeID
@@ -36,7 +40,17 @@ type Params struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // may be nil
 	UDPAddr    string                // ICE UDP mux listen address; "127.0.0.1:0" in tests
-	PublicIPs  []string              // NAT 1:1 IPs to advertise (optional)
+	// TCPAddr, when set, is the ICE-TCP listen address: one TCP port for
+	// every peer, the fallback for networks that block UDP.
+	TCPAddr   string
+	PublicIPs []string // NAT 1:1 IPs to advertise (optional)
+	// WriteBatch, when positive, batches the UDP mux's writes: datagrams
+	// queue for at most this long and go out with one sendmmsg(2) per batch
+	// (Linux). It trades that much added delay for fewer system calls.
+	WriteBatch time.Duration
+	// NoBandwidthEstimation turns GCC off: subscribers then get the best
+	// layer their display needs. GCC costs two allocations per packet sent.
+	NoBandwidthEstimation bool
 	// ConfigureWebRTC lets callers (tests) adjust the SettingEngine: loopback
 	// candidates, IP filters, mDNS off. Applied after the SFU's own settings.
 	ConfigureWebRTC func(*webrtc.SettingEngine)
@@ -48,6 +62,9 @@ type Stats struct {
 	// ForwardedPackets and ForwardedBytes count RTP sent to subscribers
 	// (one packet to three subscribers counts three).
 	ForwardedPackets, ForwardedBytes uint64
+	// DroppedPackets counts packets a congested subscriber's queue could
+	// not take (video then waits for a keyframe).
+	DroppedPackets uint64
 }
 
 // SFU is one media node. Lifecycle: New opens the UDP port; ServeHTTP admits
@@ -61,6 +78,8 @@ type SFU struct {
 	log      *slog.Logger
 	api      *webrtc.API
 	mux      ice.UDPMux
+	tcpMux   ice.TCPMux // nil without Params.TCPAddr
+	tcpLn    net.Listener
 	upgrader websocket.Upgrader
 	reg      prometheus.Registerer
 	metrics  []prometheus.Collector
@@ -81,6 +100,11 @@ type SFU struct {
 
 	// Hot-path counters: atomics, read by Stats and the metrics collector.
 	fwd forwardCounters
+
+	bwe          bweSlot
+	trackSeq     atomic.Uint64 // track IDs, unique on the node
+	lossPermille atomic.Uint32 // SetOutboundLoss
+	bwCap        atomic.Int64  // SetSubscriberBandwidthCap
 }
 
 // New checks p, opens the ICE UDP mux on p.UDPAddr and registers metrics.
@@ -120,11 +144,33 @@ func New(p Params) (*SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfu: listen udp: %w", err)
 	}
+	if uc, ok := udp.(*net.UDPConn); ok {
+		// Every peer shares this socket: room for bursts (keyframes of
+		// many publishers at once). The kernel caps it at rmem_max/wmem_max.
+		_ = uc.SetReadBuffer(socketBuffer)
+		_ = uc.SetWriteBuffer(socketBuffer)
+	}
+	if uc, ok := udp.(*net.UDPConn); ok && p.WriteBatch > 0 {
+		bc, err := newBatchConn(uc, p.WriteBatch)
+		if err != nil {
+			log.Warn("batched writes unavailable", "err", err)
+		} else {
+			udp = bc
+		}
+	}
 	s.mux = webrtc.NewICEUDPMux(pionLogs.NewLogger("udpmux"), udp)
+	if p.TCPAddr != "" {
+		s.tcpLn, err = net.Listen("tcp", p.TCPAddr)
+		if err != nil {
+			_ = s.mux.Close()
+			return nil, fmt.Errorf("sfu: listen tcp: %w", err)
+		}
+		s.tcpMux = webrtc.NewICETCPMux(pionLogs.NewLogger("tcpmux"), s.tcpLn, 64)
+	}
 
-	api, err := newAPI(p, s.mux, pionLogs)
+	api, err := s.newAPI(p, pionLogs)
 	if err != nil {
-		_ = s.mux.Close()
+		s.closeMuxes()
 		return nil, err
 	}
 	s.api = api
@@ -132,22 +178,52 @@ func New(p Params) (*SFU, error) {
 
 	if err := s.registerMetrics(); err != nil {
 		s.cancel()
-		_ = s.mux.Close()
+		s.closeMuxes()
 		return nil, err
 	}
 	log.Info("sfu started")
 	return s, nil
 }
 
+func (s *SFU) closeMuxes() {
+	_ = s.mux.Close()
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+		_ = s.tcpLn.Close()
+	}
+}
+
+// TCPAddr returns the address of the ICE-TCP listener (nil without one).
+func (s *SFU) TCPAddr() net.Addr {
+	if s.tcpLn == nil {
+		return nil
+	}
+	return s.tcpLn.Addr()
+}
+
+// SetOutboundLoss makes the node drop permille/1000 of the RTP it sends
+// (after the NACK responder has kept a copy, so retransmission can repair
+// it). It is a fault-injection hook for tests and diagnostics; 0 turns it
+// off.
+func (s *SFU) SetOutboundLoss(permille int) {
+	s.lossPermille.Store(uint32(min(max(permille, 0), 1000))) //nolint:gosec // clamped
+}
+
+// SetSubscriberBandwidthCap caps every subscriber's bandwidth estimate at
+// bps (0: no cap), as if their downlinks were that narrow: layer selection
+// then picks lower simulcast layers. A test and diagnostics hook.
+func (s *SFU) SetSubscriberBandwidthCap(bps int64) {
+	s.bwCap.Store(max(bps, 0))
+}
+
 // newAPI builds the one webrtc.API every PeerConnection of the node shares.
-func newAPI(p Params, mux ice.UDPMux, logs pionlogging.LoggerFactory) (*webrtc.API, error) {
+func (s *SFU) newAPI(p Params, logs pionlogging.LoggerFactory) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := registerCodecs(m); err != nil {
 		return nil, fmt.Errorf("sfu: codecs: %w", err)
 	}
-	// NACK, RTCP sender/receiver reports and TWCC feedback.
 	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+	if err := s.registerInterceptors(m, reg, !p.NoBandwidthEstimation); err != nil {
 		return nil, fmt.Errorf("sfu: interceptors: %w", err)
 	}
 
@@ -155,8 +231,14 @@ func newAPI(p Params, mux ice.UDPMux, logs pionlogging.LoggerFactory) (*webrtc.A
 	se.LoggerFactory = logs
 	// One UDP port for every peer: firewalls open one port, and the kernel
 	// demultiplexes nothing; ICE ufrags do.
-	se.SetICEUDPMux(mux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	se.SetICEUDPMux(s.mux)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		// ICE-TCP (passive) on one port: the fallback when UDP is blocked.
+		se.SetICETCPMux(s.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
 	if len(p.PublicIPs) > 0 {
 		err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
 			External:        p.PublicIPs,
@@ -186,6 +268,7 @@ func (s *SFU) Stats() Stats {
 	s.mu.Unlock()
 	st.ForwardedPackets = s.fwd.packets.Load()
 	st.ForwardedBytes = s.fwd.bytes.Load()
+	st.DroppedPackets = s.fwd.dropped.Load()
 	return st
 }
 
@@ -271,6 +354,10 @@ func (s *SFU) Close() error {
 		s.reg.Unregister(c)
 	}
 	err := s.mux.Close()
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+		_ = s.tcpLn.Close()
+	}
 	s.log.Info("sfu closed")
 	return err
 }
@@ -294,6 +381,10 @@ func (s *SFU) registerMetrics() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_forwarded_bytes_total", Help: "RTP bytes forwarded to subscribers.",
 		}, func() float64 { return float64(s.fwd.bytes.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_dropped_packets_total",
+			Help: "RTP packets a congested subscriber's queue could not take (video then waits for a keyframe).",
+		}, func() float64 { return float64(s.fwd.dropped.Load()) }),
 	}
 	for i, c := range cs {
 		if err := s.reg.Register(c); err != nil {
@@ -305,4 +396,13 @@ func (s *SFU) registerMetrics() error {
 	}
 	s.metrics = cs
 	return nil
+}
+
+// LoopbackOnly makes a SettingEngine use loopback only, for load tests and
+// browser tests on one machine: loopback candidates included (Pion leaves
+// them out by default), every other address filtered out, mDNS off.
+func LoopbackOnly(se *webrtc.SettingEngine) {
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 }

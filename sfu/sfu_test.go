@@ -50,7 +50,7 @@ func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB, opts ...func(*Params)) *testEnv {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -64,7 +64,7 @@ func newTestEnv(t *testing.T) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Params{
+	params := Params{
 		Node:            testNode,
 		Verifier:        v,
 		Burner:          token.NewMemoryBurner(1000, nil),
@@ -72,7 +72,11 @@ func newTestEnv(t *testing.T) *testEnv {
 		Logger:          testLogger(t),
 		UDPAddr:         "127.0.0.1:0",
 		ConfigureWebRTC: loopbackOnly,
-	})
+	}
+	for _, o := range opts {
+		o(&params)
+	}
+	s, err := New(params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +368,9 @@ func FuzzDecodeMessage(f *testing.F) {
 		`{"type":"leave","sdp":"x"}`,
 		`{"type":"join"}`,
 		`null`, `[]`, `{}`, `{"type":"leave"} {}`,
+		`{"type":"layer_hint","track":"video-3","width":320,"height":180}`,
+		`{"type":"layer_hint","track":"video-3","width":0,"height":0}`,
+		`{"type":"layer_hint","track":"video-3","width":-1,"height":180}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -392,6 +399,11 @@ func FuzzDecodeMessage(f *testing.F) {
 		case typeLeave:
 			if m.Token != nil || m.SDP != nil || m.Candidate != nil || m.Visit != nil {
 				t.Fatalf("leave with fields")
+			}
+		case typeLayerHint:
+			if len(*m.Track) == 0 || len(*m.Track) > maxTrackID || *m.Width < 0 || *m.Width > maxDimension ||
+				*m.Height < 0 || *m.Height > maxDimension || m.SDP != nil {
+				t.Fatalf("layer_hint out of limits: %+v", m)
 			}
 		default:
 			t.Fatalf("accepted type %q", m.Type)

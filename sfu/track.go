@@ -3,6 +3,8 @@ package sfu
 import (
 	"errors"
 	"io"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -11,64 +13,159 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// keyframeInterval bounds how often subscribers' keyframe requests reach a
-// publisher: one request already produces the keyframe everyone needs.
+// keyframeInterval bounds how often keyframe requests reach a publisher's
+// layer: one request already produces the keyframe everyone needs.
 const keyframeInterval = 500 * time.Millisecond
 
 // rtpBufSize holds one RTP packet at any MTU a peer may use.
 const rtpBufSize = 1500
 
-// upTrack is one incoming track and the local track every subscriber's
-// sender is bound to. Lifecycle: created on OnTrack → published → forward
-// runs until the remote track ends → unpublished (closed).
-type upTrack struct {
-	owner  *participant
+// maxLayers is the number of simulcast layers a video track may have.
+const maxLayers = 3
+
+// rateWindow is how often a layer's bitrate is recomputed.
+const rateWindow = 500 * time.Millisecond
+
+// layerIndex maps a simulcast RID to its quality index: q(uarter), h(alf),
+// f(ull) as the web client names them; no RID (no simulcast) is 0.
+func layerIndex(rid string) int {
+	switch rid {
+	case "h", "1", "mid":
+		return 1
+	case "f", "2", "high":
+		return 2
+	}
+	return 0
+}
+
+// layer is one encoding of an upTrack: the only one, or one simulcast RID.
+// Its read loop runs from the publisher's OnTrack until the remote ends.
+type layer struct {
+	up     *upTrack
+	q      int
 	remote *webrtc.TrackRemote
-	local  *downTrack
-	video  bool
+	ssrc   uint32
+	// lastKeyframeReq is the monotonic time (ns since up.start) of the last
+	// keyframe request for this layer.
+	lastKeyframeReq atomic.Int64
+	// bitrate (bits/s) over the last rateWindow, and the frame size of the
+	// last keyframe (VP8); read by subscribers' layer selection.
+	bitrate       atomic.Int64
+	width, height atomic.Int32
+	lastPacket    atomic.Int64 // ns since up.start
+	// Owned by the read loop.
+	winStart, winBytes int64
+}
+
+// upTrack is one published track with its layers and its subscribers'
+// downTracks. Lifecycle: created on the first OnTrack of its receiver →
+// published → layers forward until their remotes end → unpublished (closed).
+type upTrack struct {
+	owner *participant
+	id    string
+	kind  webrtc.RTPCodecType
+	codec webrtc.RTPCodecCapability
+	ck    codecKind
+	// absID is the publisher's ID of the abs-capture-time extension (0: not
+	// negotiated), read from the receiver's parameters.
+	absID uint8
+	start time.Time
+
+	layers [maxLayers]atomic.Pointer[layer]
+	// downs is the copy-on-write list of subscribers, read lock-free by the
+	// read loops; mu serialises its writers.
+	mu    sync.Mutex
+	downs atomic.Pointer[[]*downTrack]
+	// live counts running layer read loops; the last one to end
+	// unpublishes the track.
+	live atomic.Int32
 	// closed is set when the track leaves the room, so that no new
 	// subscription is made to it.
 	closed atomic.Bool
-	// binds counts subscribers whose sender is bound (negotiated), for the
-	// forwarded counters.
-	binds atomic.Int64
-	// lastKeyframeReq is the monotonic time (ns since start) of the last
-	// keyframe request sent to the publisher.
-	lastKeyframeReq atomic.Int64
-	start           time.Time
 }
 
-func newUpTrack(p *participant, remote *webrtc.TrackRemote, id string) (*upTrack, error) {
-	// The stream ID is the publisher's participant ID: pages group a
-	// participant's audio and video by it (PROTOCOL.md).
-	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, id, string(p.id))
-	if err != nil {
-		return nil, err
-	}
+func newUpTrack(p *participant, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, id string) *upTrack {
+	codec := remote.Codec().RTPCodecCapability
 	t := &upTrack{
-		owner:  p,
-		remote: remote,
-		video:  remote.Kind() == webrtc.RTPCodecTypeVideo,
-		start:  time.Now(),
+		owner: p,
+		id:    id,
+		kind:  remote.Kind(),
+		codec: codec,
+		start: time.Now(),
 	}
-	t.lastKeyframeReq.Store(-int64(keyframeInterval))
-	t.local = &downTrack{TrackLocalStaticRTP: local, up: t}
-	return t, nil
+	switch strings.ToLower(codec.MimeType) {
+	case strings.ToLower(webrtc.MimeTypeVP8):
+		t.ck = codecVP8
+	case strings.ToLower(webrtc.MimeTypeH264):
+		t.ck = codecH264
+	}
+	for _, e := range recv.GetParameters().HeaderExtensions {
+		if e.URI == absCaptureTimeURI {
+			t.absID = uint8(e.ID) //nolint:gosec // extension IDs are 1..255
+		}
+	}
+	empty := []*downTrack{}
+	t.downs.Store(&empty)
+	return t
 }
 
-// forward is the track's read loop: one preallocated buffer and one reused
-// rtp.Packet, and a write that hands the packet to each bound subscriber's
-// SRTP session without waiting on any of them.
-func (t *upTrack) forward() {
+func (t *upTrack) video() bool { return t.kind == webrtc.RTPCodecTypeVideo }
+
+// addLayer attaches remote as the layer its RID names; false when that
+// layer exists already.
+func (t *upTrack) addLayer(remote *webrtc.TrackRemote) *layer {
+	l := &layer{up: t, q: layerIndex(remote.RID()), remote: remote, ssrc: uint32(remote.SSRC())}
+	l.lastKeyframeReq.Store(-int64(keyframeInterval))
+	if !t.layers[l.q].CompareAndSwap(nil, l) {
+		return nil
+	}
+	return l
+}
+
+// layer returns layer q (nil when it does not exist).
+func (t *upTrack) layer(q int) *layer {
+	if q < 0 || q >= maxLayers {
+		return nil
+	}
+	return t.layers[q].Load()
+}
+
+func (t *upTrack) addDown(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.downs.Load()
+	next := make([]*downTrack, 0, len(old)+1)
+	next = append(next, old...)
+	next = append(next, d)
+	t.downs.Store(&next)
+}
+
+func (t *upTrack) removeDown(d *downTrack) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.downs.Load()
+	next := make([]*downTrack, 0, len(old))
+	for _, o := range old {
+		if o != d {
+			next = append(next, o)
+		}
+	}
+	t.downs.Store(&next)
+}
+
+// forward is a layer's read loop: one preallocated buffer and one reused
+// rtp.Packet; each packet is offered to every subscriber without waiting on
+// any of them.
+func (l *layer) forward() {
 	buf := make([]byte, rtpBufSize)
 	var pkt rtp.Packet
-	counters := &t.owner.sfu.fwd
+	counters := &l.up.owner.sfu.fwd
 	for {
-		n, _, err := t.remote.Read(buf)
+		n, _, err := l.remote.Read(buf)
 		if err != nil {
 			return
 		}
-		t.forwardPacket(&pkt, buf[:n], counters)
+		l.forwardPacket(&pkt, buf[:n], counters)
 	}
 }
 
@@ -76,56 +173,86 @@ func (t *upTrack) forward() {
 type forwardCounters struct {
 	packets atomic.Uint64
 	bytes   atomic.Uint64
+	dropped atomic.Uint64
 }
 
-func (t *upTrack) forwardPacket(pkt *rtp.Packet, b []byte, c *forwardCounters) {
-	if err := pkt.Unmarshal(b); err != nil {
-		return
+// forwardPacket parses one packet of l and queues it to every subscriber
+// that takes this layer. It allocates nothing.
+func (l *layer) forwardPacket(pkt *rtp.Packet, b []byte, c *forwardCounters) {
+	if err := pkt.Unmarshal(b); err != nil || len(pkt.Payload) == 0 {
+		return // padding-only probes are the sender's, not ours to forward
 	}
-	// Header extension IDs are negotiated per PeerConnection; the
-	// publisher's IDs mean something else (or nothing) on a subscriber's
-	// connection, and a stale MID extension misroutes packets in browsers.
-	// Drop them; Unmarshal reuses the slice's capacity next time.
-	pkt.Header.Extension = false
-	pkt.Header.ExtensionProfile = 0
-	pkt.Header.Extensions = pkt.Header.Extensions[:0]
-	// Errors here are one subscriber's closed connection; the others got
-	// the packet, and that subscriber's cleanup is under way.
-	_ = t.local.WriteRTP(pkt)
-	if subs := uint64(t.binds.Load()); subs > 0 {
-		c.packets.Add(subs)
-		c.bytes.Add(subs * uint64(len(b)))
+	t := l.up
+	now := int64(time.Since(t.start))
+	l.lastPacket.Store(now)
+	l.winBytes += int64(len(b))
+	if d := now - l.winStart; d >= int64(rateWindow) {
+		l.bitrate.Store(l.winBytes * 8 * int64(time.Second) / d)
+		l.winStart, l.winBytes = now, 0
+	}
+	kf, w, h := keyframe(t.ck, pkt.Payload)
+	if w > 0 {
+		l.width.Store(int32(w))  //nolint:gosec // 14-bit values
+		l.height.Store(int32(h)) //nolint:gosec // 14-bit values
+	}
+	var abs []byte
+	if t.absID != 0 {
+		abs = pkt.Header.GetExtension(t.absID)
+	}
+	var sent, dropped uint64
+	for _, d := range *t.downs.Load() {
+		switch d.push(l, pkt, kf, abs, now) {
+		case pushQueued:
+			sent++
+		case pushDropped:
+			dropped++
+		}
+	}
+	if sent > 0 {
+		c.packets.Add(sent)
+		c.bytes.Add(sent * uint64(len(b)))
+	}
+	if dropped > 0 {
+		c.dropped.Add(dropped)
 	}
 }
 
-// requestKeyframe asks the publisher for a keyframe (PLI), at most once per
-// keyframeInterval unless force is set (a new subscriber needs one now).
-func (t *upTrack) requestKeyframe(force bool) {
-	if !t.video {
+// requestKeyframe asks the publisher for a keyframe on layer l (PLI), at
+// most once per keyframeInterval unless force is set.
+func (l *layer) requestKeyframe(force bool) {
+	t := l.up
+	if !t.video() {
 		return
 	}
 	now := int64(time.Since(t.start))
-	last := t.lastKeyframeReq.Load()
+	last := l.lastKeyframeReq.Load()
 	if !force && now-last < int64(keyframeInterval) {
 		return
 	}
-	if !t.lastKeyframeReq.CompareAndSwap(last, now) && !force {
+	if !l.lastKeyframeReq.CompareAndSwap(last, now) && !force {
 		return // another subscriber's request won the race
 	}
-	pli := rtcp.PictureLossIndication{MediaSSRC: uint32(t.remote.SSRC())}
+	pli := rtcp.PictureLossIndication{MediaSSRC: l.ssrc}
 	_ = t.owner.pc.WriteRTCP([]rtcp.Packet{&pli})
 }
 
+// requestKeyframe asks for a keyframe on layer q, if it exists.
+func (t *upTrack) requestKeyframe(q int, force bool) {
+	if l := t.layer(q); l != nil {
+		l.requestKeyframe(force)
+	}
+}
+
 // readRTCP drains RTCP from one subscriber's sender (the interceptors need
-// it read) and passes keyframe requests on to the publisher. It returns when
-// the sender stops.
-func (t *upTrack) readRTCP(sender *webrtc.RTPSender) {
+// it read: NACK, reports, TWCC for the bandwidth estimate) and passes
+// keyframe requests on to the publisher. It returns when the sender stops.
+func (d *downTrack) readRTCP(sender *webrtc.RTPSender) {
 	buf := make([]byte, rtpBufSize)
 	for {
 		n, _, err := sender.Read(buf)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrClosedPipe) {
-				t.owner.log.Debug("rtcp read", "err", err)
+				d.sub.log.Debug("rtcp read", "err", err)
 			}
 			return
 		}
@@ -136,34 +263,8 @@ func (t *upTrack) readRTCP(sender *webrtc.RTPSender) {
 		for _, pk := range pkts {
 			switch pk.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				t.requestKeyframe(false)
+				d.up.requestKeyframe(int(d.current.Load()), false)
 			}
 		}
 	}
-}
-
-// downTrack is the local side of an upTrack. It counts bindings and asks for
-// a keyframe when a new subscriber's sender starts.
-type downTrack struct {
-	*webrtc.TrackLocalStaticRTP
-	up *upTrack
-}
-
-// Bind implements webrtc.TrackLocal.
-func (d *downTrack) Bind(c webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	codec, err := d.TrackLocalStaticRTP.Bind(c)
-	if err == nil {
-		d.up.binds.Add(1)
-		d.up.requestKeyframe(true)
-	}
-	return codec, err
-}
-
-// Unbind implements webrtc.TrackLocal.
-func (d *downTrack) Unbind(c webrtc.TrackLocalContext) error {
-	err := d.TrackLocalStaticRTP.Unbind(c)
-	if err == nil {
-		d.up.binds.Add(-1)
-	}
-	return err
 }

@@ -389,7 +389,7 @@ func (s *SFU) awaitJoin(ws *wsConn) (*participant, error) {
 		return nil, fail(CodeInternal, err)
 	}
 	if err := s.join(p); err != nil {
-		_ = p.pc.Close()
+		p.leave()
 		return nil, fail(CodeInternal, err)
 	}
 	p.log.Info("participant joined", "role", string(p.role))

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/openvisit/openvisit/internal/app"
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/loadtest"
+	"github.com/openvisit/openvisit/sfu"
+)
+
+const loadtestUsage = `openvisit loadtest — simulated 1:1 visits against a media node
+
+  openvisit loadtest --spawn [--visits N] [--duration D] [--warmup D] [--json]
+      starts 'openvisit serve' (api+media, development, loopback-only ICE) as a
+      child process on 127.0.0.1 with the database in OPENVISIT_DATABASE_URL,
+      measures it, and stops it.
+  openvisit loadtest --url https://127.0.0.1:8443 --signing-key FILE [--node ID]
+                     [--server-pid PID] [--visits N] [--duration D] [--json]
+      drives a running server: join tokens are minted directly with its
+      token signing key (development: data_dir/token-signing.key), as the
+      control plane would mint them. The server must offer candidates the
+      clients can reach (media.loopback_only on one machine).
+
+Every visit has two participants; each publishes 720p VP8 (≈1.8 Mbit/s) and
+Opus (32 kbit/s, 20 ms) recorded media in real time and receives the other's.
+`
+
+func loadtestCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, loadtestUsage); fs.PrintDefaults() }
+	spawn := fs.Bool("spawn", false, "start and measure a server child process")
+	rawURL := fs.String("url", "", "server origin (https://host:port)")
+	keyPath := fs.String("signing-key", "", "the server's token signing key file")
+	node := fs.String("node", "local", "the media node ID the tokens name")
+	pid := fs.Int("server-pid", 0, "server process to report CPU and memory of")
+	visits := fs.Int("visits", 4, "visits of two participants")
+	duration := fs.Duration("duration", 20*time.Second, "measured window")
+	warmup := fs.Duration("warmup", 5*time.Second, "time before the window (joins, DTLS, keyframes)")
+	asJSON := fs.Bool("json", false, "print the report as JSON (per-second samples included)")
+	insecure := fs.Bool("insecure", true, "accept a self-signed certificate")
+	cpuProfile := fs.String("cpuprofile", "", "with --spawn: write the server's CPU profile of the run to this file")
+	childAddr := fs.String("child", "", "internal: run as the spawned server on this address")
+	procs := fs.Int("server-gomaxprocs", 0, "with --spawn: GOMAXPROCS of the server (0: Go's default)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *childAddr != "" {
+		return loadtestChild(*childAddr, *cpuProfile, stderr)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if *spawn {
+		srv, err := spawnServer(ctx, *cpuProfile, *procs, stderr)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		*rawURL, *keyPath, *pid = srv.url, srv.key, srv.cmd.Process.Pid
+	}
+	if *rawURL == "" || *keyPath == "" {
+		fs.Usage()
+		return errors.New("loadtest: --spawn, or --url and --signing-key")
+	}
+	u, err := url.Parse(*rawURL)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("loadtest: bad --url %q", *rawURL)
+	}
+	ws := "wss://" + u.Host + "/sfu/ws"
+	if u.Scheme == "http" {
+		ws = "ws://" + u.Host + "/sfu/ws"
+	}
+	key, err := token.LoadKey(*keyPath, false)
+	if err != nil {
+		return err
+	}
+	minter, err := token.NewMinter(key, 5*time.Minute, nil)
+	if err != nil {
+		return err
+	}
+	n := ids.NodeID(*node)
+	p := loadtest.Params{
+		WSURL:    ws,
+		NewVisit: func() string { return string(ids.NewVisitID()) },
+		Mint: func(visit string) (string, error) {
+			tok, _, err := minter.Mint(token.Grant{Visit: ids.VisitID(visit), Participant: ids.NewParticipantID(),
+				Role: token.RolePatient, Subject: "loadtest", Node: n})
+			return tok, err
+		},
+		Visits: *visits, Warmup: *warmup, Duration: *duration,
+		ServerPID: *pid, InsecureTLS: *insecure,
+		ConfigureWebRTC: sfu.LoopbackOnly,
+	}
+	if !*asJSON {
+		loadtest.WriteSampleHeader(stdout)
+		p.OnSample = func(s loadtest.Sample) { loadtest.WriteSample(stdout, s) }
+	}
+	rep, err := loadtest.Run(ctx, p)
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if jerr := enc.Encode(rep); jerr != nil {
+			return jerr
+		}
+	} else {
+		loadtest.WriteReport(stdout, rep)
+	}
+	return err
+}
+
+// child is a server started by --spawn.
+type child struct {
+	cmd      *exec.Cmd
+	url, key string
+	dir      string
+}
+
+// spawnServer starts this binary's serve command on a free loopback port
+// with a fresh data directory and waits until it answers.
+func spawnServer(ctx context.Context, cpuProfile string, procs int, stderr io.Writer) (*child, error) {
+	if os.Getenv("OPENVISIT_DATABASE_URL") == "" {
+		return nil, errors.New("loadtest: --spawn needs OPENVISIT_DATABASE_URL (source .dev/env)")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir, err := os.MkdirTemp("", "openvisit-loadtest-")
+	if err != nil {
+		return nil, err
+	}
+	if cpuProfile != "" {
+		if cpuProfile, err = filepath.Abs(cpuProfile); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.CommandContext(ctx, exe, "loadtest", "--child", addr, "--cpuprofile", cpuProfile)
+	cmd.Env = append(os.Environ(),
+		"OPENVISIT_ENVIRONMENT=development",
+		"OPENVISIT_DEMO=false",
+		"OPENVISIT_DATA_DIR="+dir,
+		"OPENVISIT_PUBLIC_URL=https://"+addr,
+		"OPENVISIT_SFU_UDP_ADDR=127.0.0.1:0",
+		"OPENVISIT_MEDIA_LOOPBACK_ONLY=true",
+		"OPENVISIT_LOG_LEVEL=error",
+	)
+	if procs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(procs))
+	}
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	c := &child{cmd: cmd, url: "https://" + addr, key: filepath.Join(dir, "token-signing.key"), dir: dir}
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // our own child's self-signed certificate
+	}}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := hc.Get(c.url + "/")
+		if err == nil {
+			resp.Body.Close()
+			if _, err := os.Stat(c.key); err == nil {
+				fmt.Fprintf(stderr, "loadtest: server pid %d on %s\n", cmd.Process.Pid, c.url)
+				return c, nil
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			c.stop()
+			return nil, errors.New("loadtest: the spawned server did not come up")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *child) stop() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = c.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-done
+	}
+	os.RemoveAll(c.dir)
+}
+
+// loadtestChild is the spawned server: 'serve' with the api and media roles
+// from the environment's configuration, and an optional CPU profile from
+// when it is ready until it is stopped.
+func loadtestChild(addr, cpuProfile string, stderr io.Writer) error {
+	cfg, err := loadConfig("")
+	if err != nil {
+		return err
+	}
+	cfg.ListenAddr = addr
+	cfg.Roles = []string{config.RoleAPI, config.RoleMedia}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log, err := newLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(ln) }()
+	select {
+	case err := <-errc:
+		_ = a.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return a.Shutdown(sctx)
+}

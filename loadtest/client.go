@@ -1,0 +1,334 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+)
+
+// absCaptureTimeURI carries the send time of each packet (NTP format), which
+// the SFU forwards; a receiver in this process subtracts it from the arrival
+// time to get the latency the SFU (and loopback) added.
+const absCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time"
+
+// mtu is the RTP payload size the packetizer aims for (as browsers do).
+const mtu = 1200
+
+// peer is one simulated participant: a Pion PeerConnection speaking the
+// SFU's signaling protocol over a WebSocket, publishing the recorded VP8
+// and Opus, and measuring what it receives. Lifecycle: dial → run (until
+// stop) → close.
+type peer struct {
+	run   *runner
+	ws    *websocket.Conn
+	wmu   sync.Mutex
+	pc    *webrtc.PeerConnection
+	video *webrtc.TrackLocalStaticRTP
+	audio *webrtc.TrackLocalStaticRTP
+
+	// receiving: kinds seen from the other participant.
+	gotVideo, gotAudio atomic.Bool
+	wg                 sync.WaitGroup
+	stop               chan struct{}
+}
+
+func newAPI(configure func(*webrtc.SettingEngine)) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: absCaptureTimeURI}, k); err != nil {
+			return nil, err
+		}
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		return nil, err
+	}
+	var se webrtc.SettingEngine
+	if configure != nil {
+		configure(&se)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// dial joins visit with tok and publishes; media starts once connected.
+func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
+	d := websocket.Dialer{
+		HandshakeTimeout: 10 * time.Second,
+		TLSClientConfig:  &tls.Config{InsecureSkipVerify: r.p.InsecureTLS}, //nolint:gosec // a test client against a self-signed dev server, by flag
+	}
+	ws, resp, err := d.DialContext(ctx, r.p.WSURL, http.Header{})
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: dial: %w", err)
+	}
+	resp.Body.Close()
+	pc, err := r.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	p := &peer{run: r, ws: ws, pc: pc, stop: make(chan struct{})}
+	p.video, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "cam")
+	p.audio, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
+	var senders []*webrtc.RTPSender
+	for _, t := range []webrtc.TrackLocal{p.video, p.audio} {
+		s, err := pc.AddTrack(t)
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		senders = append(senders, s)
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
+		}
+	})
+	pc.OnTrack(p.onTrack)
+
+	if err := p.send(map[string]any{"type": "join", "token": tok, "visit": visit}); err != nil {
+		p.close()
+		return nil, err
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var m map[string]any
+	if err := ws.ReadJSON(&m); err != nil || m["type"] != "joined" {
+		p.close()
+		if err == nil {
+			err = fmt.Errorf("got %v", m["code"])
+		}
+		return nil, fmt.Errorf("loadtest: join: %w", err)
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		p.close()
+		return nil, err
+	}
+	if err := p.send(map[string]any{"type": "offer", "sdp": offer.SDP}); err != nil {
+		p.close()
+		return nil, err
+	}
+	p.wg.Add(1 + len(senders))
+	go p.read()
+	for _, s := range senders {
+		go func() {
+			defer p.wg.Done()
+			for {
+				if _, _, err := s.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return p, nil
+}
+
+func (p *peer) send(v any) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	_ = p.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return p.ws.WriteJSON(v)
+}
+
+// read applies the server's SDP and candidates until the socket closes.
+func (p *peer) read() {
+	defer p.wg.Done()
+	for {
+		var m struct {
+			Type      string                   `json:"type"`
+			SDP       string                   `json:"sdp"`
+			Candidate *webrtc.ICECandidateInit `json:"candidate"`
+			Code      string                   `json:"code"`
+		}
+		if err := p.ws.ReadJSON(&m); err != nil {
+			return
+		}
+		switch m.Type {
+		case "answer":
+			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+				p.run.errorf("set answer: %v", err)
+				continue
+			}
+			p.startMedia()
+		case "offer":
+			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
+				p.run.errorf("set offer: %v", err)
+				continue
+			}
+			a, err := p.pc.CreateAnswer(nil)
+			if err == nil {
+				err = p.pc.SetLocalDescription(a)
+			}
+			if err != nil {
+				p.run.errorf("answer: %v", err)
+				continue
+			}
+			_ = p.send(map[string]any{"type": "answer", "sdp": a.SDP})
+		case "candidate":
+			if m.Candidate != nil {
+				_ = p.pc.AddICECandidate(*m.Candidate)
+			}
+		case "error":
+			p.run.errorf("server error %s", m.Code)
+		}
+	}
+}
+
+// extID returns the negotiated ID of abs-capture-time on sender s.
+func extID(params []webrtc.RTPHeaderExtensionParameter) uint8 {
+	for _, e := range params {
+		if e.URI == absCaptureTimeURI {
+			return uint8(e.ID) //nolint:gosec // 1..255
+		}
+	}
+	return 0
+}
+
+// startMedia starts the publishing loop once (after the first answer).
+func (p *peer) startMedia() {
+	var vid, aid uint8
+	for _, s := range p.pc.GetSenders() {
+		if s.Track() == nil {
+			continue
+		}
+		id := extID(s.GetParameters().HeaderExtensions)
+		if s.Track().Kind() == webrtc.RTPCodecTypeVideo {
+			vid = id
+		} else {
+			aid = id
+		}
+	}
+	p.wg.Add(1)
+	go p.publish(vid, aid)
+}
+
+// ntpNow is the current time as a 64-bit NTP timestamp (UQ32.32).
+func ntpNow(now time.Time) uint64 {
+	ns := uint64(now.UnixNano()) //nolint:gosec // after 1970
+	secs := ns/1e9 + 2208988800
+	frac := (ns % 1e9) << 32 / 1e9
+	return secs<<32 | frac
+}
+
+func ntpTime(v uint64) time.Time {
+	secs := int64(v>>32) - 2208988800
+	frac := int64((v & 0xffffffff) * 1e9 >> 32)
+	return time.Unix(secs, frac)
+}
+
+// publish sends the looped clips in real time until stop.
+func (p *peer) publish(videoExt, audioExt uint8) {
+	defer p.wg.Done()
+	r := p.run
+	vp := rtp.NewPacketizer(mtu, 96, 1, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	ap := rtp.NewPacketizer(mtu, 111, 2, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)
+	start := time.Now()
+	vNext, aNext := start, start
+	vi, ai := int(r.offset.Add(7))%len(r.video.frames), 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	var ext [8]byte
+	send := func(t *webrtc.TrackLocalStaticRTP, pkts []*rtp.Packet, id uint8) {
+		for _, pk := range pkts {
+			if id != 0 {
+				binary.BigEndian.PutUint64(ext[:], ntpNow(time.Now()))
+				_ = pk.Header.SetExtension(id, ext[:])
+			}
+			if err := t.WriteRTP(pk); err == nil {
+				r.sent.Add(1)
+			}
+		}
+	}
+	for {
+		next := vNext
+		if aNext.Before(next) {
+			next = aNext
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-p.stop:
+			return
+		case <-timer.C:
+		}
+		now := time.Now()
+		if !now.Before(vNext) {
+			f := r.video.frames[vi]
+			vi = (vi + 1) % len(r.video.frames)
+			send(p.video, vp.Packetize(f.data, uint32(f.dur*90000/time.Second)), videoExt) //nolint:gosec // small
+			vNext = vNext.Add(f.dur)
+		}
+		if !now.Before(aNext) {
+			f := r.audio.frames[ai]
+			ai = (ai + 1) % len(r.audio.frames)
+			send(p.audio, ap.Packetize(f.data, uint32(f.dur*48000/time.Second)), audioExt) //nolint:gosec // small
+			aNext = aNext.Add(f.dur)
+		}
+	}
+}
+
+// onTrack measures one received track until it ends.
+func (p *peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
+	id := extID(recv.GetParameters().HeaderExtensions)
+	video := tr.Kind() == webrtc.RTPCodecTypeVideo
+	clock := float64(tr.Codec().ClockRate)
+	st := p.run.newStream()
+	for {
+		pkt, _, err := tr.ReadRTP()
+		if err != nil {
+			return
+		}
+		now := time.Now()
+		if video {
+			p.gotVideo.Store(true)
+		} else {
+			p.gotAudio.Store(true)
+		}
+		var sent time.Time
+		if id != 0 {
+			if e := pkt.Header.GetExtension(id); len(e) >= 8 {
+				sent = ntpTime(binary.BigEndian.Uint64(e))
+			}
+		}
+		st.add(pkt, now, sent, clock)
+	}
+}
+
+// up reports whether media flows both ways for this peer's receiving side.
+func (p *peer) up() bool { return p.gotVideo.Load() && p.gotAudio.Load() }
+
+// leave says goodbye and closes everything.
+func (p *peer) leave() {
+	_ = p.send(map[string]any{"type": "leave"})
+	p.close()
+}
+
+func (p *peer) close() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	_ = p.pc.Close()
+	_ = p.ws.Close()
+	p.wg.Wait()
+}
+
+var errNoVisits = errors.New("loadtest: no visit connected")

@@ -1,0 +1,256 @@
+package sfu
+
+import (
+	"time"
+
+	"github.com/openvisit/openvisit/internal/token"
+)
+
+// allocInterval is how often a subscriber's layers are re-chosen.
+const allocInterval = 250 * time.Millisecond
+
+// layerIdle is how long a layer may go without packets before it counts
+// as paused by its publisher.
+const layerIdle = time.Second
+
+// allocLoop re-chooses the subscriber's layers until stop is closed.
+func (p *participant) allocLoop(stop <-chan struct{}) {
+	defer p.wg.Done()
+	tick := time.NewTicker(allocInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+			p.allocate()
+		}
+	}
+}
+
+// Probing: GCC's estimate cannot grow much past what is being sent, so a
+// subscriber held on a low layer would stay there after congestion ends.
+// While nothing signals congestion, the allocator tries the next layer up
+// (the higher rate is the probe), holds it for probeHold unless congestion
+// shows, and backs off (doubling, up to probeBackoffMax) after a failure.
+const (
+	probeHold        = 3 * time.Second
+	probeBackoffMin  = 2 * time.Second
+	probeBackoffMax  = 30 * time.Second
+	congestionLoss   = 0.10 // GCC's average loss fraction that counts as congestion
+	stateOveruse     = "overuse"
+	statsUsage       = "usage"
+	statsAverageLoss = "averageLoss"
+)
+
+// estimate is the subscriber's available bandwidth in bits/s (GCC's target
+// from TWCC feedback, capped by SetSubscriberBandwidthCap), whether a cap
+// applies, and whether GCC currently sees congestion (delay overuse or
+// loss).
+func (p *participant) estimate() (bps int64, capped, congested bool) {
+	bps = int64(bweMax)
+	if p.bwe != nil && p.prep != nil && p.prep.bwe.Load() {
+		bps = int64(p.bwe.GetTargetBitrate())
+		st := p.bwe.GetStats()
+		if u, _ := st[statsUsage].(string); u == stateOveruse {
+			congested = true
+		}
+		if l, _ := st[statsAverageLoss].(float64); l > congestionLoss {
+			congested = true
+		}
+	}
+	if c := p.sfu.bwCap.Load(); c > 0 && c < bps {
+		bps, capped = c, true
+	}
+	return bps, capped, congested
+}
+
+// allocate splits the estimate over the subscriber's video tracks, after
+// what its audio takes, and picks for each the best layer that fits.
+func (p *participant) allocate() {
+	budget, capped, congested := p.estimate()
+	p.mu.Lock()
+	videos := make([]*downTrack, 0, len(p.subs))
+	for t, d := range p.subs {
+		if !t.video() {
+			if l := t.layer(0); l != nil {
+				budget -= l.bitrate.Load()
+			}
+			continue
+		}
+		videos = append(videos, d)
+		if p.prep != nil && (t.layer(1) != nil || t.layer(2) != nil) {
+			p.prep.bwe.Store(true) // a choice to make: estimate
+		}
+	}
+	p.mu.Unlock()
+	if len(videos) == 0 {
+		return
+	}
+	per := budget / int64(len(videos))
+	for _, d := range videos {
+		d.selectLayer(per, capped, congested)
+		// A subscriber waiting for a keyframe (to start, to switch, or
+		// after a drop) asks again until it comes: one request can be lost
+		// or fall inside another subscriber's rate limit.
+		if q, waiting := d.awaitedKeyframe(); waiting {
+			d.up.requestKeyframe(q, false)
+		}
+	}
+}
+
+// maxLayerFor returns the largest layer the subscriber's display needs:
+// the smallest layer at least as large as the hinted size (layers whose
+// size is unknown are not capped), or -1 when the video is not shown.
+func (d *downTrack) maxLayerFor() int {
+	d.mu.Lock()
+	w, h, hinted := d.hintW, d.hintH, d.hinted
+	d.mu.Unlock()
+	if !hinted {
+		return maxLayers - 1
+	}
+	if w == 0 || h == 0 {
+		return -1
+	}
+	for q := range maxLayers {
+		l := d.up.layer(q)
+		if l == nil {
+			continue
+		}
+		lw, lh := int(l.width.Load()), int(l.height.Load())
+		if lw == 0 {
+			return maxLayers - 1
+		}
+		// A layer within 10% of the displayed size is enough.
+		if lw*10 >= w*9 && lh*10 >= h*9 {
+			return q
+		}
+	}
+	return maxLayers - 1
+}
+
+// selectLayer sets the target layer: the highest active layer within the
+// display's need whose bitrate fits budget (going up needs 15% headroom,
+// so that the choice does not flap), else the lowest active layer; and,
+// without congestion, a probe one layer up now and then. It runs on the
+// subscriber's allocator goroutine only, which owns the probe fields.
+func (d *downTrack) selectLayer(budget int64, capped, congested bool) {
+	t := d.up
+	if d.sub.role == token.RoleRecorder {
+		// A recording keeps the best layer: it runs next to the SFU, and a
+		// layer switch would change the recorded resolution.
+		if q := t.highestActive(); q >= 0 && q > int(d.target.Load()) {
+			d.setTarget(q)
+		}
+		return
+	}
+	maxQ := d.maxLayerFor()
+	cur := int(d.target.Load())
+	now := int64(time.Since(t.start))
+	best, lowest, above := -1, -1, -1
+	var aboveNeed int64
+	for q := range maxLayers {
+		l := t.layer(q)
+		if l == nil || now-l.lastPacket.Load() > int64(layerIdle) {
+			continue
+		}
+		if lowest < 0 {
+			lowest = q
+		}
+		if q > maxQ {
+			continue
+		}
+		need := l.bitrate.Load()
+		if q > cur && above < 0 {
+			above, aboveNeed = q, need
+		}
+		if q > cur {
+			need = need * 115 / 100
+		}
+		if need <= budget {
+			best = q
+		}
+	}
+	switch {
+	case maxQ < 0:
+		best = -1
+	case best < 0:
+		best = lowest
+	}
+	if best < 0 && maxQ >= 0 {
+		return // no active layer yet: keep the target
+	}
+	if maxQ >= 0 {
+		best = d.probe(best, cur, above, aboveNeed, budget, capped, congested, now)
+	}
+	d.setTarget(best)
+}
+
+// probe adjusts the estimate's choice best: it holds a probe in progress
+// (or ends it: congestion fails it, probeHold passing succeeds), or starts
+// one a layer above cur when nothing signals congestion.
+func (d *downTrack) probe(best, cur, above int, aboveNeed, budget int64, capped, congested bool, now int64) int {
+	if d.probeBackoff == 0 {
+		d.probeBackoff = probeBackoffMin
+	}
+	if d.probing {
+		switch {
+		case congested || (capped && budget < aboveNeed):
+			d.probing = false
+			d.probeBackoff = min(2*d.probeBackoff, probeBackoffMax)
+			d.nextProbe = now + int64(d.probeBackoff)
+			return best
+		case now-d.probeStart < int64(probeHold):
+			return max(best, cur) // hold the probed layer
+		default:
+			d.probing = false
+			d.probeBackoff = probeBackoffMin
+		}
+		return max(best, cur)
+	}
+	if congested || above < 0 || best >= above || now < d.nextProbe || (capped && budget < aboveNeed*115/100) {
+		return best
+	}
+	d.probing, d.probeStart = true, now
+	d.nextProbe = now + int64(d.probeBackoff)
+	return above
+}
+
+// setTarget switches to layer q at its next keyframe (asked for now), or
+// pauses the subscriber's video (q = -1).
+func (d *downTrack) setTarget(q int) {
+	d.mu.Lock()
+	if int(d.target.Load()) == q {
+		d.mu.Unlock()
+		return
+	}
+	d.target.Store(int32(q)) //nolint:gosec // -1..maxLayers-1
+	if q < 0 {
+		d.current.Store(-1) // paused: resume at a keyframe, rebased
+	}
+	switchNeeded := q >= 0 && int(d.current.Load()) != q
+	d.mu.Unlock()
+	d.sub.log.Debug("layer target", "track", d.up.id, "layer", q)
+	if switchNeeded {
+		d.up.requestKeyframe(q, false)
+	}
+}
+
+// setHint records the size at which the subscriber shows the track
+// (layer_hint); 0×0 means not shown. The next allocation applies it.
+func (d *downTrack) setHint(w, h int) {
+	d.mu.Lock()
+	d.hintW, d.hintH, d.hinted = w, h, true
+	d.mu.Unlock()
+}
+
+// highestActive is the highest layer with recent packets (-1: none).
+func (t *upTrack) highestActive() int {
+	now := int64(time.Since(t.start))
+	for q := maxLayers - 1; q >= 0; q-- {
+		if l := t.layer(q); l != nil && now-l.lastPacket.Load() <= int64(layerIdle) {
+			return q
+		}
+	}
+	return -1
+}
