@@ -1,13 +1,559 @@
 package signaling
 
 import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
 	"github.com/gin-gonic/gin"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
 )
 
-// recordingPolicy holds the rules of the recording routes (none yet).
-func recordingPolicy() access.Policy { return access.Policy{} }
+// Audit actions of the recording routes. Keep them stable.
+const (
+	actionRecRequest   = "recording.request"
+	actionRecConsent   = "recording.consent"
+	actionRecDecline   = "recording.decline"
+	actionRecWithdraw  = "recording.withdraw"
+	actionRecStartCmd  = "recording.start_command"
+	actionRecStopCmd   = "recording.stop_command"
+	actionRecList      = "recording.list"
+	actionRecView      = "recording.view"
+	actionRecPlay      = "recording.play"
+	actionRecDownload  = "recording.download"
+	actionRecLegalHold = "recording.legal_hold"
+)
 
-// registerRecordings adds the recording routes (none yet).
-func (s *Server) registerRecordings(api *gin.RouterGroup) {}
+// recordingPolicy holds the rules of the recording routes.
+//
+// Visit-scoped routes (consent and the recording switch) use the visit
+// check of the policy. Routes naming a recording resolve its visit in the
+// handler (recordingAccess): admins, the visit's provider, or a provider
+// with an active break-glass grant; everyone else signed in gets 404.
+func recordingPolicy() access.Policy {
+	visitRule := func(allow ...kind) access.Rule {
+		return access.Rule{Allow: allow, VisitParam: "visit_id"}
+	}
+	state := visitRule(access.Patient, access.Provider, access.Admin)
+	state.AdminAnyVisit, state.BreakGlassOK = true, true
+	return access.Policy{
+		key("GET", "/api/v1/visits/:visit_id/recording"):           state,
+		key("POST", "/api/v1/visits/:visit_id/recording/request"):  visitRule(access.Provider),
+		key("POST", "/api/v1/visits/:visit_id/recording/consent"):  visitRule(access.Patient),
+		key("POST", "/api/v1/visits/:visit_id/recording/withdraw"): visitRule(access.Patient),
+		key("POST", "/api/v1/visits/:visit_id/recording/start"):    visitRule(access.Provider),
+		key("POST", "/api/v1/visits/:visit_id/recording/stop"):     visitRule(access.Provider),
+
+		key("GET", "/api/v1/recordings"):                                 {Allow: staff},
+		key("GET", "/api/v1/recordings/:recording_id"):                   {Allow: anyone},
+		key("GET", "/api/v1/recordings/:recording_id/chunks/:seq"):       {Allow: anyone},
+		key("POST", "/api/v1/admin/recordings/:recording_id/legal-hold"): {Allow: admins},
+	}
+}
+
+// registerRecordings adds the recording routes.
+func (s *Server) registerRecordings(api *gin.RouterGroup) {
+	api.GET("/visits/:visit_id/recording", s.recordingState)
+	api.POST("/visits/:visit_id/recording/request", s.requestRecording)
+	api.POST("/visits/:visit_id/recording/consent", s.consentRecording)
+	api.POST("/visits/:visit_id/recording/withdraw", s.withdrawRecording)
+	api.POST("/visits/:visit_id/recording/start", s.startRecording)
+	api.POST("/visits/:visit_id/recording/stop", s.stopRecording)
+
+	api.GET("/recordings", s.listRecordings)
+	api.GET("/recordings/:recording_id", s.getRecording)
+	api.GET("/recordings/:recording_id/chunks/:seq", s.playRecording)
+	api.POST("/admin/recordings/:recording_id/legal-hold", s.legalHold)
+}
+
+var errRecAuditDown = httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")
+
+// RecordingState is what both sides' recording indicator shows. Pages poll
+// GET /api/v1/visits/:visit_id/recording (every 2 s is plenty; it is not
+// audited, it holds no PHI).
+type RecordingState struct {
+	VisitID ids.VisitID `json:"visit_id"`
+	// Requested: the provider asked to record and the patient has not
+	// answered that request yet.
+	Requested   bool       `json:"requested"`
+	RequestedAt *time.Time `json:"requested_at,omitempty"`
+	// Consent is none, given, declined or withdrawn (the latest answer).
+	Consent   string     `json:"consent"`
+	ConsentAt *time.Time `json:"consent_at,omitempty"`
+	// Recording is true while the recorder should be recording.
+	Recording  bool       `json:"recording"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	StoppedAt  *time.Time `json:"stopped_at,omitempty"`
+	StopReason string     `json:"stop_reason,omitempty"`
+}
+
+func (s *Server) loadState(c *gin.Context, db store.DBTX, v ids.VisitID) (RecordingState, error) {
+	ctx := c.Request.Context()
+	st := RecordingState{VisitID: v, Consent: "none"}
+	ctl, _, err := store.RecordingControlOf(ctx, db, v)
+	if err != nil {
+		return st, err
+	}
+	con, has, err := store.LatestConsent(ctx, db, v)
+	if err != nil {
+		return st, err
+	}
+	st.RequestedAt, st.Recording, st.StartedAt, st.StoppedAt, st.StopReason = ctl.RequestedAt, ctl.Active, ctl.StartedAt, ctl.StoppedAt, ctl.StopReason
+	if has {
+		switch {
+		case con.WithdrawnAt != nil:
+			st.Consent, st.ConsentAt = "withdrawn", con.WithdrawnAt
+		case con.GivenAt != nil:
+			st.Consent, st.ConsentAt = "given", con.GivenAt
+		default:
+			st.Consent, st.ConsentAt = "declined", con.DeclinedAt
+		}
+	}
+	answered := has && ctl.RequestedAt != nil && !answerTime(con).Before(*ctl.RequestedAt)
+	st.Requested = ctl.RequestedAt != nil && !answered
+	return st, nil
+}
+
+func answerTime(c store.Consent) time.Time {
+	if c.GivenAt != nil {
+		return *c.GivenAt
+	}
+	if c.DeclinedAt != nil {
+		return *c.DeclinedAt
+	}
+	return time.Time{}
+}
+
+func (s *Server) recordingState(c *gin.Context) {
+	st, err := s.loadState(c, s.p.Store.Pool, ids.VisitID(c.Param("visit_id")))
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, st)
+}
+
+// recordingChange runs fn and the audit entry in one transaction, then
+// answers with the new state and nudges the recorder.
+func (s *Server) recordingChange(c *gin.Context, action string, fn func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error)) {
+	ctx := c.Request.Context()
+	v := ids.VisitID(c.Param("visit_id"))
+	if c.Request.ContentLength > 0 && action != actionRecConsent {
+		var empty struct{}
+		if err := httpx.DecodeJSON(c, &empty); err != nil {
+			s.abort(c, err)
+			return
+		}
+	}
+	now := s.p.Now()
+	var st RecordingState
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		// Serialise changes of one visit's recording.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM visits WHERE id = $1 FOR UPDATE`, string(v)); err != nil {
+			return err
+		}
+		act, err := fn(tx, v, now)
+		if err != nil {
+			return err
+		}
+		if act == "" {
+			act = action
+		}
+		ev := s.visitEvent(c, act, v)
+		ev.ResourceType, ev.ResourceID = "recording_consent", string(v)
+		if err := audit.AppendTx(ctx, tx, ev); err != nil {
+			return errRecAuditDown
+		}
+		st, err = s.loadState(c, tx, v)
+		return err
+	})
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	s.p.Recordings.Sync()
+	c.JSON(http.StatusOK, st)
+}
+
+var (
+	errNoRequest  = httpx.E(httpx.KindConflict, "no_request", "Recording has not been requested for this visit.")
+	errNoConsent  = httpx.E(httpx.KindConflict, "consent_required", "The patient has not consented to recording.")
+	errNotGiven   = httpx.E(httpx.KindConflict, "no_consent", "There is no consent to withdraw.")
+	errVisitEnded = httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")
+)
+
+func visitOpen(c *gin.Context, tx pgx.Tx, v ids.VisitID) error {
+	vis, err := store.VisitByID(c.Request.Context(), tx, v)
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	switch vis.Status {
+	case "completed", "cancelled", "no_show":
+		return errVisitEnded
+	}
+	return nil
+}
+
+func (s *Server) requestRecording(c *gin.Context) {
+	s.recordingChange(c, actionRecRequest, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
+		if err := visitOpen(c, tx, v); err != nil {
+			return "", err
+		}
+		return "", store.RequestRecording(c.Request.Context(), tx, v, principal(c).ActorID(), now)
+	})
+}
+
+type consentRequest struct {
+	Accept *bool `json:"accept"`
+}
+
+func (s *Server) consentRecording(c *gin.Context) {
+	var req consentRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	if req.Accept == nil {
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_request", "accept (true or false) is required"))
+		return
+	}
+	s.recordingChange(c, actionRecConsent, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
+		ctx := c.Request.Context()
+		ctl, ok, err := store.RecordingControlOf(ctx, tx, v)
+		if err != nil {
+			return "", err
+		}
+		if !ok || ctl.RequestedAt == nil {
+			return "", errNoRequest
+		}
+		if !*req.Accept {
+			// A decline also ends any consent in force and any recording.
+			if _, err := store.WithdrawConsent(ctx, tx, v, now); err != nil {
+				return "", err
+			}
+			if _, err := store.SetRecordingActive(ctx, tx, v, false, principal(c).ActorID(), "consent_declined", now); err != nil {
+				return "", err
+			}
+		}
+		if _, err := store.RecordConsent(ctx, tx, v, principal(c).ParticipantID, *req.Accept, now); err != nil {
+			return "", err
+		}
+		if !*req.Accept {
+			return actionRecDecline, nil
+		}
+		return "", nil
+	})
+}
+
+func (s *Server) withdrawRecording(c *gin.Context) {
+	s.recordingChange(c, actionRecWithdraw, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
+		ctx := c.Request.Context()
+		n, err := store.WithdrawConsent(ctx, tx, v, now)
+		if err != nil {
+			return "", err
+		}
+		if n == 0 {
+			return "", errNotGiven
+		}
+		_, err = store.SetRecordingActive(ctx, tx, v, false, principal(c).ActorID(), "consent_withdrawn", now)
+		return "", err
+	})
+}
+
+func (s *Server) startRecording(c *gin.Context) {
+	if s.p.Recordings == nil {
+		s.abort(c, httpx.E(httpx.KindUnavailable, "recording_unavailable", "Recording is not available on this server."))
+		return
+	}
+	s.recordingChange(c, actionRecStartCmd, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
+		ctx := c.Request.Context()
+		if err := visitOpen(c, tx, v); err != nil {
+			return "", err
+		}
+		con, has, err := store.LatestConsent(ctx, tx, v)
+		if err != nil {
+			return "", err
+		}
+		if !has || !con.Active() {
+			return "", errNoConsent
+		}
+		_, err = store.SetRecordingActive(ctx, tx, v, true, principal(c).ActorID(), "", now)
+		return "", err
+	})
+}
+
+func (s *Server) stopRecording(c *gin.Context) {
+	s.recordingChange(c, actionRecStopCmd, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
+		_, err := store.SetRecordingActive(c.Request.Context(), tx, v, false, principal(c).ActorID(), "stopped", now)
+		return "", err
+	})
+}
+
+// recordingEvent is an audit entry about recording rec.
+func (s *Server) recordingEvent(c *gin.Context, action string, rec store.Recording, breakGlass bool) audit.Event {
+	p := principal(c)
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "recording",
+		ResourceID: rec.ID, VisitID: string(rec.VisitID), PatientID: rec.PatientID, Outcome: audit.Success,
+		IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+	if breakGlass {
+		ev.Reason = "break-glass"
+	}
+	return ev
+}
+
+// recordingAccess loads the recording named by the route and checks the
+// caller may reach it: an admin, the visit's provider, or a provider with
+// an active break-glass grant. Anyone else gets 404 (audited as denied).
+func (s *Server) recordingAccess(c *gin.Context) (store.Recording, bool, bool) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	rec, err := store.RecordingByID(ctx, s.p.Store.Pool, c.Param("recording_id"))
+	if errors.Is(err, store.ErrNotFound) {
+		s.deny(c, p, "no such recording", errNotFound)
+		return rec, false, false
+	}
+	if err != nil {
+		s.abort(c, err)
+		return rec, false, false
+	}
+	switch p.Kind {
+	case access.Admin:
+		return rec, false, true
+	case access.Provider:
+		member, bg, err := store.VisitRelation(ctx, s.p.Store.Pool, p.UserID, rec.VisitID, s.p.Now())
+		if err != nil {
+			s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
+			return rec, false, false
+		}
+		if member || bg {
+			return rec, !member && bg, true
+		}
+	}
+	s.deny(c, p, "not a participant", errNotFound)
+	return rec, false, false
+}
+
+// RecordingView is a recording's metadata.
+type RecordingView struct {
+	store.Recording
+	Chunks []ChunkView `json:"chunks"`
+}
+
+// ChunkView is one playable part of a recording (a complete WebM file).
+type ChunkView struct {
+	store.Chunk
+	// MediaURL serves the chunk with Range support; add ?download=1 for
+	// an attachment.
+	MediaURL string `json:"media_url,omitempty"`
+}
+
+func (s *Server) listRecordings(c *gin.Context) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	f := store.RecordingFilter{Now: s.p.Now()}
+	if v := c.Query("visit_id"); v != "" {
+		if !ids.Valid(v) {
+			s.abort(c, httpx.E(httpx.KindInvalid, "bad_visit_id", "visit_id is not an id"))
+			return
+		}
+		f.VisitID = ids.VisitID(v)
+	}
+	if v := c.Query("patient_id"); v != "" {
+		if !ids.Valid(v) {
+			s.abort(c, httpx.E(httpx.KindInvalid, "bad_patient_id", "patient_id is not an id"))
+			return
+		}
+		f.PatientID = v
+	}
+	for name, dst := range map[string]**time.Time{"from": &f.From, "to": &f.To} {
+		if v := c.Query(name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.abort(c, httpx.E(httpx.KindInvalid, "bad_"+name, name+" must be an RFC 3339 time"))
+				return
+			}
+			*dst = &t
+		}
+	}
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			s.abort(c, httpx.E(httpx.KindInvalid, "bad_limit", "limit must be 1..500"))
+			return
+		}
+		f.Limit = n
+	}
+	if p.Kind == access.Provider {
+		f.Provider = p.UserID
+	}
+	recs, err := store.ListRecordings(ctx, s.p.Store.Pool, f)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
+		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		Reason: "results=" + strconv.Itoa(len(recs))}
+	if err := s.p.Audit.Append(ctx, ev); err != nil {
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
+		return
+	}
+	if recs == nil {
+		recs = []store.Recording{}
+	}
+	c.JSON(http.StatusOK, gin.H{"recordings": recs})
+}
+
+func (s *Server) getRecording(c *gin.Context) {
+	ctx := c.Request.Context()
+	rec, bg, ok := s.recordingAccess(c)
+	if !ok {
+		return
+	}
+	chunks, err := store.ChunksOf(ctx, s.p.Store.Pool, rec.ID)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	if err := s.p.Audit.Append(ctx, s.recordingEvent(c, actionRecView, rec, bg)); err != nil {
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
+		return
+	}
+	view := RecordingView{Recording: rec, Chunks: make([]ChunkView, 0, len(chunks))}
+	for _, ch := range chunks {
+		cv := ChunkView{Chunk: ch}
+		if ch.Status == store.ChunkComplete && rec.Status != store.RecDeleted {
+			cv.MediaURL = "/api/v1/recordings/" + rec.ID + "/chunks/" + strconv.Itoa(ch.Seq)
+		}
+		view.Chunks = append(view.Chunks, cv)
+	}
+	c.JSON(http.StatusOK, view)
+}
+
+// mediaError ends a media request without a body: a <video> element or a
+// download cannot use one, and no byte of a recording may precede the
+// audit entry. The code is in X-Error-Code, the request ID in X-Request-ID.
+func (s *Server) mediaError(c *gin.Context, kind httpx.Kind, code string, err error) {
+	if err != nil {
+		s.log.Error("recording media refused", "request_id", httpx.RequestID(c), "code", code, "err", err)
+	}
+	c.Header("X-Error-Code", code)
+	c.Header("Cache-Control", "no-store")
+	c.AbortWithStatus(httpx.Status(kind))
+}
+
+// playRecording serves one chunk's plaintext WebM with HTTP Range: only the
+// segments a range touches are fetched and decrypted. The access is
+// audited, and the entry committed, before the first byte is written; if
+// the audit log cannot be written, nothing is sent.
+func (s *Server) playRecording(c *gin.Context) {
+	ctx := c.Request.Context()
+	rec, bg, ok := s.recordingAccess(c)
+	if !ok {
+		return
+	}
+	seq, err := strconv.Atoi(c.Param("seq"))
+	if err != nil || seq < 0 || seq > 1_000_000 {
+		s.mediaError(c, httpx.KindNotFound, "not_found", nil)
+		return
+	}
+	if rec.Status == store.RecDeleted {
+		s.mediaError(c, httpx.KindNotFound, "recording_deleted", nil)
+		return
+	}
+	if s.p.Recordings == nil {
+		s.mediaError(c, httpx.KindUnavailable, "recording_storage_unavailable", nil)
+		return
+	}
+	chunks, err := store.ChunksOf(ctx, s.p.Store.Pool, rec.ID)
+	if err != nil {
+		s.mediaError(c, httpx.KindUnavailable, "unavailable", err)
+		return
+	}
+	if seq >= len(chunks) || chunks[seq].Status != store.ChunkComplete {
+		s.mediaError(c, httpx.KindNotFound, "not_found", nil)
+		return
+	}
+	pb, err := s.p.Recordings.Open(ctx, rec, chunks[seq])
+	if err != nil {
+		s.mediaError(c, httpx.KindUnavailable, "recording_unavailable", err)
+		return
+	}
+	defer pb.Close()
+	download := c.Query("download") == "1"
+	action := actionRecPlay
+	if download {
+		action = actionRecDownload
+	}
+	ev := s.recordingEvent(c, action, rec, bg)
+	if r := c.GetHeader("Range"); r != "" && len(r) <= 200 {
+		ev.Reason += " range=" + r
+	}
+	ev.Reason += " chunk=" + strconv.Itoa(seq)
+	if err := s.p.Audit.Append(ctx, ev); err != nil {
+		s.mediaError(c, httpx.KindUnavailable, "audit_unavailable", err)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "video/webm")
+	h.Set("Cache-Control", "no-store")
+	if download {
+		h.Set("Content-Disposition", `attachment; filename="recording-`+rec.ID+`-`+strconv.Itoa(seq)+`.webm"`)
+	}
+	// ServeContent handles Range/If-Range; a read failure mid-body (an
+	// object that fails authentication later) aborts the response.
+	http.ServeContent(c.Writer, c.Request, "", chunks[seq].StartedAt, pb)
+}
+
+type legalHoldRequest struct {
+	Hold *bool `json:"hold"`
+}
+
+func (s *Server) legalHold(c *gin.Context) {
+	ctx := c.Request.Context()
+	var req legalHoldRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	if req.Hold == nil {
+		s.abort(c, httpx.E(httpx.KindInvalid, "bad_request", "hold (true or false) is required"))
+		return
+	}
+	id := c.Param("recording_id")
+	var rec store.Recording
+	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		if err := store.SetLegalHold(ctx, tx, id, *req.Hold); err != nil {
+			return err
+		}
+		var err error
+		if rec, err = store.RecordingByID(ctx, tx, id); err != nil {
+			return err
+		}
+		ev := s.recordingEvent(c, actionRecLegalHold, rec, false)
+		ev.Reason = "hold=" + strconv.FormatBool(*req.Hold)
+		if err := audit.AppendTx(ctx, tx, ev); err != nil {
+			return errRecAuditDown
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.abort(c, errNotFound)
+		return
+	}
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, rec)
+}

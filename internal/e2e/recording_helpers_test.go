@@ -1,0 +1,415 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/openvisit/openvisit/internal/auth/session"
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/signaling"
+)
+
+// recordingServer starts a demo server with every role, recording into a
+// fresh bucket of s3.
+func recordingServer(t *testing.T, s3 testenv.S3, tune func(*config.Config)) *Server {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	bucket := "ov-rec-test-" + hex.EncodeToString(b[:])
+	return StartServer(t, func(c *config.Config) {
+		c.Roles = []string{config.RoleAPI, config.RoleMedia, config.RoleRecorder}
+		c.S3 = config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
+			UseTLS: s3.UseTLS, Region: "us-east-1", Bucket: bucket}
+		c.Recording.PartSize = 5 << 20
+		c.Recording.SpoolMaxBytes = 256 << 20
+		if tune != nil {
+			tune(c)
+		}
+	})
+}
+
+func recPool(t *testing.T, srv *Server) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), srv.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// apiClient calls the API with a session made directly in the database.
+type apiClient struct {
+	t      *testing.T
+	srv    *Server
+	cookie string
+	csrf   string
+	http   *http.Client
+}
+
+func newAPIClient(t *testing.T, srv *Server, pool *pgxpool.Pool, sess store.NewSession) *apiClient {
+	t.Helper()
+	plain, hash, err := session.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.IDHash, sess.Now = hash, time.Now()
+	if err := store.CreateSession(context.Background(), pool, sess); err != nil {
+		t.Fatal(err)
+	}
+	return &apiClient{t: t, srv: srv, cookie: plain, csrf: srv.App.Signaling().CSRFToken(hash),
+		http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the server's self-signed test certificate
+		}}}
+}
+
+// staffClient makes a staff user of role and a session for it.
+func staffClient(t *testing.T, srv *Server, pool *pgxpool.Pool, role string) (*apiClient, ids.UserID) {
+	t.Helper()
+	u, err := store.CreateUser(context.Background(), pool, role+"-"+hex.EncodeToString([]byte(t.Name()))[:8]+fmt.Sprint(time.Now().UnixNano())+"@clinic.test", "Test "+role, role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newAPIClient(t, srv, pool, store.NewSession{Kind: store.SessionStaff, UserID: u.ID}), u.ID
+}
+
+type apiResponse struct {
+	Status int
+	Body   []byte
+	Header http.Header
+}
+
+func (c *apiClient) do(method, path string, body any, hdr map[string]string) apiResponse {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.srv.URL+path, rd)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Origin", c.srv.URL)
+	req.Header.Set("X-CSRF-Token", c.csrf)
+	req.AddCookie(&http.Cookie{Name: signaling.SessionCookie, Value: c.cookie})
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return apiResponse{Status: resp.StatusCode, Body: b, Header: resp.Header}
+}
+
+func (c *apiClient) must(method, path string, body any, want int) apiResponse {
+	c.t.Helper()
+	r := c.do(method, path, body, nil)
+	if r.Status != want {
+		c.t.Fatalf("%s %s = %d %s, want %d", method, path, r.Status, r.Body, want)
+	}
+	return r
+}
+
+func decodeJSON(t *testing.T, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+}
+
+// demoVisit returns the demo visit's ID and its participants by role.
+func demoVisit(t *testing.T, pool *pgxpool.Pool) (ids.VisitID, map[string]ids.ParticipantID) {
+	t.Helper()
+	ctx := context.Background()
+	var v string
+	if err := pool.QueryRow(ctx, `SELECT id::text FROM visits WHERE demo`).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := pool.Query(ctx, `SELECT id::text, role FROM participants WHERE visit_id = $1`, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]ids.ParticipantID{}
+	for rows.Next() {
+		var id, role string
+		if err := rows.Scan(&id, &role); err != nil {
+			t.Fatal(err)
+		}
+		out[role] = ids.ParticipantID(id)
+	}
+	return ids.VisitID(v), out
+}
+
+// waitFor polls cond every 200 ms until it holds or timeout passes.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// synthVP8 returns a VP8-shaped frame (keyframes carry the start code and a
+// 640x360 size, as an encoder writes them).
+func synthVP8(key bool, size int) []byte {
+	b := make([]byte, size)
+	_, _ = rand.Read(b)
+	if key {
+		b[0] = 0x10
+		b[3], b[4], b[5] = 0x9d, 0x01, 0x2a
+		binary.LittleEndian.PutUint16(b[6:8], 640)
+		binary.LittleEndian.PutUint16(b[8:10], 360)
+	} else {
+		b[0] = 0x11
+	}
+	return b
+}
+
+// publisher is a Pion client that joins with a demo link and publishes
+// synthetic VP8 (30 fps, keyframe every 2 s, frameSize bytes) and Opus.
+type publisher struct {
+	ws     *websocket.Conn
+	wmu    sync.Mutex
+	pc     *webrtc.PeerConnection
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	frames atomic.Int64 // video frames written
+}
+
+func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *publisher {
+	t.Helper()
+	code := link[strings.Index(link, "#code=")+len("#code="):]
+	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed test certificate
+	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/demo/redeem", strings.NewReader(`{"code":"`+code+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", srv.URL)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var grant signaling.JoinGrant
+	err = json.NewDecoder(resp.Body).Decode(&grant)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("redeem: %d %v", resp.StatusCode, err)
+	}
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // self-signed test certificate
+	ws, _, err := d.Dial(grant.WSURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var se webrtc.SettingEngine
+	LoopbackWebRTC(&se)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &publisher{ws: ws, pc: pc, stop: make(chan struct{})}
+	p.send(map[string]any{"type": "join", "token": grant.Token, "visit": string(grant.VisitID)})
+	var joined map[string]any
+	if err := ws.ReadJSON(&joined); err != nil || joined["type"] != "joined" {
+		t.Fatalf("join: %v %v", joined, err)
+	}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
+		}
+	})
+	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "cam")
+	for _, tr := range []webrtc.TrackLocal{video, audio} {
+		sender, err := pc.AddTrack(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.wg.Add(1)
+		go func() { // drain RTCP
+			defer p.wg.Done()
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := sender.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	offer, _ := pc.CreateOffer(nil)
+	_ = pc.SetLocalDescription(offer)
+	p.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+	p.wg.Add(2)
+	go func() {
+		defer p.wg.Done()
+		for {
+			var m struct {
+				Type      string                   `json:"type"`
+				SDP       string                   `json:"sdp"`
+				Candidate *webrtc.ICECandidateInit `json:"candidate"`
+			}
+			if err := ws.ReadJSON(&m); err != nil {
+				return
+			}
+			switch m.Type {
+			case "answer":
+				_ = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+			case "offer":
+				_ = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP})
+				a, err := pc.CreateAnswer(nil)
+				if err == nil && pc.SetLocalDescription(a) == nil {
+					p.send(map[string]any{"type": "answer", "sdp": a.SDP})
+				}
+			case "candidate":
+				if m.Candidate != nil {
+					_ = pc.AddICECandidate(*m.Candidate)
+				}
+			}
+		}
+	}()
+	go func() {
+		defer p.wg.Done()
+		tick := time.NewTicker(time.Second / 30)
+		defer tick.Stop()
+		n := 0
+		for {
+			select {
+			case <-p.stop:
+				return
+			case <-tick.C:
+			}
+			key := n%60 == 0
+			size := frameSize
+			if key {
+				size = frameSize * 3
+			}
+			if video.WriteSample(media.Sample{Data: synthVP8(key, size), Duration: time.Second / 30}) == nil {
+				p.frames.Add(1)
+			}
+			_ = audio.WriteSample(media.Sample{Data: make([]byte, 80), Duration: time.Second / 30})
+			n++
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *publisher) send(v any) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	_ = p.ws.WriteJSON(v)
+}
+
+func (p *publisher) close() {
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	close(p.stop)
+	p.send(map[string]any{"type": "leave"})
+	_ = p.pc.Close()
+	_ = p.ws.Close()
+	p.wg.Wait()
+}
+
+// ownMinIO runs a throwaway MinIO on a free port (the dev one is shared
+// with other engineers' tests), so that a test may stop and restart it.
+type ownMinIO struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	addr string
+	cmd  *exec.Cmd
+}
+
+const ownMinIOUser, ownMinIOPass = "ov-test", "ov-test-secret"
+
+func startOwnMinIO(t *testing.T) *ownMinIO {
+	t.Helper()
+	bin := os.Getenv("OV_DEV_MINIO")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache", "openvisit", "bin", "minio")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		testenv.Missing(t, "the MinIO binary ("+bin+")")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	m := &ownMinIO{t: t, bin: bin, dir: t.TempDir(), addr: addr}
+	m.start()
+	t.Cleanup(m.stop)
+	return m
+}
+
+func (m *ownMinIO) s3() testenv.S3 {
+	return testenv.S3{Endpoint: m.addr, AccessKey: ownMinIOUser, SecretKey: ownMinIOPass}
+}
+
+func (m *ownMinIO) start() {
+	m.t.Helper()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	console := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(m.bin, "server", "--address", m.addr, "--console-address", console, "--quiet", m.dir)
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+ownMinIOUser, "MINIO_ROOT_PASSWORD="+ownMinIOPass)
+	if err := cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.cmd = cmd
+	waitFor(m.t, "own MinIO to answer", 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + m.addr + "/minio/health/live")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+func (m *ownMinIO) stop() {
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	_, _ = m.cmd.Process.Wait()
+	m.cmd = nil
+}

@@ -1,0 +1,209 @@
+package recording
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	mrand "math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+
+	"github.com/openvisit/openvisit/recording/streamaead"
+)
+
+// memSink collects a chunk's ciphertext in memory.
+type memSink struct {
+	bytes.Buffer
+	closed bool
+}
+
+func (m *memSink) Close() error { m.closed = true; return nil }
+
+// fakeClock is a settable clock for the muxer.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+// synthVP8 returns a VP8-shaped frame: a keyframe carries the start code
+// and a 640x360 size, as a real encoder writes.
+func synthVP8(key bool, size int) []byte {
+	b := make([]byte, size)
+	_, _ = rand.Read(b)
+	if key {
+		b[0] = 0x10 // keyframe bit clear, show_frame set
+		b[3], b[4], b[5] = 0x9d, 0x01, 0x2a
+		binary.LittleEndian.PutUint16(b[6:8], 640)
+		binary.LittleEndian.PutUint16(b[8:10], 360)
+	} else {
+		b[0] = 0x11
+	}
+	return b
+}
+
+// stream is a synthetic participant: 30 fps VP8 (a keyframe every 2 s,
+// ~1.2 Mbit/s) and 20 ms Opus frames, as RTP packets in send order.
+type stream struct {
+	vp, ap *rtpPacketizer
+}
+
+type rtpPacketizer struct{ p rtp.Packetizer }
+
+func newStream() *stream {
+	return &stream{
+		vp: &rtpPacketizer{rtp.NewPacketizer(1200, 96, 1111, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)},
+		ap: &rtpPacketizer{rtp.NewPacketizer(1200, 111, 2222, &codecs.OpusPayloader{}, rtp.NewRandomSequencer(), 48000)},
+	}
+}
+
+type timedPacket struct {
+	at    time.Duration
+	video bool
+	pkt   *rtp.Packet
+}
+
+// packets returns d of media in arrival order.
+func (s *stream) packets(d time.Duration) []timedPacket {
+	var out []timedPacket
+	frame := 0
+	for t := time.Duration(0); t < d; t += 20 * time.Millisecond {
+		for _, p := range s.ap.p.Packetize(make([]byte, 80), 960) {
+			out = append(out, timedPacket{at: t, video: false, pkt: p})
+		}
+		// 30 fps: a video frame in two of every three 20 ms ticks (≈33 ms).
+		for t >= time.Duration(frame)*time.Second/30 {
+			key := frame%60 == 0
+			size := 4500
+			if key {
+				size = 30000
+			}
+			for _, p := range s.vp.p.Packetize(synthVP8(key, size), 3000) {
+				out = append(out, timedPacket{at: t, video: true, pkt: p})
+			}
+			frame++
+		}
+	}
+	return out
+}
+
+func decryptAll(t testing.TB, ct []byte, key []byte, rec string) []byte {
+	t.Helper()
+	r, err := streamaead.NewReader(bytes.NewReader(ct), key, []byte(rec), streamaead.Params{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if _, err := out.ReadFrom(r); err != nil {
+		t.Fatalf("decrypt: %v", err)
+	}
+	return out.Bytes()
+}
+
+func newTestMuxer(t testing.TB, clk *fakeClock, chunk time.Duration) (*Muxer, *[]*memSink, []byte) {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	sinks := &[]*memSink{}
+	m, err := NewMuxer(MuxParams{
+		RecordingID: "3f1c9d2e-7b4a-4c8e-9f61-2d5e8a7b0c13", DataKey: key, SegmentSize: 64 << 10,
+		ChunkDuration: chunk,
+		NewChunk: func(int, time.Time) (ChunkSink, func(), error) {
+			s := &memSink{}
+			*sinks = append(*sinks, s)
+			return s, nil, nil
+		},
+		Now: clk.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, sinks, key
+}
+
+func TestMuxerRoundTrip(t *testing.T) {
+	tests := []struct {
+		name        string
+		reorder     bool
+		lossEvery   int
+		chunk       time.Duration
+		wantChunks  int
+		minVideoPct int
+	}{
+		{"in order", false, 0, time.Hour, 1, 95},
+		{"reordered", true, 0, time.Hour, 1, 95},
+		// Loss without a publisher that answers PLI: video waits for the
+		// next scheduled keyframe; the check is that nothing breaks.
+		{"lossy", true, 97, time.Hour, 1, 5},
+		{"rotating", false, 0, 4 * time.Second, 3, 90},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+			m, sinks, key := newTestMuxer(t, clk, tc.chunk)
+			pkts := newStream().packets(10 * time.Second)
+			if tc.reorder {
+				// Swap neighbours now and then, as a network does.
+				r := mrand.New(mrand.NewPCG(1, 2))
+				for i := 1; i < len(pkts); i++ {
+					if r.IntN(10) == 0 && pkts[i].video == pkts[i-1].video {
+						pkts[i], pkts[i-1] = pkts[i-1], pkts[i]
+					}
+				}
+			}
+			start := clk.t
+			for i, p := range pkts {
+				if tc.lossEvery > 0 && i%tc.lossEvery == 5 {
+					continue
+				}
+				clk.t = start.Add(p.at)
+				m.Push(p.video, p.pkt)
+			}
+			if err := m.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if len(*sinks) != tc.wantChunks {
+				t.Fatalf("%d chunks, want %d", len(*sinks), tc.wantChunks)
+			}
+			var video, audio int
+			var span int64
+			for i, s := range *sinks {
+				if !s.closed {
+					t.Errorf("chunk %d not closed", i)
+				}
+				if bytes.Contains(s.Bytes(), []byte("webm")) {
+					t.Errorf("chunk %d holds plaintext", i)
+				}
+				pt := decryptAll(t, s.Bytes(), key, "3f1c9d2e-7b4a-4c8e-9f61-2d5e8a7b0c13")
+				in, err := InspectWebM(bytes.NewReader(pt))
+				if err != nil {
+					t.Fatalf("chunk %d: %v", i, err)
+				}
+				v, _ := in.Track("V_VP8")
+				a, _ := in.Track("A_OPUS")
+				if v.Frames > 0 && v.Keyframes == 0 {
+					t.Errorf("chunk %d: video without a keyframe", i)
+				}
+				video += v.Frames
+				audio += a.Frames
+				span += max(v.LastMS, a.LastMS) - min(v.FirstMS, a.FirstMS)
+			}
+			if video < 300*tc.minVideoPct/100 {
+				t.Errorf("%d video frames, want ≥ %d%% of 300", video, tc.minVideoPct)
+			}
+			if tc.lossEvery > 0 {
+				if audio < 300 {
+					t.Errorf("%d audio frames under loss", audio)
+				}
+				return
+			}
+			if audio < 450 {
+				t.Errorf("%d audio frames, want ≥ 450 of 500", audio)
+			}
+			if span < 9000 || span > 10500 {
+				t.Errorf("media spans %d ms, want ≈ 10 s", span)
+			}
+			t.Logf("video %d audio %d dropped %d span %d ms", video, audio, m.DroppedFrames, span)
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package recording
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/minio/minio-go/v7"
+
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/objstore"
+	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/testenv"
+)
+
+// The deletion job destroys the wrapped key (crypto-shredding) and the
+// objects of recordings past retention, audited, and leaves alone those on
+// legal hold or not yet due.
+func TestRetentionDeletesKeyAndObjects(t *testing.T) {
+	ctx := context.Background()
+	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := db.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	m := testenv.MinIO(t)
+	s3 := config.S3{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, UseTLS: m.UseTLS,
+		Region: "us-east-1", Bucket: "ov-test-retention-" + uuid.NewString()[:8]}
+	objs, err := NewObjects(s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := objs.EnsureBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client, err := objstore.New(s3)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	now := time.Now()
+	visit := ids.NewVisitID()
+	if err := store.CreateVisit(ctx, pool, visit, "", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	make := func(deleteAfter time.Time, hold bool) (id, key string) {
+		t.Helper()
+		id, key = uuid.NewString(), "rec/"+uuid.NewString()
+		if err := store.CreateRecording(ctx, pool, store.NewRecording{ID: id, VisitID: visit, ParticipantID: ids.NewParticipantID(),
+			KEKID: "kek-1", WrappedDEK: []byte("wrapped-key-bytes"), SegmentSize: 1 << 20, StartedAt: now.Add(-time.Hour),
+			DeleteAfter: deleteAfter}); err != nil {
+			t.Fatal(err)
+		}
+		ended := now.Add(-30 * time.Minute)
+		if err := store.SetRecordingStatus(ctx, pool, id, "complete", &ended); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.AddChunk(ctx, pool, store.Chunk{RecordingID: id, Seq: 0, ObjectKey: key, StartedAt: now.Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.PutObject(ctx, s3.Bucket, key, bytes.NewReader([]byte("ciphertext")), 10, minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if hold {
+			if err := store.SetLegalHold(ctx, pool, id, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id, key
+	}
+	due, dueKey := make(now.Add(-time.Minute), false)
+	held, heldKey := make(now.Add(-time.Minute), true)
+	fresh, freshKey := make(now.Add(time.Hour), false)
+	// A recording still running is never deleted, even past its date.
+	running := uuid.NewString()
+	if err := store.CreateRecording(ctx, pool, store.NewRecording{ID: running, VisitID: visit, ParticipantID: ids.NewParticipantID(),
+		KEKID: "kek-1", WrappedDEK: []byte("k"), SegmentSize: 1 << 20, StartedAt: now.Add(-time.Hour), DeleteAfter: now.Add(-time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := RunRetention(ctx, pool, objs, now, "test", log)
+	if err != nil || n != 1 {
+		t.Fatalf("RunRetention = %d, %v; want 1 deleted", n, err)
+	}
+	for _, c := range []struct {
+		id, key string
+		gone    bool
+	}{{due, dueKey, true}, {held, heldKey, false}, {fresh, freshKey, false}} {
+		var status string
+		var kek *string
+		var wrapped []byte
+		if err := pool.QueryRow(ctx, `SELECT status, kek_id, wrapped_dek FROM recordings WHERE id = $1`, c.id).Scan(&status, &kek, &wrapped); err != nil {
+			t.Fatal(err)
+		}
+		_, getErr := objs.Get(ctx, c.key)
+		if c.gone {
+			if status != "deleted" || kek != nil || wrapped != nil {
+				t.Errorf("due recording: status %s, key %v/%x; want deleted with the key destroyed", status, kek, wrapped)
+			}
+			if getErr == nil {
+				t.Error("due recording's object is still in storage")
+			}
+		} else {
+			if status == "deleted" || wrapped == nil || getErr != nil {
+				t.Errorf("recording %s (hold or not due) was touched: status %s, key present %v, object err %v", c.id, status, wrapped != nil, getErr)
+			}
+		}
+	}
+	var audited int
+	_ = pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = $1 AND resource_id = $2`, ActionRecordingDelete, due).Scan(&audited)
+	if audited != 1 {
+		t.Errorf("%d deletion audit entries, want 1", audited)
+	}
+	// A second run finds nothing more to do.
+	if n, err := RunRetention(ctx, pool, objs, now, "test", log); err != nil || n != 0 {
+		t.Errorf("second run = %d, %v", n, err)
+	}
+}
