@@ -1,0 +1,485 @@
+// Package deploy holds no code: its test checks the deployment files. The
+// Kubernetes manifests are decoded strictly into the typed k8s.io/api
+// objects (an unknown or misspelt field fails, as `kubectl apply
+// --validate=strict` would) and checked for what this project requires of
+// them; the Dockerfile and the Compose file are checked for their key
+// properties (docker cannot run on the development machines).
+package deploy_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/openvisit/openvisit/internal/config"
+)
+
+// object is one decoded manifest.
+type object struct {
+	file string
+	kind string
+	name string
+	obj  any
+}
+
+// splitDocs splits a multi-document YAML file.
+func splitDocs(b []byte) [][]byte {
+	var docs [][]byte
+	var cur bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.TrimRight(sc.Text(), " ") == "---" {
+			docs = append(docs, slices.Clone(cur.Bytes()))
+			cur.Reset()
+			continue
+		}
+		cur.Write(sc.Bytes())
+		cur.WriteByte('\n')
+	}
+	docs = append(docs, cur.Bytes())
+	var out [][]byte
+	for _, d := range docs {
+		if len(bytes.TrimSpace(stripComments(d))) > 0 {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func stripComments(b []byte) []byte {
+	var out bytes.Buffer
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			out.WriteString(l + "\n")
+		}
+	}
+	return out.Bytes()
+}
+
+// decode strictly decodes every manifest in deploy/k8s.
+func decode(t *testing.T) []object {
+	t.Helper()
+	files, err := filepath.Glob("k8s/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no manifests under deploy/k8s: %v", err)
+	}
+	var objs []object
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range splitDocs(b) {
+			var tm metav1.TypeMeta
+			if err := yaml.Unmarshal(doc, &tm); err != nil {
+				t.Fatalf("%s doc %d: %v", f, i, err)
+			}
+			var into any
+			switch tm.APIVersion + "/" + tm.Kind {
+			case "v1/Namespace":
+				into = &corev1.Namespace{}
+			case "v1/ConfigMap":
+				into = &corev1.ConfigMap{}
+			case "v1/Secret":
+				into = &corev1.Secret{}
+			case "v1/Service":
+				into = &corev1.Service{}
+			case "apps/v1/Deployment":
+				into = &appsv1.Deployment{}
+			case "apps/v1/StatefulSet":
+				into = &appsv1.StatefulSet{}
+			case "batch/v1/Job":
+				into = &batchv1.Job{}
+			case "networking.k8s.io/v1/Ingress":
+				into = &networkingv1.Ingress{}
+			case "policy/v1/PodDisruptionBudget":
+				into = &policyv1.PodDisruptionBudget{}
+			default:
+				t.Fatalf("%s doc %d: unexpected %s %s (add it to this test)", f, i, tm.APIVersion, tm.Kind)
+			}
+			if err := yaml.UnmarshalStrict(doc, into); err != nil {
+				t.Errorf("%s doc %d (%s): %v", f, i, tm.Kind, err)
+				continue
+			}
+			meta := into.(metav1.Object)
+			if meta.GetName() == "" {
+				t.Errorf("%s doc %d (%s): no name", f, i, tm.Kind)
+			}
+			if tm.Kind != "Namespace" && meta.GetNamespace() != "openvisit" {
+				t.Errorf("%s %s: namespace %q, want openvisit", tm.Kind, meta.GetName(), meta.GetNamespace())
+			}
+			objs = append(objs, object{file: filepath.Base(f), kind: tm.Kind, name: meta.GetName(), obj: into})
+		}
+	}
+	return objs
+}
+
+// pinned reports whether an image reference names a fixed version: a
+// digest, or a tag that is not "latest" and not a bare major version.
+var pinnedTag = regexp.MustCompile(`:(v?\d+\.\d+(\.\d+)?([-.][\w.-]+)?|RELEASE\.[\w.-]+)(@sha256:[0-9a-f]{64})?$`)
+
+func pinned(image string) bool {
+	return strings.Contains(image, "@sha256:") || pinnedTag.MatchString(image)
+}
+
+func TestDeployManifestsValid(t *testing.T) {
+	objs := decode(t)
+	byKind := map[string][]object{}
+	for _, o := range objs {
+		byKind[o.kind] = append(byKind[o.kind], o)
+	}
+
+	// The kustomization lists every manifest but the secrets example.
+	kb, err := os.ReadFile("k8s/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kust struct {
+		APIVersion string   `json:"apiVersion"`
+		Kind       string   `json:"kind"`
+		Namespace  string   `json:"namespace"`
+		Resources  []string `json:"resources"`
+	}
+	if err := yaml.UnmarshalStrict(kb, &kust); err != nil {
+		t.Fatalf("kustomization.yaml: %v", err)
+	}
+	files, _ := filepath.Glob("k8s/*.yaml")
+	for _, f := range files {
+		base := filepath.Base(f)
+		listed := slices.Contains(kust.Resources, base)
+		switch base {
+		case "kustomization.yaml":
+		case "secrets.example.yaml":
+			if listed {
+				t.Error("kustomization.yaml applies secrets.example.yaml (placeholders must not be deployed)")
+			}
+		default:
+			if !listed {
+				t.Errorf("kustomization.yaml does not list %s", base)
+			}
+		}
+	}
+	for _, r := range kust.Resources {
+		if _, err := os.Stat(filepath.Join("k8s", r)); err != nil {
+			t.Errorf("kustomization.yaml lists %s: %v", r, err)
+		}
+	}
+
+	// Every OPENVISIT_* variable set anywhere is one the config knows.
+	known := config.EnvNames()
+	checkEnv := func(where, name string) {
+		if strings.HasPrefix(name, "OPENVISIT_") && !slices.Contains(known, name) {
+			t.Errorf("%s sets %s, which config does not know", where, name)
+		}
+	}
+	for _, o := range byKind["ConfigMap"] {
+		for k := range o.obj.(*corev1.ConfigMap).Data {
+			checkEnv("ConfigMap "+o.name, k)
+		}
+	}
+	for _, o := range byKind["Secret"] {
+		for k := range o.obj.(*corev1.Secret).StringData {
+			checkEnv("Secret "+o.name, k)
+		}
+	}
+
+	// Workloads: one per role, each safe and observable.
+	roles := map[string]bool{}
+	pdbSelectors := map[string]bool{}
+	for _, o := range byKind["PodDisruptionBudget"] {
+		p := o.obj.(*policyv1.PodDisruptionBudget)
+		if p.Spec.Selector == nil || (p.Spec.MinAvailable == nil) == (p.Spec.MaxUnavailable == nil) {
+			t.Errorf("PDB %s: needs a selector and one of minAvailable, maxUnavailable", o.name)
+			continue
+		}
+		pdbSelectors[metav1.FormatLabelSelector(p.Spec.Selector)] = true
+	}
+	type workload struct {
+		o        object
+		selector *metav1.LabelSelector
+		tmpl     corev1.PodTemplateSpec
+		serving  bool // a long-running server (not a Job)
+	}
+	var ws []workload
+	for _, o := range byKind["Deployment"] {
+		d := o.obj.(*appsv1.Deployment)
+		ws = append(ws, workload{o, d.Spec.Selector, d.Spec.Template, true})
+	}
+	for _, o := range byKind["StatefulSet"] {
+		s := o.obj.(*appsv1.StatefulSet)
+		ws = append(ws, workload{o, s.Spec.Selector, s.Spec.Template, true})
+	}
+	for _, o := range byKind["Job"] {
+		j := o.obj.(*batchv1.Job)
+		ws = append(ws, workload{o, j.Spec.Selector, j.Spec.Template, false})
+	}
+	for _, w := range ws {
+		name := w.o.kind + " " + w.o.name
+		spec := w.tmpl.Spec
+		if w.serving {
+			sel, err := metav1.LabelSelectorAsSelector(w.selector)
+			if err != nil || !sel.Matches(labelSet(w.tmpl.Labels)) {
+				t.Errorf("%s: selector does not match its pod template", name)
+			}
+			if !pdbSelectors[metav1.FormatLabelSelector(w.selector)] {
+				t.Errorf("%s: no PodDisruptionBudget selects it", name)
+			}
+		}
+		if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+			t.Errorf("%s: automountServiceAccountToken must be false (it calls no Kubernetes API)", name)
+		}
+		psc := spec.SecurityContext
+		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+			t.Errorf("%s: pod must run as a non-root user", name)
+		}
+		if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+			t.Errorf("%s: seccompProfile RuntimeDefault", name)
+		}
+		for _, c := range spec.Containers {
+			cname := name + " container " + c.Name
+			if !pinned(c.Image) {
+				t.Errorf("%s: image %q is not pinned to a version or digest", cname, c.Image)
+			}
+			sc := c.SecurityContext
+			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+				sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+				sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") ||
+				(sc.Privileged != nil && *sc.Privileged) {
+				t.Errorf("%s: needs allowPrivilegeEscalation false, readOnlyRootFilesystem, drop ALL, not privileged", cname)
+			}
+			for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				if _, ok := c.Resources.Limits[res]; !ok {
+					t.Errorf("%s: no %s limit", cname, res)
+				}
+				if _, ok := c.Resources.Requests[res]; !ok {
+					t.Errorf("%s: no %s request", cname, res)
+				}
+			}
+			for _, e := range c.Env {
+				checkEnv(cname, e.Name)
+				if strings.Contains(e.Name, "SECRET") || strings.HasSuffix(e.Name, "_KEY") || strings.HasSuffix(e.Name, "DATABASE_URL") {
+					if e.Value != "" {
+						t.Errorf("%s: %s has a literal value; secrets come from a Secret", cname, e.Name)
+					}
+				}
+			}
+			if !w.serving {
+				continue
+			}
+			for _, p := range []struct {
+				what, path string
+				probe      *corev1.Probe
+			}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
+				if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+					t.Errorf("%s: %s probe must GET %s over HTTPS", cname, p.what, p.path)
+				}
+			}
+			if len(c.Args) < 3 || c.Args[0] != "serve" || c.Args[1] != "--roles" {
+				t.Errorf("%s: args %v, want serve --roles ROLE", cname, c.Args)
+				continue
+			}
+			for _, r := range strings.Split(c.Args[2], ",") {
+				roles[r] = true
+			}
+			if c.Args[2] == "media" {
+				checkMedia(t, cname, spec, c)
+			}
+		}
+	}
+	for _, r := range []string{"api", "media", "recorder"} {
+		if !roles[r] {
+			t.Errorf("no workload runs the %s role", r)
+		}
+	}
+	if len(byKind["Ingress"]) == 0 {
+		t.Error("no Ingress for the api")
+	}
+	for _, o := range byKind["StatefulSet"] {
+		if o.obj.(*appsv1.StatefulSet).Spec.Template.Spec.TerminationGracePeriodSeconds == nil {
+			t.Errorf("StatefulSet %s: set terminationGracePeriodSeconds above the drain timeout", o.name)
+		}
+	}
+}
+
+// checkMedia checks a media node: reachable on UDP, named after its pod,
+// and given longer to stop than its calls may take to drain.
+func checkMedia(t *testing.T, name string, spec corev1.PodSpec, c corev1.Container) {
+	t.Helper()
+	udp := false
+	for _, p := range c.Ports {
+		if p.Protocol == corev1.ProtocolUDP && (spec.HostNetwork || p.HostPort != 0) {
+			udp = true
+		}
+	}
+	if !udp {
+		t.Errorf("%s: media needs a UDP port on the host network (or a UDP LoadBalancer per node)", name)
+	}
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	for _, k := range []string{"OPENVISIT_SFU_NODE_ID", "OPENVISIT_CLUSTER_NODE_URL", "OPENVISIT_PUBLIC_URL"} {
+		if !strings.Contains(env[k], "$(POD_NAME)") {
+			t.Errorf("%s: %s must derive from the pod name (one registry node per pod)", name, k)
+		}
+	}
+	cm := configMap(t)
+	drain, err := time.ParseDuration(cm["OPENVISIT_CLUSTER_DRAIN_TIMEOUT"])
+	if err != nil {
+		t.Errorf("ConfigMap: OPENVISIT_CLUSTER_DRAIN_TIMEOUT: %v", err)
+		return
+	}
+	if g := spec.TerminationGracePeriodSeconds; g == nil || *g <= int64(drain.Seconds()) {
+		t.Errorf("%s: terminationGracePeriodSeconds must exceed the drain timeout (%v)", name, drain)
+	}
+}
+
+func configMap(t *testing.T) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile("k8s/configmap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(b, &cm); err != nil {
+		t.Fatal(err)
+	}
+	return cm.Data
+}
+
+type labelSet map[string]string
+
+func (l labelSet) Has(k string) bool              { _, ok := l[k]; return ok }
+func (l labelSet) Get(k string) string            { return l[k] }
+func (l labelSet) Lookup(k string) (string, bool) { v, ok := l[k]; return v, ok }
+
+// TestDockerfile checks the image recipe: a multi-stage build of a static
+// binary (CGO off) into a minimal base, run as a non-root user, with
+// pinned base images.
+func TestDockerfile(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Join continuation lines, drop comments.
+	var lines []string
+	var cur string
+	for _, l := range strings.Split(string(b), "\n") {
+		s := strings.TrimSpace(l)
+		if strings.HasPrefix(s, "#") || s == "" {
+			continue
+		}
+		if strings.HasSuffix(s, "\\") {
+			cur += strings.TrimSuffix(s, "\\") + " "
+			continue
+		}
+		lines = append(lines, cur+s)
+		cur = ""
+	}
+	var froms []string
+	var final []string // instructions of the last stage
+	for _, l := range lines {
+		instr := strings.ToUpper(strings.Fields(l)[0])
+		if instr == "FROM" {
+			froms = append(froms, l)
+			final = nil
+		}
+		final = append(final, l)
+	}
+	if len(froms) < 2 {
+		t.Fatalf("want a multi-stage build, got %d FROM lines", len(froms))
+	}
+	for _, f := range froms {
+		img := strings.Fields(f)[1]
+		if !pinned(img) && !strings.HasPrefix(img, "gcr.io/distroless/static-debian12:nonroot") {
+			t.Errorf("base image %s is not pinned", img)
+		}
+	}
+	last := strings.Fields(froms[len(froms)-1])[1]
+	if !strings.HasPrefix(last, "gcr.io/distroless/static") && last != "scratch" {
+		t.Errorf("final stage %s: want distroless/static or scratch", last)
+	}
+	joined := strings.Join(lines, "\n")
+	if !regexp.MustCompile(`CGO_ENABLED=0 .*go build`).MatchString(joined) {
+		t.Error("the binary is not built with CGO_ENABLED=0")
+	}
+	var user, entry string
+	for _, l := range final {
+		switch strings.ToUpper(strings.Fields(l)[0]) {
+		case "USER":
+			user = strings.Fields(l)[1]
+		case "ENTRYPOINT":
+			entry = l
+		}
+	}
+	if user == "" || strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root") {
+		t.Errorf("final stage USER %q: want a numeric non-root user", user)
+	}
+	if !strings.Contains(entry, `["/usr/local/bin/openvisit"]`) {
+		t.Errorf("ENTRYPOINT %q: want the exec form of the binary", entry)
+	}
+	if !strings.Contains(joined, "EXPOSE 8443/tcp 8443/udp") {
+		t.Error("the image must expose 8443 on TCP (HTTPS) and UDP (media)")
+	}
+}
+
+// TestComposeFile checks the one-host Compose file.
+func TestComposeFile(t *testing.T) {
+	b, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		Services map[string]map[string]any `json:"services"`
+	}
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"postgres", "minio", "migrate", "openvisit"} {
+		svc, ok := c.Services[s]
+		if !ok {
+			t.Errorf("compose: no %s service", s)
+			continue
+		}
+		if img, _ := svc["image"].(string); !pinned(img) {
+			t.Errorf("compose: %s image %q not pinned", s, img)
+		}
+	}
+	ov := c.Services["openvisit"]
+	ports := fmt.Sprint(ov["ports"])
+	if !strings.Contains(ports, "8443:8443/udp") || !strings.Contains(ports, "8443:8443/tcp") {
+		t.Errorf("compose: openvisit ports %s, want 8443 tcp and udp", ports)
+	}
+	if u, _ := ov["user"].(string); u == "" || strings.HasPrefix(u, "0") {
+		t.Errorf("compose: openvisit user %q, want non-root", u)
+	}
+	env, err := os.ReadFile("openvisit.env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := config.EnvNames()
+	for _, l := range strings.Split(string(env), "\n") {
+		if k, _, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") && !slices.Contains(known, k) {
+			t.Errorf("openvisit.env: %s is not a config variable", k)
+		}
+	}
+}
