@@ -27,6 +27,8 @@ const usage = `openvisit — telemedicine video visits
 Usage:
   openvisit serve   [--config FILE] [--addr HOST:PORT] [--roles api,media,recorder] [--web-dir DIR]
   openvisit migrate [--config FILE]
+  openvisit keys    generate|list|rotate|rewrap|retire KEK_ID [--config FILE]
+  openvisit loadtest --spawn | --url URL --signing-key FILE [--visits N] [--duration D] [--json]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
   openvisit audit verify [--config FILE] [--public-key BASE64]
 
@@ -53,6 +55,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return migrate(args[1:], stderr)
 	case "user":
 		return userCmd(args[1:], stdout, stderr)
+	case "loadtest":
+		return loadtestCmd(args[1:], stdout, stderr)
+	case "keys":
+		return keysCmd(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -106,6 +112,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// sigs sees the same signals: SIGTERM drains a media node first (a
+	// rolling update drops no call); SIGINT, or a second signal, does not wait.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 
 	a, err := app.New(ctx, cfg, app.Options{Logger: log, WebDir: *webDir})
 	if err != nil {
@@ -125,11 +136,26 @@ func serve(args []string, stdout, stderr io.Writer) error {
 
 	errc := make(chan error, 1)
 	go func() { errc <- a.Serve(ln) }()
+	var sig os.Signal
 	select {
 	case err := <-errc:
 		_ = a.Shutdown(context.Background())
 		return err
-	case <-ctx.Done():
+	case sig = <-sigs:
+	}
+	if sig == syscall.SIGTERM && cfg.Has(config.RoleMedia) && cfg.Cluster.DrainTimeout > 0 {
+		dctx, dcancel := context.WithTimeout(context.Background(), cfg.Cluster.DrainTimeout)
+		go func() {
+			select {
+			case <-sigs:
+				dcancel()
+			case <-dctx.Done():
+			}
+		}()
+		if err := a.Drain(dctx); err != nil {
+			log.Warn("drain incomplete", "err", err)
+		}
+		dcancel()
 	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)

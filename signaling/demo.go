@@ -69,8 +69,15 @@ func (s *Server) CreateDemoVisit(ctx context.Context) ([]string, error) {
 	}
 	expires := s.p.Now().Add(demoLinkTTL)
 	err = pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO visits (id, status, sfu_node_id, demo) VALUES ($1, 'scheduled', $2, true)`,
-			string(visit), string(s.p.Node)); err != nil {
+		node, err := s.placeNew(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO visits (id, status, sfu_node_id, demo) VALUES ($1, 'scheduled', NULLIF($2, ''), true)`,
+			string(visit), string(node)); err != nil {
+			return err
+		}
+		if err := s.markPlaced(ctx, tx, visit, node); err != nil {
 			return err
 		}
 		for _, role := range roles {
@@ -142,9 +149,12 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		if err != nil {
 			return err
 		}
-		if node == "" || wsURL == "" {
-			return httpx.E(httpx.KindUnavailable, "no_media_node", "No media server is available for this visit right now.")
+		// The visit's node, or a live one it moves to (placement.go).
+		placed, placedURL, err := s.joinNode(ctx, tx, ids.VisitID(visit), ids.NodeID(node))
+		if err != nil {
+			return err
 		}
+		node, wsURL = string(placed), placedURL
 		tok, claims, err := s.p.Minter.Mint(token.Grant{
 			Visit: ids.VisitID(visit), Participant: ids.ParticipantID(participant),
 			Role: token.Role(role), Subject: "demo", Node: ids.NodeID(node),
@@ -164,7 +174,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		}
 		grant = JoinGrant{
 			VisitID: ids.VisitID(visit), ParticipantID: ids.ParticipantID(participant), Role: token.Role(role),
-			Token: tok, WSURL: wsURL, ICEServers: []ICEServer{},
+			Token: tok, WSURL: wsURL, ICEServers: s.iceServers(participant, s.p.Now().Add(demoLinkTTL), wsURL),
 		}
 		return nil
 	})
@@ -179,4 +189,21 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, grant)
+}
+
+// iceServers returns the relay a participant may use, with credentials
+// that end with the visit, or none when this process runs no relay.
+func (s *Server) iceServers(participant string, expiry time.Time, wsURL string) []ICEServer {
+	if s.p.TURN == nil {
+		return []ICEServer{}
+	}
+	host := ""
+	if u, err := url.Parse(wsURL); err == nil {
+		host = u.Hostname()
+	}
+	turnURL, user, pass, ok := s.p.TURN(participant, expiry, host)
+	if !ok {
+		return []ICEServer{}
+	}
+	return []ICEServer{{URLs: []string{turnURL}, Username: user, Credential: pass}}
 }

@@ -102,7 +102,14 @@ func (s *Server) createVisit(c *gin.Context) {
 	id := ids.NewVisitID()
 	if req.PatientID == "" && req.Start == "" {
 		err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-			if err := store.CreateVisit(ctx, tx, id, p.UserID, s.p.Node, nil, nil); err != nil {
+			node, err := s.placeNew(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := store.CreateVisit(ctx, tx, id, p.UserID, node, nil, nil); err != nil {
+				return err
+			}
+			if err := s.markPlaced(ctx, tx, id, node); err != nil {
 				return err
 			}
 			return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitCreate, id))
@@ -142,7 +149,13 @@ func (s *Server) createVisit(c *gin.Context) {
 		} else if clash {
 			return errOverlap
 		}
-		if err := store.ScheduleVisit(ctx, tx, id, p.UserID, req.PatientID, s.p.Node, start, end, req.Reason); err != nil {
+		// A scheduled visit is placed again at its first join (by then the
+		// least-loaded node may be another).
+		node, err := s.placeNew(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := store.ScheduleVisit(ctx, tx, id, p.UserID, req.PatientID, node, start, end, req.Reason); err != nil {
 			return err
 		}
 		ev := s.visitEvent(c, actionVisitCreate, id)

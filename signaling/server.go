@@ -21,8 +21,10 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/recording"
 )
 
 // Params configures a Server.
@@ -41,14 +43,23 @@ type Params struct {
 	Mailer Mailer
 	// Alerts raises alerts that no rule can see (a failed audit write).
 	Alerts AlertRaiser
+	// TURN returns relay credentials for a participant, valid until expiry,
+	// for the join grant's ice_servers; ok is false without a relay.
+	TURN   func(participant string, expiry time.Time, host string) (url, user, pass string, ok bool)
 	Minter *token.Minter // nil when this process does not run the api role
-	// Node is the media node new visits are placed on (until the node
-	// registry places them by load).
+	// Nodes places visits on the least-loaded live media node and moves a
+	// visit off a dead one at join (placement.go). Nil: every visit goes on
+	// Node, the media node of this process.
+	Nodes     *nodes.Registry
 	Node      ids.NodeID
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
-	Logger    *slog.Logger
-	Gatherer  prometheus.Gatherer
+	// Recordings decrypts stored recordings for retrieval and nudges the
+	// recorder; nil when no object storage is configured (playback and
+	// start answer 503).
+	Recordings *recording.Library
+	Logger     *slog.Logger
+	Gatherer   prometheus.Gatherer
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
 	Ready func(context.Context) error
 	Now   func() time.Time

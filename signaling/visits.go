@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
@@ -69,10 +70,8 @@ func (s *Server) joinVisit(c *gin.Context) {
 		if store.Closed(v.Status) {
 			return errVisitClosed
 		}
-		if v.NodeID == "" {
-			return httpx.E(httpx.KindUnavailable, "no_media_node", "No media server is available for this visit right now.")
-		}
-		wsURL, err := store.NodeURL(ctx, tx, v.NodeID)
+		// The visit's node, or a live one it moves to (placement.go).
+		node, wsURL, err := s.joinNode(ctx, tx, visit, v.NodeID)
 		if err != nil {
 			return err
 		}
@@ -98,7 +97,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 		default:
 			return errNotFound
 		}
-		tok, claims, err := s.p.Minter.Mint(token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: v.NodeID})
+		tok, claims, err := s.p.Minter.Mint(token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: node})
 		if err != nil {
 			return err
 		}
@@ -109,7 +108,14 @@ func (s *Server) joinVisit(c *gin.Context) {
 		if err := store.MarkJoined(ctx, tx, pid, s.p.Now()); err != nil {
 			return err
 		}
-		grant = JoinGrant{VisitID: visit, ParticipantID: pid, Role: role, Token: tok, WSURL: wsURL, ICEServers: []ICEServer{}}
+		// Relay credentials last until the visit's end (or half a day for an
+		// unscheduled one).
+		expiry := s.p.Now().Add(adhocInviteTTL)
+		if v.ScheduledEnd != nil && v.ScheduledEnd.After(s.p.Now()) {
+			expiry = v.ScheduledEnd.Add(time.Hour)
+		}
+		grant = JoinGrant{VisitID: visit, ParticipantID: pid, Role: role, Token: tok, WSURL: wsURL,
+			ICEServers: s.iceServers(string(pid), expiry, wsURL)}
 		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitJoin, visit))
 	})
 	if errors.Is(err, store.ErrNotFound) {

@@ -27,14 +27,16 @@ var static embed.FS
 
 // pages maps each page route to its file under static/.
 var pages = map[string]string{
-	"/":          "index.html",
-	"/call":      "call.html",
-	"/signin":    "signin.html",
-	"/setup":     "setup.html",
-	"/admin":     "admin.html",
-	"/provider":  "provider.html",
-	"/audit":     "audit.html",
-	"/incidents": "incidents.html",
+	"/":           "index.html",
+	"/call":       "call.html",
+	"/join":       "join.html",
+	"/signin":     "signin.html",
+	"/setup":      "setup.html",
+	"/admin":      "admin.html",
+	"/provider":   "provider.html",
+	"/audit":      "audit.html",
+	"/incidents":  "incidents.html",
+	"/recordings": "recordings.html",
 }
 
 // assetPath matches the asset routes: flat /js/*.js and /css/*.css names.

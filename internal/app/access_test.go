@@ -193,6 +193,7 @@ type fixture struct {
 	alert, grant      string
 	patientRecord     string // a patient created by provider A
 	incident          string
+	recording         string            // a recording of visit (matrix_recordings_test.go)
 	participant       ids.ParticipantID // the visit's admitted patient
 	sessions          map[string]string // principal → session cookie value
 }
@@ -252,6 +253,7 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 		t.Fatal(err)
 	}
 	f.grant = g.ID
+	f.recording = s.recordingFixture(t, f.visit)
 	f.sessions[patient], f.participant = s.patientIn(t, f.visit)
 	f.sessions[otherPatient], _ = s.patientIn(t, f.otherVisit)
 	rec, err := store.CreatePatient(ctx, s.Pool, store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
@@ -337,7 +339,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				f := s.newFixture(t, p)
 				path := strings.NewReplacer(":visit_id", string(f.visit), ":user_id", string(f.target),
 					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
-					":participant_id", string(f.participant), ":incident_id", f.incident).Replace(pattern)
+					":participant_id", string(f.participant), ":incident_id", f.incident,
+					":recording_id", f.recording, ":seq", "0").Replace(pattern)
 				if tc.query != nil {
 					path += tc.query(f)
 				}

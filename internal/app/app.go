@@ -33,11 +33,14 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/objstore"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/recording"
 	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/signaling"
+	"github.com/openvisit/openvisit/turnserver"
 	"github.com/openvisit/openvisit/web"
 )
 
@@ -60,6 +63,7 @@ type App struct {
 	log   *slog.Logger
 	pool  *pgxpool.Pool
 	media *sfu.SFU
+	beat  *nodes.Heartbeat // the media node's registration, nil without media
 	sig   *signaling.Server
 	// stopRun ends the background loops; running waits for them.
 	stopRun   func()
@@ -68,6 +72,10 @@ type App struct {
 	srv       *http.Server
 	tlsConfig *tls.Config
 	demoLinks []string
+	recLib    *recording.Library
+	recorder  *recording.Service
+	turn      *turnserver.Server // nil unless media.turn.addr
+	turnKey   []byte
 }
 
 // New builds the process described by cfg. It validates cfg, connects to
@@ -128,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	node := ids.NodeID(cfg.SFU.NodeID)
+	registry := nodes.NewRegistry(a.pool, cfg.Cluster.DeadAfter)
 	if cfg.Has(config.RoleMedia) {
 		if pub == nil {
 			return nil, errors.New("app: the media role needs token.public_key or token.signing_key_file")
@@ -136,29 +145,56 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		if err != nil {
 			return nil, err
 		}
+		configure := opt.ConfigureWebRTC
+		if cfg.Media.LoopbackOnly {
+			configure = func(se *webrtc.SettingEngine) {
+				sfu.LoopbackOnly(se)
+				if opt.ConfigureWebRTC != nil {
+					opt.ConfigureWebRTC(se)
+				}
+			}
+		}
 		a.media, err = sfu.New(sfu.Params{
 			Node:            node,
 			Verifier:        verifier,
-			Burner:          token.NewPGBurner(a.pool),
-			Origins:         []string{cfg.Origin()},
+			Burner:          nodes.RoomBurner(token.NewPGBurner(a.pool), registry, node, log),
+			Origins:         cfg.MediaOrigins(),
 			Logger:          log,
 			Registerer:      reg,
 			UDPAddr:         cfg.SFU.UDPAddr,
+			TCPAddr:         cfg.Media.ICETCPAddr,
+			WriteBatch:      cfg.Media.WriteBatch,
 			PublicIPs:       cfg.SFU.PublicIPs,
-			ConfigureWebRTC: opt.ConfigureWebRTC,
+			ConfigureWebRTC: configure,
 		})
 		if err != nil {
 			return nil, err
 		}
-		if err := a.registerNode(ctx, node); err != nil {
+		if t := cfg.Media.TURN; t.Addr != "" {
+			path := t.SecretFile
+			if path == "" {
+				path = filepath.Join(cfg.DataDir, "turn-secret.key")
+			}
+			if a.turnKey, err = keys.LoadSecret(path, cfg.Environment == config.Development); err != nil {
+				return nil, err
+			}
+			a.turn, err = turnserver.New(turnserver.Params{
+				Addr: t.Addr, RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
+				AllowPrivatePeers: t.AllowPrivatePeers, Logger: log, Now: opt.Now,
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		if err := a.startHeartbeat(ctx, registry, node); err != nil {
 			return nil, err
 		}
 		log.Info("media node ready", "node", node, "udp", a.media.UDPAddr().String())
 	}
-	if cfg.Has(config.RoleRecorder) {
-		// Recording arrives with its own issue; the role is accepted so
-		// deployments can already name it.
-		log.Info("recorder role enabled: no recorder is implemented yet")
+	// Recording: the library (retrieval) wherever object storage is
+	// configured; the recorder service when this process has the role.
+	if err := a.startRecording(ctx, minter, opt); err != nil {
+		return nil, err
 	}
 
 	secretPath := cfg.Auth.SecretKeyFile
@@ -189,22 +225,25 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 
 	sig := signaling.New(signaling.Params{
-		Alerts:    alertEngine,
-		Pool:      a.pool,
-		Store:     store.New(a.pool),
-		Audit:     audit.New(a.pool),
-		Sealer:    sealer,
-		Auth:      cfg.Auth,
-		Origin:    cfg.Origin(),
-		Media:     media,
-		Mailer:    mailer,
-		Minter:    minter,
-		Node:      node,
-		PublicURL: cfg.PublicURL,
-		Demo:      cfg.Demo,
-		Logger:    log,
-		Gatherer:  reg,
-		Now:       opt.Now,
+		Alerts:     alertEngine,
+		Pool:       a.pool,
+		Store:      store.New(a.pool),
+		Audit:      audit.New(a.pool),
+		Sealer:     sealer,
+		Auth:       cfg.Auth,
+		Origin:     cfg.Origin(),
+		Media:      media,
+		Mailer:     mailer,
+		Minter:     minter,
+		Nodes:      registry,
+		Node:       node,
+		PublicURL:  cfg.PublicURL,
+		Demo:       cfg.Demo,
+		Recordings: a.recLib,
+		TURN:       a.turnCredentials(),
+		Logger:     log,
+		Gatherer:   reg,
+		Now:        opt.Now,
 	})
 	a.sig = sig
 	a.handler = a.router(sig, opt.WebDir)
@@ -259,24 +298,11 @@ func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-// registerNode records this media node so the control plane can place
-// visits on it. The node registry with heartbeats and load is a later issue.
-func (a *App) registerNode(ctx context.Context, node ids.NodeID) error {
-	ws := strings.Replace(a.cfg.Origin(), "https://", "wss://", 1) + "/sfu/ws"
-	_, err := a.pool.Exec(ctx, `INSERT INTO sfu_nodes (id, url, last_seen_at) VALUES ($1, $2, now())
-		ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, last_seen_at = now(), draining = false`,
-		string(node), ws)
-	if err != nil {
-		return fmt.Errorf("app: register node: %w", err)
-	}
-	return nil
-}
-
 func (a *App) router(sig *signaling.Server, webDir string) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(), httpx.AccessLog(a.log),
+	r.Use(httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(a.cfg.Cluster.MediaConnectSrc...), httpx.AccessLog(a.log),
 		httpx.LimitBody(a.cfg.HTTP.MaxBodyBytes))
 	sig.Register(r)
 	if a.media != nil {
@@ -376,6 +402,26 @@ func (a *App) startAuditLoops(ctx, runCtx context.Context, engine *alerts.Engine
 // Signaling returns the control plane (tests walk its policy table).
 func (a *App) Signaling() *signaling.Server { return a.sig }
 
+// turnCredentials is TURNCredentials when this process runs a relay.
+func (a *App) turnCredentials() func(string, time.Time, string) (string, string, string, bool) {
+	if a.turn == nil {
+		return nil
+	}
+	return a.TURNCredentials
+}
+
+// TURNCredentials returns time-limited TURN credentials and the relay's
+// URL for participant, valid until expiry (the visit's end), for the join
+// grant's ice_servers; ok is false without a relay. host is the name
+// clients dial.
+func (a *App) TURNCredentials(participant string, expiry time.Time, host string) (url, user, pass string, ok bool) {
+	if a.turn == nil {
+		return "", "", "", false
+	}
+	user, pass = turnserver.Credentials(a.turnKey, participant, expiry)
+	return a.turn.URL(host), user, pass, true
+}
+
 // Media returns the media node, or nil when this process runs none.
 func (a *App) Media() *sfu.SFU { return a.media }
 
@@ -414,11 +460,23 @@ func (a *App) close() {
 		a.running.Wait()
 		a.stopRun = nil
 	}
+	if a.recorder != nil {
+		_ = a.recorder.Close(a.cfg.HTTP.ShutdownTimeout)
+		a.recorder = nil
+	}
+	if a.beat != nil {
+		a.beat.Stop()
+		a.beat = nil
+	}
 	if a.media != nil {
 		if err := a.media.Close(); err != nil {
 			a.log.Warn("sfu close", "err", err)
 		}
 		a.media = nil
+	}
+	if a.turn != nil {
+		_ = a.turn.Close()
+		a.turn = nil
 	}
 	if a.pool != nil {
 		a.pool.Close()

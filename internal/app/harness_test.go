@@ -69,6 +69,12 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func startServer(t *testing.T) *server {
 	t.Helper()
+	return startServerWith(t, nil)
+}
+
+// startServerWith lets a test adjust the configuration first.
+func startServerWith(t *testing.T, mutate func(*config.Config)) *server {
+	t.Helper()
 	dsn := testenv.Postgres(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,6 +89,9 @@ func startServer(t *testing.T) *server {
 	cfg.ListenAddr = ln.Addr().String()
 	cfg.PublicURL = s.URL
 	cfg.SFU.UDPAddr = "127.0.0.1:0"
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(lockedWriter{&s.mu, s.logs}, nil))
 	ctx := context.Background()
 	s.App, err = app.New(ctx, cfg, app.Options{Logger: log, Now: s.Clock.Now, ConfigureWebRTC: e2e.LoopbackWebRTC})

@@ -55,6 +55,8 @@ type Config struct {
 	Audit     Audit     `yaml:"audit"`
 	Alerts    Alerts    `yaml:"alerts"`
 	SFU       SFU       `yaml:"sfu"`
+	Media     Media     `yaml:"media"`
+	Cluster   Cluster   `yaml:"cluster"`
 	Recording Recording `yaml:"recording"`
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
@@ -160,6 +162,63 @@ type SFU struct {
 	PublicIPs []string `yaml:"public_ips"`
 }
 
+// Cluster configures the media node registry: how often a media node
+// heartbeats its load into Postgres, when the control plane counts a silent
+// node as dead, and how long SIGTERM waits for a node's calls to end.
+type Cluster struct {
+	// NodeURL is the wss:// URL of this media node's /sfu/ws that browsers
+	// and recorders dial; empty derives it from public_url.
+	NodeURL string `yaml:"node_url"`
+	// AllowedOrigins are the browser origins the media node's WebSocket
+	// accepts; empty means the origin of public_url. A separate media node
+	// lists the API's public origin here.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// MediaConnectSrc are CSP sources the API's pages may open WebSockets
+	// to: the media nodes' origins when they are separate hosts, e.g.
+	// wss://*.media.clinic.example. Empty: this origin only.
+	MediaConnectSrc []string `yaml:"media_connect_src"`
+	// HeartbeatInterval is how often a media node writes its load.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
+	// DeadAfter: a node silent this long gets no new visits, and joins
+	// move its visits to a live node.
+	DeadAfter time.Duration `yaml:"dead_after"`
+	// DrainTimeout bounds how long SIGTERM waits for the node's calls to
+	// end (0: do not wait).
+	DrainTimeout time.Duration `yaml:"drain_timeout"`
+}
+
+// Media configures how participants reach the media role beyond the ICE
+// UDP port (sfu.udp_addr): ICE over TCP, the embedded TURN relay, and
+// loopback-only ICE for load tests on one machine.
+type Media struct {
+	// ICETCPAddr is the one TCP address for ICE-TCP, the fallback where
+	// UDP is blocked; empty turns it off.
+	ICETCPAddr string `yaml:"ice_tcp_addr"`
+	// LoopbackOnly makes ICE use loopback addresses only (load tests and
+	// CI on one machine). Development only.
+	LoopbackOnly bool `yaml:"loopback_only"`
+	// WriteBatch batches the ICE UDP socket's writes: datagrams wait at
+	// most this long and leave with one sendmmsg per batch (Linux); 0 sends
+	// each at once.
+	WriteBatch time.Duration `yaml:"write_batch"`
+	TURN       TURN          `yaml:"turn"`
+}
+
+// TURN configures the embedded TURN relay (turnserver/).
+type TURN struct {
+	// Addr is the relay's UDP listen address; empty turns the relay off.
+	Addr string `yaml:"addr"`
+	// PublicIP is the address relayed candidates advertise; default:
+	// Addr's host, which must then be a specific address.
+	PublicIP string `yaml:"public_ip"`
+	// SecretFile holds the credential secret (base64, 32 bytes); empty
+	// means data_dir/turn-secret.key, generated in development.
+	SecretFile string `yaml:"secret_file"`
+	// AllowPrivatePeers lets the relay forward to loopback, link-local and
+	// private addresses (tests, a clinic LAN); off, they are refused.
+	AllowPrivatePeers bool `yaml:"allow_private_peers"`
+}
+
 // Recording configures the recorder role, retention and the recording keyring.
 type Recording struct {
 	// KeyringFile holds the key-encryption keys (JSON, mode 0600); empty
@@ -217,6 +276,8 @@ func Default() Config {
 			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour,
 		},
 		SFU: SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
+		Cluster: Cluster{HeartbeatInterval: 2 * time.Second, DeadAfter: 10 * time.Second,
+			DrainTimeout: 30 * time.Minute},
 		Recording: Recording{
 			Retention: 6 * 365 * 24 * time.Hour, RetentionInterval: time.Hour,
 			SpoolMaxBytes: 1 << 30, ChunkDuration: 5 * time.Minute, PartSize: 8 << 20, SegmentSize: 1 << 20,
@@ -240,6 +301,22 @@ func (c Config) Origin() string {
 		return ""
 	}
 	return u.Scheme + "://" + u.Host
+}
+
+// NodeURL is the wss:// URL this media node registers for /sfu/ws.
+func (c Config) NodeURL() string {
+	if c.Cluster.NodeURL != "" {
+		return c.Cluster.NodeURL
+	}
+	return strings.Replace(c.Origin(), "https://", "wss://", 1) + "/sfu/ws"
+}
+
+// MediaOrigins are the browser origins the media node's WebSocket accepts.
+func (c Config) MediaOrigins() []string {
+	if len(c.Cluster.AllowedOrigins) > 0 {
+		return slices.Clone(c.Cluster.AllowedOrigins)
+	}
+	return []string{c.Origin()}
 }
 
 // Validate checks the configuration as a whole before anything starts.
@@ -361,6 +438,50 @@ func (c Config) Validate() error {
 				bad("sfu.public_ips: %q is not an IP address", ip)
 			}
 		}
+		if a := c.Media.ICETCPAddr; a != "" {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad("media.ice_tcp_addr: %v", err)
+			}
+		}
+		if c.Media.WriteBatch < 0 || c.Media.WriteBatch > 5*time.Millisecond {
+			bad("media.write_batch: between 0 and 5ms")
+		}
+		if c.Media.LoopbackOnly && c.Environment != Development {
+			bad("media.loopback_only: development only")
+		}
+		if t := c.Media.TURN; t.Addr != "" {
+			if h, _, err := net.SplitHostPort(t.Addr); err != nil {
+				bad("media.turn.addr: %v", err)
+			} else if ip := net.ParseIP(h); t.PublicIP == "" && (ip == nil || ip.IsUnspecified()) {
+				bad("media.turn.public_ip: required unless media.turn.addr names a specific IP")
+			}
+			if t.PublicIP != "" && net.ParseIP(t.PublicIP) == nil {
+				bad("media.turn.public_ip: %q is not an IP address", t.PublicIP)
+			}
+		}
+	}
+	if cl := c.Cluster; cl.HeartbeatInterval < 100*time.Millisecond || cl.HeartbeatInterval > time.Minute {
+		bad("cluster.heartbeat_interval: between 100ms and 1m")
+	} else if cl.DeadAfter < 2*cl.HeartbeatInterval || cl.DeadAfter > 10*time.Minute {
+		bad("cluster.dead_after: at least two heartbeat intervals, at most 10m")
+	}
+	if c.Cluster.DrainTimeout < 0 || c.Cluster.DrainTimeout > 24*time.Hour {
+		bad("cluster.drain_timeout: between 0 and 24h")
+	}
+	if u := c.Cluster.NodeURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || pu.Scheme != "wss" || pu.Host == "" {
+			bad("cluster.node_url: must be a wss:// URL like wss://media-1.clinic.example/sfu/ws")
+		}
+	}
+	for _, o := range c.Cluster.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("cluster.allowed_origins: %q is not an https origin", o)
+		}
+	}
+	for _, src := range c.Cluster.MediaConnectSrc {
+		if !strings.HasPrefix(src, "wss://") || len(src) <= len("wss://") || strings.ContainsAny(src, " \t;,'\"") {
+			bad("cluster.media_connect_src: %q is not a wss:// CSP source like wss://*.media.clinic.example", src)
+		}
 	}
 	if c.Has(RoleRecorder) && c.Environment == Production && (c.S3.Endpoint == "" || c.S3.Bucket == "") {
 		bad("s3.endpoint, s3.bucket: required by the recorder role in production")
@@ -407,6 +528,8 @@ func (c Config) Redacted() Config {
 	r := c
 	r.Roles = slices.Clone(c.Roles)
 	r.SFU.PublicIPs = slices.Clone(c.SFU.PublicIPs)
+	r.Cluster.AllowedOrigins = slices.Clone(c.Cluster.AllowedOrigins)
+	r.Cluster.MediaConnectSrc = slices.Clone(c.Cluster.MediaConnectSrc)
 	if r.Database.URL != "" {
 		r.Database.URL = redactURL(r.Database.URL)
 	}

@@ -22,11 +22,17 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 
 const requestIDKey = "openvisit.request_id"
 
-// SecurityHeaders sets the headers every response carries.
-func SecurityHeaders() gin.HandlerFunc {
+// SecurityHeaders sets the headers every response carries. connectSrc adds
+// sources to the CSP's connect-src: the media nodes' wss:// origins when
+// they are not this origin (cluster.media_connect_src).
+func SecurityHeaders(connectSrc ...string) gin.HandlerFunc {
+	csp := CSP
+	if len(connectSrc) > 0 {
+		csp = strings.Replace(CSP, "connect-src 'self'", "connect-src 'self' "+strings.Join(connectSrc, " "), 1)
+	}
 	return func(c *gin.Context) {
 		h := c.Writer.Header()
-		h.Set("Content-Security-Policy", CSP)
+		h.Set("Content-Security-Policy", csp)
 		h.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Referrer-Policy", "no-referrer")

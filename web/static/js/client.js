@@ -9,6 +9,15 @@
 // closed | failed. A client cannot be restarted; make a new one (with a new
 // join token — tokens are single use).
 //
+// Reconnection: given opts.getGrant, a client whose socket drops (any close
+// code but 1000, 4000, 4009, 4010), whose ICE fails or stays disconnected for
+// 2 s, or whose network changes under a dead path, rejoins: a fresh grant
+// (whose ws_url may name another media node), a new socket and a new peer
+// connection republishing the current local tracks. The protocol has no
+// client-side ICE restart (only the server offers after the first offer), so
+// a rejoin is the restart. State is `reconnecting` meanwhile; attempts back
+// off exponentially and stop after 60 s (state `failed`).
+//
 // Nothing here logs SDP, tokens or anything else a patient could be
 // identified by; only states and stable error codes.
 
@@ -22,6 +31,14 @@
  * @property {string} token       signed join token (single use)
  * @property {string} visit       visit ID the page expects
  * @property {RTCIceServer[]|string[]} [iceServers] ICE servers (from the redeem/join-token response)
+ * @property {() => Promise<Grant>} [getGrant] fetches a fresh join grant (POST /api/v1/visits/:id/join);
+ *   enables reconnection. An error it throws with `fatal: true` (and `code`, `message`; `ended: true` when
+ *   the visit is over) stops reconnecting at once; any other error is retried.
+ *
+ * @typedef {object} Grant a join grant, as POST /api/v1/visits/:id/join answers it
+ * @property {string} token
+ * @property {string} ws_url
+ * @property {RTCIceServer[]|string[]} [ice_servers]
  *
  * @typedef {{state: ClientState, connectionState: RTCPeerConnectionState|'none', wsState: string}} StateDetail
  * @typedef {{participant: Participant}} ParticipantDetail
@@ -36,6 +53,36 @@ const WS_STATES = ['connecting', 'open', 'closing', 'closed'];
 const MAX_MESSAGE = 64 * 1024;
 
 /**
+ * Simulcast layers the camera is published in (PROTOCOL.md, "Simulcast"):
+ * the SFU forwards to each subscriber the layer its bandwidth and the size
+ * it shows the video at allow. RIDs q(uarter), h(alf), f(ull).
+ * @type {RTCRtpEncodingParameters[]}
+ */
+const SIMULCAST = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
+
+/** Video codec the SFU switches layers best with (it parses VP8 keyframes). */
+const PREFERRED_VIDEO = 'video/VP8';
+
+/**
+ * Close codes after which the client does not rejoin: normal (leave, visit
+ * ended), a protocol error (rejoining would repeat it), superseded by a newer
+ * socket of the same participant (`duplicate`), removed.
+ */
+const FINAL_CLOSE = new Set([1000, 4000, 4009, 4010]);
+/** ICE may stay `disconnected` this long before the client rejoins (ms). */
+const DISCONNECTED_GRACE = 2000;
+/** A rejoin attempt that has not connected after this long is retried (ms). */
+const ATTEMPT_TIMEOUT = 10_000;
+/** Reconnection gives up after this long without a connection (ms). */
+const RECONNECT_LIMIT = 60_000;
+const BACKOFF_FIRST = 250;
+const BACKOFF_MAX = 8000;
+
+/**
  * VisitClient joins one visit on one SFU node.
  *
  * Events (all CustomEvent; the payload is in `event.detail`):
@@ -45,7 +92,8 @@ const MAX_MESSAGE = 64 * 1024;
  * - `participantleft`    {@link ParticipantDetail}
  * - `track`              {@link TrackDetail}, a remote track; `participant` is `event.streams[0].id`
  * - `error`              {@link ErrorDetail}, from the server or the client (`code` is stable)
- * - `closed`             {@link ClosedDetail}, the socket closed (1000 after leave())
+ * - `closed`             {@link ClosedDetail}, the socket closed for good (1000 after leave()); not
+ *                        fired for a socket dropped and replaced by a rejoin
  */
 export class VisitClient extends EventTarget {
   /** @param {ClientOptions} opts */
@@ -69,6 +117,16 @@ export class VisitClient extends EventTarget {
     /** @private */ this.muted = false;
     /** @private */ this.cameraOff = false;
     /** @private */ this.leaving = false;
+    // ---- reconnection (see the file comment)
+    /** @private Date.now() when the current outage began; 0 while connected */ this.outageSince = 0;
+    /** @private rejoin attempts in the current outage */ this.attempt = 0;
+    /** @private a rejoin is fetching its grant */ this.rejoining = false;
+    /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this.retryTimer = undefined;
+    /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this.iceTimer = undefined;
+    /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this.attemptTimer = undefined;
+    /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this.probeTimer = undefined;
+    /** @private */ this.onNetwork = () => this.networkChanged();
+    /** @type {number} completed rejoins (diagnostics and tests) */ this.reconnects = 0;
   }
 
   /**
@@ -81,32 +139,47 @@ export class VisitClient extends EventTarget {
     if (this.state !== 'new') {
       return Promise.reject(new Error('VisitClient: start() called twice'));
     }
-    this.local = localStream;
+    // The client's own stream of what it sends: replaceTrack() swaps tracks
+    // in it, and a rejoin republishes it. The tracks stay the caller's.
+    this.local = localStream ? new MediaStream(localStream.getTracks()) : null;
     this.setState('connecting');
-    const url = wsURL(this.opts.url);
+    this.watchNetwork(true);
+    return this.openSocket(this.opts.url, this.opts.token);
+  }
+
+  /**
+   * Opens a socket to url and joins with token. Events of a socket that is
+   * no longer this.ws (replaced by a rejoin) are ignored.
+   * @private @param {string} u @param {string} token @returns {Promise<void>}
+   */
+  openSocket(u, token) {
     return new Promise((resolve, reject) => {
       let ws;
       try {
-        ws = new WebSocket(url);
+        ws = new WebSocket(wsURL(u));
       } catch (err) {
-        this.fail('ws_open', 'The connection could not be opened.');
+        if (this.outageSince) this.reconnect();
+        else this.fail('ws_open', 'The connection could not be opened.');
         reject(err);
         return;
       }
       this.ws = ws;
       ws.addEventListener('open', () => {
-        this.send({ type: 'join', token: this.opts.token, visit: this.opts.visit });
+        if (ws !== this.ws) return;
+        this.send({ type: 'join', token, visit: this.opts.visit });
         this.emitState();
         resolve();
       });
-      ws.addEventListener('message', (ev) => this.enqueue(ev.data));
+      ws.addEventListener('message', (ev) => {
+        if (ws === this.ws) this.enqueue(ev.data, ws);
+      });
       ws.addEventListener('close', (ev) => {
-        this.onSocketClosed(ev.code, ev.reason);
         reject(new Error('VisitClient: socket closed'));
+        if (ws === this.ws) this.onSocketClosed(ev.code, ev.reason);
       });
       ws.addEventListener('error', () => {
         // The close event follows with the details.
-        this.emitState();
+        if (ws === this.ws) this.emitState();
       });
     });
   }
@@ -137,12 +210,74 @@ export class VisitClient extends EventTarget {
   isCameraOff() { return this.cameraOff; }
 
   /**
+   * Sends `track` in place of the current track of its kind (a switched
+   * camera or microphone, a shared screen) with RTCRtpSender.replaceTrack:
+   * no renegotiation. A rejoin republishes it. The mute / camera-off state
+   * applies to it. The caller owns both tracks (and stops the old one).
+   * Resolves false when no sender of that kind is live (the track is then
+   * sent from the next rejoin on).
+   * @param {MediaStreamTrack} track
+   * @returns {Promise<boolean>}
+   */
+  async replaceTrack(track) {
+    const kind = track.kind;
+    if (!this.local) this.local = new MediaStream();
+    const old = this.local.getTracks().filter((t) => t.kind === kind);
+    for (const t of old) this.local.removeTrack(t);
+    this.local.addTrack(track);
+    track.enabled = kind === 'audio' ? !this.muted : !this.cameraOff;
+    const pc = this.pc;
+    if (!pc || pc.signalingState === 'closed') return false;
+    const sender = pc.getSenders().find((s) => s.track && old.includes(s.track))
+      || pc.getSenders().find((s) => s.track && s.track.kind === kind);
+    if (!sender) return false;
+    await sender.replaceTrack(track);
+    return true;
+  }
+
+  /**
+   * The local track of this kind being sent (or to be sent).
+   * @param {'audio'|'video'} kind
+   * @returns {MediaStreamTrack|null}
+   */
+  sending(kind) {
+    return (this.local && this.local.getTracks().find((t) => t.kind === kind)) || null;
+  }
+
+  /**
+   * Rejoins now with a fresh grant (see the file comment); a no-op without
+   * opts.getGrant or once closed. Pages call it on their own signals of a
+   * dead connection; the client calls it itself on the usual ones.
+   * @param {string} [why] for the log
+   */
+  reconnect(why) {
+    if (!this.canReconnect()) return;
+    const first = !this.outageSince;
+    if (first) {
+      this.outageSince = Date.now();
+      this.attempt = 0;
+      if (why) console.info('openvisit: reconnecting:', why);
+    }
+    if (this.state !== 'reconnecting') this.setState('reconnecting');
+    this.scheduleRejoin(first ? 0 : backoff(this.attempt));
+  }
+
+  /**
+   * Test hook: closes the media socket abruptly (code 3001, no `leave`), as
+   * a network cut or a dying media node would.
+   */
+  _dropSocket() {
+    if (this.ws && this.ws.readyState < WebSocket.CLOSING) this.ws.close(3001, 'test drop');
+  }
+
+  /**
    * Leaves the visit: tells the server, closes the peer connection and the
    * socket. Local tracks are left to the caller (it owns the stream).
    */
   leave() {
     if (this.state === 'closed') return;
     this.leaving = true;
+    this.stopReconnecting();
     if (this.ws && this.ws.readyState === WebSocket.OPEN) {
       this.send({ type: 'leave' });
     }
@@ -151,6 +286,21 @@ export class VisitClient extends EventTarget {
       this.ws.close(1000, 'leave');
     }
     this.setState('closed');
+  }
+
+  /**
+   * Tells the SFU the size (CSS pixels × devicePixelRatio) at which a remote
+   * video track is shown, so that it forwards the smallest simulcast layer
+   * that looks sharp there; 0×0 means the track is not shown (the SFU stops
+   * forwarding its video). Call it when a tile is laid out or resized.
+   * @param {string} trackId  the remote track's id (MediaStreamTrack.id)
+   * @param {number} width
+   * @param {number} height
+   */
+  setVideoSize(trackId, width, height) {
+    const clamp = (/** @type {number} */ v) => Math.max(0, Math.min(16384, Math.round(v) || 0));
+    if (!trackId) return;
+    this.send({ type: 'layer_hint', track: String(trackId), width: clamp(width), height: clamp(height) });
   }
 
   /**
@@ -166,11 +316,12 @@ export class VisitClient extends EventTarget {
 
   // ---- signaling ---------------------------------------------------------
 
-  /** @private @param {unknown} data */
-  enqueue(data) {
+  /** @private @param {unknown} data @param {WebSocket} [ws] the socket it came on */
+  enqueue(data, ws) {
     this.chain = this.chain
-      .then(() => this.handle(data))
+      .then(() => (ws && ws !== this.ws ? undefined : this.handle(data)))
       .catch((err) => {
+        if (ws && ws !== this.ws) return; // a step of a replaced connection
         console.warn('openvisit: signaling step failed:', err instanceof Error ? err.name : 'error');
         this.fail('client_error', 'The call could not be set up.');
       });
@@ -216,6 +367,9 @@ export class VisitClient extends EventTarget {
     if (this.pc) return;
     this.self = msg.self || null;
     this.emit('joined', { self: this.self, participants: msg.participants || [] });
+    // After a rejoin: whoever left meanwhile is gone.
+    const present = new Set((msg.participants || []).map((p) => p && p.id));
+    for (const p of [...this.participants.values()]) if (!present.has(p.id)) this.onParticipantLeft(p);
     for (const p of msg.participants || []) this.onParticipantJoined(p);
 
     const pc = new RTCPeerConnection({
@@ -245,16 +399,21 @@ export class VisitClient extends EventTarget {
       this.emit('track', { participant: stream.id, stream, track: ev.track });
     });
     pc.addEventListener('connectionstatechange', () => {
+      if (pc !== this.pc) return; // replaced by a rejoin
       switch (pc.connectionState) {
         case 'connected':
+          this.connectedAgain();
           this.setState('connected');
           break;
         case 'disconnected':
+          // ICE may come back by itself; if not within the grace, rejoin.
+          this.armIceTimer();
           if (this.state === 'connected') this.setState('reconnecting');
           else this.emitState();
           break;
         case 'failed':
-          this.fail('ice_failed', 'The media connection failed. Check your network and join again.');
+          if (this.canReconnect()) this.reconnect('ice_failed');
+          else this.fail('ice_failed', 'The media connection failed. Check your network and join again.');
           break;
         default:
           this.emitState();
@@ -262,7 +421,14 @@ export class VisitClient extends EventTarget {
     });
 
     if (this.local) {
-      for (const track of this.local.getTracks()) pc.addTrack(track, this.local);
+      for (const track of this.local.getTracks()) {
+        if (track.kind !== 'video') {
+          pc.addTrack(track, this.local);
+          continue;
+        }
+        const tr = pc.addTransceiver(track, { streams: [this.local], sendEncodings: SIMULCAST });
+        preferCodec(tr, PREFERRED_VIDEO);
+      }
       this.setMuted(this.muted);
       this.setCameraOff(this.cameraOff);
     }
@@ -325,6 +491,10 @@ export class VisitClient extends EventTarget {
 
   /** @private @param {number} code @param {string} reason */
   onSocketClosed(code, reason) {
+    if (!FINAL_CLOSE.has(code) && this.canReconnect()) {
+      this.reconnect('socket closed ' + code);
+      return;
+    }
     this.closePeer();
     this.emit('closed', { code, reason: reason || '' });
     if (this.state === 'failed' || this.state === 'closed') {
@@ -333,8 +503,189 @@ export class VisitClient extends EventTarget {
     }
     // A normal close the client did not ask for is the server ending the
     // visit; anything else is a failure the page must show.
-    if (code === 1000 || this.leaving) this.setState('closed');
+    // 4009: this participant joined again from another socket (another tab
+    // or device): superseded, not a failure.
+    if (code === 1000 || code === 4009 || this.leaving) this.setState('closed');
     else this.setState('failed');
+  }
+
+  // ---- reconnection ------------------------------------------------------
+
+  /** @private */
+  canReconnect() {
+    return typeof this.opts.getGrant === 'function' && !this.leaving
+      && this.state !== 'new' && this.state !== 'closed' && this.state !== 'failed';
+  }
+
+  /** @private @param {number} delay ms */
+  scheduleRejoin(delay) {
+    if (this.retryTimer !== undefined || this.rejoining) return;
+    if (Date.now() + delay - this.outageSince > RECONNECT_LIMIT) {
+      this.giveUp('reconnect_failed', 'The connection was lost and could not be restored. Check your network, then join again.', false);
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.rejoin();
+    }, delay);
+  }
+
+  /** One rejoin attempt: drop the old connection, fetch a grant, open a socket. @private */
+  async rejoin() {
+    if (!this.canReconnect() || !this.opts.getGrant) return;
+    this.attempt++;
+    this.detach();
+    this.rejoining = true;
+    /** @type {Grant} */
+    let grant;
+    try {
+      grant = await this.opts.getGrant();
+    } catch (err) {
+      this.rejoining = false;
+      const e = /** @type {any} */ (err) || {};
+      if (e.fatal) {
+        this.giveUp(String(e.code || 'rejoin_refused'), String(e.message || 'The visit cannot be joined again.'), !!e.ended);
+      } else {
+        this.reconnect();
+      }
+      return;
+    }
+    this.rejoining = false;
+    if (!this.canReconnect()) return;
+    if (!grant || !grant.token || !grant.ws_url) {
+      this.reconnect();
+      return;
+    }
+    // Always the fresh grant's node: the visit may have moved off a dead one.
+    this.opts = { ...this.opts, url: grant.ws_url, token: grant.token, iceServers: grant.ice_servers || this.opts.iceServers };
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = setTimeout(() => {
+      this.attemptTimer = undefined;
+      if (this.state === 'reconnecting') this.reconnect();
+    }, ATTEMPT_TIMEOUT);
+    this.openSocket(grant.ws_url, grant.token).catch(() => {});
+  }
+
+  /**
+   * Drops the current socket and peer connection without `leave`; their
+   * events are ignored from now on. The participants stay known until the
+   * next `joined` says who is still there.
+   * @private
+   */
+  detach() {
+    clearTimeout(this.iceTimer);
+    this.iceTimer = undefined;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const pc = this.pc;
+    const ws = this.ws;
+    this.pc = null;
+    this.ws = null;
+    this.pendingCandidates = [];
+    this.chain = Promise.resolve(); // steps of the old connection may never settle
+    if (pc) {
+      try {
+        pc.close();
+      } catch {
+        // already closed
+      }
+    }
+    if (ws && ws.readyState < WebSocket.CLOSING) ws.close(3000, 'reconnect');
+  }
+
+  /** The peer connection is up: the outage (if any) is over. @private */
+  connectedAgain() {
+    clearTimeout(this.iceTimer);
+    this.iceTimer = undefined;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = undefined;
+    if (this.outageSince) {
+      this.reconnects++;
+      this.outageSince = 0;
+      this.attempt = 0;
+    }
+  }
+
+  /** @private */
+  armIceTimer() {
+    if (this.iceTimer !== undefined || !this.opts.getGrant) return;
+    const pc = this.pc;
+    this.iceTimer = setTimeout(() => {
+      this.iceTimer = undefined;
+      if (pc && pc === this.pc && pc.connectionState !== 'connected') this.reconnect('ice disconnected');
+    }, DISCONNECTED_GRACE);
+  }
+
+  /**
+   * Stops reconnecting: the error, state failed (or closed when the visit
+   * ended meanwhile), and a final `closed` event for the page.
+   * @private @param {string} code @param {string} message @param {boolean} ended
+   */
+  giveUp(code, message, ended) {
+    this.stopReconnecting();
+    this.detach();
+    this.emit('error', { code, message });
+    this.emit('closed', { code: ended ? 1000 : 1006, reason: code });
+    this.setState(ended ? 'closed' : 'failed');
+  }
+
+  /** @private */
+  stopReconnecting() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    clearTimeout(this.iceTimer);
+    this.iceTimer = undefined;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = undefined;
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.watchNetwork(false);
+  }
+
+  /** @private @param {boolean} on */
+  watchNetwork(on) {
+    if (typeof window === 'undefined') return;
+    const conn = /** @type {any} */ (navigator).connection;
+    if (on) {
+      window.addEventListener('online', this.onNetwork);
+      if (conn && conn.addEventListener) conn.addEventListener('change', this.onNetwork);
+    } else {
+      window.removeEventListener('online', this.onNetwork);
+      if (conn && conn.removeEventListener) conn.removeEventListener('change', this.onNetwork);
+    }
+  }
+
+  /**
+   * The network changed (back online, another interface). A broken socket
+   * or peer connection rejoins at once; one that still looks connected is
+   * probed: if nothing arrives on the transport for 2 s, the old path died
+   * with the old network and the client rejoins.
+   * @private
+   */
+  networkChanged() {
+    if (!this.canReconnect() || !navigator.onLine) return;
+    if (this.state === 'reconnecting') {
+      // Already at it: try now rather than after the backoff.
+      if (this.retryTimer !== undefined) {
+        clearTimeout(this.retryTimer);
+        this.retryTimer = undefined;
+        this.scheduleRejoin(0);
+      }
+      return;
+    }
+    const pc = this.pc;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN || !pc || pc.connectionState !== 'connected') {
+      this.reconnect('network change');
+      return;
+    }
+    clearTimeout(this.probeTimer);
+    transportBytes(pc).then((before) => {
+      this.probeTimer = setTimeout(async () => {
+        this.probeTimer = undefined;
+        if (pc !== this.pc) return;
+        if ((await transportBytes(pc)) <= before) this.reconnect('network change, nothing received');
+      }, DISCONNECTED_GRACE);
+    });
   }
 
   // ---- helpers -----------------------------------------------------------
@@ -354,6 +705,7 @@ export class VisitClient extends EventTarget {
   /** @private @param {string} code @param {string} message */
   fail(code, message) {
     if (this.state === 'failed' || this.state === 'closed') return;
+    this.stopReconnecting();
     this.emit('error', { code, message });
     this.setState('failed');
     this.closePeer();
@@ -405,6 +757,52 @@ export function wsURL(u) {
   if (url.protocol === 'https:') url.protocol = 'wss:';
   else if (url.protocol === 'http:') url.protocol = 'ws:';
   return url.href;
+}
+
+/**
+ * The delay before rejoin attempt n+1 (n ≥ 1): exponential with jitter.
+ * @param {number} n
+ * @returns {number} ms
+ */
+function backoff(n) {
+  const base = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** Math.max(0, n - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * Bytes received on a peer connection's transports so far.
+ * @param {RTCPeerConnection} pc
+ * @returns {Promise<number>}
+ */
+async function transportBytes(pc) {
+  let n = 0;
+  try {
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === 'transport') n += s.bytesReceived || 0;
+    });
+  } catch {
+    // closed meanwhile
+  }
+  return n;
+}
+
+/**
+ * Puts mime first in the transceiver's codec preferences (where the browser
+ * supports setting them); the others stay, in the browser's order.
+ * @param {RTCRtpTransceiver} tr
+ * @param {string} mime
+ */
+function preferCodec(tr, mime) {
+  try {
+    const caps = RTCRtpReceiver.getCapabilities('video');
+    if (!caps || typeof tr.setCodecPreferences !== 'function') return;
+    const want = mime.toLowerCase();
+    const first = caps.codecs.filter((c) => c.mimeType.toLowerCase() === want);
+    const rest = caps.codecs.filter((c) => c.mimeType.toLowerCase() !== want);
+    if (first.length > 0) tr.setCodecPreferences([...first, ...rest]);
+  } catch {
+    // Not supported: the browser's own order applies.
+  }
 }
 
 /**

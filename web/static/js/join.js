@@ -1,0 +1,455 @@
+// The patient's way into a visit: /join#invite=<one-time secret>.
+//
+//   identity (date of birth) → device check → waiting room → /call?visit=…
+//
+// The secret rides in the fragment so that it never reaches a server log or
+// a Referer; it is moved to sessionStorage (this tab only) and removed from
+// the address bar before anything else happens. Redeeming it with the date
+// of birth gives this browser a patient session bound to the visit, so a
+// reload of any step comes back to where it was. The waiting room follows
+// GET /api/v1/visits/:id/events and never touches media: no peer connection
+// exists before the provider admits the patient.
+
+import { APIError, get, post, setCSRF } from './api.js';
+import { busy, byId, h, say } from './dom.js';
+import { fillSelect, levelMeter, openTrack, openMedia, playTone, saveDevices, supportChecks } from './devices.js';
+
+const SECRET_KEY = 'openvisit.invite';
+const CHECKED_KEY = 'openvisit.checked'; // visit ID whose device check passed
+const KEEPALIVE_MS = 4 * 60_000;
+
+const ui = {
+  step: byId('step'),
+  loading: byId('loading'),
+  error: byId('error'),
+  identity: byId('identity'),
+  identityTitle: byId('identity-title'),
+  form: /** @type {HTMLFormElement} */ (byId('dob-form')),
+  month: /** @type {HTMLSelectElement} */ (byId('dob-month')),
+  day: /** @type {HTMLInputElement} */ (byId('dob-day')),
+  year: /** @type {HTMLInputElement} */ (byId('dob-year')),
+  dobError: byId('dob-error'),
+  dobSubmit: /** @type {HTMLButtonElement} */ (byId('dob-submit')),
+  devices: byId('devices'),
+  devicesTitle: byId('devices-title'),
+  support: byId('support'),
+  preview: /** @type {HTMLVideoElement} */ (byId('preview')),
+  cameraSelect: /** @type {HTMLSelectElement} */ (byId('camera-select')),
+  micSelect: /** @type {HTMLSelectElement} */ (byId('mic-select')),
+  level: /** @type {HTMLMeterElement} */ (byId('mic-level')),
+  micHint: byId('mic-hint'),
+  tone: /** @type {HTMLButtonElement} */ (byId('tone')),
+  heard: byId('heard'),
+  heardYes: /** @type {HTMLButtonElement} */ (byId('heard-yes')),
+  heardNo: /** @type {HTMLButtonElement} */ (byId('heard-no')),
+  soundHint: byId('sound-hint'),
+  devicesError: byId('devices-error'),
+  devicesRetry: /** @type {HTMLButtonElement} */ (byId('devices-retry')),
+  devicesOk: /** @type {HTMLButtonElement} */ (byId('devices-ok')),
+  waiting: byId('waiting'),
+  waitingTitle: byId('waiting-title'),
+  waitingText: byId('waiting-text'),
+  waitingWhen: byId('waiting-when'),
+  waitingDevices: /** @type {HTMLButtonElement} */ (byId('waiting-devices')),
+  done: byId('done'),
+  doneTitle: byId('done-title'),
+  doneText: byId('done-text'),
+  doneRetry: /** @type {HTMLButtonElement} */ (byId('done-retry')),
+};
+
+/**
+ * Hooks for tests; holds no secrets. `pc` stays 0 here: the waiting room
+ * never creates a peer connection.
+ */
+const openvisit = {
+  /** @type {string} */ visit: '',
+  /** @type {any} the last state event */ visitState: null,
+  /** @type {string} the last refusal code */ lastError: '',
+  /** @type {null} there is no media client on this page */ client: null,
+};
+/** @type {any} */ (window).openvisit = openvisit;
+
+/** @typedef {'identity'|'devices'|'waiting'|'done'} Step */
+const STEP_TEXT = { identity: 'Step 1 of 3', devices: 'Step 2 of 3', waiting: 'Step 3 of 3', done: '' };
+
+/**
+ * Shows one step, moves the focus to its heading (so a screen reader
+ * announces it) and sets body[data-state] (tests and CSS read it).
+ * @param {Step} step @param {string} [state] body state, default the step
+ */
+function show(step, state) {
+  ui.loading.hidden = true;
+  for (const s of /** @type {Step[]} */ (['identity', 'devices', 'waiting', 'done'])) ui[s].hidden = s !== step;
+  ui.step.textContent = STEP_TEXT[step];
+  document.body.dataset.state = state || step;
+  const title = /** @type {HTMLElement|null} */ (ui[step].querySelector('h1'));
+  if (title) title.focus();
+}
+
+/**
+ * A final page: the visit ended, or the link cannot be used.
+ * @param {string} title @param {string} text
+ * @param {{state?: string, retry?: boolean, forget?: boolean}} [o]
+ */
+function finish(title, text, o = {}) {
+  stopWaiting();
+  stopDevices();
+  if (o.forget !== false) {
+    sessionStorage.removeItem(SECRET_KEY);
+    sessionStorage.removeItem(CHECKED_KEY);
+  }
+  ui.doneTitle.textContent = title;
+  ui.doneText.textContent = text;
+  ui.doneRetry.hidden = !o.retry;
+  show('done', o.state || 'ended');
+}
+
+// ---- the invite ------------------------------------------------------------
+
+/** Reads the secret from the fragment (or this tab's storage) and clears the address bar. */
+function takeSecret() {
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('invite') || '';
+  if (location.hash) history.replaceState(null, '', location.pathname);
+  if (fromHash) {
+    try {
+      sessionStorage.setItem(SECRET_KEY, fromHash);
+    } catch {
+      // storage refused: a reload will need the link again
+    }
+    return fromHash;
+  }
+  return sessionStorage.getItem(SECRET_KEY) || '';
+}
+
+/** Refusals the patient cannot fix here, with a title each. */
+const REFUSED = /** @type {Record<string, string>} */ ({
+  too_early: 'It is too early to join',
+  invite_expired: 'This link has expired',
+  invite_revoked: 'This link was withdrawn',
+  invite_used: 'This link was already used',
+  invite_locked: 'This link is locked',
+  invite_invalid: 'This link is not valid',
+  visit_ended: 'This visit has ended',
+  no_patient: 'This visit is not ready',
+});
+
+/** The date of birth typed, as YYYY-MM-DD, or '' with the field to fix. */
+function dateOfBirth() {
+  const m = ui.month.value;
+  const d = ui.day.value.trim();
+  const y = ui.year.value.trim();
+  if (!m) return { value: '', field: ui.month, message: 'Choose the month you were born.' };
+  if (!/^\d{1,2}$/.test(d) || +d < 1 || +d > 31) return { value: '', field: ui.day, message: 'Enter the day you were born, 1 to 31.' };
+  if (!/^\d{4}$/.test(y)) return { value: '', field: ui.year, message: 'Enter the year you were born, with four digits.' };
+  return { value: `${y}-${m}-${d.padStart(2, '0')}`, field: null, message: '' };
+}
+
+function clearInvalid() {
+  for (const f of [ui.month, ui.day, ui.year]) f.removeAttribute('aria-invalid');
+  say(ui.dobError, '');
+}
+
+/** @param {string} secret */
+function identity(secret) {
+  show('identity');
+  ui.form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    clearInvalid();
+    const dob = dateOfBirth();
+    if (!dob.value) {
+      say(ui.dobError, dob.message);
+      dob.field?.setAttribute('aria-invalid', 'true');
+      dob.field?.focus();
+      return;
+    }
+    busy(ui.dobSubmit, async () => {
+      try {
+        /** @type {{visit_id: string, participant_id: string}} */
+        const r = await post('/api/v1/invites/redeem', { invite: secret, date_of_birth: dob.value }, { redirect401: false });
+        await startSession(r.visit_id);
+        devices();
+      } catch (err) {
+        const e = err instanceof APIError ? err : new APIError('network', 'Something went wrong. Try again.', 0);
+        openvisit.lastError = e.code;
+        if (e.code === 'wrong_date_of_birth' || e.code === 'network' || e.status >= 500 || e.code === 'invalid_request') {
+          say(ui.dobError, e.code === 'wrong_date_of_birth'
+            ? `${e.message} After a few wrong tries the link locks and you will need a new one.`
+            : e.message);
+          ui.month.focus();
+          return;
+        }
+        const more = e.code === 'visit_ended' ? ' The link no longer works. Contact your clinic if you need another visit.'
+          : e.code === 'too_early' ? ' Come back then; this page keeps your link until you close it.' : '';
+        finish(REFUSED[e.code] || 'This link cannot be used', e.message + more, { state: 'refused', retry: e.code === 'too_early', forget: e.code !== 'too_early' });
+      }
+    });
+  });
+}
+
+/** Loads the patient session (its CSRF token) for visit. @param {string} visit */
+async function startSession(visit) {
+  /** @type {import('./api.js').SessionView} */
+  const view = await get('/api/v1/auth/session', { redirect401: false });
+  setCSRF(view.csrf_token);
+  openvisit.visit = view.visit_id || visit;
+}
+
+// ---- device check ------------------------------------------------------------
+
+/** @type {MediaStream|null} */
+let preview = null;
+/** @type {(() => void)|null} */
+let stopMeter = null;
+let heardLevel = 0;
+
+function stopDevices() {
+  if (stopMeter) stopMeter();
+  stopMeter = null;
+  if (preview) for (const t of preview.getTracks()) t.stop();
+  preview = null;
+  ui.preview.srcObject = null;
+}
+
+/** @param {string} id @param {boolean} ok @param {string} text */
+function check(id, ok, text) {
+  let li = ui.support.querySelector(`[data-check="${id}"]`);
+  if (!li) {
+    li = h('li', { dataset: { check: id } });
+    ui.support.append(li);
+  }
+  li.className = ok ? 'ok' : 'bad';
+  li.textContent = (ok ? '✓ ' : '✗ ') + text;
+}
+
+function devices() {
+  stopWaiting();
+  show('devices');
+  ui.devicesOk.disabled = true;
+  const checks = supportChecks();
+  for (const c of checks) check(c.id, c.ok, c.text);
+  if (checks.some((c) => !c.ok)) {
+    say(ui.devicesError, 'This browser cannot join the visit. Open the link in a current browser (Chrome, Edge, Firefox or Safari).');
+    return;
+  }
+  openDevices();
+}
+
+/**
+ * Opens the camera and microphone (or switches one), shows the preview and
+ * starts the level meter.
+ * @param {{kind: 'audio'|'video', deviceId: string}} [change]
+ */
+async function openDevices(change) {
+  say(ui.devicesError, '');
+  ui.devicesRetry.hidden = true;
+  try {
+    if (change && preview) {
+      const track = await openTrack(change.kind, change.deviceId);
+      for (const t of preview.getTracks().filter((t) => t.kind === change.kind)) {
+        preview.removeTrack(t);
+        t.stop();
+      }
+      preview.addTrack(track);
+      saveDevices({ [change.kind]: change.deviceId });
+    } else {
+      stopDevices();
+      preview = await openMedia();
+    }
+  } catch (err) {
+    const name = err instanceof Error ? err.name : '';
+    check('access', false, 'Camera and microphone are blocked');
+    say(ui.devicesError, name === 'NotAllowedError'
+      ? 'Your browser refused the camera and microphone. Allow them (the camera icon in the address bar), then try again.'
+      : 'No camera or microphone could be opened. Check that they are connected and not used by another app, then try again.');
+    ui.devicesRetry.hidden = false;
+    return;
+  }
+  check('access', true, 'Camera and microphone allowed');
+  ui.preview.srcObject = preview;
+  ui.preview.play().catch(() => {});
+  const mic = preview.getAudioTracks()[0] || null;
+  const cam = preview.getVideoTracks()[0] || null;
+  await fillSelect(ui.cameraSelect, 'videoinput', cam);
+  await fillSelect(ui.micSelect, 'audioinput', mic);
+  if (stopMeter) stopMeter();
+  stopMeter = null;
+  heardLevel = 0;
+  say(ui.micHint, 'Listening…');
+  if (mic) {
+    const started = Date.now();
+    stopMeter = levelMeter(mic, (level) => {
+      ui.level.value = level;
+      heardLevel = Math.max(heardLevel, level);
+      if (heardLevel > 0.02) say(ui.micHint, 'Your microphone works.');
+      else if (Date.now() - started > 5000) say(ui.micHint, 'We hear nothing yet. Check that the microphone is not muted, or choose another one.');
+    });
+  }
+  ui.devicesOk.disabled = false;
+}
+
+ui.cameraSelect.addEventListener('change', () => openDevices({ kind: 'video', deviceId: ui.cameraSelect.value }));
+ui.micSelect.addEventListener('change', () => openDevices({ kind: 'audio', deviceId: ui.micSelect.value }));
+ui.devicesRetry.addEventListener('click', () => openDevices());
+
+ui.tone.addEventListener('click', () => busy(ui.tone, async () => {
+  ui.soundHint.hidden = true;
+  try {
+    await playTone();
+  } catch {
+    say(ui.soundHint, 'This browser could not play a sound.');
+    return;
+  }
+  ui.heard.hidden = false;
+  ui.heardYes.focus();
+}));
+ui.heardYes.addEventListener('click', () => {
+  ui.heard.hidden = true;
+  say(ui.soundHint, 'Your sound works.');
+  ui.devicesOk.focus();
+});
+ui.heardNo.addEventListener('click', () => {
+  ui.heard.hidden = true;
+  say(ui.soundHint, 'Turn the volume up, check that the sound is not muted and that headphones are plugged in, then play the sound again.');
+  ui.tone.focus();
+});
+
+ui.devicesOk.addEventListener('click', () => {
+  const mic = preview?.getAudioTracks()[0];
+  const cam = preview?.getVideoTracks()[0];
+  saveDevices({ audio: mic?.getSettings().deviceId || '', video: cam?.getSettings().deviceId || '' });
+  stopDevices();
+  try {
+    sessionStorage.setItem(CHECKED_KEY, openvisit.visit);
+  } catch {
+    // a reload repeats the check
+  }
+  waiting();
+});
+
+// ---- waiting room ------------------------------------------------------------
+
+/** @type {EventSource|null} */
+let events = null;
+/** @type {ReturnType<typeof setInterval>|undefined} */
+let keepalive;
+let leaving = false;
+
+function stopWaiting() {
+  if (events) events.close();
+  events = null;
+  clearInterval(keepalive);
+  keepalive = undefined;
+}
+
+function waiting() {
+  show('waiting');
+  const visit = openvisit.visit;
+  // Waiting is activity the server cannot see (the event stream is passive):
+  // keep the patient session alive while the page is open.
+  keepalive = setInterval(() => {
+    post('/api/v1/auth/keepalive', {}, { redirect401: false }).catch((err) => {
+      if (err instanceof APIError && err.status === 401) sessionGone();
+    });
+  }, KEEPALIVE_MS);
+  connectEvents(visit);
+}
+
+/** @param {string} visit */
+function connectEvents(visit) {
+  const es = new EventSource(`/api/v1/visits/${encodeURIComponent(visit)}/events`);
+  events = es;
+  es.addEventListener('state', (ev) => {
+    /** @type {any} */
+    let st;
+    try {
+      st = JSON.parse(/** @type {MessageEvent} */ (ev).data);
+    } catch {
+      return;
+    }
+    onState(st);
+  });
+  es.addEventListener('error', () => {
+    // CONNECTING: the browser retries by itself. CLOSED: it gave up (the
+    // session or visit is gone): ask why.
+    if (es.readyState === EventSource.CLOSED && events === es && !leaving) whyClosed(visit);
+  });
+}
+
+/** The stream could not continue: read the state once to say why. @param {string} visit */
+async function whyClosed(visit) {
+  try {
+    onState(await get(`/api/v1/visits/${encodeURIComponent(visit)}/state`, { redirect401: false }));
+    if (events && events.readyState === EventSource.CLOSED) connectEvents(visit);
+  } catch (err) {
+    if (err instanceof APIError && (err.status === 401 || err.status === 404)) sessionGone();
+    else setTimeout(() => { if (!leaving) connectEvents(visit); }, 3000);
+  }
+}
+
+function sessionGone() {
+  finish('Your place in the waiting room ended', 'This can happen after a long time without activity, or when your provider closed the visit. Open the link from your invitation again, or contact your clinic.', { state: 'ended' });
+}
+
+/** @param {string|undefined} iso */
+function timeOf(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString(undefined, { weekday: 'long', hour: 'numeric', minute: '2-digit' });
+}
+
+/**
+ * @param {{status: string, scheduled_start?: string, me?: {state: string}}} st
+ */
+function onState(st) {
+  openvisit.visitState = st;
+  const when = timeOf(st.scheduled_start);
+  ui.waitingWhen.textContent = when ? `Your visit is scheduled for ${when}.` : '';
+  const me = st.me ? st.me.state : '';
+  if (st.status === 'cancelled') {
+    finish('This visit was cancelled', 'Your provider cancelled this visit. Contact your clinic if you need a new appointment.');
+  } else if (st.status === 'completed' || st.status === 'no_show') {
+    finish('The visit has ended', 'This visit is over. Thank you.');
+  } else if (me === 'admitted') {
+    leaving = true;
+    stopWaiting();
+    document.body.dataset.state = 'admitted';
+    say(ui.waitingText, 'Your provider let you in. Starting the video…');
+    location.replace('/call?visit=' + encodeURIComponent(openvisit.visit));
+  } else if (me === 'turned_away') {
+    finish('Your provider could not see you now', 'Your provider could not admit you to this visit. Contact your clinic if you have questions.');
+  } else if (me === 'removed') {
+    finish('You were removed from the visit', 'Your provider removed you from this visit. Contact your clinic if you have questions.');
+  } else if (me === 'left') {
+    finish('The visit has ended', 'This visit is over. Thank you.');
+  }
+}
+
+ui.waitingDevices.addEventListener('click', () => devices());
+ui.doneRetry.addEventListener('click', () => location.reload());
+
+// ---- start ------------------------------------------------------------------
+
+async function main() {
+  const secret = takeSecret();
+  // Back in a tab that already redeemed the link (a reload): resume.
+  try {
+    /** @type {import('./api.js').SessionView} */
+    const view = await get('/api/v1/auth/session', { redirect401: false });
+    if (view.kind === 'patient' && view.visit_id) {
+      setCSRF(view.csrf_token);
+      openvisit.visit = view.visit_id;
+      if (sessionStorage.getItem(CHECKED_KEY) === view.visit_id) waiting();
+      else devices();
+      return;
+    }
+  } catch {
+    // no session: the link and the date of birth it is
+  }
+  if (!secret) {
+    finish('Open the link from your invitation', 'This page needs the visit link your clinic sent you. Open that link again.', { state: 'refused' });
+    return;
+  }
+  identity(secret);
+}
+
+main();
