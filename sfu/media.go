@@ -68,6 +68,7 @@ type bweSlot struct {
 	got  cc.BandwidthEstimator
 	prep *sendPrep
 	tap  *gccTap
+	loss *loss // the PeerConnection's fault injector, for its sendPrep
 }
 
 // newPeerConnection creates a PeerConnection and returns it with its
@@ -75,10 +76,10 @@ type bweSlot struct {
 func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
 	s.bwe.mu.Lock()
 	defer s.bwe.mu.Unlock()
-	s.bwe.got, s.bwe.prep = nil, nil
+	s.bwe.got, s.bwe.prep, s.bwe.tap, s.bwe.loss = nil, nil, nil, nil
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
 	est, prep := s.bwe.got, s.bwe.prep
-	s.bwe.got, s.bwe.prep = nil, nil
+	s.bwe.got, s.bwe.prep, s.bwe.tap, s.bwe.loss = nil, nil, nil, nil
 	return pc, est, prep, err
 }
 
@@ -96,7 +97,7 @@ func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator
 // map: two allocations per packet sent).
 func (s *SFU) registerInterceptors(m *webrtc.MediaEngine, reg *interceptor.Registry, withBWE bool) error {
 	reg.Add(readPrepFactory{})
-	reg.Add(&lossFactory{permille: &s.lossPermille})
+	reg.Add(&lossFactory{s})
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return err
 	}
@@ -183,8 +184,8 @@ func (t *gccTap) UnbindLocalStream(info *interceptor.StreamInfo) {
 type sendPrepFactory struct{ s *SFU }
 
 func (f sendPrepFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	p := &sendPrep{tap: f.s.bwe.tap}
-	f.s.bwe.tap = nil
+	p := &sendPrep{tap: f.s.bwe.tap, loss: f.s.bwe.loss}
+	f.s.bwe.tap, f.s.bwe.loss = nil, nil
 	f.s.bwe.prep = p
 	if p.tap == nil {
 		p.bwe.Store(true) // no GCC to go around
@@ -196,6 +197,9 @@ type sendPrep struct {
 	interceptor.NoOp
 	seq atomic.Uint32
 	tap *gccTap // nil without GCC
+	// loss is the PeerConnection's fault injector: SetSubscriberLoss sets
+	// its rate through the participant's sendPrep.
+	loss *loss
 	// bwe routes packets through GCC, with TWCC sequence numbers; off,
 	// they go around it, unstamped (so no feedback comes back either).
 	bwe atomic.Bool
@@ -234,24 +238,30 @@ func (p *sendPrep) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 	})
 }
 
-// lossFactory drops outgoing RTP at a configured rate (SetOutboundLoss), on
-// the wire side of the NACK responder so that retransmission can repair it.
-// At rate 0 it costs one atomic load per packet.
-type lossFactory struct{ permille *atomic.Uint32 }
+// lossFactory drops outgoing RTP at a configured rate, on the wire side of
+// the NACK responder so that retransmission can repair it: the node's rate
+// (SetOutboundLoss) or the PeerConnection's own (SetSubscriberLoss),
+// whichever is higher. At rate 0 it costs two atomic loads per packet.
+type lossFactory struct{ s *SFU }
 
 func (f *lossFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &loss{permille: f.permille}, nil
+	// Built before sendPrep within one NewPeerConnection (registration
+	// order), which takes it from the slot.
+	l := &loss{node: &f.s.lossPermille}
+	f.s.bwe.loss = l
+	return l, nil
 }
 
 type loss struct {
 	interceptor.NoOp
-	permille *atomic.Uint32
+	node     *atomic.Uint32 // the SFU's rate, shared
+	permille atomic.Uint32  // this PeerConnection's rate
 	n        atomic.Uint32
 }
 
 func (l *loss) BindLocalStream(_ *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-		if p := l.permille.Load(); p != 0 {
+		if p := max(l.node.Load(), l.permille.Load()); p != 0 {
 			// A deterministic spread: packet i is dropped when the running
 			// count crosses a multiple of 1000/p.
 			i := l.n.Add(1)

@@ -33,10 +33,10 @@ func selectedCandidateType(c *client) string {
 	return ""
 }
 
-// TestTURNRelay: a participant that may only use relayed candidates
+// TestTURNRelayPion: a participant that may only use relayed candidates
 // (iceTransportPolicy relay) completes a call through the embedded TURN
 // server with time-limited credentials.
-func TestTURNRelay(t *testing.T) {
+func TestTURNRelayPion(t *testing.T) {
 	env := newTestEnv(t)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)

@@ -103,7 +103,7 @@ type SFU struct {
 
 	bwe          bweSlot
 	trackSeq     atomic.Uint64 // track IDs, unique on the node
-	lossPermille atomic.Uint32 // SetOutboundLoss
+	lossPermille atomic.Uint32 // SetOutboundLoss (SetSubscriberLoss: per PeerConnection, in its loss)
 	bwCap        atomic.Int64  // SetSubscriberBandwidthCap
 }
 
@@ -201,12 +201,32 @@ func (s *SFU) TCPAddr() net.Addr {
 	return s.tcpLn.Addr()
 }
 
-// SetOutboundLoss makes the node drop permille/1000 of the RTP it sends
-// (after the NACK responder has kept a copy, so retransmission can repair
-// it). It is a fault-injection hook for tests and diagnostics; 0 turns it
-// off.
+// SetOutboundLoss makes the node drop permille/1000 of the RTP it sends to
+// every subscriber (after the NACK responder has kept a copy, so
+// retransmission can repair it); SetSubscriberLoss does it for one. It is a
+// fault-injection hook for tests and diagnostics; 0 turns it off.
 func (s *SFU) SetOutboundLoss(permille int) {
 	s.lossPermille.Store(uint32(min(max(permille, 0), 1000))) //nolint:gosec // clamped
+}
+
+// SetSubscriberLoss makes the node drop permille/1000 of the RTP it sends
+// to participant p of visit v only (after the NACK responder has kept a
+// copy, as SetOutboundLoss), whatever it sends to anyone else; 0 turns it
+// off. The node-wide rate, when higher, still applies. It lasts as long as
+// p's connection (a rejoin starts clean) and reports false when p is not
+// here. A fault-injection hook for tests and diagnostics.
+func (s *SFU) SetSubscriberLoss(v ids.VisitID, p ids.ParticipantID, permille int) bool {
+	s.mu.Lock()
+	var found *participant
+	if r := s.rooms[v]; r != nil {
+		found = r.participants[p]
+	}
+	s.mu.Unlock()
+	if found == nil || found.prep == nil || found.prep.loss == nil {
+		return false
+	}
+	found.prep.loss.permille.Store(uint32(min(max(permille, 0), 1000))) //nolint:gosec // clamped
+	return true
 }
 
 // SetSubscriberBandwidthCap caps every subscriber's bandwidth estimate at

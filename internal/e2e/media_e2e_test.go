@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/openvisit/openvisit/internal/ids"
 )
 
 // inboundVideo is a page's received video (the inbound-rtp video entry that
@@ -140,21 +142,26 @@ func TestE2ESimulcastLayerSwitch(t *testing.T) {
 	waitVideo(t, provider, "frames keep decoding", func(v inboundVideo) bool { return v.FramesDecoded > lifted.FramesDecoded+30 })
 }
 
-// TestMediaUnderPacketLoss: with 5% of the SFU's outgoing RTP dropped,
-// NACK/RTX repairs video: the browser sends NACKs, keeps decoding, and
-// freezes stay short.
+// TestMediaUnderPacketLoss: with 5% of the RTP the SFU sends to one
+// subscriber (the provider) dropped, NACK/RTX repairs video: that browser
+// sends NACKs, keeps decoding, and freezes stay short. The other subscriber
+// in the room (the patient) is not subjected to it and keeps decoding.
 func TestMediaUnderPacketLoss(t *testing.T) {
 	srv := StartServer(t, nil)
-	provider, _ := startCall(t, srv)
+	provider, patient := startCall(t, srv)
 	media := srv.App.Media()
+	visit := ids.VisitID(Eval[string](t, provider, `window.openvisit.client.opts.visit`))
+	lossy := ids.ParticipantID(Eval[string](t, provider, `window.openvisit.self`))
 
-	// Hold the subscriber on the lowest layer, so that what is measured is
+	// Hold the subscribers on the lowest layer, so that what is measured is
 	// loss repair, not layer switches or decoding 720p on a busy machine.
 	media.SetSubscriberBandwidthCap(60_000)
 	defer media.SetSubscriberBandwidthCap(0)
-	media.SetOutboundLoss(50) // 5%
-	defer media.SetOutboundLoss(0)
-	start := videoStats(t, provider)
+	if !media.SetSubscriberLoss(visit, lossy, 50) { // 5%
+		t.Fatalf("SetSubscriberLoss: the provider (%s) is not in visit %s", lossy, visit)
+	}
+	defer media.SetSubscriberLoss(visit, lossy, 0)
+	start, cleanStart := videoStats(t, provider), videoStats(t, patient)
 	began := time.Now()
 	// 150 frames is 5 to 8 s of the fake camera: long enough for several
 	// repairs (and NACKs) at 5% loss.
@@ -162,13 +169,23 @@ func TestMediaUnderPacketLoss(t *testing.T) {
 		return v.NackCount > start.NackCount && v.FramesDecoded >= start.FramesDecoded+150
 	})
 	window := time.Since(began)
+	clean := waitVideo(t, patient, "the patient keeps decoding", func(v inboundVideo) bool {
+		return v.FramesDecoded >= cleanStart.FramesDecoded+100
+	})
 	froze := end.FreezeSeconds - start.FreezeSeconds
-	t.Logf("under 5%% loss for %v: %d frames decoded, %d NACKs, %d freezes (%.2f s)",
+	t.Logf("provider, under 5%% loss for %v: %d frames decoded, %d NACKs, %d lost, %d freezes (%.2f s)",
 		window.Round(time.Millisecond), end.FramesDecoded-start.FramesDecoded, end.NackCount-start.NackCount,
-		end.FreezeCount-start.FreezeCount, froze)
+		end.PacketsLost-start.PacketsLost, end.FreezeCount-start.FreezeCount, froze)
+	t.Logf("patient, no loss: %d frames decoded, %d NACKs, %d lost",
+		clean.FramesDecoded-cleanStart.FramesDecoded, clean.NackCount-cleanStart.NackCount, clean.PacketsLost-cleanStart.PacketsLost)
 	// Generous: on a loaded 2-core machine Chrome's renderer alone can
 	// stall; repair that fails freezes video for good, which this catches.
 	if froze > window.Seconds()/2 {
 		t.Errorf("video froze %.2f s of %v under 5%% loss, want under half", froze, window.Round(time.Millisecond))
 	}
+	// The patient's NACKs are logged, not asserted: on this loopback with
+	// a busy 2-core machine (go test -p 2), the clean path too loses
+	// packets, tens of NACKs in a window (seen: 28). That the injected loss
+	// reaches one subscriber only is TestSubscriberLoss's job (sfu), where
+	// it is exact.
 }

@@ -195,6 +195,22 @@ async function fetchGrant(visit) {
 }
 
 /**
+ * Diagnostics switch: with sessionStorage 'openvisit.iceTransportPolicy' set
+ * to 'relay' (from the developer console, or by a test before the page
+ * loads), the call uses relayed (TURN) candidates only, to check that the
+ * relay alone carries a call. Nothing in the product sets it, and it lasts
+ * for the tab only.
+ * @returns {boolean}
+ */
+function relayOnly() {
+  try {
+    return sessionStorage.getItem('openvisit.iceTransportPolicy') === 'relay';
+  } catch {
+    return false; // storage blocked
+  }
+}
+
+/**
  * Plays a media element, retrying on the next user gesture when autoplay is
  * refused.
  * @param {HTMLMediaElement} el
@@ -692,6 +708,7 @@ async function main() {
     token: r.token,
     visit: r.visit_id,
     iceServers: r.ice_servers || [],
+    iceTransportPolicy: relayOnly() ? 'relay' : 'all',
     getGrant: session ? () => fetchGrant(visit) : undefined,
   });
   openvisit.client = client;

@@ -31,6 +31,8 @@
  * @property {string} token       signed join token (single use)
  * @property {string} visit       visit ID the page expects
  * @property {RTCIceServer[]|string[]} [iceServers] ICE servers (from the redeem/join-token response)
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] 'all' (the default) or 'relay': use relayed (TURN)
+ *   candidates only, as a browser behind a network that only reaches the media node through the relay would.
  * @property {() => Promise<Grant>} [getGrant] fetches a fresh join grant (POST /api/v1/visits/:id/join);
  *   enables reconnection. An error it throws with `fatal: true` (and `code`, `message`; `ended: true` when
  *   the visit is over) stops reconnecting at once; any other error is retried.
@@ -374,6 +376,7 @@ export class VisitClient extends EventTarget {
 
     const pc = new RTCPeerConnection({
       iceServers: iceServers(this.opts.iceServers),
+      iceTransportPolicy: this.opts.iceTransportPolicy === 'relay' ? 'relay' : 'all',
       bundlePolicy: 'max-bundle',
       rtcpMuxPolicy: 'require',
     });

@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/openvisit/openvisit/internal/config"
+)
+
+// selectedLocalCandidateJS is the candidate type ('host', 'srflx', 'relay')
+// of the local side of the page's selected ICE candidate pair, or empty before
+// one is selected.
+const selectedLocalCandidateJS = `(async () => {
+  const c = window.openvisit && window.openvisit.client;
+  if (!c) return '';
+  const stats = new Map();
+  (await c.getStats()).forEach((s) => stats.set(s.id, s));
+  for (const s of stats.values()) {
+    if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
+    const pair = stats.get(s.selectedCandidatePairId);
+    const local = pair && stats.get(pair.localCandidateId);
+    if (local) return local.candidateType || '';
+  }
+  return '';
+})()`
+
+// relayOnly sets the call page's diagnostics switch (sessionStorage
+// 'openvisit.iceTransportPolicy' = 'relay') in every document b opens from
+// now on, before the page's scripts run.
+func relayOnly(t *testing.T, b *Browser) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.Context(), DefaultTimeout)
+	defer cancel()
+	const js = `try { sessionStorage.setItem('openvisit.iceTransportPolicy', 'relay'); } catch (e) {}`
+	err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return chromedp.Void{}, err
+	})
+	if err != nil {
+		t.Fatalf("e2e: %s: relay-only switch: %v", b.Name, err)
+	}
+}
+
+// TestTURNRelay: a browser that can only reach the media node through TURN
+// (iceTransportPolicy 'relay', so it offers and accepts relayed candidates
+// only) completes a call through the embedded relay, with the credentials
+// its join grant carries; the other browser connects directly. Both decode
+// each other's video and play each other's audio.
+func TestTURNRelay(t *testing.T) {
+	srv := StartServer(t, func(c *config.Config) {
+		c.Media.TURN.Addr = "127.0.0.1:0"
+		c.Media.TURN.AllowPrivatePeers = true // the SFU is on loopback
+	})
+	links := srv.DemoLinks(t)
+	ctx := t.Context()
+
+	provider := NewBrowser(t, WithName("provider"))
+	patient := NewBrowser(t, WithName("patient"))
+	relayOnly(t, patient)
+	browsers := []*Browser{provider, patient}
+	provider.Navigate(t, links[0])
+	patient.Navigate(t, links[1])
+
+	wait := func(b *Browser, what, pred string) {
+		t.Helper()
+		if err := b.Poll(ctx, pred, callTimeout); err != nil {
+			for _, x := range browsers {
+				x.Dump(t, "media", inboundSummary)
+				x.Dump(t, "selected local candidate", selectedLocalCandidateJS)
+			}
+			t.Fatalf("%s: %s: %v", b.Name, what, err)
+		}
+	}
+	for _, b := range browsers {
+		wait(b, "connect", `document.body.dataset.state === 'connected'`)
+	}
+	if p := Eval[string](t, patient, `window.openvisit.client.pc.getConfiguration().iceTransportPolicy`); p != "relay" {
+		t.Fatalf("patient: iceTransportPolicy %q, want relay (the switch did not apply)", p)
+	}
+	if n := Eval[int](t, patient, `window.openvisit.client.pc.getConfiguration().iceServers.length`); n != 1 {
+		t.Fatalf("patient: %d ICE servers, want the embedded relay", n)
+	}
+
+	ids := map[*Browser]string{}
+	for _, b := range browsers {
+		ids[b] = Eval[string](t, b, `window.openvisit.self`)
+	}
+	wait(provider, "media from the patient", mediaFrom(ids[patient]))
+	wait(patient, "media from the provider", mediaFrom(ids[provider]))
+
+	patientType := Eval[string](t, patient, selectedLocalCandidateJS)
+	providerType := Eval[string](t, provider, selectedLocalCandidateJS)
+	t.Logf("selected local candidates: patient %s, provider %s", patientType, providerType)
+	if patientType != "relay" {
+		t.Errorf("patient: selected local candidate type %q, want relay", patientType)
+	}
+	if providerType == "relay" || providerType == "" {
+		t.Errorf("provider: selected local candidate type %q, want a direct one", providerType)
+	}
+}
