@@ -224,11 +224,19 @@ func (s *Service) poll(ctx context.Context) {
 	s.mu.Lock()
 	var leave []*session
 	for v, ses := range s.sessions {
-		_, on := want[v]
+		a, on := want[v]
 		select {
 		case <-ses.done:
 			on = false // the node dropped us; join again next poll
 		default:
+		}
+		if on && a.NodeID != ses.node {
+			// The visit moved (its node was counted dead and a participant's
+			// join placed it elsewhere): follow it, even if the old node's
+			// socket has not failed (a hung or unreachable node sends no
+			// close). The new session records into new recordings.
+			ses.log.Warn("recorder: the visit moved to another media node; following it", "from", string(ses.node), "to", string(a.NodeID))
+			on = false
 		}
 		if !on {
 			leave = append(leave, ses)

@@ -45,6 +45,7 @@ type mediaPacket struct {
 type session struct {
 	svc   *Service
 	visit ids.VisitID
+	node  ids.NodeID // the media node the session is in
 	log   *slog.Logger
 	ws    *websocket.Conn
 	wmu   sync.Mutex
@@ -82,7 +83,7 @@ func (s *Service) joinRoom(ctx context.Context, a store.ActiveRecording) (*sessi
 		return nil, fmt.Errorf("recording: dial media node: %w", err)
 	}
 	ses := &session{
-		svc: s, visit: a.VisitID, ws: ws,
+		svc: s, visit: a.VisitID, node: a.NodeID, ws: ws,
 		log:  s.log.With("visit", string(a.VisitID)),
 		recs: map[ids.ParticipantID]*participantRec{},
 		done: make(chan struct{}),

@@ -170,26 +170,29 @@ func TestNodeLossRejoin(t *testing.T) {
 	waitFor(t, "both sockets to drop", 10*time.Second, func() bool { return a.dropped() && b.dropped() })
 	a.close()
 	b.close()
-	// Clients retry join until it sends them somewhere that answers; the
-	// first retries may still name m1 until it is counted dead.
-	rejoin := func(cl *client) *peer {
-		for {
-			g := cl.join(v)
-			if strings.Contains(g.WSURL, strings.TrimPrefix(m1.url, "https://")) {
-				if time.Since(killed) > 15*time.Second {
-					t.Fatal("the join endpoint still names the dead node after 15 s")
-				}
-				time.Sleep(500 * time.Millisecond)
-				continue
-			}
-			return joinPeer(t, g)
-		}
-	}
-	a2, b2 := rejoin(prov), rejoin(pat)
+	a2, b2 := rejoin(t, prov, v, m1, killed), rejoin(t, pat, v, m1, killed)
 	a2.receiving(t, "provider receiving media on m2", 15*time.Second-time.Since(killed))
 	b2.receiving(t, "patient receiving media on m2", 15*time.Second-time.Since(killed))
 	if n := c.nodeOf(v); n != "m2" {
 		t.Errorf("visit on %q after the rejoin, want m2", n)
 	}
 	t.Logf("back in the call on m2 %v after m1 was killed", time.Since(killed).Round(100*time.Millisecond))
+}
+
+// rejoin asks the join endpoint for a grant until it names a node other
+// than dead (the first answers may still name it until it is counted
+// dead), and joins there.
+func rejoin(t *testing.T, cl *client, v ids.VisitID, dead *proc, killed time.Time) *peer {
+	t.Helper()
+	for {
+		g := cl.join(v)
+		if strings.Contains(g.WSURL, strings.TrimPrefix(dead.url, "https://")) {
+			if time.Since(killed) > 15*time.Second {
+				t.Fatal("the join endpoint still names the dead node after 15 s")
+			}
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		return joinPeer(t, g)
+	}
 }
