@@ -182,7 +182,7 @@ func TestNodeLossRejoin(t *testing.T) {
 // rejoin asks the join endpoint for a grant until it names a node other
 // than dead (the first answers may still name it until it is counted
 // dead), and joins there.
-func rejoin(t *testing.T, cl *client, v ids.VisitID, dead *proc, killed time.Time) *peer {
+func rejoin(t *testing.T, cl *client, v ids.VisitID, dead *proc, killed time.Time) peer {
 	t.Helper()
 	for {
 		g := cl.join(v)

@@ -201,13 +201,13 @@ func countAudit(t *testing.T, pool *pgxpool.Pool, action, actor, resource string
 
 // recordWithPublisher records a Pion publisher in the demo visit for d
 // (switching recording on in the database, as start does after consent).
-func recordWithPublisher(t *testing.T, srv *Server, pool *pgxpool.Pool, frameSize int, during func(elapsed time.Duration)) (store.Recording, *publisher) {
+func recordWithPublisher(t *testing.T, srv *Server, pool *pgxpool.Pool, frameSize int, during func(elapsed time.Duration)) (store.Recording, *Peer) {
 	return recordNth(t, srv, pool, 1, frameSize, during)
 }
 
 // recordNth is recordWithPublisher with demo link n; it is the visit's
 // n-th recording (n = 1 or 2: the demo has two one-time links).
-func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, during func(elapsed time.Duration)) (store.Recording, *publisher) {
+func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, during func(elapsed time.Duration)) (store.Recording, *Peer) {
 	t.Helper()
 	ctx := t.Context()
 	pub := newPublisher(t, srv, srv.DemoLinks(t)[2-n], frameSize)
@@ -225,7 +225,7 @@ func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, 
 		t.Fatal(err)
 	}
 	srv.App.Recorder().SyncNow()
-	pub.close()
+	pub.Close()
 	return waitRecordings(t, pool, visit, n, 90*time.Second)[0], pub // newest first
 }
 
@@ -252,7 +252,7 @@ func TestRecordingSurvivesStorageOutage(t *testing.T) {
 		t.Log("storage restarted")
 		time.Sleep(4 * time.Second)
 	})
-	framesAtStop = pub.frames.Load()
+	framesAtStop = pub.Frames()
 	_ = framesAtStart
 	st := srv.App.Recorder().Stats()
 	t.Logf("spool peak %d bytes, parts uploaded %d, upload retries %d, dropped packets %d", spoolPeak, st.PartsUploaded, st.UploadRetries, st.DroppedPackets)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -16,15 +15,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/config"
@@ -185,34 +179,9 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// synthVP8 returns a VP8-shaped frame (keyframes carry the start code and a
-// 640x360 size, as an encoder writes them).
-func synthVP8(key bool, size int) []byte {
-	b := make([]byte, size)
-	_, _ = rand.Read(b)
-	if key {
-		b[0] = 0x10
-		b[3], b[4], b[5] = 0x9d, 0x01, 0x2a
-		binary.LittleEndian.PutUint16(b[6:8], 640)
-		binary.LittleEndian.PutUint16(b[8:10], 360)
-	} else {
-		b[0] = 0x11
-	}
-	return b
-}
-
-// publisher is a Pion client that joins with a demo link and publishes
-// synthetic VP8 (30 fps, keyframe every 2 s, frameSize bytes) and Opus.
-type publisher struct {
-	ws     *websocket.Conn
-	wmu    sync.Mutex
-	pc     *webrtc.PeerConnection
-	stop   chan struct{}
-	wg     sync.WaitGroup
-	frames atomic.Int64 // video frames written
-}
-
-func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *publisher {
+// newPublisher redeems a demo link and joins as a Pion peer publishing
+// synthetic VP8 (frameSize bytes a frame) and Opus on loopback.
+func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *Peer {
 	t.Helper()
 	code := link[strings.Index(link, "#code=")+len("#code="):]
 	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed test certificate
@@ -229,121 +198,7 @@ func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *publis
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("redeem: %d %v", resp.StatusCode, err)
 	}
-	d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // self-signed test certificate
-	ws, _, err := d.Dial(grant.WSURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var se webrtc.SettingEngine
-	LoopbackWebRTC(&se)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &publisher{ws: ws, pc: pc, stop: make(chan struct{})}
-	p.send(map[string]any{"type": "join", "token": grant.Token, "visit": string(grant.VisitID)})
-	var joined map[string]any
-	if err := ws.ReadJSON(&joined); err != nil || joined["type"] != "joined" {
-		t.Fatalf("join: %v %v", joined, err)
-	}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
-		}
-	})
-	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
-	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "cam")
-	for _, tr := range []webrtc.TrackLocal{video, audio} {
-		sender, err := pc.AddTrack(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.wg.Add(1)
-		go func() { // drain RTCP
-			defer p.wg.Done()
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := sender.Read(buf); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	offer, _ := pc.CreateOffer(nil)
-	_ = pc.SetLocalDescription(offer)
-	p.send(map[string]any{"type": "offer", "sdp": offer.SDP})
-	p.wg.Add(2)
-	go func() {
-		defer p.wg.Done()
-		for {
-			var m struct {
-				Type      string                   `json:"type"`
-				SDP       string                   `json:"sdp"`
-				Candidate *webrtc.ICECandidateInit `json:"candidate"`
-			}
-			if err := ws.ReadJSON(&m); err != nil {
-				return
-			}
-			switch m.Type {
-			case "answer":
-				_ = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
-			case "offer":
-				_ = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP})
-				a, err := pc.CreateAnswer(nil)
-				if err == nil && pc.SetLocalDescription(a) == nil {
-					p.send(map[string]any{"type": "answer", "sdp": a.SDP})
-				}
-			case "candidate":
-				if m.Candidate != nil {
-					_ = pc.AddICECandidate(*m.Candidate)
-				}
-			}
-		}
-	}()
-	go func() {
-		defer p.wg.Done()
-		tick := time.NewTicker(time.Second / 30)
-		defer tick.Stop()
-		n := 0
-		for {
-			select {
-			case <-p.stop:
-				return
-			case <-tick.C:
-			}
-			key := n%60 == 0
-			size := frameSize
-			if key {
-				size = frameSize * 3
-			}
-			if video.WriteSample(media.Sample{Data: synthVP8(key, size), Duration: time.Second / 30}) == nil {
-				p.frames.Add(1)
-			}
-			_ = audio.WriteSample(media.Sample{Data: make([]byte, 80), Duration: time.Second / 30})
-			n++
-		}
-	}()
-	t.Cleanup(p.close)
-	return p
-}
-
-func (p *publisher) send(v any) {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	_ = p.ws.WriteJSON(v)
-}
-
-func (p *publisher) close() {
-	select {
-	case <-p.stop:
-		return
-	default:
-	}
-	close(p.stop)
-	p.send(map[string]any{"type": "leave"})
-	_ = p.pc.Close()
-	_ = p.ws.Close()
-	p.wg.Wait()
+	return JoinPeer(t, grant, PeerOptions{ConfigureWebRTC: LoopbackWebRTC, FrameSize: frameSize})
 }
 
 // ownMinIO runs a throwaway MinIO on a free port (the dev one is shared

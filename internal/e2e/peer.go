@@ -1,0 +1,226 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/openvisit/openvisit/signaling"
+)
+
+// PeerOptions adjust a Peer.
+type PeerOptions struct {
+	// ConfigureWebRTC sets the peer's ICE settings; nil: UDP4 on every
+	// interface with mDNS off (what separate media processes need).
+	ConfigureWebRTC func(*webrtc.SettingEngine)
+	// FrameSize is the size of a synthetic video frame (keyframes are three
+	// times larger); 0 means 400 bytes.
+	FrameSize int
+}
+
+// Peer is a Pion participant for tests that need media without a browser:
+// it joins with a grant over the SFU protocol, publishes synthetic VP8 at
+// 30 fps (a keyframe every 2 s) and Opus, answers the server's offers and
+// counts the RTP it receives from others. Lifecycle: JoinPeer, then Close
+// (also registered as a test cleanup).
+type Peer struct {
+	ws       *websocket.Conn
+	wmu      sync.Mutex
+	pc       *webrtc.PeerConnection
+	stop     chan struct{}
+	closed   chan struct{} // the socket reader returned
+	wg       sync.WaitGroup
+	received atomic.Int64 // RTP packets from other participants
+	frames   atomic.Int64 // video frames written
+	once     sync.Once
+}
+
+// JoinPeer joins g's visit and starts publishing.
+func JoinPeer(t testing.TB, g signaling.JoinGrant, o PeerOptions) *Peer {
+	t.Helper()
+	if o.FrameSize == 0 {
+		o.FrameSize = 400
+	}
+	d := websocket.Dialer{HandshakeTimeout: 20 * time.Second, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // self-signed test certificate
+	ws, resp, err := d.Dial(g.WSURL, nil)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		t.Fatalf("dial %s: %v", g.WSURL, err)
+	}
+	var se webrtc.SettingEngine
+	if o.ConfigureWebRTC != nil {
+		o.ConfigureWebRTC(&se)
+	} else {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Peer{ws: ws, pc: pc, stop: make(chan struct{}), closed: make(chan struct{})}
+	t.Cleanup(p.Close)
+	p.send(map[string]any{"type": "join", "token": g.Token, "visit": string(g.VisitID)})
+	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var joined map[string]any
+	if err := ws.ReadJSON(&joined); err != nil || joined["type"] != "joined" {
+		t.Fatalf("join: %v %v", joined, err)
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		if c != nil {
+			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
+		}
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := tr.Read(buf); err != nil {
+				return
+			}
+			p.received.Add(1)
+		}
+	})
+	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "cam")
+	for _, tr := range []webrtc.TrackLocal{video, audio} {
+		sender, err := pc.AddTrack(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.wg.Add(1)
+		go func() { // drain RTCP: the interceptors need it read
+			defer p.wg.Done()
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := sender.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = pc.SetLocalDescription(offer)
+	p.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+	p.wg.Add(2)
+	go p.signal()
+	go p.publish(video, audio, o.FrameSize)
+	return p
+}
+
+// signal applies the server's answers, offers and candidates until the
+// socket closes.
+func (p *Peer) signal() {
+	defer p.wg.Done()
+	defer close(p.closed)
+	for {
+		var m struct {
+			Type      string                   `json:"type"`
+			SDP       string                   `json:"sdp"`
+			Candidate *webrtc.ICECandidateInit `json:"candidate"`
+		}
+		if err := p.ws.ReadJSON(&m); err != nil {
+			return
+		}
+		switch m.Type {
+		case "answer":
+			_ = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+		case "offer":
+			_ = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP})
+			a, err := p.pc.CreateAnswer(nil)
+			if err == nil && p.pc.SetLocalDescription(a) == nil {
+				p.send(map[string]any{"type": "answer", "sdp": a.SDP})
+			}
+		case "candidate":
+			if m.Candidate != nil {
+				_ = p.pc.AddICECandidate(*m.Candidate)
+			}
+		}
+	}
+}
+
+func (p *Peer) publish(video, audio *webrtc.TrackLocalStaticSample, frameSize int) {
+	defer p.wg.Done()
+	tick := time.NewTicker(time.Second / 30)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		key := n%60 == 0
+		size := frameSize
+		if key {
+			size *= 3
+		}
+		if video.WriteSample(media.Sample{Data: SyntheticVP8(key, size), Duration: time.Second / 30}) == nil {
+			p.frames.Add(1)
+		}
+		_ = audio.WriteSample(media.Sample{Data: make([]byte, 80), Duration: time.Second / 30})
+	}
+}
+
+// SyntheticVP8 returns a VP8-shaped frame of size bytes (keyframes carry the
+// start code and a 640x360 size, as an encoder writes them).
+func SyntheticVP8(key bool, size int) []byte {
+	b := make([]byte, max(size, 10))
+	_, _ = rand.Read(b)
+	if key {
+		b[0] = 0x10
+		b[3], b[4], b[5] = 0x9d, 0x01, 0x2a
+		binary.LittleEndian.PutUint16(b[6:8], 640)
+		binary.LittleEndian.PutUint16(b[8:10], 360)
+	} else {
+		b[0] = 0x11
+	}
+	return b
+}
+
+func (p *Peer) send(v any) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	_ = p.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_ = p.ws.WriteJSON(v)
+}
+
+// Received counts the RTP packets received from other participants.
+func (p *Peer) Received() int64 { return p.received.Load() }
+
+// Frames counts the video frames written.
+func (p *Peer) Frames() int64 { return p.frames.Load() }
+
+// Dropped reports whether the server closed the peer's socket.
+func (p *Peer) Dropped() bool {
+	select {
+	case <-p.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close says goodbye and closes everything; it may be called again.
+func (p *Peer) Close() {
+	p.once.Do(func() {
+		close(p.stop)
+		p.send(map[string]any{"type": "leave"})
+		_ = p.pc.Close()
+		_ = p.ws.Close()
+		p.wg.Wait()
+	})
+}
