@@ -173,10 +173,6 @@ func (s *Server) userChange(c *gin.Context, id ids.UserID, action, reason string
 		ev.Reason = reason
 		return audit.AppendTx(ctx, tx, ev)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return false
-	}
 	if err != nil {
 		s.abort(c, err)
 		return false
@@ -321,10 +317,6 @@ func (s *Server) markHandled(c *gin.Context, param, action, resourceType, status
 		ev.ResourceType = resourceType
 		return audit.AppendTx(ctx, tx, ev)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return

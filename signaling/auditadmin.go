@@ -4,7 +4,6 @@ import (
 	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -248,10 +247,7 @@ func csvSafe(v string) string {
 func (s *Server) patientAccessReport(c *gin.Context) {
 	ctx := c.Request.Context()
 	patient := c.Param("patient_id")
-	if _, err := store.PatientByID(ctx, s.p.Store.Pool, patient); errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	} else if err != nil {
+	if _, err := store.PatientByID(ctx, s.p.Store.Pool, patient); err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -357,10 +353,6 @@ func scopeQuery(c *gin.Context) (store.ScopeQuery, *httpx.Error) {
 func (s *Server) incidentScope(c *gin.Context) {
 	ctx := c.Request.Context()
 	inc, err := store.IncidentByID(ctx, s.p.Store.Pool, c.Param("incident_id"))
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -425,10 +417,6 @@ func (s *Server) setIncidentStatus(c *gin.Context) {
 		ev.ResourceType, ev.Reason = "incident", req.Status
 		return audit.AppendTx(ctx, tx, ev)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return

@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"errors"
 	"net/http"
 	"regexp"
 	"strings"
@@ -139,10 +138,6 @@ func (s *Server) getPatient(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("patient_id")
 	p, err := store.PatientByID(ctx, s.p.Store.Pool, id)
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return

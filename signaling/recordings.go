@@ -547,10 +547,6 @@ func (s *Server) legalHold(c *gin.Context) {
 		}
 		return nil
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return

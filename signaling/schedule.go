@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -199,10 +198,6 @@ func (s *Server) visitChange(c *gin.Context, action string, change func(tx pgx.T
 		}
 		return notifyVisit(ctx, tx, id)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return v, false
-	}
 	if err != nil {
 		s.abort(c, err)
 		return v, false

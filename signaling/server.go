@@ -5,6 +5,7 @@ package signaling
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -203,4 +204,11 @@ func (s *Server) readyz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
-func (s *Server) abort(c *gin.Context, err error) { httpx.Abort(c, s.log, err) }
+// abort answers err. The store's "not found" is the one mapping kept here:
+// every handler answers it as 404 (as another visit's objects do).
+func (s *Server) abort(c *gin.Context, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		err = errNotFound
+	}
+	httpx.Abort(c, s.log, err)
+}

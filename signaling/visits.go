@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -35,10 +34,6 @@ func (s *Server) getVisit(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := ids.VisitID(c.Param("visit_id"))
 	v, err := store.VisitByID(ctx, s.p.Store.Pool, id)
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -118,10 +113,6 @@ func (s *Server) joinVisit(c *gin.Context) {
 			ICEServers: s.iceServers(string(pid), expiry, wsURL)}
 		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitJoin, visit))
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -174,10 +165,6 @@ func (s *Server) breakGlass(c *gin.Context) {
 			"emergency access grant "+g.ID+" to visit "+string(visit), now)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return

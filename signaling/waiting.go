@@ -3,7 +3,6 @@ package signaling
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
@@ -62,10 +61,6 @@ func (s *Server) stateEvent(c *gin.Context, visit ids.VisitID) error {
 func (s *Server) visitState(c *gin.Context) {
 	visit := ids.VisitID(c.Param("visit_id"))
 	st, err := s.snapshot(c.Request.Context(), principal(c), visit)
-	if errors.Is(err, store.ErrNotFound) {
-		s.abort(c, errNotFound)
-		return
-	}
 	if err != nil {
 		s.abort(c, err)
 		return
