@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -27,8 +26,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/auth/csrf"
-	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/e2e"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/store"
@@ -269,31 +268,25 @@ var insecure = &http.Client{Timeout: 20 * time.Second, Transport: &http.Transpor
 
 // client calls the API node with a session made directly in the database.
 type client struct {
-	t      *testing.T
-	c      *cluster
-	cookie string
-	csrf   string
+	*e2e.APIClient
+	t *testing.T
+	c *cluster
 }
 
 func (c *cluster) session(s store.NewSession) *client {
 	c.t.Helper()
-	plain, hash, err := session.NewToken()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	s.IDHash, s.Now = hash, time.Now()
-	if err := store.CreateSession(context.Background(), c.pool, s); err != nil {
-		c.t.Fatal(err)
-	}
 	sealer, err := keys.NewSealer(c.authKey)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	tok, err := csrf.Token(sealer.MACKey(), hash)
-	if err != nil {
-		c.t.Fatal(err)
+	token := func(hash []byte) string {
+		tok, err := csrf.Token(sealer.MACKey(), hash)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		return tok
 	}
-	return &client{t: c.t, c: c, cookie: plain, csrf: tok}
+	return &client{APIClient: e2e.NewAPIClient(c.t, c.apiURL, c.pool, s, token), t: c.t, c: c}
 }
 
 // provider makes a provider and a session for them.
@@ -319,28 +312,8 @@ func (c *cluster) patient(v ids.VisitID) *client {
 
 func (cl *client) do(method, path string, body any) (int, []byte) {
 	cl.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, cl.c.apiURL+path, rd)
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Origin", cl.c.apiURL)
-	req.Header.Set("X-CSRF-Token", cl.csrf)
-	req.AddCookie(&http.Cookie{Name: signaling.SessionCookie, Value: cl.cookie})
-	resp, err := insecure.Do(req)
-	if err != nil {
-		cl.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	r := cl.Do(method, path, body, nil)
+	return r.Status, r.Body
 }
 
 // newVisit creates an unscheduled visit now.

@@ -60,7 +60,7 @@ func openCall(t *testing.T, name string, cl *client, v ids.VisitID) *e2e.Browser
 	defer cancel()
 	yes := true
 	_, err := chromedp.Call(ctx, network.SetCookie, network.SetCookieParams{
-		Name: signaling.SessionCookie, Value: cl.cookie, URL: cl.c.apiURL + "/", Path: "/",
+		Name: signaling.SessionCookie, Value: cl.Cookie, URL: cl.c.apiURL + "/", Path: "/",
 		Secure: &yes, HTTPOnly: &yes, SameSite: network.CookieSameSiteStrict,
 	})
 	if err != nil {

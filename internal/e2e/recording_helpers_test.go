@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -20,7 +18,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
@@ -57,29 +54,14 @@ func recPool(t *testing.T, srv *Server) *pgxpool.Pool {
 	return pool
 }
 
-// apiClient calls the API with a session made directly in the database.
-type apiClient struct {
-	t      *testing.T
-	srv    *Server
-	cookie string
-	csrf   string
-	http   *http.Client
-}
+// apiClient is the APIClient of the recording tests.
+type apiClient = APIClient
+
+type apiResponse = APIResponse
 
 func newAPIClient(t *testing.T, srv *Server, pool *pgxpool.Pool, sess store.NewSession) *apiClient {
 	t.Helper()
-	plain, hash, err := session.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sess.IDHash, sess.Now = hash, time.Now()
-	if err := store.CreateSession(context.Background(), pool, sess); err != nil {
-		t.Fatal(err)
-	}
-	return &apiClient{t: t, srv: srv, cookie: plain, csrf: srv.App.Signaling().CSRFToken(hash),
-		http: &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, // the server's self-signed test certificate
-		}}}
+	return NewAPIClient(t, srv.URL, pool, sess, srv.App.Signaling().CSRFToken)
 }
 
 // staffClient makes a staff user of role and a session for it.
@@ -92,39 +74,9 @@ func staffClient(t *testing.T, srv *Server, pool *pgxpool.Pool, role string) (*a
 	return newAPIClient(t, srv, pool, store.NewSession{Kind: store.SessionStaff, UserID: u.ID}), u.ID
 }
 
-type apiResponse struct {
-	Status int
-	Body   []byte
-	Header http.Header
-}
-
 func (c *apiClient) do(method, path string, body any, hdr map[string]string) apiResponse {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.srv.URL+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Origin", c.srv.URL)
-	req.Header.Set("X-CSRF-Token", c.csrf)
-	req.AddCookie(&http.Cookie{Name: signaling.SessionCookie, Value: c.cookie})
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return apiResponse{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	return c.Do(method, path, body, hdr)
 }
 
 func (c *apiClient) must(method, path string, body any, want int) apiResponse {

@@ -35,7 +35,7 @@ func signInBrowser(t *testing.T, b *Browser, srv *Server, c *apiClient) {
 	defer cancel()
 	yes := true
 	err := chromedp.Do(ctx, func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
-		_, err := cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: signaling.SessionCookie, Value: c.cookie,
+		_, err := cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: signaling.SessionCookie, Value: c.Cookie,
 			URL: srv.URL + "/", Path: "/", Secure: &yes, HTTPOnly: &yes, SameSite: network.CookieSameSiteLax})
 		return chromedp.Void{}, err
 	})
