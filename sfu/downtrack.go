@@ -20,6 +20,10 @@ const (
 	audioQueue = 32
 )
 
+// maxLate is how far (in sequence numbers) behind the newest packet a late
+// or repaired packet is still forwarded.
+const maxLate = 4096
+
 type pushResult uint8
 
 const (
@@ -72,6 +76,7 @@ type downTrack struct {
 	resync  bool // dropped: wait for a keyframe, then rebase
 	seqOff  uint16
 	tsOff   uint32
+	baseSrc uint16 // the publisher's number of the packet rebased on
 	lastSeq uint16
 	lastTS  uint32
 	lastAt  int64 // ns since up.start of the last queued packet
@@ -210,9 +215,10 @@ func (d *downTrack) close() {
 // push offers one packet of layer l to this subscriber. It never blocks on
 // the network: the packet is copied into the subscriber's queue, or dropped
 // when the queue is full (then video waits for a keyframe, which is asked
-// for). kf tells whether the packet starts a keyframe; abs is the packet's
-// abs-capture-time extension (nil if none); now is ns since up.start.
-func (d *downTrack) push(l *layer, pkt *rtp.Packet, kf bool, abs []byte, now int64) pushResult {
+// for). kf tells whether the packet starts a keyframe; late whether it is
+// older than a packet already received (repaired or reordered); abs is the packet's abs-capture-time extension
+// (nil if none); now is ns since up.start.
+func (d *downTrack) push(l *layer, pkt *rtp.Packet, kf, late bool, abs []byte, now int64) pushResult {
 	q := int32(l.q) //nolint:gosec // < maxLayers
 	if q != d.current.Load() && q != d.target.Load() {
 		return pushSkipped
@@ -225,6 +231,12 @@ func (d *downTrack) push(l *layer, pkt *rtp.Packet, kf bool, abs []byte, now int
 	cur, tgt := d.current.Load(), d.target.Load()
 	switching := false
 	switch {
+	case late && (q != cur || d.resync || !d.started):
+		// A late packet only fills a gap in what is being sent: an old
+		// keyframe packet must not start or switch the stream, or the
+		// packets after it would leave a gap of never-sent numbers.
+		d.mu.Unlock()
+		return pushSkipped
 	case q == tgt && q != cur:
 		if !kf {
 			d.mu.Unlock()
@@ -254,11 +266,21 @@ func (d *downTrack) push(l *layer, pkt *rtp.Packet, kf bool, abs []byte, now int
 	if switching || d.resync || !d.started {
 		d.rebaseLocked(pkt, now)
 		d.current.Store(q)
+	} else if int16(pkt.SequenceNumber-d.baseSrc) < 0 { //nolint:gosec // serial number arithmetic
+		// Older than the packet the numbering was rebased on (late or
+		// repaired): its number belongs to the previous segment.
+		d.mu.Unlock()
+		return pushSkipped
 	}
 	seq := pkt.SequenceNumber + d.seqOff
 	ts := pkt.Timestamp + d.tsOff
 	if int16(seq-d.lastSeq) > 0 { //nolint:gosec // serial number arithmetic
 		d.lastSeq, d.lastTS, d.lastAt = seq, ts, now
+		// Keep the segment start within serial-number reach of the newest
+		// packet; a packet this late is of no use to a decoder anyway.
+		if int16(pkt.SequenceNumber-d.baseSrc) > maxLate { //nolint:gosec // serial number arithmetic
+			d.baseSrc = pkt.SequenceNumber - maxLate
+		}
 	}
 	s := &d.ring[(d.head+d.count)%len(d.ring)]
 	s.hdr = rtp.Header{
@@ -323,6 +345,7 @@ func (d *downTrack) rebaseLocked(pkt *rtp.Packet, now int64) {
 	}
 	// The first packet keeps the publisher's numbering (offsets 0).
 	d.lastSeq = pkt.SequenceNumber + d.seqOff - 1
+	d.baseSrc = pkt.SequenceNumber
 	d.started = true
 	d.resync = false
 }

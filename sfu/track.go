@@ -66,6 +66,9 @@ type layer struct {
 	unwantedSince int64
 	// Owned by the read loop.
 	winStart, winBytes int64
+	received           seenSet
+	newest             uint16 // the newest sequence number received
+	started            bool   // newest is set
 }
 
 // upTrack is one published track with its layers and its subscribers'
@@ -202,6 +205,19 @@ func (l *layer) forwardPacket(pkt *rtp.Packet, b []byte, c *forwardCounters) {
 	if err := pkt.Unmarshal(b); err != nil || len(pkt.Payload) == 0 {
 		return // padding-only probes are the sender's, not ours to forward
 	}
+	// Pion hands the read loop what came over RTX as the original packet:
+	// a repair of one this node missed, or, as often, Chrome's bandwidth
+	// probe resending one it already has. A packet seen before is not
+	// forwarded again; one older than the newest seen is late (repaired
+	// or reordered) and may only fill a gap.
+	seq := pkt.SequenceNumber
+	if !l.received.add(seq) {
+		return
+	}
+	late := l.started && int16(seq-l.newest) < 0 //nolint:gosec // serial number arithmetic
+	if !late {
+		l.newest, l.started = seq, true
+	}
 	t := l.up
 	now := int64(time.Since(t.start))
 	if now-l.lastPacket.Load() > int64(layerIdle) {
@@ -226,7 +242,7 @@ func (l *layer) forwardPacket(pkt *rtp.Packet, b []byte, c *forwardCounters) {
 	}
 	var sent, dropped uint64
 	for _, d := range *t.downs.Load() {
-		switch d.push(l, pkt, kf, abs, now) {
+		switch d.push(l, pkt, kf, late, abs, now) {
 		case pushQueued:
 			sent++
 		case pushDropped:

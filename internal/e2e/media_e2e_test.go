@@ -18,6 +18,7 @@ type inboundVideo struct {
 	PacketsLost   int     `json:"packetsLost"`
 	FreezeCount   int     `json:"freezeCount"`
 	FreezeSeconds float64 `json:"freezeSeconds"`
+	Retransmitted int     `json:"retransmitted"`
 }
 
 const inboundVideoJS = `(async () => {
@@ -28,7 +29,8 @@ const inboundVideoJS = `(async () => {
     if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
     if (best && best.framesDecoded >= (s.framesDecoded || 0)) return;
     best = {width: s.frameWidth || 0, framesDecoded: s.framesDecoded || 0, nackCount: s.nackCount || 0,
-      packetsLost: s.packetsLost || 0, freezeCount: s.freezeCount || 0, freezeSeconds: s.totalFreezesDuration || 0};
+      packetsLost: s.packetsLost || 0, freezeCount: s.freezeCount || 0, freezeSeconds: s.totalFreezesDuration || 0,
+      retransmitted: s.retransmittedPacketsReceived || 0};
   });
   return best;
 })()`
@@ -148,6 +150,9 @@ func TestE2ESimulcastLayerSwitch(t *testing.T) {
 	waitVideo(t, provider, "frames keep decoding", func(v inboundVideo) bool { return v.FramesDecoded > lifted.FramesDecoded+30 })
 }
 
+// maxLossFreeze bounds the freezes TestMediaUnderPacketLoss accepts.
+const maxLossFreeze = 1500 * time.Millisecond
+
 // TestMediaUnderPacketLoss: with 5% of the RTP the SFU sends to one
 // subscriber (the provider) dropped, NACK/RTX repairs video: that browser
 // sends NACKs, keeps decoding, and freezes stay short. The other subscriber
@@ -179,15 +184,21 @@ func TestMediaUnderPacketLoss(t *testing.T) {
 		return v.FramesDecoded >= cleanStart.FramesDecoded+100
 	})
 	froze := end.FreezeSeconds - start.FreezeSeconds
-	t.Logf("provider, under 5%% loss for %v: %d frames decoded, %d NACKs, %d lost, %d freezes (%.2f s)",
+	t.Logf("provider, under 5%% loss for %v: %d frames decoded, %d NACKs, %d lost, %d retransmitted, %d freezes (%.2f s)",
 		window.Round(time.Millisecond), end.FramesDecoded-start.FramesDecoded, end.NackCount-start.NackCount,
-		end.PacketsLost-start.PacketsLost, end.FreezeCount-start.FreezeCount, froze)
+		end.PacketsLost-start.PacketsLost, end.Retransmitted-start.Retransmitted, end.FreezeCount-start.FreezeCount, froze)
 	t.Logf("patient, no loss: %d frames decoded, %d NACKs, %d lost",
 		clean.FramesDecoded-cleanStart.FramesDecoded, clean.NackCount-cleanStart.NackCount, clean.PacketsLost-cleanStart.PacketsLost)
-	// Generous: on a loaded 2-core machine Chrome's renderer alone can
-	// stall; repair that fails freezes video for good, which this catches.
-	if froze > window.Seconds()/2 {
-		t.Errorf("video froze %.2f s of %v under 5%% loss, want under half", froze, window.Round(time.Millisecond))
+	if end.Retransmitted <= start.Retransmitted {
+		t.Errorf("no retransmission reached the provider (NACKs sent: %d): loss was not repaired", end.NackCount-start.NackCount)
+	}
+	// A packet that cannot be repaired stalls the decoder until Chrome
+	// gives up and asks for a keyframe, about 3 s later: that is what this
+	// bound catches (seen when the SFU forwarded Chrome's RTX probes as new
+	// packets). Repaired loss freezes for 0–0.7 s here, with go test -p 2
+	// busy on the same 2 cores.
+	if froze > maxLossFreeze.Seconds() {
+		t.Errorf("video froze %.2f s of %v under 5%% loss, want at most %v", froze, window.Round(time.Millisecond), maxLossFreeze)
 	}
 	// The patient's NACKs are logged, not asserted: on this loopback with
 	// a busy 2-core machine (go test -p 2), the clean path too loses
