@@ -263,14 +263,17 @@ func (d *downTrack) push(l *layer, pkt *rtp.Packet, kf, late bool, abs []byte, n
 		}
 		return pushDropped
 	}
-	if switching || d.resync || !d.started {
-		d.rebaseLocked(pkt, now)
-		d.current.Store(q)
-	} else if int16(pkt.SequenceNumber-d.baseSrc) < 0 { //nolint:gosec // serial number arithmetic
-		// Older than the packet the numbering was rebased on (late or
-		// repaired): its number belongs to the previous segment.
+	// Before the packet the numbering was rebased on: a late one's number
+	// belongs to the previous segment; a new one's means the publisher
+	// started over, and numbering goes on from the last sent.
+	before := int16(pkt.SequenceNumber-d.baseSrc) < 0 //nolint:gosec // serial number arithmetic
+	if late && before && d.started {
 		d.mu.Unlock()
 		return pushSkipped
+	}
+	if switching || d.resync || !d.started || before {
+		d.rebaseLocked(pkt, now)
+		d.current.Store(q)
 	}
 	seq := pkt.SequenceNumber + d.seqOff
 	ts := pkt.Timestamp + d.tsOff

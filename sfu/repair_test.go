@@ -138,6 +138,18 @@ func TestRepairFillsGaps(t *testing.T) {
 	r.expect("after the switch, repair works", 17, 16)
 }
 
+// TestSenderStartsOver: a publisher whose numbering jumps far back (a
+// restarted encoder) is followed, not taken for one long-late packet.
+func TestSenderStartsOver(t *testing.T) {
+	r := newRepairRig(t)
+	r.d.target.Store(0)
+	r.send(0, 30000, true)
+	r.send(0, 30001, false)
+	r.send(0, 100, false)
+	r.send(0, 101, false)
+	r.expect("the stream goes on", 30000, 30001, 30002, 30003)
+}
+
 // TestLateLimitSlides: a long run on one layer keeps forwarding past the
 // serial-number half range (the segment start slides along).
 func TestLateLimitSlides(t *testing.T) {

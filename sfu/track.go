@@ -214,7 +214,9 @@ func (l *layer) forwardPacket(pkt *rtp.Packet, b []byte, c *forwardCounters) {
 	if !l.received.add(seq) {
 		return
 	}
-	late := l.started && int16(seq-l.newest) < 0 //nolint:gosec // serial number arithmetic
+	// Far behind is no late packet but a sender that started over.
+	back := int16(seq - l.newest) //nolint:gosec // serial number arithmetic
+	late := l.started && back < 0 && back > -maxLate
 	if !late {
 		l.newest, l.started = seq, true
 	}
