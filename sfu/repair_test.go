@@ -19,7 +19,6 @@ type repairRig struct {
 	t    *testing.T
 	d    *downTrack
 	pkts [maxLayers]rtp.Packet
-	raw  [maxLayers][]byte
 }
 
 func newRepairRig(t *testing.T) *repairRig {
