@@ -216,8 +216,9 @@ func (d *downTrack) close() {
 // the network: the packet is copied into the subscriber's queue, or dropped
 // when the queue is full (then video waits for a keyframe, which is asked
 // for). kf tells whether the packet starts a keyframe; late whether it is
-// older than a packet already received (repaired or reordered); abs is the packet's abs-capture-time extension
-// (nil if none); now is ns since up.start.
+// older than a packet already received (repaired or reordered); abs is
+// the packet's abs-capture-time extension (nil if none); now is ns since
+// up.start.
 func (d *downTrack) push(l *layer, pkt *rtp.Packet, kf, late bool, abs []byte, now int64) pushResult {
 	q := int32(l.q) //nolint:gosec // < maxLayers
 	if q != d.current.Load() && q != d.target.Load() {
