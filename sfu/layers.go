@@ -13,7 +13,21 @@ const allocInterval = 250 * time.Millisecond
 // as paused by its publisher.
 const layerIdle = time.Second
 
-// allocLoop re-chooses the subscriber's layers until stop is closed.
+// Pausing unwatched layers (PROTOCOL.md, "Paused layers"): a simulcast
+// layer no subscriber has wanted for pauseGrace is paused at the publisher,
+// so that its browser stops encoding and sending it. The grace spans a
+// layer switch (old and new layer are both wanted until the keyframe) and
+// a probe's back-and-forth, so that a layer is not paused and resumed in
+// quick succession. A resumed layer counts as sending for resumeWait
+// before its first packet: the publisher needs a signaling round trip and
+// an encoder restart.
+const (
+	pauseGrace = 2 * time.Second
+	resumeWait = 2 * time.Second
+)
+
+// allocLoop re-chooses the subscriber's layers, and pauses or resumes the
+// layers of the tracks it publishes, until stop is closed.
 func (p *participant) allocLoop(stop <-chan struct{}) {
 	defer p.wg.Done()
 	tick := time.NewTicker(allocInterval)
@@ -24,6 +38,149 @@ func (p *participant) allocLoop(stop <-chan struct{}) {
 			return
 		case <-tick.C:
 			p.allocate()
+			p.updateLayers()
+		case <-p.layersWake:
+			p.updateLayers() // a subscriber wants a paused layer
+		}
+	}
+}
+
+// wakeLayers has p's allocLoop resume wanted layers now instead of at its
+// next tick. It never blocks.
+func (p *participant) wakeLayers() {
+	select {
+	case p.layersWake <- struct{}{}:
+	default:
+	}
+}
+
+// flowing tells whether the publisher sends l: a packet within layerIdle,
+// or a resume too recent to have produced one.
+func (l *layer) flowing(now int64) bool {
+	return now-l.lastPacket.Load() <= int64(layerIdle) || now-l.resumedAt.Load() <= int64(resumeWait)
+}
+
+// available tells whether layer selection may choose l: it is sent, or
+// the SFU paused it (choosing it resumes it; its last bitrate and size
+// stand). A layer its publisher stopped by itself is not available.
+func (l *layer) available(now int64) bool {
+	return l.paused.Load() || l.flowing(now)
+}
+
+// simulcast tells whether t's layers can be paused: a video track sent
+// with RIDs. Audio and plain video are never paused.
+func (t *upTrack) simulcast() bool {
+	if !t.video() {
+		return false
+	}
+	for q := range maxLayers {
+		if l := t.layer(q); l != nil && l.rid != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// updatePaused pauses the layers of t no subscriber has wanted for
+// pauseGrace and resumes paused layers some subscriber wants. A layer is
+// wanted when a subscriber's downTrack forwards it (current) or switches
+// to it (target); selection makes that the best layer for a recorder and
+// the probed layer during a probe. now is ns since t.start. It reports
+// whether the paused set changed and which layers (bit q) were resumed.
+// It runs on the owner's allocLoop only, which owns the unwanted fields.
+func (t *upTrack) updatePaused(now int64) (changed bool, resumed uint8) {
+	if t.closed.Load() || !t.simulcast() {
+		return false, 0
+	}
+	var wanted [maxLayers]bool
+	watched := false
+	for _, d := range *t.downs.Load() {
+		watched = watched || d.target.Load() >= 0
+		for _, q := range [2]int32{d.target.Load(), d.current.Load()} {
+			if q >= 0 && int(q) < maxLayers {
+				wanted[q] = true
+			}
+		}
+	}
+	// While anyone watches, the lowest layer keeps running (about 150
+	// kbit/s): a subscriber falls back to it under congestion at once,
+	// not after a resume and a keyframe.
+	if watched {
+		wanted[t.lowestLayer()] = true
+	}
+	for q := range maxLayers {
+		l := t.layer(q)
+		if l == nil {
+			continue
+		}
+		switch {
+		case wanted[q]:
+			l.unwanted = false
+			if l.paused.Load() {
+				l.resumedAt.Store(now) // before paused clears: no gap in available
+				l.paused.Store(false)
+				changed = true
+				resumed |= 1 << q
+			}
+		case l.paused.Load():
+		case !l.flowing(now):
+			// The publisher stopped it itself (its CPU or uplink): pausing
+			// saves nothing and would keep it off when the publisher
+			// could send it again.
+			l.unwanted = false
+		case !l.unwanted:
+			l.unwanted, l.unwantedSince = true, now
+		case now-l.unwantedSince >= int64(pauseGrace):
+			l.unwanted = false
+			l.paused.Store(true)
+			changed = true
+		}
+	}
+	return changed, resumed
+}
+
+// pausedRIDs lists the RIDs of t's paused layers, lowest first; never nil.
+func (t *upTrack) pausedRIDs() []string {
+	out := []string{}
+	for q := range maxLayers {
+		if l := t.layer(q); l != nil && l.paused.Load() {
+			out = append(out, l.rid)
+		}
+	}
+	return out
+}
+
+// updateLayers runs updatePaused on each track p publishes and tells p the
+// new paused set of each that changed (a layers message; the full state,
+// so a lost or repeated one does no harm). A resumed layer gets a keyframe
+// request, as a target change does.
+func (p *participant) updateLayers() {
+	p.mu.Lock()
+	ups := make([]*upTrack, 0, len(p.ups))
+	for _, t := range p.ups {
+		ups = append(ups, t)
+	}
+	p.mu.Unlock()
+	for _, t := range ups {
+		p.updateTrackLayers(t, int64(time.Since(t.start)))
+	}
+}
+
+// updateTrackLayers is updateLayers for one track at now (ns since
+// t.start).
+func (p *participant) updateTrackLayers(t *upTrack, now int64) {
+	changed, resumed := t.updatePaused(now)
+	if !changed {
+		return
+	}
+	paused := t.pausedRIDs()
+	p.log.Debug("layers paused", "track", t.id, "paused", paused)
+	if p.ws != nil && t.mid != "" {
+		p.ws.send(layersMessage{Type: typeLayers, Mid: t.mid, Paused: paused})
+	}
+	for q := range maxLayers {
+		if resumed&(1<<q) != 0 {
+			t.requestKeyframe(q, true)
 		}
 	}
 }
@@ -129,29 +286,33 @@ func (d *downTrack) maxLayerFor() int {
 	return maxLayers - 1
 }
 
-// selectLayer sets the target layer: the highest active layer within the
+// selectLayer sets the target layer: the highest available layer within the
 // display's need whose bitrate fits budget (going up needs 15% headroom,
-// so that the choice does not flap), else the lowest active layer; and,
+// so that the choice does not flap), else the lowest available layer; and,
 // without congestion, a probe one layer up now and then. It runs on the
 // subscriber's allocator goroutine only, which owns the probe fields.
 func (d *downTrack) selectLayer(budget int64, capped, congested bool) {
+	d.selectLayerAt(budget, capped, congested, int64(time.Since(d.up.start)))
+}
+
+// selectLayerAt is selectLayer at now (ns since up.start).
+func (d *downTrack) selectLayerAt(budget int64, capped, congested bool, now int64) {
 	t := d.up
 	if d.sub.role == token.RoleRecorder {
 		// A recording keeps the best layer: it runs next to the SFU, and a
 		// layer switch would change the recorded resolution.
-		if q := t.highestActive(); q >= 0 && q > int(d.target.Load()) {
+		if q := t.highestActiveAt(now); q >= 0 && q > int(d.target.Load()) {
 			d.setTarget(q)
 		}
 		return
 	}
 	maxQ := d.maxLayerFor()
 	cur := int(d.target.Load())
-	now := int64(time.Since(t.start))
 	best, lowest, above := -1, -1, -1
 	var aboveNeed int64
 	for q := range maxLayers {
 		l := t.layer(q)
-		if l == nil || now-l.lastPacket.Load() > int64(layerIdle) {
+		if l == nil || !l.available(now) {
 			continue
 		}
 		if lowest < 0 {
@@ -232,6 +393,11 @@ func (d *downTrack) setTarget(q int) {
 	d.mu.Unlock()
 	d.sub.log.Debug("layer target", "track", d.up.id, "layer", q)
 	if switchNeeded {
+		if l := d.up.layer(q); l != nil && l.paused.Load() {
+			// Resumed by the publisher's allocLoop, woken now; the
+			// keyframe request follows the resume.
+			d.up.owner.wakeLayers()
+		}
 		d.up.requestKeyframe(q, false)
 	}
 }
@@ -244,11 +410,16 @@ func (d *downTrack) setHint(w, h int) {
 	d.mu.Unlock()
 }
 
-// highestActive is the highest layer with recent packets (-1: none).
+// highestActive is the highest available layer: sent recently, or paused
+// by the SFU (-1: none).
 func (t *upTrack) highestActive() int {
-	now := int64(time.Since(t.start))
+	return t.highestActiveAt(int64(time.Since(t.start)))
+}
+
+// highestActiveAt is highestActive at now (ns since t.start).
+func (t *upTrack) highestActiveAt(now int64) int {
 	for q := maxLayers - 1; q >= 0; q-- {
-		if l := t.layer(q); l != nil && now-l.lastPacket.Load() <= int64(layerIdle) {
+		if l := t.layer(q); l != nil && l.available(now) {
 			return q
 		}
 	}

@@ -37,6 +37,7 @@ const (
 	typeLayerHint         = "layer_hint"
 	typeParticipantJoined = "participant_joined"
 	typeParticipantLeft   = "participant_left"
+	typeLayers            = "layers"
 	typeError             = "error"
 )
 
@@ -77,6 +78,15 @@ type serverMessage struct {
 	Candidate    *candidateInit    `json:"candidate,omitempty"`
 	Code         Code              `json:"code,omitempty"`
 	Message      string            `json:"message,omitempty"`
+}
+
+// layersMessage tells a publisher which simulcast layers of one of its
+// tracks to stop sending: the full set (so it is idempotent), paused
+// always present, empty when every layer is to be sent.
+type layersMessage struct {
+	Type   string   `json:"type"`
+	Mid    string   `json:"mid"`    // the publisher's m-section of the track
+	Paused []string `json:"paused"` // RIDs, lowest layer first
 }
 
 // joinedMessage is sent with its participants array always present (even

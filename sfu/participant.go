@@ -65,7 +65,10 @@ type participant struct {
 	goClosed  bool
 	wg        sync.WaitGroup // read loops, RTCP readers, writers, allocLoop
 	stopAlloc chan struct{}
-	leaveOnce sync.Once
+	// layersWake asks allocLoop to resume a paused layer of p's tracks
+	// now (see wakeLayers).
+	layersWake chan struct{}
+	leaveOnce  sync.Once
 }
 
 // updateTransport notes whether p's selected ICE pair is UDP, which lets
@@ -99,7 +102,8 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		subs:    make(map[*upTrack]*downTrack),
 		ups:     make(map[*webrtc.RTPReceiver]*upTrack),
 
-		stopAlloc: make(chan struct{}),
+		stopAlloc:  make(chan struct{}),
+		layersWake: make(chan struct{}, 1),
 	}
 	pc, bwe, prep, err := s.newPeerConnection()
 	if err != nil {
@@ -129,6 +133,17 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		}
 	})
 	return p, nil
+}
+
+// midOf returns the mid of recv's transceiver ("" if none): how the
+// publisher names the track in a layers message.
+func midOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) string {
+	for _, tr := range pc.GetTransceivers() {
+		if tr.Receiver() == recv {
+			return tr.Mid()
+		}
+	}
+	return ""
 }
 
 func (p *participant) info() participantInfo {
@@ -416,6 +431,7 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 		// A recorder only listens; what it might send is not forwarded.
 		return
 	}
+	mid := midOf(p.pc, recv)
 	p.mu.Lock()
 	if p.closed || !p.startGoroutine() {
 		p.mu.Unlock()
@@ -430,6 +446,7 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 		// be passed on to every other page. Unique on the node, so that a
 		// layer_hint names one track.
 		t = newUpTrack(p, remote, recv, kind+"-"+strconv.FormatUint(p.sfu.trackSeq.Add(1), 10))
+		t.mid = mid
 		p.ups[recv] = t
 	}
 	t.live.Add(1)

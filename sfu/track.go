@@ -43,6 +43,7 @@ func layerIndex(rid string) int {
 type layer struct {
 	up     *upTrack
 	q      int
+	rid    string // the publisher's RID ("" without simulcast)
 	remote *webrtc.TrackRemote
 	ssrc   uint32
 	// lastKeyframeReq is the monotonic time (ns since up.start) of the last
@@ -53,6 +54,16 @@ type layer struct {
 	bitrate       atomic.Int64
 	width, height atomic.Int32
 	lastPacket    atomic.Int64 // ns since up.start
+	// paused: the SFU told the publisher to stop sending this layer (no
+	// subscriber wanted it); resumedAt (ns since up.start): when it last
+	// told it to send again. Written by the owner's allocLoop only (see
+	// updatePaused), read by subscribers' layer selection.
+	paused    atomic.Bool
+	resumedAt atomic.Int64
+	// Owned by the owner's allocLoop: since when (ns since up.start) no
+	// subscriber wants this layer, if unwanted.
+	unwanted      bool
+	unwantedSince int64
 	// Owned by the read loop.
 	winStart, winBytes int64
 	received           seenSet
@@ -85,6 +96,9 @@ type upTrack struct {
 	// closed is set when the track leaves the room, so that no new
 	// subscription is made to it.
 	closed atomic.Bool
+	// mid is the publisher's m-section of this track, which names it in a
+	// layers message: the publisher never sees the server's track ID.
+	mid string
 }
 
 func newUpTrack(p *participant, remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver, id string) *upTrack {
@@ -117,8 +131,9 @@ func (t *upTrack) video() bool { return t.kind == webrtc.RTPCodecTypeVideo }
 // addLayer attaches remote as the layer its RID names; false when that
 // layer exists already.
 func (t *upTrack) addLayer(remote *webrtc.TrackRemote) *layer {
-	l := &layer{up: t, q: layerIndex(remote.RID()), remote: remote, ssrc: uint32(remote.SSRC())}
+	l := &layer{up: t, q: layerIndex(remote.RID()), rid: remote.RID(), remote: remote, ssrc: uint32(remote.SSRC())}
 	l.lastKeyframeReq.Store(-int64(keyframeInterval))
+	l.resumedAt.Store(-int64(time.Hour)) // never resumed
 	if !t.layers[l.q].CompareAndSwap(nil, l) {
 		return nil
 	}
@@ -141,6 +156,11 @@ func (t *upTrack) addDown(d *downTrack) {
 	next = append(next, old...)
 	next = append(next, d)
 	t.downs.Store(&next)
+	// A new subscriber's first layer may be one paused for want of
+	// viewers: resume it now rather than at the owner's next tick.
+	if l := t.layer(int(d.target.Load())); l != nil && l.paused.Load() {
+		t.owner.wakeLayers()
+	}
 }
 
 func (t *upTrack) removeDown(d *downTrack) {
@@ -202,6 +222,11 @@ func (l *layer) forwardPacket(pkt *rtp.Packet, b []byte, c *forwardCounters) {
 	}
 	t := l.up
 	now := int64(time.Since(t.start))
+	if now-l.lastPacket.Load() > int64(layerIdle) {
+		// After a pause the window restarts: spanning the gap would
+		// measure a near-zero rate, and the last measured one is closer.
+		l.winStart, l.winBytes = now, 0
+	}
 	l.lastPacket.Store(now)
 	l.winBytes += int64(len(b))
 	if d := now - l.winStart; d >= int64(rateWindow) {

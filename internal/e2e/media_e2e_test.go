@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -45,6 +46,26 @@ const sentLayerWidthsJS = `(async () => {
   });
   return out;
 })()`
+
+// waitSentLayers waits until the page encodes at least two simulcast
+// layers (Chrome sends fewer than three for a small camera) and returns
+// their widths, smallest first.
+func waitSentLayers(t *testing.T, b *Browser) []int {
+	t.Helper()
+	deadline := time.Now().Add(callTimeout)
+	for {
+		widths := Eval[[]int](t, b, sentLayerWidthsJS)
+		if len(widths) >= 2 {
+			slices.Sort(widths)
+			t.Logf("%s encodes layers of widths %v", b.Name, widths)
+			return widths
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s encodes %d simulcast layers (%v), want at least 2", b.Name, len(widths), widths)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
 
 func videoStats(t *testing.T, b *Browser) inboundVideo {
 	t.Helper()
@@ -112,23 +133,8 @@ func TestE2ESimulcastLayerSwitch(t *testing.T) {
 	provider, patient := startCall(t, srv)
 	media := srv.App.Media()
 
-	// The layers the patient's browser encodes (Chrome sends fewer than
-	// three for a small camera).
-	var widths []int
-	deadline := time.Now().Add(callTimeout)
-	for {
-		widths = Eval[[]int](t, patient, sentLayerWidthsJS)
-		if len(widths) >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the patient encodes %d simulcast layers (%v), want at least 2", len(widths), widths)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	slices.Sort(widths)
+	widths := waitSentLayers(t, patient)
 	low := widths[0]
-	t.Logf("patient encodes layers of widths %v", widths)
 
 	start := time.Now()
 	first := waitVideo(t, provider, "a layer above the lowest, uncapped", func(v inboundVideo) bool { return v.Width > low })
@@ -197,4 +203,160 @@ func TestMediaUnderPacketLoss(t *testing.T) {
 	// packets, tens of NACKs in a window (seen: 28). That the injected loss
 	// reaches one subscriber only is TestSubscriberLoss's job (sfu), where
 	// it is exact.
+}
+
+// sentLayer is one simulcast layer a page sends (outbound-rtp video with a
+// rid). Active is Chrome's view of the encoding (nil where not reported).
+type sentLayer struct {
+	BytesSent int64 `json:"bytesSent"`
+	Active    *bool `json:"active"`
+	Width     int   `json:"width"`
+}
+
+func (l sentLayer) String() string {
+	active := "?"
+	if l.Active != nil {
+		active = fmt.Sprint(*l.Active)
+	}
+	return fmt.Sprintf("{%d B, %d px, active %s}", l.BytesSent, l.Width, active)
+}
+
+const sentLayersJS = `(async () => {
+  const c = window.openvisit && window.openvisit.client;
+  const out = {};
+  if (!c) return out;
+  (await c.getStats()).forEach((s) => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) {
+      out[s.rid] = {bytesSent: s.bytesSent || 0, active: s.active, width: s.frameWidth || 0};
+    }
+  });
+  return out;
+})()`
+
+// layerWatch is the page's simulcast layers by rid, with how long each
+// one's bytesSent has not grown (measured since the watch began).
+type layerWatch struct {
+	layers map[string]sentLayer
+	idle   map[string]time.Duration
+}
+
+// waitLayers polls the page's sent layers every 200 ms until cond holds,
+// or fails the test after callTimeout.
+func waitLayers(t *testing.T, b *Browser, what string, cond func(layerWatch) bool) layerWatch {
+	t.Helper()
+	deadline := time.Now().Add(callTimeout)
+	var last map[string]sentLayer
+	changed := map[string]time.Time{}
+	for {
+		now := time.Now()
+		w := layerWatch{layers: Eval[map[string]sentLayer](t, b, sentLayersJS), idle: map[string]time.Duration{}}
+		for rid, l := range w.layers {
+			if prev, ok := last[rid]; !ok || prev.BytesSent != l.BytesSent {
+				changed[rid] = now
+			}
+			w.idle[rid] = now.Sub(changed[rid])
+		}
+		if last != nil && cond(w) {
+			return w
+		}
+		last = w.layers
+		if now.After(deadline) {
+			t.Fatalf("%s: timed out waiting for %s (layers %v, idle %v)", b.Name, what, w.layers, w.idle)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// sending reports whether some layer's bytesSent grew since the last poll.
+func (w layerWatch) sending() bool {
+	for _, d := range w.idle {
+		if d == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// pausedFor reports whether every layer has sent nothing for d, and none
+// is reported active.
+func (w layerWatch) pausedFor(d time.Duration) bool {
+	if len(w.layers) == 0 {
+		return false
+	}
+	for rid, l := range w.layers {
+		if w.idle[rid] < d || (l.Active != nil && *l.Active) {
+			return false
+		}
+	}
+	return true
+}
+
+// patientVideoJS runs body on the provider's page with v, the <video> of
+// the patient's tile, and tr, its video track; it returns body's value, or
+// false without them.
+func patientVideoJS(patient, body string) string {
+	return fmt.Sprintf(`(() => {
+  const v = document.querySelector('[data-participant=%q] video');
+  const tr = v && v.srcObject && v.srcObject.getVideoTracks()[0];
+  if (!tr) return false;
+  const c = window.openvisit.client;
+  %s
+})()`, patient, body)
+}
+
+// TestE2EUnwatchedLayersPaused: when the provider's page goes to the
+// background, its call page hints 0×0 for the patient's video and the SFU
+// pauses every simulcast
+// layer at the patient's browser, which stops sending them (bytesSent of
+// each rid stops growing; Chrome reports the encodings inactive); once the
+// video is shown again the layers resume and the provider decodes the
+// patient's video again, above the lowest layer. A camera switch while
+// paused (replaceTrack) does not resume them.
+func TestE2EUnwatchedLayersPaused(t *testing.T) {
+	srv := StartServer(t, nil)
+	provider, patient := startCall(t, srv)
+	low := waitSentLayers(t, patient)[0]
+	patientID := Eval[string](t, patient, `window.openvisit.self`)
+	waitLayers(t, patient, "the patient sending video", layerWatch.sending)
+
+	// The provider's page goes to the background (another tab in front):
+	// the call page hints 0×0 for every remote video while hidden.
+	if !Eval[bool](t, provider, patientVideoJS(patientID, `
+  Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+  Object.defineProperty(document, 'hidden', {configurable: true, get: () => true});
+  document.dispatchEvent(new Event('visibilitychange'));
+  return true;`)) {
+		t.Fatal("the provider's page has no video of the patient")
+	}
+	start := time.Now()
+	// The SFU's grace is 2 s; a paused layer then sends nothing at all.
+	paused := waitLayers(t, patient, "every layer paused", func(w layerWatch) bool { return w.pausedFor(2 * time.Second) })
+	t.Logf("hidden: the patient's layers are paused after %v: %v", time.Since(start).Round(time.Millisecond), paused.layers)
+
+	// A device switch (replaceTrack) keeps the encodings, so the layers
+	// stay paused.
+	if !Eval[bool](t, patient, `(async () => {
+  const s = await navigator.mediaDevices.getUserMedia({video: true});
+  return window.openvisit.client.replaceTrack(s.getVideoTracks()[0]);
+})()`) {
+		t.Fatal("the patient's page could not switch its camera")
+	}
+	waitLayers(t, patient, "the layers still paused after a camera switch", func(w layerWatch) bool { return w.pausedFor(2 * time.Second) })
+	hidden := videoStats(t, provider)
+
+	// In front again: the page hints the tile's size.
+	if !Eval[bool](t, provider, patientVideoJS(patientID, `
+  delete document.visibilityState;
+  delete document.hidden;
+  document.dispatchEvent(new Event('visibilitychange'));
+  return document.visibilityState === 'visible' && v.clientWidth > 0;`)) {
+		t.Fatal("the provider's page could not show the patient's video again")
+	}
+	start = time.Now()
+	waitLayers(t, patient, "a layer resumed", layerWatch.sending)
+	t.Logf("shown: the patient sends again after %v", time.Since(start).Round(time.Millisecond))
+	v := waitVideo(t, provider, "the patient's video decoding again, above the lowest layer", func(v inboundVideo) bool {
+		return v.FramesDecoded > hidden.FramesDecoded+30 && v.Width > low
+	})
+	t.Logf("shown: the provider decodes %d px wide after %v", v.Width, time.Since(start).Round(time.Millisecond))
 }

@@ -838,7 +838,8 @@ main();
 
 /**
  * Tells the SFU the size at which a remote video is shown, so that it sends
- * the smallest simulcast layer that looks sharp there (0×0 when hidden).
+ * the smallest simulcast layer that looks sharp there (0×0 while the page
+ * is hidden).
  * Debounced: layout changes arrive in bursts.
  * @param {import('./client.js').VisitClient} client
  * @param {HTMLVideoElement} video
@@ -850,6 +851,7 @@ function watchSize(client, video, track) {
   let timer;
   let last = '';
   const report = () => {
+    if (document.visibilityState === 'hidden') return;
     const dpr = window.devicePixelRatio || 1;
     const w = Math.round(video.clientWidth * dpr);
     const h = Math.round(video.clientHeight * dpr);
@@ -866,5 +868,21 @@ function watchSize(client, video, track) {
     timer = setTimeout(report, 250);
   });
   ro.observe(video);
-  track.addEventListener('ended', () => ro.disconnect(), { once: true });
+  // A hidden page (another tab in front, a minimised window) shows
+  // nothing: the SFU stops sending this video and, when nobody else
+  // watches, the sender's phone stops encoding it, until the page is back.
+  const onVisibility = () => {
+    clearTimeout(timer);
+    if (document.visibilityState === 'hidden') {
+      last = '0x0';
+      client.setVideoSize(track.id, 0, 0);
+    } else {
+      report();
+    }
+  };
+  document.addEventListener('visibilitychange', onVisibility);
+  track.addEventListener('ended', () => {
+    ro.disconnect();
+    document.removeEventListener('visibilitychange', onVisibility);
+  }, { once: true });
 }

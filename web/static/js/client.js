@@ -3,7 +3,8 @@
 //
 //   join {token, visit} → joined → one client offer → server answer, then
 //   the server offers and this client answers each one; ICE candidates
-//   trickle both ways.
+//   trickle both ways. The server may ask it to pause the simulcast
+//   layers of its camera that nobody watches (`layers`).
 //
 // Lifecycle: new → start() once → (connecting → connected ⇄ reconnecting) →
 // closed | failed. A client cannot be restarted; make a new one (with a new
@@ -81,6 +82,9 @@ const DISCONNECTED_GRACE = 2000;
 const ATTEMPT_TIMEOUT = 10_000;
 /** Reconnection gives up after this long without a connection (ms). */
 const RECONNECT_LIMIT = 60_000;
+/** A `layers` message whose setParameters failed is applied again this many times, after this long (ms). */
+const LAYERS_RETRIES = 3;
+const LAYERS_RETRY_DELAY = 500;
 const BACKOFF_FIRST = 250;
 const BACKOFF_MAX = 8000;
 
@@ -116,6 +120,10 @@ export class VisitClient extends EventTarget {
     this.pendingCandidates = [];
     /** @private serialises signaling messages so that each is handled after the previous one */
     this.chain = Promise.resolve();
+    /** @private serialises setParameters calls of `layers` messages (one at a time per sender) */
+    this.layersChain = Promise.resolve();
+    /** @private @type {Map<string, string[]>} the RIDs the SFU last asked to pause, by our m-section's mid */
+    this.pausedLayers = new Map();
     /** @private */ this.muted = false;
     /** @private */ this.cameraOff = false;
     /** @private */ this.leaving = false;
@@ -356,6 +364,9 @@ export class VisitClient extends EventTarget {
         return this.onParticipantJoined(msg.participant);
       case 'participant_left':
         return this.onParticipantLeft(msg.participant);
+      case 'layers':
+        this.onLayers(msg);
+        return;
       case 'error':
         this.emit('error', { code: String(msg.code || 'unknown'), message: String(msg.message || '') });
         return;
@@ -438,6 +449,37 @@ export class VisitClient extends EventTarget {
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: pc.localDescription ? pc.localDescription.sdp : offer.sdp });
+  }
+
+  /**
+   * `layers`: the SFU names the simulcast layers (RIDs) of one of our
+   * tracks that nobody watches; stop encoding and sending those, send the
+   * others. The message carries the full state, so applying it twice is
+   * harmless. Off the signaling chain: a failed setParameters must not end
+   * the call (the layers just keep being sent).
+   * @private @param {{mid?: unknown, paused?: unknown}} msg
+   */
+  onLayers(msg) {
+    const pc = this.pc;
+    if (!pc || typeof msg.mid !== 'string' || !Array.isArray(msg.paused)) return;
+    this.pausedLayers.set(msg.mid, msg.paused.map(String));
+    this.applyLayers(pc, msg.mid, LAYERS_RETRIES);
+  }
+
+  /**
+   * Applies the latest paused set of mid on pc, after the setParameters
+   * calls before it. A failure is retried: a layer the SFU resumed but the
+   * browser still holds paused would look stopped by the browser itself,
+   * and the SFU would not ask again.
+   * @private @param {RTCPeerConnection} pc @param {string} mid @param {number} retries
+   */
+  applyLayers(pc, mid, retries) {
+    this.layersChain = this.layersChain
+      .then(() => (pc === this.pc ? setPausedLayers(pc, mid, this.pausedLayers.get(mid) || []) : undefined))
+      .catch((err) => {
+        console.warn('openvisit: could not pause or resume layers:', err instanceof Error ? err.name : 'error');
+        if (retries > 0 && pc === this.pc) setTimeout(() => this.applyLayers(pc, mid, retries - 1), LAYERS_RETRY_DELAY);
+      });
   }
 
   /** @private @param {string} sdp */
@@ -586,6 +628,9 @@ export class VisitClient extends EventTarget {
     this.ws = null;
     this.pendingCandidates = [];
     this.chain = Promise.resolve(); // steps of the old connection may never settle
+    // The new peer connection sends every layer until the SFU says otherwise.
+    this.layersChain = Promise.resolve();
+    this.pausedLayers = new Map();
     if (pc) {
       try {
         pc.close();
@@ -787,6 +832,33 @@ async function transportBytes(pc) {
     // closed meanwhile
   }
   return n;
+}
+
+/**
+ * Sets which simulcast encodings of the sender on m-section mid are sent:
+ * every encoding with a RID not in paused (getParameters, then
+ * setParameters with the same object, as the API requires). A mid that
+ * is not one of our video senders (tracks come and go) is ignored. The
+ * encodings belong to the sender, so they outlive replaceTrack.
+ * @param {RTCPeerConnection} pc
+ * @param {string} mid
+ * @param {string[]} paused
+ */
+async function setPausedLayers(pc, mid, paused) {
+  if (pc.signalingState === 'closed') return;
+  const tr = pc.getTransceivers().find((t) => t.mid === mid);
+  if (!tr || tr.receiver.track.kind !== 'video' || tr.currentDirection === 'stopped') return;
+  const params = tr.sender.getParameters();
+  if (!params.encodings || params.encodings.length < 2) return;
+  let changed = false;
+  for (const e of params.encodings) {
+    const active = !e.rid || !paused.includes(e.rid);
+    if (e.active !== active) {
+      e.active = active;
+      changed = true;
+    }
+  }
+  if (changed) await tr.sender.setParameters(params);
 }
 
 /**
