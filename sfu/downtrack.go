@@ -106,7 +106,9 @@ func newDownTrack(t *upTrack, sub *participant) *downTrack {
 	d.current.Store(-1)
 	switch {
 	case t.video() && sub.role == token.RoleRecorder:
-		d.target.Store(int32(max(t.highestActive(), t.lowestLayer()))) //nolint:gosec // < maxLayers
+		// The best layer sending now; the best one, if paused, is resumed
+		// and taken when it comes (selectLayerAt).
+		d.target.Store(int32(max(t.highestSendingAt(int64(time.Since(t.start))), t.lowestLayer()))) //nolint:gosec // < maxLayers
 	case t.video():
 		d.target.Store(int32(t.lowestLayer())) //nolint:gosec // < maxLayers
 	default:

@@ -60,6 +60,14 @@ func (l *layer) flowing(now int64) bool {
 	return now-l.lastPacket.Load() <= int64(layerIdle) || now-l.resumedAt.Load() <= int64(resumeWait)
 }
 
+// sending tells whether l is not paused and a packet came within
+// layerIdle and since its last resume: a packet from before a pause
+// tells nothing about when the resumed layer comes.
+func (l *layer) sending(now int64) bool {
+	last := l.lastPacket.Load()
+	return !l.paused.Load() && now-last <= int64(layerIdle) && last > l.resumedAt.Load()
+}
+
 // available tells whether layer selection may choose l: it is sent, or
 // the SFU paused it (choosing it resumes it; its last bitrate and size
 // stand). A layer its publisher stopped by itself is not available.
@@ -95,6 +103,14 @@ func (t *upTrack) updatePaused(now int64) (changed bool, resumed uint8) {
 	var wanted [maxLayers]bool
 	watched := false
 	for _, d := range *t.downs.Load() {
+		if d.sub.role == token.RoleRecorder {
+			// A recording wants the best layer, paused or not; it records
+			// a flowing one until that one comes (selectLayerAt).
+			watched = true
+			if q := t.highestActiveAt(now); q >= 0 {
+				wanted[q] = true
+			}
+		}
 		watched = watched || d.target.Load() >= 0
 		for _, q := range [2]int32{d.target.Load(), d.current.Load()} {
 			if q >= 0 && int(q) < maxLayers {
@@ -299,9 +315,12 @@ func (d *downTrack) selectLayer(budget int64, capped, congested bool) {
 func (d *downTrack) selectLayerAt(budget int64, capped, congested bool, now int64) {
 	t := d.up
 	if d.sub.role == token.RoleRecorder {
-		// A recording keeps the best layer: it runs next to the SFU, and a
-		// layer switch would change the recorded resolution.
-		if q := t.highestActiveAt(now); q >= 0 && q > int(d.target.Load()) {
+		// A recording takes the best layer the publisher sends now and
+		// only ever moves up: it runs next to the SFU, and each switch
+		// changes the recorded resolution. Starting on a sending layer
+		// rather than waiting for a paused best one to resume (updatePaused
+		// resumes it) keeps the recording's first seconds.
+		if q := t.highestSendingAt(now); q >= 0 && q > int(d.target.Load()) {
 			d.setTarget(q)
 		}
 		return
@@ -420,6 +439,17 @@ func (t *upTrack) highestActive() int {
 func (t *upTrack) highestActiveAt(now int64) int {
 	for q := maxLayers - 1; q >= 0; q-- {
 		if l := t.layer(q); l != nil && l.available(now) {
+			return q
+		}
+	}
+	return -1
+}
+
+// highestSendingAt is the highest layer with a packet within layerIdle at
+// now (ns since t.start), or -1.
+func (t *upTrack) highestSendingAt(now int64) int {
+	for q := maxLayers - 1; q >= 0; q-- {
+		if l := t.layer(q); l != nil && l.sending(now) {
 			return q
 		}
 	}

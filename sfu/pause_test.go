@@ -275,15 +275,34 @@ func TestPauseNewSubscribers(t *testing.T) {
 	r.pub.updateTrackLayers(r.up, r.now)
 	r.wantMessage("f")
 
+	// A recorder starts on the best layer that is sending (h, the probe's)
+	// rather than wait for the paused best one, which is resumed, and
+	// moves up once that one sends.
+	r.tick(allocInterval) // h's first packets since its resume
 	rec := r.subscribe(token.RoleRecorder)
-	if got := rec.target.Load(); got != 2 {
-		t.Fatalf("recorder's target %d, want 2 (the best, though paused)", got)
+	r.selectLayer(rec, 0) // the rig's clock, which newDownTrack cannot see
+	if got := rec.target.Load(); got != 1 {
+		t.Fatalf("recorder's target %d, want 1 (the best sending)", got)
 	}
 	if !r.woken() {
-		t.Fatal("a recorder did not wake the publisher's allocator")
+		t.Fatal("a recorder did not wake the publisher's allocator for the paused best layer")
 	}
 	r.pub.updateTrackLayers(r.up, r.now)
 	r.wantMessage()
+	r.selectLayer(rec, 0)
+	if got := rec.target.Load(); got != 1 {
+		t.Fatalf("recorder's target %d before f sends, want 1", got)
+	}
+	r.tick(allocInterval) // f's first packets
+	r.selectLayer(rec, 0)
+	if got := rec.target.Load(); got != 2 {
+		t.Fatalf("recorder's target %d once f sends, want 2", got)
+	}
+	// Nobody else watches f, yet the recorder keeps it resumed.
+	d.target.Store(0)
+	d.current.Store(0)
+	r.tick(3 * pauseGrace)
+	r.wantMessage("h")
 
 	// Unpublished: nothing more is paused or said.
 	r.up.removeDown(d)

@@ -11,6 +11,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/openvisit/openvisit/internal/token"
 )
 
 // keyframeInterval bounds how often keyframe requests reach a publisher's
@@ -159,6 +161,10 @@ func (t *upTrack) addDown(d *downTrack) {
 	// A new subscriber's first layer may be one paused for want of
 	// viewers: resume it now rather than at the owner's next tick.
 	if l := t.layer(int(d.target.Load())); l != nil && l.paused.Load() {
+		t.owner.wakeLayers()
+	}
+	// A recorder wants the best layer too, which may be paused.
+	if l := t.layer(t.highestActive()); d.sub.role == token.RoleRecorder && l != nil && l.paused.Load() {
 		t.owner.wakeLayers()
 	}
 }
