@@ -96,11 +96,11 @@ func newForwardRig(tb testing.TB, n int, withBWE bool, opts ...func(*Params)) *f
 	// Publisher → ingress. The publisher is another node's PeerConnection:
 	// two peers on one UDP mux cannot tell each other's packets apart.
 	pubEnv := newTestEnv(tb, func(p *Params) { p.NoBandwidthEstimation = true })
-	pubPC, _, _, err := pubEnv.sfu.newPeerConnection()
+	pubPC, _, _, err := pubEnv.sfu.newPeerConnection(&dtlsKeys{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ingress, _, _, err := env.sfu.newPeerConnection()
+	ingress, _, _, err := env.sfu.newPeerConnection(&dtlsKeys{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func newForwardRig(tb testing.TB, n int, withBWE bool, opts ...func(*Params)) *f
 
 	// Ingress → subscribers.
 	for i := range n {
-		pc, bwe, prep, err := env.sfu.newPeerConnection()
+		pc, bwe, prep, err := env.sfu.newPeerConnection(&dtlsKeys{})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -265,7 +265,9 @@ func (r *forwardRig) step(c *forwardCounters) {
 	r.seq++
 	binary.BigEndian.PutUint16(r.pkt[2:], r.seq)
 	binary.BigEndian.PutUint32(r.pkt[4:], uint32(r.seq)*3000)
+	r.egress.mu.Lock() // as both callers of forwardPacket do
 	r.egress.forwardPacket(&r.parsed, r.pkt, c)
+	r.egress.mu.Unlock()
 	for _, d := range r.downs {
 		d.drain()
 	}

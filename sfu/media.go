@@ -73,11 +73,16 @@ type bweSlot struct {
 
 // newPeerConnection creates a PeerConnection and returns it with its
 // subscriber bandwidth estimator (nil if none was made) and its sendPrep.
-func (s *SFU) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
+// keys collects the connection's DTLS secrets for the fast path.
+func (s *SFU) newPeerConnection(keys *dtlsKeys) (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
+	se := s.se
+	se.SetDTLSKeyLogWriter(keys)
+	se.SetDTLSServerHelloMessageHook(keys.serverHello)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(s.media), webrtc.WithInterceptorRegistry(s.ireg), webrtc.WithSettingEngine(se))
 	s.bwe.mu.Lock()
 	defer s.bwe.mu.Unlock()
 	s.bwe.got, s.bwe.prep, s.bwe.tap, s.bwe.loss = nil, nil, nil, nil
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	est, prep := s.bwe.got, s.bwe.prep
 	s.bwe.got, s.bwe.prep, s.bwe.tap, s.bwe.loss = nil, nil, nil, nil
 	return pc, est, prep, err
@@ -116,7 +121,7 @@ func (s *SFU) registerInterceptors(m *webrtc.MediaEngine, reg *interceptor.Regis
 	}
 	// Feedback for what publishers send (their own GCC) and the
 	// transport-cc extension on every m-section.
-	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+	if err := configureTWCCFeedback(m, reg); err != nil {
 		return err
 	}
 	if withBWE {
@@ -203,6 +208,35 @@ type sendPrep struct {
 	// bwe routes packets through GCC, with TWCC sequence numbers; off,
 	// they go around it, unstamped (so no feedback comes back either).
 	bwe atomic.Bool
+	// chains are the receive interceptor chains by SSRC, for the fast
+	// path (sendPrep is the outermost interceptor: what it is handed is
+	// the whole chain down to readPrep).
+	chainMu sync.Mutex
+	chains  map[uint32]interceptor.RTPReader
+}
+
+func (p *sendPrep) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	p.chainMu.Lock()
+	if p.chains == nil {
+		p.chains = map[uint32]interceptor.RTPReader{}
+	}
+	p.chains[info.SSRC] = r
+	p.chainMu.Unlock()
+	return r
+}
+
+func (p *sendPrep) UnbindRemoteStream(info *interceptor.StreamInfo) {
+	p.chainMu.Lock()
+	delete(p.chains, info.SSRC)
+	p.chainMu.Unlock()
+}
+
+// remoteChain returns the receive interceptor chain of ssrc (nil if Pion
+// has not bound that stream).
+func (p *sendPrep) remoteChain(ssrc uint32) interceptor.RTPReader {
+	p.chainMu.Lock()
+	defer p.chainMu.Unlock()
+	return p.chains[ssrc]
 }
 
 func (p *sendPrep) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {

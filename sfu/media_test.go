@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/test"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -30,6 +31,8 @@ type client struct {
 	streams map[string]map[string]*atomic.Int64 // stream ID → kind → packets
 	stop    chan struct{}
 	done    sync.WaitGroup
+	// onPacket, when set, sees every RTP packet received.
+	onPacket atomic.Pointer[func(*webrtc.TrackRemote, *rtp.Packet)]
 }
 
 func newClient(t *testing.T, env *testEnv, visit ids.VisitID) *client {
@@ -39,7 +42,7 @@ func newClient(t *testing.T, env *testEnv, visit ids.VisitID) *client {
 
 // newClientWith is newClient with a PeerConnection configuration (ICE
 // servers, transport policy) and extra settings applied after loopbackOnly.
-func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Configuration, configure func(*webrtc.SettingEngine)) *client {
+func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Configuration, configure func(*webrtc.SettingEngine), apiOpts ...func(*webrtc.API)) *client {
 	t.Helper()
 	tok, claims := env.mint(t, visit, token.RolePatient)
 	var se webrtc.SettingEngine
@@ -47,7 +50,7 @@ func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Con
 	if configure != nil {
 		configure(&se)
 	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
+	pc, err := webrtc.NewAPI(append([]func(*webrtc.API){webrtc.WithSettingEngine(se)}, apiOpts...)...).NewPeerConnection(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,12 +77,15 @@ func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Con
 		}
 		c.streams[tr.StreamID()][tr.Kind().String()] = n
 		c.mu.Unlock()
-		buf := make([]byte, 1500)
 		for {
-			if _, _, err := tr.Read(buf); err != nil {
+			pkt, _, err := tr.ReadRTP()
+			if err != nil {
 				return
 			}
 			n.Add(1)
+			if f := c.onPacket.Load(); f != nil {
+				(*f)(tr, pkt)
+			}
 		}
 	})
 
@@ -250,6 +256,16 @@ func TestMediaLoopback(t *testing.T) {
 	}
 	if st := env.sfu.Stats(); st.Rooms != 1 || st.Participants != 2 || st.ForwardedPackets == 0 || st.ForwardedBytes == 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	// The publishers' media took the receive fast path, not Pion's
+	// goroutines: all but the first few packets of each stream.
+	fast := env.sfu.Stats().FastPathPackets
+	for _, kind := range []string{"video", "audio"} {
+		before := a.received(b.id, kind) + b.received(a.id, kind)
+		waitFor(t, "more "+kind, func() bool { return a.received(b.id, kind)+b.received(a.id, kind) > before+20 })
+	}
+	if got := env.sfu.Stats().FastPathPackets - fast; got < 40 {
+		t.Fatalf("%d packets took the fast path while 40 or more were forwarded", got)
 	}
 
 	b.leave()

@@ -150,8 +150,9 @@ func (s *nackStream) resend(seq uint16) {
 // it gives each stream one reused Attributes map holding one reused
 // rtp.Header, parsed once per packet, so that the interceptors above it
 // (NACK generator, receiver reports, TWCC feedback) share it instead of
-// each allocating and parsing their own. A stream is read by one goroutine
-// (its layer's read loop).
+// each allocating and parsing their own. That map is used by the one
+// goroutine that reads the stream through Pion (its layer's read loop);
+// the fast path brings its own (see injected).
 type readPrepFactory struct{}
 
 func (readPrepFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
@@ -163,6 +164,19 @@ type readPrep struct{ interceptor.NoOp }
 func (readPrep) BindRemoteStream(_ *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	attrs := interceptor.Attributes{}
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		if inj, ok := a[injectKey{}].(*injected); ok && inj.b != nil {
+			// The fast path's packet, already decrypted (fastpath.go); its
+			// attributes are its own, used by its goroutine only.
+			n := copy(b, inj.b)
+			h, herr := a.GetRTPHeader(b[:n])
+			if herr != nil {
+				return 0, nil, herr
+			}
+			if _, herr := h.Unmarshal(b[:n]); herr != nil {
+				return 0, nil, herr
+			}
+			return n, a, nil
+		}
 		n, got, err := r.Read(b, a)
 		if err != nil || got != nil {
 			return n, got, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,11 @@ type participant struct {
 	// inline: p's media runs over UDP, so downTracks write from the
 	// publisher's read loop (see downTrack.push).
 	inline atomic.Bool
+	// keys are the DTLS secrets of pc, for the fast path; layers are the
+	// layers of the tracks p publishes (copy on write, under mu), where
+	// the fast path finds a stream's layer without taking mu.
+	keys   *dtlsKeys
+	layers atomic.Pointer[[]*layer]
 
 	// mu serialises signaling on pc and guards the fields below.
 	mu sync.Mutex
@@ -75,7 +81,28 @@ type participant struct {
 // downTracks write inline.
 func (p *participant) updateTransport() {
 	pair, err := p.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
-	p.inline.Store(err == nil && pair != nil && pair.Local != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP)
+	udp := err == nil && pair != nil && pair.Local != nil && pair.Remote != nil && pair.Local.Protocol == webrtc.ICEProtocolUDP
+	p.inline.Store(udp)
+	p.updateFastPath(pair, udp)
+}
+
+// updateFastPath puts p on the receive fast path at the address of its
+// selected ICE pair, or takes it off (not UDP, or no keys known).
+func (p *participant) updateFastPath(pair *webrtc.ICECandidatePair, udp bool) {
+	f := &p.sfu.fast
+	if !udp || p.sfu.noFastPath {
+		f.removePeer(p)
+		return
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		f.removePeer(p) // an mDNS name: the mux knows the address, we do not
+		return
+	}
+	if err := f.addPeer(p, netip.AddrPortFrom(ip, pair.Remote.Port), p.keys.remoteContext); err != nil {
+		p.log.Debug("receive fast path off", "err", err)
+		f.removePeer(p)
+	}
 }
 
 // startGoroutine counts a goroutine p will wait for in leave, unless p is
@@ -105,13 +132,22 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		stopAlloc:  make(chan struct{}),
 		layersWake: make(chan struct{}, 1),
 	}
-	pc, bwe, prep, err := s.newPeerConnection()
+	p.keys = &dtlsKeys{}
+	noLayers := []*layer{}
+	p.layers.Store(&noLayers)
+	pc, bwe, prep, err := s.newPeerConnection(p.keys)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	p.pc, p.bwe, p.prep = pc, bwe, prep
 	p.startGoroutine()
 	go p.allocLoop(p.stopAlloc)
+	// A new pair may mean a new address: the fast path follows it.
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
+		if pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+			p.updateTransport()
+		}
+	})
 	pc.OnICECandidate(p.onCandidate)
 	pc.OnTrack(p.onTrack)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -162,6 +198,7 @@ func (p *participant) kick(why closeReason) {
 func (p *participant) leave() {
 	p.leaveOnce.Do(func() {
 		p.sfu.removeParticipant(p)
+		p.sfu.fast.removePeer(p)
 		p.mu.Lock()
 		p.closed = true
 		for t, d := range p.subs {
@@ -454,6 +491,10 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 
 	l := t.addLayer(remote)
 	if l != nil {
+		p.mu.Lock()
+		next := append(append([]*layer{}, *p.layers.Load()...), l)
+		p.layers.Store(&next)
+		p.mu.Unlock()
 		if created && !p.sfu.publish(t) {
 			l = nil
 		} else if created {
@@ -462,6 +503,16 @@ func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiv
 	}
 	if l != nil {
 		l.forward()
+		l.ended.Store(true)
+		p.mu.Lock()
+		next := make([]*layer, 0, len(*p.layers.Load()))
+		for _, o := range *p.layers.Load() {
+			if o != l {
+				next = append(next, o)
+			}
+		}
+		p.layers.Store(&next)
+		p.mu.Unlock()
 	}
 	if t.live.Add(-1) == 0 {
 		p.sfu.unpublish(t)

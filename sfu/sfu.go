@@ -51,6 +51,9 @@ type Params struct {
 	// NoBandwidthEstimation turns GCC off: subscribers then get the best
 	// layer their display needs. GCC costs two allocations per packet sent.
 	NoBandwidthEstimation bool
+	// NoFastPath leaves received media to Pion's receive goroutines
+	// (fastpath.go explains the fast path).
+	NoFastPath bool
 	// ConfigureWebRTC lets callers (tests) adjust the SettingEngine: loopback
 	// candidates, IP filters, mDNS off. Applied after the SFU's own settings.
 	ConfigureWebRTC func(*webrtc.SettingEngine)
@@ -65,6 +68,9 @@ type Stats struct {
 	// DroppedPackets counts packets a congested subscriber's queue could
 	// not take (video then waits for a keyframe).
 	DroppedPackets uint64
+	// FastPathPackets counts received RTP the receive fast path took
+	// (forwarded, or dropped as forged or replayed) instead of Pion.
+	FastPathPackets uint64
 }
 
 // SFU is one media node. Lifecycle: New opens the UDP port; ServeHTTP admits
@@ -76,13 +82,20 @@ type SFU struct {
 	burner   token.Burner
 	origins  map[string]bool
 	log      *slog.Logger
-	api      *webrtc.API
-	mux      ice.UDPMux
-	tcpMux   ice.TCPMux // nil without Params.TCPAddr
-	tcpLn    net.Listener
-	upgrader websocket.Upgrader
-	reg      prometheus.Registerer
-	metrics  []prometheus.Collector
+	// The parts of every PeerConnection's API; newPeerConnection makes
+	// one API per connection, for its own DTLS key hooks.
+	media *webrtc.MediaEngine
+	ireg  *interceptor.Registry
+	se    webrtc.SettingEngine
+	// fast is the receive fast path (fastpath.go), on the mux socket.
+	fast       fastPath
+	noFastPath bool
+	mux        ice.UDPMux
+	tcpMux     ice.TCPMux // nil without Params.TCPAddr
+	tcpLn      net.Listener
+	upgrader   websocket.Upgrader
+	reg        prometheus.Registerer
+	metrics    []prometheus.Collector
 	// joinTimeout is a field so that tests need not wait the real 10 s.
 	joinTimeout time.Duration
 
@@ -127,6 +140,7 @@ func New(p Params) (*SFU, error) {
 		rooms:       make(map[ids.VisitID]*room),
 		joinTimeout: joinTimeout,
 		conns:       make(map[*wsConn]struct{}),
+		noFastPath:  p.NoFastPath,
 	}
 	for _, o := range p.Origins {
 		s.origins[strings.ToLower(o)] = true
@@ -158,6 +172,11 @@ func New(p Params) (*SFU, error) {
 			udp = bc
 		}
 	}
+	if fc, err := newFastConn(udp, &s.fast); err == nil {
+		udp = fc
+	} else {
+		log.Warn("receive fast path unavailable", "err", err)
+	}
 	s.mux = webrtc.NewICEUDPMux(pionLogs.NewLogger("udpmux"), udp)
 	if p.TCPAddr != "" {
 		s.tcpLn, err = net.Listen("tcp", p.TCPAddr)
@@ -168,12 +187,10 @@ func New(p Params) (*SFU, error) {
 		s.tcpMux = webrtc.NewICETCPMux(pionLogs.NewLogger("tcpmux"), s.tcpLn, 64)
 	}
 
-	api, err := s.newAPI(p, pionLogs)
-	if err != nil {
+	if err := s.newAPI(p, pionLogs); err != nil {
 		s.closeMuxes()
 		return nil, err
 	}
-	s.api = api
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	if err := s.registerMetrics(); err != nil {
@@ -236,15 +253,16 @@ func (s *SFU) SetSubscriberBandwidthCap(bps int64) {
 	s.bwCap.Store(max(bps, 0))
 }
 
-// newAPI builds the one webrtc.API every PeerConnection of the node shares.
-func (s *SFU) newAPI(p Params, logs pionlogging.LoggerFactory) (*webrtc.API, error) {
+// newAPI builds what every PeerConnection's webrtc.API shares: codecs,
+// interceptors and settings.
+func (s *SFU) newAPI(p Params, logs pionlogging.LoggerFactory) error {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
-		return nil, fmt.Errorf("sfu: codecs: %w", err)
+		return fmt.Errorf("sfu: codecs: %w", err)
 	}
 	reg := &interceptor.Registry{}
 	if err := s.registerInterceptors(m, reg, !p.NoBandwidthEstimation); err != nil {
-		return nil, fmt.Errorf("sfu: interceptors: %w", err)
+		return fmt.Errorf("sfu: interceptors: %w", err)
 	}
 
 	var se webrtc.SettingEngine
@@ -265,17 +283,20 @@ func (s *SFU) newAPI(p Params, logs pionlogging.LoggerFactory) (*webrtc.API, err
 			AsCandidateType: webrtc.ICECandidateTypeHost,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("sfu: public IPs: %w", err)
+			return fmt.Errorf("sfu: public IPs: %w", err)
 		}
 	}
 	if p.ConfigureWebRTC != nil {
 		p.ConfigureWebRTC(&se)
 	}
-	return webrtc.NewAPI(
-		webrtc.WithMediaEngine(m),
-		webrtc.WithInterceptorRegistry(reg),
-		webrtc.WithSettingEngine(se),
-	), nil
+	// The SFU is the DTLS server whichever side offers (a browser that
+	// offers actpass accepts a passive answer): the ServerHello it sends
+	// is what lets the fast path learn the connection's SRTP keys.
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return fmt.Errorf("sfu: dtls role: %w", err)
+	}
+	s.media, s.ireg, s.se = m, reg, se
+	return nil
 }
 
 // Stats returns a snapshot of the node's load.
@@ -289,6 +310,7 @@ func (s *SFU) Stats() Stats {
 	st.ForwardedPackets = s.fwd.packets.Load()
 	st.ForwardedBytes = s.fwd.bytes.Load()
 	st.DroppedPackets = s.fwd.dropped.Load()
+	st.FastPathPackets = s.fast.handled.Load()
 	return st
 }
 
@@ -405,6 +427,10 @@ func (s *SFU) registerMetrics() error {
 			Name: "openvisit_sfu_dropped_packets_total",
 			Help: "RTP packets a congested subscriber's queue could not take (video then waits for a keyframe).",
 		}, func() float64 { return float64(s.fwd.dropped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_fast_path_packets_total",
+			Help: "Received RTP packets the receive fast path took instead of Pion's receive goroutines.",
+		}, func() float64 { return float64(s.fast.handled.Load()) }),
 	}
 	for i, c := range cs {
 		if err := s.reg.Register(c); err != nil {

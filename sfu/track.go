@@ -66,7 +66,13 @@ type layer struct {
 	// subscriber wants this layer, if unwanted.
 	unwanted      bool
 	unwantedSince int64
-	// Owned by the read loop.
+	// ended: the layer's read loop returned (its remote ended); the fast
+	// path no longer forwards for it.
+	ended atomic.Bool
+	// mu serialises forwarding: the read loop forwards what Pion
+	// delivers, the fast path what it takes itself. It guards the fields
+	// below.
+	mu                 sync.Mutex
 	winStart, winBytes int64
 	received           seenSet
 	newest             uint16 // the newest sequence number received
@@ -194,7 +200,9 @@ func (l *layer) forward() {
 		if err != nil {
 			return
 		}
+		l.mu.Lock()
 		l.forwardPacket(&pkt, buf[:n], counters)
+		l.mu.Unlock()
 	}
 }
 

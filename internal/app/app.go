@@ -164,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			UDPAddr:         cfg.SFU.UDPAddr,
 			TCPAddr:         cfg.Media.ICETCPAddr,
 			WriteBatch:      cfg.Media.WriteBatch,
+			NoFastPath:      cfg.Media.NoReceiveFastPath,
 			PublicIPs:       cfg.SFU.PublicIPs,
 			ConfigureWebRTC: configure,
 		})

@@ -201,7 +201,11 @@ type Media struct {
 	// most this long and leave with one sendmmsg per batch (Linux); 0 sends
 	// each at once.
 	WriteBatch time.Duration `yaml:"write_batch"`
-	TURN       TURN          `yaml:"turn"`
+	// NoReceiveFastPath sends received media through Pion's own receive
+	// goroutines instead of the SFU's fast path (for comparison and as a
+	// way out should the fast path misbehave).
+	NoReceiveFastPath bool `yaml:"no_receive_fast_path"`
+	TURN              TURN `yaml:"turn"`
 }
 
 // TURN configures the embedded TURN relay (turnserver/).

@@ -1,0 +1,150 @@
+package sfu
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/openvisit/openvisit/internal/ids"
+)
+
+// dropFirstSends drops the first transmission of every tenth video packet
+// a client sends (wire side of its NACK responder, which keeps a copy and
+// resends it over RTX when the SFU asks).
+type dropFirstSends struct {
+	interceptor.NoOp
+	mu      sync.Mutex
+	dropped map[uint16]bool
+	rtx     int
+	nacks   int
+}
+
+func (d *dropFirstSends) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if info.MimeType != webrtc.MimeTypeVP8 {
+		return w
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SSRC != info.SSRC {
+			d.mu.Lock()
+			d.rtx++
+			d.mu.Unlock()
+		}
+		if h.SSRC == info.SSRC && h.SequenceNumber%10 == 5 {
+			d.mu.Lock()
+			first := !d.dropped[h.SequenceNumber]
+			d.dropped[h.SequenceNumber] = true
+			d.mu.Unlock()
+			if first {
+				return len(payload), nil
+			}
+		}
+		return w.Write(h, payload, a)
+	})
+}
+
+func (d *dropFirstSends) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err == nil {
+			if pkts, perr := rtcp.Unmarshal(b[:n]); perr == nil {
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.TransportLayerNack); ok {
+						d.mu.Lock()
+						d.nacks++
+						d.mu.Unlock()
+					}
+				}
+			}
+		}
+		return n, a, err
+	})
+}
+
+type dropFactory struct{ d *dropFirstSends }
+
+func (f dropFactory) NewInterceptor(string) (interceptor.Interceptor, error) { return f.d, nil }
+
+// TestPublisherRepairsOnFastPath: packets a publisher's uplink lost come
+// back over RTX when the SFU NACKs them, and reach the subscriber. With the
+// media stream on the receive fast path, the RTX stream must be on it too:
+// Pion delivers repairs only to a track reader that Pion itself feeds.
+func TestPublisherRepairsOnFastPath(t *testing.T) {
+	env := newTestEnv(t)
+	visit := ids.NewVisitID()
+
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	drop := &dropFirstSends{dropped: map[uint16]bool{}}
+	reg.Add(dropFactory{drop}) // wire side: registered first
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	a := newClientWith(t, env, visit, webrtc.Configuration{}, nil, webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg))
+	defer a.close()
+	// Pion's interceptors see RTCP (the SFU's NACKs) only when it is read.
+	for _, s := range a.pc.GetSenders() {
+		go func() {
+			for {
+				if _, _, err := s.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	b := newClient(t, env, visit)
+	defer b.close()
+
+	var mu sync.Mutex
+	got := map[uint16]bool{}
+	var newest uint16
+	started := false
+	f := func(tr *webrtc.TrackRemote, p *rtp.Packet) {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo || tr.StreamID() != string(a.id) {
+			return
+		}
+		mu.Lock()
+		got[p.SequenceNumber] = true
+		if !started || int16(p.SequenceNumber-newest) > 0 { //nolint:gosec // serial arithmetic
+			newest, started = p.SequenceNumber, true
+		}
+		mu.Unlock()
+	}
+	b.onPacket.Store(&f)
+	waitFor(t, "b receives a's video", func() bool { return b.received(a.id, "video") > 50 })
+	fast := env.sfu.Stats().FastPathPackets
+	time.Sleep(3 * time.Second)
+	if env.sfu.Stats().FastPathPackets == fast {
+		t.Fatal("nothing took the fast path")
+	}
+
+	// Of the 100 numbers before the last half second, every one arrived:
+	// the tenth that the uplink lost came back over RTX.
+	mu.Lock()
+	defer mu.Unlock()
+	missing := 0
+	for i := uint16(25); i < 125; i++ {
+		if !got[newest-i] {
+			missing++
+		}
+	}
+	drop.mu.Lock()
+	dropped := len(drop.dropped)
+	drop.mu.Unlock()
+	if dropped < 20 {
+		t.Fatalf("only %d packets dropped at the publisher", dropped)
+	}
+	if drop.nacks == 0 || drop.rtx == 0 {
+		t.Fatalf("the publisher got %d NACKs and sent %d RTX packets, want some of each", drop.nacks, drop.rtx)
+	}
+	if missing > 0 {
+		t.Fatalf("%d of 100 sequence numbers never reached the subscriber (%d dropped at the publisher, repairs lost)", missing, dropped)
+	}
+}
