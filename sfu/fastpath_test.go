@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"encoding/binary"
 	"sync"
 	"testing"
 	"time"
@@ -147,4 +148,26 @@ func TestPublisherRepairsOnFastPath(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("%d of 100 sequence numbers never reached the subscriber (%d dropped at the publisher, repairs lost)", missing, dropped)
 	}
+}
+
+// FuzzUnwrapRTX: whatever a peer's RTX packet holds, unwrapping never
+// panics and, when it yields a packet, that packet is shorter by the two
+// bytes of the original sequence number and carries the media SSRC.
+func FuzzUnwrapRTX(f *testing.F) {
+	f.Add([]byte{0x80, 97, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0x12, 0x34, 0xaa})
+	f.Add([]byte{0x90, 97, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xbe, 0xde, 0, 1, 1, 2, 3, 4, 0x12, 0x34, 0xaa})
+	f.Add([]byte{0xaf, 97, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < 12 {
+			return
+		}
+		n := len(b)
+		out := unwrapRTX(append([]byte{}, b...), 96, 42)
+		if out == nil {
+			return
+		}
+		if len(out) != n-2 || binary.BigEndian.Uint32(out[8:12]) != 42 || out[1]&0x7f != 96 {
+			t.Fatalf("unwrapped %x from %x", out, b)
+		}
+	})
 }
