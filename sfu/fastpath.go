@@ -321,7 +321,7 @@ func newFastConn(c net.PacketConn, f *fastPath) (*fastConn, error) {
 	var rw addrPortConn
 	switch c := c.(type) {
 	case *net.UDPConn:
-		rw = udpAddrPort{c}
+		rw = udpReaderWriter(c)
 	case addrPortConn:
 		rw = c
 	default:
