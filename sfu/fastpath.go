@@ -43,6 +43,15 @@ type fastPath struct {
 	peers atomic.Pointer[map[netip.AddrPort]*fastPeer]
 	// handled counts packets the fast path forwarded or dropped.
 	handled atomic.Uint64
+	// sends counts the mux socket's batched sends (rawUDP).
+	sends sendCounters
+}
+
+// sendCounters counts datagrams sent in batches: the sendmmsg calls, the
+// messages they carried (a GSO message carries several datagrams), the
+// datagrams, and those the kernel refused.
+type sendCounters struct {
+	calls, messages, datagrams, dropped atomic.Uint64
 }
 
 // fastPeer is one PeerConnection as the fast path sees it: its address on
@@ -295,7 +304,15 @@ func (f *fastPath) copyPeers(p *participant) map[netip.AddrPort]*fastPeer {
 type fastConn struct {
 	net.PacketConn
 	rw   addrPortConn
+	held heldReader // rw, when it can hold writes during a burst
 	fast *fastPath
+}
+
+// heldReader is a socket whose writes can be held while the fast path
+// forwards a burst, so that they leave together (rawUDP.readHeld).
+type heldReader interface {
+	readHeld(b []byte) (int, netip.AddrPort, error)
+	release()
 }
 
 // addrPortConn reads and writes with netip addresses (no allocation).
@@ -321,18 +338,31 @@ func newFastConn(c net.PacketConn, f *fastPath) (*fastConn, error) {
 	var rw addrPortConn
 	switch c := c.(type) {
 	case *net.UDPConn:
-		rw = udpReaderWriter(c)
+		rw = udpReaderWriter(c, &f.sends)
 	case addrPortConn:
 		rw = c
 	default:
 		return nil, errNotUDP
 	}
-	return &fastConn{PacketConn: c, rw: rw, fast: f}, nil
+	held, _ := rw.(heldReader)
+	return &fastConn{PacketConn: c, rw: rw, held: held, fast: f}, nil
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter: the next packet the
 // fast path does not take.
 func (c *fastConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if c.held != nil {
+		for {
+			n, addr, err := c.held.readHeld(b)
+			if err != nil {
+				return n, addr, err
+			}
+			if !c.fast.handle(b[:n], addr) {
+				c.held.release() // the mux takes over: send what is held
+				return n, addr, nil
+			}
+		}
+	}
 	for {
 		n, addr, err := c.rw.ReadFromAddrPort(b)
 		if err != nil || !c.fast.handle(b[:n], addr) {

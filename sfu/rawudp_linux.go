@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -32,12 +33,23 @@ type rawUDP struct {
 	rd  rawRead
 
 	writers sync.Pool // *rawWrite
+
+	// Held writes (see readHeld): while the reader works through a burst,
+	// datagrams queue in q and leave together.
+	qmu     sync.Mutex
+	holding bool
+	q       *udpSendQueue
+	flushFn func(fd uintptr) bool
+	noGSO   atomic.Bool // the kernel or route refused UDP_SEGMENT
+
+	sent *sendCounters
 }
 
 // rawRead is the state of one recvfrom: its callback is bound once, so a
 // read allocates nothing.
 type rawRead struct {
 	buf   []byte
+	hold  bool // readHeld: flush held writes before waiting
 	n     int
 	errno syscall.Errno
 	from  unix.RawSockaddrAny
@@ -57,22 +69,33 @@ type rawWrite struct {
 }
 
 // udpReaderWriter returns c's allocation-free reader and writer: rawUDP here.
-func udpReaderWriter(c *net.UDPConn) addrPortConn {
-	u, err := newRawUDP(c)
+func udpReaderWriter(c *net.UDPConn, sent *sendCounters) addrPortConn {
+	u, err := newRawUDP(c, sent)
 	if err != nil {
 		return udpAddrPort{c}
 	}
 	return u
 }
 
-func newRawUDP(c *net.UDPConn) (*rawUDP, error) {
+// newRawUDP wraps c; sent (nil: counted nowhere) counts batched sends.
+func newRawUDP(c *net.UDPConn, sent *sendCounters) (*rawUDP, error) {
+	if sent == nil {
+		sent = &sendCounters{}
+	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil, err
 	}
 	la, _ := c.LocalAddr().(*net.UDPAddr)
-	u := &rawUDP{conn: c, rc: rc, v6: la != nil && la.IP.To4() == nil}
-	u.rd.fn = u.rd.recv
+	u := &rawUDP{conn: c, rc: rc, v6: la != nil && la.IP.To4() == nil, q: &udpSendQueue{}, sent: sent}
+	u.rd.fn = u.recv
+	u.flushFn = u.flushFD
+	_ = rc.Control(func(fd uintptr) {
+		// Fails on kernels without UDP GSO (before 4.18).
+		if _, err := unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT); err != nil {
+			u.noGSO.Store(true)
+		}
+	})
 	u.writers.New = func() any {
 		w := &rawWrite{}
 		w.fn = w.send
@@ -81,7 +104,10 @@ func newRawUDP(c *net.UDPConn) (*rawUDP, error) {
 	return u, nil
 }
 
-func (r *rawRead) recv(fd uintptr) bool {
+// recv is the RawConn.Read callback. Before it reports "nothing to read"
+// (and the goroutine waits), it sends what readHeld held back.
+func (u *rawUDP) recv(fd uintptr) bool {
+	r := &u.rd
 	for {
 		salen := uint32(unsafe.Sizeof(r.from))
 		n, _, errno := unix.RawSyscall6(unix.SYS_RECVFROM, fd,
@@ -91,6 +117,12 @@ func (r *rawRead) recv(fd uintptr) bool {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
+			if r.hold {
+				u.qmu.Lock()
+				u.holding = false
+				u.flushFD(fd)
+				u.qmu.Unlock()
+			}
 			return false
 		}
 		r.n, r.errno = int(n), errno
@@ -117,22 +149,57 @@ func (w *rawWrite) send(fd uintptr) bool {
 // ReadFromAddrPort reads one datagram. Like net.UDPConn's, an IPv6 socket
 // reports IPv4 peers as IPv4-mapped addresses.
 func (u *rawUDP) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	u.release()
+	return u.read(b, false)
+}
+
+// readHeld reads like ReadFromAddrPort, and after a datagram it holds the
+// socket's writes: they queue until a later read finds the socket empty
+// (just before it waits) or release is called. The fast path forwards a
+// burst of packets this way, so the forwarded copies leave with one
+// sendmmsg, where runs of equal-size datagrams to one peer become one
+// UDP GSO send (the kernel segments them). Writes from other goroutines
+// queue too; the reader flushes them at most one burst later.
+func (u *rawUDP) readHeld(b []byte) (int, netip.AddrPort, error) {
+	return u.read(b, true)
+}
+
+func (u *rawUDP) read(b []byte, hold bool) (int, netip.AddrPort, error) {
 	if len(b) == 0 {
 		return u.conn.ReadFromUDPAddrPort(b)
 	}
 	u.rmu.Lock()
 	defer u.rmu.Unlock()
 	r := &u.rd
-	r.buf, r.n, r.errno = b, 0, 0
+	r.buf, r.hold, r.n, r.errno = b, hold, 0, 0
 	err := u.rc.Read(r.fn)
 	r.buf = nil
 	if err != nil {
+		u.release()
 		return 0, netip.AddrPort{}, err
 	}
 	if r.errno != 0 {
+		u.release()
 		return 0, netip.AddrPort{}, &net.OpError{Op: "read", Net: "udp", Err: r.errno}
 	}
+	if hold {
+		u.qmu.Lock()
+		u.holding = true
+		u.qmu.Unlock()
+	}
 	return r.n, sockaddrToAddrPort(&r.from), nil
+}
+
+// release ends a hold and sends what it queued.
+func (u *rawUDP) release() {
+	u.qmu.Lock()
+	if u.holding {
+		u.holding = false
+		if u.q.n > 0 {
+			_ = u.rc.Write(u.flushFn)
+		}
+	}
+	u.qmu.Unlock()
 }
 
 // sockaddrToAddrPort converts what recvfrom filled in.
@@ -162,32 +229,44 @@ func portOf(p *uint16) uint16 {
 
 var errAddrFamily = errors.New("sfu: address family mismatch")
 
-// WriteToAddrPort sends one datagram.
+// WriteToAddrPort sends one datagram, or queues a copy while writes are
+// held.
 func (u *rawUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	u.qmu.Lock()
+	if u.holding {
+		if len(b) <= sendSlot && u.q.n < sendQueueLen {
+			if u.q.add(b, addr, u.v6) {
+				if u.q.n == sendQueueLen {
+					_ = u.rc.Write(u.flushFn)
+				}
+				u.qmu.Unlock()
+				return len(b), nil
+			}
+		}
+		// Not queueable (too big, or a wrong address family): what is
+		// queued goes first, then this.
+		if u.q.n > 0 {
+			_ = u.rc.Write(u.flushFn)
+		}
+		n, err := u.writeNow(b, addr)
+		u.qmu.Unlock()
+		return n, err
+	}
+	u.qmu.Unlock()
+	return u.writeNow(b, addr)
+}
+
+// writeNow sends one datagram with sendto.
+func (u *rawUDP) writeNow(b []byte, addr netip.AddrPort) (int, error) {
 	w := u.writers.Get().(*rawWrite)
 	defer u.writers.Put(w)
-	ip := addr.Addr()
-	switch {
-	case u.v6:
-		w.sa6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: ip.As16()}
-		if z := ip.Zone(); z != "" {
-			ifc, err := net.InterfaceByName(z)
-			if err != nil {
-				return 0, &net.OpError{Op: "write", Net: "udp", Err: err}
-			}
-			w.sa6.Scope_id = uint32(ifc.Index)
-		}
-		putPort(&w.sa6.Port, addr.Port())
-		w.sa, w.salen = unsafe.Pointer(&w.sa6), unix.SizeofSockaddrInet6
-	case ip.Unmap().Is4():
-		w.sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: ip.Unmap().As4()}
-		putPort(&w.sa4.Port, addr.Port())
-		w.sa, w.salen = unsafe.Pointer(&w.sa4), unix.SizeofSockaddrInet4
-	default:
-		return 0, &net.OpError{Op: "write", Net: "udp", Err: errAddrFamily}
+	sa, salen, err := sockaddrFor(addr, u.v6, &w.sa4, &w.sa6)
+	if err != nil {
+		return 0, &net.OpError{Op: "write", Net: "udp", Err: err}
 	}
+	w.sa, w.salen = sa, uintptr(salen)
 	w.buf, w.n, w.errno = b, 0, 0
-	err := u.rc.Write(w.fn)
+	err = u.rc.Write(w.fn)
 	w.buf, w.sa = nil, nil
 	if err != nil {
 		return 0, err

@@ -6,4 +6,4 @@ import "net"
 
 // udpReaderWriter returns c's allocation-free reader and writer: the
 // standard library's here.
-func udpReaderWriter(c *net.UDPConn) addrPortConn { return udpAddrPort{c} }
+func udpReaderWriter(c *net.UDPConn, _ *sendCounters) addrPortConn { return udpAddrPort{c} }

@@ -71,6 +71,11 @@ type Stats struct {
 	// FastPathPackets counts received RTP the receive fast path took
 	// (forwarded, or dropped as forged or replayed) instead of Pion.
 	FastPathPackets uint64
+	// BatchedDatagrams counts datagrams the mux socket sent in batches
+	// (held while the fast path forwarded a burst), BatchMessages the
+	// sendmmsg messages that carried them (fewer: GSO) and BatchSends the
+	// sendmmsg calls.
+	BatchedDatagrams, BatchMessages, BatchSends uint64
 }
 
 // SFU is one media node. Lifecycle: New opens the UDP port; ServeHTTP admits
@@ -311,6 +316,9 @@ func (s *SFU) Stats() Stats {
 	st.ForwardedBytes = s.fwd.bytes.Load()
 	st.DroppedPackets = s.fwd.dropped.Load()
 	st.FastPathPackets = s.fast.handled.Load()
+	st.BatchedDatagrams = s.fast.sends.datagrams.Load()
+	st.BatchMessages = s.fast.sends.messages.Load()
+	st.BatchSends = s.fast.sends.calls.Load()
 	return st
 }
 
@@ -431,6 +439,22 @@ func (s *SFU) registerMetrics() error {
 			Name: "openvisit_sfu_fast_path_packets_total",
 			Help: "Received RTP packets the receive fast path took instead of Pion's receive goroutines.",
 		}, func() float64 { return float64(s.fast.handled.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_batched_datagrams_total",
+			Help: "Datagrams the media socket sent in batches (held while a received burst was forwarded).",
+		}, func() float64 { return float64(s.fast.sends.datagrams.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_batch_messages_total",
+			Help: "sendmmsg messages that carried the batched datagrams (a UDP GSO message carries several).",
+		}, func() float64 { return float64(s.fast.sends.messages.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_batch_sends_total",
+			Help: "sendmmsg system calls of the media socket.",
+		}, func() float64 { return float64(s.fast.sends.calls.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_send_dropped_total",
+			Help: "Batched datagrams the kernel refused to send.",
+		}, func() float64 { return float64(s.fast.sends.dropped.Load()) }),
 	}
 	for i, c := range cs {
 		if err := s.reg.Register(c); err != nil {
