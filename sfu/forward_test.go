@@ -348,23 +348,6 @@ func TestForwardingAllocsZero(t *testing.T) {
 	}
 }
 
-// TestForwardingAllocsBatched: with batched UDP writes (sendmmsg), the
-// write path still allocates nothing.
-func TestForwardingAllocsBatched(t *testing.T) {
-	rig := newForwardRig(t, 3, false, func(p *Params) { p.WriteBatch = 200 * time.Microsecond })
-	var c forwardCounters
-	rig.waitDelivered(t, &c)
-	before := rig.received[0].Load()
-	allocs, _ := steadyAllocs(1000, func() {
-		rig.step(&c)
-		time.Sleep(50 * time.Microsecond) // let the batches go out
-	})
-	if allocs != 0 {
-		t.Errorf("fan-out and batched write allocate %.1f times per packet", allocs)
-	}
-	waitFor(t, "batched packets delivered", func() bool { return rig.received[0].Load()-before > 500 })
-}
-
 // TestForwardingAllocsGCC pins what pion's GCC costs on the same path: its
 // feedback history allocates per packet sent (a list element and the boxed
 // acknowledgment), nothing else does.

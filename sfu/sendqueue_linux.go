@@ -21,6 +21,19 @@ const (
 
 var gsoCmsgSpace = unix.CmsgSpace(2)
 
+// mmsghdr is struct mmsghdr (64-bit layout).
+type mmsghdr struct {
+	hdr unix.Msghdr
+	n   uint32
+	_   [4]byte
+}
+
+// putPort stores port in network byte order.
+func putPort(dst *uint16, port uint16) {
+	b := (*[2]byte)(unsafe.Pointer(dst))
+	b[0], b[1] = byte(port>>8), byte(port)
+}
+
 // udpSendQueue holds datagrams and sends them with one sendmmsg, grouping
 // runs of equal-size datagrams to one address into UDP GSO messages. All
 // of it is preallocated: queueing and sending allocate nothing.

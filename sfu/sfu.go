@@ -44,10 +44,6 @@ type Params struct {
 	// every peer, the fallback for networks that block UDP.
 	TCPAddr   string
 	PublicIPs []string // NAT 1:1 IPs to advertise (optional)
-	// WriteBatch, when positive, batches the UDP mux's writes: datagrams
-	// queue for at most this long and go out with one sendmmsg(2) per batch
-	// (Linux). It trades that much added delay for fewer system calls.
-	WriteBatch time.Duration
 	// NoBandwidthEstimation turns GCC off: subscribers then get the best
 	// layer their display needs. GCC costs two allocations per packet sent.
 	NoBandwidthEstimation bool
@@ -168,14 +164,6 @@ func New(p Params) (*SFU, error) {
 		// many publishers at once). The kernel caps it at rmem_max/wmem_max.
 		_ = uc.SetReadBuffer(socketBuffer)
 		_ = uc.SetWriteBuffer(socketBuffer)
-	}
-	if uc, ok := udp.(*net.UDPConn); ok && p.WriteBatch > 0 {
-		bc, err := newBatchConn(uc, p.WriteBatch)
-		if err != nil {
-			log.Warn("batched writes unavailable", "err", err)
-		} else {
-			udp = bc
-		}
 	}
 	if fc, err := newFastConn(udp, &s.fast); err == nil {
 		udp = fc

@@ -163,7 +163,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			Registerer:      reg,
 			UDPAddr:         cfg.SFU.UDPAddr,
 			TCPAddr:         cfg.Media.ICETCPAddr,
-			WriteBatch:      cfg.Media.WriteBatch,
 			NoFastPath:      cfg.Media.NoReceiveFastPath,
 			PublicIPs:       cfg.SFU.PublicIPs,
 			ConfigureWebRTC: configure,

@@ -197,10 +197,6 @@ type Media struct {
 	// LoopbackOnly makes ICE use loopback addresses only (load tests and
 	// CI on one machine). Development only.
 	LoopbackOnly bool `yaml:"loopback_only"`
-	// WriteBatch batches the ICE UDP socket's writes: datagrams wait at
-	// most this long and leave with one sendmmsg per batch (Linux); 0 sends
-	// each at once.
-	WriteBatch time.Duration `yaml:"write_batch"`
 	// NoReceiveFastPath sends received media through Pion's own receive
 	// goroutines instead of the SFU's fast path (for comparison and as a
 	// way out should the fast path misbehave).
@@ -446,9 +442,6 @@ func (c Config) Validate() error {
 			if _, _, err := net.SplitHostPort(a); err != nil {
 				bad("media.ice_tcp_addr: %v", err)
 			}
-		}
-		if c.Media.WriteBatch < 0 || c.Media.WriteBatch > 5*time.Millisecond {
-			bad("media.write_batch: between 0 and 5ms")
 		}
 		if c.Media.LoopbackOnly && c.Environment != Development {
 			bad("media.loopback_only: development only")
