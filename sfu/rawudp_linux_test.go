@@ -5,10 +5,13 @@ package sfu
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func listenUDP(t *testing.T, addr string) *net.UDPConn {
@@ -145,14 +148,18 @@ func TestRawUDPAllocsZero(t *testing.T) {
 // heldSocket returns a rawUDP server whose writes are held: a peer sent it
 // one datagram and readHeld read it.
 func heldSocket(t *testing.T) (*rawUDP, netip.AddrPort) {
+	return heldSocketOn(t, "127.0.0.1:0")
+}
+
+func heldSocketOn(t *testing.T, addr string) (*rawUDP, netip.AddrPort) {
 	t.Helper()
-	srv := listenUDP(t, "127.0.0.1:0")
+	srv := listenUDP(t, addr)
 	raw, err := newRawUDP(srv, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	kick := listenUDP(t, "127.0.0.1:0")
-	self := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	self := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(srv.LocalAddr().(*net.UDPAddr).Port))
 	if _, err := kick.WriteToUDPAddrPort([]byte("go"), self); err != nil {
 		t.Fatal(err)
 	}
@@ -187,11 +194,16 @@ func expectDatagrams(t *testing.T, c *net.UDPConn, want [][]byte) {
 // TestHeldWritesLeaveTogether checks that writes made while a burst is
 // held arrive complete and in order per peer once the hold ends, sent
 // with one sendmmsg whose equal-size runs to a peer are GSO messages
-// (and with GSO off, one message per datagram).
+// (and with GSO off, one message per datagram), on an IPv4 socket and on
+// a dual-stack one sending to IPv4-mapped addresses.
 func TestHeldWritesLeaveTogether(t *testing.T) {
-	for _, gso := range []bool{true, false} {
-		t.Run(map[bool]string{true: "gso", false: "no-gso"}[gso], func(t *testing.T) {
-			raw, _ := heldSocket(t)
+	for _, tc := range []struct {
+		server string
+		gso    bool
+	}{{"127.0.0.1:0", true}, {"127.0.0.1:0", false}, {"[::]:0", true}} {
+		gso := tc.gso
+		t.Run(fmt.Sprintf("%s/gso=%v", tc.server, gso), func(t *testing.T) {
+			raw, _ := heldSocketOn(t, tc.server)
 			if !gso {
 				raw.noGSO.Store(true)
 			} else if raw.noGSO.Load() {
@@ -378,4 +390,43 @@ func FuzzSendQueueBuild(f *testing.F) {
 			t.Fatalf("%d of %d datagrams in messages", seen, q.n)
 		}
 	})
+}
+
+// TestHeldWritesGSOFallback checks that when the kernel refuses a GSO
+// send (here: UDP checksums off, SO_NO_CHECK, which GSO cannot do), GSO
+// turns off and the batch still arrives whole and in order.
+func TestHeldWritesGSOFallback(t *testing.T) {
+	raw, _ := heldSocket(t)
+	if raw.noGSO.Load() {
+		t.Skip("kernel without UDP GSO")
+	}
+	if err := raw.rc.Control(func(fd uintptr) {
+		if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1); err != nil {
+			t.Fatal(err)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := listenUDP(t, "127.0.0.1:0"), listenUDP(t, "127.0.0.1:0")
+	toA := [][]byte{datagram(1, 700), datagram(2, 700), datagram(3, 700)}
+	toB := [][]byte{datagram(4, 900), datagram(5, 900)}
+	for i, d := range toA {
+		if _, err := raw.WriteToAddrPort(d, a.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+			t.Fatal(err)
+		}
+		if i < len(toB) {
+			if _, err := raw.WriteToAddrPort(toB[i], b.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	raw.release()
+	if !raw.noGSO.Load() {
+		t.Fatal("GSO still on after the kernel refused it")
+	}
+	expectDatagrams(t, a, toA)
+	expectDatagrams(t, b, toB)
+	if d := raw.sent.dropped.Load(); d != 0 {
+		t.Fatalf("%d dropped", d)
+	}
 }
