@@ -34,6 +34,12 @@ import (
 // Pion, whose replay window has not seen the stream since, accept a
 // replay).
 //
+// One packet in pionSyncEvery of a stream still goes through Pion, so that
+// Pion's SRTP context keeps track of the stream's rollover counter: Pion
+// guesses it from the last packet it decrypted, and after more than 32k
+// packets unseen the guess can be wrong, which would stop the stream's
+// media for good should it ever leave the fast path (ICE moving to TCP).
+//
 // Everything in it that is per packet runs on the one mux read goroutine:
 // the SRTP contexts, the scratch buffers and the per-stream state. A
 // layer's own read loop (which still gets whatever Pion delivers) and the
@@ -85,9 +91,16 @@ type fastStream struct {
 	attrs    interceptor.Attributes // carries inj to readPrep
 	inj      injected
 	verified bool // a packet authenticated: failures are dropped from now on
-	buf      [rtpBufSize]byte
-	pkt      rtp.Packet
+	// sincePion counts packets taken since one last went through Pion.
+	sincePion uint32
+	buf       [rtpBufSize]byte
+	pkt       rtp.Packet
 }
+
+// pionSyncEvery: one packet in this many of a fast-path stream goes
+// through Pion instead, well within the 32k packets after which Pion's
+// rollover guess could go wrong.
+const pionSyncEvery = 8192
 
 // injected is the packet the fast path hands readPrep through the
 // interceptor chain's attributes.
@@ -123,6 +136,12 @@ func (f *fastPath) handle(b []byte, from netip.AddrPort) bool {
 	s := fp.stream(binary.BigEndian.Uint32(b[8:12]))
 	if s == nil {
 		return false
+	}
+	if s.verified {
+		if s.sincePion++; s.sincePion >= pionSyncEvery {
+			s.sincePion = 0
+			return false // Pion's turn (see pionSyncEvery)
+		}
 	}
 	plain, err := fp.ctx.DecryptRTP(fp.plain[:0], b, &fp.hdr)
 	if err != nil {

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/token"
 )
 
 // dropFirstSends drops the first transmission of every tenth video packet
@@ -89,7 +91,6 @@ func TestPublisherRepairsOnFastPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := newClientWith(t, env, visit, webrtc.Configuration{}, nil, webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg))
-	defer a.close()
 	// Pion's interceptors see RTCP (the SFU's NACKs) only when it is read.
 	for _, s := range a.pc.GetSenders() {
 		go func() {
@@ -101,7 +102,7 @@ func TestPublisherRepairsOnFastPath(t *testing.T) {
 		}()
 	}
 	b := newClient(t, env, visit)
-	defer b.close()
+	defer closeBoth(a, b)
 
 	var mu sync.Mutex
 	got := map[uint16]bool{}
@@ -169,5 +170,115 @@ func FuzzUnwrapRTX(f *testing.F) {
 		if len(out) != n-2 || binary.BigEndian.Uint32(out[8:12]) != 42 || out[1]&0x7f != 96 {
 			t.Fatalf("unwrapped %x from %x", out, b)
 		}
+	})
+}
+
+// closeBoth closes two clients' sockets, then the clients: each read loop
+// ends at once, where closing a PeerConnection first would leave it to
+// wait for the server, which notices a closed PeerConnection only when
+// ICE fails seconds later (Pion does not report a peer's close_notify).
+func closeBoth(a, b *client) {
+	_, _ = a.ws.Close(), b.ws.Close()
+	a.close()
+	b.close()
+}
+
+// rtpPublisher joins visit as a Pion client with one VP8 track whose
+// packets the test writes itself (every one a keyframe): send writes one
+// with sequence number seq.
+func rtpPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *client, send func(seq uint16)) {
+	t.Helper()
+	tok, claims := env.mint(t, visit, token.RolePatient)
+	var se webrtc.SettingEngine
+	loopbackOnly(&se)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = &client{
+		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
+		msgs:    make(chan map[string]any, 64),
+		streams: make(map[string]map[string]*atomic.Int64),
+		stop:    make(chan struct{}),
+	}
+	join(t, c.ws, tok, visit)
+	if m := readMsg(t, c.ws); m["type"] != "joined" {
+		t.Fatalf("got %v, want joined", m)
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
+		}
+	})
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(track); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+	c.done.Add(1)
+	go c.read()
+
+	payload := []byte{0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00, 0, 0, 0}
+	var ts uint32
+	return c, func(seq uint16) {
+		ts += 3000
+		p := rtp.Packet{Header: rtp.Header{Version: 2, Marker: true, SequenceNumber: seq, Timestamp: ts}, Payload: payload}
+		_ = track.WriteRTP(&p)
+	}
+}
+
+// TestPionKeepsRolloverOnFastPath: a stream the fast path carried for
+// more than 32k packets, across a sequence number wrap, still decrypts in
+// Pion once it leaves the fast path (as when ICE moves to TCP), because
+// one packet in pionSyncEvery went through Pion and kept Pion's rollover
+// counter right.
+func TestPionKeepsRolloverOnFastPath(t *testing.T) {
+	env := newTestEnv(t)
+	visit := ids.NewVisitID()
+	a, send := rtpPublisher(t, env, visit)
+	b := newClient(t, env, visit)
+	defer closeBoth(a, b)
+
+	seq := uint16(65536 - 300) // wraps early in the run below
+	waitFor(t, "b receives a's video", func() bool {
+		send(seq)
+		seq++
+		return b.received(a.id, "video") > 10
+	})
+	fast := env.sfu.Stats().FastPathPackets
+	const run = 42000
+	for i := 0; i < run; i++ {
+		send(seq)
+		seq++
+		if i%50 == 49 {
+			time.Sleep(time.Millisecond) // small bursts: no socket buffer overflows
+		}
+	}
+	waitFor(t, "the fast path took the run", func() bool {
+		return env.sfu.Stats().FastPathPackets-fast > 34000 // > 32k: Pion's guess window
+	})
+
+	env.sfu.mu.Lock()
+	p := env.sfu.rooms[visit].participants[a.id]
+	env.sfu.mu.Unlock()
+	env.sfu.fast.removePeer(p)
+	before := b.received(a.id, "video")
+	for i := 0; i < 300; i++ {
+		send(seq)
+		seq++
+		time.Sleep(2 * time.Millisecond)
+	}
+	waitFor(t, "a's video reaches b through Pion after leaving the fast path", func() bool {
+		return b.received(a.id, "video") > before+200
 	})
 }
