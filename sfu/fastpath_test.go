@@ -3,7 +3,6 @@ package sfu
 import (
 	"encoding/binary"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/internal/token"
 )
 
 // dropFirstSends drops the first transmission of every tenth video packet
@@ -188,28 +186,8 @@ func closeBoth(a, b *client) {
 // with sequence number seq.
 func rtpPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *client, send func(seq uint16)) {
 	t.Helper()
-	tok, claims := env.mint(t, visit, token.RolePatient)
-	var se webrtc.SettingEngine
-	loopbackOnly(&se)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c = &client{
-		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
-		msgs:    make(chan map[string]any, 64),
-		streams: make(map[string]map[string]*atomic.Int64),
-		stop:    make(chan struct{}),
-	}
-	join(t, c.ws, tok, visit)
-	if m := readMsg(t, c.ws); m["type"] != "joined" {
-		t.Fatalf("got %v, want joined", m)
-	}
-	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand != nil {
-			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
-		}
-	})
+	c = joinedClient(t, env, visit, webrtc.Configuration{}, nil)
+	pc := c.pc
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
 	if err != nil {
 		t.Fatal(err)
@@ -217,14 +195,7 @@ func rtpPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *client, sen
 	if _, err := pc.AddTrack(track); err != nil {
 		t.Fatal(err)
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+	c.offer()
 	c.done.Add(1)
 	go c.read()
 

@@ -44,31 +44,8 @@ func newClient(t *testing.T, env *testEnv, visit ids.VisitID) *client {
 // servers, transport policy) and extra settings applied after loopbackOnly.
 func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Configuration, configure func(*webrtc.SettingEngine), apiOpts ...func(*webrtc.API)) *client {
 	t.Helper()
-	tok, claims := env.mint(t, visit, token.RolePatient)
-	var se webrtc.SettingEngine
-	loopbackOnly(&se)
-	if configure != nil {
-		configure(&se)
-	}
-	pc, err := webrtc.NewAPI(append([]func(*webrtc.API){webrtc.WithSettingEngine(se)}, apiOpts...)...).NewPeerConnection(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{
-		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
-		msgs:    make(chan map[string]any, 64),
-		streams: make(map[string]map[string]*atomic.Int64),
-		stop:    make(chan struct{}),
-	}
-	join(t, c.ws, tok, visit)
-	if m := readMsg(t, c.ws); m["type"] != "joined" {
-		t.Fatalf("got %v, want joined", m)
-	}
-	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand != nil {
-			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
-		}
-	})
+	c := joinedClient(t, env, visit, cfg, configure, apiOpts...)
+	pc := c.pc
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		n := &atomic.Int64{}
 		c.mu.Lock()
@@ -97,14 +74,7 @@ func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Con
 			t.Fatal(err)
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+	c.offer()
 
 	c.done.Add(2)
 	go c.read()
@@ -124,6 +94,52 @@ func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Con
 		}
 	}()
 	return c
+}
+
+// joinedClient joins visit over the signalling socket with a new Pion
+// PeerConnection (loopback only, then configure and apiOpts applied) that
+// sends its ICE candidates; the caller adds tracks, then calls offer.
+func joinedClient(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Configuration, configure func(*webrtc.SettingEngine), apiOpts ...func(*webrtc.API)) *client {
+	t.Helper()
+	tok, claims := env.mint(t, visit, token.RolePatient)
+	var se webrtc.SettingEngine
+	loopbackOnly(&se)
+	if configure != nil {
+		configure(&se)
+	}
+	pc, err := webrtc.NewAPI(append([]func(*webrtc.API){webrtc.WithSettingEngine(se)}, apiOpts...)...).NewPeerConnection(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &client{
+		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
+		msgs:    make(chan map[string]any, 64),
+		streams: make(map[string]map[string]*atomic.Int64),
+		stop:    make(chan struct{}),
+	}
+	join(t, c.ws, tok, visit)
+	if m := readMsg(t, c.ws); m["type"] != "joined" {
+		t.Fatalf("got %v, want joined", m)
+	}
+	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+		if cand != nil {
+			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
+		}
+	})
+	return c
+}
+
+// offer sends c's first offer.
+func (c *client) offer() {
+	c.t.Helper()
+	offer, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		c.t.Fatal(err)
+	}
+	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
 }
 
 // fail reports a client-side error, unless the client is closing (its

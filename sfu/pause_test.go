@@ -334,28 +334,9 @@ func TestNoPauseWithoutSimulcast(t *testing.T) {
 // arrive on c.msgs.
 func simulcastPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *client, mid string, obey func(paused []string)) {
 	t.Helper()
-	tok, claims := env.mint(t, visit, token.RolePatient)
-	var se webrtc.SettingEngine
-	loopbackOnly(&se)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c = &client{
-		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
-		msgs:    make(chan map[string]any, 64),
-		streams: make(map[string]map[string]*atomic.Int64),
-		stop:    make(chan struct{}),
-	}
-	join(t, c.ws, tok, visit)
-	if m := readMsg(t, c.ws); m["type"] != "joined" {
-		t.Fatalf("got %v, want joined", m)
-	}
-	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand != nil {
-			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
-		}
-	})
+	c = joinedClient(t, env, visit, webrtc.Configuration{}, nil)
+	pc := c.pc
+	var err error
 	rids := []string{"q", "h", "f"}
 	tracks := make([]*webrtc.TrackLocalStaticRTP, len(rids))
 	for i, rid := range rids {
@@ -382,19 +363,12 @@ func simulcastPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *clien
 			ridExt = uint8(e.ID) //nolint:gosec // 1..14
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
+	c.offer()
 	for _, tr := range pc.GetTransceivers() {
 		if tr.Sender() == sender {
-			mid = tr.Mid()
+			mid = tr.Mid() // set by the offer
 		}
 	}
-	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
 
 	var paused [maxLayers]atomic.Bool
 	obey = func(ps []string) {
