@@ -4,7 +4,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -150,7 +149,7 @@ type proc struct {
 	name string
 	url  string // https://127.0.0.1:port
 	cmd  *exec.Cmd
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -162,7 +161,7 @@ func (c *cluster) start(name, roles string, extra ...string) *proc {
 	t := c.t
 	t.Helper()
 	port := freePort(t)
-	p := &proc{name: name, url: fmt.Sprintf("https://127.0.0.1:%d", port), logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, url: fmt.Sprintf("https://127.0.0.1:%d", port), logs: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	if strings.Contains(roles, "api") {
 		c.apiURL = p.url
 	}
@@ -356,22 +355,4 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's output and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +29,7 @@ type Server struct {
 	// that set up data directly with the store package.
 	DatabaseURL string
 
-	logs *syncBuffer
+	logs *testenv.SyncBuffer
 }
 
 // StartServer starts a server for t in demo mode. mutate, when not nil,
@@ -63,7 +61,7 @@ func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 		mutate(&cfg)
 	}
 
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	level := slog.LevelInfo
 	if os.Getenv("OV_E2E_LOG") == "debug" {
 		level = slog.LevelDebug // includes Pion's ICE and DTLS chatter
@@ -122,22 +120,3 @@ func (s *Server) DemoLinks(t testing.TB) []string {
 
 // Logs returns what the server has logged so far.
 func (s *Server) Logs() string { return s.logs.String() }
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (the server's
-// goroutines) and readers (the test).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
