@@ -119,6 +119,7 @@ type Muxer struct {
 	rotateAt time.Time
 
 	// Counters (read by the owner after Close or from its goroutine).
+	// VideoFrames and AudioFrames count frames written into the recording.
 	VideoFrames, AudioFrames, DroppedFrames uint64
 }
 
@@ -239,8 +240,9 @@ func (m *Muxer) videoSample(s *media.Sample) {
 		}
 		c.needKeyframe = false
 	}
-	m.write(videoTrack, key, ts, s.Data)
-	m.VideoFrames++
+	if m.write(videoTrack, key, ts, s.Data) {
+		m.VideoFrames++
+	}
 	m.checkRotation()
 }
 
@@ -264,8 +266,9 @@ func (m *Muxer) audioSample(s *media.Sample) {
 		m.DroppedFrames++
 		return
 	}
-	m.write(audioTrack, true, ts, s.Data)
-	m.AudioFrames++
+	if m.write(audioTrack, true, ts, s.Data) {
+		m.AudioFrames++
+	}
 	m.checkRotation()
 }
 
@@ -276,11 +279,13 @@ func (m *Muxer) checkRotation() {
 	}
 }
 
-func (m *Muxer) write(track uint64, key bool, ts int64, data []byte) {
+// write writes one frame into the current chunk; false when the chunk has
+// failed (the frame is dropped and counted).
+func (m *Muxer) write(track uint64, key bool, ts int64, data []byte) bool {
 	c := m.chunk
 	if c.getErr() != nil {
 		m.DroppedFrames++
-		return
+		return false
 	}
 	// ebml-go keeps the slice until written: give it its own copy (the
 	// samplebuilder reuses packet payloads).
@@ -289,11 +294,12 @@ func (m *Muxer) write(track uint64, key bool, ts int64, data []byte) {
 	if _, err := c.writers[track-1].Write(key, ts, b); err != nil {
 		c.setErr(err)
 		m.log.Error("webm write", "err", err)
-		return
+		return false
 	}
 	if ts > c.lastMS {
 		c.lastMS = ts
 	}
+	return true
 }
 
 func (m *Muxer) rotate(ts int64, w, h int) {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
@@ -42,13 +43,21 @@ const (
 	ActionKEKGenerate     = "kek.generate"
 )
 
-// Lease timings: a live recorder refreshes heartbeat_at of its recordings;
-// a recording whose lease lapsed belongs to a recorder that died.
+// Lease timings: every heartbeat a live recorder renews its claims on
+// visits (store.ClaimLease), reports which visits it wrote media for (the
+// indicator: store.RecordingControl.State) and refreshes heartbeat_at of
+// its recordings; a recording whose lease lapsed belongs to a recorder that
+// died.
 const (
-	heartbeatEvery = 5 * time.Second
+	heartbeatEvery = time.Second
 	leaseTimeout   = 30 * time.Second
 	sweepEvery     = 15 * time.Second
 )
+
+// ActionMediaWritten is audited when the recorder first writes media for a
+// visit's recording since it was switched on: from then on both sides are
+// shown "Recording".
+const ActionMediaWritten = "recording.media_written"
 
 // Params configures a Service.
 type Params struct {
@@ -66,8 +75,11 @@ type Params struct {
 	ConfigureWebRTC func(*webrtc.SettingEngine)
 	// PollInterval is how often switched-on visits are looked up (default 1 s).
 	PollInterval time.Duration
-	Logger       *slog.Logger
-	Now          func() time.Time
+	// BeforeClaim, when set, runs before each claim attempt (tests force
+	// two polls to interleave there).
+	BeforeClaim func(ids.VisitID)
+	Logger      *slog.Logger
+	Now         func() time.Time
 }
 
 // Stats counts what the recorder did.
@@ -95,9 +107,11 @@ type Service struct {
 	wg     sync.WaitGroup // muxers, finalizers, uploads
 
 	mu       sync.Mutex
-	sessions map[ids.VisitID]*session
+	sessions map[ids.VisitID]*session   // one per claimed visit
 	live     map[string]*participantRec // recordings not yet finalized
 	closed   bool
+	// written is, per claim, the frame count last reported (heartbeat).
+	written map[string]uint64
 
 	dropped        atomic.Uint64
 	parts, retries atomic.Uint64
@@ -148,6 +162,7 @@ func New(p Params) (*Service, error) {
 		stop:     make(chan struct{}),
 		sessions: map[ids.VisitID]*session{},
 		live:     map[string]*participantRec{},
+		written:  map[string]uint64{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.env = &uploadEnv{
@@ -169,6 +184,12 @@ func (s *Service) segmentSize() int {
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.p.Objects.EnsureBucket(ctx); err != nil {
 		s.log.Warn("object storage not ready; uploads will retry", "err", err)
+	}
+	// Claims under this node's name are a previous process's: it is gone.
+	if n, err := store.ReleaseNodeClaims(ctx, s.p.Pool, s.p.Node); err != nil {
+		s.log.Warn("release claims of the previous process", "err", err)
+	} else if n > 0 {
+		s.log.Info("released claims of the previous process", "count", n)
 	}
 	s.sweep(ctx)
 	s.loops.Add(4)
@@ -209,25 +230,50 @@ func (s *Service) loop(every time.Duration, fn func(context.Context)) {
 	}
 }
 
-// poll joins visits whose recording was switched on and leaves those
-// switched off (stop, withdrawal, visit ended).
+// poll follows the recording switches: it leaves the visits it should no
+// longer record (switch off, visit ended, claim lost, the visit moved to
+// another media node, the node dropped us) and claims and joins the visits
+// nobody records. A claim is one atomic UPDATE (store.ClaimRecording), so
+// two polls at once — or two recorders — never both record a visit.
 func (s *Service) poll(ctx context.Context) {
-	active, err := store.ActiveRecordings(ctx, s.p.Pool)
+	held, free, err := store.RecordingWork(ctx, s.p.Pool, s.claimIDs())
 	if err != nil {
-		s.log.Warn("poll active recordings", "err", err)
+		s.log.Warn("poll recording switches", "err", err)
 		return
 	}
-	want := map[ids.VisitID]store.ActiveRecording{}
-	for _, a := range active {
-		want[a.VisitID] = a
+	s.leaveUnheld(ctx, held)
+	for _, a := range free {
+		if !s.claimAndJoin(ctx, a) {
+			return
+		}
+	}
+}
+
+// claimIDs lists the claims of this recorder's sessions.
+func (s *Service) claimIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.sessions))
+	for _, ses := range s.sessions {
+		out = append(out, ses.claim)
+	}
+	return out
+}
+
+// leaveUnheld leaves every session whose visit is not in held (still on,
+// open and ours), whose media node changed or whose socket closed.
+func (s *Service) leaveUnheld(ctx context.Context, held []store.ActiveRecording) {
+	want := map[string]store.ActiveRecording{}
+	for _, a := range held {
+		want[a.ClaimID] = a
 	}
 	s.mu.Lock()
 	var leave []*session
 	for v, ses := range s.sessions {
-		a, on := want[v]
+		a, on := want[ses.claim]
 		select {
 		case <-ses.done:
-			on = false // the node dropped us; join again next poll
+			on = false // the node dropped us; claim and join again next poll
 		default:
 		}
 		if on && a.NodeID != ses.node {
@@ -243,40 +289,69 @@ func (s *Service) poll(ctx context.Context) {
 			delete(s.sessions, v)
 		}
 	}
-	var join []store.ActiveRecording
-	for v, a := range want {
-		if s.sessions[v] == nil {
-			join = append(join, a)
-		}
-	}
-	closed := s.closed
 	s.mu.Unlock()
 	for _, ses := range leave {
-		// Leaving is quick; finalizing may wait on storage: off the loop.
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			ses.close()
-		}()
+		s.leave(ses)
 	}
-	if closed {
-		return
-	}
-	for _, a := range join {
-		ses, err := s.joinRoom(ctx, a)
-		if err != nil {
-			s.log.Warn("recorder could not join", "visit", string(a.VisitID), "err", err)
-			continue
+}
+
+// leave closes ses and gives its claim back. Leaving is quick; finalizing
+// may wait on storage: off the loop.
+func (s *Service) leave(ses *session) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ses.close()
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
+		defer cancel()
+		if err := store.ReleaseClaim(ctx, s.p.Pool, ses.visit, ses.claim); err != nil {
+			ses.log.Warn("release recording claim", "err", err)
 		}
 		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			ses.close()
-			return
-		}
-		s.sessions[a.VisitID] = ses
+		delete(s.written, ses.claim)
 		s.mu.Unlock()
+	}()
+}
+
+// claimAndJoin claims visit a and joins its room; false when the service
+// is closing.
+func (s *Service) claimAndJoin(ctx context.Context, a store.ActiveRecording) bool {
+	s.mu.Lock()
+	closed, busy := s.closed, s.sessions[a.VisitID] != nil
+	s.mu.Unlock()
+	if closed {
+		return false
 	}
+	if busy {
+		return true // our own claim lapsed (a slow database): keep the session
+	}
+	if s.p.BeforeClaim != nil {
+		s.p.BeforeClaim(a.VisitID)
+	}
+	claim, ok, err := store.ClaimRecording(ctx, s.p.Pool, a.VisitID, s.p.Node, uuid.NewString())
+	if err != nil || !ok {
+		if err != nil {
+			s.log.Warn("claim recording", "visit", string(a.VisitID), "err", err)
+		}
+		return true // another recorder (or poll) has it
+	}
+	ses, err := s.joinRoom(ctx, claim)
+	if err != nil {
+		s.log.Warn("recorder could not join", "visit", string(a.VisitID), "err", err)
+		if rerr := store.ReleaseClaim(ctx, s.p.Pool, a.VisitID, claim.ClaimID); rerr != nil {
+			s.log.Warn("release recording claim", "visit", string(a.VisitID), "err", rerr)
+		}
+		return true
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.leave(ses)
+		return false
+	}
+	s.sessions[a.VisitID] = ses
+	s.mu.Unlock()
+	return true
 }
 
 // SyncNow runs one poll at once (the control plane calls it after start
@@ -300,7 +375,17 @@ func (s *Service) track(r *participantRec) {
 	s.mu.Unlock()
 }
 
+// heartbeat renews this recorder's claims (leaving a visit whose claim was
+// lost), reports the visits it wrote media for since the last beat, and
+// refreshes its recordings' lease.
 func (s *Service) heartbeat(ctx context.Context) {
+	held, err := store.RenewClaims(ctx, s.p.Pool, s.claimIDs())
+	if err != nil {
+		s.log.Warn("renew recording claims", "err", err)
+	} else {
+		s.dropLost(held)
+	}
+	s.reportMedia(ctx)
 	s.mu.Lock()
 	list := make([]string, 0, len(s.live))
 	for id := range s.live {
@@ -309,6 +394,52 @@ func (s *Service) heartbeat(ctx context.Context) {
 	s.mu.Unlock()
 	if err := store.HeartbeatRecordings(ctx, s.p.Pool, list, s.p.Now()); err != nil {
 		s.log.Warn("heartbeat", "err", err)
+	}
+}
+
+// dropLost leaves the sessions whose claim is no longer held.
+func (s *Service) dropLost(held map[string]bool) {
+	s.mu.Lock()
+	var lost []*session
+	for v, ses := range s.sessions {
+		if !held[ses.claim] {
+			lost = append(lost, ses)
+			delete(s.sessions, v)
+		}
+	}
+	s.mu.Unlock()
+	for _, ses := range lost {
+		ses.log.Warn("recorder: lost the claim on this visit; leaving")
+		s.leave(ses)
+	}
+}
+
+// reportMedia tells the database which visits this recorder wrote media for
+// since the last beat: that, not the switch, is what turns the indicator on
+// (store.RecordingControl.State). The first report of a start is audited.
+func (s *Service) reportMedia(ctx context.Context) {
+	var claims []string
+	s.mu.Lock()
+	for _, ses := range s.sessions {
+		n := ses.framesWritten()
+		if n > s.written[ses.claim] {
+			claims = append(claims, ses.claim)
+			s.written[ses.claim] = n
+		}
+	}
+	s.mu.Unlock()
+	first, err := store.ReportRecordingMedia(ctx, s.p.Pool, claims, s.p.Now())
+	if err != nil {
+		s.log.Warn("report recording media", "err", err)
+		return
+	}
+	for _, v := range first {
+		if err := audit.New(s.p.Pool).Append(ctx, audit.Event{
+			ActorID: "recorder:" + s.p.Node, ActorRole: "system", Action: ActionMediaWritten,
+			ResourceType: "visit", ResourceID: string(v), VisitID: string(v), Outcome: audit.Success,
+		}); err != nil {
+			s.log.Error("audit append failed", "action", ActionMediaWritten, "err", err)
+		}
 	}
 }
 

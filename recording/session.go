@@ -46,6 +46,7 @@ type session struct {
 	svc   *Service
 	visit ids.VisitID
 	node  ids.NodeID // the media node the session is in
+	claim string     // the recording claim this session holds (store.ClaimRecording)
 	log   *slog.Logger
 	ws    *websocket.Conn
 	wmu   sync.Mutex
@@ -83,7 +84,7 @@ func (s *Service) joinRoom(ctx context.Context, a store.ActiveRecording) (*sessi
 		return nil, fmt.Errorf("recording: dial media node: %w", err)
 	}
 	ses := &session{
-		svc: s, visit: a.VisitID, node: a.NodeID, ws: ws,
+		svc: s, visit: a.VisitID, node: a.NodeID, claim: a.ClaimID, ws: ws,
 		log:  s.log.With("visit", string(a.VisitID)),
 		recs: map[ids.ParticipantID]*participantRec{},
 		done: make(chan struct{}),
@@ -265,6 +266,17 @@ func (ses *session) participant(pid ids.ParticipantID) (*participantRec, error) 
 	return r, nil
 }
 
+// framesWritten sums the frames written into the session's recordings.
+func (ses *session) framesWritten() uint64 {
+	ses.mu.Lock()
+	defer ses.mu.Unlock()
+	var n uint64
+	for _, r := range ses.recs {
+		n += r.written.Load()
+	}
+	return n
+}
+
 // close leaves the room and stops every participant's muxer; uploads go
 // on in the background (Service.finalize).
 func (ses *session) close() {
@@ -307,6 +319,7 @@ type participantRec struct {
 	ended chan struct{} // closed when the muxer goroutine has closed the muxer
 
 	gen     atomic.Uint32
+	written atomic.Uint64          // frames written into the recording
 	packets [2]atomic.Uint64       // received: [audio, video]
 	pli     atomic.Pointer[uint32] // video SSRC for keyframe requests
 	lastPLI atomic.Int64
@@ -433,6 +446,7 @@ func (r *participantRec) run(mux *Muxer) {
 				mux.ResetTrack(false)
 			}
 			mux.Push(mp.video, mp.pkt)
+			r.written.Store(mux.VideoFrames + mux.AudioFrames)
 		}
 	}
 }

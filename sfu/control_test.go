@@ -9,13 +9,31 @@ import (
 	"github.com/openvisit/openvisit/internal/token"
 )
 
+// mintFor mints a token and remembers its ID by subject, so that a test
+// can revoke the participant it admits.
 func (e *testEnv) mintFor(t *testing.T, visit ids.VisitID, p ids.ParticipantID, role token.Role, subject string) string {
 	t.Helper()
-	tok, _, err := e.minter.Mint(token.Grant{Visit: visit, Participant: p, Role: role, Subject: subject, Node: testNode})
+	tok, claims, err := e.minter.Mint(token.Grant{Visit: visit, Participant: p, Role: role, Subject: subject, Node: testNode})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if e.tokenIDs == nil {
+		e.tokenIDs = map[string]string{}
+	}
+	e.tokenIDs[subject] = claims.ID
 	return tok
+}
+
+// revokeRoom revokes every participant of the node (what the revocation
+// watcher does when their visit ended) and returns how many there were.
+func (e *testEnv) revokeRoom() int {
+	n := 0
+	for _, id := range e.sfu.LiveTokens(nil) {
+		if e.sfu.Revoke(id) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestRemoval(t *testing.T) {
@@ -47,12 +65,12 @@ func TestRemoval(t *testing.T) {
 	})
 	t.Run("remove participant", func(t *testing.T) {
 		c := env.lastConn
-		if !env.sfu.RemoveParticipant(visit, pid) {
-			t.Fatal("RemoveParticipant = false")
+		if !env.sfu.Revoke(env.tokenIDs["patient-1"]) {
+			t.Fatal("Revoke = false")
 		}
 		expectError(t, c, CodeRemoved, 4010)
-		if env.sfu.RemoveParticipant(visit, pid) {
-			t.Fatal("second RemoveParticipant = true")
+		if env.sfu.Revoke(env.tokenIDs["patient-1"]) {
+			t.Fatal("second Revoke = true")
 		}
 		if st := env.sfu.Stats(); st.Rooms != 0 {
 			t.Fatalf("stats %+v, want no rooms", st)
@@ -75,15 +93,15 @@ func TestRemoval(t *testing.T) {
 		if m := readMsg(t, provider); m["type"] != "participant_joined" || m["participant"].(map[string]any)["role"] != "patient" {
 			t.Fatalf("provider got %v", m)
 		}
-		if n := env.sfu.RemoveSubject("patient-2"); n != 1 {
-			t.Fatalf("RemoveSubject = %d", n)
+		if !env.sfu.Revoke(env.tokenIDs["patient-2"]) {
+			t.Fatal("Revoke(patient-2) = false")
 		}
 		expectError(t, patient, CodeRemoved, 4010)
 		if m := readMsg(t, provider); m["type"] != "participant_left" {
 			t.Fatalf("provider got %v", m)
 		}
-		if n := env.sfu.CloseRoom(visit); n != 2 {
-			t.Fatalf("CloseRoom = %d, want 2", n)
+		if n := env.revokeRoom(); n != 2 {
+			t.Fatalf("revoked %d, want 2", n)
 		}
 		expectError(t, provider, CodeRemoved, 4010)
 		if st := env.sfu.Stats(); st.Rooms != 0 || st.Participants != 0 {

@@ -22,6 +22,7 @@ const (
 	CodeBadSDP          Code = "bad_sdp"
 	CodeRemoved         Code = "removed"
 	CodeDuplicate       Code = "duplicate"
+	CodeUnavailable     Code = "unavailable"
 	CodeInternal        Code = "internal"
 )
 
@@ -50,6 +51,7 @@ var codes = map[Code]struct {
 	CodeBadSDP:          {4000, "the session description was refused"},
 	CodeRemoved:         {4010, "removed from the visit"},
 	CodeDuplicate:       {4009, "joined again from another connection"},
+	CodeUnavailable:     {websocket.CloseTryAgainLater, "the media node cannot admit anyone right now; try again shortly"},
 	CodeInternal:        {websocket.CloseInternalServerErr, "internal error"},
 }
 
@@ -82,6 +84,10 @@ func tokenCode(err error) Code {
 		return CodeTokenWrongNode
 	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrBadSignature):
 		return CodeTokenInvalid
+	case errors.Is(err, token.ErrRevoked):
+		return CodeRemoved
+	case errors.Is(err, token.ErrUnavailable):
+		return CodeUnavailable
 	}
 	return CodeInternal
 }

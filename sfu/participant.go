@@ -22,11 +22,12 @@ import (
 // (leave: out of the room, PeerConnection closed, goroutines ended). A left
 // participant is never reused; a rejoin makes a new one.
 type participant struct {
-	sfu     *SFU
-	id      ids.ParticipantID
-	visit   ids.VisitID
-	role    token.Role
-	subject string
+	sfu   *SFU
+	id    ids.ParticipantID
+	visit ids.VisitID
+	role  token.Role
+	// tokenID is the join token that admitted p: revocations name it.
+	tokenID string
 	log     *slog.Logger
 	ws      *wsConn
 	pc      *webrtc.PeerConnection
@@ -123,7 +124,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		id:      c.Participant,
 		visit:   c.Visit,
 		role:    c.Role,
-		subject: c.Subject,
+		tokenID: c.ID,
 		log:     s.log.With("visit", string(c.Visit), "participant", string(c.Participant)),
 		ws:      ws,
 		subs:    make(map[*upTrack]*downTrack),

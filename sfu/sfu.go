@@ -319,35 +319,29 @@ func (s *SFU) UDPAddr() net.Addr {
 	return addrs[0]
 }
 
-// RemoveParticipant closes participant p of visit v with `removed`. It
-// returns once p's media has stopped; false means p was not here.
-func (s *SFU) RemoveParticipant(v ids.VisitID, p ids.ParticipantID) bool {
+// LiveTokens appends the ID of the join token that admitted each
+// participant on the node to dst: what a revocation check
+// (internal/revocation) asks the database about.
+func (s *SFU) LiveTokens(dst []string) []string {
 	s.mu.Lock()
-	var found *participant
-	if r := s.rooms[v]; r != nil {
-		found = r.participants[p]
+	defer s.mu.Unlock()
+	for _, r := range s.rooms {
+		for _, p := range r.participants {
+			dst = append(dst, p.tokenID)
+		}
 	}
-	s.mu.Unlock()
-	if found == nil {
+	return dst
+}
+
+// Revoke ends the participant admitted by join token tokenID with
+// `removed` (4010): the visit ended, they were removed, or the session
+// that let them in ended. It returns once their media has stopped; false
+// means no such participant is here.
+func (s *SFU) Revoke(tokenID string) bool {
+	if tokenID == "" {
 		return false
 	}
-	found.kick(closeReason{code: CodeRemoved})
-	return true
-}
-
-// RemoveSubject removes every participant whose token names subject (a
-// disabled user, a revoked session) and returns how many there were.
-func (s *SFU) RemoveSubject(subject string) int {
-	if subject == "" {
-		return 0
-	}
-	return s.removeWhere(closeReason{code: CodeRemoved}, func(p *participant) bool { return p.subject == subject })
-}
-
-// CloseRoom removes everyone from visit v (the visit ended) and returns how
-// many participants there were.
-func (s *SFU) CloseRoom(v ids.VisitID) int {
-	return s.removeWhere(closeReason{code: CodeRemoved}, func(p *participant) bool { return p.visit == v })
+	return s.removeWhere(closeReason{code: CodeRemoved}, func(p *participant) bool { return p.tokenID == tokenID }) > 0
 }
 
 func (s *SFU) removeWhere(why closeReason, match func(*participant) bool) int {

@@ -33,6 +33,9 @@ type testEnv struct {
 	wsURL  string
 	// lastConn is the socket the last helper join made.
 	lastConn *websocket.Conn
+	// tokenIDs maps a subject to the ID of the last token minted for it
+	// (mintFor).
+	tokenIDs map[string]string
 }
 
 // loopbackOnly makes Pion use loopback candidates only, without mDNS.

@@ -203,15 +203,14 @@ func (s *Server) changeRole(c *gin.Context) {
 		_, err := store.RevokeUserSessions(ctx, tx, id, s.p.Now(), "role change")
 		return err
 	}) {
-		if s.p.Media != nil {
-			s.p.Media.RemoveSubject(string(id)) // and in no call under the old role
-		}
+		// Revoking the sessions also ends the user's calls on every media
+		// node (internal/revocation): no call goes on under the old role.
 		c.JSON(http.StatusOK, gin.H{"status": "ok"})
 	}
 }
 
-// disableUser ends every session, WebSocket and SFU participant of the
-// user at once.
+// disableUser ends every session of the user at once; the media nodes end
+// their calls through the revocation path (internal/revocation).
 func (s *Server) disableUser(c *gin.Context) {
 	id, ok := s.targetUser(c, true)
 	if !ok {
@@ -228,11 +227,7 @@ func (s *Server) disableUser(c *gin.Context) {
 	}) {
 		return
 	}
-	removed := 0
-	if s.p.Media != nil {
-		removed = s.p.Media.RemoveSubject(string(id))
-	}
-	c.JSON(http.StatusOK, gin.H{"status": "disabled", "media_sessions_ended": removed})
+	c.JSON(http.StatusOK, gin.H{"status": "disabled"})
 }
 
 func (s *Server) enableUser(c *gin.Context) {
@@ -280,9 +275,6 @@ func (s *Server) resetMFA(c *gin.Context) {
 		secret, err = store.CreateSetupLink(ctx, tx, id, store.PurposeResetMFA, now.Add(s.p.Auth.SetupLinkTTL))
 		return err
 	}) {
-		if s.p.Media != nil {
-			s.p.Media.RemoveSubject(string(id))
-		}
 		c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret),
 			"setup_link_expires_at": now.Add(s.p.Auth.SetupLinkTTL)})
 	}

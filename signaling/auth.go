@@ -313,9 +313,6 @@ func (s *Server) logoutAll(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if s.p.Media != nil {
-		s.p.Media.RemoveSubject(string(p.UserID)) // signing out everywhere leaves calls too
-	}
 	s.auditLog(c, audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionLogoutAll,
 		ResourceType: "user", ResourceID: string(p.UserID), Outcome: audit.Success, Reason: strconv.Itoa(n) + " sessions"})
 	http.SetCookie(c.Writer, session.ClearCookie(SessionCookie))

@@ -17,6 +17,7 @@ import (
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 )
 
@@ -162,8 +163,8 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO join_tokens (jti, visit_id, participant_id, role, expires_at)
-			VALUES ($1, $2, $3, $4, $5)`, claims.ID, visit, participant, role, claims.Expiry()); err != nil {
+		if err := store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: visit,
+			Participant: participant, Role: role, ExpiresAt: claims.Expiry()}); err != nil {
 			return err
 		}
 		ev.ActorID, ev.ActorRole, ev.VisitID, ev.ResourceID = participant, role, visit, participant

@@ -18,13 +18,9 @@ import (
 // the change. Subscribers are only told "visit V changed" and re-read its
 // state: a missed or merged notification loses nothing.
 
-const visitChannel = "openvisit_visit"
-
-// notifyVisit queues a change notice for visit v; it is delivered when tx
-// commits and dropped if it rolls back.
+// notifyVisit queues a change notice for visit v (store.NotifyVisit).
 func notifyVisit(ctx context.Context, db store.DBTX, v ids.VisitID) error {
-	_, err := db.Exec(ctx, `SELECT pg_notify($1, $2)`, visitChannel, string(v))
-	return err
+	return store.NotifyVisit(ctx, db, v)
 }
 
 // hub fans visit notices out to local subscribers (SSE streams).
@@ -107,7 +103,7 @@ func (s *Server) listen(ctx context.Context, pool *pgxpool.Pool) error {
 	// The connection carries LISTEN state: never return it to the pool.
 	pc := conn.Hijack()
 	defer pc.Close(context.Background())
-	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{visitChannel}.Sanitize()); err != nil {
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{store.VisitChannel}.Sanitize()); err != nil {
 		return err
 	}
 	s.events.publishAll()

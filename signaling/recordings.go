@@ -77,7 +77,9 @@ var errRecAuditDown = httpx.E(httpx.KindUnavailable, "audit_unavailable", "The a
 
 // RecordingState is what both sides' recording indicator shows. Pages poll
 // GET /api/v1/visits/:visit_id/recording (every 2 s is plenty; it is not
-// audited, it holds no PHI).
+// audited, it holds no PHI). Status is the recording's state
+// (store.RecordingControl.State): the indicator says "Recording" only in
+// "recording", which the recorder reports once it writes media.
 type RecordingState struct {
 	VisitID ids.VisitID `json:"visit_id"`
 	// Requested: the provider asked to record and the patient has not
@@ -87,8 +89,12 @@ type RecordingState struct {
 	// Consent is none, given, declined or withdrawn (the latest answer).
 	Consent   string     `json:"consent"`
 	ConsentAt *time.Time `json:"consent_at,omitempty"`
-	// Recording is true while the recorder should be recording.
-	Recording  bool       `json:"recording"`
+	// Recording is true while the switch is on (the recorder should be
+	// recording); Status says whether it is.
+	Recording bool `json:"recording"`
+	// Status is off, starting, recording or not_working.
+	Status     string     `json:"status"`
+	MediaAt    *time.Time `json:"media_at,omitempty"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	StoppedAt  *time.Time `json:"stopped_at,omitempty"`
 	StopReason string     `json:"stop_reason,omitempty"`
@@ -106,6 +112,7 @@ func (s *Server) loadState(c *gin.Context, db store.DBTX, v ids.VisitID) (Record
 		return st, err
 	}
 	st.RequestedAt, st.Recording, st.StartedAt, st.StoppedAt, st.StopReason = ctl.RequestedAt, ctl.Active, ctl.StartedAt, ctl.StoppedAt, ctl.StopReason
+	st.Status, st.MediaAt = ctl.State(s.p.Now()), ctl.MediaAt
 	if has {
 		switch {
 		case con.WithdrawnAt != nil:
@@ -241,7 +248,7 @@ func (s *Server) consentRecording(c *gin.Context) {
 			if _, err := store.WithdrawConsent(ctx, tx, v, now); err != nil {
 				return "", err
 			}
-			if _, err := store.SetRecordingActive(ctx, tx, v, false, principal(c).ActorID(), "consent_declined", now); err != nil {
+			if _, err := store.StopRecording(ctx, tx, v, "consent_declined", now); err != nil {
 				return "", err
 			}
 		}
@@ -265,7 +272,7 @@ func (s *Server) withdrawRecording(c *gin.Context) {
 		if n == 0 {
 			return "", errNotGiven
 		}
-		_, err = store.SetRecordingActive(ctx, tx, v, false, principal(c).ActorID(), "consent_withdrawn", now)
+		_, err = store.StopRecording(ctx, tx, v, "consent_withdrawn", now)
 		return "", err
 	})
 }
@@ -287,14 +294,14 @@ func (s *Server) startRecording(c *gin.Context) {
 		if !has || !con.Active() {
 			return "", errNoConsent
 		}
-		_, err = store.SetRecordingActive(ctx, tx, v, true, principal(c).ActorID(), "", now)
+		_, err = store.StartRecording(ctx, tx, v, principal(c).ActorID(), now)
 		return "", err
 	})
 }
 
 func (s *Server) stopRecording(c *gin.Context) {
 	s.recordingChange(c, actionRecStopCmd, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
-		_, err := store.SetRecordingActive(c.Request.Context(), tx, v, false, principal(c).ActorID(), "stopped", now)
+		_, err := store.StopRecording(c.Request.Context(), tx, v, "stopped", now)
 		return "", err
 	})
 }

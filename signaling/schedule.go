@@ -13,6 +13,7 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/visits"
 )
 
 const (
@@ -237,9 +238,10 @@ func (s *Server) rescheduleVisit(c *gin.Context) {
 	}
 }
 
-// closeVisit ends a visit for everyone: status, invites and patient
-// sessions revoked, the room closed. The patient's page sees "ended" and the
-// link no longer works.
+// closeVisit ends a visit for everyone (visits.Close: invites, patient
+// sessions, recording and, through the revocation path, every call on
+// every media node). The patient's page sees "ended" and the link no
+// longer works.
 func (s *Server) closeVisit(c *gin.Context, action, status string, allowed func(store.ScheduledVisit) *httpx.Error) {
 	ctx := c.Request.Context()
 	now := s.p.Now()
@@ -247,24 +249,10 @@ func (s *Server) closeVisit(c *gin.Context, action, status string, allowed func(
 		if e := allowed(v); e != nil {
 			return e
 		}
-		if err := store.SetVisitStatus(ctx, tx, v.ID, status, now); err != nil {
-			return err
-		}
-		if _, err := store.RevokeInvites(ctx, tx, v.ID, now); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE participants SET state = 'left', left_at = COALESCE(left_at, $2)
-			WHERE visit_id = $1 AND state IN ('waiting', 'admitted')`, string(v.ID), now); err != nil {
-			return err
-		}
-		_, err := store.RevokeVisitSessions(ctx, tx, v.ID, now, "visit "+status)
-		return err
+		return visits.Close(ctx, tx, v.ID, status, now)
 	})
 	if !ok {
 		return
-	}
-	if s.p.Media != nil {
-		s.p.Media.CloseRoom(v.ID)
 	}
 	s.replyVisit(c, http.StatusOK, v.ID)
 }

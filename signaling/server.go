@@ -37,9 +37,6 @@ type Params struct {
 	Auth   config.Auth
 	// Origin is the https origin state-changing requests must come from.
 	Origin string
-	// Media ends live media (a disabled user, a removed patient, an ended
-	// visit); nil when this process runs no media node.
-	Media Media
 	// Mailer sends invites by email; nil when no SMTP server is configured.
 	Mailer Mailer
 	// Alerts raises alerts that no rule can see (a failed audit write).
@@ -84,13 +81,6 @@ type Server struct {
 // AlertRaiser raises an alert for admins.
 type AlertRaiser interface {
 	Raise(ctx context.Context, kind, severity, subject, detail string)
-}
-
-// Media is what the control plane asks of the media node in its process.
-type Media interface {
-	RemoveParticipant(v ids.VisitID, p ids.ParticipantID) bool
-	RemoveSubject(subject string) int
-	CloseRoom(v ids.VisitID) int
 }
 
 // New returns a Server.

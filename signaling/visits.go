@@ -96,8 +96,10 @@ func (s *Server) joinVisit(c *gin.Context) {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO join_tokens (jti, visit_id, participant_id, role, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-			claims.ID, string(visit), string(pid), string(role), claims.Expiry()); err != nil {
+		// The token remembers the session that minted it: ending that
+		// session ends the call too (internal/revocation).
+		if err := store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: string(visit),
+			Participant: string(pid), Role: string(role), ExpiresAt: claims.Expiry(), SessionHash: p.SessionHash}); err != nil {
 			return err
 		}
 		if err := store.MarkJoined(ctx, tx, pid, s.p.Now()); err != nil {

@@ -149,7 +149,9 @@ func (s *Server) participantChange(c *gin.Context, action, state string, from ..
 	ctx := c.Request.Context()
 	pid := ids.ParticipantID(c.Param("participant_id"))
 	now := s.p.Now()
-	v, ok := s.visitChange(c, action, func(tx pgx.Tx, v store.ScheduledVisit) error {
+	// Leaving "admitted" ends the patient's call on whichever media node
+	// hosts it (internal/revocation), once this transaction commits.
+	_, ok := s.visitChange(c, action, func(tx pgx.Tx, v store.ScheduledVisit) error {
 		if store.Closed(v.Status) {
 			return errVisitClosed
 		}
@@ -177,9 +179,6 @@ func (s *Server) participantChange(c *gin.Context, action, state string, from ..
 	})
 	if !ok {
 		return
-	}
-	if state != "admitted" && s.p.Media != nil {
-		s.p.Media.RemoveParticipant(v.ID, pid)
 	}
 	c.JSON(http.StatusOK, gin.H{"participant_id": pid, "state": state})
 }

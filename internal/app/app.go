@@ -35,6 +35,7 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/objstore"
+	"github.com/openvisit/openvisit/internal/revocation"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/recording"
@@ -108,6 +109,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	log.Info("database ready", "migrations_applied", n)
+	runCtx, stop := context.WithCancel(context.Background())
+	a.stopRun = stop
 
 	a.tlsConfig, err = a.loadTLS(opt.Now())
 	if err != nil {
@@ -154,10 +157,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 				}
 			}
 		}
+		// Admission and revocation are one mechanism (internal/revocation):
+		// the join checks what the watcher re-checks for every live call.
+		watcher := revocation.New(revocation.Params{
+			Pool: a.pool, Burner: token.NewPGBurner(a.pool), Logger: log, Now: opt.Now,
+			Limits: store.SessionLimits{StaffIdle: cfg.Auth.Idle, PatientIdle: cfg.Auth.PatientIdle, Absolute: cfg.Auth.Absolute},
+		})
 		a.media, err = sfu.New(sfu.Params{
 			Node:            node,
 			Verifier:        verifier,
-			Burner:          nodes.RoomBurner(token.NewPGBurner(a.pool), registry, node, log),
+			Burner:          nodes.RoomBurner(watcher, registry, node, log),
 			Origins:         cfg.MediaOrigins(),
 			Logger:          log,
 			Registerer:      reg,
@@ -186,6 +195,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 				return nil, err
 			}
 		}
+		media := a.media
+		a.goRun(func() { watcher.Run(runCtx, media) })
 		if err := a.startHeartbeat(ctx, registry, node); err != nil {
 			return nil, err
 		}
@@ -209,10 +220,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if err != nil {
 		return nil, err
 	}
-	var media signaling.Media
-	if a.media != nil {
-		media = a.media
-	}
 	var mailer signaling.Mailer
 	if cfg.SMTP.Host != "" {
 		mailer = signaling.SMTPMailer{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
@@ -232,7 +239,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Sealer:     sealer,
 		Auth:       cfg.Auth,
 		Origin:     cfg.Origin(),
-		Media:      media,
 		Mailer:     mailer,
 		Minter:     minter,
 		Nodes:      registry,
@@ -247,8 +253,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	})
 	a.sig = sig
 	a.handler = a.router(sig, opt.WebDir)
-	runCtx, stop := context.WithCancel(context.Background())
-	a.stopRun = stop
 	a.goRun(func() { sig.Run(runCtx) }) // visit change notices for the waiting room
 	if cfg.Has(config.RoleAPI) {
 		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {

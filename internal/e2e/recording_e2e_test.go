@@ -212,7 +212,7 @@ func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, 
 	ctx := t.Context()
 	pub := newPublisher(t, srv, srv.DemoLinks(t)[2-n], frameSize)
 	visit, _ := demoVisit(t, pool)
-	if _, err := store.SetRecordingActive(ctx, pool, visit, true, "test", "", time.Now()); err != nil {
+	if _, err := store.StartRecording(ctx, pool, visit, "test", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv.App.Recorder().SyncNow()
@@ -221,7 +221,7 @@ func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, 
 		return len(recs) == n
 	})
 	during(0)
-	if _, err := store.SetRecordingActive(ctx, pool, visit, false, "test", "stopped", time.Now()); err != nil {
+	if _, err := store.StopRecording(ctx, pool, visit, "stopped", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv.App.Recorder().SyncNow()

@@ -211,3 +211,21 @@ func RevokeParticipantSessions(ctx context.Context, db DBTX, id ids.ParticipantI
 		string(id), now, reason)
 	return err
 }
+
+// VisitsToExpire lists up to limit open visits whose scheduled end is
+// before endedBefore, or, unscheduled, that were created before
+// createdBefore.
+func VisitsToExpire(ctx context.Context, db DBTX, endedBefore, createdBefore time.Time, limit int) ([]ids.VisitID, error) {
+	rows, err := db.Query(ctx, `SELECT id::text FROM visits
+		WHERE status IN ('scheduled', 'waiting', 'in_progress')
+		  AND ((scheduled_end IS NOT NULL AND scheduled_end < $1) OR (scheduled_end IS NULL AND created_at < $2))
+		ORDER BY created_at LIMIT $3`, endedBefore, createdBefore, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: visits to expire: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ids.VisitID, error) {
+		var id string
+		err := r.Scan(&id)
+		return ids.VisitID(id), err
+	})
+}

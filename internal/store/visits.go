@@ -103,3 +103,26 @@ func NodeURL(ctx context.Context, db DBTX, node ids.NodeID) (string, error) {
 	err := db.QueryRow(ctx, `SELECT url FROM sfu_nodes WHERE id = $1`, string(node)).Scan(&u)
 	return u, notFound(err)
 }
+
+// VisitChannel is the PostgreSQL channel visit change notices go to: every
+// control-plane process LISTENs and re-reads the visit (signaling/events.go).
+const VisitChannel = "openvisit_visit"
+
+// NotifyVisit queues a change notice for visit v; it is delivered when db's
+// transaction commits and dropped if it rolls back.
+func NotifyVisit(ctx context.Context, db DBTX, v ids.VisitID) error {
+	if _, err := db.Exec(ctx, `SELECT pg_notify($1, $2)`, VisitChannel, string(v)); err != nil {
+		return fmt.Errorf("store: notify visit: %w", err)
+	}
+	return nil
+}
+
+// LeaveAll marks everyone still waiting or admitted in visit as left.
+func LeaveAll(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) error {
+	_, err := db.Exec(ctx, `UPDATE participants SET state = 'left', left_at = COALESCE(left_at, $2)
+		WHERE visit_id = $1 AND state IN ('waiting', 'admitted')`, string(visit), now)
+	if err != nil {
+		return fmt.Errorf("store: leave all: %w", err)
+	}
+	return nil
+}

@@ -2,9 +2,10 @@ package token
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openvisit/openvisit/internal/store"
 )
 
 // PGBurner burns token IDs in PostgreSQL's join_tokens table, so a token
@@ -19,14 +20,13 @@ func NewPGBurner(pool *pgxpool.Pool) *PGBurner { return &PGBurner{pool: pool} }
 // Burn implements Burner. The row may exist already (minted by the control
 // plane) or not (minted elsewhere); either way only one Burn wins.
 func (b *PGBurner) Burn(ctx context.Context, c Claims) error {
-	tag, err := b.pool.Exec(ctx, `INSERT INTO join_tokens (jti, visit_id, participant_id, role, expires_at, used_at)
-		VALUES ($1, $2, $3, $4, to_timestamp($5), now())
-		ON CONFLICT (jti) DO UPDATE SET used_at = now() WHERE join_tokens.used_at IS NULL`,
-		c.ID, string(c.Visit), string(c.Participant), string(c.Role), c.ExpiresAt)
+	used, err := store.BurnJoinToken(ctx, b.pool, store.NewJoinToken{
+		ID: c.ID, VisitID: string(c.Visit), Participant: string(c.Participant), Role: string(c.Role), ExpiresAt: c.Expiry(),
+	})
 	if err != nil {
-		return fmt.Errorf("token: burn: %w", err)
+		return err
 	}
-	if tag.RowsAffected() == 0 {
+	if used {
 		return ErrUsed
 	}
 	return nil

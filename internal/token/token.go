@@ -55,6 +55,12 @@ var (
 	ErrWrongVisit   = errors.New("token: wrong visit")
 	ErrWrongNode    = errors.New("token: wrong node")
 	ErrUsed         = errors.New("token: already used")
+	// ErrRevoked: the token is good, but its holder may no longer join
+	// (the visit ended, they were removed, their session ended).
+	ErrRevoked = errors.New("token: access revoked")
+	// ErrUnavailable: the node cannot check revocations now (its database
+	// is unreachable, or its re-check is stale), so it admits no one.
+	ErrUnavailable = errors.New("token: cannot be checked now")
 )
 
 // Claims is what a join token asserts. Field names are short because the
