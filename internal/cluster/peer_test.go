@@ -26,4 +26,7 @@ func (p peer) receiving(t *testing.T, what string, timeout time.Duration) {
 
 func (p peer) dropped() bool { return p.Dropped() }
 
+// Closed is closed when the server closed the socket.
+func (p peer) Closed() <-chan struct{} { return p.Peer.Closed() }
+
 func (p peer) close() { p.Close() }

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,15 +34,18 @@ type PeerOptions struct {
 // counts the RTP it receives from others. Lifecycle: JoinPeer, then Close
 // (also registered as a test cleanup).
 type Peer struct {
-	ws       *websocket.Conn
-	wmu      sync.Mutex
-	pc       *webrtc.PeerConnection
-	stop     chan struct{}
-	closed   chan struct{} // the socket reader returned
-	wg       sync.WaitGroup
-	received atomic.Int64 // RTP packets from other participants
-	frames   atomic.Int64 // video frames written
-	once     sync.Once
+	ws     *websocket.Conn
+	wmu    sync.Mutex
+	pc     *webrtc.PeerConnection
+	stop   chan struct{}
+	closed chan struct{} // the socket reader returned
+	// closeCode is the close code the server ended the socket with (0:
+	// none, or not closed by the server); set before closed is closed.
+	closeCode atomic.Int32
+	wg        sync.WaitGroup
+	received  atomic.Int64 // RTP packets from other participants
+	frames    atomic.Int64 // video frames written
+	once      sync.Once
 }
 
 // JoinPeer joins g's visit and starts publishing.
@@ -134,6 +138,10 @@ func (p *Peer) signal() {
 			Candidate *webrtc.ICECandidateInit `json:"candidate"`
 		}
 		if err := p.ws.ReadJSON(&m); err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				p.closeCode.Store(int32(ce.Code)) //nolint:gosec // a WebSocket close code fits
+			}
 			return
 		}
 		switch m.Type {
@@ -213,6 +221,13 @@ func (p *Peer) Dropped() bool {
 		return false
 	}
 }
+
+// Closed returns a channel closed when the server has closed the socket.
+func (p *Peer) Closed() <-chan struct{} { return p.closed }
+
+// CloseCode is the WebSocket close code the server ended the socket with
+// (0 while open, or when it broke without one).
+func (p *Peer) CloseCode() int { return int(p.closeCode.Load()) }
 
 // Close says goodbye and closes everything; it may be called again.
 func (p *Peer) Close() {

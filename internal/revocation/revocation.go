@@ -67,7 +67,9 @@ type Params struct {
 	Every      time.Duration // default DefaultEvery
 	StaleAfter time.Duration // default DefaultStaleAfter
 	Logger     *slog.Logger
-	Now        func() time.Time
+	// Now is the clock sessions are judged by (idle and absolute
+	// timeouts); the staleness bound always uses the real clock.
+	Now func() time.Time
 }
 
 // Watcher keeps one media node's live connections in step with the
@@ -77,8 +79,9 @@ type Watcher struct {
 	p    Params
 	log  *slog.Logger
 	wake chan struct{}
-	// lastOK is when the last check succeeded (unix nanoseconds; 0: never).
-	lastOK atomic.Int64
+	// lastOK is when the last check succeeded (nil: never), on the real,
+	// monotonic clock.
+	lastOK atomic.Pointer[time.Time]
 	// checks counts completed checks, for tests that wait for one.
 	checks atomic.Uint64
 }
@@ -171,7 +174,8 @@ func (w *Watcher) Check(ctx context.Context, media Media) error {
 }
 
 func (w *Watcher) ok() {
-	w.lastOK.Store(w.p.Now().UnixNano())
+	now := time.Now()
+	w.lastOK.Store(&now)
 	w.checks.Add(1)
 }
 
@@ -179,7 +183,7 @@ func (w *Watcher) ok() {
 // the node to admit new participants.
 func (w *Watcher) Fresh() bool {
 	last := w.lastOK.Load()
-	return last != 0 && w.p.Now().Sub(time.Unix(0, last)) <= w.p.StaleAfter
+	return last != nil && time.Since(*last) <= w.p.StaleAfter
 }
 
 // Burn is the media node's admission (a token.Burner): the node must be
