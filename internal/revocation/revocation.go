@@ -82,8 +82,6 @@ type Watcher struct {
 	// lastOK is when the last check succeeded (nil: never), on the real,
 	// monotonic clock.
 	lastOK atomic.Pointer[time.Time]
-	// checks counts completed checks, for tests that wait for one.
-	checks atomic.Uint64
 }
 
 // New returns a Watcher (no I/O).
@@ -176,7 +174,6 @@ func (w *Watcher) Check(ctx context.Context, media Media) error {
 func (w *Watcher) ok() {
 	now := time.Now()
 	w.lastOK.Store(&now)
-	w.checks.Add(1)
 }
 
 // Fresh reports whether the last successful check is recent enough for
