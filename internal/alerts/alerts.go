@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -34,7 +35,19 @@ const (
 	KindBulkRecordingAccess  = "bulk_recording_access"
 	KindCheckpointFailed     = "checkpoint_failed"
 	KindAuditWriteFailed     = "audit_write_failed"
+	// KindRecordingNotWorking: a visit's recording is switched on but the
+	// recorder writes no media (store.RecordingControl.State); its subject
+	// is the visit's provider.
+	KindRecordingNotWorking = "recording_not_working"
 )
+
+// ActionRecordingNotWorking is audited with the alert: what the recording
+// actually did, beside the consent and the start command.
+const ActionRecordingNotWorking = "recording.not_working"
+
+// recordingWatchEvery is how often switched-on recordings are checked for
+// media: the indicator turns within seconds, so should the alert.
+const recordingWatchEvery = 2 * time.Second
 
 // RecordingAccessActions are the audit actions that read recordings.
 var RecordingAccessActions = []string{"recording.view", "recording.play", "recording.download"}
@@ -86,10 +99,13 @@ func New(p Params) *Engine {
 	return &Engine{p: p, log: p.Logger.With("component", "alerts")}
 }
 
-// Run evaluates and delivers every p.Every until ctx ends.
+// Run evaluates and delivers every p.Every, and watches recordings every
+// few seconds, until ctx ends.
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.p.Every)
 	defer t.Stop()
+	rec := time.NewTicker(recordingWatchEvery)
+	defer rec.Stop()
 	for {
 		if _, err := e.Evaluate(ctx); err != nil && ctx.Err() == nil {
 			e.log.Error("alert rules failed", "err", err)
@@ -97,12 +113,76 @@ func (e *Engine) Run(ctx context.Context) {
 		if err := e.Deliver(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("alert delivery failed; will retry", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		for wait := true; wait; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				wait = false
+			case <-rec.C:
+				if n, err := e.WatchRecordings(ctx); err != nil && ctx.Err() == nil {
+					e.log.Error("recording watch failed", "err", err)
+				} else if n > 0 {
+					wait = false // deliver the new alerts now
+				}
+			}
 		}
 	}
+}
+
+// WatchRecordings raises one alert (and audits it) for each visit whose
+// recording is switched on but not working — no media written in time, or
+// none any more — once per start, and returns how many it raised.
+func (e *Engine) WatchRecordings(ctx context.Context) (int, error) {
+	now := e.p.Now()
+	failing, err := store.RecordingsNotWorking(ctx, e.p.Pool, now)
+	if err != nil {
+		return 0, fmt.Errorf("alerts: watch recordings: %w", err)
+	}
+	n := 0
+	for _, c := range failing {
+		raised, err := e.raiseRecordingAlert(ctx, c, now)
+		if err != nil {
+			return n, err
+		}
+		if raised {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (e *Engine) raiseRecordingAlert(ctx context.Context, c store.RecordingControl, now time.Time) (bool, error) {
+	why := "no media reached the recorder after the start"
+	if c.MediaAt != nil {
+		why = "the recorder stopped receiving media"
+	}
+	var raised bool
+	err := pgx.BeginFunc(ctx, e.p.Pool, func(tx pgx.Tx) error {
+		ok, err := store.MarkRecordingAlerted(ctx, tx, c.VisitID, now)
+		if err != nil || !ok {
+			return err // another process raised it
+		}
+		v, err := store.VisitByID(ctx, tx, c.VisitID)
+		if err != nil {
+			return err
+		}
+		if _, err := store.RaiseAlert(ctx, tx, KindRecordingNotWorking, "critical", string(v.ProviderID),
+			"recording of visit "+string(c.VisitID)+" is not working: "+why, now); err != nil {
+			return err
+		}
+		raised = true
+		return audit.AppendTx(ctx, tx, audit.Event{ActorID: "system:recording-watch", ActorRole: "system",
+			Action: ActionRecordingNotWorking, ResourceType: "visit", ResourceID: string(c.VisitID),
+			VisitID: string(c.VisitID), Outcome: audit.Failure, Reason: why})
+	})
+	if err != nil {
+		return false, fmt.Errorf("alerts: recording alert: %w", err)
+	}
+	if raised {
+		e.log.Warn("alert raised", "kind", KindRecordingNotWorking, "visit", string(c.VisitID))
+	}
+	return raised, nil
 }
 
 // rule is one windowed count over the audit trail.

@@ -38,6 +38,7 @@ import (
 	"github.com/openvisit/openvisit/internal/revocation"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/internal/visits"
 	"github.com/openvisit/openvisit/recording"
 	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/signaling"
@@ -258,6 +259,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {
 			return nil, err
 		}
+		a.goRun(func() { a.expireVisits(runCtx, opt.Now) })
 	}
 
 	if cfg.Demo {
@@ -401,6 +403,25 @@ func (a *App) startAuditLoops(ctx, runCtx context.Context, engine *alerts.Engine
 	a.goRun(func() { cp.Run(runCtx) })
 	a.goRun(func() { engine.Run(runCtx) })
 	return nil
+}
+
+// expireVisits ends, every minute, the visits nobody ended (visits.ExpireDue):
+// their calls, invites and recordings end with them.
+func (a *App) expireVisits(ctx context.Context, now func() time.Time) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := visits.ExpireDue(ctx, a.pool, now()); err != nil && ctx.Err() == nil {
+			a.log.Warn("visit expiry", "err", err)
+		} else if n > 0 {
+			a.log.Info("visits expired", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Signaling returns the control plane (tests walk its policy table).

@@ -5,8 +5,11 @@
 // recording" / "Stop recording"; declines and withdrawals show in the
 // panel. Patient: the consent dialog, and "Stop recording and withdraw
 // consent" at any time (which stops the recording at once). Both pages show
-// the recording indicator (an icon and the word, in a status region) while
-// the recorder is on.
+// the recording indicator (an icon and the word, in a status region) only
+// while the recorder reports that it is writing media (status
+// "recording"), and "Recording is not working" when it is switched on but
+// no media is being written: the indicator follows the bytes, not the
+// switch.
 //
 // State comes from GET /api/v1/visits/:id/recording, polled every 2 s
 // while the call is live (not audited, no PHI) and taken from the answer of
@@ -22,7 +25,8 @@ import { byId, say } from './dom.js';
  * @property {string} [requested_at]
  * @property {'none'|'given'|'declined'|'withdrawn'} consent
  * @property {string} [consent_at]
- * @property {boolean} recording
+ * @property {boolean} recording  the switch is on
+ * @property {'off'|'starting'|'recording'|'not_working'} status  what the recorder reports
  * @property {string} [started_at]
  * @property {string} [stopped_at]
  * @property {string} [stop_reason]
@@ -77,9 +81,10 @@ export function startRecordingUI(o) {
   function render(st) {
     state = st;
     if (o.onState) o.onState(st);
-    const on = !!st && st.recording;
-    setText(ui.indicator, on ? 'Recording' : '');
-    document.body.classList.toggle('recording', on);
+    const status = st ? st.status : 'off';
+    setText(ui.indicator, status === 'recording' ? 'Recording' : status === 'not_working' ? 'Recording is not working' : '');
+    ui.indicator.classList.toggle('warning', status === 'not_working');
+    document.body.classList.toggle('recording', status === 'recording');
     if (!st) {
       ui.panel.hidden = true;
       closeDialog();
@@ -93,7 +98,9 @@ export function startRecordingUI(o) {
   function renderProvider(st) {
     ui.panel.hidden = false;
     let text;
-    if (st.recording) text = `Recording since ${time(st.started_at)}. The patient can stop it at any time.`;
+    if (st.status === 'recording') text = `Recording since ${time(st.started_at)}. The patient can stop it at any time.`;
+    else if (st.status === 'starting') text = 'Starting the recording…';
+    else if (st.status === 'not_working') text = 'Recording is not working: no audio or video is being saved. The clinic\'s admins have been alerted. You can stop and start again.';
     else if (st.requested) text = 'Waiting for the patient to answer your request to record…';
     else if (st.consent === 'given') text = st.stop_reason === 'stopped' && st.stopped_at && st.consent_at && st.stopped_at > st.consent_at
       ? 'Recording stopped. The patient\'s consent still holds; you can start again.'
@@ -115,7 +122,9 @@ export function startRecordingUI(o) {
     const given = st.consent === 'given';
     ui.panel.hidden = !st.recording && !st.requested && st.consent === 'none';
     let text;
-    if (st.recording) text = 'This visit is being recorded. You can stop it at any time.';
+    if (st.status === 'recording') text = 'This visit is being recorded. You can stop it at any time.';
+    else if (st.status === 'starting') text = 'Recording is about to start. You can stop it at any time.';
+    else if (st.status === 'not_working') text = 'Recording is not working right now: nothing is being saved.';
     else if (st.requested) text = 'Your provider asked to record this visit.';
     else if (given) text = 'You allowed recording. It has not started.';
     else if (st.consent === 'declined') text = 'You did not allow recording. Nothing is recorded.';
