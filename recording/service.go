@@ -112,6 +112,9 @@ type Service struct {
 	closed   bool
 	// written is, per claim, the frame count last reported (heartbeat).
 	written map[string]uint64
+	// instance names this process in its claims: the node name and a
+	// random suffix.
+	instance string
 
 	dropped        atomic.Uint64
 	parts, retries atomic.Uint64
@@ -163,6 +166,7 @@ func New(p Params) (*Service, error) {
 		sessions: map[ids.VisitID]*session{},
 		live:     map[string]*participantRec{},
 		written:  map[string]uint64{},
+		instance: p.Node + "/" + uuid.NewString()[:8],
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.env = &uploadEnv{
@@ -184,12 +188,6 @@ func (s *Service) segmentSize() int {
 func (s *Service) Start(ctx context.Context) error {
 	if err := s.p.Objects.EnsureBucket(ctx); err != nil {
 		s.log.Warn("object storage not ready; uploads will retry", "err", err)
-	}
-	// Claims under this node's name are a previous process's: it is gone.
-	if n, err := store.ReleaseNodeClaims(ctx, s.p.Pool, s.p.Node); err != nil {
-		s.log.Warn("release claims of the previous process", "err", err)
-	} else if n > 0 {
-		s.log.Info("released claims of the previous process", "count", n)
 	}
 	s.sweep(ctx)
 	s.loops.Add(4)
@@ -328,7 +326,10 @@ func (s *Service) claimAndJoin(ctx context.Context, a store.ActiveRecording) boo
 	if s.p.BeforeClaim != nil {
 		s.p.BeforeClaim(a.VisitID)
 	}
-	claim, ok, err := store.ClaimRecording(ctx, s.p.Pool, a.VisitID, s.p.Node, uuid.NewString())
+	// A previous process's claims lapse by themselves (store.ClaimLease):
+	// claims name this process, not just the node, so none is mistaken
+	// for ours.
+	claim, ok, err := store.ClaimRecording(ctx, s.p.Pool, a.VisitID, s.instance, uuid.NewString())
 	if err != nil || !ok {
 		if err != nil {
 			s.log.Warn("claim recording", "visit", string(a.VisitID), "err", err)

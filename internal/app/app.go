@@ -53,6 +53,9 @@ type Options struct {
 	// ConfigureWebRTC adjusts the media node's Pion settings (loopback ICE
 	// in tests).
 	ConfigureWebRTC func(*webrtc.SettingEngine)
+	// BeforeRecordingClaim runs before each recording claim of the
+	// recorder (tests force two polls to interleave there).
+	BeforeRecordingClaim func(ids.VisitID)
 	// WebDir serves the web pages from disk instead of the embedded copy.
 	WebDir string
 	Now    func() time.Time

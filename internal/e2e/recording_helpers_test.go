@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
@@ -29,19 +28,7 @@ import (
 // fresh bucket of s3.
 func recordingServer(t *testing.T, s3 testenv.S3, tune func(*config.Config)) *Server {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	bucket := "ov-rec-test-" + hex.EncodeToString(b[:])
-	return StartServer(t, func(c *config.Config) {
-		c.Roles = []string{config.RoleAPI, config.RoleMedia, config.RoleRecorder}
-		c.S3 = config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
-			UseTLS: s3.UseTLS, Region: "us-east-1", Bucket: bucket}
-		c.Recording.PartSize = 5 << 20
-		c.Recording.SpoolMaxBytes = 256 << 20
-		if tune != nil {
-			tune(c)
-		}
-	})
+	return StartServer(t, recordingConfig(s3, tune))
 }
 
 func recPool(t *testing.T, srv *Server) *pgxpool.Pool {

@@ -29,7 +29,11 @@ type Server struct {
 	// that set up data directly with the store package.
 	DatabaseURL string
 
-	logs *testenv.SyncBuffer
+	logs   *testenv.SyncBuffer
+	cfg    config.Config
+	logger *slog.Logger
+	served chan error
+	adjust func(*app.Options)
 }
 
 // StartServer starts a server for t in demo mode. mutate, when not nil,
@@ -37,6 +41,13 @@ type Server struct {
 // kept in memory and written to the test log when the test fails, or always
 // when OV_E2E_LOG is set (OV_E2E_LOG=debug adds debug lines).
 func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
+	t.Helper()
+	return StartServerWith(t, mutate, nil)
+}
+
+// StartServerWith is StartServer with wiring options adjusted by adjust
+// (test hooks); a Restart keeps them.
+func StartServerWith(t testing.TB, mutate func(*config.Config), adjust func(*app.Options)) *Server {
 	t.Helper()
 	dsn := testenv.Postgres(t)
 
@@ -68,38 +79,68 @@ func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 	}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	a, err := app.New(ctx, cfg, app.Options{Logger: logger, ConfigureWebRTC: LoopbackWebRTC})
-	if err != nil {
-		ln.Close()
-		t.Logf("server log:\n%s", logs.String())
-		t.Fatalf("e2e: app.New: %v", err)
-	}
-
-	served := make(chan error, 1)
-	go func() { served <- a.Serve(ln) }()
-
-	s := &Server{URL: origin, App: a, DatabaseURL: cfg.Database.URL, logs: logs}
+	s := &Server{URL: origin, DatabaseURL: cfg.Database.URL, logs: logs, cfg: cfg, logger: logger, adjust: adjust}
+	s.start(t, ln)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := a.Shutdown(ctx); err != nil {
-			t.Errorf("e2e: shutdown: %v", err)
-		}
-		select {
-		case err := <-served:
-			if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
-				t.Errorf("e2e: serve: %v", err)
-			}
-		case <-ctx.Done():
-			t.Errorf("e2e: Serve did not return after Shutdown")
-		}
+		s.stop(t)
 		if t.Failed() || os.Getenv("OV_E2E_LOG") != "" {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
 	return s
+}
+
+// start runs a new App on ln.
+func (s *Server) start(t testing.TB, ln net.Listener) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	opt := app.Options{Logger: s.logger, ConfigureWebRTC: LoopbackWebRTC}
+	if s.adjust != nil {
+		s.adjust(&opt)
+	}
+	a, err := app.New(ctx, s.cfg, opt)
+	if err != nil {
+		ln.Close()
+		t.Logf("server log:\n%s", s.logs.String())
+		t.Fatalf("e2e: app.New: %v", err)
+	}
+	s.App, s.served = a, make(chan error, 1)
+	go func() { s.served <- a.Serve(ln) }()
+}
+
+// stop shuts the App down (once).
+func (s *Server) stop(t testing.TB) {
+	if s.App == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.App.Shutdown(ctx); err != nil {
+		t.Errorf("e2e: shutdown: %v", err)
+	}
+	select {
+	case err := <-s.served:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+			t.Errorf("e2e: serve: %v", err)
+		}
+	case <-ctx.Done():
+		t.Errorf("e2e: Serve did not return after Shutdown")
+	}
+	s.App = nil
+}
+
+// Restart shuts the process down and starts a new one with the same
+// configuration, database and data directory on the same address, as an
+// operator's restart (or a crash and restart) would.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.stop(t)
+	ln, err := net.Listen("tcp", s.cfg.ListenAddr)
+	if err != nil {
+		t.Fatalf("e2e: listen again on %s: %v", s.cfg.ListenAddr, err)
+	}
+	s.start(t, ln)
 }
 
 // DemoLinks returns the server's one-time demo links (the first for the

@@ -39,8 +39,8 @@ SELECT j.jti, CASE
         THEN 'removed'
     WHEN t.session_hash IS NOT NULL AND (
         s.id_hash IS NULL OR s.revoked_at IS NOT NULL OR u.disabled_at IS NOT NULL
-        OR s.created_at <= $2 - $5::interval
-        OR s.last_seen_at <= $2 - CASE WHEN s.kind = 'patient' THEN $4::interval ELSE $3::interval END)
+        OR s.created_at <= $2::timestamptz - $5::interval
+        OR s.last_seen_at <= $2::timestamptz - CASE WHEN s.kind = 'patient' THEN $4::interval ELSE $3::interval END)
         THEN 'session_ended'
     ELSE '' END AS why
 FROM unnest($1::text[]) AS j (jti)

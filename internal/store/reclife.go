@@ -234,17 +234,6 @@ func ReleaseClaim(ctx context.Context, db DBTX, visit ids.VisitID, claimID strin
 	return nil
 }
 
-// ReleaseNodeClaims drops every claim held under recorder node name node:
-// a recorder starting up holds none, so any are its previous process's.
-func ReleaseNodeClaims(ctx context.Context, db DBTX, node string) (int, error) {
-	tag, err := db.Exec(ctx, `UPDATE recording_controls SET claim_id = NULL, recorder_node = '', heartbeat_at = NULL
-		WHERE recorder_node = $1 AND claim_id IS NOT NULL`, node)
-	if err != nil {
-		return 0, fmt.Errorf("store: release node claims: %w", err)
-	}
-	return int(tag.RowsAffected()), nil
-}
-
 // ReportRecordingMedia records that the recorder holding each of claims
 // wrote media at now, and returns the visits for which it is the first
 // media of this start (starting → recording, for the audit trail).
@@ -280,7 +269,7 @@ func ReportRecordingMedia(ctx context.Context, db DBTX, claims []string, now tim
 func RecordingsNotWorking(ctx context.Context, db DBTX, now time.Time) ([]RecordingControl, error) {
 	rows, err := db.Query(ctx, `SELECT `+controlColumns+` FROM recording_controls
 		WHERE active AND alerted_at IS NULL AND (
-			(media_at IS NULL AND started_at <= $1 - $2::interval) OR media_at <= $1 - $3::interval)`,
+			(media_at IS NULL AND started_at <= $1::timestamptz - $2::interval) OR media_at <= $1::timestamptz - $3::interval)`,
 		now, NoMediaAfter, MediaLostAfter)
 	if err != nil {
 		return nil, fmt.Errorf("store: recordings not working: %w", err)
