@@ -345,14 +345,16 @@ func (s *Service) claimAndJoin(ctx context.Context, a store.ActiveRecording) boo
 		return true
 	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		s.leave(ses)
-		return false
+	closed, busy = s.closed, s.sessions[a.VisitID] != nil
+	if !closed && !busy {
+		s.sessions[a.VisitID] = ses
 	}
-	s.sessions[a.VisitID] = ses
 	s.mu.Unlock()
-	return true
+	if closed || busy {
+		// Never replace (and so orphan) a session: leave the new one.
+		s.leave(ses)
+	}
+	return !closed
 }
 
 // SyncNow runs one poll at once (the control plane calls it after start
