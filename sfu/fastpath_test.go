@@ -120,32 +120,43 @@ func TestPublisherRepairsOnFastPath(t *testing.T) {
 	b.onPacket.Store(&f)
 	waitFor(t, "b receives a's video", func() bool { return b.received(a.id, "video") > 50 })
 	fast := env.sfu.Stats().FastPathPackets
-	time.Sleep(3 * time.Second)
+	// Enough losses to matter: how long that takes depends on how busy the
+	// machine is, so wait for the count, not for a time.
+	dropped := func() int {
+		drop.mu.Lock()
+		defer drop.mu.Unlock()
+		return len(drop.dropped)
+	}
+	waitFor(t, "20 packets dropped at the publisher", func() bool { return dropped() >= 20 })
 	if env.sfu.Stats().FastPathPackets == fast {
 		t.Fatal("nothing took the fast path")
 	}
 
-	// Of the 100 numbers before the last half second, every one arrived:
-	// the tenth that the uplink lost came back over RTX.
-	mu.Lock()
-	defer mu.Unlock()
-	missing := 0
-	for i := uint16(25); i < 125; i++ {
-		if !got[newest-i] {
-			missing++
+	// Of the 100 numbers before the last half second, every one arrives:
+	// the tenth that the uplink lost comes back over RTX.
+	missing := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for i := uint16(25); i < 125; i++ {
+			if !got[newest-i] {
+				n++
+			}
 		}
+		return n
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for missing() > 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
 	}
 	drop.mu.Lock()
-	dropped := len(drop.dropped)
+	nacks, rtx := drop.nacks, drop.rtx
 	drop.mu.Unlock()
-	if dropped < 20 {
-		t.Fatalf("only %d packets dropped at the publisher", dropped)
+	if nacks == 0 || rtx == 0 {
+		t.Fatalf("the publisher got %d NACKs and sent %d RTX packets, want some of each", nacks, rtx)
 	}
-	if drop.nacks == 0 || drop.rtx == 0 {
-		t.Fatalf("the publisher got %d NACKs and sent %d RTX packets, want some of each", drop.nacks, drop.rtx)
-	}
-	if missing > 0 {
-		t.Fatalf("%d of 100 sequence numbers never reached the subscriber (%d dropped at the publisher, repairs lost)", missing, dropped)
+	if n := missing(); n > 0 {
+		t.Fatalf("%d of 100 sequence numbers never reached the subscriber (%d dropped at the publisher, repairs lost)", n, dropped())
 	}
 }
 
