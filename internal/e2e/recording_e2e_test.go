@@ -65,6 +65,18 @@ func assertCiphertextOnly(t *testing.T, srv *Server, pool *pgxpool.Pool, rec str
 	}
 }
 
+// framesSent is the most video frames any of the page's outbound streams
+// (simulcast layers) has sent.
+func framesSent(t *testing.T, b *Browser) int {
+	t.Helper()
+	return Eval[int](t, b, `(async () => {
+  const c = window.openvisit && window.openvisit.client;
+  let n = 0;
+  if (c) (await c.getStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'video') n = Math.max(n, s.framesSent || 0); });
+  return n;
+})()`)
+}
+
 // TestE2ERecordingRoundTrip: two browsers in the demo visit; the provider
 // asks to record, the patient consents, 10 s are recorded, the provider
 // stops; storage holds only ciphertext; an admin retrieves each
@@ -113,11 +125,17 @@ func TestE2ERecordingRoundTrip(t *testing.T) {
 		t.Fatalf("state after start: %+v", st)
 	}
 	started := time.Now()
+	sentAtStart := map[*Browser]int{provider: framesSent(t, provider), patient: framesSent(t, patient)}
 	waitFor(t, "the recorder to record both participants", 20*time.Second, func() bool {
 		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
 		return len(recs) == 2
 	})
-	time.Sleep(10*time.Second - time.Since(started))
+	// At least 10 s, and until each camera has sent 130 frames since the
+	// start: a busy machine's fake camera makes fewer frames a second.
+	waitFor(t, "10 s and 130 frames from each camera", 2*time.Minute, func() bool {
+		return time.Since(started) >= 10*time.Second &&
+			framesSent(t, provider)-sentAtStart[provider] >= 130 && framesSent(t, patient)-sentAtStart[patient] >= 130
+	})
 	prov.must("POST", base+"/stop", struct{}{}, 200)
 	recorded := time.Since(started)
 	t.Logf("recorded for %v", recorded.Round(time.Millisecond))
