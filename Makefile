@@ -1,7 +1,8 @@
 # OpenVisit developer targets (GNU make). `make help` lists them.
 #
-# Local services (PostgreSQL on 127.0.0.1:5544, MinIO on 127.0.0.1:9000) come from
-# deploy/services.sh; their settings are written to .dev/env, which the targets below source.
+# Local services (PostgreSQL on 127.0.0.1:5544, MinIO on 127.0.0.1:9000, both TLS-only with a
+# local CA) come from deploy/services.sh; their settings are written to .dev/env, which the
+# targets below source.
 
 SHELL := /bin/bash
 # -e: the first failing command of a recipe fails the target (and make).
@@ -18,7 +19,8 @@ FUZZTIME ?= 10s
 # the tag name "2025.1.1" itself is not resolvable there.)
 STATICCHECK_VERSION ?= v0.7.0
 
-DEV_ENV := .dev/env
+# The env file deploy/services.sh writes (OV_DEV_ENV_FILE overrides it, as it does there).
+DEV_ENV := $(or $(OV_DEV_ENV_FILE),.dev/env)
 # Go files to check with gofmt: everything except VCS, dev state, build output and testdata.
 GO_FILES_CMD := find . -type f -name '*.go' -not -path './.git/*' -not -path './.dev/*' \
 	-not -path './bin/*' -not -path './vendor/*' -not -path '*/testdata/*' -print0
@@ -42,7 +44,7 @@ services-status: ## show whether PostgreSQL + MinIO are running
 	deploy/services.sh status
 
 run: services build ## run the server on https://localhost:8443 (development, demo data)
-	. ./$(DEV_ENV)
+	. $(DEV_ENV)
 	mkdir -p .dev/data
 	# Development: demo links, generated keys, and audit checkpoints locked for a day (not six years).
 	export OPENVISIT_ENVIRONMENT=development OPENVISIT_DEMO=true OPENVISIT_DATA_DIR=.dev/data OPENVISIT_AUDIT_ANCHOR_RETENTION=24h
@@ -54,7 +56,7 @@ run: services build ## run the server on https://localhost:8443 (development, de
 
 # Runs every step even when one fails (so CI shows all problems at once), then fails if any did.
 test: services ## gofmt check, go vet, go test ./... against the local services
-	@. ./$(DEV_ENV)
+	@. $(DEV_ENV)
 	failed=()
 	echo "==> gofmt"; $(MAKE) --no-print-directory fmt-check || failed+=(gofmt)
 	echo "==> go vet"; $(GO) vet ./... || failed+=("go vet")

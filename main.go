@@ -72,9 +72,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 // nowFunc is the clock of the commands (a variable for tests).
 var nowFunc = time.Now
 
-// loadConfig reads the file named by --config and the environment.
+// loadConfig reads the file named by --config and the environment. Every
+// command connects over the configured links, so the transport rule
+// (verified TLS to PostgreSQL and S3 in production) is checked here for all
+// of them, not only by serve's full Validate.
 func loadConfig(path string) (config.Config, error) {
-	return config.Load(path, os.Environ())
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return cfg, err
+	}
+	if err := cfg.ValidateTransport(); err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	return cfg, nil
 }
 
 func newLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {

@@ -454,7 +454,7 @@ func TestComposeFile(t *testing.T) {
 	if err := yaml.Unmarshal(b, &c); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"postgres", "minio", "migrate", "openvisit"} {
+	for _, s := range []string{"certs", "postgres", "minio", "migrate", "openvisit"} {
 		svc, ok := c.Services[s]
 		if !ok {
 			t.Errorf("compose: no %s service", s)
@@ -477,9 +477,96 @@ func TestComposeFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	known := config.EnvNames()
+	var environ []string
 	for _, l := range strings.Split(string(env), "\n") {
-		if k, _, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") && !slices.Contains(known, k) {
-			t.Errorf("openvisit.env: %s is not a config variable", k)
+		if k, _, ok := strings.Cut(l, "="); ok && !strings.HasPrefix(l, "#") {
+			environ = append(environ, l)
+			if !slices.Contains(known, k) {
+				t.Errorf("openvisit.env: %s is not a config variable", k)
+			}
 		}
+	}
+	checkComposeTLS(t, c.Services, environ)
+}
+
+// checkComposeTLS checks that every backend link of the Compose deployment
+// is TLS as production requires: the certs service makes the certificates
+// before the servers start, PostgreSQL has ssl on and a pg_hba that refuses
+// plaintext TCP, MinIO serves HTTPS, and openvisit.env passes the
+// production transport rule with the CA it mounts.
+func checkComposeTLS(t *testing.T, svcs map[string]map[string]any, environ []string) {
+	t.Helper()
+	if cmd := fmt.Sprint(svcs["certs"]["command"]); !strings.Contains(cmd, "deploy/dev/localca") ||
+		!strings.Contains(cmd, "postgres") || !strings.Contains(cmd, "minio") {
+		t.Errorf("compose: the certs service must run deploy/dev/localca for postgres and minio: %s", cmd)
+	}
+	for _, s := range []string{"postgres", "minio"} {
+		if dep := fmt.Sprint(svcs[s]["depends_on"]); !strings.Contains(dep, "certs:map[condition:service_completed_successfully]") {
+			t.Errorf("compose: %s must wait for the certs service to complete: depends_on %s", s, dep)
+		}
+	}
+	pg := fmt.Sprint(svcs["postgres"]["command"])
+	for _, want := range []string{"ssl=on", "ssl_cert_file=", "ssl_key_file=", "hba_file=/etc/openvisit/pg_hba.conf"} {
+		if !strings.Contains(pg, want) {
+			t.Errorf("compose: postgres command lacks %s: %s", want, pg)
+		}
+	}
+	if v := fmt.Sprint(svcs["postgres"]["volumes"]); !strings.Contains(v, "./postgres/pg_hba.conf:/etc/openvisit/pg_hba.conf:ro") {
+		t.Errorf("compose: postgres does not mount postgres/pg_hba.conf: %s", v)
+	}
+	checkHBA(t, "postgres/pg_hba.conf")
+	if cmd := fmt.Sprint(svcs["minio"]["command"]); !strings.Contains(cmd, "--certs-dir") {
+		t.Errorf("compose: minio must serve HTTPS (--certs-dir): %s", cmd)
+	}
+
+	c, err := config.Load("", append(environ,
+		"OPENVISIT_DATABASE_URL=postgres://openvisit_app:x@postgres:5432/openvisit?sslmode=verify-full&sslrootcert=/backend-tls/ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateTransport(); err != nil || c.AllowPlaintextTransport != "" {
+		t.Errorf("openvisit.env does not pass the production transport rule on its own: %v (allow_plaintext_transport %q)", err, c.AllowPlaintextTransport)
+	}
+	if !strings.HasPrefix(c.S3.CAFile, "/backend-tls/") {
+		t.Errorf("openvisit.env: OPENVISIT_S3_CA_FILE %q, want the backend CA under /backend-tls/", c.S3.CAFile)
+	}
+	for _, s := range []string{"migrate", "openvisit"} {
+		if v := fmt.Sprint(svcs[s]["volumes"]); !strings.Contains(v, "backend-tls:/backend-tls:ro") {
+			t.Errorf("compose: %s does not mount the backend CA (backend-tls:/backend-tls:ro): %s", s, v)
+		}
+		if e := fmt.Sprint(svcs[s]["environment"]); !strings.Contains(e, "sslmode=verify-full&sslrootcert=/backend-tls/ca.crt") {
+			t.Errorf("compose: %s's database URL message does not ask for sslmode=verify-full&sslrootcert=/backend-tls/ca.crt", s)
+		}
+	}
+}
+
+// checkHBA checks a pg_hba.conf: TCP only over TLS (hostssl), plaintext TCP
+// rejected (hostnossl … reject), and no line that admits either (host).
+func checkHBA(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ssl, reject bool
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch f[0] {
+		case "hostssl":
+			ssl = true
+		case "hostnossl":
+			reject = reject || f[len(f)-1] == "reject"
+			if f[len(f)-1] != "reject" {
+				t.Errorf("%s: %q admits plaintext TCP", path, l)
+			}
+		case "host", "hostgssenc", "hostnogssenc":
+			t.Errorf("%s: %q admits TCP without requiring TLS", path, l)
+		}
+	}
+	if !ssl || !reject {
+		t.Errorf("%s: want hostssl lines and a hostnossl … reject line", path)
 	}
 }

@@ -2,11 +2,19 @@
 # Local development/test services for OpenVisit: PostgreSQL and MinIO on loopback.
 #
 #   deploy/services.sh start    install what is missing, start what is not running
-#                               (idempotent, ~1 s when both already run), write .dev/env
+#                               (idempotent, ~1 s when both already run), write .dev/env;
+#                               servers running without TLS (an older state dir) are
+#                               restarted with it
 #   deploy/services.sh stop     stop both servers (data is kept)
 #   deploy/services.sh status   show what runs; exit 0 only when both answer
 #   deploy/services.sh env      print the settings that `start` writes to .dev/env
 #   deploy/services.sh purge    stop both and delete their data (state dir)
+#
+# Both servers speak TLS only, with a certificate from a local CA generated once into the
+# state dir (tls/ca.crt; deploy/dev/localca): PostgreSQL has ssl=on and accepts TCP
+# connections over TLS only (pg_hba hostssl; the unix socket stays trust), MinIO serves
+# HTTPS (--certs-dir). The env file points clients at that CA (sslmode=verify-full,
+# OPENVISIT_S3_CA_FILE), so tests and `make run` verify the servers as production does.
 #
 # Everything here is DEV/TEST ONLY: trust authentication, fixed well-known credentials,
 # fsync off. Never point it at data you care about.
@@ -20,6 +28,7 @@
 #   OV_DEV_MINIO_PORT          MinIO S3 port (default 9000)
 #   OV_DEV_MINIO_CONSOLE_PORT  MinIO console port (default: S3 port + 1)
 #   OV_DEV_BIN                 where the MinIO binary is cached (default ~/.cache/openvisit/bin)
+#   OV_DEV_ENV_FILE            the env file `start` writes (default <checkout>/.dev/env)
 set -euo pipefail
 umask 022 # the postgres user must be able to reach the state dir
 
@@ -47,7 +56,13 @@ MINIO_PID=$STATE/minio.pid
 MINIO_USER=openvisit-dev
 MINIO_PASSWORD=openvisit-dev-secret
 
-ENV_FILE=$ROOT/.dev/env
+ENV_FILE=${OV_DEV_ENV_FILE:-$ROOT/.dev/env}
+
+# The local CA and the server certificate both servers present (certs.LocalCA).
+TLS_DIR=$STATE/tls
+CA_FILE=$TLS_DIR/ca.crt
+TLS_HOSTS=localhost,127.0.0.1,::1
+MINIO_CERTS=$STATE/minio-certs
 
 log() { printf 'services: %s\n' "$*" >&2; }
 die() { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -88,6 +103,45 @@ apt_install() {
 	fi
 }
 
+# ----------------------------------------------------------------------- TLS
+
+# Make (once) the local CA and the server certificate for loopback in $TLS_DIR, renewing
+# what expires within 30 days. The small Go program is built into the state dir and
+# rebuilt when its source changes.
+tls_ensure() {
+	local bin=$STATE/localca out
+	if [ ! -x "$bin" ] || [ -n "$(find "$ROOT/deploy/dev/localca" "$ROOT/internal/certs" -name '*.go' -newer "$bin" 2>/dev/null | head -n1)" ]; then
+		command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go) — needed to make the local CA"
+		if ! (cd "$ROOT" && GOFLAGS='' go build -o "$bin.tmp" ./deploy/dev/localca) >"$STATE/localca-build.log" 2>&1; then
+			tail -n 20 "$STATE/localca-build.log" >&2
+			die "could not build deploy/dev/localca (log: $STATE/localca-build.log)"
+		fi
+		mv -f "$bin.tmp" "$bin"
+	fi
+	out=$("$bin" -dir "$TLS_DIR" -hosts "$TLS_HOSTS") || die "could not make the local CA in $TLS_DIR"
+	if [ "$out" = changed ]; then log "new server certificate for $TLS_HOSTS from the local CA $CA_FILE"; fi
+}
+
+# Copy src to dst (mode, owner) when it differs; return 0 if it was copied.
+install_changed() {
+	local mode=$1 owner=$2 src=$3 dst=$4
+	if [ -f "$dst" ] && cmp -s "$src" "$dst"; then return 1; fi
+	install -m "$mode" -o "$owner" "$src" "$dst"
+}
+
+# Percent-encode a value for a URL query (a path with spaces or '&' stays one value).
+urlquery() {
+	local LC_ALL=C s=$1 out='' c i
+	for ((i = 0; i < ${#s}; i++)); do
+		c=${s:i:1}
+		case "$c" in
+		[A-Za-z0-9/._~-]) out+=$c ;;
+		*) out+=$(printf '%%%02X' "'$c") ;;
+		esac
+	done
+	printf '%s' "$out"
+}
+
 # ---------------------------------------------------------------- PostgreSQL
 
 # Find the server binaries without installing anything: $PG_BIN, else (another major
@@ -123,17 +177,7 @@ pg_pidfile_live() {
 
 pg_start() {
 	pg_ensure_installed
-	if pg_ready; then
-		local dir
-		dir=$(pg_psql -Atc 'show data_directory' 2>/dev/null || true)
-		if [ "$dir" = "$PG_DATA" ]; then
-			log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
-		else
-			log "PostgreSQL already answering on 127.0.0.1:$PG_PORT (data dir '${dir:-?}', not $PG_DATA); reusing it"
-		fi
-		pg_createdb
-		return
-	fi
+	if pg_ready && pg_adopt_running; then return; fi
 
 	if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$STATE"; then
 		die "the postgres user cannot reach $STATE (check the permissions of it and its parent directories)"
@@ -160,9 +204,10 @@ pg_start() {
 
 		for _ in $(seq 1 30); do pg_ready && break; sleep 1; done
 		pg_ready || die "PostgreSQL (pid $(head -n1 "$PG_DATA/postmaster.pid")) does not answer on 127.0.0.1:$PG_PORT; see $PG_LOG"
-		pg_createdb
-		return
+		if pg_adopt_running; then return; fi
 	fi
+	pg_tls_files || true
+	pg_write_hba || true
 	# Crash leftovers: postmaster.pid / socket lock pointing at a dead or unrelated process.
 	if [ -f "$PG_DATA/postmaster.pid" ]; then
 		log "removing stale $PG_DATA/postmaster.pid"
@@ -175,9 +220,11 @@ pg_start() {
 	# fsync=off and synchronous_commit=off: this is a THROWAWAY dev/test server, where speed
 	# matters and a crash may lose data. Never use these settings for real data.
 	# -k puts the unix socket in the data dir instead of /var/run/postgresql.
+	# ssl=on with the local CA's server certificate (copied into the data dir, key 0600
+	# owned by the server's user, as PostgreSQL demands); pg_hba.conf admits TCP over TLS only.
 	# 8>&- 9>&-: the server must not inherit (and so hold forever) this script's lock files.
 	if ! as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start \
-		-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off -c synchronous_commit=off" >/dev/null 8>&- 9>&-; then
+		-o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_DATA -c fsync=off -c synchronous_commit=off -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_min_protocol_version=TLSv1.2" >/dev/null 8>&- 9>&-; then
 		tail -n 20 "$PG_LOG" >&2 || true
 		die "PostgreSQL did not start (log: $PG_LOG)"
 	fi
@@ -186,6 +233,68 @@ pg_start() {
 }
 
 pg_owner() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
+
+# The server answering on $PG_PORT. Ours is brought up to date: reloaded when its
+# certificate or pg_hba.conf changed, or — running without TLS (a state dir from before
+# TLS) — stopped so that the caller starts it again with TLS (returns 1 then). Another
+# checkout's server is reused, with that checkout's CA when it has one.
+pg_adopt_running() {
+	local dir reload=false
+	dir=$(pg_psql -d postgres -Atc 'show data_directory' 2>/dev/null || true)
+	if [ "$dir" != "$PG_DATA" ]; then
+		log "PostgreSQL already answering on 127.0.0.1:$PG_PORT (data dir '${dir:-?}', not $PG_DATA); reusing it"
+		if [ -n "$dir" ] && [ -f "$(dirname "$dir")/tls/ca.crt" ]; then
+			CA_FILE=$(dirname "$dir")/tls/ca.crt
+			log "using that server's CA $CA_FILE"
+		fi
+		pg_createdb
+		return 0
+	fi
+	if pg_tls_files; then reload=true; fi
+	if pg_write_hba; then reload=true; fi
+	if [ "$(pg_psql -d postgres -Atc 'show ssl' 2>/dev/null || true)" != on ]; then
+		log "PostgreSQL on 127.0.0.1:$PG_PORT runs without TLS; restarting it with TLS"
+		as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null
+		return 1
+	fi
+	if [ "$reload" = true ]; then
+		log "reloading PostgreSQL (new certificate or pg_hba.conf)"
+		pg_psql -d postgres -Atc 'select pg_reload_conf()' >/dev/null
+	fi
+	log "PostgreSQL already running on 127.0.0.1:$PG_PORT"
+	pg_createdb
+	return 0
+}
+
+# Copy the server certificate and key into the data dir; return 0 if either changed.
+pg_tls_files() {
+	local changed=1
+	if install_changed 0644 "$(pg_owner)" "$TLS_DIR/server.crt" "$PG_DATA/server.crt"; then changed=0; fi
+	if install_changed 0600 "$(pg_owner)" "$TLS_DIR/server.key" "$PG_DATA/server.key"; then changed=0; fi
+	return $changed
+}
+
+# TCP over TLS only: a plaintext TCP connection is refused ("no encryption"). The unix
+# socket (in the data dir) keeps trust, as initdb -A trust made it. Return 0 if changed.
+pg_write_hba() {
+	local want
+	want=$(
+		cat <<-'HBA'
+			# Written by deploy/services.sh (dev/test only): TCP over TLS only.
+			# TYPE    DATABASE     USER  ADDRESS       METHOD
+			local     all          all                 trust
+			local     replication  all                 trust
+			hostssl   all          all   127.0.0.1/32  trust
+			hostssl   all          all   ::1/128       trust
+			hostnossl all          all   0.0.0.0/0     reject
+			hostnossl all          all   ::/0          reject
+		HBA
+	)
+	if [ "$(cat "$PG_DATA/pg_hba.conf" 2>/dev/null || true)" = "$want" ]; then return 1; fi
+	printf '%s\n' "$want" >"$STATE/pg_hba.conf.tmp"
+	install -m 0600 -o "$(pg_owner)" "$STATE/pg_hba.conf.tmp" "$PG_DATA/pg_hba.conf"
+	rm -f "$STATE/pg_hba.conf.tmp"
+}
 
 pg_createdb() {
 	if [ "$(pg_psql -d postgres -Atc "select 1 from pg_database where datname = '$PG_DB'")" != 1 ]; then
@@ -208,7 +317,34 @@ pg_stop() {
 
 # --------------------------------------------------------------------- MinIO
 
-minio_ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$MINIO_PORT/minio/health/live" 2>/dev/null; }
+# Does MinIO answer over HTTPS with a certificate from $CA_FILE?
+minio_ready() { [ -f "$CA_FILE" ] && minio_health --cacert "$CA_FILE" "https://127.0.0.1:$MINIO_PORT"; }
+minio_health() { curl -fsS -o /dev/null --max-time 2 "${@:1:$#-1}" "${!#}/minio/health/live" 2>/dev/null; }
+
+# How MinIO answers on $MINIO_PORT: tls (verified with $CA_FILE), other-ca (HTTPS with a
+# certificate $CA_FILE does not verify), plain (HTTP), or down.
+minio_state() {
+	if minio_ready; then
+		echo tls
+	elif minio_health --insecure "https://127.0.0.1:$MINIO_PORT"; then
+		echo other-ca
+	elif minio_health "http://127.0.0.1:$MINIO_PORT"; then
+		echo plain
+	else
+		echo down
+	fi
+}
+
+# MinIO's --certs-dir: the server certificate and key, and the CA (for its own clients,
+# such as the console). Return 0 if anything changed.
+minio_tls_files() {
+	local changed=1
+	mkdir -p "$MINIO_CERTS/CAs"
+	if install_changed 0644 "$(id -un)" "$TLS_DIR/server.crt" "$MINIO_CERTS/public.crt"; then changed=0; fi
+	if install_changed 0600 "$(id -un)" "$TLS_DIR/server.key" "$MINIO_CERTS/private.key"; then changed=0; fi
+	if install_changed 0644 "$(id -un)" "$TLS_DIR/ca.crt" "$MINIO_CERTS/CAs/ca.crt"; then changed=0; fi
+	return $changed
+}
 
 # pid from minio.pid if that process is still our MinIO server.
 minio_pid() {
@@ -251,27 +387,42 @@ minio_binary_ok() {
 }
 
 minio_start() {
-	if minio_ready; then
-		if minio_pid >/dev/null; then
-			log "MinIO already running on 127.0.0.1:$MINIO_PORT"
-		else
+	local pid state changed=false
+	if minio_tls_files; then changed=true; fi
+	state=$(minio_state)
+	if pid=$(minio_pid); then
+		case "$state" in
+		tls)
+			if [ "$changed" = false ]; then
+				log "MinIO already running on 127.0.0.1:$MINIO_PORT"
+				return
+			fi
+			log "MinIO (pid $pid): new certificate; restarting it"
+			;;
+		plain | other-ca) log "MinIO (pid $pid) runs without TLS from $CA_FILE; restarting it with TLS" ;;
+		down) log "MinIO (pid $pid) exists but is not healthy; restarting it" ;;
+		esac
+		minio_kill "$pid"
+	else
+		case "$state" in
+		tls)
 			log "MinIO already answering on 127.0.0.1:$MINIO_PORT but not started from $MINIO_DATA; reusing it (its credentials may differ)"
-		fi
-		return
+			return
+			;;
+		plain | other-ca)
+			die "MinIO on 127.0.0.1:$MINIO_PORT was not started from $MINIO_DATA and does not serve TLS with a certificate from $CA_FILE; stop it or set OV_DEV_MINIO_PORT"
+			;;
+		esac
 	fi
 	minio_ensure_binary
-	local pid
-	if pid=$(minio_pid); then
-		log "MinIO (pid $pid) exists but is not healthy; restarting it"
-		minio_kill "$pid"
-	fi
 	mkdir -p "$MINIO_DATA"
 	log "starting MinIO on 127.0.0.1:$MINIO_PORT (console 127.0.0.1:$MINIO_CONSOLE_PORT)"
 	# setsid: own session, so Ctrl-C on `make run` does not reach it; nohup: survives the
-	# shell. env, setsid and nohup all exec in place, so $! is MinIO's pid.
+	# shell. env, setsid and nohup all exec in place, so $! is MinIO's pid. HTTPS only:
+	# --certs-dir holds public.crt/private.key from the local CA.
 	(cd / && exec env MINIO_ROOT_USER="$MINIO_USER" MINIO_ROOT_PASSWORD="$MINIO_PASSWORD" \
 		MINIO_UPDATE=off setsid nohup "$MINIO_BIN" server --address "127.0.0.1:$MINIO_PORT" \
-		--console-address "127.0.0.1:$MINIO_CONSOLE_PORT" --quiet "$MINIO_DATA" \
+		--console-address "127.0.0.1:$MINIO_CONSOLE_PORT" --certs-dir "$MINIO_CERTS" --quiet "$MINIO_DATA" \
 		>>"$MINIO_LOG" 2>&1 </dev/null 8>&- 9>&-) &
 	pid=$!
 	echo "$pid" >"$MINIO_PID"
@@ -315,7 +466,7 @@ minio_stop() {
 		log "stopping MinIO (pid $pid)"
 		minio_kill "$pid"
 		rm -f "$MINIO_PID"
-	elif minio_ready; then
+	elif [ "$(minio_state)" != down ]; then
 		log "MinIO on 127.0.0.1:$MINIO_PORT was not started from $MINIO_DATA; leaving it alone"
 	else
 		log "MinIO not running"
@@ -327,11 +478,13 @@ minio_stop() {
 
 env_lines() {
 	echo "# OpenVisit dev/test services — written by deploy/services.sh; do not edit."
-	echo "export OPENVISIT_DATABASE_URL=$(shquote "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB?sslmode=disable")"
+	# Verified TLS to both, against the local CA: the production path is the tested path.
+	echo "export OPENVISIT_DATABASE_URL=$(shquote "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB?sslmode=verify-full&sslrootcert=$(urlquery "$CA_FILE")")"
 	echo "export OPENVISIT_S3_ENDPOINT=$(shquote "127.0.0.1:$MINIO_PORT")"
 	echo "export OPENVISIT_S3_ACCESS_KEY=$(shquote "$MINIO_USER")"
 	echo "export OPENVISIT_S3_SECRET_KEY=$(shquote "$MINIO_PASSWORD")"
-	echo "export OPENVISIT_S3_USE_TLS='false'"
+	echo "export OPENVISIT_S3_USE_TLS='true'"
+	echo "export OPENVISIT_S3_CA_FILE=$(shquote "$CA_FILE")"
 	echo "export OV_DEV_STATE=$(shquote "$STATE")"
 	local chromium=${OV_DEV_CHROMIUM:-}
 	[ -n "$chromium" ] && [ -x "$chromium" ] || chromium=$(command -v chromium || true)
@@ -339,7 +492,7 @@ env_lines() {
 }
 
 write_env() {
-	mkdir -p "$ROOT/.dev"
+	mkdir -p "$(dirname "$ENV_FILE")"
 	env_lines >"$ENV_FILE.tmp"
 	mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 	log "wrote $ENV_FILE"
@@ -367,10 +520,27 @@ state_init() {
 cmd_start() {
 	state_init
 	command -v curl >/dev/null || apt_install curl # MinIO health checks
+	tls_ensure
 	pg_start
 	minio_start
+	tls_verify
 	write_env
-	log "PostgreSQL 127.0.0.1:$PG_PORT, MinIO 127.0.0.1:$MINIO_PORT, state $STATE"
+	log "PostgreSQL 127.0.0.1:$PG_PORT, MinIO 127.0.0.1:$MINIO_PORT (TLS, CA $CA_FILE), state $STATE"
+}
+
+# Check what the env file promises: both servers verify against $CA_FILE, and our
+# PostgreSQL refuses plaintext TCP.
+tls_verify() {
+	local err
+	if ! err=$("$PG_BIN/psql" -X -q -Atc 'select 1' \
+		"host=127.0.0.1 port=$PG_PORT user=postgres dbname=$PG_DB sslmode=verify-full sslrootcert=$CA_FILE" 2>&1 >/dev/null); then
+		die "PostgreSQL on 127.0.0.1:$PG_PORT does not verify with $CA_FILE: $err"
+	fi
+	if pg_pidfile_live && "$PG_BIN/psql" -X -q -Atc 'select 1' \
+		"host=127.0.0.1 port=$PG_PORT user=postgres dbname=$PG_DB sslmode=disable" >/dev/null 2>&1; then
+		die "PostgreSQL on 127.0.0.1:$PG_PORT accepts plaintext TCP (check $PG_DATA/pg_hba.conf)"
+	fi
+	minio_ready || die "MinIO on 127.0.0.1:$MINIO_PORT does not answer over HTTPS verified with $CA_FILE (log: $MINIO_LOG)"
 }
 
 cmd_stop() {
@@ -385,16 +555,20 @@ cmd_status() {
 	pg_resolve_bin || true
 	echo "state:      $STATE"
 	if pg_ready; then
-		echo "postgresql: running on 127.0.0.1:$PG_PORT ($(pg_pidfile_live && echo "data $PG_DATA" || echo "not started from $PG_DATA"))"
+		echo "postgresql: running on 127.0.0.1:$PG_PORT ($(pg_pidfile_live && echo "data $PG_DATA" || echo "not started from $PG_DATA"), ssl $(pg_psql -d postgres -Atc 'show ssl' 2>/dev/null || echo '?'))"
 	else
 		echo "postgresql: not running (port $PG_PORT)"
 		rc=1
 	fi
-	if minio_ready; then
+	local mstate
+	mstate=$(minio_state)
+	if [ "$mstate" != down ]; then
+		local tls="https, CA $CA_FILE"
+		[ "$mstate" = tls ] || tls="$mstate: 'start' restarts it with TLS"
 		if pid=$(minio_pid); then
-			echo "minio:      running on 127.0.0.1:$MINIO_PORT (pid $pid, console 127.0.0.1:$MINIO_CONSOLE_PORT)"
+			echo "minio:      running on 127.0.0.1:$MINIO_PORT (pid $pid, console 127.0.0.1:$MINIO_CONSOLE_PORT; $tls)"
 		else
-			echo "minio:      running on 127.0.0.1:$MINIO_PORT (not started from $MINIO_DATA)"
+			echo "minio:      running on 127.0.0.1:$MINIO_PORT (not started from $MINIO_DATA; $tls)"
 		fi
 	else
 		echo "minio:      not running (port $MINIO_PORT)"

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/testenv"
@@ -65,8 +64,7 @@ func BenchmarkPlaybackFirstByte(b *testing.B) {
 	s3 := testenv.MinIO(b)
 	var rb [6]byte
 	_, _ = rand.Read(rb[:])
-	objs, err := NewObjects(config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
-		UseTLS: s3.UseTLS, Region: "us-east-1", Bucket: "ov-bench-" + hex.EncodeToString(rb[:])})
+	objs, err := NewObjects(s3.Config("ov-bench-" + hex.EncodeToString(rb[:])))
 	if err != nil {
 		b.Fatal(err)
 	}

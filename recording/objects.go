@@ -10,9 +10,9 @@ import (
 	"io"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/objstore"
 )
 
 // Objects is the S3 bucket holding encrypted recording chunks. It only ever
@@ -28,13 +28,13 @@ func NewObjects(c config.S3) (*Objects, error) {
 	if c.Endpoint == "" || c.Bucket == "" {
 		return nil, errors.New("recording: s3.endpoint and s3.bucket are required")
 	}
-	core, err := minio.NewCore(c.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(c.AccessKey, c.SecretKey, ""),
-		Secure: c.UseTLS,
-		Region: c.Region,
-		// Our own retry loop (upload.go) handles outages; fail fast here.
-		MaxRetries: 1,
-	})
+	opts, err := objstore.Options(c) // TLS settings: one place for every S3 client
+	if err != nil {
+		return nil, fmt.Errorf("recording: s3 client: %w", err)
+	}
+	// Our own retry loop (upload.go) handles outages; fail fast here.
+	opts.MaxRetries = 1
+	core, err := minio.NewCore(c.Endpoint, opts)
 	if err != nil {
 		return nil, fmt.Errorf("recording: s3 client: %w", err)
 	}

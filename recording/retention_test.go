@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 
-	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/objstore"
@@ -32,9 +31,7 @@ func TestRetentionDeletesKeyAndObjects(t *testing.T) {
 	if _, err := db.Migrate(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
-	m := testenv.MinIO(t)
-	s3 := config.S3{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, UseTLS: m.UseTLS,
-		Region: "us-east-1", Bucket: "ov-test-retention-" + uuid.NewString()[:8]}
+	s3 := testenv.MinIO(t).Config("ov-test-retention-" + uuid.NewString()[:8])
 	objs, err := NewObjects(s3)
 	if err != nil {
 		t.Fatal(err)

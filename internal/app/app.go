@@ -96,6 +96,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
+	cfg.LogTransport(log) // at every start: allow_plaintext_transport and its reason
 	a := &App{cfg: cfg, log: log}
 	defer func() {
 		// a, not the named result: every error return sets that to nil.

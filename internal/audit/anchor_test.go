@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/openvisit/openvisit/internal/audit/anchor"
+	"github.com/openvisit/openvisit/internal/objstore"
 	"github.com/openvisit/openvisit/internal/testenv"
 )
 
@@ -40,11 +40,7 @@ func anchorBucket(t *testing.T) (*minio.Client, *anchor.Bucket) {
 
 func minioClient(t *testing.T) *minio.Client {
 	t.Helper()
-	s := testenv.MinIO(t)
-	client, err := minio.New(s.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-		Secure: s.UseTLS,
-	})
+	client, err := objstore.New(testenv.MinIO(t).Config(""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,11 +55,7 @@ func testRecordingNodeLoss(t *testing.T, sig syscall.Signal) {
 		"OPENVISIT_TLS_CERT_FILE=" + filepath.Join(certDir, "selfsigned-cert.pem"),
 		"OPENVISIT_TLS_KEY_FILE=" + filepath.Join(certDir, "selfsigned-key.pem"),
 	}
-	c.start("api", "api,recorder", append(common,
-		"OPENVISIT_S3_ENDPOINT="+s3.Endpoint, "OPENVISIT_S3_ACCESS_KEY="+s3.AccessKey,
-		"OPENVISIT_S3_SECRET_KEY="+s3.SecretKey, "OPENVISIT_S3_USE_TLS="+map[bool]string{true: "true", false: "false"}[s3.UseTLS],
-		"OPENVISIT_S3_REGION=us-east-1", "OPENVISIT_S3_BUCKET=ov-rec-cluster-"+hex.EncodeToString(b[:]),
-	)...)
+	c.start("api", "api,recorder", append(common, s3.Env("ov-rec-cluster-"+hex.EncodeToString(b[:]))...)...)
 	m1 := c.start("m1", "media", common...)
 	c.waitLive("m1")
 	prov, _ := c.provider()

@@ -45,6 +45,11 @@ type Config struct {
 	// DataDir keeps generated local state: the self-signed certificate and,
 	// in development, the token signing key.
 	DataDir string `yaml:"data_dir"`
+	// AllowPlaintextTransport, when not empty, is the operator's reason why
+	// the links to PostgreSQL and S3 may go without verified TLS (another
+	// layer encrypts them, e.g. "sidecar encrypts: istio mTLS"). It is
+	// logged as a warning at every start (transport.go).
+	AllowPlaintextTransport string `yaml:"allow_plaintext_transport"`
 
 	TLS       TLS       `yaml:"tls"`
 	Database  Database  `yaml:"database"`
@@ -73,7 +78,8 @@ type TLS struct {
 type Database struct {
 	URL      string `yaml:"url" secret:"true"`
 	MaxConns int32  `yaml:"max_conns"`
-	// RequireTLS refuses a database URL whose sslmode does not verify.
+	// RequireTLS refuses a database URL whose sslmode does not verify the
+	// server. Always on in production (transport.go).
 	RequireTLS bool `yaml:"require_tls"`
 }
 
@@ -82,9 +88,13 @@ type S3 struct {
 	Endpoint  string `yaml:"endpoint"`
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key" secret:"true"`
-	UseTLS    bool   `yaml:"use_tls"`
-	Region    string `yaml:"region"`
-	Bucket    string `yaml:"bucket"`
+	// UseTLS speaks HTTPS to the endpoint; required in production.
+	UseTLS bool `yaml:"use_tls"`
+	// CAFile (PEM) replaces the system roots for the endpoint's certificate:
+	// a private CA.
+	CAFile string `yaml:"ca_file"`
+	Region string `yaml:"region"`
+	Bucket string `yaml:"bucket"`
 }
 
 // Token configures join tokens.
@@ -369,13 +379,8 @@ func (c Config) Validate() error {
 		bad("database.url: required")
 	} else if u, err := url.Parse(c.Database.URL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		bad("database.url: must be a postgres:// URL")
-	} else if c.Database.RequireTLS {
-		switch u.Query().Get("sslmode") {
-		case "verify-full", "verify-ca":
-		default:
-			bad("database.url: require_tls needs sslmode=verify-full or verify-ca")
-		}
 	}
+	errs = append(errs, c.ValidateTransport())
 	if c.Database.MaxConns < 1 || c.Database.MaxConns > 1000 {
 		bad("database.max_conns: 1..1000")
 	}

@@ -261,8 +261,7 @@ func recordingConfig(s3 testenv.S3, tune func(*config.Config)) func(*config.Conf
 		_, _ = rand.Read(b[:])
 		bucket := "ov-rec-test-" + hex.EncodeToString(b[:])
 		c.Roles = []string{config.RoleAPI, config.RoleMedia, config.RoleRecorder}
-		c.S3 = config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey,
-			UseTLS: s3.UseTLS, Region: "us-east-1", Bucket: bucket}
+		c.S3 = s3.Config(bucket)
 		c.Recording.PartSize = 5 << 20
 		c.Recording.SpoolMaxBytes = 256 << 20
 		if tune != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openvisit/openvisit/internal/certs"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
@@ -141,13 +142,16 @@ func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *Peer {
 }
 
 // ownMinIO runs a throwaway MinIO on a free port (the dev one is shared
-// with other engineers' tests), so that a test may stop and restart it.
+// with other engineers' tests), so that a test may stop and restart it. It
+// serves HTTPS with a certificate from its own local CA, as the dev one does.
 type ownMinIO struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	addr string
-	cmd  *exec.Cmd
+	t     *testing.T
+	bin   string
+	dir   string
+	certs string // MinIO's --certs-dir
+	ca    string // the CA's PEM
+	addr  string
+	cmd   *exec.Cmd
 }
 
 const ownMinIOUser, ownMinIOPass = "ov-test", "ov-test-secret"
@@ -168,14 +172,27 @@ func startOwnMinIO(t *testing.T) *ownMinIO {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	m := &ownMinIO{t: t, bin: bin, dir: t.TempDir(), addr: addr}
+	ca := t.TempDir()
+	if _, err := certs.LocalCA(ca, []string{"localhost", "127.0.0.1"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m := &ownMinIO{t: t, bin: bin, dir: t.TempDir(), certs: t.TempDir(), ca: filepath.Join(ca, certs.CAFile), addr: addr}
+	for src, dst := range map[string]string{certs.ServerCertFile: "public.crt", certs.ServerKeyFile: "private.key"} {
+		b, err := os.ReadFile(filepath.Join(ca, src))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(m.certs, dst), b, 0o600)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	m.start()
 	t.Cleanup(m.stop)
 	return m
 }
 
 func (m *ownMinIO) s3() testenv.S3 {
-	return testenv.S3{Endpoint: m.addr, AccessKey: ownMinIOUser, SecretKey: ownMinIOPass}
+	return testenv.S3{Endpoint: m.addr, AccessKey: ownMinIOUser, SecretKey: ownMinIOPass, UseTLS: true, CAFile: m.ca}
 }
 
 func (m *ownMinIO) start() {
@@ -183,20 +200,13 @@ func (m *ownMinIO) start() {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	console := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(m.bin, "server", "--address", m.addr, "--console-address", console, "--quiet", m.dir)
+	cmd := exec.Command(m.bin, "server", "--address", m.addr, "--console-address", console, "--certs-dir", m.certs, "--quiet", m.dir)
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+ownMinIOUser, "MINIO_ROOT_PASSWORD="+ownMinIOPass)
 	if err := cmd.Start(); err != nil {
 		m.t.Fatal(err)
 	}
 	m.cmd = cmd
-	waitFor(m.t, "own MinIO to answer", 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + m.addr + "/minio/health/live")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	waitFor(m.t, "own MinIO to answer", 30*time.Second, func() bool { return testenv.MinIOHealthy(m.s3()) == nil })
 }
 
 func (m *ownMinIO) stop() {

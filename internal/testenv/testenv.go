@@ -14,10 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/objstore"
 )
 
 // InCI reports whether the tests run under CI, where a missing service is a
@@ -35,7 +39,9 @@ func Missing(t testing.TB, what string) {
 }
 
 // PostgresAdminURL returns the URL of the dev/test server's admin database
-// (OPENVISIT_DATABASE_URL, written to .dev/env by make services).
+// (OPENVISIT_DATABASE_URL, written to .dev/env by make services). With the
+// services of make services it asks for verified TLS (sslmode=verify-full,
+// sslrootcert= the local CA), which pgx honours; Postgres keeps that query.
 func PostgresAdminURL(t testing.TB) string {
 	t.Helper()
 	u := os.Getenv("OPENVISIT_DATABASE_URL")
@@ -98,9 +104,28 @@ type S3 struct {
 	AccessKey string
 	SecretKey string
 	UseTLS    bool
+	CAFile    string // PEM of the CA that issued the server's certificate
 }
 
-// MinIO returns the dev/test MinIO settings, after checking it answers.
+// Config returns the object storage settings for bucket on this server, as
+// a process would be configured.
+func (s S3) Config(bucket string) config.S3 {
+	return config.S3{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
+		UseTLS: s.UseTLS, CAFile: s.CAFile, Region: "us-east-1", Bucket: bucket}
+}
+
+// Env returns the OPENVISIT_S3_* variables for bucket on this server, for a
+// separate openvisit process.
+func (s S3) Env(bucket string) []string {
+	return []string{
+		"OPENVISIT_S3_ENDPOINT=" + s.Endpoint, "OPENVISIT_S3_ACCESS_KEY=" + s.AccessKey,
+		"OPENVISIT_S3_SECRET_KEY=" + s.SecretKey, "OPENVISIT_S3_USE_TLS=" + strconv.FormatBool(s.UseTLS),
+		"OPENVISIT_S3_CA_FILE=" + s.CAFile, "OPENVISIT_S3_REGION=us-east-1", "OPENVISIT_S3_BUCKET=" + bucket,
+	}
+}
+
+// MinIO returns the dev/test MinIO settings, after checking it answers
+// (over TLS verified against OPENVISIT_S3_CA_FILE, as the server will be).
 func MinIO(t testing.TB) S3 {
 	t.Helper()
 	s := S3{
@@ -108,9 +133,23 @@ func MinIO(t testing.TB) S3 {
 		AccessKey: os.Getenv("OPENVISIT_S3_ACCESS_KEY"),
 		SecretKey: os.Getenv("OPENVISIT_S3_SECRET_KEY"),
 		UseTLS:    os.Getenv("OPENVISIT_S3_USE_TLS") == "true",
+		CAFile:    os.Getenv("OPENVISIT_S3_CA_FILE"),
 	}
 	if s.Endpoint == "" {
 		Missing(t, "MinIO (OPENVISIT_S3_ENDPOINT)")
+	}
+	if err := MinIOHealthy(s); err != nil {
+		Missing(t, "MinIO at "+s.Endpoint+" ("+err.Error()+")")
+	}
+	return s
+}
+
+// MinIOHealthy asks the server's liveness endpoint through the client
+// settings of s (objstore's transport: TLS verified against s.CAFile).
+func MinIOHealthy(s S3) error {
+	opts, err := objstore.Options(s.Config(""))
+	if err != nil {
+		return err
 	}
 	scheme := "http"
 	if s.UseTLS {
@@ -120,18 +159,17 @@ func MinIO(t testing.TB) S3 {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+"://"+s.Endpoint+"/minio/health/live", nil)
 	if err != nil {
-		t.Fatalf("testenv: minio: %v", err)
+		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Transport: opts.Transport}).Do(req)
 	if err != nil {
-		Missing(t, "MinIO at "+s.Endpoint)
-		return s
+		return err
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		Missing(t, "MinIO at "+s.Endpoint)
+		return fmt.Errorf("health: %s", resp.Status)
 	}
-	return s
+	return nil
 }
 
 // Chromium returns the path of a Chromium binary for browser tests
