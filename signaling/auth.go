@@ -413,7 +413,10 @@ func (s *Server) setupComplete(c *gin.Context) {
 	var codes []string
 	var u store.User
 	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		link, err := store.SetupLinkBySecret(ctx, tx, req.Token, now, true)
+		// The user's row first, then the link: the order a disable takes,
+		// so the two cannot deadlock and a disabled user's link never
+		// completes (the store refuses it).
+		link, err := store.SetupLinkBySecret(ctx, tx, req.Token, now, false)
 		if errors.Is(err, store.ErrNotFound) {
 			return errSetupLink
 		}
@@ -421,6 +424,13 @@ func (s *Server) setupComplete(c *gin.Context) {
 			return err
 		}
 		if u, err = store.UserByID(ctx, tx, link.UserID, true); err != nil {
+			return err
+		}
+		link, err = store.SetupLinkBySecret(ctx, tx, req.Token, now, true)
+		if errors.Is(err, store.ErrNotFound) {
+			return errSetupLink
+		}
+		if err != nil {
 			return err
 		}
 		hash := u.PasswordHash
