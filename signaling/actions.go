@@ -38,6 +38,7 @@ const (
 	actionInviteRevoke       = "invite.revoke"
 	actionInviteEmail        = "invite.email"
 	actionInviteRedeem       = "invite.redeem"
+	actionInviteCheck        = "invite.check"
 	actionAdmit              = "participant.admit"
 	actionTurnAway           = "participant.turn_away"
 	actionRemove             = "participant.remove"

@@ -171,6 +171,11 @@ var (
 // back; another device with the same link is refused.
 func (s *Server) redeemInvite(c *gin.Context) {
 	ctx := c.Request.Context()
+	if !s.inviteAllowed(c) {
+		s.auditLog(c, audit.Event{Action: actionInviteRedeem, ActorRole: string(access.Patient), ResourceType: "invite",
+			Outcome: audit.Denied, Reason: "rate limited (address)"})
+		return
+	}
 	var req redeemInviteRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)

@@ -108,6 +108,9 @@ func corePolicy() access.Policy {
 		// The patient's way in: the invite secret and date of birth are the
 		// credential. The Origin check applies; no session exists yet.
 		key("POST", "/api/v1/invites/redeem"): {Allow: public, NoCSRF: true},
+		// Before the date of birth: "was this link used on another device?"
+		// and nothing more (invitecheck.go).
+		key("POST", "/api/v1/invites/check"): {Allow: public, NoCSRF: true},
 
 		// Patient records: their creator, or a provider with a visit with
 		// them; admins (for breach reports) with an audit entry.

@@ -77,8 +77,10 @@ type Server struct {
 	// ones, so the answers do not tell them apart.
 	ipLimiter       *throttle.Limiter
 	unknownAccounts *throttleMemory
-	hashSlots       chan struct{}
-	events          *hub
+	// inviteLimiter bounds invite checks and redemptions per address.
+	inviteLimiter *throttle.Limiter
+	hashSlots     chan struct{}
+	events        *hub
 }
 
 // AlertRaiser raises an alert for admins.
@@ -108,6 +110,7 @@ func New(p Params) *Server {
 		p: p, log: p.Logger.With("component", "signaling"), policy: routePolicy(),
 		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
 		unknownAccounts: newThrottleMemory(100_000),
+		inviteLimiter:   newInviteLimiter(p.Now),
 		hashSlots:       make(chan struct{}, 4),
 		events:          newHub(),
 	}
@@ -175,6 +178,7 @@ func (s *Server) Register(r *gin.Engine) {
 	api.POST("/visits/:visit_id/participants/:participant_id/admit", s.admitParticipant)
 	api.POST("/visits/:visit_id/participants/:participant_id/turn-away", s.turnAwayParticipant)
 	api.POST("/visits/:visit_id/participants/:participant_id/remove", s.removeParticipant)
+	api.POST("/invites/check", s.checkInvite)
 	api.POST("/invites/redeem", s.redeemInvite)
 	api.POST("/patients", s.createPatient)
 	api.GET("/patients", s.findPatients)

@@ -166,6 +166,8 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/invites/redeem": {want: all(404), body: func(*fixture) any {
 			return map[string]string{"invite": "not-an-invite", "date_of_birth": "1990-01-01"}
 		}},
+		// Open to anyone holding a link; answers only used or not.
+		"POST /api/v1/invites/check": {want: all(200), body: func(*fixture) any { return map[string]string{"invite": "not-an-invite"} }},
 		"POST /api/v1/patients": {want: with(provOnly, expect{provA: 201, provB: 201}), body: func(*fixture) any {
 			return map[string]string{"name": "New Patient", "date_of_birth": "1990-01-01", "state": "NY"}
 		}},
