@@ -39,6 +39,7 @@ const (
 	actionInviteEmail        = "invite.email"
 	actionInviteRedeem       = "invite.redeem"
 	actionInviteCheck        = "invite.check"
+	actionOutboxRead         = "dev_outbox.read"
 	actionAdmit              = "participant.admit"
 	actionTurnAway           = "participant.turn_away"
 	actionRemove             = "participant.remove"

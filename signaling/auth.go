@@ -59,6 +59,7 @@ type SessionView struct {
 	EndsAt     time.Time         `json:"ends_at"`
 	IdleSecs   int               `json:"idle_seconds"`
 	Now        time.Time         `json:"now"`
+	DevOutbox  bool              `json:"dev_outbox,omitempty"` // staff pages link the development mail outbox
 	Extra      map[string]string `json:"-"`
 }
 
@@ -265,7 +266,7 @@ func (s *Server) viewFor(p access.Principal, u store.User, created, lastSeen tim
 	return SessionView{
 		Kind: p.Kind, UserID: u.ID, Email: u.Email, Name: u.Name, VisitID: p.VisitID, CSRFToken: tok,
 		IdleEndsAt: policy.ExpiresAt(created, lastSeen), EndsAt: created.Add(policy.Absolute),
-		IdleSecs: int(policy.Idle.Seconds()), Now: now,
+		IdleSecs: int(policy.Idle.Seconds()), Now: now, DevOutbox: s.p.Outbox != nil && p.IsStaff(),
 	}, nil
 }
 

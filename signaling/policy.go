@@ -117,5 +117,12 @@ func corePolicy() access.Policy {
 		key("POST", "/api/v1/patients"):            {Allow: provs},
 		key("GET", "/api/v1/patients"):             {Allow: provs},
 		key("GET", "/api/v1/patients/:patient_id"): {Allow: []kind{access.Provider, access.Admin}, PatientParam: "patient_id", AdminAnyVisit: true},
+
+		// The development mail outbox (registered only in development
+		// without SMTP): staff read the mail they sent, admins all of it;
+		// another provider's message answers 404 (outbox.go).
+		key("GET", "/api/v1/dev/outbox"):                            {Allow: staff},
+		key("GET", "/api/v1/dev/outbox/:message_id"):                {Allow: staff},
+		key("GET", "/api/v1/dev/outbox/:message_id/attachments/:n"): {Allow: staff},
 	}
 }

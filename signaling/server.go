@@ -42,6 +42,10 @@ type Params struct {
 	Media Media
 	// Mailer sends invites by email; nil when no SMTP server is configured.
 	Mailer Mailer
+	// Outbox keeps mail instead of sending it and serves /api/v1/dev/outbox
+	// (outbox.go). Development only: nil in production. It is the Mailer
+	// when Mailer is nil.
+	Outbox *Outbox
 	// Alerts raises alerts that no rule can see (a failed audit write).
 	Alerts AlertRaiser
 	// TURN returns relay credentials for a participant, valid until expiry,
@@ -105,6 +109,9 @@ func New(p Params) *Server {
 	}
 	if p.Store == nil && p.Pool != nil {
 		p.Store = store.New(p.Pool)
+	}
+	if p.Mailer == nil && p.Outbox != nil {
+		p.Mailer = p.Outbox
 	}
 	return &Server{
 		p: p, log: p.Logger.With("component", "signaling"), policy: routePolicy(),
@@ -184,6 +191,9 @@ func (s *Server) Register(r *gin.Engine) {
 	api.GET("/patients", s.findPatients)
 	api.GET("/patients/:patient_id", s.getPatient)
 	s.registerRecordings(api)
+	if s.p.Outbox != nil {
+		s.registerOutbox(api)
+	}
 }
 
 func (s *Server) healthz(c *gin.Context) {
