@@ -142,6 +142,15 @@ func (s *Server) visitEvents(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
+	s.streamStates(c, st, notices, note)
+}
+
+// streamStates writes first, then a fresh snapshot (audited by note) after
+// every notice, with heartbeats between, until the stream or the session
+// ends, the visit or the patient's place ends, or note refuses a snapshot.
+func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan struct{}, note func(VisitState) error) {
+	ctx := c.Request.Context()
+	p := principal(c)
 	send := func(st VisitState) bool {
 		b, _ := json.Marshal(st)
 		if _, err := c.Writer.Write(append(append([]byte("event: state\ndata: "), b...), '\n', '\n')); err != nil {
@@ -150,7 +159,7 @@ func (s *Server) visitEvents(c *gin.Context) {
 		c.Writer.Flush()
 		return !store.Closed(st.Status) && (st.Me == nil || st.Me.State == "waiting" || st.Me.State == "admitted")
 	}
-	if !send(st) {
+	if !send(first) {
 		return
 	}
 	tick := time.NewTicker(sseHeartbeat)
@@ -160,7 +169,7 @@ func (s *Server) visitEvents(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-notices:
-			st, err := s.snapshot(ctx, p, visit)
+			st, err := s.snapshot(ctx, p, first.VisitID)
 			if err != nil {
 				return
 			}
