@@ -81,10 +81,11 @@ type Server struct {
 	// ones, so the answers do not tell them apart.
 	ipLimiter       *throttle.Limiter
 	unknownAccounts *throttleMemory
+	hashSlots       chan struct{}
+	events          *hub
+
 	// inviteLimiter bounds invite checks and redemptions per address.
 	inviteLimiter *throttle.Limiter
-	hashSlots     chan struct{}
-	events        *hub
 }
 
 // AlertRaiser raises an alert for admins.
