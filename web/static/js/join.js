@@ -195,7 +195,7 @@ async function identity(secret) {
       } catch (err) {
         const e = err instanceof APIError ? err : new APIError('network', 'Something went wrong. Try again.', 0);
         openvisit.lastError = e.code;
-        if (e.code === 'wrong_date_of_birth' || e.code === 'network' || e.status >= 500 || e.code === 'invalid_request') {
+        if (e.code === 'wrong_date_of_birth' || e.code === 'network' || e.status >= 500 || e.code === 'invalid_request' || e.code === 'rate_limited') {
           say(ui.dobError, e.code === 'wrong_date_of_birth'
             ? `${e.message} After a few wrong tries the link locks and you will need a new one.`
             : e.message);
