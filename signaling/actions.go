@@ -38,6 +38,8 @@ const (
 	actionInviteRevoke       = "invite.revoke"
 	actionInviteEmail        = "invite.email"
 	actionInviteRedeem       = "invite.redeem"
+	actionInviteCheck        = "invite.check"
+	actionOutboxRead         = "dev_outbox.read"
 	actionAdmit              = "participant.admit"
 	actionTurnAway           = "participant.turn_away"
 	actionRemove             = "participant.remove"

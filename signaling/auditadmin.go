@@ -349,7 +349,8 @@ func scopeQuery(c *gin.Context) (store.ScopeQuery, *httpx.Error) {
 
 // incidentScope lists the patients and recordings a breach may have
 // touched, with counts by state and the notices they call for. It shows
-// patient data: audited before it leaves.
+// patient data (names and contact details): the query and one entry per
+// patient in the answer are audited together before it leaves (shown.go).
 func (s *Server) incidentScope(c *gin.Context) {
 	ctx := c.Request.Context()
 	inc, err := store.IncidentByID(ctx, s.p.Store.Pool, c.Param("incident_id"))
@@ -366,14 +367,23 @@ func (s *Server) incidentScope(c *gin.Context) {
 	if c.Query("format") == "csv" {
 		what = "notification list export"
 	}
-	if err := s.adminAudit(c, actionIncidentScope, "", what+" incident "+inc.ID+" actor="+q.ActorID+" kek="+q.KEKID+
-		" from="+q.From.UTC().Format(time.RFC3339)+" to="+q.To.UTC().Format(time.RFC3339)); err != nil {
-		s.abort(c, errAuditDown(err))
-		return
-	}
 	sc, err := store.BreachScope(ctx, s.p.Store.Pool, q)
 	if err != nil {
 		s.abort(c, err)
+		return
+	}
+	query := s.adminEvent(c, actionIncidentScope, inc.ID)
+	query.ResourceType = "incident"
+	query.Reason = what + " incident " + inc.ID + " actor=" + q.ActorID + " kek=" + q.KEKID +
+		" from=" + q.From.UTC().Format(time.RFC3339) + " to=" + q.To.UTC().Format(time.RFC3339)
+	shown := s.adminEvent(c, actionPatientView, "")
+	shown.ResourceType, shown.Reason = "patient", what+" incident "+inc.ID
+	patients := make([]string, len(sc.Patients))
+	for i, p := range sc.Patients {
+		patients[i] = p.ID
+	}
+	if err := s.p.Audit.AppendAll(ctx, append([]audit.Event{query}, shownEvents(shown, patients)...)); err != nil {
+		s.abort(c, errAuditDown(err))
 		return
 	}
 	if c.Query("format") == "csv" {

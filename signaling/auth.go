@@ -59,6 +59,7 @@ type SessionView struct {
 	EndsAt     time.Time         `json:"ends_at"`
 	IdleSecs   int               `json:"idle_seconds"`
 	Now        time.Time         `json:"now"`
+	DevOutbox  bool              `json:"dev_outbox,omitempty"` // staff pages link the development mail outbox
 	Extra      map[string]string `json:"-"`
 }
 
@@ -265,7 +266,7 @@ func (s *Server) viewFor(p access.Principal, u store.User, created, lastSeen tim
 	return SessionView{
 		Kind: p.Kind, UserID: u.ID, Email: u.Email, Name: u.Name, VisitID: p.VisitID, CSRFToken: tok,
 		IdleEndsAt: policy.ExpiresAt(created, lastSeen), EndsAt: created.Add(policy.Absolute),
-		IdleSecs: int(policy.Idle.Seconds()), Now: now,
+		IdleSecs: int(policy.Idle.Seconds()), Now: now, DevOutbox: s.p.Outbox != nil && p.IsStaff(),
 	}, nil
 }
 
@@ -410,7 +411,10 @@ func (s *Server) setupComplete(c *gin.Context) {
 	var codes []string
 	var u store.User
 	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		link, err := store.SetupLinkBySecret(ctx, tx, req.Token, now, true)
+		// The user's row first, then the link: the order a disable takes,
+		// so the two cannot deadlock and a disabled user's link never
+		// completes (the store refuses it).
+		link, err := store.SetupLinkBySecret(ctx, tx, req.Token, now, false)
 		if errors.Is(err, store.ErrNotFound) {
 			return errSetupLink
 		}
@@ -418,6 +422,13 @@ func (s *Server) setupComplete(c *gin.Context) {
 			return err
 		}
 		if u, err = store.UserByID(ctx, tx, link.UserID, true); err != nil {
+			return err
+		}
+		link, err = store.SetupLinkBySecret(ctx, tx, req.Token, now, true)
+		if errors.Is(err, store.ErrNotFound) {
+			return errSetupLink
+		}
+		if err != nil {
 			return err
 		}
 		hash := u.PasswordHash

@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -28,12 +27,6 @@ const (
 	// Wrong dates of birth before the invite locks (the provider re-issues).
 	dobTries = 5
 )
-
-// Mailer sends an invite email. The message carries the link and the time,
-// never the patient's name or the reason for the visit.
-type Mailer interface {
-	Send(ctx context.Context, to, subject, body string) error
-}
 
 // InviteURL is the patient's one-time link; the secret rides in the fragment.
 func InviteURL(publicURL, secret string) string {
@@ -87,31 +80,50 @@ func (s *Server) createInvite(c *gin.Context) {
 	}
 	link := InviteURL(s.p.PublicURL, secret)
 	from, until := inviteWindow(v)
-	emailed := false
-	if req.Email {
-		p, err := store.PatientByID(ctx, s.p.Store.Pool, v.PatientID)
-		if err != nil || p.Email == "" {
-			s.abort(c, httpx.E(httpx.KindInvalid, "no_patient_email", "The patient has no email address on record."))
-			return
-		}
-		body := fmt.Sprintf("You have a video visit with your care provider.\r\n\r\nJoin from this link (it opens one hour before the visit):\r\n%s\r\n\r\n"+
-			"You will be asked for your date of birth. No download or account is needed.\r\n", link)
-		if v.ScheduledStart != nil {
-			body += "\r\nVisit time: " + v.ScheduledStart.UTC().Format("Mon 2 Jan 2006 15:04 MST") + "\r\n"
-		}
-		if err := s.p.Mailer.Send(ctx, p.Email, "Your video visit link", body); err != nil {
-			s.abort(c, httpx.Wrap(httpx.KindUnavailable, "smtp_failed", "The email could not be sent; send the link yourself.", err))
-			return
-		}
-		ev := s.visitEvent(c, actionInviteEmail, v.ID)
-		ev.PatientID = v.PatientID
-		s.auditLog(c, ev)
-		emailed = true
+	ics := icsFor(v, link, s.p.Now())
+	if req.Email && !s.emailInvite(c, v, link, ics) {
+		return
 	}
 	c.JSON(http.StatusCreated, gin.H{
 		"invite_id": inv.ID, "invite_url": link, "usable_from": from, "usable_until": until,
-		"ics": icsFor(v, link, s.p.Now()), "emailed": emailed,
+		"ics": ics, "emailed": req.Email,
 	})
+}
+
+// emailInvite sends the patient the link and the calendar file; false when
+// it answered an error.
+func (s *Server) emailInvite(c *gin.Context, v store.ScheduledVisit, link, ics string) bool {
+	ctx := c.Request.Context()
+	p, err := store.PatientByID(ctx, s.p.Store.Pool, v.PatientID)
+	if err != nil || p.Email == "" {
+		s.abort(c, httpx.E(httpx.KindInvalid, "no_patient_email", "The patient has no email address on record."))
+		return false
+	}
+	if err := s.p.Mailer.Send(ctx, inviteMessage(v, p.Email, link, ics, principal(c).UserID)); err != nil {
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "smtp_failed", "The email could not be sent; send the link yourself.", err))
+		return false
+	}
+	ev := s.visitEvent(c, actionInviteEmail, v.ID)
+	ev.PatientID = v.PatientID
+	s.auditLog(c, ev)
+	return true
+}
+
+// inviteMessage is the invite email: the link, the time and the calendar
+// file; no name, no reason for the visit.
+func inviteMessage(v store.ScheduledVisit, to, link, ics string, by ids.UserID) Message {
+	body := fmt.Sprintf("You have a video visit with your care provider.\r\n\r\nJoin from this link (it opens one hour before the visit):\r\n%s\r\n\r\n"+
+		"You will be asked for your date of birth. No download or account is needed.\r\n", link)
+	if v.ScheduledStart != nil {
+		body += "\r\nVisit time: " + v.ScheduledStart.UTC().Format("Mon 2 Jan 2006 15:04 MST") + "\r\n"
+	}
+	m := Message{To: to, Subject: "Your video visit link", PatientID: v.PatientID, VisitID: v.ID, SentBy: by}
+	if ics != "" {
+		body += "\r\nThe attached calendar file (video-visit.ics) adds the visit to your calendar.\r\n"
+		m.Attachments = []Attachment{{Name: "video-visit.ics", ContentType: "text/calendar; charset=utf-8; method=PUBLISH", Data: []byte(ics)}}
+	}
+	m.Body = body
+	return m
 }
 
 func (s *Server) revokeInvite(c *gin.Context) {
@@ -171,6 +183,11 @@ var (
 // back; another device with the same link is refused.
 func (s *Server) redeemInvite(c *gin.Context) {
 	ctx := c.Request.Context()
+	if !s.inviteAllowed(c) {
+		s.auditLog(c, audit.Event{Action: actionInviteRedeem, ActorRole: string(access.Patient), ResourceType: "invite",
+			Outcome: audit.Denied, Reason: "rate limited (address)"})
+		return
+	}
 	var req redeemInviteRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)

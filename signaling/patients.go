@@ -103,8 +103,8 @@ func (s *Server) createPatient(c *gin.Context) {
 }
 
 // findPatients searches the provider's patients by name. Each patient in
-// the answer is a view of patient data: one audit entry per patient,
-// committed before the list leaves.
+// the answer is a view of patient data: one audit entry per patient, all
+// committed together before the list leaves (shown.go).
 func (s *Server) findPatients(c *gin.Context) {
 	ctx := c.Request.Context()
 	q := c.Query("q")
@@ -117,17 +117,15 @@ func (s *Server) findPatients(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	err = s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		for _, p := range list {
-			ev := s.patientEvent(c, actionPatientView, p.ID)
-			ev.Reason = "search"
-			if err := audit.AppendTx(ctx, tx, ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	base := s.patientEvent(c, actionPatientView, "")
+	base.Reason = "search"
+	found := make([]string, len(list))
+	for i, p := range list {
+		found[i] = p.ID
+	}
+	// Nothing shown, nothing to record: the search text itself may be a
+	// name and never goes into the trail.
+	if err := s.p.Audit.AppendAll(ctx, shownEvents(base, found)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}

@@ -108,11 +108,21 @@ func corePolicy() access.Policy {
 		// The patient's way in: the invite secret and date of birth are the
 		// credential. The Origin check applies; no session exists yet.
 		key("POST", "/api/v1/invites/redeem"): {Allow: public, NoCSRF: true},
+		// Before the date of birth: "was this link used on another device?"
+		// and nothing more (invitecheck.go).
+		key("POST", "/api/v1/invites/check"): {Allow: public, NoCSRF: true},
 
 		// Patient records: their creator, or a provider with a visit with
 		// them; admins (for breach reports) with an audit entry.
 		key("POST", "/api/v1/patients"):            {Allow: provs},
 		key("GET", "/api/v1/patients"):             {Allow: provs},
 		key("GET", "/api/v1/patients/:patient_id"): {Allow: []kind{access.Provider, access.Admin}, PatientParam: "patient_id", AdminAnyVisit: true},
+
+		// The development mail outbox (registered only in development
+		// without SMTP): staff read the mail they sent, admins all of it;
+		// another provider's message answers 404 (outbox.go).
+		key("GET", "/api/v1/dev/outbox"):                            {Allow: staff},
+		key("GET", "/api/v1/dev/outbox/:message_id"):                {Allow: staff},
+		key("GET", "/api/v1/dev/outbox/:message_id/attachments/:n"): {Allow: staff},
 	}
 }

@@ -27,7 +27,9 @@ const (
 )
 
 // listVisits answers the provider's day/week list: ?from=&to= (RFC 3339),
-// default today to a week ahead. The list shows patient names: audited.
+// default today to a week ahead. The list shows patient names: one audit
+// entry per patient on it (or one for the empty list), committed before the
+// list leaves (shown.go).
 func (s *Server) listVisits(c *gin.Context) {
 	ctx := c.Request.Context()
 	now := s.p.Now()
@@ -52,7 +54,17 @@ func (s *Server) listVisits(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.Audit.Append(ctx, s.visitEvent(c, actionVisitList, "")); err != nil {
+	base := s.visitEvent(c, actionVisitList, "")
+	base.Reason = "schedule " + from.UTC().Format(time.RFC3339) + " to " + to.UTC().Format(time.RFC3339)
+	patients := make([]string, len(visits))
+	for i, v := range visits {
+		patients[i] = v.PatientID
+	}
+	evs := shownEvents(base, patients)
+	if len(evs) == 0 {
+		evs = []audit.Event{base}
+	}
+	if err := s.p.Audit.AppendAll(ctx, evs); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}

@@ -39,6 +39,10 @@ type Params struct {
 	Origin string
 	// Mailer sends invites by email; nil when no SMTP server is configured.
 	Mailer Mailer
+	// Outbox keeps mail instead of sending it and serves /api/v1/dev/outbox
+	// (outbox.go). Development only: nil in production. It is the Mailer
+	// when Mailer is nil.
+	Outbox *Outbox
 	// Alerts raises alerts that no rule can see (a failed audit write).
 	Alerts AlertRaiser
 	// TURN returns relay credentials for a participant, valid until expiry,
@@ -76,6 +80,9 @@ type Server struct {
 	unknownAccounts *throttleMemory
 	hashSlots       chan struct{}
 	events          *hub
+
+	// inviteLimiter bounds invite checks and redemptions per address.
+	inviteLimiter *throttle.Limiter
 }
 
 // AlertRaiser raises an alert for admins.
@@ -94,10 +101,14 @@ func New(p Params) *Server {
 	if p.Store == nil && p.Pool != nil {
 		p.Store = store.New(p.Pool)
 	}
+	if p.Mailer == nil && p.Outbox != nil {
+		p.Mailer = p.Outbox
+	}
 	return &Server{
 		p: p, log: p.Logger.With("component", "signaling"), policy: routePolicy(),
 		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
 		unknownAccounts: newThrottleMemory(100_000),
+		inviteLimiter:   newInviteLimiter(p.Now),
 		hashSlots:       make(chan struct{}, 4),
 		events:          newHub(),
 	}
@@ -165,11 +176,15 @@ func (s *Server) Register(r *gin.Engine) {
 	api.POST("/visits/:visit_id/participants/:participant_id/admit", s.admitParticipant)
 	api.POST("/visits/:visit_id/participants/:participant_id/turn-away", s.turnAwayParticipant)
 	api.POST("/visits/:visit_id/participants/:participant_id/remove", s.removeParticipant)
+	api.POST("/invites/check", s.checkInvite)
 	api.POST("/invites/redeem", s.redeemInvite)
 	api.POST("/patients", s.createPatient)
 	api.GET("/patients", s.findPatients)
 	api.GET("/patients/:patient_id", s.getPatient)
 	s.registerRecordings(api)
+	if s.p.Outbox != nil {
+		s.registerOutbox(api)
+	}
 }
 
 func (s *Server) healthz(c *gin.Context) {

@@ -26,6 +26,8 @@ type VisitState struct {
 	PatientName  string              `json:"patient_name,omitempty"` // provider only
 	Me           *store.Participant  `json:"me,omitempty"`           // patient only
 	Participants []store.Participant `json:"participants,omitempty"` // provider only
+
+	patientID string // whose name PatientName is: the audit entry names them
 }
 
 // snapshot reads the visit's state as principal p may see it.
@@ -43,19 +45,23 @@ func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.Vis
 		st.Me = &me
 		return st, nil
 	}
-	st.PatientName = v.PatientName
+	st.PatientName, st.patientID = v.PatientName, v.PatientID
 	if st.Participants, err = store.Participants(ctx, s.p.Store.Pool, visit); err != nil {
 		return VisitState{}, err
 	}
 	return st, nil
 }
 
-// stateEvent audits a provider's view of the visit (it shows the patient).
-func (s *Server) stateEvent(c *gin.Context, visit ids.VisitID) error {
+// stateEvent audits a provider's view of the visit state, naming the
+// patient it shows (shown.go). A patient's own view shows no one else and
+// is not audited here.
+func (s *Server) stateEvent(c *gin.Context, st VisitState) error {
 	if principal(c).Kind == access.Patient {
 		return nil
 	}
-	return s.p.Audit.Append(c.Request.Context(), s.visitEvent(c, actionVisitView, visit))
+	ev := s.visitEvent(c, actionVisitView, st.VisitID)
+	ev.PatientID = st.patientID
+	return s.p.Audit.Append(c.Request.Context(), ev)
 }
 
 func (s *Server) visitState(c *gin.Context) {
@@ -65,7 +71,7 @@ func (s *Server) visitState(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if err := s.stateEvent(c, visit); err != nil {
+	if err := s.stateEvent(c, st); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -76,14 +82,56 @@ func (s *Server) visitState(c *gin.Context) {
 // a revoked session's stream can linger.
 const sseHeartbeat = 15 * time.Second
 
+// sseReaudit: a stream held open keeps showing its patient; a snapshot sent
+// this long after the stream's last audit entry writes a new one, so that a
+// breach window that starts after the stream opened still counts it.
+const sseReaudit = 15 * time.Minute
+
+// streamAudit decides which snapshots of an event stream are audited: the
+// first (before its first byte), then one that shows another patient than
+// the last entry named, or comes sseReaudit after it. Heartbeats and
+// unchanged snapshots write nothing, so a stream does not flood the trail.
+type streamAudit struct {
+	patient string
+	at      time.Time
+	done    bool
+}
+
+func (a *streamAudit) due(st VisitState, now time.Time) bool {
+	return !a.done || st.patientID != a.patient || now.Sub(a.at) >= sseReaudit
+}
+
+func (a *streamAudit) record(st VisitState, now time.Time) {
+	a.patient, a.at, a.done = st.patientID, now, true
+}
+
 // visitEvents streams the visit's state as server-sent events: a snapshot
 // at once and after every change. It ends when the session ends (the
-// patient then sees why: removed, turned away or ended).
+// patient then sees why: removed, turned away or ended), or when a snapshot
+// that must be audited cannot be.
 func (s *Server) visitEvents(c *gin.Context) {
 	ctx := c.Request.Context()
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
-	if err := s.stateEvent(c, visit); err != nil {
+	var audited streamAudit
+	// note audits st when it is due; an error refuses st.
+	note := func(st VisitState) error {
+		now := s.p.Now()
+		if !audited.due(st, now) {
+			return nil
+		}
+		if err := s.stateEvent(c, st); err != nil {
+			return err
+		}
+		audited.record(st, now)
+		return nil
+	}
+	st, err := s.snapshot(ctx, p, visit)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	if err := note(st); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -94,11 +142,16 @@ func (s *Server) visitEvents(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	send := func() bool {
-		st, err := s.snapshot(ctx, p, visit)
-		if err != nil {
-			return false
-		}
+	s.streamStates(c, st, notices, note)
+}
+
+// streamStates writes first, then a fresh snapshot (audited by note) after
+// every notice, with heartbeats between, until the stream or the session
+// ends, the visit or the patient's place ends, or note refuses a snapshot.
+func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan struct{}, note func(VisitState) error) {
+	ctx := c.Request.Context()
+	p := principal(c)
+	send := func(st VisitState) bool {
 		b, _ := json.Marshal(st)
 		if _, err := c.Writer.Write(append(append([]byte("event: state\ndata: "), b...), '\n', '\n')); err != nil {
 			return false
@@ -106,7 +159,7 @@ func (s *Server) visitEvents(c *gin.Context) {
 		c.Writer.Flush()
 		return !store.Closed(st.Status) && (st.Me == nil || st.Me.State == "waiting" || st.Me.State == "admitted")
 	}
-	if !send() {
+	if !send(first) {
 		return
 	}
 	tick := time.NewTicker(sseHeartbeat)
@@ -116,7 +169,15 @@ func (s *Server) visitEvents(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-notices:
-			if !send() {
+			st, err := s.snapshot(ctx, p, first.VisitID)
+			if err != nil {
+				return
+			}
+			if err := note(st); err != nil {
+				s.auditFailed(ctx, actionVisitView, err)
+				return
+			}
+			if !send(st) {
 				return
 			}
 		case <-tick.C:

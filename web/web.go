@@ -39,6 +39,12 @@ var pages = map[string]string{
 	"/recordings": "recordings.html",
 }
 
+// devPages are served only by DevHandler: pages of development-only
+// features (the mail outbox, which shows PHI kept in development).
+var devPages = map[string]string{
+	"/outbox": "outbox.html",
+}
+
 // assetPath matches the asset routes: flat /js/*.js and /css/*.css names.
 var assetPath = regexp.MustCompile(`^/(js/[a-z0-9][a-z0-9_-]*\.js|css/[a-z0-9][a-z0-9_-]*\.css)$`)
 
@@ -52,7 +58,24 @@ var contentTypes = map[string]string{
 // directory on disk instead (a dev flag: the path of web/static), so edits
 // show without a rebuild.
 func Handler(devDir string) http.Handler {
-	h := &handler{etags: map[string]string{}}
+	return newHandler(devDir, pages)
+}
+
+// DevHandler is Handler plus the development-only pages (/outbox). Only a
+// development process with the mail outbox uses it; elsewhere those pages
+// answer 404.
+func DevHandler(devDir string) http.Handler {
+	all := make(map[string]string, len(pages)+len(devPages))
+	for _, m := range []map[string]string{pages, devPages} {
+		for route, name := range m {
+			all[route] = name
+		}
+	}
+	return newHandler(devDir, all)
+}
+
+func newHandler(devDir string, pages map[string]string) http.Handler {
+	h := &handler{etags: map[string]string{}, pages: pages}
 	if devDir != "" {
 		h.fsys = os.DirFS(devDir)
 		h.dev = true
@@ -66,15 +89,16 @@ func Handler(devDir string) http.Handler {
 }
 
 type handler struct {
-	fsys fs.FS
-	dev  bool
+	fsys  fs.FS
+	dev   bool
+	pages map[string]string // route → file under static/
 
 	mu    sync.Mutex
 	etags map[string]string // embedded files only: name → ETag
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, ok := pages[r.URL.Path]
+	name, ok := h.pages[r.URL.Path]
 	if !ok {
 		m := assetPath.FindStringSubmatch(r.URL.Path)
 		if m == nil {

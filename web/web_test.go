@@ -73,6 +73,28 @@ func TestHandlerRoutes(t *testing.T) {
 	}
 }
 
+// The development-only pages are served by DevHandler alone.
+func TestDevPagesOnlyInDevHandler(t *testing.T) {
+	for route := range devPages {
+		for _, tc := range []struct {
+			name string
+			h    http.Handler
+			want int
+		}{{"Handler", Handler(""), 404}, {"DevHandler", DevHandler(""), 200}} {
+			rec := httptest.NewRecorder()
+			tc.h.ServeHTTP(rec, httptest.NewRequest("GET", route, nil))
+			if rec.Code != tc.want {
+				t.Errorf("%s %s: %d, want %d", tc.name, route, rec.Code, tc.want)
+			}
+		}
+	}
+	rec := httptest.NewRecorder()
+	DevHandler("").ServeHTTP(rec, httptest.NewRequest("GET", "/provider", nil))
+	if rec.Code != 200 {
+		t.Errorf("DevHandler /provider: %d", rec.Code)
+	}
+}
+
 func TestHandlerETagRevalidates(t *testing.T) {
 	h := Handler("")
 	rec := httptest.NewRecorder()
@@ -175,6 +197,14 @@ func TestPagesFitCSP(t *testing.T) {
 // Every page route serves a file that exists, and every module a page or
 // module imports exists too (a typo would only show in a browser).
 func TestPagesAndImportsExist(t *testing.T) {
+	for route, name := range devPages {
+		if _, dup := pages[route]; dup {
+			t.Errorf("route %s is both a page and a development page", route)
+		}
+		if _, err := fs.Stat(static, "static/"+name); err != nil {
+			t.Errorf("route %s: %v", route, err)
+		}
+	}
 	for route, name := range pages {
 		if _, err := fs.Stat(static, "static/"+name); err != nil {
 			t.Errorf("route %s: %v", route, err)

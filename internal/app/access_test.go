@@ -82,7 +82,7 @@ type matrixCase struct {
 // matrix merges each area's expectations.
 func matrix() map[string]matrixCase {
 	out := map[string]matrixCase{}
-	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix()} {
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix()} {
 		for k, v := range part {
 			out[k] = v
 		}
@@ -166,6 +166,8 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/invites/redeem": {want: all(404), body: func(*fixture) any {
 			return map[string]string{"invite": "not-an-invite", "date_of_birth": "1990-01-01"}
 		}},
+		// Open to anyone holding a link; answers only used or not.
+		"POST /api/v1/invites/check": {want: all(200), body: func(*fixture) any { return map[string]string{"invite": "not-an-invite"} }},
 		"POST /api/v1/patients": {want: with(provOnly, expect{provA: 201, provB: 201}), body: func(*fixture) any {
 			return map[string]string{"name": "New Patient", "date_of_birth": "1990-01-01", "state": "NY"}
 		}},
@@ -195,6 +197,7 @@ type fixture struct {
 	incident          string
 	recording         string            // a recording of visit (matrix_recordings_test.go)
 	participant       ids.ParticipantID // the visit's admitted patient
+	outboxMessage     string            // development outbox mail sent by provider A (matrix_outbox_test.go)
 	sessions          map[string]string // principal → session cookie value
 }
 
@@ -254,6 +257,7 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 	}
 	f.grant = g.ID
 	f.recording = s.recordingFixture(t, f.visit)
+	f.outboxMessage = s.outboxFixture(t, p.a.ID)
 	f.sessions[patient], f.participant = s.patientIn(t, f.visit)
 	f.sessions[otherPatient], _ = s.patientIn(t, f.otherVisit)
 	rec, err := store.CreatePatient(ctx, s.Pool, store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
@@ -340,7 +344,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				path := strings.NewReplacer(":visit_id", string(f.visit), ":user_id", string(f.target),
 					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
 					":participant_id", string(f.participant), ":incident_id", f.incident,
-					":recording_id", f.recording, ":seq", "0").Replace(pattern)
+					":recording_id", f.recording, ":seq", "0", ":message_id", f.outboxMessage, ":n", "0").Replace(pattern)
 				if tc.query != nil {
 					path += tc.query(f)
 				}

@@ -226,9 +226,16 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		return nil, err
 	}
 	var mailer signaling.Mailer
-	if cfg.SMTP.Host != "" {
+	var outbox *signaling.Outbox
+	switch {
+	case cfg.SMTP.Host != "":
 		mailer = signaling.SMTPMailer{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
 			Password: cfg.SMTP.Password, From: cfg.SMTP.From}
+	case cfg.Environment == config.Development && cfg.Has(config.RoleAPI):
+		// Mail is kept for /outbox instead of sent; it holds PHI, which is
+		// why this exists in development only.
+		outbox = signaling.NewOutbox(store.New(a.pool))
+		log.Warn("no smtp.host in development: mail is kept in the development outbox (/outbox), not sent")
 	}
 
 	alertEngine, err := a.newAlertEngine(opt.Now)
@@ -245,6 +252,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Auth:       cfg.Auth,
 		Origin:     cfg.Origin(),
 		Mailer:     mailer,
+		Outbox:     outbox,
 		Minter:     minter,
 		Nodes:      registry,
 		Node:       node,
@@ -257,7 +265,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Now:        opt.Now,
 	})
 	a.sig = sig
-	a.handler = a.router(sig, opt.WebDir)
+	a.handler = a.router(sig, opt.WebDir, outbox != nil)
 	a.goRun(func() { sig.Run(runCtx) }) // visit change notices for the waiting room
 	if cfg.Has(config.RoleAPI) {
 		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {
@@ -308,7 +316,7 @@ func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-func (a *App) router(sig *signaling.Server, webDir string) http.Handler {
+func (a *App) router(sig *signaling.Server, webDir string, devPages bool) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -319,6 +327,9 @@ func (a *App) router(sig *signaling.Server, webDir string) http.Handler {
 		r.GET("/sfu/ws", gin.WrapH(a.media))
 	}
 	pages := web.Handler(webDir)
+	if devPages {
+		pages = web.DevHandler(webDir) // the development outbox's page
+	}
 	r.NoRoute(func(c *gin.Context) {
 		if strings.HasPrefix(c.Request.URL.Path, "/api/") {
 			httpx.Abort(c, a.log, httpx.E(httpx.KindNotFound, "not_found", "no such endpoint"))

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,7 +135,7 @@ type Log struct {
 }
 
 type request struct {
-	ev     Event
+	evs    []Event    // committed together, in order, in one batch
 	err    error      // the result, set by the leader
 	done   chan error // buffered: the result, or errLead
 	leader bool       // chosen to lead the next batch (guarded by Log.mu)
@@ -162,13 +163,28 @@ func (l *Log) Stats() Stats {
 // after its own entry committed. When ctx ends before the entry left the
 // queue, Append returns ctx's error and the entry is not written.
 func (l *Log) Append(ctx context.Context, e Event) error {
-	if err := e.normalize(); err != nil {
-		return err
+	return l.AppendAll(ctx, []Event{e})
+}
+
+// AppendAll records evs as one unit through the same batches as Append: they
+// are chained next to each other, in order, and commit in one transaction or
+// not at all (a batch never splits them). A view that shows several patients
+// appends one entry per patient this way, before the view is answered.
+func (l *Log) AppendAll(ctx context.Context, evs []Event) error {
+	if len(evs) == 0 {
+		return nil
 	}
+	evs = slices.Clone(evs)
+	for i := range evs {
+		if err := evs[i].normalize(); err != nil {
+			return err
+		}
+	}
+	name := evs[0].Action
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("audit: append %s: %w", e.Action, err)
+		return fmt.Errorf("audit: append %s: %w", name, err)
 	}
-	r := &request{ev: e, done: make(chan error, 1)}
+	r := &request{evs: evs, done: make(chan error, 1)}
 	l.mu.Lock()
 	l.pending = append(l.pending, r)
 	lead := !l.leading
@@ -191,7 +207,7 @@ func (l *Log) Append(ctx context.Context, e Event) error {
 			if q == r {
 				l.pending = append(l.pending[:i], l.pending[i+1:]...)
 				l.mu.Unlock()
-				return fmt.Errorf("audit: append %s: %w", e.Action, ctx.Err())
+				return fmt.Errorf("audit: append %s: %w", name, ctx.Err())
 			}
 		}
 	}
@@ -211,7 +227,12 @@ func (l *Log) lead(ctx context.Context, me *request) error {
 	defer cancel()
 	for mine := false; !mine; {
 		l.mu.Lock()
-		n := min(len(l.pending), maxBatch)
+		// Up to maxBatch entries, whole requests only (at least one).
+		n, entries := 0, 0
+		for n < len(l.pending) && (n == 0 || entries+len(l.pending[n].evs) <= maxBatch) {
+			entries += len(l.pending[n].evs)
+			n++
+		}
 		batch := make([]*request, n)
 		copy(batch, l.pending)
 		l.pending = append(l.pending[:0], l.pending[n:]...)
@@ -239,8 +260,8 @@ func (l *Log) lead(ctx context.Context, me *request) error {
 }
 
 // commit writes batch in one statement. If the batch fails on bad data
-// (which normalize should make impossible), the entries are retried one by
-// one so that one entry cannot refuse the others.
+// (which normalize should make impossible), each caller's entries are
+// retried on their own so that one caller cannot refuse the others.
 func (l *Log) commit(ctx context.Context, batch []*request) {
 	err := l.insert(ctx, batch)
 	if err != nil && len(batch) > 1 && isDataError(err) {
@@ -269,14 +290,19 @@ const insertBatch = `INSERT INTO audit_events
 	ORDER BY n`
 
 func (l *Log) insert(ctx context.Context, batch []*request) error {
-	n := len(batch)
+	var evs []*Event
+	for _, r := range batch {
+		for i := range r.evs {
+			evs = append(evs, &r.evs[i])
+		}
+	}
+	n := len(evs)
 	at := make([]pgtype.Timestamptz, n)
 	cols := make([][]string, 11)
 	for i := range cols {
 		cols[i] = make([]string, n)
 	}
-	for i, r := range batch {
-		e := &r.ev
+	for i, e := range evs {
 		at[i] = pgtype.Timestamptz{Time: e.At, Valid: !e.At.IsZero()}
 		for j, v := range []string{e.ActorID, e.ActorRole, e.Action, e.ResourceType, e.ResourceID,
 			e.PatientID, e.VisitID, e.IP, e.UserAgent, string(e.Outcome), e.Reason} {
@@ -287,7 +313,7 @@ func (l *Log) insert(ctx context.Context, batch []*request) error {
 		cols[6], cols[7], cols[8], cols[9], cols[10])
 	if err != nil {
 		if n == 1 {
-			return fmt.Errorf("audit: append %s: %w", batch[0].ev.Action, err)
+			return fmt.Errorf("audit: append %s: %w", evs[0].Action, err)
 		}
 		return fmt.Errorf("audit: append batch of %d: %w", n, err)
 	}

@@ -52,10 +52,20 @@ func RevokeInvites(ctx context.Context, db DBTX, visit ids.VisitID, now time.Tim
 
 // InviteBySecret finds an invite by its secret, locking the row.
 func InviteBySecret(ctx context.Context, db DBTX, secret string) (Invite, error) {
+	return inviteBySecret(ctx, db, secret, " FOR UPDATE")
+}
+
+// PeekInvite finds an invite by its secret without locking it, for checks
+// that change nothing.
+func PeekInvite(ctx context.Context, db DBTX, secret string) (Invite, error) {
+	return inviteBySecret(ctx, db, secret, "")
+}
+
+func inviteBySecret(ctx context.Context, db DBTX, secret, lock string) (Invite, error) {
 	var inv Invite
 	var vid string
 	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, revoked_at, used_at, dob_failures, locked_at
-		FROM visit_invites WHERE secret_hash = $1 FOR UPDATE`, hashSecret(secret)).
+		FROM visit_invites WHERE secret_hash = $1`+lock, hashSecret(secret)).
 		Scan(&inv.ID, &vid, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt)
 	inv.VisitID = ids.VisitID(vid)
 	return inv, notFound(err)

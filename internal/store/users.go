@@ -139,9 +139,22 @@ func SetRole(ctx context.Context, db DBTX, id ids.UserID, role string) error {
 	return updateUser(ctx, db, id, `role = $2`, role)
 }
 
-// SetDisabled disables (at) or re-enables (nil) a user.
+// SetDisabled disables (at) or re-enables (nil) a user. Disabling also
+// voids the user's unused setup links (invite, MFA reset), so that no link
+// issued before enrols the account later; re-enabling does not revive them
+// (an admin issues a new one). Run it with the user's row locked, before
+// touching their links: the lock order every setup-link path keeps.
 func SetDisabled(ctx context.Context, db DBTX, id ids.UserID, at *time.Time) error {
-	return updateUser(ctx, db, id, `disabled_at = $2`, at)
+	if err := updateUser(ctx, db, id, `disabled_at = $2`, at); err != nil {
+		return err
+	}
+	if at == nil {
+		return nil
+	}
+	if _, err := db.Exec(ctx, `UPDATE setup_links SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL`, string(id), *at); err != nil {
+		return fmt.Errorf("store: void setup links: %w", err)
+	}
+	return nil
 }
 
 // Unlock clears a lock and the failure count.
@@ -261,13 +274,17 @@ func CreateSetupLink(ctx context.Context, db DBTX, id ids.UserID, purpose string
 	return secret, nil
 }
 
-// SetupLinkBySecret finds an unused, unexpired link; consume marks it used.
+// SetupLinkBySecret finds an unused, unexpired link of a user who is not
+// disabled (ErrNotFound otherwise); consume marks it used. Consume with the
+// user's row locked (UserByID forUpdate) so that a concurrent disable
+// cannot interleave.
 func SetupLinkBySecret(ctx context.Context, db DBTX, secret string, now time.Time, consume bool) (SetupLink, error) {
-	q := `SELECT user_id::text, purpose, expires_at FROM setup_links
-		WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2`
+	q := `SELECT l.user_id::text, l.purpose, l.expires_at FROM setup_links l JOIN users u ON u.id = l.user_id
+		WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.disabled_at IS NULL`
 	if consume {
-		q = `UPDATE setup_links SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2
-			RETURNING user_id::text, purpose, expires_at`
+		q = `UPDATE setup_links l SET used_at = $2 FROM users u
+			WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 AND u.id = l.user_id AND u.disabled_at IS NULL
+			RETURNING l.user_id::text, l.purpose, l.expires_at`
 	}
 	var l SetupLink
 	var uid string

@@ -14,6 +14,7 @@
  * @property {string} ends_at       RFC 3339, server clock (absolute limit)
  * @property {number} idle_seconds
  * @property {string} now           RFC 3339, the server's clock when it answered
+ * @property {boolean} [dev_outbox] development only: mail is kept at /outbox
  */
 
 /** An API failure. `message` is the server's, written for the user. */

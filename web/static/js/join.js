@@ -1,7 +1,10 @@
 // The patient's way into a visit: /join#invite=<one-time secret>.
 //
-//   identity (date of birth) → device check → waiting room → /call?visit=…
+//   link check → identity (date of birth) → device check → waiting room → /call?visit=…
 //
+// The link check asks only whether the link was already used on another
+// device (POST /api/v1/invites/check), so that a second device is told so
+// before it is asked for a date of birth.
 // The secret rides in the fragment so that it never reaches a server log or
 // a Referer; it is moved to sessionStorage (this tab only) and removed from
 // the address bar before anything else happens. Redeeming it with the date
@@ -149,8 +152,29 @@ function clearInvalid() {
   say(ui.dobError, '');
 }
 
+/**
+ * Asks the server whether the link was already used on another device,
+ * before asking for the date of birth. The answer is only used or not; any
+ * failure here falls through to the date of birth (redeem then says why).
+ * @param {string} secret @returns {Promise<boolean>}
+ */
+async function usedElsewhere(secret) {
+  try {
+    /** @type {{used: boolean}} */
+    const r = await post('/api/v1/invites/check', { invite: secret }, { redirect401: false });
+    return r.used === true;
+  } catch {
+    return false;
+  }
+}
+
 /** @param {string} secret */
-function identity(secret) {
+async function identity(secret) {
+  if (await usedElsewhere(secret)) {
+    openvisit.lastError = 'invite_used';
+    finish(REFUSED.invite_used, 'This link was already used on another device. Ask your clinic for a new link.', { state: 'refused' });
+    return;
+  }
   show('identity');
   ui.form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -171,7 +195,7 @@ function identity(secret) {
       } catch (err) {
         const e = err instanceof APIError ? err : new APIError('network', 'Something went wrong. Try again.', 0);
         openvisit.lastError = e.code;
-        if (e.code === 'wrong_date_of_birth' || e.code === 'network' || e.status >= 500 || e.code === 'invalid_request') {
+        if (e.code === 'wrong_date_of_birth' || e.code === 'network' || e.status >= 500 || e.code === 'invalid_request' || e.code === 'rate_limited') {
           say(ui.dobError, e.code === 'wrong_date_of_birth'
             ? `${e.message} After a few wrong tries the link locks and you will need a new one.`
             : e.message);
@@ -449,7 +473,7 @@ async function main() {
     finish('Open the link from your invitation', 'This page needs the visit link your clinic sent you. Open that link again.', { state: 'refused' });
     return;
   }
-  identity(secret);
+  await identity(secret);
 }
 
 main();

@@ -552,6 +552,7 @@ ui.bgJoin.addEventListener('click', () => {
 async function main() {
   const s = await startStaffPage('provider');
   if (!s) return;
+  byId('nav-outbox').hidden = !s.view.dev_outbox; // development without SMTP: mail is kept there
   ui.start.value = localInput(nextSlot());
   try {
     await load();

@@ -1,0 +1,215 @@
+package app_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// reportEntry is an access-report entry as the admin API shows it.
+type reportEntry struct {
+	Action    string
+	ActorID   string `json:"actor_id"`
+	PatientID string `json:"patient_id"`
+	VisitID   string `json:"visit_id"`
+	Reason    string
+}
+
+// accessReport returns the patient's access report entries by actor.
+func (c *client) accessReport(patient, actor string) []reportEntry {
+	c.t.Helper()
+	r := c.do("GET", "/api/v1/admin/patients/"+patient+"/access-report", nil)
+	if r.Status != 200 {
+		c.t.Fatalf("access report: %d %s", r.Status, r.Body)
+	}
+	var rep struct{ Entries []reportEntry }
+	r.decode(c.t, &rep)
+	var out []reportEntry
+	for _, e := range rep.Entries {
+		if e.ActorID == actor {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// scopeOf returns the patient IDs an incident's scope over actor counts,
+// for a window from an hour ago to an hour ahead.
+func (c *client) scopeOf(incident, actor string) map[string]bool {
+	c.t.Helper()
+	q := url.Values{"actor_id": {actor}, "from": {time.Now().Add(-time.Hour).Format(time.RFC3339)},
+		"to": {time.Now().Add(time.Hour).Format(time.RFC3339)}}
+	r := c.do("GET", "/api/v1/admin/incidents/"+incident+"/scope?"+q.Encode(), nil)
+	if r.Status != 200 {
+		c.t.Fatalf("scope: %d %s", r.Status, r.Body)
+	}
+	var got struct{ Scope store.Scope }
+	r.decode(c.t, &got)
+	out := map[string]bool{}
+	for _, p := range got.Scope.Patients {
+		out[p.ID] = true
+	}
+	if got.Scope.Total != len(out) {
+		c.t.Fatalf("scope total %d, %d patients listed", got.Scope.Total, len(out))
+	}
+	return out
+}
+
+// has reports whether entries hold one with action naming patient.
+func has(entries []reportEntry, action, patient string) bool {
+	for _, e := range entries {
+		if e.Action == action && e.PatientID == patient {
+			return true
+		}
+	}
+	return false
+}
+
+// The views that show patient names name those patients in the audit
+// trail: the schedule, search results, the visit state and its event
+// stream. The patients and visits are made in the database directly, so
+// that only the views under test can have named them.
+func TestScheduleViewAuditsPatients(t *testing.T) {
+	s := startServer(t)
+	ctx := context.Background()
+	adm := s.enrol(t, "admin@clinic.test", "admin")
+	provA := s.enrol(t, "a@clinic.test", "provider")
+	provB := s.enrol(t, "b@clinic.test", "provider")
+	newPatient := func(by ids.UserID) store.Patient {
+		t.Helper()
+		p, err := store.CreatePatient(ctx, s.Pool, store.Patient{Name: "Listed Patient", DateOfBirth: "1975-04-03", State: "CA", CreatedBy: by})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	schedule := func(p store.Patient, in time.Duration) ids.VisitID {
+		t.Helper()
+		v := ids.NewVisitID()
+		start := s.Clock.Now().Add(in).Truncate(time.Minute)
+		if err := store.ScheduleVisit(ctx, s.Pool, v, provA.ID, p.ID, "local", start, start.Add(30*time.Minute), "check-up"); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	p1, p2 := newPatient(provA.ID), newPatient(provA.ID)
+	v1, v2 := schedule(p1, 2*time.Hour), schedule(p2, 3*time.Hour)
+
+	ac := s.newClient(t)
+	ac.mustLogin(adm)
+	var inc store.Incident
+	ac.do("POST", "/api/v1/admin/incidents", map[string]string{"title": "Provider laptop stolen",
+		"discovered_at": time.Now().Add(-time.Minute).Format(time.RFC3339)}).decode(t, &inc)
+	if sc := ac.scopeOf(inc.ID, string(provA.ID)); len(sc) != 0 {
+		t.Fatalf("before any view the scope holds %d patients", len(sc))
+	}
+
+	pa := s.newClient(t)
+	pa.mustLogin(provA)
+	t.Run("schedule", func(t *testing.T) {
+		var list struct{ Visits []store.ScheduledVisit }
+		r := pa.do("GET", "/api/v1/visits", nil)
+		if r.Status != 200 {
+			t.Fatalf("list: %d %s", r.Status, r.Body)
+		}
+		r.decode(t, &list)
+		if len(list.Visits) != 2 || list.Visits[0].PatientName == "" {
+			t.Fatalf("the schedule shows %d visits (%+v), want 2 with names", len(list.Visits), list.Visits)
+		}
+		for _, p := range []store.Patient{p1, p2} {
+			if !has(ac.accessReport(p.ID, string(provA.ID)), "visit.list", p.ID) {
+				t.Errorf("patient %s's access report lacks the schedule view", p.ID)
+			}
+		}
+		sc := ac.scopeOf(inc.ID, string(provA.ID))
+		if len(sc) != 2 || !sc[p1.ID] || !sc[p2.ID] {
+			t.Errorf("the incident scope over the provider counts %v, want both listed patients", sc)
+		}
+		if n := s.auditCount(t, "visit.list", "success", ""); n != 2 {
+			t.Errorf("%d schedule entries, want one per patient shown (2)", n)
+		}
+	})
+
+	t.Run("search", func(t *testing.T) {
+		p3, p4 := newPatient(provB.ID), newPatient(provB.ID)
+		pb := s.newClient(t)
+		pb.mustLogin(provB)
+		if sc := ac.scopeOf(inc.ID, string(provB.ID)); len(sc) != 0 {
+			t.Fatalf("before the search the scope holds %d patients", len(sc))
+		}
+		var found struct{ Patients []store.Patient }
+		pb.do("GET", "/api/v1/patients?q=listed", nil).decode(t, &found)
+		if len(found.Patients) != 2 {
+			t.Fatalf("search found %d patients, want 2", len(found.Patients))
+		}
+		for _, p := range []store.Patient{p3, p4} {
+			if !has(ac.accessReport(p.ID, string(provB.ID)), "patient.view", p.ID) {
+				t.Errorf("patient %s's access report lacks the search", p.ID)
+			}
+		}
+		if sc := ac.scopeOf(inc.ID, string(provB.ID)); len(sc) != 2 || !sc[p3.ID] || !sc[p4.ID] {
+			t.Errorf("the incident scope over the searcher counts %v, want both found patients", sc)
+		}
+	})
+
+	t.Run("state", func(t *testing.T) {
+		r := pa.do("GET", "/api/v1/visits/"+string(v1)+"/state", nil)
+		if r.Status != 200 {
+			t.Fatalf("state: %d %s", r.Status, r.Body)
+		}
+		if !has(ac.accessReport(p1.ID, string(provA.ID)), "visit.view", p1.ID) {
+			t.Error("the state view's audit entry does not name the patient it shows")
+		}
+	})
+
+	t.Run("event stream", func(t *testing.T) {
+		views := func() int {
+			var n int
+			if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'visit.view'
+				AND visit_id = $1 AND patient_id = $2`, string(v2), p2.ID).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		notify := func() {
+			if _, err := s.Pool.Exec(ctx, `SELECT pg_notify('openvisit_visit', $1)`, string(v2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stream := pa.events("/api/v1/visits/" + string(v2) + "/events")
+		if _, ok := stream.next(); !ok {
+			t.Fatal("no first snapshot")
+		}
+		if n := views(); n != 1 {
+			t.Fatalf("%d entries for the stream's first snapshot, want 1 naming the patient", n)
+		}
+		// Snapshots of the same patient soon after write nothing more.
+		for range 3 {
+			notify()
+			if _, ok := stream.next(); !ok {
+				t.Fatal("stream ended")
+			}
+		}
+		if n := views(); n != 1 {
+			t.Errorf("%d entries after four snapshots of one patient, want 1 (no entry per snapshot)", n)
+		}
+		// A snapshot long after the last entry names the patient again.
+		for range 2 {
+			s.Clock.Advance(8 * time.Minute)
+			if r := pa.do("POST", "/api/v1/auth/keepalive", struct{}{}); r.Status != 200 {
+				t.Fatalf("keepalive: %d %s", r.Status, r.Body)
+			}
+		}
+		notify()
+		if _, ok := stream.next(); !ok {
+			t.Fatal("stream ended")
+		}
+		if n := views(); n != 2 {
+			t.Errorf("%d entries after a snapshot 16 minutes on, want 2", n)
+		}
+	})
+}

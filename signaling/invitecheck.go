@@ -1,0 +1,84 @@
+package signaling
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/auth/throttle"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// Invite links are tried per client address at most inviteBurst at once and
+// one more every inviteInterval, the pre-check and redeem together. The
+// secret (256 bits) cannot be guessed; the limit bounds the work and the
+// audit entries one address can cause.
+const (
+	inviteInterval = 2 * time.Second
+	inviteBurst    = 30
+)
+
+func newInviteLimiter(now func() time.Time) *throttle.Limiter {
+	return throttle.NewLimiter(throttle.LimiterParams{Interval: inviteInterval, Burst: inviteBurst, MaxKeys: 100_000, Now: now})
+}
+
+// inviteAllowed takes a token from the caller's address; when none is left
+// it answers 429 with Retry-After and returns false.
+func (s *Server) inviteAllowed(c *gin.Context) bool {
+	ok, retry := s.inviteLimiter.Allow(throttle.IPKey(clientAddr(c)))
+	if ok {
+		return true
+	}
+	c.Header("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+	s.abort(c, httpx.E(httpx.KindRateLimited, "rate_limited", "Too many tries from this network; wait a moment and try again."))
+	return false
+}
+
+type checkInviteRequest struct {
+	Invite string `json:"invite"`
+}
+
+// checkInvite answers the one thing the join page asks before the date of
+// birth: was this link already used on another device? The answer is
+// {"used": true} or {"used": false} and nothing else. A link that is
+// unknown, malformed, withdrawn, expired, locked or of an ended visit
+// answers false like a fresh one (redeeming it says why, once the date of
+// birth is typed), so the check reveals nothing about the visit and not
+// even whether the link exists. The browser that used the link (its patient
+// session in that visit) is told false: redeem lets it back in. A "used"
+// answer is audited (someone holds a link already used elsewhere).
+func (s *Server) checkInvite(c *gin.Context) {
+	if !s.inviteAllowed(c) {
+		return
+	}
+	var req checkInviteRequest
+	if err := httpx.DecodeJSON(c, &req); err != nil {
+		s.abort(c, err)
+		return
+	}
+	used := false
+	if n := len(req.Invite); n > 0 && n <= 64 {
+		inv, err := store.PeekInvite(c.Request.Context(), s.p.Store.Pool, req.Invite)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			s.abort(c, err)
+			return
+		default:
+			cur := principal(c)
+			used = inv.UsedAt != nil && !(cur.Kind == access.Patient && cur.VisitID == inv.VisitID)
+			if used {
+				s.auditLog(c, audit.Event{Action: actionInviteCheck, ActorRole: string(access.Patient), ResourceType: "invite",
+					ResourceID: inv.ID, VisitID: string(inv.VisitID), Outcome: audit.Denied, Reason: errInviteUsed.Code})
+			}
+		}
+	}
+	c.Header("Cache-Control", "no-store")
+	c.JSON(http.StatusOK, gin.H{"used": used})
+}
