@@ -113,7 +113,7 @@ func productionConfig(t *testing.T, c *config.Config) {
 		t.Fatal(err)
 	}
 	s3 := testenv.MinIO(t)
-	c.S3.Endpoint, c.S3.AccessKey, c.S3.SecretKey, c.S3.UseTLS = s3.Endpoint, s3.AccessKey, s3.SecretKey, s3.UseTLS
+	c.S3 = s3.Config(c.S3.Bucket) // over TLS with the test CA, as production requires
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	c.Audit.AnchorBucket = "ov-prod-outbox-" + hex.EncodeToString(b[:])
