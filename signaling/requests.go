@@ -17,9 +17,11 @@ const actionRequestRefused = "request.refused"
 
 // requestBodies names, for every route that reads a JSON body, the type
 // its handler decodes with httpx.DecodeJSON (a route with an optional body
-// is listed too). Every other state-changing route takes no body:
-// checkInput accepts none or an empty object there, so that no route
-// ignores what a client sent. FuzzDecodeJSON decodes into each type, and
+// is listed too). checkInput decodes every body into its route's type
+// before any handler runs, so a malformed body is refused whatever the
+// handler would check first; a state-changing route not listed takes no
+// body and accepts none or an empty object, so that no route ignores what
+// a client sent. FuzzDecodeJSON decodes into each type, and
 // TestNulInJSONRefused (internal/app) sends each route a poisoned body.
 func requestBodies() map[string]func() any {
 	none := func() any { return new(struct{}) }
@@ -71,18 +73,20 @@ var inputActions = map[string]string{
 }
 
 // checkInput runs before every handler: path and query parameters must be
-// storable text (httpx.CheckParams), and a state-changing route that reads
-// no body accepts none or an empty JSON object only.
+// storable text (httpx.CheckParams), and a body must decode strictly into
+// its route's type (requestBodies; an empty object where none is read).
 func (s *Server) checkInput(c *gin.Context) {
 	if c.FullPath() == "" {
 		c.Next() // pages and unknown paths
 		return
 	}
 	err := httpx.CheckParams(c)
-	k := access.Key(c.Request.Method, c.FullPath())
-	if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 && s.bodies[k] == nil {
-		var none struct{}
-		err = httpx.DecodeJSON(c, &none)
+	if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 {
+		body, ok := s.bodies[access.Key(c.Request.Method, c.FullPath())]
+		if !ok {
+			body = func() any { return new(struct{}) }
+		}
+		err = httpx.CheckJSON(c, body())
 	}
 	if err != nil {
 		s.abort(c, err)

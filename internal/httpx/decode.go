@@ -45,18 +45,38 @@ var (
 //
 // No message names client data. Every JSON route decodes through here.
 func DecodeJSON(c *gin.Context, v any) error {
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	return DecodeJSONBytes(body, v)
+}
+
+// CheckJSON decodes the body into v as DecodeJSON does, then puts the
+// body back for the handler: a check at the edge, before any handler
+// decides anything else.
+func CheckJSON(c *gin.Context, v any) error {
+	body, err := readJSON(c)
+	if err != nil {
+		return err
+	}
+	c.Request.Body = io.NopCloser(bytes.NewReader(body))
+	return DecodeJSONBytes(body, v)
+}
+
+func readJSON(c *gin.Context) ([]byte, error) {
 	if c.ContentType() != "application/json" {
-		return errContentType
+		return nil, errContentType
 	}
 	body, err := io.ReadAll(c.Request.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return errTooLarge
+			return nil, errTooLarge
 		}
-		return errBadJSON
+		return nil, errBadJSON
 	}
-	return DecodeJSONBytes(body, v)
+	return body, nil
 }
 
 // DecodeJSONBytes is DecodeJSON's decoding of a body already read.
