@@ -178,7 +178,10 @@ async function requestOnce(method, path, body, opts) {
   }
   if (resp.ok) return data;
   const e = (data && data.error) || {};
-  const code = String(e.code || 'http_' + resp.status);
+  // A proxy in front (the Ingress with every api pod unready, a restart)
+  // answers 502/503/504 without our body: the same thing to a user.
+  const proxied = !e.code && [502, 503, 504].includes(resp.status);
+  const code = proxied ? UNAVAILABLE : String(e.code || 'http_' + resp.status);
   const retryAfter = Math.min(30, Math.max(1, Number(resp.headers.get('Retry-After')) || 5));
   const err = new APIError(
     code,
