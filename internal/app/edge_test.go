@@ -260,3 +260,31 @@ func TestDatabaseOutageAnswers503(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// A User-Agent is client data like any other: bytes PostgreSQL text
+// cannot hold, or 60 KiB of it, neither fail a sign-in (the audit entry
+// and the session are written in one transaction) nor reach the database
+// as sent.
+func TestUserAgentStoredSafely(t *testing.T) {
+	s := startServer(t)
+	u := s.enrol(t, "agent@clinic.test", "provider")
+	c := s.newClient(t)
+	ua := "Mozilla/5.0 \xff\xfe" + strings.Repeat("x", 60<<10)
+	if r := c.loginWith(u, map[string]string{"User-Agent": ua}); r.Status != 200 {
+		t.Fatalf("sign-in with a non-UTF-8 User-Agent = %d %s, want 200", r.Status, r.Body)
+	}
+	var sessUA, auditUA string
+	if err := s.Pool.QueryRow(context.Background(), `SELECT user_agent FROM sessions WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1`,
+		string(u.ID)).Scan(&sessUA); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pool.QueryRow(context.Background(), `SELECT user_agent FROM audit_events WHERE action = 'auth.login' AND outcome = 'success'
+		ORDER BY seq DESC LIMIT 1`).Scan(&auditUA); err != nil {
+		t.Fatal(err)
+	}
+	for what, got := range map[string]string{"session": sessUA, "audit entry": auditUA} {
+		if !strings.HasPrefix(got, "Mozilla/5.0 ") || len(got) > 300 {
+			t.Errorf("%s user agent = %.40q… (%d bytes), want the cleaned first 256 bytes", what, got, len(got))
+		}
+	}
+}
