@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -153,5 +156,42 @@ func TestAbortClassifiesUnreachableDatabase(t *testing.T) {
 				t.Errorf("the answer leaks the cause: %s", w.Body)
 			}
 		})
+	}
+}
+
+// One definition of the client: outside this package no code reads the
+// peer address, the forwarding headers or the raw User-Agent, so no path
+// (a new handler, an audit call) can take a forged or unstorable value.
+func TestOneClientDefinition(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	forbidden := []string{".ClientIP()", ".RemoteIP()", "RemoteAddr", ".UserAgent()", `"X-Forwarded-For"`, `"X-Real-Ip"`, `"X-Real-IP"`}
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") ||
+			filepath.Dir(path) == filepath.Join(root, "internal", "httpx") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, f := range forbidden {
+			if bytes.Contains(b, []byte(f)) {
+				rel, _ := filepath.Rel(root, path)
+				t.Errorf("%s uses %s: use httpx.ClientIP / ClientAddr / UserAgent", rel, f)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
