@@ -170,6 +170,7 @@ func spawnServer(ctx context.Context, cpuProfile string, procs int, stderr io.Wr
 		"OPENVISIT_SFU_UDP_ADDR=127.0.0.1:0",
 		"OPENVISIT_MEDIA_LOOPBACK_ONLY=true",
 		"OPENVISIT_LOG_LEVEL=error",
+		"OPENVISIT_HTTP_OPS_ADDR=127.0.0.1:0",
 	)
 	if procs > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(procs))

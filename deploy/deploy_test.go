@@ -111,6 +111,8 @@ func decode(t *testing.T) []object {
 				into = &batchv1.Job{}
 			case "networking.k8s.io/v1/Ingress":
 				into = &networkingv1.Ingress{}
+			case "networking.k8s.io/v1/NetworkPolicy":
+				into = &networkingv1.NetworkPolicy{}
 			case "policy/v1/PodDisruptionBudget":
 				into = &policyv1.PodDisruptionBudget{}
 			default:
@@ -317,6 +319,97 @@ func TestDeployManifestsValid(t *testing.T) {
 		if o.obj.(*appsv1.StatefulSet).Spec.Template.Spec.TerminationGracePeriodSeconds == nil {
 			t.Errorf("StatefulSet %s: set terminationGracePeriodSeconds above the drain timeout", o.name)
 		}
+	}
+}
+
+// TestDeployOpsNotPublic checks what deploy/README.md promises about the
+// edge: every serving workload exposes its metrics on the operational
+// port (not the public one) with scrape annotations, nothing routes the
+// public Ingress or a Service to it, a NetworkPolicy lets only the
+// monitoring namespace reach it on the api, and the api believes
+// X-Forwarded-For from configured proxies only.
+func TestDeployOpsNotPublic(t *testing.T) {
+	objs := decode(t)
+	cm := configMap(t)
+	const opsPort = 9464
+	for _, o := range objs {
+		var tmpl corev1.PodTemplateSpec
+		switch d := o.obj.(type) {
+		case *appsv1.Deployment:
+			tmpl = d.Spec.Template
+		case *appsv1.StatefulSet:
+			tmpl = d.Spec.Template
+		case *corev1.Service:
+			for _, p := range d.Spec.Ports {
+				if p.TargetPort.String() == "metrics" || p.Port == opsPort || p.TargetPort.IntValue() == opsPort {
+					t.Errorf("Service %s routes to the operational port", o.name)
+				}
+			}
+			continue
+		case *networkingv1.Ingress:
+			for _, r := range d.Spec.Rules {
+				for _, p := range r.HTTP.Paths {
+					if bp := p.Backend.Service.Port; bp.Name != "https" {
+						t.Errorf("Ingress %s routes to port %v, want https only", o.name, bp)
+					}
+				}
+			}
+			continue
+		default:
+			continue
+		}
+		name := o.kind + " " + o.name
+		a := tmpl.Annotations
+		if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != "9464" || a["prometheus.io/path"] != "/metrics" {
+			t.Errorf("%s: no prometheus.io scrape annotations for :9464/metrics", name)
+		}
+		c := tmpl.Spec.Containers[0]
+		env := map[string]string{}
+		for _, e := range c.Env {
+			env[e.Name] = e.Value
+		}
+		ops := env["OPENVISIT_HTTP_OPS_ADDR"]
+		if ops == "" {
+			ops = cm["OPENVISIT_HTTP_OPS_ADDR"]
+		}
+		if !strings.HasSuffix(ops, ":9464") {
+			t.Errorf("%s: http.ops_addr %q, want the metrics port 9464", name, ops)
+		}
+		if tmpl.Spec.HostNetwork && !strings.HasPrefix(ops, "$(POD_IP):") {
+			t.Errorf("%s: on the host network, http.ops_addr must bind the node's address, not every interface", name)
+		}
+		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == opsPort }) {
+			t.Errorf("%s: no container port \"metrics\" 9464", name)
+		}
+		if c.Args[2] == "api" {
+			proxies, ok := env["OPENVISIT_HTTP_TRUSTED_PROXIES"]
+			if p, err := config.ParseTrustedProxies(strings.Split(proxies, ",")); !ok || err != nil || len(p) == 0 {
+				t.Errorf("%s: OPENVISIT_HTTP_TRUSTED_PROXIES %q: want the Ingress controller's addresses (%v)", name, proxies, err)
+			}
+		} else if _, ok := env["OPENVISIT_HTTP_TRUSTED_PROXIES"]; ok {
+			t.Errorf("%s: only the api sits behind the Ingress; it alone trusts proxies", name)
+		}
+	}
+	if _, ok := cm["OPENVISIT_HTTP_TRUSTED_PROXIES"]; ok {
+		t.Error("ConfigMap: trusted proxies belong to the api alone (media nodes face browsers directly)")
+	}
+
+	guarded := false
+	for _, o := range objs {
+		np, ok := o.obj.(*networkingv1.NetworkPolicy)
+		if !ok || np.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"] != "api" {
+			continue
+		}
+		for _, rule := range np.Spec.Ingress {
+			for _, p := range rule.Ports {
+				if p.Port != nil && p.Port.String() == "metrics" {
+					guarded = len(rule.From) > 0 && rule.From[0].NamespaceSelector != nil
+				}
+			}
+		}
+	}
+	if !guarded {
+		t.Error("no NetworkPolicy limits the api's metrics port to a monitoring namespace")
 	}
 }
 

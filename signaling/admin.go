@@ -66,7 +66,7 @@ func (s *Server) listUsers(c *gin.Context) {
 func (s *Server) adminEvent(c *gin.Context, action, target string) audit.Event {
 	p := principal(c)
 	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "user",
-		ResourceID: target, Outcome: audit.Success, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+		ResourceID: target, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 
 type inviteRequest struct {

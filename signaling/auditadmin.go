@@ -91,7 +91,7 @@ func auditFilter(c *gin.Context) (audit.Filter, *httpx.Error) {
 func (s *Server) adminAudit(c *gin.Context, action, patient, detail string) error {
 	p := principal(c)
 	return s.p.Audit.Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action,
-		ResourceType: "audit", PatientID: patient, Outcome: audit.Success, Reason: detail, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+		ResourceType: "audit", PatientID: patient, Outcome: audit.Success, Reason: detail, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)})
 }
 
 func (s *Server) searchAudit(c *gin.Context) {

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,17 +62,9 @@ type SessionView struct {
 	Extra      map[string]string `json:"-"`
 }
 
-func clientAddr(c *gin.Context) netip.Addr {
-	a, err := netip.ParseAddr(c.ClientIP())
-	if err != nil {
-		return netip.IPv4Unspecified()
-	}
-	return a
-}
-
 func (s *Server) login(c *gin.Context) {
 	ctx := c.Request.Context()
-	if ok, retry := s.ipLimiter.Allow(throttle.IPKey(clientAddr(c))); !ok {
+	if ok, retry := s.ipLimiter.Allow(throttle.IPKey(httpx.ClientAddr(c))); !ok {
 		s.auditLog(c, audit.Event{Action: actionLogin, Outcome: audit.Denied, Reason: "rate limited (address)"})
 		c.Header("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
 		s.abort(c, httpx.E(httpx.KindRateLimited, "rate_limited", "Too many sign-in attempts from this network; wait a moment and try again."))
@@ -160,7 +151,7 @@ func (s *Server) login(c *gin.Context) {
 		}
 		if err := store.CreateSession(ctx, tx, store.NewSession{
 			IDHash: hash, Kind: store.SessionStaff, UserID: user.ID, Now: now,
-			IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+			IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
 		}); err != nil {
 			return err
 		}
@@ -168,7 +159,7 @@ func (s *Server) login(c *gin.Context) {
 		if usedRecovery {
 			ev.Reason = "recovery code"
 		}
-		ev.IP, ev.UserAgent = c.ClientIP(), c.Request.UserAgent()
+		ev.IP, ev.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
 		return audit.AppendTx(ctx, tx, ev)
 	})
 	if err != nil {
@@ -460,7 +451,7 @@ func (s *Server) setupComplete(c *gin.Context) {
 		}
 		return audit.AppendTx(ctx, tx, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionMFAEnrol,
 			ResourceType: "user", ResourceID: string(u.ID), Outcome: audit.Success, Reason: link.Purpose,
-			IP: c.ClientIP(), UserAgent: c.Request.UserAgent()})
+			IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)})
 	})
 	if err != nil {
 		s.abort(c, err)

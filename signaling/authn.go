@@ -228,7 +228,7 @@ func (m membership) PatientRelation(ctx context.Context, p access.Principal, pat
 // reads that must be audited before access, call s.p.Audit directly and
 // refuse on error.
 func (s *Server) auditLog(c *gin.Context, e audit.Event) {
-	e.IP, e.UserAgent = c.ClientIP(), c.Request.UserAgent()
+	e.IP, e.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
 	if err := s.p.Audit.Append(c.Request.Context(), e); err != nil {
 		s.auditFailed(c.Request.Context(), e.Action, err)
 	}

@@ -132,7 +132,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 	}
 	ev := audit.Event{
 		ActorRole: "demo", Action: audit.ActionDemoLinkRedeem, ResourceType: "demo_link",
-		IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
 	}
 	var grant JoinGrant
 	err := pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {

@@ -31,7 +31,7 @@ func newInviteLimiter(now func() time.Time) *throttle.Limiter {
 // inviteAllowed takes a token from the caller's address; when none is left
 // it answers 429 with Retry-After and returns false.
 func (s *Server) inviteAllowed(c *gin.Context) bool {
-	ok, retry := s.inviteLimiter.Allow(throttle.IPKey(clientAddr(c)))
+	ok, retry := s.inviteLimiter.Allow(throttle.IPKey(httpx.ClientAddr(c)))
 	if ok {
 		return true
 	}

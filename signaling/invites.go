@@ -199,7 +199,7 @@ func (s *Server) redeemInvite(c *gin.Context) {
 	}
 	now := s.p.Now()
 	ev := audit.Event{Action: actionInviteRedeem, ActorRole: string(access.Patient), ResourceType: "invite",
-		IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	current := principal(c)
 	var plain string
 	var pid ids.ParticipantID
@@ -299,7 +299,7 @@ func (s *Server) redeemInvite(c *gin.Context) {
 			return err
 		}
 		if err := store.CreateSession(ctx, tx, store.NewSession{IDHash: hash, Kind: store.SessionPatient, VisitID: v.ID,
-			ParticipantID: pid, Now: now, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}); err != nil {
+			ParticipantID: pid, Now: now, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}); err != nil {
 			return err
 		}
 		ev.ActorID, ev.Outcome = string(pid), audit.Success

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
 )
@@ -67,7 +68,7 @@ func outboxSender(c *gin.Context) ids.UserID {
 func (s *Server) outboxEvent(c *gin.Context, id, reason string) audit.Event {
 	p := principal(c)
 	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionOutboxRead, ResourceType: "dev_outbox",
-		ResourceID: id, Outcome: audit.Success, Reason: reason, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+		ResourceID: id, Outcome: audit.Success, Reason: reason, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 
 // listOutbox lists the newest kept messages (recipients and subjects). The

@@ -66,7 +66,7 @@ func (r *patientRequest) validate(now time.Time) *httpx.Error {
 func (s *Server) patientEvent(c *gin.Context, action, patient string) audit.Event {
 	p := principal(c)
 	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "patient",
-		ResourceID: patient, PatientID: patient, Outcome: audit.Success, IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+		ResourceID: patient, PatientID: patient, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 
 // errAuditDown refuses access when the audit log cannot record it.

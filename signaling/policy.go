@@ -39,10 +39,10 @@ func routePolicy() access.Policy {
 // corePolicy covers operations, sign-in, user administration and visits.
 func corePolicy() access.Policy {
 	return access.Policy{
-		// Operations. Metrics carry counts only, no identifiers.
+		// Operations: up and ready, nothing more. Metrics are not served on
+		// the public listener (internal/app's operational listener).
 		key("GET", "/healthz"): {Allow: public},
 		key("GET", "/readyz"):  {Allow: public},
-		key("GET", "/metrics"): {Allow: public},
 		// The media WebSocket admits by join token, checked by the SFU.
 		key("GET", "/sfu/ws"): {Allow: public},
 

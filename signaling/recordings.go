@@ -311,7 +311,7 @@ func (s *Server) recordingEvent(c *gin.Context, action string, rec store.Recordi
 	p := principal(c)
 	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "recording",
 		ResourceID: rec.ID, VisitID: string(rec.VisitID), PatientID: rec.PatientID, Outcome: audit.Success,
-		IP: c.ClientIP(), UserAgent: c.Request.UserAgent()}
+		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	if breakGlass {
 		ev.Reason = "break-glass"
 	}
@@ -409,7 +409,7 @@ func (s *Server) listRecordings(c *gin.Context) {
 		return
 	}
 	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
-		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: c.ClientIP(), UserAgent: c.Request.UserAgent(),
+		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
 		Reason: "results=" + strconv.Itoa(len(recs))}
 	if err := s.p.Audit.Append(ctx, ev); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))

@@ -1,6 +1,7 @@
 // Package signaling is the control plane: the REST API under /api/v1,
-// health and metrics endpoints, and the minting of join tokens. It holds no
-// media.
+// health and readiness endpoints, and the minting of join tokens. It holds
+// no media. (Metrics are served by internal/app on the operational
+// listener, never here.)
 package signaling
 
 import (
@@ -12,8 +13,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
@@ -61,7 +60,6 @@ type Params struct {
 	// start answer 503).
 	Recordings *recording.Library
 	Logger     *slog.Logger
-	Gatherer   prometheus.Gatherer
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
 	Ready func(context.Context) error
 	Now   func() time.Time
@@ -83,6 +81,8 @@ type Server struct {
 
 	// inviteLimiter bounds invite checks and redemptions per address.
 	inviteLimiter *throttle.Limiter
+	// bodies is requestBodies(): which routes read a JSON body.
+	bodies map[string]func() any
 }
 
 // AlertRaiser raises an alert for admins.
@@ -111,6 +111,7 @@ func New(p Params) *Server {
 		inviteLimiter:   newInviteLimiter(p.Now),
 		hashSlots:       make(chan struct{}, 4),
 		events:          newHub(),
+		bodies:          requestBodies(),
 	}
 }
 
@@ -118,15 +119,13 @@ func New(p Params) *Server {
 func (s *Server) Policy() access.Policy { return s.policy }
 
 // Register adds the control plane's routes to r.
-// It installs authentication and authorization first, so every route
-// registered on r afterwards (the SFU's too) passes through the policy.
+// It installs authentication, authorization and the input check first, so
+// every route registered on r afterwards (the SFU's too) passes through
+// them.
 func (s *Server) Register(r *gin.Engine) {
-	r.Use(s.authenticate, s.authorize)
+	r.Use(s.authenticate, s.authorize, s.checkInput)
 	r.GET("/healthz", s.healthz)
 	r.GET("/readyz", s.readyz)
-	if s.p.Gatherer != nil {
-		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.p.Gatherer, promhttp.HandlerOpts{})))
-	}
 	api := r.Group("/api/v1")
 	if s.p.Demo && s.p.Minter != nil {
 		api.POST("/demo/redeem", s.redeemDemoLink)
@@ -187,33 +186,38 @@ func (s *Server) Register(r *gin.Engine) {
 	}
 }
 
+// healthz says the process is up, and nothing else.
 func (s *Server) healthz(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"status": "ok"})
 }
 
+// readyz says whether this process can serve (its database answers). The
+// reason goes to the log only: the endpoint is public.
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.p.Pool.Ping(ctx); err != nil {
-		s.log.Warn("not ready: database", "err", err)
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": "database"})
-		return
+	err := s.p.Pool.Ping(ctx)
+	if err == nil && s.p.Ready != nil {
+		err = s.p.Ready(ctx)
 	}
-	if s.p.Ready != nil {
-		if err := s.p.Ready(ctx); err != nil {
-			s.log.Warn("not ready", "err", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "reason": err.Error()})
-			return
-		}
+	if err != nil {
+		s.log.Warn("not ready", "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable"})
+		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
 }
 
 // abort answers err. The store's "not found" is the one mapping kept here:
 // every handler answers it as 404 (as another visit's objects do).
+// A request refused for what it carries (httpx.ErrBadInput) is audited
+// first (auditRefusedInput).
 func (s *Server) abort(c *gin.Context, err error) {
 	if errors.Is(err, store.ErrNotFound) {
 		err = errNotFound
+	}
+	if errors.Is(err, httpx.ErrBadInput) {
+		s.auditRefusedInput(c, err)
 	}
 	httpx.Abort(c, s.log, err)
 }

@@ -94,7 +94,6 @@ func coreMatrix() map[string]matrixCase {
 	return map[string]matrixCase{
 		"GET /healthz": {want: all(200)},
 		"GET /readyz":  {want: all(200)},
-		"GET /metrics": {want: all(200)},
 		// Public by policy; the SFU refuses a request that is not a
 		// WebSocket upgrade, and admits only with a join token.
 		"GET /sfu/ws": {want: all(400)},

@@ -81,6 +81,7 @@ type App struct {
 	recorder  *recording.Service
 	turn      *turnserver.Server // nil unless media.turn.addr
 	turnKey   []byte
+	ops       *opsListener // nil when http.ops_addr is empty
 }
 
 // New builds the process described by cfg. It validates cfg, connects to
@@ -261,11 +262,15 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Recordings: a.recLib,
 		TURN:       a.turnCredentials(),
 		Logger:     log,
-		Gatherer:   reg,
 		Now:        opt.Now,
 	})
 	a.sig = sig
-	a.handler = a.router(sig, opt.WebDir, outbox != nil)
+	if a.handler, err = a.router(sig, opt.WebDir, outbox != nil); err != nil {
+		return nil, err
+	}
+	if err := a.openOps(reg); err != nil {
+		return nil, err
+	}
 	a.goRun(func() { sig.Run(runCtx) }) // visit change notices for the waiting room
 	if cfg.Has(config.RoleAPI) {
 		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {
@@ -316,10 +321,19 @@ func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-func (a *App) router(sig *signaling.Server, webDir string, devPages bool) http.Handler {
+func (a *App) router(sig *signaling.Server, webDir string, devPages bool) (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// The client is the TCP peer unless the peer is a configured proxy:
+	// audit entries, sessions, sign-in throttling and alerts all read it.
+	trusted, err := config.ParseTrustedProxies(a.cfg.HTTP.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("app: http.trusted_proxies: %w", err)
+	}
+	if err := httpx.TrustProxies(r, trusted); err != nil {
+		return nil, fmt.Errorf("app: http.trusted_proxies: %w", err)
+	}
 	r.Use(httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(a.cfg.Cluster.MediaConnectSrc...), httpx.AccessLog(a.log),
 		httpx.LimitBody(a.cfg.HTTP.MaxBodyBytes))
 	sig.Register(r)
@@ -340,7 +354,7 @@ func (a *App) router(sig *signaling.Server, webDir string, devPages bool) http.H
 	r.NoMethod(func(c *gin.Context) {
 		httpx.Abort(c, a.log, httpx.E(httpx.KindInvalid, "method_not_allowed", "method not allowed"))
 	})
-	return r
+	return r, nil
 }
 
 func (a *App) goRun(fn func()) {
@@ -474,6 +488,7 @@ func (a *App) DemoLinks() []string { return append([]string(nil), a.demoLinks...
 // Serve serves HTTPS on ln until Shutdown. It returns nil after a clean
 // shutdown.
 func (a *App) Serve(ln net.Listener) error {
+	a.serveOps()
 	err := a.srv.Serve(tls.NewListener(ln, a.tlsConfig))
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -490,11 +505,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 		// SFU closes them itself.
 		errs = append(errs, a.srv.Shutdown(ctx))
 	}
+	errs = append(errs, a.shutdownOps(ctx))
 	a.close()
 	return errors.Join(errs...)
 }
 
 func (a *App) close() {
+	a.closeOps()
 	if a.stopRun != nil {
 		a.stopRun()
 		a.running.Wait()

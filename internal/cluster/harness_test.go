@@ -180,6 +180,7 @@ func (c *cluster) start(name, roles string, extra ...string) *proc {
 		"OPENVISIT_CLUSTER_HEARTBEAT_INTERVAL=" + c.hbEvery,
 		"OPENVISIT_CLUSTER_DEAD_AFTER=" + c.deadAftr,
 		"OPENVISIT_LOG_FORMAT=text",
+		"OPENVISIT_HTTP_OPS_ADDR=127.0.0.1:0", // several processes share the machine
 	}
 	if strings.Contains(roles, "api") {
 		// Pages may open WebSockets to the media nodes (other origins).

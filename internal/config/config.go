@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -258,11 +259,19 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// HTTP configures the HTTP server's limits.
+// HTTP configures the HTTP server's limits, the proxies it believes and
+// the operational listener.
 type HTTP struct {
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	// TrustedProxies are the CIDRs (or single addresses) of reverse proxies
+	// whose X-Forwarded-For is believed. Empty: the client's address is
+	// always the TCP peer's.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// OpsAddr is the plain-HTTP listener for /metrics, never the public
+	// one; empty turns it off.
+	OpsAddr string `yaml:"ops_addr"`
 }
 
 // Default returns the configuration a production process starts from.
@@ -297,6 +306,7 @@ func Default() Config {
 			MaxBodyBytes:      1 << 20,
 			ReadHeaderTimeout: 10 * time.Second,
 			ShutdownTimeout:   20 * time.Second,
+			OpsAddr:           "127.0.0.1:9464",
 		},
 	}
 }
@@ -522,7 +532,51 @@ func (c Config) Validate() error {
 	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.ShutdownTimeout <= 0 {
 		bad("http: timeouts must be positive")
 	}
+	errs = append(errs, validateHTTPEdge(c)...)
 	return errors.Join(errs...)
+}
+
+// validateHTTPEdge checks what decides who a client is and where the
+// operational endpoints listen.
+func validateHTTPEdge(c Config) []error {
+	var errs []error
+	if _, err := ParseTrustedProxies(c.HTTP.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("http.trusted_proxies: %w", err))
+	}
+	if a := c.HTTP.OpsAddr; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("http.ops_addr: %v", err))
+		} else if a == c.ListenAddr {
+			errs = append(errs, errors.New("http.ops_addr: must differ from listen_addr (metrics are not public)"))
+		}
+	}
+	return errs
+}
+
+// ParseTrustedProxies parses http.trusted_proxies: CIDRs, or single
+// addresses meaning one host. A prefix that trusts every address
+// (0.0.0.0/0, ::/0) is refused: it would let any client name its own
+// address.
+func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		p, err := netip.ParsePrefix(s)
+		if !strings.Contains(s, "/") {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(s); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil || p.Addr().Zone() != "" {
+			return nil, fmt.Errorf("%q is not a CIDR (10.0.0.0/8) or the address of a proxy", s)
+		}
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("%q trusts every address", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Redacted returns a copy with secrets replaced, safe to log.
@@ -532,6 +586,7 @@ func (c Config) Redacted() Config {
 	r.SFU.PublicIPs = slices.Clone(c.SFU.PublicIPs)
 	r.Cluster.AllowedOrigins = slices.Clone(c.Cluster.AllowedOrigins)
 	r.Cluster.MediaConnectSrc = slices.Clone(c.Cluster.MediaConnectSrc)
+	r.HTTP.TrustedProxies = slices.Clone(c.HTTP.TrustedProxies)
 	if r.Database.URL != "" {
 		r.Database.URL = redactURL(r.Database.URL)
 	}

@@ -151,6 +151,13 @@ func TestValidate(t *testing.T) {
 		{"bad udp addr", func(c *Config) { c.SFU.UDPAddr = "8443" }, "udp_addr"},
 		{"bad log level", func(c *Config) { c.Log.Level = "loud" }, "log.level"},
 		{"tiny body limit", func(c *Config) { c.HTTP.MaxBodyBytes = 10 }, "max_body_bytes"},
+		{"trusted proxies ok", func(c *Config) { c.HTTP.TrustedProxies = []string{"10.0.0.0/8", "192.0.2.7", "fd00::/8"} }, ""},
+		{"trusted proxy not a cidr", func(c *Config) { c.HTTP.TrustedProxies = []string{"ingress"} }, "trusted_proxies"},
+		{"trusting everyone", func(c *Config) { c.HTTP.TrustedProxies = []string{"0.0.0.0/0"} }, "trusts every address"},
+		{"trusting every v6", func(c *Config) { c.HTTP.TrustedProxies = []string{"::/0"} }, "trusts every address"},
+		{"ops addr off", func(c *Config) { c.HTTP.OpsAddr = "" }, ""},
+		{"ops addr bad", func(c *Config) { c.HTTP.OpsAddr = "9464" }, "ops_addr"},
+		{"ops addr is the public one", func(c *Config) { c.HTTP.OpsAddr = c.ListenAddr }, "ops_addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

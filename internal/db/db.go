@@ -21,6 +21,12 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 		cfg.MaxConns = maxConns
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database that does not answer (a partition, a failover) must
+		// fail requests fast with 503, not hold them for the kernel's TCP
+		// timeout. connect_timeout in the URL overrides this.
+		cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
 	cfg.HealthCheckPeriod = 15 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

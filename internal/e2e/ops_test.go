@@ -14,7 +14,7 @@ import (
 
 // TestServerOperations checks the operational surface of a real process:
 // HTTPS only with a certificate for its host, health and readiness, the
-// openvisit_ metrics, security headers on every kind of response, JSON
+// openvisit_ metrics (on the operational listener), security headers on every kind of response, JSON
 // errors for unknown API routes, and no secrets in the log.
 func TestServerOperations(t *testing.T) {
 	s := StartServer(t, nil)
@@ -44,9 +44,16 @@ func TestServerOperations(t *testing.T) {
 		}
 	}
 
-	resp, metrics := get("/metrics")
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics = %d", resp.StatusCode)
+	// Metrics are on the operational listener (plain HTTP), not here.
+	opsResp, err := http.Get("http://" + s.App.OpsAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatalf("ops /metrics: %v", err)
+	}
+	b, _ := io.ReadAll(opsResp.Body)
+	opsResp.Body.Close()
+	metrics := string(b)
+	if opsResp.StatusCode != 200 {
+		t.Fatalf("ops /metrics = %d", opsResp.StatusCode)
 	}
 	for _, series := range []string{"openvisit_sfu_rooms", "openvisit_sfu_participants",
 		"openvisit_sfu_forwarded_packets_total", "openvisit_sfu_forwarded_bytes_total"} {

@@ -67,6 +67,7 @@ func StartServerWith(t testing.TB, mutate func(*config.Config), adjust func(*app
 	cfg.ListenAddr = ln.Addr().String()
 	cfg.PublicURL = origin
 	cfg.SFU.UDPAddr = "127.0.0.1:0"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // many servers share the machine
 	cfg.HTTP.ShutdownTimeout = 5 * time.Second
 	if mutate != nil {
 		mutate(&cfg)

@@ -62,6 +62,18 @@ func TestDecodeJSONErrors(t *testing.T) {
 		{"wrong type", "application/json", `{"name":7}`, 400, "bad_json"},
 		{"content type", "text/plain", `{"name":"a"}`, 400, "bad_content_type"},
 		{"too large", "application/json", `{"name":"` + strings.Repeat("x", 100) + `"}`, 413, "body_too_large"},
+		{"nul in a value", "application/json", `{"name":"a\u0000b"}`, 400, "bad_json"},
+		{"nul in a name", "application/json", `{"na\u0000me":"a"}`, 400, "bad_json"},
+		{"escaped backslash before u0000 is no nul", "application/json", `{"name":"\\u0000"}`, 200, ""},
+		{"invalid utf-8", "application/json", "{\"name\":\"a\xffb\"}", 400, "bad_json"},
+		{"lone surrogate", "application/json", `{"name":"\ud800"}`, 400, "bad_json"},
+		{"duplicate key", "application/json", `{"name":"a","name":"b"}`, 400, "bad_json"},
+		{"case variant key", "application/json", `{"Name":"a"}`, 400, "unknown_field"},
+		{"case variant duplicate", "application/json", `{"name":"a","NAME":"b"}`, 400, "unknown_field"},
+		{"empty body", "application/json", ``, 400, "bad_json"},
+		{"two values", "application/json", `{} {}`, 400, "bad_json"},
+		{"trailing garbage", "application/json", `{"name":"a"} x`, 400, "bad_json"},
+		{"not an object", "application/json", `["a"]`, 400, "bad_json"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +90,9 @@ func TestDecodeJSONErrors(t *testing.T) {
 			}
 			if b.Error.Code != tt.wantCode || b.Error.RequestID == "" {
 				t.Fatalf("body = %+v, want code %q and a request id", b, tt.wantCode)
+			}
+			if strings.Contains(b.Error.Message, "name") || strings.Contains(b.Error.Message, "\\u0000") {
+				t.Errorf("message %q names client data", b.Error.Message)
 			}
 		})
 	}

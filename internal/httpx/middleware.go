@@ -3,8 +3,6 @@ package httpx
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -108,31 +106,4 @@ func LimitBody(n int64) gin.HandlerFunc {
 		}
 		c.Next()
 	}
-}
-
-// DecodeJSON decodes one JSON object from the request body into v,
-// refusing unknown fields, trailing data, wrong content types and bodies
-// over the limit, each with a stable code.
-func DecodeJSON(c *gin.Context, v any) error {
-	ct := c.ContentType()
-	if ct != "application/json" {
-		return E(KindInvalid, "bad_content_type", "expected Content-Type: application/json")
-	}
-	dec := json.NewDecoder(c.Request.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			return E(KindTooLarge, "body_too_large", "request body is too large")
-		case strings.HasPrefix(err.Error(), "json: unknown field"):
-			return E(KindInvalid, "unknown_field", "request has a field this endpoint does not accept")
-		default:
-			return E(KindInvalid, "bad_json", "request body is not valid JSON for this endpoint")
-		}
-	}
-	if dec.More() {
-		return E(KindInvalid, "bad_json", "request body has data after the JSON object")
-	}
-	return nil
 }

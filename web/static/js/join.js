@@ -11,15 +11,18 @@
 // of birth gives this browser a patient session bound to the visit, so a
 // reload of any step comes back to where it was. The waiting room follows
 // GET /api/v1/visits/:id/events and never touches media: no peer connection
-// exists before the provider admits the patient.
+// exists before the provider admits the patient. While the service cannot
+// reach its database (503 service_unavailable) the waiting room says so and
+// keeps trying; the patient keeps their place.
 
-import { APIError, get, post, setCSRF } from './api.js';
+import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, onAvailability, post, reportAvailability, setCSRF } from './api.js';
 import { busy, byId, h, say } from './dom.js';
 import { fillSelect, levelMeter, openTrack, openMedia, playTone, saveDevices, supportChecks } from './devices.js';
 
 const SECRET_KEY = 'openvisit.invite';
 const CHECKED_KEY = 'openvisit.checked'; // visit ID whose device check passed
 const KEEPALIVE_MS = 4 * 60_000;
+const WAITING_TEXT = 'Your provider will admit you. Please keep this page open.';
 
 const ui = {
   step: byId('step'),
@@ -68,6 +71,7 @@ const openvisit = {
   /** @type {string} */ visit: '',
   /** @type {any} the last state event */ visitState: null,
   /** @type {string} the last refusal code */ lastError: '',
+  /** @type {boolean} the service said it is briefly unavailable */ unavailable: false,
   /** @type {null} there is no media client on this page */ client: null,
 };
 /** @type {any} */ (window).openvisit = openvisit;
@@ -357,16 +361,33 @@ let events = null;
 /** @type {ReturnType<typeof setInterval>|undefined} */
 let keepalive;
 let leaving = false;
+/** @type {(() => void)|null} */
+let stopAvailability = null;
 
 function stopWaiting() {
   if (events) events.close();
   events = null;
   clearInterval(keepalive);
   keepalive = undefined;
+  if (stopAvailability) stopAvailability();
+  stopAvailability = null;
+}
+
+/**
+ * The waiting room's line about the service: briefly unavailable (the page
+ * keeps trying and the patient keeps their place), or the usual text.
+ * @param {boolean} available
+ */
+function serviceState(available) {
+  openvisit.unavailable = !available;
+  if (available) delete document.body.dataset.service;
+  else document.body.dataset.service = 'unavailable';
+  say(ui.waitingText, available ? WAITING_TEXT : UNAVAILABLE_TEXT);
 }
 
 function waiting() {
   show('waiting');
+  stopAvailability = onAvailability(serviceState);
   const visit = openvisit.visit;
   // Waiting is activity the server cannot see (the event stream is passive):
   // keep the patient session alive while the page is open.
@@ -382,6 +403,8 @@ function waiting() {
 function connectEvents(visit) {
   const es = new EventSource(`/api/v1/visits/${encodeURIComponent(visit)}/events`);
   events = es;
+  // The stream opens only when the service reached its database.
+  es.addEventListener('open', () => reportAvailability(true));
   es.addEventListener('state', (ev) => {
     /** @type {any} */
     let st;
@@ -406,7 +429,7 @@ async function whyClosed(visit) {
     if (events && events.readyState === EventSource.CLOSED) connectEvents(visit);
   } catch (err) {
     if (err instanceof APIError && (err.status === 401 || err.status === 404)) sessionGone();
-    else setTimeout(() => { if (!leaving) connectEvents(visit); }, 3000);
+    else setTimeout(() => { if (!leaving) connectEvents(visit); }, err instanceof APIError && err.retryAfter ? err.retryAfter * 1000 : 3000);
   }
 }
 
@@ -466,7 +489,11 @@ async function main() {
       else devices();
       return;
     }
-  } catch {
+  } catch (err) {
+    if (err instanceof APIError && err.code === UNAVAILABLE) {
+      finish('The service is briefly unavailable', 'Try again in a few minutes: this page keeps your link until you close it.', { state: 'unavailable', retry: true, forget: false });
+      return;
+    }
     // no session: the link and the date of birth it is
   }
   if (!secret) {
