@@ -22,6 +22,8 @@ const (
 	CodeBadSDP          Code = "bad_sdp"
 	CodeRemoved         Code = "removed"
 	CodeDuplicate       Code = "duplicate"
+	CodeRateLimited     Code = "rate_limited"
+	CodeTooManyTracks   Code = "too_many_tracks"
 	CodeInternal        Code = "internal"
 )
 
@@ -50,6 +52,8 @@ var codes = map[Code]struct {
 	CodeBadSDP:          {4000, "the session description was refused"},
 	CodeRemoved:         {4010, "removed from the visit"},
 	CodeDuplicate:       {4009, "joined again from another connection"},
+	CodeRateLimited:     {4029, "too many messages; join again with a fresh token"},
+	CodeTooManyTracks:   {4013, "the offer has more media sections than allowed"},
 	CodeInternal:        {websocket.CloseInternalServerErr, "internal error"},
 }
 

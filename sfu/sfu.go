@@ -113,7 +113,8 @@ type SFU struct {
 	wg     sync.WaitGroup // one per ServeHTTP call that upgraded
 
 	// Hot-path counters: atomics, read by Stats and the metrics collector.
-	fwd forwardCounters
+	fwd     forwardCounters
+	wsStats wsCounters // limits.go
 
 	bwe          bweSlot
 	trackSeq     atomic.Uint64 // track IDs, unique on the node
@@ -444,6 +445,7 @@ func (s *SFU) registerMetrics() error {
 			Help: "Batched datagrams the kernel refused to send.",
 		}, func() float64 { return float64(s.fast.sends.dropped.Load()) }),
 	}
+	cs = append(cs, s.wsMetrics()...)
 	for i, c := range cs {
 		if err := s.reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

@@ -11,7 +11,7 @@
 // join token — tokens are single use).
 //
 // Reconnection: given opts.getGrant, a client whose socket drops (any close
-// code but 1000, 4000, 4009, 4010), whose ICE fails or stays disconnected for
+// code but 1000, 4000, 4009, 4010, 4013), whose ICE fails or stays disconnected for
 // 2 s, or whose network changes under a dead path, rejoins: a fresh grant
 // (whose ws_url may name another media node), a new socket and a new peer
 // connection republishing the current local tracks. The protocol has no
@@ -72,10 +72,11 @@ const PREFERRED_VIDEO = 'video/VP8';
 
 /**
  * Close codes after which the client does not rejoin: normal (leave, visit
- * ended), a protocol error (rejoining would repeat it), superseded by a newer
- * socket of the same participant (`duplicate`), removed.
+ * ended), a protocol error or an offer with too many tracks (rejoining would
+ * repeat it), superseded by a newer socket of the same participant
+ * (`duplicate`), removed. After `rate_limited` (4029) it rejoins, backing off.
  */
-const FINAL_CLOSE = new Set([1000, 4000, 4009, 4010]);
+const FINAL_CLOSE = new Set([1000, 4000, 4009, 4010, 4013]);
 /** ICE may stay `disconnected` this long before the client rejoins (ms). */
 const DISCONNECTED_GRACE = 2000;
 /** A rejoin attempt that has not connected after this long is retried (ms). */
