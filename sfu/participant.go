@@ -75,6 +75,7 @@ type participant struct {
 	// now (see wakeLayers).
 	layersWake chan struct{}
 	leaveOnce  sync.Once
+	media      participantMedia // the reported media state (mediastate.go)
 }
 
 // updateTransport notes whether p's selected ICE pair is UDP, which lets
@@ -162,6 +163,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 			}
 			p.mu.Unlock()
 		}
+		p.onPeerState(st) // mediastate.go; before the kick below, which leaves
 		if st == webrtc.PeerConnectionStateFailed {
 			// ICE failed or stayed disconnected past its timeout. The
 			// client should join again; end the socket (which leaves).
@@ -197,6 +199,7 @@ func (p *participant) kick(why closeReason) {
 // goroutines. It is idempotent and must not be called with p.mu held.
 func (p *participant) leave() {
 	p.leaveOnce.Do(func() {
+		p.setMediaState(MediaLeft)
 		p.sfu.removeParticipant(p)
 		p.sfu.fast.removePeer(p)
 		p.mu.Lock()

@@ -430,6 +430,7 @@ func (s *SFU) awaitJoin(ws *wsConn, lim *msgLimiter) (*participant, error) {
 		p.leave()
 		return nil, fail(CodeInternal, err)
 	}
+	p.setMediaState(MediaConnecting)
 	p.log.Info("participant joined", "role", string(p.role))
 	return p, nil
 }

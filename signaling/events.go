@@ -18,7 +18,7 @@ import (
 // the change. Subscribers are only told "visit V changed" and re-read its
 // state: a missed or merged notification loses nothing.
 
-const visitChannel = "openvisit_visit"
+const visitChannel = store.VisitChannel
 
 // notifyVisit queues a change notice for visit v; it is delivered when tx
 // commits and dropped if it rolls back.

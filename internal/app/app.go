@@ -145,15 +145,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		if err != nil {
 			return nil, err
 		}
-		configure := opt.ConfigureWebRTC
-		if cfg.Media.LoopbackOnly {
-			configure = func(se *webrtc.SettingEngine) {
-				sfu.LoopbackOnly(se)
-				if opt.ConfigureWebRTC != nil {
-					opt.ConfigureWebRTC(se)
-				}
-			}
-		}
 		a.media, err = sfu.New(sfu.Params{
 			Node:            node,
 			Verifier:        verifier,
@@ -165,7 +156,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			TCPAddr:         cfg.Media.ICETCPAddr,
 			NoFastPath:      cfg.Media.NoReceiveFastPath,
 			PublicIPs:       cfg.SFU.PublicIPs,
-			ConfigureWebRTC: configure,
+			ConfigureWebRTC: webrtcSettings(cfg, opt),
+			OnMediaState:    mediaStateHook(a.pool, log),
 		})
 		if err != nil {
 			return nil, err
@@ -185,6 +177,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			if err != nil {
 				return nil, err
 			}
+		}
+		if err := a.checkMediaReach(ctx); err != nil {
+			return nil, err
 		}
 		if err := a.startHeartbeat(ctx, registry, node); err != nil {
 			return nil, err

@@ -89,6 +89,7 @@ func startServerWith(t *testing.T, mutate func(*config.Config)) *server {
 	cfg.ListenAddr = ln.Addr().String()
 	cfg.PublicURL = s.URL
 	cfg.SFU.UDPAddr = "127.0.0.1:0"
+	cfg.Media.LoopbackOnly = true
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -58,6 +58,7 @@ type Config struct {
 	Media     Media     `yaml:"media"`
 	Cluster   Cluster   `yaml:"cluster"`
 	Recording Recording `yaml:"recording"`
+	Clinic    Clinic    `yaml:"clinic"`
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
 }
@@ -517,6 +518,8 @@ func (c Config) Validate() error {
 	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.ShutdownTimeout <= 0 {
 		bad("http: timeouts must be positive")
 	}
+	errs = append(errs, c.validateMediaReach()...)
+	errs = append(errs, c.validateClinic()...)
 	return errors.Join(errs...)
 }
 

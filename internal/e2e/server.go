@@ -56,6 +56,7 @@ func StartServer(t testing.TB, mutate func(*config.Config)) *Server {
 	cfg.ListenAddr = ln.Addr().String()
 	cfg.PublicURL = origin
 	cfg.SFU.UDPAddr = "127.0.0.1:0"
+	cfg.Media.LoopbackOnly = true // browsers and the recorder meet the SFU on loopback
 	cfg.HTTP.ShutdownTimeout = 5 * time.Second
 	if mutate != nil {
 		mutate(&cfg)
