@@ -18,7 +18,7 @@ const (
 	MediaConnecting   MediaState = "connecting"   // joined; ICE/DTLS not up yet
 	MediaConnected    MediaState = "connected"    // media can flow
 	MediaDisconnected MediaState = "disconnected" // the path went quiet; ICE may recover
-	MediaFailed       MediaState = "failed"       // ICE or DTLS failed; the socket was closed
+	MediaFailed       MediaState = "failed"       // ICE or DTLS failed, or the client gave up before it connected
 	MediaLeft         MediaState = "left"         // left, removed, or the node closed
 )
 
@@ -131,9 +131,10 @@ func mediaStateOf(st webrtc.PeerConnectionState) (MediaState, bool) {
 // participantMedia is a participant's last reported state; it is guarded by
 // its own lock because Pion reports states from its own goroutines.
 type participantMedia struct {
-	mu    sync.Mutex
-	state MediaState
-	left  bool
+	mu        sync.Mutex
+	state     MediaState
+	connected bool // it was connected at some point
+	left      bool
 }
 
 // setMediaState reports st for p (see reportMedia).
@@ -153,13 +154,33 @@ func (p *participant) reportMedia(next func() (MediaState, bool)) {
 	if !ok || m.left || st == m.state {
 		return
 	}
-	if st == MediaLeft {
-		m.left = true
-		if m.state == MediaFailed {
-			// The socket closes because the connection failed: the
-			// provider should see "failed", not a deliberate leave.
-			return
-		}
+	m.connected = m.connected || st == MediaConnected
+	m.state = st
+	p.sfu.states.note(MediaStateChange{Visit: p.visit, Participant: p.id, Role: p.role, State: st, At: time.Now()})
+}
+
+// mediaLeft reports p's end: left; or failed when its connection failed,
+// or was being made (its offer answered, ICE under way) and never
+// connected: the client gave up on it (ICE failed on its side, or it did
+// not connect in time), which the provider should see as a connection
+// that failed, not as a patient who went away.
+func (p *participant) mediaLeft() {
+	p.mu.Lock()
+	began := p.answered
+	p.mu.Unlock()
+	m := &p.media
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.left {
+		return
+	}
+	m.left = true
+	st := MediaLeft
+	if m.state == MediaFailed || (began && !m.connected) {
+		st = MediaFailed
+	}
+	if st == m.state {
+		return
 	}
 	m.state = st
 	p.sfu.states.note(MediaStateChange{Visit: p.visit, Participant: p.id, Role: p.role, State: st, At: time.Now()})

@@ -137,3 +137,40 @@ func TestMediaStateHookOffMediaPath(t *testing.T) {
 		}
 	}
 }
+
+// TestMediaStateGaveUp: a participant whose connection was being made and
+// never connected, and which then leaves (the client gave up: its ICE
+// failed first, or it timed out and rejoins), is reported failed, not left;
+// one that never offered is reported left.
+func TestMediaStateGaveUp(t *testing.T) {
+	states := newStateLog()
+	env := newTestEnv(t, func(p *Params) { p.OnMediaState = states.hook })
+	visit := ids.NewVisitID()
+	c := joinedClient(t, env, visit, webrtc.Configuration{}, nil)
+	c.pc.OnICECandidate(nil)
+	if _, err := c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio); err != nil {
+		t.Fatal(err)
+	}
+	c.offer()
+	_ = c.pc.Close()
+	if m := readMsg(t, c.ws); m["type"] != "answer" {
+		t.Fatalf("got %v, want answer", m)
+	}
+	writeJSON(t, c.ws, map[string]string{"type": "leave"})
+	if code := expectClose(t, c.ws); code != 1000 {
+		t.Fatalf("close %d", code)
+	}
+	idle := joinedSocket(t, env, visit)
+	writeJSON(t, idle, map[string]string{"type": "leave"})
+	expectClose(t, idle)
+	waitFor(t, "everyone gone", func() bool { return env.sfu.Stats().Participants == 0 })
+	_ = env.sfu.Close()
+	if s := states.last(c.id); s != MediaFailed {
+		t.Errorf("gave up before connecting: last state %q (all %v), want failed", s, states.all(c.id))
+	}
+	for id, seen := range states.seen {
+		if id != c.id && seen[len(seen)-1] != MediaLeft {
+			t.Errorf("never offered: states %v, want left last", seen)
+		}
+	}
+}

@@ -199,7 +199,7 @@ func (p *participant) kick(why closeReason) {
 // goroutines. It is idempotent and must not be called with p.mu held.
 func (p *participant) leave() {
 	p.leaveOnce.Do(func() {
-		p.setMediaState(MediaLeft)
+		p.mediaLeft()
 		p.sfu.removeParticipant(p)
 		p.sfu.fast.removePeer(p)
 		p.mu.Lock()

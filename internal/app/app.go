@@ -234,6 +234,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Node:       node,
 		PublicURL:  cfg.PublicURL,
 		Demo:       cfg.Demo,
+		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
 		Recordings: a.recLib,
 		TURN:       a.turnCredentials(),
 		Logger:     log,

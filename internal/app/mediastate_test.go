@@ -73,4 +73,14 @@ func TestPatientMediaStateReachesProvider(t *testing.T) {
 	if err != nil || ok {
 		t.Fatalf("stale report applied: %v %v", ok, err)
 	}
+	// A failure is remembered while the patient tries again.
+	for i, st := range []string{"failed", "connecting"} {
+		if ok, err := store.SetMediaState(context.Background(), s.Pool, v.ID, pid, st, time.Now().Add(time.Duration(i)*time.Second)); err != nil || !ok {
+			t.Fatalf("report %s: %v %v", st, ok, err)
+		}
+	}
+	st = stream.until(func(st stateEvent) bool { return mediaOf(st) == "connecting" })
+	if st.Participants[0].MediaFailedAt == nil {
+		t.Error("media_failed_at not kept while the patient tries again")
+	}
 }

@@ -21,7 +21,8 @@ func SetMediaState(ctx context.Context, db DBTX, visit ids.VisitID, id ids.Parti
 		return false, nil
 	}
 	tag, err := db.Exec(ctx, `WITH u AS (
-			UPDATE participants SET media_state = $3, media_state_at = $4
+			UPDATE participants SET media_state = $3, media_state_at = $4,
+				media_failed_at = CASE WHEN $3 = 'failed' THEN $4 ELSE media_failed_at END
 			WHERE visit_id = $1 AND id = $2 AND role <> 'recorder'
 			  AND (media_state_at IS NULL OR media_state_at <= $4)
 			RETURNING visit_id::text)
