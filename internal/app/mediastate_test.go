@@ -2,9 +2,11 @@ package app_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/e2e"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/signaling"
@@ -82,5 +84,38 @@ func TestPatientMediaStateReachesProvider(t *testing.T) {
 	st = stream.until(func(st stateEvent) bool { return mediaOf(st) == "connecting" })
 	if st.Participants[0].MediaFailedAt == nil {
 		t.Error("media_failed_at not kept while the patient tries again")
+	}
+}
+
+// TestJoinGrantCarriesHelp: the clinic's help line from config reaches the
+// page in the join grant it already reads; without one, the grant has no
+// help field.
+func TestJoinGrantCarriesHelp(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		help config.Clinic
+	}{
+		{"configured", config.Clinic{HelpText: "Call the front desk, weekdays 8 to 6.", HelpPhone: "+1 555 0100"}},
+		{"none", config.Clinic{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServerWith(t, func(c *config.Config) { c.Clinic = tc.help })
+			u := s.enrol(t, "p@clinic.test", "provider")
+			c := s.newClient(t)
+			c.mustLogin(u)
+			var v struct{ ID string }
+			c.do("POST", "/api/v1/visits", struct{}{}).decode(t, &v)
+			r := c.do("POST", "/api/v1/visits/"+v.ID+"/join", struct{}{})
+			var g signaling.JoinGrant
+			r.decode(t, &g)
+			switch {
+			case tc.help == (config.Clinic{}):
+				if g.Help != nil || strings.Contains(string(r.Body), `"help"`) {
+					t.Fatalf("grant carries help %s, want none", r.Body)
+				}
+			case g.Help == nil || g.Help.Text != tc.help.HelpText || g.Help.Phone != tc.help.HelpPhone:
+				t.Fatalf("grant help = %+v, want %+v", g.Help, tc.help)
+			}
+		})
 	}
 }
