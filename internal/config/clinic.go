@@ -30,7 +30,7 @@ func (c Config) validateClinic() []error {
 		errs = append(errs, errors.New("clinic.help_text: at most 300 characters of plain text on one line"))
 	}
 	if len(p) > maxHelpPhone || strings.Trim(p, "0123456789+-(). ") != "" {
-		errs = append(errs, errors.New("clinic.help_phone: at most 32 characters of digits, spaces and + - ( ) ."))
+		errs = append(errs, errors.New("clinic.help_phone: at most 32 characters: digits, spaces and the signs + - ( ) and dot"))
 	}
 	return errs
 }
