@@ -31,6 +31,7 @@ Usage:
   openvisit loadtest --spawn | --url URL --signing-key FILE [--visits N] [--duration D] [--json]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
   openvisit audit verify [--config FILE] [--public-key BASE64]
+  openvisit doctor  [--config FILE] [--roles ROLES]   (what the media node advertises; can browsers reach it)
 
 Configuration comes from defaults, then the YAML file, then OPENVISIT_*
 environment variables (see README.md).
@@ -61,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return keysCmd(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
+	case "doctor":
+		return doctorCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

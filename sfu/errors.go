@@ -23,6 +23,8 @@ const (
 	CodeRemoved         Code = "removed"
 	CodeDuplicate       Code = "duplicate"
 	CodeUnavailable     Code = "unavailable"
+	CodeRateLimited     Code = "rate_limited"
+	CodeTooManyTracks   Code = "too_many_tracks"
 	CodeInternal        Code = "internal"
 )
 
@@ -52,6 +54,8 @@ var codes = map[Code]struct {
 	CodeRemoved:         {4010, "removed from the visit"},
 	CodeDuplicate:       {4009, "joined again from another connection"},
 	CodeUnavailable:     {websocket.CloseTryAgainLater, "the media node cannot admit anyone right now; try again shortly"},
+	CodeRateLimited:     {4029, "too many messages; join again with a fresh token"},
+	CodeTooManyTracks:   {4013, "the offer has more media sections than allowed"},
 	CodeInternal:        {websocket.CloseInternalServerErr, "internal error"},
 }
 

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
@@ -53,6 +52,7 @@ type participant struct {
 	// pending: something changed while an offer could not be made.
 	gotOffer, answered, offerOut, pending bool
 	closed                                bool
+	offered                               int // media sections of the outstanding server offer
 	subs                                  map[*upTrack]*downTrack
 	// ups are the tracks p publishes, by receiver: a simulcast track's
 	// layers arrive as several OnTrack calls on one receiver.
@@ -76,6 +76,7 @@ type participant struct {
 	// now (see wakeLayers).
 	layersWake chan struct{}
 	leaveOnce  sync.Once
+	media      participantMedia // the reported media state (mediastate.go)
 }
 
 // updateTransport notes whether p's selected ICE pair is UDP, which lets
@@ -163,6 +164,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 			}
 			p.mu.Unlock()
 		}
+		p.onPeerState(st) // mediastate.go; before the kick below, which leaves
 		if st == webrtc.PeerConnectionStateFailed {
 			// ICE failed or stayed disconnected past its timeout. The
 			// client should join again; end the socket (which leaves).
@@ -198,6 +200,7 @@ func (p *participant) kick(why closeReason) {
 // goroutines. It is idempotent and must not be called with p.mu held.
 func (p *participant) leave() {
 	p.leaveOnce.Do(func() {
+		p.mediaLeft()
 		p.sfu.removeParticipant(p)
 		p.sfu.fast.removePeer(p)
 		p.mu.Lock()
@@ -265,9 +268,9 @@ func (p *participant) handleOffer(raw string) error {
 		return fail(CodeBadMessage, errors.New("second client offer"))
 	}
 	p.gotOffer = true
-	if err := checkSDP(raw); err != nil {
+	if err := checkOffer(raw); err != nil {
 		p.mu.Unlock()
-		return fail(CodeBadSDP, err)
+		return err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: raw}); err != nil {
 		p.mu.Unlock()
@@ -299,8 +302,8 @@ func (p *participant) handleAnswer(raw string) error {
 	if !p.offerOut {
 		return fail(CodeBadMessage, errors.New("answer without offer"))
 	}
-	if err := checkSDP(raw); err != nil {
-		return fail(CodeBadSDP, err)
+	if err := checkAnswer(raw, p.offered); err != nil {
+		return err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: raw}); err != nil {
 		return fail(CodeBadSDP, err)
@@ -308,27 +311,6 @@ func (p *participant) handleAnswer(raw string) error {
 	p.offerOut = false
 	if p.pending {
 		return p.negotiateLocked()
-	}
-	return nil
-}
-
-// checkSDP refuses an SDP that does not parse or lacks a DTLS fingerprint
-// (at session level, or on every media section).
-func checkSDP(raw string) error {
-	var d sdp.SessionDescription
-	if err := d.UnmarshalString(raw); err != nil {
-		return fmt.Errorf("sfu: parse sdp: %w", err)
-	}
-	if _, ok := d.Attribute("fingerprint"); ok {
-		return nil
-	}
-	if len(d.MediaDescriptions) == 0 {
-		return errNoFingerprint
-	}
-	for _, m := range d.MediaDescriptions {
-		if _, ok := m.Attribute("fingerprint"); !ok {
-			return errNoFingerprint
-		}
 	}
 	return nil
 }
@@ -352,6 +334,7 @@ func (p *participant) negotiateLocked() error {
 		return fail(CodeInternal, fmt.Errorf("set local offer: %w", err))
 	}
 	p.offerOut = true
+	p.offered = mediaSections(offer.SDP)
 	p.ws.send(serverMessage{Type: typeOffer, SDP: offer.SDP})
 	return nil
 }

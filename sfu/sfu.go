@@ -53,6 +53,11 @@ type Params struct {
 	// ConfigureWebRTC lets callers (tests) adjust the SettingEngine: loopback
 	// candidates, IP filters, mDNS off. Applied after the SFU's own settings.
 	ConfigureWebRTC func(*webrtc.SettingEngine)
+	// OnMediaState, when set, is told of every change of a participant's
+	// media state (mediastate.go), in order per participant, from one
+	// goroutine of the SFU's own; it may block (it writes a database), and
+	// Close waits for the changes queued before it.
+	OnMediaState func(MediaStateChange)
 }
 
 // Stats is a snapshot of an SFU's load.
@@ -113,7 +118,10 @@ type SFU struct {
 	wg     sync.WaitGroup // one per ServeHTTP call that upgraded
 
 	// Hot-path counters: atomics, read by Stats and the metrics collector.
-	fwd forwardCounters
+	fwd     forwardCounters
+	wsStats wsCounters  // limits.go
+	iceFail iceFailures // advertise.go
+	states  mediaStates // mediastate.go
 
 	bwe          bweSlot
 	trackSeq     atomic.Uint64 // track IDs, unique on the node
@@ -190,6 +198,9 @@ func New(p Params) (*SFU, error) {
 		s.cancel()
 		s.closeMuxes()
 		return nil, err
+	}
+	if p.OnMediaState != nil {
+		s.states.start(p.OnMediaState)
 	}
 	log.Info("sfu started")
 	return s, nil
@@ -382,6 +393,7 @@ func (s *SFU) Close() error {
 	}
 	s.removeWhere(closeReason{close: closeGoingAway}, func(*participant) bool { return true })
 	s.wg.Wait()
+	s.states.stop() // after every participant left: their last states are delivered
 	for _, c := range s.metrics {
 		s.reg.Unregister(c)
 	}
@@ -438,6 +450,7 @@ func (s *SFU) registerMetrics() error {
 			Help: "Batched datagrams the kernel refused to send.",
 		}, func() float64 { return float64(s.fast.sends.dropped.Load()) }),
 	}
+	cs = append(append(cs, s.wsMetrics()...), s.iceMetrics()...)
 	for i, c := range cs {
 		if err := s.reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

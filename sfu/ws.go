@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -223,14 +224,19 @@ func (s *SFU) serveConn(ws *wsConn) {
 	var p *participant
 	var end closeReason
 	var clientClosed, readLimit bool
+	lim := newMsgLimiter(&s.wsStats.messages)
 	defer func() {
 		if v := recover(); v != nil {
 			// A bug, not an input: log it and still close cleanly.
 			s.log.Error("sfu: panic in socket handler", "panic", v)
 			end = closeReason{code: CodeInternal}
 		}
+		if end.code == CodeRateLimited {
+			s.noteRateLimited(p)
+		}
 		if p != nil {
 			p.leave()
+			p.log.Debug("socket closed", "messages", lim.n)
 		}
 		close(ws.quit)
 		<-ws.wdone
@@ -239,22 +245,21 @@ func (s *SFU) serveConn(ws *wsConn) {
 
 	c := ws.c
 	c.SetReadLimit(maxMessage)
+	var joined atomic.Bool
+	watchControlFrames(ws, lim, &joined)
 	go ws.writer()
 
 	ws.setReadDeadline(s.joinTimeout)
 	var err error
-	p, err = s.awaitJoin(ws)
+	p, err = s.awaitJoin(ws, lim)
 	if err != nil {
 		end, clientClosed, readLimit = s.readEnd(ws, err, true)
 		return
 	}
+	joined.Store(true)
 	ws.setReadDeadline(pongWait)
-	c.SetPongHandler(func(string) error {
-		ws.setReadDeadline(pongWait)
-		return nil
-	})
 	for {
-		m, err := readMessage(c)
+		m, err := readMessage(c, lim)
 		if err != nil {
 			end, clientClosed, readLimit = s.readEnd(ws, err, false)
 			return
@@ -339,10 +344,43 @@ func (s *SFU) closeSocket(ws *wsConn, end closeReason, clientClosed, readLimit b
 	_ = nc.Close()
 }
 
-// readMessage reads one text message and decodes it.
-func readMessage(c *websocket.Conn) (clientMessage, error) {
+// watchControlFrames counts the client's pings and pongs against its
+// message budget (a ping flood would otherwise make the server write a pong
+// for each, unseen by the reader's loop). A pong after join moves the read
+// deadline, as any sign of life does.
+func watchControlFrames(ws *wsConn, lim *msgLimiter, joined *atomic.Bool) {
+	c := ws.c
+	c.SetPingHandler(func(data string) error {
+		if err := lim.allow(); err != nil {
+			return err
+		}
+		// As gorilla's default handler: a pong that cannot be written is
+		// not the reader's error.
+		err := c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(writeWait))
+		var ne net.Error
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
+	c.SetPongHandler(func(string) error {
+		if err := lim.allow(); err != nil {
+			return err
+		}
+		if joined.Load() {
+			ws.setReadDeadline(pongWait)
+		}
+		return nil
+	})
+}
+
+// readMessage reads one message, counts it against lim and decodes it.
+func readMessage(c *websocket.Conn, lim *msgLimiter) (clientMessage, error) {
 	t, data, err := c.ReadMessage()
 	if err != nil {
+		return clientMessage{}, err
+	}
+	if err := lim.allow(); err != nil {
 		return clientMessage{}, err
 	}
 	if t != websocket.TextMessage {
@@ -357,8 +395,8 @@ func readMessage(c *websocket.Conn) (clientMessage, error) {
 
 // awaitJoin reads the first message, which must be a valid join, and admits
 // the participant.
-func (s *SFU) awaitJoin(ws *wsConn) (*participant, error) {
-	m, err := readMessage(ws.c)
+func (s *SFU) awaitJoin(ws *wsConn, lim *msgLimiter) (*participant, error) {
+	m, err := readMessage(ws.c, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +430,7 @@ func (s *SFU) awaitJoin(ws *wsConn) (*participant, error) {
 		p.leave()
 		return nil, fail(CodeInternal, err)
 	}
+	p.setMediaState(MediaConnecting)
 	p.log.Info("participant joined", "role", string(p.role))
 	return p, nil
 }

@@ -41,6 +41,7 @@ type JoinGrant struct {
 	Token         string            `json:"token"`
 	WSURL         string            `json:"ws_url"`
 	ICEServers    []ICEServer       `json:"ice_servers"`
+	Help          *Help             `json:"help,omitempty"` // shown when the call cannot connect
 }
 
 // ICEServer mirrors the browser's RTCIceServer.
@@ -176,6 +177,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		grant = JoinGrant{
 			VisitID: ids.VisitID(visit), ParticipantID: ids.ParticipantID(participant), Role: token.Role(role),
 			Token: tok, WSURL: wsURL, ICEServers: s.iceServers(participant, s.p.Now().Add(demoLinkTTL), wsURL),
+			Help: s.help(),
 		}
 		return nil
 	})

@@ -55,6 +55,7 @@ type Params struct {
 	Node      ids.NodeID
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
+	Help      Help   // the clinic's help line, in join grants (help.go)
 	// Recordings decrypts stored recordings for retrieval and nudges the
 	// recorder; nil when no object storage is configured (playback and
 	// start answer 503).

@@ -112,7 +112,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 			expiry = v.ScheduledEnd.Add(time.Hour)
 		}
 		grant = JoinGrant{VisitID: visit, ParticipantID: pid, Role: role, Token: tok, WSURL: wsURL,
-			ICEServers: s.iceServers(string(pid), expiry, wsURL)}
+			ICEServers: s.iceServers(string(pid), expiry, wsURL), Help: s.help()}
 		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitJoin, visit))
 	})
 	if err != nil {

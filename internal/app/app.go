@@ -154,15 +154,6 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		if err != nil {
 			return nil, err
 		}
-		configure := opt.ConfigureWebRTC
-		if cfg.Media.LoopbackOnly {
-			configure = func(se *webrtc.SettingEngine) {
-				sfu.LoopbackOnly(se)
-				if opt.ConfigureWebRTC != nil {
-					opt.ConfigureWebRTC(se)
-				}
-			}
-		}
 		// Admission and revocation are one mechanism (internal/revocation):
 		// the join checks what the watcher re-checks for every live call.
 		watcher := revocation.New(revocation.Params{
@@ -180,7 +171,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			TCPAddr:         cfg.Media.ICETCPAddr,
 			NoFastPath:      cfg.Media.NoReceiveFastPath,
 			PublicIPs:       cfg.SFU.PublicIPs,
-			ConfigureWebRTC: configure,
+			ConfigureWebRTC: webrtcSettings(cfg, opt),
+			OnMediaState:    mediaStateHook(a.pool, log),
 		})
 		if err != nil {
 			return nil, err
@@ -200,6 +192,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			if err != nil {
 				return nil, err
 			}
+		}
+		if err := a.checkMediaReach(ctx); err != nil {
+			return nil, err
 		}
 		media := a.media
 		a.goRun(func() { watcher.Run(runCtx, media) })
@@ -259,6 +254,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		Node:       node,
 		PublicURL:  cfg.PublicURL,
 		Demo:       cfg.Demo,
+		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
 		Recordings: a.recLib,
 		TURN:       a.turnCredentials(),
 		Logger:     log,

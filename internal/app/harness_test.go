@@ -90,6 +90,7 @@ func startServerWith(t *testing.T, mutate func(*config.Config)) *server {
 	cfg.PublicURL = s.URL
 	cfg.SFU.UDPAddr = "127.0.0.1:0"
 	cfg.HTTP.OpsAddr = "127.0.0.1:0" // many servers share the machine
+	cfg.Media.LoopbackOnly = true
 	if mutate != nil {
 		mutate(&cfg)
 	}

@@ -64,6 +64,7 @@ type Config struct {
 	Media     Media     `yaml:"media"`
 	Cluster   Cluster   `yaml:"cluster"`
 	Recording Recording `yaml:"recording"`
+	Clinic    Clinic    `yaml:"clinic"`
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
 }
@@ -533,6 +534,8 @@ func (c Config) Validate() error {
 		bad("http: timeouts must be positive")
 	}
 	errs = append(errs, validateHTTPEdge(c)...)
+	errs = append(errs, c.validateMediaReach()...)
+	errs = append(errs, c.validateClinic()...)
 	return errors.Join(errs...)
 }
 

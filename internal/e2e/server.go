@@ -68,6 +68,7 @@ func StartServerWith(t testing.TB, mutate func(*config.Config), adjust func(*app
 	cfg.PublicURL = origin
 	cfg.SFU.UDPAddr = "127.0.0.1:0"
 	cfg.HTTP.OpsAddr = "127.0.0.1:0" // many servers share the machine
+	cfg.Media.LoopbackOnly = true    // browsers and the recorder meet the SFU on loopback
 	cfg.HTTP.ShutdownTimeout = 5 * time.Second
 	if mutate != nil {
 		mutate(&cfg)

@@ -133,14 +133,22 @@ type Participant struct {
 	AdmittedAt *time.Time        `json:"admitted_at,omitempty"`
 	JoinedAt   *time.Time        `json:"joined_at,omitempty"`
 	LeftAt     *time.Time        `json:"left_at,omitempty"`
+	// MediaState is the participant's media connection as its media node
+	// last reported it (connecting, connected, disconnected, failed, left);
+	// empty before its first join (media.go).
+	MediaState    string     `json:"media_state,omitempty"`
+	MediaStateAt  *time.Time `json:"media_state_at,omitempty"`
+	MediaFailedAt *time.Time `json:"media_failed_at,omitempty"` // the last failed connection
 }
 
-const participantColumns = `id::text, role, state, COALESCE(user_id::text, ''), COALESCE(invite_id::text, ''), waiting_at, admitted_at, joined_at, left_at`
+const participantColumns = `id::text, role, state, COALESCE(user_id::text, ''), COALESCE(invite_id::text, ''), waiting_at, admitted_at, joined_at, left_at,
+	COALESCE(media_state, ''), media_state_at, media_failed_at`
 
 func scanParticipant(r pgx.Row) (Participant, error) {
 	var p Participant
 	var id, uid string
-	err := r.Scan(&id, &p.Role, &p.State, &uid, &p.InviteID, &p.WaitingAt, &p.AdmittedAt, &p.JoinedAt, &p.LeftAt)
+	err := r.Scan(&id, &p.Role, &p.State, &uid, &p.InviteID, &p.WaitingAt, &p.AdmittedAt, &p.JoinedAt, &p.LeftAt,
+		&p.MediaState, &p.MediaStateAt, &p.MediaFailedAt)
 	p.ID, p.UserID = ids.ParticipantID(id), ids.UserID(uid)
 	return p, notFound(err)
 }

@@ -14,6 +14,7 @@
 // switching and a network-quality indicator per participant.
 
 import { APIError, loadSession, post } from './api.js';
+import { mediaStateTag, showIceHelp } from './call-ice.js';
 import { startRecordingUI } from './call-recording.js';
 import { VisitClient } from './client.js';
 import { fillSelect, openMedia, openTrack, saveDevices } from './devices.js';
@@ -28,6 +29,7 @@ import { startIdleLogoff } from './session.js';
  * @property {string} token
  * @property {string} ws_url
  * @property {RTCIceServer[]} [ice_servers]
+ * @property {import('./call-ice.js').Help} [help] the clinic's help line
  */
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -88,6 +90,10 @@ const openvisit = {
   quality: {},
   /** @type {import('./call-recording.js').RecordingState|null} the recording state the page shows (signed-in visits) */
   recording: null,
+  /** @type {import('./client.js').IceFailedDetail|null} the last failed connection attempt and what it tried */
+  ice: null,
+  /** @type {import('./call-ice.js').Help|null} the clinic's help line, from the join grant */
+  help: null,
 };
 /** @type {any} */ (window).openvisit = openvisit;
 
@@ -508,9 +514,12 @@ function renderRoom(st) {
   ui.roomEmpty.textContent = people.length ? 'Nobody else is waiting.' : 'Nobody is waiting.';
   ui.roomList.replaceChildren(...people.map((p) => {
     const name = st.patient_name || 'Patient';
-    const since = p.state === 'waiting' && p.waiting_at ? `waiting since ${new Date(p.waiting_at).toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' })}` : 'in the call';
-    const li = h('li', { className: 'item', dataset: { pid: p.id, state: p.state } },
-      h('p', { className: 'item-title' }, name, ' ', h('span', { className: 'tag' + (p.state === 'waiting' ? ' tag-warn' : ' tag-ok') }, p.state === 'waiting' ? 'Waiting' : 'Admitted')),
+    const since = p.state === 'waiting' && p.waiting_at ? `waiting since ${new Date(p.waiting_at).toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' })}` : 'admitted to the call';
+    // The patient's connection as the media node reports it (not their page).
+    const media = p.state === 'admitted' ? mediaStateTag(p) : null;
+    const li = h('li', { className: 'item', dataset: { pid: p.id, state: p.state, mediaState: p.media_state || '' } },
+      h('p', { className: 'item-title' }, name, ' ', h('span', { className: 'tag' + (p.state === 'waiting' ? ' tag-warn' : ' tag-ok') }, p.state === 'waiting' ? 'Waiting' : 'Admitted'),
+        media ? ' ' : '', media),
       h('p', { className: 'hint' }, since));
     const actions = h('div', { className: 'actions' });
     const act = (/** @type {string} */ action, /** @type {string} */ label, /** @type {string} */ cls) => {
@@ -683,6 +692,7 @@ async function main() {
     });
   }
   openvisit.self = r.participant_id;
+  openvisit.help = r.help || null;
   updateWaiting();
 
   showState('media');
@@ -709,7 +719,11 @@ async function main() {
     visit: r.visit_id,
     iceServers: r.ice_servers || [],
     iceTransportPolicy: relayOnly() ? 'relay' : 'all',
-    getGrant: session ? () => fetchGrant(visit) : undefined,
+    getGrant: session ? async () => {
+      const g = await fetchGrant(visit);
+      openvisit.help = g.help || openvisit.help;
+      return g;
+    } : undefined,
   });
   openvisit.client = client;
   let left = false;
@@ -723,7 +737,22 @@ async function main() {
       showState('closed', openvisit.closed && openvisit.closed.code === 4010 && !endedByMe && openvisit.mode !== 'patient' ? 'Removed from the visit' : undefined);
       return;
     }
-    showState(d.state === 'new' ? 'connecting' : d.state);
+    if (d.state === 'connected') showIceHelp(undefined, null);
+    // Honest words: a call that never connected is not "reconnecting".
+    if (d.state === 'reconnecting' && client.iceFailures > 0 && !client.everConnected) {
+      showState('reconnecting', 'Could not connect; trying again…');
+    } else if (d.state === 'failed' && client.iceFailures > 0) {
+      showState('failed', 'Could not connect');
+    } else {
+      showState(d.state === 'new' ? 'connecting' : d.state);
+    }
+  });
+  client.addEventListener('icefailed', (ev) => {
+    const d = /** @type {CustomEvent<import('./client.js').IceFailedDetail>} */ (ev).detail;
+    openvisit.ice = d;
+    // A call that was up and dropped usually comes back by itself: say so
+    // only when the next attempt fails too.
+    if (!d.wasConnected || d.failures > 1) showIceHelp(d.report, openvisit.help);
   });
   client.addEventListener('participantjoined', (ev) => {
     const p = /** @type {CustomEvent} */ (ev).detail.participant;
@@ -753,6 +782,7 @@ async function main() {
     console.warn('openvisit: error', d.code);
     openvisit.lastError = d.code;
     if (d.code === 'removed' || d.code === 'visit_closed' || d.code === 'duplicate') return; // the close that follows explains it
+    if (client.iceFailures > 0 && (d.code === 'ice_failed' || d.code === 'reconnect_failed')) return; // the connection panel explains it
     showError(d.message || 'Something went wrong.');
   });
   client.addEventListener('closed', (ev) => {
@@ -766,6 +796,9 @@ async function main() {
     } else if (d.code === 4009) {
       endedByServer = true;
       showEnded('Opened in another window', closeReason(d.code));
+    } else if (client.iceFailures > 0 && (client.state === 'failed' || d.reason === 'reconnect_failed')) {
+      showIceHelp(client.ice, openvisit.help);
+      showEnded('Your video could not connect', 'The call could not be set up from this network. What was tried, and what you can do, is above.');
     } else if (client.state === 'failed') {
       showEnded('Disconnected', openvisit.mode === 'provider'
         ? 'The call could not continue. Join again from your visits page.'

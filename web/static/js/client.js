@@ -11,13 +11,16 @@
 // join token — tokens are single use).
 //
 // Reconnection: given opts.getGrant, a client whose socket drops (any close
-// code but 1000, 4000, 4009, 4010), whose ICE fails or stays disconnected for
+// code but 1000, 4000, 4009, 4010, 4013), whose ICE fails or stays disconnected for
 // 2 s, or whose network changes under a dead path, rejoins: a fresh grant
 // (whose ws_url may name another media node), a new socket and a new peer
 // connection republishing the current local tracks. The protocol has no
 // client-side ICE restart (only the server offers after the first offer), so
 // a rejoin is the restart. State is `reconnecting` meanwhile; attempts back
-// off exponentially and stop after 60 s (state `failed`).
+// off exponentially and stop after 60 s (state `failed`). Each attempt that
+// got as far as ICE and did not connect fires `icefailed` with what it tried
+// (direct UDP, TCP, the relay), so that the page can say so instead of
+// "reconnecting" about a call that never connected.
 //
 // Nothing here logs SDP, tokens or anything else a patient could be
 // identified by; only states and stable error codes.
@@ -48,6 +51,17 @@
  * @typedef {{participant: string, stream: MediaStream, track: MediaStreamTrack}} TrackDetail
  * @typedef {{code: string, message: string}} ErrorDetail
  * @typedef {{code: number, reason: string}} ClosedDetail
+ *
+ * @typedef {object} IceReport what a connection attempt tried, from the peer connection's stats
+ * @property {boolean} udp    candidate pairs to the media node over UDP were checked (a direct connection)
+ * @property {boolean} tcp    candidate pairs over TCP (ICE-TCP) were checked
+ * @property {'off'|'unreachable'|'tried'} relay  the grant's relay (TURN): none configured; configured but
+ *   no relayed candidate could be allocated; or relayed pairs were checked
+ * @property {{udp: number, tcp: number}} offered the media node's candidates, by protocol
+ * @property {number} pairs     candidate pairs seen
+ * @property {boolean} succeeded a pair succeeded (then the failure was after connecting)
+ *
+ * @typedef {{report: IceReport|null, failures: number, wasConnected: boolean}} IceFailedDetail
  */
 
 const WS_STATES = ['connecting', 'open', 'closing', 'closed'];
@@ -72,13 +86,16 @@ const PREFERRED_VIDEO = 'video/VP8';
 
 /**
  * Close codes after which the client does not rejoin: normal (leave, visit
- * ended), a protocol error (rejoining would repeat it), superseded by a newer
- * socket of the same participant (`duplicate`), removed.
+ * ended), a protocol error or an offer with too many tracks (rejoining would
+ * repeat it), superseded by a newer socket of the same participant
+ * (`duplicate`), removed. After `rate_limited` (4029) it rejoins, backing off.
  */
-const FINAL_CLOSE = new Set([1000, 4000, 4009, 4010]);
+const FINAL_CLOSE = new Set([1000, 4000, 4009, 4010, 4013]);
+/** How often the ICE report is refreshed while a connection is being made (ms). */
+const ICE_WATCH_EVERY = 1000;
 /** ICE may stay `disconnected` this long before the client rejoins (ms). */
 const DISCONNECTED_GRACE = 2000;
-/** A rejoin attempt that has not connected after this long is retried (ms). */
+/** An attempt (the first join or a rejoin) that has not connected after this long is retried (ms). */
 const ATTEMPT_TIMEOUT = 10_000;
 /** Reconnection gives up after this long without a connection (ms). */
 const RECONNECT_LIMIT = 60_000;
@@ -98,6 +115,9 @@ const BACKOFF_MAX = 8000;
  * - `participantleft`    {@link ParticipantDetail}
  * - `track`              {@link TrackDetail}, a remote track; `participant` is `event.streams[0].id`
  * - `error`              {@link ErrorDetail}, from the server or the client (`code` is stable)
+ * - `icefailed`          {@link IceFailedDetail}: a media connection attempt failed (ICE failed, the
+ *                        node closed the socket before media connected, or a rejoin did not connect in
+ *                        time); `report` says what was tried. Reconnection (if any) continues.
  * - `closed`             {@link ClosedDetail}, the socket closed for good (1000 after leave()); not
  *                        fired for a socket dropped and replaced by a rejoin
  */
@@ -137,6 +157,10 @@ export class VisitClient extends EventTarget {
     /** @private @type {ReturnType<typeof setTimeout>|undefined} */ this.probeTimer = undefined;
     /** @private */ this.onNetwork = () => this.networkChanged();
     /** @type {number} completed rejoins (diagnostics and tests) */ this.reconnects = 0;
+    /** @type {IceReport|null} what the current (or last) connection attempt tried */ this.ice = null;
+    /** @type {number} connection attempts that failed since the last connection */ this.iceFailures = 0;
+    /** @type {boolean} media connected at least once */ this.everConnected = false;
+    /** @private @type {ReturnType<typeof setInterval>|undefined} */ this.iceWatch = undefined;
   }
 
   /**
@@ -154,6 +178,7 @@ export class VisitClient extends EventTarget {
     this.local = localStream ? new MediaStream(localStream.getTracks()) : null;
     this.setState('connecting');
     this.watchNetwork(true);
+    this.armAttemptTimer();
     return this.openSocket(this.opts.url, this.opts.token);
   }
 
@@ -392,6 +417,7 @@ export class VisitClient extends EventTarget {
       rtcpMuxPolicy: 'require',
     });
     this.pc = pc;
+    this.watchIce(pc);
     pc.addEventListener('icecandidate', (ev) => {
       // A null candidate (or an empty one) marks the end of gathering; the
       // protocol has no message for it.
@@ -417,6 +443,8 @@ export class VisitClient extends EventTarget {
       switch (pc.connectionState) {
         case 'connected':
           this.connectedAgain();
+          this.everConnected = true;
+          this.iceFailures = 0;
           this.setState('connected');
           break;
         case 'disconnected':
@@ -426,8 +454,7 @@ export class VisitClient extends EventTarget {
           else this.emitState();
           break;
         case 'failed':
-          if (this.canReconnect()) this.reconnect('ice_failed');
-          else this.fail('ice_failed', 'The media connection failed. Check your network and join again.');
+          this.onIceFailed(pc);
           break;
         default:
           this.emitState();
@@ -536,6 +563,11 @@ export class VisitClient extends EventTarget {
 
   /** @private @param {number} code @param {string} reason */
   onSocketClosed(code, reason) {
+    // 1001 before media connected: the node gave up on this connection's
+    // ICE (or is going down); either way the attempt failed.
+    if (code === 1001 && this.pc && this.pc.connectionState !== 'connected' && this.pc.remoteDescription) {
+      this.noteIceFailure(this.ice);
+    }
     if (!FINAL_CLOSE.has(code) && this.canReconnect()) {
       this.reconnect('socket closed ' + code);
       return;
@@ -604,10 +636,7 @@ export class VisitClient extends EventTarget {
     // Always the fresh grant's node: the visit may have moved off a dead one.
     this.opts = { ...this.opts, url: grant.ws_url, token: grant.token, iceServers: grant.ice_servers || this.opts.iceServers };
     clearTimeout(this.attemptTimer);
-    this.attemptTimer = setTimeout(() => {
-      this.attemptTimer = undefined;
-      if (this.state === 'reconnecting') this.reconnect();
-    }, ATTEMPT_TIMEOUT);
+    this.armAttemptTimer();
     this.openSocket(grant.ws_url, grant.token).catch(() => {});
   }
 
@@ -620,6 +649,8 @@ export class VisitClient extends EventTarget {
   detach() {
     clearTimeout(this.iceTimer);
     this.iceTimer = undefined;
+    clearInterval(this.iceWatch);
+    this.iceWatch = undefined;
     clearTimeout(this.probeTimer);
     this.probeTimer = undefined;
     const pc = this.pc;
@@ -639,6 +670,66 @@ export class VisitClient extends EventTarget {
       }
     }
     if (ws && ws.readyState < WebSocket.CLOSING) ws.close(3000, 'reconnect');
+  }
+
+  /**
+   * An attempt (the first join, or a rejoin) that has not connected after
+   * ATTEMPT_TIMEOUT is retried; when its peer connection got as far as ICE,
+   * that is a failed connection attempt, reported as such.
+   * @private
+   */
+  armAttemptTimer() {
+    if (!this.opts.getGrant) return;
+    clearTimeout(this.attemptTimer);
+    this.attemptTimer = setTimeout(() => {
+      this.attemptTimer = undefined;
+      if (this.state !== 'reconnecting' && this.state !== 'connecting') return;
+      const pc = this.pc;
+      if (pc && pc.remoteDescription && pc.connectionState !== 'connected') this.noteIceFailure(this.ice);
+      this.reconnect('not connected in time');
+    }, ATTEMPT_TIMEOUT);
+  }
+
+  /**
+   * The peer connection failed (ICE, or DTLS over it): say what it tried,
+   * then rejoin, or fail without reconnection.
+   * @private @param {RTCPeerConnection} pc
+   */
+  async onIceFailed(pc) {
+    const report = await iceReport(pc, this.opts.iceServers);
+    if (pc !== this.pc) return; // replaced meanwhile
+    this.noteIceFailure(report || this.ice);
+    if (this.canReconnect()) this.reconnect('ice_failed');
+    else this.fail('ice_failed', 'The video connection could not be made. Check your network and join again.');
+  }
+
+  /** @private @param {IceReport|null} report */
+  noteIceFailure(report) {
+    this.iceFailures++;
+    if (report) this.ice = report;
+    /** @type {IceFailedDetail} */
+    const detail = { report: this.ice, failures: this.iceFailures, wasConnected: this.everConnected };
+    this.emit('icefailed', detail);
+  }
+
+  /**
+   * Keeps this.ice current while pc is connecting, so that a failure seen
+   * after pc is gone (the node closed the socket) still says what was
+   * tried. Stops once pc connects or is replaced.
+   * @private @param {RTCPeerConnection} pc
+   */
+  watchIce(pc) {
+    clearInterval(this.iceWatch);
+    this.ice = null;
+    const tick = async () => {
+      if (pc !== this.pc || pc.connectionState === 'connected' || pc.connectionState === 'closed') {
+        clearInterval(this.iceWatch);
+        return;
+      }
+      const r = await iceReport(pc, this.opts.iceServers);
+      if (r && pc === this.pc) this.ice = r;
+    };
+    this.iceWatch = setInterval(tick, ICE_WATCH_EVERY);
   }
 
   /** The peer connection is up: the outage (if any) is over. @private */
@@ -679,6 +770,8 @@ export class VisitClient extends EventTarget {
 
   /** @private */
   stopReconnecting() {
+    clearInterval(this.iceWatch);
+    this.iceWatch = undefined;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     clearTimeout(this.iceTimer);
@@ -815,6 +908,43 @@ export function wsURL(u) {
 function backoff(n) {
   const base = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** Math.max(0, n - 1));
   return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * What pc's ICE tried, from its stats and the ICE servers it was given:
+ * direct UDP and TCP pairs to the media node, and the relay. null when the
+ * stats cannot be read (pc closed).
+ * @param {RTCPeerConnection} pc
+ * @param {RTCIceServer[]|string[]|undefined} servers
+ * @returns {Promise<IceReport|null>}
+ */
+export async function iceReport(pc, servers) {
+  /** @type {Map<string, any>} */
+  const stats = new Map();
+  try {
+    (await pc.getStats()).forEach((s) => stats.set(s.id, s));
+  } catch {
+    return null;
+  }
+  const relayConfigured = iceServers(servers).some((s) => [s.urls].flat().some((u) => /^turns?:/i.test(String(u))));
+  /** @type {IceReport} */
+  const r = { udp: false, tcp: false, relay: relayConfigured ? 'unreachable' : 'off', offered: { udp: 0, tcp: 0 }, pairs: 0, succeeded: false };
+  let relayGathered = false;
+  for (const s of stats.values()) {
+    if (s.type === 'local-candidate' && s.candidateType === 'relay') relayGathered = true;
+    if (s.type === 'remote-candidate' && (s.protocol === 'udp' || s.protocol === 'tcp')) r.offered[/** @type {'udp'|'tcp'} */ (s.protocol)]++;
+    if (s.type !== 'candidate-pair') continue;
+    const local = stats.get(s.localCandidateId);
+    const remote = stats.get(s.remoteCandidateId);
+    if (!local || !remote) continue;
+    r.pairs++;
+    if (s.state === 'succeeded') r.succeeded = true;
+    if (local.candidateType === 'relay') r.relay = 'tried';
+    else if (remote.protocol === 'tcp') r.tcp = true;
+    else if (remote.protocol === 'udp') r.udp = true;
+  }
+  if (r.relay === 'unreachable' && relayGathered) r.relay = 'tried';
+  return r;
 }
 
 /**
