@@ -421,13 +421,24 @@ func (s *Service) dropLost(held map[string]bool) {
 // since the last beat: that, not the switch, is what turns the indicator on
 // (store.RecordingControl.State). The first report of a start is audited.
 func (s *Service) reportMedia(ctx context.Context) {
+	// Never hold s.mu while taking a session's lock: a session creating a
+	// participant's recording holds its own lock and then takes s.mu.
+	s.mu.Lock()
+	sessions := make([]*session, 0, len(s.sessions))
+	for _, ses := range s.sessions {
+		sessions = append(sessions, ses)
+	}
+	s.mu.Unlock()
+	frames := make([]uint64, len(sessions))
+	for i, ses := range sessions {
+		frames[i] = ses.framesWritten()
+	}
 	var claims []string
 	s.mu.Lock()
-	for _, ses := range s.sessions {
-		n := ses.framesWritten()
-		if n > s.written[ses.claim] {
+	for i, ses := range sessions {
+		if frames[i] > s.written[ses.claim] {
 			claims = append(claims, ses.claim)
-			s.written[ses.claim] = n
+			s.written[ses.claim] = frames[i]
 		}
 	}
 	s.mu.Unlock()

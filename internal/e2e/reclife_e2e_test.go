@@ -174,7 +174,7 @@ func TestRecordingIndicatorFollowsMedia(t *testing.T) {
 		if st.Status != store.RecStateStarting || !st.Recording {
 			t.Fatalf("right after start: status %q (switch %v), want starting", st.Status, st.Recording)
 		}
-		waitFor(t, "both sides to show recording", 15*time.Second, func() bool {
+		waitFor(t, "both sides to show recording", 30*time.Second, func() bool {
 			return recState(t, prov, visit).Status == store.RecStateRecording && recState(t, pat, visit).Status == store.RecStateRecording
 		})
 		ctl, _, err := store.RecordingControlOf(ctx, pool2, visit)
