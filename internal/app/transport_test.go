@@ -76,7 +76,8 @@ func productionMediaNode(t *testing.T, dbURL string) config.Config {
 	cfg.Auth.SecretKeyFile = secretFile
 	cfg.Token.PublicKey = base64.StdEncoding.EncodeToString(pub)
 	cfg.Database.URL = dbURL
-	cfg.SFU.UDPAddr = "127.0.0.1:0"
+	cfg.SFU.UDPAddr = "0.0.0.0:0" // production refuses a loopback media address
 	cfg.SFU.NodeID = "transport-test"
+	cfg.HTTP.OpsAddr = "127.0.0.1:0" // many servers share the machine
 	return cfg
 }
