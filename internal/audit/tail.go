@@ -178,7 +178,8 @@ func (c *Checkpointer) checkRows(ctx context.Context, headSeq int64, head []byte
 		buf     []byte
 		prev    = t.hash
 		next    = from
-		pi      = 0
+		walk    = headWalk{points: t.pending}
+		found   Report
 		fresh   [][]byte
 		problem string
 	)
@@ -203,11 +204,7 @@ func (c *Checkpointer) checkRows(ctx context.Context, headSeq int64, head []byte
 		default:
 			fresh = append(fresh, append([]byte(nil), e.Hash...))
 		}
-		for ; pi < len(t.pending) && t.pending[pi].seq <= e.Seq; pi++ {
-			if p := t.pending[pi]; p.seq == e.Seq && !bytes.Equal(p.hash, e.Hash) {
-				bad = append(bad, e.Seq)
-			}
-		}
+		walk.check(&e, problem != "", &found)
 		prev, next = append(prev[:0:0], e.Hash...), e.Seq+1
 	}
 	if err := rows.Err(); err != nil {
@@ -216,7 +213,10 @@ func (c *Checkpointer) checkRows(ctx context.Context, headSeq int64, head []byte
 	if problem == "" && (next-1 != headSeq || !bytes.Equal(prev, head)) {
 		problem = fmt.Sprintf("the chain head (#%d) is not the last entry (#%d)", headSeq, next-1)
 	}
-	if problem != "" || len(bad) > 0 {
+	for _, f := range found.Findings {
+		bad = append(bad, f.Seq)
+	}
+	if problem != "" || len(bad) > 0 || walk.mismatch > 0 {
 		return refusal(problem, bad)
 	}
 	t.pending = slices.DeleteFunc(t.pending, func(p point) bool { return p.seq <= headSeq })
@@ -269,6 +269,9 @@ func refusal(problem string, bad []int64) error {
 	if problem != "" {
 		parts = append(parts, problem)
 	}
+	if len(bad) == 0 && problem == "" {
+		parts = append(parts, "the chain disagrees with its anchored hashes")
+	}
 	if len(bad) > 0 {
 		bad = slices.Compact(slices.Sorted(slices.Values(bad)))
 		names := make([]string, 0, min(len(bad), maxNamed))
@@ -279,7 +282,7 @@ func refusal(problem string, bad []int64) error {
 		if len(bad) > maxNamed {
 			more = fmt.Sprintf(" and %d more", len(bad)-maxNamed)
 		}
-		parts = append(parts, "entries "+strings.Join(names, ", ")+more+" differ from their anchored hashes")
+		parts = append(parts, "entries "+strings.Join(names, ", ")+more+" were rewritten after they were anchored")
 	}
 	return fmt.Errorf("%w: refusing to sign: %s (run `openvisit audit verify`)", ErrTampered, strings.Join(parts, "; "))
 }

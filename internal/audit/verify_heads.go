@@ -27,7 +27,7 @@ type headWalk struct {
 	prevSeq  int64  // the entry whose anchored hash prev is
 	prev     []byte // anchored hash of entry prevSeq
 	buf      []byte
-	rewrites int // entries named as rewritten
+	mismatch int // anchored hashes that differ from the chain's
 }
 
 // readHeads returns every anchored entry hash of the validly signed head
@@ -92,14 +92,15 @@ func (w *headWalk) check(e *Entry, bad bool, rep *Report) {
 			w.okSeq = e.Seq
 			continue
 		}
+		w.mismatch++
 		if !bad {
-			w.mismatch(e, p.hash, rep)
+			w.report(e, p.hash, rep)
 		}
 	}
 	w.prevSeq, w.prev = e.Seq, anchored
 }
 
-func (w *headWalk) mismatch(e *Entry, anchored []byte, rep *Report) {
+func (w *headWalk) report(e *Entry, anchored []byte, rep *Report) {
 	if w.prev != nil && w.prevSeq == e.Seq-1 {
 		x := *e
 		x.PrevHash = w.prev
@@ -107,12 +108,10 @@ func (w *headWalk) mismatch(e *Entry, anchored []byte, rep *Report) {
 		if sum := sha256.Sum256(w.buf); bytes.Equal(sum[:], anchored) {
 			return // its own fields are as anchored: only the chain was recomputed
 		}
-		w.rewrites++
 		rep.add(Finding{Kind: Rewritten, Seq: e.Seq, Source: SourceBucket,
 			Detail: fmt.Sprintf("entry rewritten after a head anchor pinned it (chain hash %s, anchored %s)", short(e.Hash), short(anchored))})
 		return
 	}
-	w.rewrites++
 	rep.add(Finding{Kind: Rewritten, Seq: e.Seq, Source: SourceBucket,
 		Detail: fmt.Sprintf("chain hash %s, head anchor %s: an entry in #%d..#%d was rewritten", short(e.Hash), short(anchored), w.okSeq+1, e.Seq)})
 }
