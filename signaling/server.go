@@ -23,6 +23,7 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
+	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/recording"
@@ -207,8 +208,12 @@ func (s *Server) readyz(c *gin.Context) {
 // abort answers err. The store's "not found" is the one mapping kept here:
 // every handler answers it as 404 (as another visit's objects do).
 func (s *Server) abort(c *gin.Context, err error) {
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		err = errNotFound
+	case errors.Is(err, review.ErrSelfReview):
+		err = httpx.E(httpx.KindForbidden, "self_review",
+			"This is about your own account, so another admin must do it (in a clinic with one admin, the operator does it with the openvisit command on the server).")
 	}
 	httpx.Abort(c, s.log, err)
 }
