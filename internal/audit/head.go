@@ -86,7 +86,7 @@ func (h *HeadAnchor) Valid(pub ed25519.PublicKey) bool {
 
 // HashAt returns the anchored hash of entry seq, if h lists it.
 func (h *HeadAnchor) HashAt(seq int64) ([]byte, bool) {
-	if seq < h.FromSeq || seq > h.Seq {
+	if seq < h.FromSeq || seq > h.Seq || seq-h.FromSeq >= int64(len(h.Hashes)) {
 		return nil, false
 	}
 	return h.Hashes[seq-h.FromSeq], true
