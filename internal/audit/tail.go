@@ -219,13 +219,19 @@ func (c *Checkpointer) checkRows(ctx context.Context, headSeq int64, head []byte
 	if problem != "" || len(bad) > 0 || walk.mismatch > 0 {
 		return refusal(problem, bad)
 	}
+	t.accept(headSeq, head, fresh)
+	return nil
+}
+
+// accept moves the checked point to the head, whose new entries' hashes
+// are fresh.
+func (t *tail) accept(headSeq int64, head []byte, fresh [][]byte) {
 	t.pending = slices.DeleteFunc(t.pending, func(p point) bool { return p.seq <= headSeq })
 	t.recent = append(t.recent, fresh...)
 	if n := len(t.recent); n > maxHeadHashes {
 		t.recent = append(t.recent[:0:0], t.recent[n-maxHeadHashes:]...)
 	}
 	t.seq, t.hash = headSeq, head
-	return nil
 }
 
 // checkOlderPoints compares anchored hashes of entries before from (another

@@ -145,22 +145,10 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 	}
 	// Anchors are read before the snapshot is taken: every checkpoint found
 	// then names entries the snapshot holds.
-	var cps []sourcedCheckpoint
-	var walk headWalk
-	for _, a := range anchors {
-		got, err := readAnchors(ctx, a, pub, &rep)
-		if err != nil {
-			return rep, err
-		}
-		cps = append(cps, got...)
-		heads, err := readHeads(ctx, a, pub, &rep)
-		if err != nil {
-			return rep, err
-		}
-		walk.points = append(walk.points, heads...)
+	cps, walk, err := readBuckets(ctx, anchors, pub, &rep)
+	if err != nil {
+		return rep, err
 	}
-	slices.SortStableFunc(walk.points, func(a, b point) int { return cmp.Compare(a.seq, b.seq) })
-	rep.BucketVersions = len(cps)
 
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -219,6 +207,28 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 			Detail: fmt.Sprintf("chain head records #%d %s", headSeq, short(headHash))})
 	}
 	return rep, nil
+}
+
+// readBuckets reads the signed checkpoints and head anchors of every
+// anchor bucket.
+func readBuckets(ctx context.Context, anchors []AnchorReader, pub ed25519.PublicKey, rep *Report) ([]sourcedCheckpoint, headWalk, error) {
+	var cps []sourcedCheckpoint
+	var walk headWalk
+	for _, a := range anchors {
+		got, err := readAnchors(ctx, a, pub, rep)
+		if err != nil {
+			return nil, walk, err
+		}
+		cps = append(cps, got...)
+		heads, err := readHeads(ctx, a, pub, rep)
+		if err != nil {
+			return nil, walk, err
+		}
+		walk.points = append(walk.points, heads...)
+	}
+	slices.SortStableFunc(walk.points, func(a, b point) int { return cmp.Compare(a.seq, b.seq) })
+	rep.BucketVersions = len(cps)
+	return cps, walk, nil
 }
 
 func verifyRows(ctx context.Context, tx pgx.Tx, cps []sourcedCheckpoint, walk *headWalk, rep *Report) error {
