@@ -202,6 +202,9 @@ func (c *Checkpointer) checkRows(ctx context.Context, headSeq int64, head []byte
 		case !bytes.Equal(e.PrevHash, prev):
 			problem = fmt.Sprintf("entry #%d is not linked to entry #%d", e.Seq, e.Seq-1)
 		default:
+			if len(fresh) >= 2*maxHeadHashes { // a long first check: keep the last ones
+				fresh = append(fresh[:0], fresh[len(fresh)-maxHeadHashes:]...)
+			}
 			fresh = append(fresh, append([]byte(nil), e.Hash...))
 		}
 		walk.check(&e, problem != "", &found)

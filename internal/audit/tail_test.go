@@ -198,3 +198,36 @@ func superuser(t *testing.T, pool *pgxpool.Pool, stmts ...string) {
 		t.Fatalf("superuser: %v", err)
 	}
 }
+
+// An interval with more writes than one head anchor lists: the anchor names
+// the last maxHeadHashes entries and pins the earlier ones through the
+// chain, so a rewrite among those is reported as a range ending at the
+// first listed entry.
+func TestHeadAnchorCapped(t *testing.T) {
+	ctx := context.Background()
+	pool := newPool(t)
+	_, bucket := anchorBucket(t)
+	key := newKey(t)
+	const n = maxHeadHashes + 20
+	appendN(t, New(pool), n)
+	c := mustCheckpointer(t, pool, key, bucket)
+	h, err := c.AnchorHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Seq != n || h.FromSeq != 21 || len(h.Hashes) != maxHeadHashes {
+		t.Fatalf("head anchor #%d from #%d with %d hashes, want #%d from #21 with %d", h.Seq, h.FromSeq, len(h.Hashes), n, maxHeadHashes)
+	}
+	if again, err := c.AnchorHead(ctx); err != nil || again.Seq != 0 {
+		t.Errorf("second head anchor with no writes: #%d, %v", again.Seq, err)
+	}
+	verifyOK(t, pool, pubOf(key), bucket)
+	tamper(t, pool, `UPDATE audit_events SET outcome = 'denied' WHERE seq = 5`, fmt.Sprintf(rechain, 5))
+	rep, err := Verify(ctx, pool, pubOf(key), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := kinds(rep), []string{"rewritten#21"}; !slices.Equal(got, want) || !strings.Contains(rep.Findings[0].Detail, "#1..#21") {
+		t.Errorf("findings = %v, want %v naming #1..#21\n%v", got, want, rep.Findings)
+	}
+}
