@@ -94,6 +94,12 @@ type Service struct {
 	loops  sync.WaitGroup // poll, heartbeat, sweep, retention loops
 	wg     sync.WaitGroup // muxers, finalizers, uploads
 
+	// pollMu runs one poll at a time: SyncNow (one per recording switch,
+	// each in its own goroutine) and the poll loop would otherwise both see
+	// no session for a visit and both join it (two recorders, every
+	// participant recorded twice).
+	pollMu sync.Mutex
+
 	mu       sync.Mutex
 	sessions map[ids.VisitID]*session
 	live     map[string]*participantRec // recordings not yet finalized
@@ -212,6 +218,8 @@ func (s *Service) loop(every time.Duration, fn func(context.Context)) {
 // poll joins visits whose recording was switched on and leaves those
 // switched off (stop, withdrawal, visit ended).
 func (s *Service) poll(ctx context.Context) {
+	s.pollMu.Lock()
+	defer s.pollMu.Unlock()
 	active, err := store.ActiveRecordings(ctx, s.p.Pool)
 	if err != nil {
 		s.log.Warn("poll active recordings", "err", err)
