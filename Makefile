@@ -25,7 +25,7 @@ DEV_ENV := $(or $(OV_DEV_ENV_FILE),.dev/env)
 GO_FILES_CMD := find . -type f -name '*.go' -not -path './.git/*' -not -path './.dev/*' \
 	-not -path './bin/*' -not -path './vendor/*' -not -path '*/testdata/*' -print0
 
-.PHONY: help build run test lint fmt fmt-check vet staticcheck fuzz \
+.PHONY: help build run test lint fmt fmt-check vet staticcheck vulncheck fuzz \
 	services services-stop services-status clean clean-all
 
 help: ## list targets
@@ -66,7 +66,7 @@ test: services ## gofmt check, go vet, go test ./... against the local services
 	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED: $${failed[*]}" >&2; exit 1; fi
 	echo "PASS: gofmt, go vet, go test"
 
-lint: fmt-check vet staticcheck ## gofmt check, go vet, staticcheck
+lint: fmt-check vet staticcheck vulncheck ## gofmt check, go vet, staticcheck, govulncheck
 
 fmt: ## gofmt -w all Go files
 	$(GO_FILES_CMD) | xargs -0 -r gofmt -w
@@ -80,6 +80,9 @@ vet: ## go vet ./...
 
 staticcheck: ## staticcheck ./... (pinned, from the module proxy)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+vulncheck: ## govulncheck ./... against a local vulnerability database (pinned; deploy/dev/vulncheck.sh)
+	deploy/dev/vulncheck.sh
 
 fuzz: ## run every Fuzz* target for FUZZTIME (default 10s); FUZZ=regexp selects targets
 	FUZZTIME=$(FUZZTIME) deploy/dev/fuzz.sh

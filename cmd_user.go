@@ -9,15 +9,20 @@ import (
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/signaling"
 )
 
 // userCmd runs `openvisit user create`: the bootstrap for the first admin
-// and an operator's way to add staff without the admin pages.
+// and an operator's way to add staff without the admin pages; and `openvisit
+// user reset-mfa` (cmd_review.go).
 func userCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "reset-mfa" {
+		return resetMFACmd(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "create" {
-		return errors.New("usage: openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin] [--config FILE]")
+		return errors.New("usage: openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin] [--config FILE]\n       openvisit user reset-mfa --email ADDRESS --reason TEXT [--config FILE]")
 	}
 	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -65,7 +70,7 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			if err := audit.New(pool).Append(ctx, audit.Event{ActorRole: "operator", Action: "user.setup_link.reissue",
+			if err := audit.New(pool).Append(ctx, audit.Event{ActorID: operatorName(), ActorRole: review.OperatorRole, Action: "user.setup_link.reissue",
 				ResourceType: "user", ResourceID: string(u.ID), Outcome: audit.Success, Reason: "cli"}); err != nil {
 				return err
 			}
@@ -73,7 +78,7 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 			return nil
 		}
 	}
-	ev := audit.Event{ActorRole: "operator", Reason: "cli"}
+	ev := audit.Event{ActorID: operatorName(), ActorRole: review.OperatorRole, Reason: "cli"}
 	u, link, err := signaling.InviteUser(ctx, st, ev, *email, *name, *role, nowFunc().Add(cfg.Auth.SetupLinkTTL), cfg.PublicURL)
 	if errors.Is(err, store.ErrConflict) {
 		return fmt.Errorf("user create: a user with that email already exists")

@@ -30,8 +30,15 @@ Usage:
   openvisit keys    generate|list|rotate|rewrap|retire KEK_ID [--config FILE]
   openvisit loadtest --spawn | --url URL --signing-key FILE [--visits N] [--duration D] [--json]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
+  openvisit user reset-mfa --email ADDRESS --reason TEXT
+  openvisit alerts ack ALERT_ID --reason TEXT
+  openvisit break-glass review GRANT_ID --reason TEXT
   openvisit audit verify [--config FILE] [--public-key BASE64]
   openvisit doctor  [--config FILE] [--roles ROLES]   (what the media node advertises; can browsers reach it)
+
+An admin cannot acknowledge an alert about themselves, review their own
+break-glass grant or reset their own sign-in; another admin does, or (with one
+admin) the operator with the commands above, audited as the operator.
 
 Configuration comes from defaults, then the YAML file, then OPENVISIT_*
 environment variables (see README.md).
@@ -64,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return auditCmd(args[1:], stdout, stderr)
 	case "doctor":
 		return doctorCmd(args[1:], stdout, stderr)
+	case "alerts":
+		return alertsCmd(args[1:], stdout, stderr)
+	case "break-glass":
+		return breakGlassCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,5 +1,7 @@
 package signaling
 
+import "github.com/openvisit/openvisit/internal/review"
+
 // Audit actions the control plane records. Reports and alert rules match on
 // these strings: keep them stable.
 const (
@@ -15,15 +17,15 @@ const (
 	actionUserDisable        = "user.disable"
 	actionUserEnable         = "user.enable"
 	actionUserUnlock         = "user.unlock"
-	actionUserResetMFA       = "user.mfa.reset"
+	actionUserResetMFA       = review.ActionResetMFA
 	actionUserList           = "user.list"
 	actionVisitCreate        = "visit.create"
 	actionVisitView          = "visit.view"
 	actionVisitList          = "visit.list"
 	actionVisitJoin          = "visit.join"
 	actionBreakGlass         = "break_glass.grant"
-	actionBreakReview        = "break_glass.review"
-	actionAlertAck           = "alert.acknowledge"
+	actionBreakReview        = review.ActionBreakReview
+	actionAlertAck           = review.ActionAlertAck
 	actionAlertList          = "alert.list"
 	actionBreakGlassList     = "break_glass.list"
 	actionSessionExpire      = "session.expire"

@@ -15,6 +15,7 @@ import (
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -255,29 +256,27 @@ func (s *Server) unlockUser(c *gin.Context) {
 }
 
 // resetMFA removes the user's authenticator and recovery codes and issues a
-// link to enrol again; their sessions end.
+// link to enrol again; their sessions end. Not for oneself (review.ResetMFA).
 func (s *Server) resetMFA(c *gin.Context) {
 	id, ok := s.targetUser(c, false)
 	if !ok {
 		return
 	}
-	ctx := c.Request.Context()
 	now := s.p.Now()
-	var secret string
-	if s.userChange(c, id, actionUserResetMFA, "", func(tx pgx.Tx) error {
-		if err := store.ResetMFA(ctx, tx, id); err != nil {
-			return err
-		}
-		if _, err := store.RevokeUserSessions(ctx, tx, id, now, "mfa reset"); err != nil {
-			return err
-		}
-		var err error
-		secret, err = store.CreateSetupLink(ctx, tx, id, store.PurposeResetMFA, now.Add(s.p.Auth.SetupLinkTTL))
-		return err
-	}) {
-		c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret),
-			"setup_link_expires_at": now.Add(s.p.Auth.SetupLinkTTL)})
+	// review.ResetMFA revokes the user's sessions, which ends their calls
+	// on every media node (internal/revocation).
+	secret, err := review.ResetMFA(c.Request.Context(), s.p.Store, s.reviewer(c), id, now, now.Add(s.p.Auth.SetupLinkTTL))
+	if err != nil {
+		s.abort(c, err)
+		return
 	}
+	c.JSON(http.StatusOK, gin.H{"status": "mfa_reset", "setup_link": SetupURL(s.p.PublicURL, secret),
+		"setup_link_expires_at": now.Add(s.p.Auth.SetupLinkTTL)})
+}
+
+// reviewer is the signed-in admin as the one who signs off.
+func (s *Server) reviewer(c *gin.Context) review.Reviewer {
+	return review.Reviewer{UserID: principal(c).UserID, Event: s.adminEvent(c, "", "")}
 }
 
 func (s *Server) listAlerts(c *gin.Context) {
@@ -290,30 +289,13 @@ func (s *Server) listAlerts(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"alerts": alerts})
 }
 
+// ackAlert acknowledges an alert; not one about oneself (review.AckAlert).
 func (s *Server) ackAlert(c *gin.Context) {
-	s.markHandled(c, "alert_id", actionAlertAck, "alert", "acknowledged", store.AcknowledgeAlert)
-}
-
-// markHandled records that an admin handled an alert or a break-glass
-// grant (mark(id, admin, now)), audited in the same transaction.
-func (s *Server) markHandled(c *gin.Context, param, action, resourceType, status string,
-	mark func(context.Context, store.DBTX, string, ids.UserID, time.Time) error) {
-	ctx := c.Request.Context()
-	id := c.Param(param)
-	p := principal(c)
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := mark(ctx, tx, id, p.UserID, s.p.Now()); err != nil {
-			return err
-		}
-		ev := s.adminEvent(c, action, id)
-		ev.ResourceType = resourceType
-		return audit.AppendTx(ctx, tx, ev)
-	})
-	if err != nil {
+	if err := review.AckAlert(c.Request.Context(), s.p.Store, s.reviewer(c), c.Param("alert_id"), s.p.Now()); err != nil {
 		s.abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"status": status})
+	c.JSON(http.StatusOK, gin.H{"status": "acknowledged"})
 }
 
 func (s *Server) listBreakGlass(c *gin.Context) {
@@ -326,6 +308,12 @@ func (s *Server) listBreakGlass(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"grants": grants})
 }
 
+// reviewBreakGlass marks a grant reviewed; not one's own
+// (review.ReviewBreakGlass).
 func (s *Server) reviewBreakGlass(c *gin.Context) {
-	s.markHandled(c, "grant_id", actionBreakReview, "break_glass", "reviewed", store.ReviewBreakGlass)
+	if err := review.ReviewBreakGlass(c.Request.Context(), s.p.Store, s.reviewer(c), c.Param("grant_id"), s.p.Now()); err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "reviewed"})
 }

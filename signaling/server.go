@@ -22,6 +22,7 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
+	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/recording"
@@ -214,8 +215,12 @@ func (s *Server) readyz(c *gin.Context) {
 // A request refused for what it carries (httpx.ErrBadInput) is audited
 // first (auditRefusedInput).
 func (s *Server) abort(c *gin.Context, err error) {
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		err = errNotFound
+	case errors.Is(err, review.ErrSelfReview):
+		err = httpx.E(httpx.KindForbidden, "self_review",
+			"This is about your own account, so another admin must do it (in a clinic with one admin, the operator does it with the openvisit command on the server).")
 	}
 	if errors.Is(err, httpx.ErrBadInput) {
 		s.auditRefusedInput(c, err)

@@ -417,9 +417,14 @@ func (a *App) startAuditLoops(ctx, runCtx context.Context, engine *alerts.Engine
 		a.log.Warn("no s3.endpoint: audit checkpoints are kept in Postgres only (development)")
 	}
 	cp, err := audit.NewCheckpointer(audit.CheckpointerParams{
-		Pool: a.pool, Key: key, Anchor: writer, Interval: a.cfg.Audit.CheckpointInterval, Logger: a.log,
+		Pool: a.pool, Key: key, Anchor: writer, Interval: a.cfg.Audit.CheckpointInterval,
+		HeadInterval: a.cfg.Audit.HeadAnchorInterval, Logger: a.log,
 		OnFailure: func(err error) {
-			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "critical", "", "audit checkpoint not written")
+			detail := "audit checkpoint not written"
+			if errors.Is(err, audit.ErrTampered) {
+				detail = "audit chain disagrees with its anchors: nothing is signed until it is resolved (openvisit audit verify)"
+			}
+			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "critical", "", detail)
 		},
 	})
 	if err != nil {

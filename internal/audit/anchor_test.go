@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,20 +152,30 @@ func TestAuditCheckpointAnchored(t *testing.T) {
 
 	// The full attack: a database superuser who also holds the signing key
 	// rewrites the chain, replaces the Postgres checkpoints and anchors
-	// fresh checkpoints of the rewritten head. Postgres alone is fooled; the
-	// locked original in the bucket is not.
+	// fresh checkpoints of the rewritten head. The checkpointer refuses to
+	// sign it (the head anchor in the bucket pins the original #2), so the
+	// attacker signs by hand. Postgres alone is fooled; the locked originals
+	// in the bucket are not.
 	tamper(t, pool,
 		`UPDATE audit_events SET outcome = 'denied' WHERE seq = 2`,
 		fmt.Sprintf(rechain, 2),
 		`DELETE FROM audit_checkpoints`)
-	if _, err := mustCheckpointer(t, pool, key, bucket).CheckpointNow(ctx); err != nil {
+	fresh, err := NewCheckpointer(CheckpointerParams{Pool: pool, Key: key, Anchor: bucket})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := fresh.CheckpointNow(ctx); !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "#2 ") {
+		t.Fatalf("checkpointer on a rewritten chain: %v, want a refusal naming #2", err)
 	}
 	var newHead []byte
 	if err := pool.QueryRow(ctx, `SELECT hash FROM audit_chain_head`).Scan(&newHead); err != nil {
 		t.Fatal(err)
 	}
 	resigned := signCheckpoint(key, cp.Seq, newHead, cp.SignedAt)
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_checkpoints (seq, head_hash, signature, key_id, signed_at)
+		VALUES ($1, $2, $3, $4, $5)`, resigned.Seq, resigned.HeadHash, resigned.Signature, resigned.KeyID, resigned.SignedAt); err != nil {
+		t.Fatal(err)
+	}
 	body, _ = json.Marshal(toJSON(resigned))
 	if _, err := client.PutObject(ctx, bucket.Name(), objKey, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)

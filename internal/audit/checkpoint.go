@@ -34,25 +34,40 @@ type AnchorReader interface {
 
 // CheckpointerParams configures a Checkpointer.
 type CheckpointerParams struct {
-	Pool     *pgxpool.Pool
-	Key      ed25519.PrivateKey
-	Anchor   AnchorWriter  // the write-once bucket; nil: Postgres only (not for production)
-	Interval time.Duration // Run's period; zero: 5 minutes
-	Logger   *slog.Logger
-	// OnFailure is called with every checkpoint that could not be written to
-	// Postgres or to the bucket (a later alerts feature raises them).
+	Pool *pgxpool.Pool
+	Key  ed25519.PrivateKey
+	// Anchor is the write-once bucket; nil: Postgres only (not for
+	// production). When it is also an AnchorLister (*anchor.Bucket is),
+	// the chain is checked against every head anchor in the bucket.
+	Anchor       AnchorWriter
+	Interval     time.Duration // signed checkpoints; zero: 5 minutes
+	HeadInterval time.Duration // head anchors; zero: 2 seconds
+	Logger       *slog.Logger
+	// OnFailure is called with every checkpoint or head anchor that could
+	// not be written, and with every refusal to sign a chain that disagrees
+	// with its anchors (the same error at most once per Interval).
 	OnFailure func(error)
 	Now       func() time.Time // nil: time.Now
 }
 
-// Checkpointer signs the chain head and records it in Postgres and in the
-// write-once bucket. Lifecycle: NewCheckpointer, then Run in one goroutine
-// until its context ends; CheckpointNow may be called at any time, from any
+// Checkpointer signs the chain head and records it: a head anchor in the
+// write-once bucket at most HeadInterval after entries are written, and a
+// signed checkpoint in Postgres and in the bucket every Interval. Before it
+// signs anything it checks the entries written since its last look against
+// every anchor (see tail.go) and refuses a chain that disagrees.
+//
+// Lifecycle: NewCheckpointer, then Run in one goroutine until its context
+// ends; CheckpointNow and AnchorHead may be called at any time, from any
 // goroutine.
 type Checkpointer struct {
-	p   CheckpointerParams
-	log *slog.Logger
-	mu  sync.Mutex // one checkpoint at a time
+	p      CheckpointerParams
+	log    *slog.Logger
+	lister AnchorLister
+
+	mu         sync.Mutex // one checkpoint or head anchor at a time; guards the rest
+	tail       tail
+	lastFail   string
+	lastFailAt time.Time
 }
 
 // NewCheckpointer checks p and returns a Checkpointer.
@@ -66,6 +81,9 @@ func NewCheckpointer(p CheckpointerParams) (*Checkpointer, error) {
 	if p.Interval <= 0 {
 		p.Interval = 5 * time.Minute
 	}
+	if p.HeadInterval <= 0 {
+		p.HeadInterval = 2 * time.Second
+	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
@@ -76,64 +94,133 @@ func NewCheckpointer(p CheckpointerParams) (*Checkpointer, error) {
 	if p.Anchor == nil {
 		log.Warn("no anchor bucket: checkpoints are kept in Postgres only, where a database superuser could rewrite them")
 	}
-	return &Checkpointer{p: p, log: log}, nil
+	lister, _ := p.Anchor.(AnchorLister)
+	return &Checkpointer{p: p, log: log, lister: lister}, nil
 }
 
-// Run writes a checkpoint now and then every Interval until ctx ends. Failed
-// checkpoints are logged and passed to OnFailure; Run goes on.
+// Run writes a checkpoint now and then every Interval, and a head anchor
+// every HeadInterval in which entries were written, until ctx ends. An idle
+// tick costs one single-row SELECT. Failures are logged and passed to
+// OnFailure; Run goes on.
 func (c *Checkpointer) Run(ctx context.Context) {
-	t := time.NewTicker(c.p.Interval)
-	defer t.Stop()
+	_, _ = c.CheckpointNow(ctx)
+	heads := time.NewTicker(c.p.HeadInterval)
+	defer heads.Stop()
+	cps := time.NewTicker(c.p.Interval)
+	defer cps.Stop()
 	for {
-		_, _ = c.CheckpointNow(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-heads.C:
+			_, _ = c.AnchorHead(ctx)
+		case <-cps.C:
+			_, _ = c.CheckpointNow(ctx)
 		}
 	}
 }
 
-// CheckpointNow signs the current chain head and records it. It returns the
-// checkpoint (zero when the chain is empty). When the head was already
-// anchored, it returns that checkpoint and writes nothing. A failure to write
-// either copy is returned, logged and passed to OnFailure; the other copy is
-// still written.
+// AnchorHead checks the entries written since the last look and, when there
+// are new ones and a bucket, writes one signed head anchor covering them.
+// It returns the anchor (zero when nothing was written).
+func (c *Checkpointer) AnchorHead(ctx context.Context) (HeadAnchor, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, err := c.anchorHead(ctx)
+	c.report(err)
+	return h, err
+}
+
+func (c *Checkpointer) anchorHead(ctx context.Context) (HeadAnchor, error) {
+	if _, _, err := c.advance(ctx); err != nil {
+		return HeadAnchor{}, err
+	}
+	return c.putHead(ctx)
+}
+
+// putHead anchors the checked entries that no head anchor of this process
+// covers yet (the last maxHeadHashes of them).
+func (c *Checkpointer) putHead(ctx context.Context) (HeadAnchor, error) {
+	t := &c.tail
+	if c.p.Anchor == nil || t.seq <= t.anchored || len(t.recent) == 0 {
+		return HeadAnchor{}, nil
+	}
+	h := signHead(c.p.Key, t.seq-int64(len(t.recent))+1, t.recent, c.p.Now())
+	body, err := h.marshal()
+	if err != nil {
+		return h, fmt.Errorf("audit: head anchor %d: %w", h.Seq, err)
+	}
+	key := headKey(h)
+	if _, err := c.p.Anchor.Put(ctx, key, body); err != nil {
+		return h, fmt.Errorf("audit: head anchor %d: %w", h.Seq, err)
+	}
+	t.anchored, t.recent = h.Seq, nil
+	if c.lister != nil {
+		t.own[key] = true
+	}
+	return h, nil
+}
+
+// report logs and passes on a failure, the same one at most once per
+// Interval (a refusal repeats on every tick until someone acts).
+func (c *Checkpointer) report(err error) {
+	if err == nil {
+		c.lastFail = ""
+		return
+	}
+	now, msg := c.p.Now(), err.Error()
+	if msg == c.lastFail && now.Sub(c.lastFailAt) < c.p.Interval {
+		return
+	}
+	c.lastFail, c.lastFailAt = msg, now
+	c.log.Error("audit checkpoint failed", "err", err)
+	if c.p.OnFailure != nil {
+		c.p.OnFailure(err)
+	}
+}
+
+// CheckpointNow checks the chain against its anchors, anchors the head,
+// then signs it and records the checkpoint. It returns the checkpoint (zero
+// when the chain is empty). When the head was already checkpointed, it
+// returns that checkpoint and writes nothing. A chain that disagrees with
+// any anchor is refused with an error wrapping ErrTampered, and nothing is
+// signed. A failure to write either copy is returned, logged and passed to
+// OnFailure; the other copy is still written.
 func (c *Checkpointer) CheckpointNow(ctx context.Context) (Checkpoint, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cp, err := c.checkpoint(ctx)
-	if err != nil {
-		c.log.Error("audit checkpoint failed", "seq", cp.Seq, "err", err)
-		if c.p.OnFailure != nil {
-			c.p.OnFailure(err)
-		}
-	}
+	c.report(err)
 	return cp, err
 }
 
 func (c *Checkpointer) checkpoint(ctx context.Context) (Checkpoint, error) {
-	var seq int64
-	var head []byte
-	if err := c.p.Pool.QueryRow(ctx, `SELECT seq, hash FROM audit_chain_head`).Scan(&seq, &head); err != nil {
-		return Checkpoint{}, fmt.Errorf("audit: checkpoint: read head: %w", err)
+	seq, head, err := c.advance(ctx)
+	if err != nil {
+		return Checkpoint{}, err
 	}
 	if seq == 0 {
 		return Checkpoint{}, nil
 	}
+	_, headErr := c.putHead(ctx)
 	var last Checkpoint
-	err := c.p.Pool.QueryRow(ctx, `SELECT seq, head_hash, signed_at, key_id, signature FROM audit_checkpoints
+	err = c.p.Pool.QueryRow(ctx, `SELECT seq, head_hash, signed_at, key_id, signature FROM audit_checkpoints
 		WHERE seq = $1 AND head_hash = $2 AND (anchored_at IS NOT NULL OR $3)
 		ORDER BY id DESC LIMIT 1`, seq, head, c.p.Anchor == nil).
 		Scan(&last.Seq, &last.HeadHash, &last.SignedAt, &last.KeyID, &last.Signature)
 	switch {
 	case err == nil:
-		return last, nil
+		return last, headErr
 	case !errors.Is(err, pgx.ErrNoRows):
 		return Checkpoint{}, fmt.Errorf("audit: checkpoint: read last: %w", err)
 	}
+	cp, err := c.record(ctx, signCheckpoint(c.p.Key, seq, head, c.p.Now()))
+	return cp, errors.Join(headErr, err)
+}
 
-	cp := signCheckpoint(c.p.Key, seq, head, c.p.Now())
+// record writes cp to the bucket and to Postgres.
+func (c *Checkpointer) record(ctx context.Context, cp Checkpoint) (Checkpoint, error) {
+	seq := cp.Seq
 	var errs []error
 	var key, version string
 	var anchoredAt *time.Time
@@ -151,7 +238,7 @@ func (c *Checkpointer) checkpoint(ctx context.Context) (Checkpoint, error) {
 			anchoredAt = &now
 		}
 	}
-	_, err = c.p.Pool.Exec(ctx, `INSERT INTO audit_checkpoints
+	_, err := c.p.Pool.Exec(ctx, `INSERT INTO audit_checkpoints
 		(seq, head_hash, signature, key_id, signed_at, anchored_at, object_key, object_version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		cp.Seq, cp.HeadHash, cp.Signature, cp.KeyID, cp.SignedAt, anchoredAt, key, version)

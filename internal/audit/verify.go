@@ -38,7 +38,10 @@ const (
 	// the last one (Seq is the first missing).
 	Truncated FindingKind = "truncated"
 	// Rewritten: the chain is self-consistent but differs from a signed
-	// checkpoint at Seq: it was recomputed after a change.
+	// checkpoint at Seq: it was recomputed after a change. From the bucket's
+	// head anchors (source "bucket"): entry Seq's fields changed after a head
+	// anchor pinned it, or (when the anchor does not pin the entry before)
+	// an entry up to Seq did.
 	Rewritten FindingKind = "rewritten"
 	// BadCheckpoint: a checkpoint is malformed or its signature does not
 	// verify with the key given.
@@ -80,6 +83,7 @@ type Report struct {
 	LastHash       []byte // the last entry's stored hash
 	DBCheckpoints  int    // validly signed checkpoints from Postgres
 	BucketVersions int    // validly signed checkpoint versions from the bucket(s)
+	HeadAnchors    int    // validly signed head-anchor versions from the bucket(s)
 	Findings       []Finding
 	Omitted        int // findings past maxFindings, not listed
 }
@@ -141,15 +145,10 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 	}
 	// Anchors are read before the snapshot is taken: every checkpoint found
 	// then names entries the snapshot holds.
-	var cps []sourcedCheckpoint
-	for _, a := range anchors {
-		got, err := readAnchors(ctx, a, pub, &rep)
-		if err != nil {
-			return rep, err
-		}
-		cps = append(cps, got...)
+	cps, walk, err := readBuckets(ctx, anchors, pub, &rep)
+	if err != nil {
+		return rep, err
 	}
-	rep.BucketVersions = len(cps)
 
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
@@ -175,7 +174,7 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 		return rep, fmt.Errorf("audit: verify: read head: %w", err)
 	}
 
-	if err := verifyRows(ctx, tx, cps, &rep); err != nil {
+	if err := verifyRows(ctx, tx, cps, &walk, &rep); err != nil {
 		return rep, err
 	}
 
@@ -187,6 +186,10 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 			lost = append(lost, cp.source)
 			maxSeq = max(maxSeq, cp.Seq)
 		}
+	}
+	if s := walk.lastSeq(); s > rep.LastSeq {
+		lost = append(lost, SourceBucket)
+		maxSeq = max(maxSeq, s)
 	}
 	if headSeq > rep.LastSeq {
 		lost = append(lost, SourceChain)
@@ -206,7 +209,29 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 	return rep, nil
 }
 
-func verifyRows(ctx context.Context, tx pgx.Tx, cps []sourcedCheckpoint, rep *Report) error {
+// readBuckets reads the signed checkpoints and head anchors of every
+// anchor bucket.
+func readBuckets(ctx context.Context, anchors []AnchorReader, pub ed25519.PublicKey, rep *Report) ([]sourcedCheckpoint, headWalk, error) {
+	var cps []sourcedCheckpoint
+	var walk headWalk
+	for _, a := range anchors {
+		got, err := readAnchors(ctx, a, pub, rep)
+		if err != nil {
+			return nil, walk, err
+		}
+		cps = append(cps, got...)
+		heads, err := readHeads(ctx, a, pub, rep)
+		if err != nil {
+			return nil, walk, err
+		}
+		walk.points = append(walk.points, heads...)
+	}
+	slices.SortStableFunc(walk.points, func(a, b point) int { return cmp.Compare(a.seq, b.seq) })
+	rep.BucketVersions = len(cps)
+	return cps, walk, nil
+}
+
+func verifyRows(ctx context.Context, tx pgx.Tx, cps []sourcedCheckpoint, walk *headWalk, rep *Report) error {
 	rows, err := tx.Query(ctx, `SELECT `+entryColumns+` FROM audit_events ORDER BY seq`)
 	if err != nil {
 		return fmt.Errorf("audit: verify: %w", err)
@@ -275,6 +300,7 @@ func verifyRows(ctx context.Context, tx pgx.Tx, cps []sourcedCheckpoint, rep *Re
 			rep.add(Finding{Kind: Rewritten, Seq: cp.Seq, Source: cp.source, Detail: detail})
 		}
 
+		walk.check(&e, bad, rep)
 		prevBad = bad
 		prevHash = append(prevHash[:0:0], e.Hash...)
 		expected = e.Seq + 1
@@ -408,10 +434,10 @@ func VerifyCommand(ctx context.Context, pool *pgxpool.Pool, s3 *minio.Client, bu
 	if rep.LastSeq > 0 {
 		fmt.Fprintf(w, " (%s)", hex.EncodeToString(rep.LastHash))
 	}
-	fmt.Fprintf(w, "\nsigned checkpoints checked: %d in Postgres, %d in bucket %q (key %s)\n",
-		rep.DBCheckpoints, rep.BucketVersions, bucket, KeyID(pub))
+	fmt.Fprintf(w, "\nsigned checkpoints checked: %d in Postgres, %d in bucket %q (key %s); head anchors: %d\n",
+		rep.DBCheckpoints, rep.BucketVersions, bucket, KeyID(pub), rep.HeadAnchors)
 	if rep.OK() {
-		fmt.Fprintln(w, "OK: the chain is intact and matches every signed checkpoint")
+		fmt.Fprintln(w, "OK: the chain is intact and matches every signed checkpoint and head anchor")
 		return nil
 	}
 	fmt.Fprintf(w, "TAMPERING DETECTED: %d finding(s)\n", len(rep.Findings)+rep.Omitted)

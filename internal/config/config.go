@@ -136,6 +136,11 @@ type Audit struct {
 	AnchorBucket string `yaml:"anchor_bucket"`
 	// AnchorRetention is how long each anchored checkpoint stays locked.
 	AnchorRetention time.Duration `yaml:"anchor_retention"`
+	// HeadAnchorInterval is how often the chain head is checked and, when
+	// entries were written since the last look, signed and anchored in the
+	// bucket: the longest a database superuser's rewrite of new rows can go
+	// unanchored.
+	HeadAnchorInterval time.Duration `yaml:"head_anchor_interval"`
 }
 
 // Alerts configures the alert rules and the webhook they are sent to.
@@ -287,7 +292,7 @@ func Default() Config {
 		S3:          S3{Region: "us-east-1", Bucket: "openvisit-recordings"},
 		Token:       Token{TTL: 2 * time.Minute},
 		SMTP:        SMTP{Port: 587},
-		Audit: Audit{CheckpointInterval: 5 * time.Minute, AnchorBucket: "openvisit-audit-anchors",
+		Audit: Audit{CheckpointInterval: 5 * time.Minute, HeadAnchorInterval: 2 * time.Second, AnchorBucket: "openvisit-audit-anchors",
 			AnchorRetention: 6 * 365 * 24 * time.Hour},
 		Alerts: Alerts{EvalInterval: 30 * time.Second, FailedSigninsAccount: 10, FailedSigninsIP: 30,
 			SigninWindow: 15 * time.Minute, RecordingAccesses: 25, RecordingWindow: time.Hour},
@@ -536,6 +541,7 @@ func (c Config) Validate() error {
 	errs = append(errs, validateHTTPEdge(c)...)
 	errs = append(errs, c.validateMediaReach()...)
 	errs = append(errs, c.validateClinic()...)
+	errs = append(errs, c.validateAudit()...)
 	return errors.Join(errs...)
 }
 
@@ -618,4 +624,14 @@ func redactURL(s string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.String()
+}
+
+// validateAudit checks the audit trail's anchoring.
+func (c Config) validateAudit() []error {
+	// Entries must reach the write-once bucket within 5 s of being written
+	// (README, "Audit trail"); a tick plus one PUT must fit in that.
+	if d := c.Audit.HeadAnchorInterval; d < 500*time.Millisecond || d > 4*time.Second {
+		return []error{errors.New("audit.head_anchor_interval: between 500ms and 4s")}
+	}
+	return nil
 }

@@ -131,6 +131,8 @@ func TestValidate(t *testing.T) {
 			c.Token.SigningKeyFile = "k"
 		}, "auth.secret_key_file"},
 		{"idle too long", func(c *Config) { c.Auth.Idle = 2 * time.Hour }, "idle"},
+		{"head anchors too rare", func(c *Config) { c.Audit.HeadAnchorInterval = 10 * time.Second }, "head_anchor_interval"},
+		{"head anchors off", func(c *Config) { c.Audit.HeadAnchorInterval = 0 }, "head_anchor_interval"},
 		{"production needs tls files", func(c *Config) { c.Environment = Production; c.Token.SigningKeyFile = "k" }, "tls"},
 		{"production needs signing key", func(c *Config) {
 			c.Environment = Production

@@ -48,12 +48,23 @@ func ListAlerts(ctx context.Context, db DBTX, limit int) ([]Alert, error) {
 	})
 }
 
-// AcknowledgeAlert marks an alert handled.
+// OpenAlertSubject locks an unacknowledged alert and returns its subject.
+func OpenAlertSubject(ctx context.Context, db DBTX, id string) (string, error) {
+	if !ids.Valid(id) {
+		return "", ErrNotFound
+	}
+	var subject string
+	err := db.QueryRow(ctx, `SELECT subject FROM alerts WHERE id = $1 AND acknowledged_at IS NULL FOR UPDATE`, id).Scan(&subject)
+	return subject, notFound(err)
+}
+
+// AcknowledgeAlert marks an alert handled, by admin (empty: by the
+// operator on the server's command line).
 func AcknowledgeAlert(ctx context.Context, db DBTX, id string, admin ids.UserID, now time.Time) error {
 	if !ids.Valid(id) {
 		return ErrNotFound
 	}
-	tag, err := db.Exec(ctx, `UPDATE alerts SET acknowledged_by = $2, acknowledged_at = $3 WHERE id = $1 AND acknowledged_at IS NULL`,
+	tag, err := db.Exec(ctx, `UPDATE alerts SET acknowledged_by = NULLIF($2, '')::uuid, acknowledged_at = $3 WHERE id = $1 AND acknowledged_at IS NULL`,
 		id, string(admin), now)
 	if err != nil {
 		return fmt.Errorf("store: acknowledge alert: %w", err)

@@ -50,12 +50,24 @@ func ListBreakGlass(ctx context.Context, db DBTX, limit int) ([]BreakGlass, erro
 	})
 }
 
-// ReviewBreakGlass marks a grant reviewed by an admin.
+// UnreviewedBreakGlassUser locks an unreviewed grant and returns whom it
+// was granted to.
+func UnreviewedBreakGlassUser(ctx context.Context, db DBTX, id string) (ids.UserID, error) {
+	if !ids.Valid(id) {
+		return "", ErrNotFound
+	}
+	var user string
+	err := db.QueryRow(ctx, `SELECT user_id::text FROM break_glass WHERE id = $1 AND reviewed_at IS NULL FOR UPDATE`, id).Scan(&user)
+	return ids.UserID(user), notFound(err)
+}
+
+// ReviewBreakGlass marks a grant reviewed by admin (empty: by the operator
+// on the server's command line).
 func ReviewBreakGlass(ctx context.Context, db DBTX, id string, admin ids.UserID, now time.Time) error {
 	if !ids.Valid(id) {
 		return ErrNotFound
 	}
-	tag, err := db.Exec(ctx, `UPDATE break_glass SET reviewed_by = $2, reviewed_at = $3 WHERE id = $1 AND reviewed_at IS NULL`, id, string(admin), now)
+	tag, err := db.Exec(ctx, `UPDATE break_glass SET reviewed_by = NULLIF($2, '')::uuid, reviewed_at = $3 WHERE id = $1 AND reviewed_at IS NULL`, id, string(admin), now)
 	if err != nil {
 		return fmt.Errorf("store: review break-glass: %w", err)
 	}

@@ -146,6 +146,45 @@ func (b *Bucket) Versions(ctx context.Context, prefix string, fn func(Version) e
 	return nil
 }
 
+// After calls fn for the current version of every object under prefix whose
+// key sorts after startAfter, in key order (S3 lists keys in UTF-8 binary
+// order), and returns the last key seen (startAfter when there was none).
+// With keys that sort by sequence number, it reads only what is new since
+// the last call: one LIST request, and one GET per new object that skip (if
+// not nil) does not refuse; fn is not called for skipped keys.
+func (b *Bucket) After(ctx context.Context, prefix, startAfter string, skip func(key string) bool, fn func(Version) error) (string, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	last := startAfter
+	for obj := range b.client.ListObjects(ctx, b.name, minio.ListObjectsOptions{
+		Prefix: prefix, Recursive: true, StartAfter: startAfter,
+	}) {
+		if obj.Err != nil {
+			return last, fmt.Errorf("anchor: list %s: %w", b.name, obj.Err)
+		}
+		if skip != nil && skip(obj.Key) {
+			last = obj.Key
+			continue
+		}
+		body, err := b.get(ctx, obj.Key, "")
+		if err != nil {
+			return last, err
+		}
+		if err := fn(Version{Key: obj.Key, VersionID: obj.VersionID, LastModified: obj.LastModified,
+			IsLatest: true, Body: body}); err != nil {
+			return last, err
+		}
+		last = obj.Key
+	}
+	return last, nil
+}
+
+// Get reads one version of key (the current one when version is empty), at
+// most MaxBody+1 bytes.
+func (b *Bucket) Get(ctx context.Context, key, version string) ([]byte, error) {
+	return b.get(ctx, key, version)
+}
+
 func (b *Bucket) get(ctx context.Context, key, version string) ([]byte, error) {
 	o, err := b.client.GetObject(ctx, b.name, key, minio.GetObjectOptions{VersionID: version})
 	if err != nil {

@@ -253,6 +253,9 @@ function renderAlerts(alerts) {
       h('p', {}, a.detail),
       h('p', { className: 'hint' }, `${when(a.created_at)}${subject ? ' · ' + label(subject) : ''}`,
         a.acknowledged_at ? ` · acknowledged ${when(a.acknowledged_at)}` : ''));
+    if (!a.acknowledged_at && a.subject && a.subject === selfID) {
+      item.append(h('p', { className: 'hint' }, 'This alert is about you: another admin acknowledges it (or, in a clinic with one admin, the operator on the server).'));
+    }
     if (!a.acknowledged_at) {
       const b = actionButton('Acknowledge', `${ALERT_KINDS[a.kind] || a.kind}, ${when(a.created_at)}`, {});
       b.addEventListener('click', () => busy(b, async () => {
@@ -289,6 +292,9 @@ function renderGrants(grants) {
       h('p', { className: 'hint' }, `Granted ${when(g.granted_at)}, until ${when(g.expires_at)}`,
         g.reviewed_at ? ` · reviewed ${when(g.reviewed_at)}` : ''),
       h('p', { className: 'hint mono' }, `Visit ID ${g.visit_id}`));
+    if (!g.reviewed_at && g.user_id === selfID) {
+      item.append(h('p', { className: 'hint' }, 'This is your own grant: another admin reviews it (or, in a clinic with one admin, the operator on the server).'));
+    }
     if (!g.reviewed_at) {
       const b = actionButton('Mark reviewed', `${who}, ${when(g.granted_at)}`, {});
       b.addEventListener('click', () => busy(b, async () => {
