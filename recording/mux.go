@@ -165,7 +165,7 @@ func NewMuxer(p MuxParams) (*Muxer, error) {
 		p.RequestKeyframe = func() {}
 	}
 	if p.ChunkDuration <= 0 {
-		p.ChunkDuration = 5 * time.Minute
+		p.ChunkDuration = 30 * time.Second
 	}
 	// The muxer owns a copy of the key and zeroes it on Close.
 	p.DataKey = append([]byte(nil), p.DataKey...)

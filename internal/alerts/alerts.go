@@ -34,6 +34,10 @@ const (
 	KindBulkRecordingAccess  = "bulk_recording_access"
 	KindCheckpointFailed     = "checkpoint_failed"
 	KindAuditWriteFailed     = "audit_write_failed"
+	// KindIntegrityFailure: a stored recording failed authentication when
+	// read (modified or damaged ciphertext: corruption or tampering).
+	// Raised, critical, by whoever read it; subject is the recording ID.
+	KindIntegrityFailure = "integrity_failure"
 )
 
 // RecordingAccessActions are the audit actions that read recordings.
