@@ -251,6 +251,7 @@ func (rc *recovery) recoverObject(ctx context.Context, ch store.RecoverableChunk
 	if err != nil {
 		return out, err
 	}
+	log.Info("recovering chunk", "upload", uploadID != "", "spooled_parts", len(files))
 	if uploadID != "" {
 		n, err := rc.completeUpload(ctx, ch.ObjectKey, uploadID, files)
 		if err != nil {
