@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -143,16 +145,35 @@ func (r objectReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if err := opts.SetRange(off, off+int64(len(p))-1); err != nil {
 		return 0, err
 	}
-	rc, _, _, err := r.o.core.GetObject(r.ctx, r.o.bucket, r.key, opts)
+	rc, _, hdr, err := r.o.core.GetObject(r.ctx, r.o.bucket, r.key, opts)
+	if s3Code(err) == "InvalidRange" {
+		return 0, io.EOF // the object ends before off: shorter than its row says
+	}
 	if err != nil {
 		return 0, fmt.Errorf("recording: ranged get: %w", err)
 	}
 	defer rc.Close()
 	n, err := io.ReadFull(rc, p)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		// Fewer bytes than asked: io.EOF only if the object really ends
+		// there (which a reader takes for truncation, an integrity
+		// failure); a transfer cut short is a storage error.
+		if total, ok := contentRangeTotal(hdr.Get("Content-Range")); ok && total < off+int64(len(p)) {
+			return n, io.EOF
+		}
+		return n, fmt.Errorf("recording: ranged get: %d of %d bytes: %w", n, len(p), io.ErrUnexpectedEOF)
 	}
 	return n, err
+}
+
+// contentRangeTotal reads the object size from "bytes a-b/total".
+func contentRangeTotal(v string) (int64, bool) {
+	i := strings.LastIndexByte(v, '/')
+	if i < 0 {
+		return 0, false
+	}
+	total, err := strconv.ParseInt(v[i+1:], 10, 64)
+	return total, err == nil && total >= 0
 }
 
 // uploadedParts lists the parts of an open multipart upload, in part order.

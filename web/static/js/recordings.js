@@ -281,7 +281,11 @@ function fillParts(box, v, label) {
         return h('li', { dataset: { seq: String(c.seq), integrity: 'failed' } }, what, ' ', h('span', { className: 'tag tag-danger' }, 'Failed an integrity check'));
       }
       if (!c.media_url) {
-        return h('li', { dataset: { seq: String(c.seq) } }, what, ' ', h('span', { className: 'tag tag-danger' }, c.status === 'lost' ? 'Lost' : 'Not available'));
+        // A part still uploading after its recording stopped is one a
+        // recorder left when it stopped: recovery completes it shortly.
+        const live = v.status === 'recording' || v.status === 'finalizing';
+        const note = c.status === 'lost' ? 'Lost' : c.status === 'uploading' ? (live ? 'Uploading' : 'Being recovered') : 'Not available';
+        return h('li', { dataset: { seq: String(c.seq) } }, what, ' ', h('span', { className: c.status === 'lost' ? 'tag tag-danger' : 'tag tag-warn' }, note));
       }
       return h('li', { dataset: { seq: String(c.seq) } }, what, ' ',
         c.truncated ? h('span', { className: 'tag tag-warn', title: 'The recorder stopped during this part; what reached storage was kept.' }, 'Cut short') : null,
