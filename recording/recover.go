@@ -388,6 +388,9 @@ func (rc *recovery) scanRecovered(ctx context.Context, ch store.RecoverableChunk
 	if res.plaintext == 0 {
 		out.reason = fmt.Sprintf("chunk=%d lost: no whole segment was stored", ch.Seq)
 		c.Size, c.SHA256 = 0, nil
+		if out.integrity != "" {
+			return out, nil // keep what failed authentication for whoever looks into it
+		}
 		if err := rc.objs.Remove(ctx, ch.ObjectKey); err != nil {
 			log.Warn("recovery: empty object not removed", "err", err)
 		}
