@@ -91,6 +91,28 @@ func (e *recoverEnv) newCrashed(node string, d time.Duration) *crashed {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
+	c := e.newRecording(node, d)
+	key, _ := newObjectKey()
+	c.chunk = store.Chunk{RecordingID: c.rec.ID, Seq: 0, ObjectKey: key, Header: c.ct[:streamaead.HeaderSize], StartedAt: c.startedAt}
+	if err := store.AddChunk(ctx, e.pool, c.chunk); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if c.uploadID, err = e.objs.newUpload(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetChunkUpload(ctx, e.pool, c.rec.ID, 0, c.uploadID); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newRecording records d of synthetic media as recorder node into one
+// chunk's ciphertext (ct), leaving the recording 'recording'; no chunk row.
+func (e *recoverEnv) newRecording(node string, d time.Duration) *crashed {
+	t := e.t
+	t.Helper()
+	ctx := context.Background()
 	kr, err := e.kf.Keyring()
 	if err != nil {
 		t.Fatal(err)
@@ -127,17 +149,6 @@ func (e *recoverEnv) newCrashed(node string, d time.Duration) *crashed {
 		t.Fatal(err)
 	}
 	if c.pt, err = io.ReadAll(r); err != nil {
-		t.Fatal(err)
-	}
-	key, _ := newObjectKey()
-	c.chunk = store.Chunk{RecordingID: id, Seq: 0, ObjectKey: key, Header: c.ct[:streamaead.HeaderSize], StartedAt: started}
-	if err := store.AddChunk(ctx, e.pool, c.chunk); err != nil {
-		t.Fatal(err)
-	}
-	if c.uploadID, err = e.objs.newUpload(ctx, key); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.SetChunkUpload(ctx, e.pool, id, 0, c.uploadID); err != nil {
 		t.Fatal(err)
 	}
 	if c.rec, err = store.RecordingByID(ctx, e.pool, id); err != nil {
