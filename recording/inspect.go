@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/at-wat/ebml-go/mkvcore"
 )
@@ -84,4 +85,35 @@ func InspectWebM(r io.Reader) (in Inspection, err error) {
 		return in, fmt.Errorf("recording: WebM parse: %w", fatal)
 	}
 	return in, nil
+}
+
+// InspectWebMPrefix is InspectWebM for a file that may stop mid-element:
+// the authenticated prefix of a chunk recovered after a crash, cut where
+// the last whole encrypted segment ended. It summarises what parses before
+// the cut.
+func InspectWebMPrefix(r io.Reader) (Inspection, error) {
+	in, err := InspectWebM(r)
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return in, nil
+	}
+	return in, err
+}
+
+// Span returns the media time the file covers: from the first frame of any
+// track to the last frame of any track (0 without frames).
+func (in Inspection) Span() time.Duration {
+	first, last, any := int64(0), int64(0), false
+	for _, t := range in.Tracks {
+		if t.Frames == 0 {
+			continue
+		}
+		if !any || t.FirstMS < first {
+			first = t.FirstMS
+		}
+		if !any || t.LastMS > last {
+			last = t.LastMS
+		}
+		any = true
+	}
+	return time.Duration(last-first) * time.Millisecond
 }

@@ -22,9 +22,28 @@ import (
 var (
 	ErrDeleted  = errors.New("recording: deleted (its key was destroyed)")
 	ErrNotReady = errors.New("recording: chunk not uploaded")
-	ErrMismatch = errors.New("recording: object does not belong to this chunk")
 	ErrKEKInUse = errors.New("recording: key-encryption key still wraps stored data keys")
+	// ErrMismatch: the object's header is not the one recorded for the
+	// chunk (one chunk stands in for another). An integrity failure.
+	ErrMismatch = fmt.Errorf("recording: object does not belong to this chunk: %w", streamaead.ErrAuthentication)
+	// ErrIntegrityFailed: the chunk failed its integrity check before (it
+	// is marked on its row) and is not served again.
+	ErrIntegrityFailed = fmt.Errorf("recording: chunk failed an integrity check earlier: %w", streamaead.ErrAuthentication)
 )
+
+// IsIntegrityFailure reports whether err means stored ciphertext failed
+// authentication: modified or damaged (corruption or tampering), cut short,
+// or an object that is not the chunk's. Storage being unreachable is not.
+func IsIntegrityFailure(err error) bool { return errors.Is(err, streamaead.ErrAuthentication) }
+
+// FailedSegment returns the segment an integrity failure names, if any.
+func FailedSegment(err error) (uint64, bool) {
+	var se *streamaead.SegmentError
+	if errors.As(err, &se) {
+		return se.Segment, true
+	}
+	return 0, false
+}
 
 // Library decrypts stored recordings for retrieval. It is what the control
 // plane holds (with or without the recorder role in the process).
@@ -61,14 +80,20 @@ func (p *Playback) Close() error { return p.ra.Close() }
 // Open unwraps the recording's data key and opens chunk ch for reading. It
 // authenticates the object's header against the chunk row and the final
 // segment (so the size is proven) before returning: no byte is served from
-// an object that is not the one recorded. ctx bounds every read of the
-// returned Playback.
+// an object that is not the one recorded. A chunk recovered after a crash
+// (Truncated) has no final segment: exactly its recorded plaintext prefix
+// is served, each segment authenticated as non-final, and the last of them
+// is checked here instead. ctx bounds every read of the returned Playback.
+// Integrity failures match IsIntegrityFailure.
 func (l *Library) Open(ctx context.Context, rec store.Recording, ch store.Chunk) (*Playback, error) {
 	if rec.Status == store.RecDeleted || len(rec.WrappedDEK) == 0 {
 		return nil, ErrDeleted
 	}
 	if ch.Status != store.ChunkComplete {
 		return nil, ErrNotReady
+	}
+	if ch.IntegrityFailedAt != nil {
+		return nil, ErrIntegrityFailed
 	}
 	kr, err := l.Keys.Keyring()
 	if err != nil {
@@ -82,12 +107,21 @@ func (l *Library) Open(ctx context.Context, rec store.Recording, ch store.Chunk)
 	src := l.Objects.ReaderAt(ctx, ch.ObjectKey)
 	var header [streamaead.HeaderSize]byte
 	if _, err := src.ReadAt(header[:], 0); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("recording: chunk %d header: %w", ch.Seq, streamaead.ErrTruncated)
+		}
 		return nil, err
 	}
 	if !bytes.Equal(header[:], ch.Header) {
 		return nil, ErrMismatch
 	}
-	ra, err := streamaead.NewReaderAt(src, ch.Size, dek, []byte(rec.ID), streamaead.Params{SegmentSize: rec.SegmentSize})
+	params := streamaead.Params{SegmentSize: rec.SegmentSize}
+	var ra *streamaead.ReaderAt
+	if ch.Truncated {
+		ra, err = streamaead.NewPrefixReaderAt(src, ch.PlaintextSize, dek, []byte(rec.ID), params)
+	} else {
+		ra, err = streamaead.NewReaderAt(src, ch.Size, dek, []byte(rec.ID), params)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recording: open chunk %d: %w", ch.Seq, err)
 	}

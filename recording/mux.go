@@ -39,6 +39,17 @@ const (
 	audioOnlyAfter = 3 * time.Second
 )
 
+// avSorter interleaves the tracks by timestamp before ebml-go writes them.
+// webm's default keeps 16 frames and drops any frame older than what it
+// has written, so video whose delivery falls 320 ms behind the audio (an
+// encoder or network slowing down, as under load) was silently dropped
+// while the counters said it was recorded. This one holds up to 3 s of
+// skew (and at most 1000 frames, ≈1 MB at 2.5 Mbit/s, per participant)
+// before it lets a lagging track's frames go.
+var avSorter = mkvcore.MustBlockInterceptor(mkvcore.NewMultiTrackBlockSorter(
+	mkvcore.WithMaxTimescaleDelay(3000), mkvcore.WithMaxDelayedPackets(1000),
+	mkvcore.WithSortRule(mkvcore.BlockSorterDropOutdated)))
+
 // opusHead is the Opus ID header WebM carries as CodecPrivate (RFC 7845):
 // version 1, 2 channels, pre-skip 312, 48 kHz, gain 0, mapping family 0.
 var opusHead = []byte{'O', 'p', 'u', 's', 'H', 'e', 'a', 'd', 1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0}
@@ -166,7 +177,7 @@ func NewMuxer(p MuxParams) (*Muxer, error) {
 		p.RequestKeyframe = func() {}
 	}
 	if p.ChunkDuration <= 0 {
-		p.ChunkDuration = 5 * time.Minute
+		p.ChunkDuration = 30 * time.Second
 	}
 	// The muxer owns a copy of the key and zeroes it on Close.
 	p.DataKey = append([]byte(nil), p.DataKey...)
@@ -349,6 +360,7 @@ func (m *Muxer) open(ts int64, w, h int) {
 			m.log.Error("webm", "err", err)
 		}),
 		mkvcore.WithOnErrorHandler(func(error) {}),
+		mkvcore.WithBlockInterceptor(avSorter),
 		// A new cluster at each video keyframe (at least 1 s apart) helps
 		// players seek in a file without Cues.
 		mkvcore.WithMaxKeyframeInterval(videoTrack, 1000),

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	mrand "math/rand/v2"
+	"sort"
 	"testing"
 	"time"
 
@@ -205,5 +206,38 @@ func TestMuxerRoundTrip(t *testing.T) {
 			}
 			t.Logf("video %d audio %d dropped %d span %d ms", video, audio, m.DroppedFrames, span)
 		})
+	}
+}
+
+// TestMuxerKeepsLaggingVideo: video whose delivery falls behind the audio
+// (its latency growing to 1.5 s over 10 s, as a loaded encoder's does) is
+// still in the file: every frame the muxer counts is written.
+func TestMuxerKeepsLaggingVideo(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	m, sinks, key := newTestMuxer(t, clk, time.Hour)
+	pkts := newStream().packets(10 * time.Second)
+	for i := range pkts {
+		if pkts[i].video {
+			pkts[i].at += pkts[i].at * 15 / 100
+		}
+	}
+	sort.SliceStable(pkts, func(i, j int) bool { return pkts[i].at < pkts[j].at })
+	start := clk.t
+	for _, p := range pkts {
+		clk.t = start.Add(p.at)
+		m.Push(p.video, p.pkt)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pt := decryptAll(t, (*sinks)[0].Bytes(), key, "3f1c9d2e-7b4a-4c8e-9f61-2d5e8a7b0c13")
+	in, err := InspectWebM(bytes.NewReader(pt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _ := in.Track("V_VP8")
+	a, _ := in.Track("A_OPUS")
+	if uint64(v.Frames) != m.VideoFrames || uint64(a.Frames) != m.AudioFrames || v.Frames < 290 {
+		t.Errorf("file has %d video and %d audio frames; the muxer wrote %d and %d", v.Frames, a.Frames, m.VideoFrames, m.AudioFrames)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 
@@ -143,16 +145,98 @@ func (r objectReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if err := opts.SetRange(off, off+int64(len(p))-1); err != nil {
 		return 0, err
 	}
-	rc, _, _, err := r.o.core.GetObject(r.ctx, r.o.bucket, r.key, opts)
+	rc, _, hdr, err := r.o.core.GetObject(r.ctx, r.o.bucket, r.key, opts)
+	if s3Code(err) == "InvalidRange" {
+		return 0, io.EOF // the object ends before off: shorter than its row says
+	}
 	if err != nil {
 		return 0, fmt.Errorf("recording: ranged get: %w", err)
 	}
 	defer rc.Close()
 	n, err := io.ReadFull(rc, p)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		err = io.EOF
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		// Fewer bytes than asked: io.EOF only if the object really ends
+		// there (which a reader takes for truncation, an integrity
+		// failure); a transfer cut short is a storage error.
+		if total, ok := contentRangeTotal(hdr.Get("Content-Range")); ok && total < off+int64(len(p)) {
+			return n, io.EOF
+		}
+		return n, fmt.Errorf("recording: ranged get: %d of %d bytes: %w", n, len(p), io.ErrUnexpectedEOF)
 	}
 	return n, err
+}
+
+// contentRangeTotal reads the object size from "bytes a-b/total".
+func contentRangeTotal(v string) (int64, bool) {
+	i := strings.LastIndexByte(v, '/')
+	if i < 0 {
+		return 0, false
+	}
+	total, err := strconv.ParseInt(v[i+1:], 10, 64)
+	return total, err == nil && total >= 0
+}
+
+// uploadedParts lists the parts of an open multipart upload, in part order.
+func (o *Objects) uploadedParts(ctx context.Context, key, uploadID string) ([]minio.ObjectPart, error) {
+	var out []minio.ObjectPart
+	marker := 0
+	for {
+		res, err := o.core.ListObjectParts(ctx, o.bucket, key, uploadID, marker, 1000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, res.ObjectParts...)
+		if !res.IsTruncated || res.NextPartNumberMarker <= marker {
+			return out, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
+}
+
+// uploadsOf lists the open multipart uploads of one object key.
+func (o *Objects) uploadsOf(ctx context.Context, key string) ([]minio.ObjectMultipartInfo, error) {
+	all, err := o.listUploads(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, u := range all {
+		if u.Key == key {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// listUploads lists the bucket's open multipart uploads whose key starts
+// with prefix. MinIO lists by exact object name when a prefix is given, and
+// with an empty prefix only the uploads begun since the server started
+// (it expires older ones itself: MINIO_API_STALE_UPLOADS_EXPIRY, 24 h);
+// AWS S3 lists them all.
+func (o *Objects) listUploads(ctx context.Context, prefix string) ([]minio.ObjectMultipartInfo, error) {
+	var out []minio.ObjectMultipartInfo
+	keyMarker, idMarker := "", ""
+	for range 1000 { // at most a million uploads a pass
+		res, err := o.core.ListMultipartUploads(ctx, o.bucket, prefix, keyMarker, idMarker, "", 1000)
+		if err != nil {
+			return nil, fmt.Errorf("recording: list multipart uploads: %w", err)
+		}
+		out = append(out, res.Uploads...)
+		if !res.IsTruncated || (res.NextKeyMarker == keyMarker && res.NextUploadIDMarker == idMarker) {
+			break
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+	return out, nil
+}
+
+// open returns a reader over a whole object.
+func (o *Objects) open(ctx context.Context, key string) (io.ReadCloser, error) {
+	rc, _, _, err := o.core.GetObject(ctx, o.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("recording: get object: %w", err)
+	}
+	return rc, nil
 }
 
 // minioPart is a completed part of a multipart upload.

@@ -139,7 +139,7 @@ func New(p Params) (*Service, error) {
 		p.Node = "recorder"
 	}
 	if p.Config.PartSize < 5<<20 {
-		p.Config.PartSize = 8 << 20
+		p.Config.PartSize = 5 << 20
 	}
 	if p.Config.Retention <= 0 {
 		p.Config.Retention = config.Default().Recording.Retention
@@ -190,6 +190,7 @@ func (s *Service) Start(ctx context.Context) error {
 		s.log.Warn("object storage not ready; uploads will retry", "err", err)
 	}
 	s.sweep(ctx)
+	s.startRecovery(ctx) // recover.go: chunks a stopped recorder left unfinished
 	s.loops.Add(4)
 	go s.loop(s.p.PollInterval, s.poll)
 	go s.loop(heartbeatEvery, s.heartbeat)

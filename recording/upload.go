@@ -2,15 +2,12 @@ package recording
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,69 +19,6 @@ import (
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/recording/streamaead"
 )
-
-// Spool is a bounded directory of ciphertext parts waiting for object
-// storage. Every part passes through it, so an outage only makes it fill;
-// when it is full, writers wait (and the recorder's queue drops media,
-// counted) until uploads drain it. It never holds plaintext.
-type Spool struct {
-	dir  string
-	max  int64
-	used atomic.Int64
-}
-
-// NewSpool opens dir (mode 0700) with room for max bytes. Parts left by a
-// previous process belong to chunks the startup sweep marks lost; they are
-// removed.
-func NewSpool(dir string, max int64) (*Spool, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("recording: spool: %w", err)
-	}
-	stale, _ := filepath.Glob(filepath.Join(dir, "*.part"))
-	for _, p := range stale {
-		_ = os.Remove(p)
-	}
-	return &Spool{dir: dir, max: max}, nil
-}
-
-// Used returns the bytes spooled now.
-func (s *Spool) Used() int64 { return s.used.Load() }
-
-// put writes data to a new file once there is room, or fails when cancel
-// closes first.
-func (s *Spool) put(data []byte, cancel <-chan struct{}) (string, error) {
-	n := int64(len(data))
-	for {
-		u := s.used.Load()
-		if u+n <= s.max {
-			if s.used.CompareAndSwap(u, u+n) {
-				break
-			}
-			continue
-		}
-		select {
-		case <-cancel:
-			return "", errSpoolFull
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	p := filepath.Join(s.dir, hex.EncodeToString(b[:])+".part")
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		s.used.Add(-n)
-		return "", fmt.Errorf("recording: spool write: %w", err)
-	}
-	return p, nil
-}
-
-func (s *Spool) remove(path string, n int64) {
-	if err := os.Remove(path); err == nil || errors.Is(err, os.ErrNotExist) {
-		s.used.Add(-n)
-	}
-}
-
-var errSpoolFull = errors.New("recording: spool full and the chunk was abandoned")
 
 // uploadEnv is what chunk uploads share.
 type uploadEnv struct {
@@ -110,6 +44,10 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.C
 		if err == nil {
 			return nil
 		}
+		var perm permanentError
+		if errors.As(err, &perm) {
+			return fmt.Errorf("%s: %w", what, perm.err)
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
 		}
@@ -127,14 +65,19 @@ func retry(ctx context.Context, log *slog.Logger, what string, fn func(context.C
 
 type spooledPart struct {
 	path string
+	num  int // part number, from 1
 	size int64
 }
 
-// chunkUpload is the sink of one chunk's ciphertext: it cuts it into parts,
-// spools each and uploads them in order as one multipart upload, then
-// records the object. Lifecycle: newChunkUpload → Write… → Close (returns
-// at once) → the upload goroutine finishes (done closes). Write and Close
-// are called from one goroutine.
+// chunkUpload is the sink of one chunk's ciphertext: it appends it to part
+// files in the spool and uploads them in order as one multipart upload,
+// then records the object. The chunk row names the upload as soon as it
+// exists, so that a crash leaves it findable: whatever happens, the chunk is
+// either recorded complete here or left 'uploading' for recovery
+// (recover.go) to complete from what reached storage and the spool.
+// Lifecycle: newChunkUpload → Write… → Close (returns at once) → the upload
+// goroutine finishes (done closes). Write and Close are called from one
+// goroutine.
 type chunkUpload struct {
 	env       *uploadEnv
 	rec       string
@@ -143,11 +86,14 @@ type chunkUpload struct {
 	startedAt time.Time
 	log       *slog.Logger
 
-	buf    []byte
-	header []byte
-	hash   hash.Hash
-	size   int64
-	failed error
+	cur     *os.File // the part file being appended to
+	curPath string
+	curSize int64
+	parts   int // part files opened so far
+	header  []byte
+	hash    hash.Hash
+	size    int64
+	failed  error
 
 	// Set by the muxer before Close.
 	endedAt    time.Time
@@ -160,7 +106,7 @@ type chunkUpload struct {
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
-	status string // final: complete or lost
+	status string // final: complete, or unfinished (left for recovery)
 }
 
 func newChunkUpload(env *uploadEnv, rec string, seq int, started time.Time) (*chunkUpload, error) {
@@ -171,7 +117,6 @@ func newChunkUpload(env *uploadEnv, rec string, seq int, started time.Time) (*ch
 	return &chunkUpload{
 		env: env, rec: rec, seq: seq, key: key, startedAt: started,
 		log:     env.log.With("recording", rec, "chunk", seq),
-		buf:     make([]byte, 0, env.partSize),
 		hash:    sha256.New(),
 		abandon: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
@@ -179,8 +124,9 @@ func newChunkUpload(env *uploadEnv, rec string, seq int, started time.Time) (*ch
 	}, nil
 }
 
-// Write takes ciphertext. It fails only when the chunk was abandoned; the
-// caller then stops writing to it.
+// Write takes ciphertext (the encryptor writes whole segments). It fails
+// only when the chunk was abandoned or the spool failed; the caller then
+// stops writing to it.
 func (c *chunkUpload) Write(p []byte) (int, error) {
 	if c.failed != nil {
 		return 0, c.failed
@@ -193,11 +139,14 @@ func (c *chunkUpload) Write(p []byte) (int, error) {
 		c.header = append(c.header, p[:k]...)
 	}
 	for len(p) > 0 {
-		k := min(c.env.partSize-len(c.buf), len(p))
-		c.buf = append(c.buf, p[:k]...)
+		k := min(int64(c.env.partSize)-c.curSize, int64(len(p)))
+		if err := c.append(p[:k]); err != nil {
+			c.failed = err
+			return n - len(p), err
+		}
 		p = p[k:]
-		if len(c.buf) == c.env.partSize {
-			if err := c.flush(); err != nil {
+		if c.curSize == int64(c.env.partSize) {
+			if err := c.closePart(); err != nil {
 				c.failed = err
 				return n - len(p), err
 			}
@@ -206,18 +155,41 @@ func (c *chunkUpload) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (c *chunkUpload) flush() error {
-	if len(c.buf) == 0 {
-		return nil
+// append adds b to the current part file (opening the next one if none).
+func (c *chunkUpload) append(b []byte) error {
+	if c.cur == nil {
+		f, path, err := c.env.spool.create(c.rec, c.seq, c.parts+1)
+		if err != nil {
+			return err
+		}
+		c.parts++
+		c.cur, c.curPath, c.curSize = f, path, 0
 	}
-	path, err := c.env.spool.put(c.buf, c.abandon)
-	if err != nil {
+	if err := c.env.spool.reserve(int64(len(b)), c.abandon); err != nil {
 		return err
 	}
+	if _, err := c.cur.Write(b); err != nil {
+		c.env.spool.release(int64(len(b)))
+		return fmt.Errorf("recording: spool write: %w", err)
+	}
+	c.curSize += int64(len(b))
+	return nil
+}
+
+// closePart queues the current part file for upload.
+func (c *chunkUpload) closePart() error {
+	if c.cur == nil {
+		return nil
+	}
+	err := c.cur.Close()
+	c.cur = nil
+	if err != nil {
+		return fmt.Errorf("recording: spool close: %w", err)
+	}
 	c.mu.Lock()
-	c.queue = append(c.queue, spooledPart{path: path, size: int64(len(c.buf))})
+	c.queue = append(c.queue, spooledPart{path: c.curPath, num: c.parts, size: c.curSize})
 	c.mu.Unlock()
-	c.buf = c.buf[:0]
+	c.curSize = 0
 	c.signal()
 	return nil
 }
@@ -241,10 +213,8 @@ func (c *chunkUpload) start() {
 
 // Close hands over the last part. It does not wait for the upload.
 func (c *chunkUpload) Close() error {
-	if c.failed == nil {
-		if err := c.flush(); err != nil {
-			c.failed = err
-		}
+	if err := c.closePart(); err != nil && c.failed == nil {
+		c.failed = err
 	}
 	c.mu.Lock()
 	c.closed = true
@@ -283,45 +253,71 @@ func (c *chunkUpload) run() {
 		return err
 	})
 	if err != nil {
-		c.finish("lost", err)
+		c.leave(err)
 		return
 	}
+	uploadID, parts, err := c.uploadParts(ctx)
+	if err == nil && c.failed != nil {
+		err = c.failed
+	}
+	if err == nil {
+		err = retry(ctx, c.log, "complete multipart upload", func(ctx context.Context) error {
+			err := env.objs.complete(ctx, c.key, uploadID, parts)
+			if isNoSuchUpload(err) {
+				// An earlier attempt completed it and the answer was lost; or
+				// recovery completed it, believing this recorder dead.
+				if size, serr := env.objs.Size(ctx, c.key); serr == nil && size == c.size {
+					return nil
+				}
+				return permanent(err)
+			}
+			return err
+		})
+	}
+	if err != nil {
+		c.leave(err)
+		return
+	}
+	c.finish()
+}
+
+// uploadParts uploads the spooled parts in order as they come, creating
+// the multipart upload (and naming it on the chunk row) before the first.
+func (c *chunkUpload) uploadParts(ctx context.Context) (string, []minio.CompletePart, error) {
+	env := c.env
 	var uploadID string
 	var parts []minio.CompletePart
 	for {
 		p, ok, closed := c.next()
 		if !ok {
 			if closed {
-				break
+				return uploadID, parts, nil
 			}
 			select {
 			case <-c.wake:
 			case <-ctx.Done():
-				c.finish("lost", ctx.Err())
-				return
+				return uploadID, parts, ctx.Err()
 			}
 			continue
 		}
 		if uploadID == "" {
-			if err := retry(ctx, c.log, "create multipart upload", func(ctx context.Context) error {
-				var err error
-				uploadID, err = env.objs.newUpload(ctx, c.key)
-				return err
-			}); err != nil {
-				c.finish("lost", err)
-				return
+			id, err := c.newUpload(ctx)
+			if err != nil {
+				return "", nil, err
 			}
+			uploadID = id
 		}
 		data, err := os.ReadFile(p.path)
 		if err != nil {
-			c.finish("lost", fmt.Errorf("read spooled part: %w", err))
-			return
+			return uploadID, parts, fmt.Errorf("read spooled part: %w", err)
 		}
-		n := len(parts) + 1
 		attempts := 0
 		err = retry(ctx, c.log, "upload part", func(ctx context.Context) error {
 			attempts++
-			cp, err := env.objs.putPart(ctx, c.key, uploadID, n, data)
+			cp, err := env.objs.putPart(ctx, c.key, uploadID, p.num, data)
+			if isNoSuchUpload(err) {
+				return permanent(err) // recovery completed the upload under us
+			}
 			if err == nil {
 				parts = append(parts, cp)
 			}
@@ -329,57 +325,60 @@ func (c *chunkUpload) run() {
 		})
 		env.uploadRetries.Add(uint64(attempts - 1))
 		if err != nil {
-			c.finish("lost", err)
-			return
+			return uploadID, parts, err
 		}
 		env.partsUploaded.Add(1)
 		env.spool.remove(p.path, p.size)
 	}
-	if c.failed != nil || len(parts) == 0 {
-		if uploadID != "" {
-			_ = env.objs.abort(context.WithoutCancel(ctx), c.key, uploadID)
-		}
-		c.finish("lost", c.failed)
-		return
-	}
-	if err := retry(ctx, c.log, "complete multipart upload", func(ctx context.Context) error {
-		err := env.objs.complete(ctx, c.key, uploadID, parts)
-		if err != nil && minio.ToErrorResponse(err).Code == "NoSuchUpload" {
-			// An earlier attempt completed it and the answer was lost.
-			if size, serr := env.objs.Size(ctx, c.key); serr == nil && size == c.size {
-				return nil
-			}
-		}
-		return err
-	}); err != nil {
-		c.finish("lost", err)
-		return
-	}
-	c.finish("complete", nil)
 }
 
-// finish records the chunk's outcome (best effort when ctx is ending: the
-// sweep marks chunks that stay 'uploading' lost).
-func (c *chunkUpload) finish(status string, cause error) {
+// newUpload creates the chunk's multipart upload and stores its ID on the
+// chunk row before any part is sent, so that a crash leaves it findable.
+func (c *chunkUpload) newUpload(ctx context.Context) (string, error) {
+	var id string
+	if err := retry(ctx, c.log, "create multipart upload", func(ctx context.Context) error {
+		var err error
+		id, err = c.env.objs.newUpload(ctx, c.key)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	err := retry(ctx, c.log, "record multipart upload", func(ctx context.Context) error {
+		return store.SetChunkUpload(ctx, c.env.pool, c.rec, c.seq, id)
+	})
+	return id, err
+}
+
+// leave gives up on the chunk in this process: the row stays 'uploading',
+// the multipart upload open and unsent parts in the spool, for recovery to
+// complete once the recording has stopped (recover.go). If the upload is
+// gone (recovery already completed it), the spooled parts are of no use.
+func (c *chunkUpload) leave(cause error) {
 	c.mu.Lock()
-	c.status = status
+	c.status = "unfinished"
 	queue := c.queue
 	c.queue = nil
 	c.mu.Unlock()
-	for _, p := range queue {
-		c.env.spool.remove(p.path, p.size)
+	if isNoSuchUpload(cause) {
+		for _, p := range queue {
+			c.env.spool.remove(p.path, p.size)
+		}
 	}
-	if cause != nil {
-		c.log.Error("chunk not uploaded", "err", cause)
-	}
+	c.log.Warn("chunk not completed here; left for recovery", "err", cause)
+}
+
+// finish records the completed chunk (best effort when ctx is ending: the
+// row then stays 'uploading' and recovery finds the object complete).
+func (c *chunkUpload) finish() {
+	c.mu.Lock()
+	c.status = store.ChunkComplete
+	c.mu.Unlock()
 	ended := c.endedAt
 	if ended.IsZero() {
 		ended = time.Now()
 	}
-	ch := store.Chunk{RecordingID: c.rec, Seq: c.seq, Status: status, EndedAt: &ended, DurationMS: c.durationMS}
-	if status == "complete" {
-		ch.Size, ch.SHA256 = c.size, c.hash.Sum(nil)
-	}
+	ch := store.Chunk{RecordingID: c.rec, Seq: c.seq, Status: store.ChunkComplete, EndedAt: &ended, DurationMS: c.durationMS,
+		Size: c.size, SHA256: c.hash.Sum(nil)}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.env.ctx), 10*time.Second)
 	defer cancel()
 	if err := retry(ctx, c.log, "finish chunk", func(ctx context.Context) error { return store.FinishChunk(ctx, c.env.pool, ch) }); err != nil {
@@ -394,3 +393,24 @@ func (c *chunkUpload) result() string {
 	defer c.mu.Unlock()
 	return c.status
 }
+
+func isNoSuchUpload(err error) bool { return s3Code(err) == "NoSuchUpload" }
+
+func isNoSuchKey(err error) bool { return s3Code(err) == "NoSuchKey" }
+
+// s3Code is the S3 error code of err (wrapped or not), or "".
+func s3Code(err error) string {
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) {
+		return resp.Code
+	}
+	return ""
+}
+
+// permanentError stops retry: trying again cannot help.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return permanentError{err} }

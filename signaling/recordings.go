@@ -1,7 +1,9 @@
 package signaling
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -10,10 +12,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/recording"
 )
 
 // Audit actions of the recording routes. Keep them stable.
@@ -463,6 +467,20 @@ func (s *Server) mediaError(c *gin.Context, kind httpx.Kind, code string, err er
 // segments a range touches are fetched and decrypted. The access is
 // audited, and the entry committed, before the first byte is written; if
 // the audit log cannot be written, nothing is sent.
+//
+// Integrity. Open authenticates the header and the last segment before the
+// audit; a failure there (or a chunk already known to have failed) is
+// answered 500 integrity_failed with no body. A segment that fails later,
+// mid-body, cannot change the status already sent: the response is aborted
+// (http.ErrAbortHandler: HTTP/2 resets the stream, HTTP/1.1 closes the
+// connection), so the client sees a failed transfer, never a clean end, and
+// the chunk is marked so that every later request (the player's check, a
+// browser's retry) gets integrity_failed before any byte. Pre-verifying a
+// range before sending headers would mean reading a whole chunk for a
+// player's open-ended first request; aborting keeps playback streaming.
+// Either way the failure is audited (outcome failure, reason integrity) and,
+// the first time, raises a critical integrity_failure alert: a failed tag
+// on stored PHI means corruption or tampering, and someone must look.
 func (s *Server) playRecording(c *gin.Context) {
 	ctx := c.Request.Context()
 	rec, bg, ok := s.recordingAccess(c)
@@ -491,12 +509,7 @@ func (s *Server) playRecording(c *gin.Context) {
 		s.mediaError(c, httpx.KindNotFound, "not_found", nil)
 		return
 	}
-	pb, err := s.p.Recordings.Open(ctx, rec, chunks[seq])
-	if err != nil {
-		s.mediaError(c, httpx.KindUnavailable, "recording_unavailable", err)
-		return
-	}
-	defer pb.Close()
+	ch := chunks[seq]
 	download := c.Query("download") == "1"
 	action := actionRecPlay
 	if download {
@@ -507,6 +520,17 @@ func (s *Server) playRecording(c *gin.Context) {
 		ev.Reason += " range=" + r
 	}
 	ev.Reason += " chunk=" + strconv.Itoa(seq)
+	pb, err := s.p.Recordings.Open(ctx, rec, ch)
+	if err != nil {
+		if recording.IsIntegrityFailure(err) {
+			s.integrityFailure(c, rec, ch, ev, err)
+			s.mediaError(c, httpx.KindInternal, "integrity_failed", nil)
+			return
+		}
+		s.mediaError(c, httpx.KindUnavailable, "recording_unavailable", err)
+		return
+	}
+	defer pb.Close()
 	if err := s.p.Audit.Append(ctx, ev); err != nil {
 		s.mediaError(c, httpx.KindUnavailable, "audit_unavailable", err)
 		return
@@ -517,9 +541,64 @@ func (s *Server) playRecording(c *gin.Context) {
 	if download {
 		h.Set("Content-Disposition", `attachment; filename="recording-`+rec.ID+`-`+strconv.Itoa(seq)+`.webm"`)
 	}
-	// ServeContent handles Range/If-Range; a read failure mid-body (an
-	// object that fails authentication later) aborts the response.
-	http.ServeContent(c.Writer, c.Request, "", chunks[seq].StartedAt, pb)
+	body := &bodyReader{rs: pb}
+	http.ServeContent(c.Writer, c.Request, "", ch.StartedAt, body)
+	if body.err == nil || ctx.Err() != nil {
+		return // served, or the client went away
+	}
+	if recording.IsIntegrityFailure(body.err) {
+		s.integrityFailure(c, rec, ch, ev, body.err)
+	} else {
+		s.log.Error("recording playback failed mid-response; aborted", "request_id", httpx.RequestID(c), "recording", rec.ID, "chunk", seq, "err", body.err)
+	}
+	panic(http.ErrAbortHandler)
+}
+
+// bodyReader keeps the first read error, which http.ServeContent drops.
+type bodyReader struct {
+	rs  io.ReadSeeker
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.rs.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
+}
+
+func (b *bodyReader) Seek(off int64, whence int) (int64, error) { return b.rs.Seek(off, whence) }
+
+// integrityFailure records a chunk that failed authentication: it marks the
+// chunk (refused from now on), audits the access as failed (reason
+// integrity) and, the first time, raises a critical alert. It writes nothing
+// to the response.
+func (s *Server) integrityFailure(c *gin.Context, rec store.Recording, ch store.Chunk, ev audit.Event, cause error) {
+	ctx := context.WithoutCancel(c.Request.Context())
+	detail := "chunk " + strconv.Itoa(ch.Seq) + " failed authentication"
+	ev.Reason = "integrity chunk=" + strconv.Itoa(ch.Seq)
+	if seg, ok := recording.FailedSegment(cause); ok {
+		detail += " at segment " + strconv.FormatUint(seg, 10)
+		ev.Reason += " segment=" + strconv.FormatUint(seg, 10)
+	}
+	if errors.Is(cause, recording.ErrIntegrityFailed) {
+		ev.Reason += " (known)"
+	}
+	ev.Outcome = audit.Failure
+	s.log.Error("recording failed an integrity check", "request_id", httpx.RequestID(c), "recording", rec.ID, "chunk", ch.Seq, "err", cause)
+	first, err := store.MarkChunkIntegrityFailed(ctx, s.p.Store.Pool, rec.ID, ch.Seq, s.p.Now())
+	if err != nil {
+		s.log.Error("integrity failure not recorded on the chunk", "recording", rec.ID, "err", err)
+		first = true // alert anyway: better twice than never
+	}
+	if err := s.p.Audit.Append(ctx, ev); err != nil {
+		s.auditFailed(ctx, ev.Action, err)
+	}
+	if first && s.p.Alerts != nil {
+		s.p.Alerts.Raise(ctx, alerts.KindIntegrityFailure, "critical", rec.ID,
+			detail+": the stored ciphertext was modified or damaged (corruption or tampering); no unauthenticated byte was served")
+	}
 }
 
 type legalHoldRequest struct {

@@ -39,6 +39,10 @@ const (
 	// recorder writes no media (store.RecordingControl.State); its subject
 	// is the visit's provider.
 	KindRecordingNotWorking = "recording_not_working"
+	// KindIntegrityFailure: a stored recording failed authentication when
+	// read (modified or damaged ciphertext: corruption or tampering).
+	// Raised, critical, by whoever read it; subject is the recording ID.
+	KindIntegrityFailure = "integrity_failure"
 )
 
 // ActionRecordingNotWorking is audited with the alert: what the recording

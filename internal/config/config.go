@@ -251,9 +251,11 @@ type Recording struct {
 	SpoolDir      string `yaml:"spool_dir"`
 	SpoolMaxBytes int64  `yaml:"spool_max_bytes"`
 	// ChunkDuration rotates a recording to a new encrypted object (at the
-	// next keyframe) so that a crash loses at most one chunk.
+	// next keyframe). It bounds what a crash can lose: a finished chunk is
+	// whole, and of the chunk in flight recovery keeps what was stored.
 	ChunkDuration time.Duration `yaml:"chunk_duration"`
-	// PartSize is the multipart upload part size (S3 minimum 5 MiB).
+	// PartSize is the multipart upload part size (S3 minimum 5 MiB); a
+	// smaller part reaches storage sooner.
 	PartSize int64 `yaml:"part_size"`
 	// SegmentSize is the streaming AEAD ciphertext segment size.
 	SegmentSize int `yaml:"segment_size"`
@@ -305,7 +307,7 @@ func Default() Config {
 			DrainTimeout: 30 * time.Minute},
 		Recording: Recording{
 			Retention: 6 * 365 * 24 * time.Hour, RetentionInterval: time.Hour,
-			SpoolMaxBytes: 1 << 30, ChunkDuration: 5 * time.Minute, PartSize: 8 << 20, SegmentSize: 1 << 20,
+			SpoolMaxBytes: 1 << 30, ChunkDuration: 30 * time.Second, PartSize: 5 << 20, SegmentSize: 1 << 20,
 		},
 		Log: Log{Level: "info", Format: "json"},
 		HTTP: HTTP{

@@ -32,6 +32,8 @@ type APIResponse struct {
 	Status int
 	Body   []byte
 	Header http.Header
+	// ReadErr: the body did not arrive whole (the server aborted it).
+	ReadErr error
 }
 
 // NewAPIClient stores s (only its hash) in pool and returns a client for
@@ -79,6 +81,6 @@ func (c *APIClient) Do(method, path string, body any, hdr map[string]string) API
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return APIResponse{Status: resp.StatusCode, Body: b, Header: resp.Header}
+	b, rerr := io.ReadAll(resp.Body)
+	return APIResponse{Status: resp.StatusCode, Body: b, Header: resp.Header, ReadErr: rerr}
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
 	"github.com/openvisit/openvisit/signaling"
 )
@@ -26,6 +30,61 @@ type PeerOptions struct {
 	// FrameSize is the size of a synthetic video frame (keyframes are three
 	// times larger); 0 means 400 bytes.
 	FrameSize int
+	// Clip, when set, is published (looped) instead of synthetic frames:
+	// real VP8 and Opus that a browser can decode (LoadClip).
+	Clip *Clip
+}
+
+// Clip is recorded media a Peer publishes in real time, looped.
+type Clip struct {
+	Video, Audio []media.Sample
+}
+
+// LoadClip reads recorded media from dir: video-720p.ivf (VP8) and
+// audio.ogg (Opus, one packet a page), as in loadtest/testdata.
+func LoadClip(t testing.TB, dir string) *Clip {
+	t.Helper()
+	c := &Clip{}
+	f, err := os.Open(filepath.Join(dir, "video-720p.ivf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ivf, h, err := ivfreader.NewWith(f)
+	if err != nil || h.TimebaseDenominator == 0 {
+		t.Fatalf("ivf: %v", err)
+	}
+	per := time.Duration(float64(time.Second) * float64(h.TimebaseNumerator) / float64(h.TimebaseDenominator))
+	for {
+		frame, _, err := ivf.ParseNextFrame()
+		if err != nil {
+			break
+		}
+		c.Video = append(c.Video, media.Sample{Data: frame, Duration: per})
+	}
+	g, err := os.Open(filepath.Join(dir, "audio.ogg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ogg, _, err := oggreader.NewWith(g)
+	if err != nil {
+		t.Fatalf("ogg: %v", err)
+	}
+	for {
+		page, hdr, err := ogg.ParseNextPage()
+		if err != nil {
+			break
+		}
+		if _, ok := hdr.HeaderType(page); ok {
+			continue // OpusHead, OpusTags
+		}
+		c.Audio = append(c.Audio, media.Sample{Data: page, Duration: 20 * time.Millisecond})
+	}
+	if len(c.Video) == 0 || len(c.Audio) == 0 {
+		t.Fatalf("clip in %s: %d video, %d audio frames", dir, len(c.Video), len(c.Audio))
+	}
+	return c
 }
 
 // Peer is a Pion participant for tests that need media without a browser:
@@ -122,7 +181,11 @@ func JoinPeer(t testing.TB, g signaling.JoinGrant, o PeerOptions) *Peer {
 	p.send(map[string]any{"type": "offer", "sdp": offer.SDP})
 	p.wg.Add(2)
 	go p.signal()
-	go p.publish(video, audio, o.FrameSize)
+	if o.Clip != nil {
+		go p.publishClip(video, audio, o.Clip)
+	} else {
+		go p.publish(video, audio, o.FrameSize)
+	}
 	return p
 }
 
@@ -180,6 +243,35 @@ func (p *Peer) publish(video, audio *webrtc.TrackLocalStaticSample, frameSize in
 			p.frames.Add(1)
 		}
 		_ = audio.WriteSample(media.Sample{Data: make([]byte, 80), Duration: time.Second / 30})
+	}
+}
+
+// publishClip sends a clip's frames at their own pace, looped.
+func (p *Peer) publishClip(video, audio *webrtc.TrackLocalStaticSample, c *Clip) {
+	defer p.wg.Done()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	var vt, at time.Duration
+	for vi, ai := 0, 0; ; {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		now := time.Since(start)
+		for ; vt <= now; vi++ {
+			s := c.Video[vi%len(c.Video)]
+			if video.WriteSample(s) == nil {
+				p.frames.Add(1)
+			}
+			vt += s.Duration
+		}
+		for ; at <= now; ai++ {
+			s := c.Audio[ai%len(c.Audio)]
+			_ = audio.WriteSample(s)
+			at += s.Duration
+		}
 	}
 }
 

@@ -123,6 +123,12 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // synthetic VP8 (frameSize bytes a frame) and Opus on loopback.
 func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *Peer {
 	t.Helper()
+	return JoinPeer(t, redeemDemo(t, srv, link), PeerOptions{ConfigureWebRTC: LoopbackWebRTC, FrameSize: frameSize})
+}
+
+// redeemDemo redeems a demo link for a join grant.
+func redeemDemo(t *testing.T, srv *Server, link string) signaling.JoinGrant {
+	t.Helper()
 	code := link[strings.Index(link, "#code=")+len("#code="):]
 	hc := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed test certificate
 	req, _ := http.NewRequest("POST", srv.URL+"/api/v1/demo/redeem", strings.NewReader(`{"code":"`+code+`"}`))
@@ -138,7 +144,7 @@ func newPublisher(t *testing.T, srv *Server, link string, frameSize int) *Peer {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("redeem: %d %v", resp.StatusCode, err)
 	}
-	return JoinPeer(t, grant, PeerOptions{ConfigureWebRTC: LoopbackWebRTC, FrameSize: frameSize})
+	return grant
 }
 
 // ownMinIO runs a throwaway MinIO on a free port (the dev one is shared

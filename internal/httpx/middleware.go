@@ -3,6 +3,7 @@ package httpx
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -90,12 +91,26 @@ func AccessLog(log *slog.Logger) gin.HandlerFunc {
 }
 
 // Recover turns a handler panic into a 500 with a request ID instead of a
-// dropped connection; the stack goes to the log.
+// dropped connection; the stack goes to the log. A handler that panics
+// with http.ErrAbortHandler — the standard way to abort a response whose
+// status is already sent (a recording that fails its integrity check
+// mid-body) — is let through to net/http, which resets the HTTP/2 stream or
+// closes the HTTP/1.1 connection, so the client sees a failed transfer
+// instead of a response that ends as if complete. (gin's recovery treats
+// that panic like a broken pipe and swallows it.)
 func Recover(log *slog.Logger) gin.HandlerFunc {
-	return gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, rec any) {
+	recovery := gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, rec any) {
 		log.Error("handler panic", "request_id", RequestID(c), "panic", rec)
 		Abort(c, log, E(KindInternal, "internal", "internal error"))
 	})
+	return func(c *gin.Context) {
+		recovery(c)
+		for _, e := range c.Errors {
+			if errors.Is(e.Err, http.ErrAbortHandler) {
+				panic(http.ErrAbortHandler)
+			}
+		}
+	}
 }
 
 // LimitBody caps request bodies at n bytes.

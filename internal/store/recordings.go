@@ -212,8 +212,8 @@ func SetRecordingStatus(ctx context.Context, db DBTX, id, status string, ended *
 }
 
 // MarkOrphanedRecordings marks recordings whose recorder stopped
-// heartbeating before cutoff incomplete, and their unfinished chunks lost.
-// It returns the IDs it marked.
+// heartbeating before cutoff incomplete. It returns the IDs it marked.
+// Their unfinished chunks are left to recovery (RecoverableChunk).
 func MarkOrphanedRecordings(ctx context.Context, db DBTX, cutoff time.Time) ([]string, error) {
 	rows, err := db.Query(ctx, `UPDATE recordings SET status = 'incomplete', ended_at = COALESCE(ended_at, heartbeat_at),
 		size = (SELECT COALESCE(sum(size), 0) FROM recording_chunks WHERE recording_id = recordings.id AND status = 'complete')
@@ -225,11 +225,8 @@ func MarkOrphanedRecordings(ctx context.Context, db DBTX, cutoff time.Time) ([]s
 	if err != nil {
 		return nil, fmt.Errorf("store: orphaned recordings: %w", err)
 	}
-	if len(marked) > 0 {
-		if _, err := db.Exec(ctx, `UPDATE recording_chunks SET status = 'lost' WHERE recording_id::text = ANY($1) AND status = 'uploading'`, marked); err != nil {
-			return nil, fmt.Errorf("store: orphaned chunks: %w", err)
-		}
-	}
+	// Their unfinished chunks stay 'uploading': recovery (recording/recover.go)
+	// completes what reached storage, or marks them lost.
 	return marked, nil
 }
 
@@ -245,6 +242,14 @@ type Chunk struct {
 	StartedAt   time.Time  `json:"started_at"`
 	EndedAt     *time.Time `json:"ended_at,omitempty"`
 	DurationMS  int64      `json:"duration_ms"`
+	// Truncated: completed by crash recovery without its final segment;
+	// PlaintextSize is the authenticated prefix that is served.
+	Truncated     bool  `json:"truncated"`
+	PlaintextSize int64 `json:"-"`
+	// UploadID is the open multipart upload of a chunk still uploading.
+	UploadID string `json:"-"`
+	// IntegrityFailedAt: the object failed authentication when read.
+	IntegrityFailedAt *time.Time `json:"integrity_failed_at,omitempty"`
 }
 
 // AddChunk inserts a chunk in status uploading.
@@ -258,10 +263,12 @@ func AddChunk(ctx context.Context, db DBTX, c Chunk) error {
 }
 
 // FinishChunk records a chunk's uploaded object (status complete) or its
-// loss (status lost).
+// loss (status lost). A chunk that is no longer uploading (recovery
+// finished it first) is left as it is.
 func FinishChunk(ctx context.Context, db DBTX, c Chunk) error {
-	_, err := db.Exec(ctx, `UPDATE recording_chunks SET status = $3, size = $4, sha256 = $5, ended_at = $6, duration_ms = $7
-		WHERE recording_id = $1 AND seq = $2`, c.RecordingID, c.Seq, c.Status, c.Size, c.SHA256, c.EndedAt, c.DurationMS)
+	_, err := db.Exec(ctx, `UPDATE recording_chunks SET status = $3, size = $4, sha256 = $5, ended_at = $6, duration_ms = $7,
+		upload_id = NULL WHERE recording_id = $1 AND seq = $2 AND status = 'uploading'`,
+		c.RecordingID, c.Seq, c.Status, c.Size, c.SHA256, c.EndedAt, c.DurationMS)
 	if err != nil {
 		return fmt.Errorf("store: finish chunk: %w", err)
 	}
@@ -270,16 +277,11 @@ func FinishChunk(ctx context.Context, db DBTX, c Chunk) error {
 
 // ChunksOf lists a recording's chunks in order.
 func ChunksOf(ctx context.Context, db DBTX, recording string) ([]Chunk, error) {
-	rows, err := db.Query(ctx, `SELECT recording_id::text, seq, object_key, header, size, sha256, status, started_at, ended_at, duration_ms
-		FROM recording_chunks WHERE recording_id = $1 ORDER BY seq`, recording)
+	rows, err := db.Query(ctx, `SELECT `+chunkColumns+` FROM recording_chunks c WHERE recording_id = $1 ORDER BY seq`, recording)
 	if err != nil {
 		return nil, fmt.Errorf("store: chunks: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Chunk, error) {
-		var c Chunk
-		err := r.Scan(&c.RecordingID, &c.Seq, &c.ObjectKey, &c.Header, &c.Size, &c.SHA256, &c.Status, &c.StartedAt, &c.EndedAt, &c.DurationMS)
-		return c, err
-	})
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Chunk, error) { return scanChunk(r) })
 }
 
 // SetLegalHold sets or clears a recording's legal hold.

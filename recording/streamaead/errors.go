@@ -1,6 +1,9 @@
 package streamaead
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Integrity failures. ErrTruncated and ErrHeader are refinements of
 // ErrAuthentication: errors.Is(err, ErrAuthentication) is true for all three,
@@ -41,6 +44,22 @@ var (
 	// ErrOffset means ReadAt was called with a negative offset.
 	ErrOffset = errors.New("streamaead: negative offset")
 )
+
+// SegmentError says which segment of an object failed; it wraps the
+// integrity error (ErrAuthentication, ErrTruncated), so errors.Is works on
+// it. A caller reporting a failure names the segment with it.
+type SegmentError struct {
+	Segment uint64
+	Err     error
+}
+
+func (e *SegmentError) Error() string { return fmt.Sprintf("segment %d: %v", e.Segment, e.Err) }
+
+func (e *SegmentError) Unwrap() error { return e.Err }
+
+// ErrPrefixSize means NewPrefixReaderAt was given a plaintext size that is
+// not a whole number of non-final segments.
+var ErrPrefixSize = errors.New("streamaead: prefix size is not a whole number of segments")
 
 // integrityError is an integrity failure that also matches ErrAuthentication.
 type integrityError struct{ msg string }

@@ -39,7 +39,7 @@ type segmentOpener struct {
 // segment that failed is returned or kept.
 func (o *segmentOpener) open(i uint64, ct []byte, last bool) ([]byte, error) {
 	if len(ct) < TagSize {
-		return nil, fmt.Errorf("segment %d: %w", i, ErrTruncated)
+		return nil, &SegmentError{i, ErrTruncated}
 	}
 	if i >= maxSegments {
 		return nil, ErrTooLarge
@@ -57,10 +57,10 @@ func (o *segmentOpener) open(i uint64, ct []byte, last bool) ([]byte, error) {
 		segmentNonce(&o.nonce, &o.noncePrefix, i, false)
 		if _, err := o.aead.Open(o.pt[:0], o.nonce[:], ct, nil); err == nil {
 			clear(o.pt[:cap(o.pt)])
-			return nil, fmt.Errorf("segment %d: %w", i, ErrTruncated)
+			return nil, &SegmentError{i, ErrTruncated}
 		}
 	}
-	return nil, fmt.Errorf("segment %d: %w", i, ErrAuthentication)
+	return nil, &SegmentError{i, ErrAuthentication}
 }
 
 // close zeroes the plaintext buffer and drops the key.
@@ -84,13 +84,35 @@ type Reader struct {
 	carry bool   // ct[0] holds the look-ahead byte of the next segment
 	avail []byte // authenticated plaintext not yet returned (in o.pt)
 	seg   uint64 // index of the next segment to open
-	done  bool   // final segment authenticated
+	done  bool   // final segment authenticated (or, in prefix mode, the stream ended)
 	err   error  // sticky
+
+	// Prefix mode (NewPrefixReader): the stream may end without its
+	// final segment.
+	prefix   bool
+	complete bool // the final segment (flag 1) authenticated
+	dropped  int  // ciphertext bytes of a partial trailing segment, dropped
 }
 
 // NewReader returns a Reader that decrypts the object read from src, which
 // must have been written with the same key, associated data and Params.
 func NewReader(src io.Reader, key, associatedData []byte, p Params) (*Reader, error) {
+	return newReader(src, key, associatedData, p, false)
+}
+
+// NewPrefixReader is NewReader for an object whose writer may not have
+// finished it (a crash before Close; OpenVisit's recovery of a multipart
+// upload): it returns the plaintext of every whole segment that
+// authenticates and then io.EOF, whether or not the final segment is there.
+// After io.EOF, Complete says whether the final segment authenticated and
+// Dropped how many ciphertext bytes of a partial trailing segment (one cut
+// by the crash) were left out. A whole segment that fails authentication
+// is still an error (ErrAuthentication): only the end may be missing.
+func NewPrefixReader(src io.Reader, key, associatedData []byte, p Params) (*Reader, error) {
+	return newReader(src, key, associatedData, p, true)
+}
+
+func newReader(src io.Reader, key, associatedData []byte, p Params, prefixMode bool) (*Reader, error) {
 	seg, err := p.segmentSize()
 	if err != nil {
 		return nil, err
@@ -117,7 +139,8 @@ func NewReader(src io.Reader, key, associatedData []byte, p Params) (*Reader, er
 			segSize:     seg,
 			pt:          make([]byte, 0, seg-TagSize),
 		},
-		ct: make([]byte, seg+1),
+		ct:     make([]byte, seg+1),
+		prefix: prefixMode,
 	}
 	if r.next(); r.err != nil {
 		err := r.err
@@ -173,6 +196,11 @@ func (r *Reader) next() {
 		size-- // the look-ahead byte belongs to the next segment
 	}
 	pt, err := r.o.open(r.seg, r.ct[:size], last)
+	if err != nil && last && r.prefix {
+		pt, err = r.endPrefix(size, err)
+	} else if err == nil && last {
+		r.complete = true
+	}
 	if err != nil {
 		r.fail(err)
 		return
@@ -185,6 +213,32 @@ func (r *Reader) next() {
 	r.seg++
 	r.done = last
 }
+
+// endPrefix handles, in prefix mode, a stream that ends on a segment that
+// did not open as the final one: a whole segment that opens as non-final
+// is the last of the prefix; a partial one is dropped (the crash cut it).
+func (r *Reader) endPrefix(size int, err error) ([]byte, error) {
+	if errors.Is(err, ErrTruncated) && size >= TagSize {
+		return r.o.open(r.seg, r.ct[:size], false)
+	}
+	full := r.o.segSize
+	if r.seg == 0 {
+		full -= HeaderSize
+	}
+	if size < full {
+		r.dropped = size
+		return nil, nil
+	}
+	return nil, err
+}
+
+// Complete reports, after io.EOF, whether the object's final segment
+// authenticated (always true for a Reader from NewReader).
+func (r *Reader) Complete() bool { return r.complete }
+
+// Dropped returns, after io.EOF in prefix mode, the ciphertext bytes of a
+// partial trailing segment that were left out.
+func (r *Reader) Dropped() int { return r.dropped }
 
 func (r *Reader) fail(err error) {
 	r.err = err
@@ -221,6 +275,9 @@ type ReaderAt struct {
 	plain   []byte // authenticated plaintext of segment cached
 	closed  bool
 	segSize int
+	// final: segment nseg-1 is the object's final segment (flag 1). A
+	// prefix reader (NewPrefixReaderAt) serves non-final segments only.
+	final bool
 }
 
 // NewReaderAt returns a ReaderAt over the size-byte object in src, which
@@ -264,6 +321,7 @@ func NewReaderAt(src io.ReaderAt, size int64, key, associatedData []byte, p Para
 		ct:      make([]byte, seg),
 		cached:  -1,
 		segSize: seg,
+		final:   true,
 	}
 	if err := ra.load(nseg - 1); err != nil {
 		ra.Close()
@@ -328,9 +386,12 @@ func (ra *ReaderAt) load(i uint64) error {
 	end := min((int64(i)+1)*int64(ra.segSize), ra.size)
 	ct := ra.ct[:end-start]
 	if err := readFullAt(ra.src, ct, start); err != nil {
+		if errors.Is(err, ErrAuthentication) {
+			return &SegmentError{i, err}
+		}
 		return fmt.Errorf("segment %d: %w", i, err)
 	}
-	pt, err := ra.o.open(i, ct, i == ra.nseg-1)
+	pt, err := ra.o.open(i, ct, ra.final && i == ra.nseg-1)
 	if err != nil {
 		return err
 	}

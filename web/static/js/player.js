@@ -20,7 +20,13 @@
 //     outside any chunk (a participant not recorded yet, a lost chunk) it
 //     holds its next chunk preloaded and paused, and says so;
 //   - while any video that should play is loading or seeking (readyState
-//     below HAVE_FUTURE_DATA) the clock holds still, so nobody runs ahead.
+//     below HAVE_FUTURE_DATA) the clock holds still, so nobody runs ahead;
+//   - a chunk that fails to load is checked with a one-byte request: if the
+//     server answers X-Error-Code: integrity_failed (its stored ciphertext
+//     failed authentication — the server aborts a response mid-body when
+//     that happens, and refuses the chunk from then on), the player says
+//     "This recording failed an integrity check" instead of "could not be
+//     loaded"; a chunk already known to have failed is not loaded at all.
 // Seeking inside a chunk without Cues makes the browser read the chunk
 // progressively up to that point; every Range request is audited server-side.
 
@@ -35,6 +41,8 @@ import { h } from './dom.js';
  * @property {string} [ended_at]
  * @property {number} duration_ms
  * @property {string} [media_url]
+ * @property {boolean} [truncated]          kept up to a recorder crash (the rest was lost)
+ * @property {string} [integrity_failed_at] its stored ciphertext failed authentication
  *
  * @typedef {object} Track  one participant's recording to play
  * @property {string} id     recording ID
@@ -46,6 +54,7 @@ import { h } from './dom.js';
  * @property {number} dur  ms
  * @property {string} url
  * @property {number} seq
+ * @property {boolean} integrity  the chunk failed an integrity check
  *
  * @typedef {object} Lane
  * @property {Track} track
@@ -60,6 +69,8 @@ import { h } from './dom.js';
  */
 
 const TICK_MS = 250;
+/** What a lane and the status say about a chunk that failed authentication. */
+export const INTEGRITY_MESSAGE = 'This recording failed an integrity check: it may have been altered or damaged, so it is not played from here. The failure was logged and administrators were alerted.';
 const MAX_DRIFT_S = 0.3;
 const NUDGE_S = 0.06;
 
@@ -103,7 +114,7 @@ export class SyncPlayer {
     for (const t of tracks) {
       const segs = t.chunks
         .filter((c) => c.media_url)
-        .map((c) => ({ off: Date.parse(c.started_at) - t0, dur: Math.max(0, c.duration_ms), url: /** @type {string} */ (c.media_url), seq: c.seq }))
+        .map((c) => ({ off: Date.parse(c.started_at) - t0, dur: Math.max(0, c.duration_ms), url: /** @type {string} */ (c.media_url), seq: c.seq, integrity: !!c.integrity_failed_at }))
         .sort((a, b) => a.off - b.off);
       for (const s of segs) this.total = Math.max(this.total, s.off + s.dur);
       this.lanes.push(this.makeLane(t, segs));
@@ -154,10 +165,12 @@ export class SyncPlayer {
     video.addEventListener('timeupdate', () => this.tick(), sig);
     video.addEventListener('loadeddata', () => this.loaded(lane), sig);
     video.addEventListener('error', () => {
-      if (!lane.current) return;
+      const seg = lane.current;
+      if (!seg) return;
       lane.failed = true;
       lane.ready = true; // do not hold the others back
       this.tick();
+      this.check(seg);
     }, sig);
     return lane;
   }
@@ -230,13 +243,33 @@ export class SyncPlayer {
     return null;
   }
 
+  /**
+   * Asks the server why a chunk failed to load: one byte, audited like any
+   * playback request. @param {Seg} seg
+   */
+  async check(seg) {
+    try {
+      const res = await fetch(seg.url, { headers: { Range: 'bytes=0-0' }, cache: 'no-store', credentials: 'same-origin', signal: this.aborts.signal });
+      if (res.body) res.body.cancel().catch(() => {});
+      if (res.headers.get('X-Error-Code') === 'integrity_failed') {
+        seg.integrity = true;
+        this.tick();
+      }
+    } catch {
+      // Offline or closed: the lane already says it could not be loaded.
+    }
+  }
+
   /** @param {Lane} l @param {Seg|null} s */
   load(l, s) {
     l.current = s;
     l.ready = false;
     l.failed = false;
     l.base = 0;
-    if (!s) {
+    if (!s || s.integrity) {
+      // Nothing to load, or a chunk the server refuses: it failed an integrity check.
+      l.failed = !!s;
+      l.ready = !!s;
       l.video.pause();
       l.video.removeAttribute('src');
       l.video.load();
@@ -272,12 +305,12 @@ export class SyncPlayer {
       if (!s) {
         if (!v.paused) v.pause();
         if (l.ready && !l.failed && !v.seeking && target && Math.abs(v.currentTime - l.base) > 0.05) v.currentTime = l.base;
-        this.noteFor(l, l.failed ? 'This part of the recording could not be loaded.'
+        this.noteFor(l, l.failed ? this.failure(l)
           : !target ? 'Not recorded at this point.'
             : target.off - p > 1000 ? `Recorded from ${clock(target.off)}.` : '');
         continue;
       }
-      this.noteFor(l, l.failed ? 'This part of the recording could not be loaded.'
+      this.noteFor(l, l.failed ? this.failure(l)
         : l.ready && v.readyState >= HTMLMediaElement.HAVE_METADATA && v.videoWidth === 0 ? 'Audio only in this part.' : '');
       if (!l.ready || l.failed) {
         waiting = waiting || !l.ready;
@@ -312,13 +345,19 @@ export class SyncPlayer {
     this.show(this.now());
   }
 
+  /** What a lane that could not play says. @param {Lane} l */
+  failure(l) {
+    return l.current && l.current.integrity ? INTEGRITY_MESSAGE : 'This part of the recording could not be loaded.';
+  }
+
   /** @param {number} p */
   show(p) {
     const text = `${clock(p)} / ${clock(this.total)}`;
     if (this.ui.time.textContent !== text) this.ui.time.textContent = text;
     if (!this.scrubbing) this.ui.seek.value = String(Math.floor(p / 1000));
     this.ui.seek.setAttribute('aria-valuetext', `${clock(p)} of ${clock(this.total)}`);
-    const status = this.playing && this.stalled ? 'Loading…' : '';
+    const integrity = this.lanes.some((l) => l.failed && l.current && l.current.integrity);
+    const status = integrity ? INTEGRITY_MESSAGE : this.playing && this.stalled ? 'Loading…' : '';
     if (this.ui.status.textContent !== status) this.ui.status.textContent = status;
   }
 

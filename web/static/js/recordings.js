@@ -276,10 +276,20 @@ function fillParts(box, v, label) {
     h('p', { className: 'hint' }, `${chunks.length} ${chunks.length === 1 ? 'part' : 'parts'}, ${clock(total)} in all. Each part is a WebM file.`),
     h('ul', { className: 'part-list' }, ...chunks.map((c) => {
       const what = `Part ${c.seq + 1}: ${clock(c.duration_ms)}, ${size(c.size)}`;
+      if (c.integrity_failed_at) {
+        // The server refuses it: its stored ciphertext failed authentication.
+        return h('li', { dataset: { seq: String(c.seq), integrity: 'failed' } }, what, ' ', h('span', { className: 'tag tag-danger' }, 'Failed an integrity check'));
+      }
       if (!c.media_url) {
-        return h('li', { dataset: { seq: String(c.seq) } }, what, ' ', h('span', { className: 'tag tag-danger' }, c.status === 'lost' ? 'Lost' : 'Not available'));
+        // A part still uploading after its recording stopped is one a
+        // recorder left when it stopped: recovery completes it shortly.
+        const live = v.status === 'recording' || v.status === 'finalizing';
+        const note = c.status === 'lost' ? 'Lost' : c.status === 'uploading' ? (live ? 'Uploading' : 'Being recovered') : 'Not available';
+        return h('li', { dataset: { seq: String(c.seq) } }, what, ' ', h('span', { className: c.status === 'lost' ? 'tag tag-danger' : 'tag tag-warn' }, note));
       }
       return h('li', { dataset: { seq: String(c.seq) } }, what, ' ',
+        c.truncated ? h('span', { className: 'tag tag-warn', title: 'The recorder stopped during this part; what reached storage was kept.' }, 'Cut short') : null,
+        c.truncated ? ' ' : null,
         h('a', { className: 'button', href: c.media_url + '?download=1', download: '' }, 'Download', h('span', { className: 'sr-only' }, ` ${label} part ${c.seq + 1}`)));
     })));
 }

@@ -1,0 +1,165 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/openvisit/openvisit/internal/alerts"
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/objstore"
+	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/testenv"
+)
+
+// clipDir holds the recorded media the load test publishes (real VP8 and
+// Opus, which Chromium decodes).
+const clipDir = "../../loadtest/testdata"
+
+// TestTamperedRecordingAlerts: one byte of a stored recording is flipped in
+// the middle of its object. The admin's player in Chromium says the
+// recording failed an integrity check (the server aborts the response at
+// the bad segment and then refuses the chunk); the access is audited as a
+// failure with reason integrity; a critical integrity_failure alert is
+// raised once; no byte of the damaged segment or after it reaches a client,
+// and a response that had already begun ends as a failed transfer, not a
+// clean one.
+func TestTamperedRecordingAlerts(t *testing.T) {
+	ctx := t.Context()
+	s3 := testenv.MinIO(t)
+	// Small segments: a few seconds of media make many, so the damage is
+	// well inside the object (not in the first segment or the last, which
+	// Open checks before the status is sent).
+	srv := recordingServer(t, s3, func(c *config.Config) { c.Recording.SegmentSize = 16 << 10 })
+	pool := recPool(t, srv)
+	clip := LoadClip(t, clipDir)
+	pub := JoinPeer(t, redeemDemo(t, srv, srv.DemoLinks(t)[1]), PeerOptions{ConfigureWebRTC: LoopbackWebRTC, Clip: clip})
+	visit, _ := demoVisit(t, pool)
+	if _, err := store.StartRecording(ctx, pool, visit, "test", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv.App.Recorder().SyncNow()
+	waitFor(t, "the recording to start", 20*time.Second, func() bool {
+		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
+		return len(recs) == 1
+	})
+	time.Sleep(5 * time.Second)
+	if _, err := store.StopRecording(ctx, pool, visit, "stopped", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	srv.App.Recorder().SyncNow()
+	pub.Close()
+	rec := waitRecordings(t, pool, visit, 1, 90*time.Second)[0]
+	chunks, err := store.ChunksOf(ctx, pool, rec.ID)
+	if err != nil || len(chunks) != 1 || chunks[0].Status != store.ChunkComplete {
+		t.Fatalf("chunks: %v %+v", err, chunks)
+	}
+	ch := chunks[0]
+	admin, adminID := staffClient(t, srv, pool, "admin")
+	url := fmt.Sprintf("/api/v1/recordings/%s/chunks/0", rec.ID)
+	original := admin.must("GET", url, nil, 200).Body
+	if ch.Size < 20*16<<10 {
+		t.Fatalf("the chunk is %d bytes; the test needs many segments", ch.Size)
+	}
+
+	// Flip one byte in the middle segment of the stored object.
+	lib := srv.App.RecordingLibrary()
+	obj, err := lib.Objects.Get(ctx, ch.ObjectKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := len(obj) / 2
+	obj[mid] ^= 0x20
+	client, err := objstore.New(config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, UseTLS: s3.UseTLS, Region: "us-east-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.PutObject(ctx, lib.Objects.Bucket(), ch.ObjectKey, bytes.NewReader(obj), int64(len(obj)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	seg := mid / (16 << 10)
+	t.Logf("flipped object byte %d of %d (segment %d)", mid, len(obj), seg)
+
+	// The admin plays the visit in Chromium.
+	ab := NewBrowser(t, WithName("admin"))
+	signInBrowser(t, ab, srv, admin)
+	ab.Navigate(t, srv.URL+"/recordings?visit="+string(visit))
+	ab.WaitFor(t, ctx, `document.body.dataset.loaded === 'true' && document.querySelectorAll('li.recording').length === 1`, pageTimeout)
+	ab.Click(t, fmt.Sprintf(`section[data-visit-id=%q] [data-action="play"]`, visit))
+	ab.WaitFor(t, ctx, `!document.getElementById('player').hidden && !document.getElementById('player-play').disabled`, pageTimeout)
+	ab.Click(t, "#player-play")
+	const integrityShown = `document.getElementById('player-status').textContent.startsWith('This recording failed an integrity check')
+    && document.querySelector('#player-videos .lane-note').textContent.startsWith('This recording failed an integrity check')
+    && !document.querySelector('#player-videos .lane-note').hidden`
+	if err := ab.Poll(ctx, integrityShown, callTimeout); err != nil {
+		ab.Dump(t, "player", `({status: document.getElementById('player-status').textContent,
+      note: document.querySelector('#player-videos .lane-note') && document.querySelector('#player-videos .lane-note').textContent,
+      error: document.querySelector('#player-videos video').error && document.querySelector('#player-videos video').error.code,
+      ready: document.querySelector('#player-videos video').readyState})`)
+		t.Fatalf("the player does not report the integrity failure: %v", err)
+	}
+	screenshot(t, ab, "player-integrity.png")
+
+	// Audited as a failed access with the reason (the browser's stream hit
+	// the damaged segment; later requests were refused); one critical alert.
+	var reasons []string
+	rows, err := pool.Query(ctx, `SELECT reason FROM audit_events WHERE action = 'recording.play'
+		AND actor_id = $1 AND resource_id = $2 AND outcome = 'failure' AND reason LIKE 'integrity%' ORDER BY seq`, string(adminID), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r string
+		_ = rows.Scan(&r)
+		reasons = append(reasons, r)
+	}
+	rows.Close()
+	t.Logf("failed accesses audited: %q", reasons)
+	if len(reasons) == 0 || reasons[0] != fmt.Sprintf("integrity chunk=0 segment=%d", seg) {
+		t.Errorf("failed accesses %q; want the first to name segment %d", reasons, seg)
+	}
+	alertCount := func() int {
+		var n int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE kind = $1 AND severity = 'critical' AND subject = $2`,
+			alerts.KindIntegrityFailure, rec.ID).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := alertCount(); n != 1 {
+		t.Errorf("%d integrity_failure alerts, want 1", n)
+	}
+	// From now on the chunk is refused before any byte.
+	r := admin.do("GET", url, nil, map[string]string{"Range": "bytes=0-1000"})
+	if r.Status != 500 || len(r.Body) != 0 || r.Header.Get("X-Error-Code") != "integrity_failed" {
+		t.Errorf("after the failure: %d, %d body bytes, code %q; want 500 integrity_failed, no body", r.Status, len(r.Body), r.Header.Get("X-Error-Code"))
+	}
+	if n := alertCount(); n != 1 {
+		t.Errorf("%d alerts after a refused request, want still 1", n)
+	}
+
+	// A response that began before the damage was known (the mark cleared
+	// to show it again): the status was sent, so the body must fail, and
+	// what arrived is authentic plaintext from before the bad segment.
+	if _, err := pool.Exec(ctx, `UPDATE recording_chunks SET integrity_failed_at = NULL WHERE recording_id = $1`, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	r = admin.do("GET", url, nil, nil)
+	if r.Status != 200 || r.ReadErr == nil {
+		t.Errorf("streaming into the damage: status %d, read error %v; want 200 and a failed transfer", r.Status, r.ReadErr)
+	}
+	if len(r.Body) >= len(original) || !bytes.HasPrefix(original, r.Body) {
+		t.Errorf("received %d of %d bytes; want a strict prefix of the original plaintext", len(r.Body), len(original))
+	}
+	var marked bool
+	if err := pool.QueryRow(ctx, `SELECT integrity_failed_at IS NOT NULL FROM recording_chunks WHERE recording_id = $1`, rec.ID).Scan(&marked); err != nil || !marked {
+		t.Errorf("the chunk is not marked after the second failure: %v", err)
+	}
+	if s := srv.Logs(); !strings.Contains(s, "recording failed an integrity check") {
+		t.Error("the failure is not logged as such")
+	}
+}
