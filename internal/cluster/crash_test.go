@@ -21,7 +21,6 @@ import (
 	"github.com/tink-crypto/tink-go/v2/streamingaead/subtle"
 
 	"github.com/openvisit/openvisit/internal/certs"
-	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/e2e"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/objstore"
@@ -58,16 +57,13 @@ func TestRecorderCrashKeepsUploadedParts(t *testing.T) {
 	_, _ = rand.Read(b[:])
 	bucket := "ov-rec-crash-" + hex.EncodeToString(b[:])
 	keyring := filepath.Join(c.dir, "recording-keyring.json")
-	common := []string{
+	common := append([]string{
 		"OPENVISIT_TLS_CERT_FILE=" + filepath.Join(certDir, "selfsigned-cert.pem"),
 		"OPENVISIT_TLS_KEY_FILE=" + filepath.Join(certDir, "selfsigned-key.pem"),
-		"OPENVISIT_S3_ENDPOINT=" + s3.Endpoint, "OPENVISIT_S3_ACCESS_KEY=" + s3.AccessKey,
-		"OPENVISIT_S3_SECRET_KEY=" + s3.SecretKey, "OPENVISIT_S3_USE_TLS=" + fmt.Sprint(s3.UseTLS),
-		"OPENVISIT_S3_REGION=us-east-1", "OPENVISIT_S3_BUCKET=" + bucket,
 		"OPENVISIT_RECORDING_KEYRING_FILE=" + keyring,
 		"OPENVISIT_RECORDING_PART_SIZE=5242880",
 		fmt.Sprintf("OPENVISIT_RECORDING_SEGMENT_SIZE=%d", crashSegment),
-	}
+	}, s3.Env(bucket)...)
 	recorder := append(append([]string{}, common...), "OPENVISIT_TOKEN_SIGNING_KEY_FILE="+c.signKey)
 	c.start("api", "api,media", common...)
 	c.waitLive("api")
@@ -109,7 +105,7 @@ func TestRecorderCrashKeepsUploadedParts(t *testing.T) {
 	}
 
 	// Kill the recorder once the patient's first part is in storage.
-	client, err := objstore.New(config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, UseTLS: s3.UseTLS, Region: "us-east-1"})
+	client, err := objstore.New(s3.Config(""))
 	if err != nil {
 		t.Fatal(err)
 	}

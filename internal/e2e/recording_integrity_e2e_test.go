@@ -74,7 +74,7 @@ func TestTamperedRecordingAlerts(t *testing.T) {
 	}
 	mid := len(obj) / 2
 	obj[mid] ^= 0x20
-	client, err := objstore.New(config.S3{Endpoint: s3.Endpoint, AccessKey: s3.AccessKey, SecretKey: s3.SecretKey, UseTLS: s3.UseTLS, Region: "us-east-1"})
+	client, err := objstore.New(s3.Config(""))
 	if err != nil {
 		t.Fatal(err)
 	}
