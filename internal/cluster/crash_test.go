@@ -213,7 +213,9 @@ func TestRecorderCrashKeepsUploadedParts(t *testing.T) {
 		})
 	}
 
-	// Recording went on after the restart; stop it, and nothing stays open.
+	// Recording goes on after the restart (once the dead recorder's claim
+	// on the visit has lapsed); stop it, and nothing stays open.
+	waitFor(t, "the restarted recorder to record again", 60*time.Second, func() bool { return len(list()) >= 4 })
 	if status, body := prov.do("POST", base+"/stop", struct{}{}); status != http.StatusOK {
 		t.Fatalf("stop = %d %s", status, body)
 	}
