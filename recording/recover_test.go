@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
@@ -48,8 +47,7 @@ func newRecoverEnv(t *testing.T) *recoverEnv {
 		t.Fatal(err)
 	}
 	m := testenv.MinIO(t)
-	objs, err := NewObjects(config.S3{Endpoint: m.Endpoint, AccessKey: m.AccessKey, SecretKey: m.SecretKey, UseTLS: m.UseTLS,
-		Region: "us-east-1", Bucket: "ov-test-recover-" + uuid.NewString()[:8]})
+	objs, err := NewObjects(m.Config("ov-test-recover-" + uuid.NewString()[:8]))
 	if err != nil {
 		t.Fatal(err)
 	}

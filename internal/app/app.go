@@ -196,7 +196,12 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 		if err := a.checkMediaReach(ctx); err != nil {
 			return nil, err
 		}
+		// The first check before the node admits anyone (Burn refuses until
+		// one has succeeded).
 		media := a.media
+		if err := watcher.Check(ctx, media); err != nil {
+			return nil, fmt.Errorf("app: revocation check: %w", err)
+		}
 		a.goRun(func() { watcher.Run(runCtx, media) })
 		if err := a.startHeartbeat(ctx, registry, node); err != nil {
 			return nil, err
