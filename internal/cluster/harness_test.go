@@ -112,11 +112,13 @@ type cluster struct {
 	procs    []*proc
 	hbEvery  string
 	deadAftr string
+	anchors  string // the audit anchor bucket
 }
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	c := &cluster{t: t, dsn: testenv.Postgres(t), dir: t.TempDir(), hbEvery: "300ms", deadAftr: "2s"}
+	c := &cluster{t: t, dsn: testenv.Postgres(t), dir: t.TempDir(), hbEvery: "300ms", deadAftr: "2s",
+		anchors: "ov-anchors-" + string(ids.NewParticipantID())[:8]}
 	ctx := context.Background()
 	var err error
 	// Migrate first, so that processes starting at once do not all wait on
@@ -181,6 +183,9 @@ func (c *cluster) start(name, roles string, extra ...string) *proc {
 		"OPENVISIT_CLUSTER_DEAD_AFTER=" + c.deadAftr,
 		"OPENVISIT_LOG_FORMAT=text",
 		"OPENVISIT_HTTP_OPS_ADDR=127.0.0.1:0", // several processes share the machine
+		// One anchor bucket per cluster: the dev MinIO is shared by every
+		// test and outlives them.
+		"OPENVISIT_AUDIT_ANCHOR_BUCKET=" + c.anchors,
 	}
 	if strings.Contains(roles, "api") {
 		// Pages may open WebSockets to the media nodes (other origins).

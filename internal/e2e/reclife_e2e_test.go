@@ -262,6 +262,9 @@ func recordingConfig(s3 testenv.S3, tune func(*config.Config)) func(*config.Conf
 		bucket := "ov-rec-test-" + hex.EncodeToString(b[:])
 		c.Roles = []string{config.RoleAPI, config.RoleMedia, config.RoleRecorder}
 		c.S3 = s3.Config(bucket)
+		// Each server anchors its audit trail in a bucket of its own: the
+		// dev MinIO is shared by every test and outlives them.
+		c.Audit.AnchorBucket = bucket + "-anchors"
 		c.Recording.PartSize = 5 << 20
 		c.Recording.SpoolMaxBytes = 256 << 20
 		if tune != nil {
