@@ -315,14 +315,7 @@ func (d *downTrack) selectLayer(budget int64, capped, congested bool) {
 func (d *downTrack) selectLayerAt(budget int64, capped, congested bool, now int64) {
 	t := d.up
 	if d.sub.role == token.RoleRecorder {
-		// A recording takes the best layer the publisher sends now and
-		// only ever moves up: it runs next to the SFU, and each switch
-		// changes the recorded resolution. Starting on a sending layer
-		// rather than waiting for a paused best one to resume (updatePaused
-		// resumes it) keeps the recording's first seconds.
-		if q := t.highestSendingAt(now); q >= 0 && q > int(d.target.Load()) {
-			d.setTarget(q)
-		}
+		d.selectRecorderLayer(now)
 		return
 	}
 	maxQ := d.maxLayerFor()
@@ -443,6 +436,25 @@ func (t *upTrack) highestActiveAt(now int64) int {
 		}
 	}
 	return -1
+}
+
+// selectRecorderLayer is a recorder's layer selection. A recording takes
+// the best layer the publisher sends now, whatever bandwidth says: it runs
+// next to the SFU. It moves up when a better layer sends, and down only
+// when its own layer stopped for layerIdle (a browser short of CPU drops
+// its top layers): each switch changes the recorded resolution, but a
+// layer that no longer sends would leave the recording without video.
+// Starting on a sending layer rather than waiting for a paused best one to
+// resume (updatePaused resumes it) keeps the recording's first seconds.
+func (d *downTrack) selectRecorderLayer(now int64) {
+	q := d.up.highestSendingAt(now)
+	cur := int(d.target.Load())
+	if q < 0 || q == cur {
+		return
+	}
+	if l := d.up.layer(cur); q > cur || l == nil || !l.sending(now) {
+		d.setTarget(q)
+	}
 }
 
 // highestSendingAt is the highest layer with a packet within layerIdle at

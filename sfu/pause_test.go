@@ -304,6 +304,32 @@ func TestPauseNewSubscribers(t *testing.T) {
 	r.tick(3 * pauseGrace)
 	r.wantMessage("h")
 
+	// The publisher drops f by itself (a browser short of CPU does): the
+	// recorder stays on it for layerIdle, then moves down to the best
+	// layer still sent rather than record no video, and back up once f
+	// sends again.
+	r.up.layer(2).lastPacket.Store(r.now)
+	for range int(layerIdle / allocInterval) {
+		r.now += int64(allocInterval)
+		r.up.layer(0).lastPacket.Store(r.now)
+		r.selectLayer(rec, 0)
+		if got := rec.target.Load(); got != 2 {
+			t.Fatalf("recorder's target %d within layerIdle of f's last packet, want 2", got)
+		}
+	}
+	r.now += int64(allocInterval)
+	r.up.layer(0).lastPacket.Store(r.now)
+	r.selectLayer(rec, 0)
+	if got := rec.target.Load(); got != 0 {
+		t.Fatalf("recorder's target %d once f stopped, want 0 (the best still sent)", got)
+	}
+	r.tick(allocInterval)
+	r.selectLayer(rec, 0)
+	if got := rec.target.Load(); got != 2 {
+		t.Fatalf("recorder's target %d once f sends again, want 2", got)
+	}
+	r.wantNoMessage()
+
 	// Unpublished: nothing more is paused or said.
 	r.up.removeDown(d)
 	r.up.removeDown(rec)
