@@ -130,12 +130,15 @@ func (c *Checkpointer) readAnchors(ctx context.Context) error {
 	}
 	t := &c.tail
 	pub := c.p.Key.Public().(ed25519.PublicKey)
+	ignored, firstIgnored := 0, ""
 	last, err := c.lister.After(ctx, HeadPrefix, t.cursor, func(k string) bool { return t.own[k] },
 		func(v anchor.Version) error {
 			h, err := parseHead(v.Body)
 			if err != nil || !h.Valid(pub) {
 				// Not this key's: Verify reports it; it pins nothing.
-				c.log.Warn("audit head anchor ignored: malformed or not signed by this key", "object", v.Key)
+				if ignored++; firstIgnored == "" {
+					firstIgnored = v.Key
+				}
 				return nil
 			}
 			for i, x := range h.Hashes {
@@ -143,6 +146,11 @@ func (c *Checkpointer) readAnchors(ctx context.Context) error {
 			}
 			return nil
 		})
+	if ignored > 0 {
+		// Once per read, not once per object: a bucket shared with an
+		// older key (or another trail) holds many.
+		c.log.Warn("audit head anchors ignored: malformed or not signed by this key", "count", ignored, "first", firstIgnored)
+	}
 	if err != nil {
 		return fmt.Errorf("audit: read head anchors: %w", err)
 	}
