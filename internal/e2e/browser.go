@@ -176,9 +176,28 @@ func (b *Browser) Click(t testing.TB, selector string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, DefaultTimeout)
 	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(selector), chromedp.NodeVisible)); err != nil {
-		t.Fatalf("e2e: %s: click %s: %v", b.Name, selector, err)
+	for {
+		err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(selector), chromedp.NodeVisible))
+		if err == nil {
+			return
+		}
+		// A page that re-renders a list between the query and the click (a
+		// refresh answering late) replaces the node: find it again, as a
+		// person clicking the new one would.
+		if !staleNode(err) || ctx.Err() != nil {
+			t.Fatalf("e2e: %s: click %s: %v", b.Name, selector, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// staleNode reports whether a CDP error says the node found by a query
+// left the document before the action on it ran.
+func staleNode(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Could not find node with given id") ||
+		strings.Contains(msg, "Node is detached") ||
+		strings.Contains(msg, "node not found")
 }
 
 // Screenshot captures the viewport as PNG.
