@@ -34,7 +34,7 @@ help: ## list targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 18
 
 build: ## build ./bin/openvisit
-	$(GO) build -o bin/openvisit .
+	$(GO) build -o bin/openvisit ./cmd/openvisit
 
 services: ## install (if missing) and start PostgreSQL + MinIO, write .dev/env
 	deploy/services.sh start

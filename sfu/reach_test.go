@@ -9,7 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/turnserver"
+	"github.com/openvisit/openvisit/sfu/turn"
 )
 
 // callBothWays waits until a and b each receive the other's audio and video.
@@ -40,7 +40,7 @@ func TestTURNRelayPion(t *testing.T) {
 	env := newTestEnv(t)
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	relay, err := turnserver.New(turnserver.Params{
+	relay, err := turn.New(turn.Params{
 		Addr: "127.0.0.1:0", Secret: secret,
 		AllowPrivatePeers: true, // the SFU is on loopback
 		Logger:            testLogger(t),
@@ -50,7 +50,7 @@ func TestTURNRelayPion(t *testing.T) {
 	}
 	defer relay.Close()
 	visit := ids.NewVisitID()
-	user, pass := turnserver.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
+	user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
 	cfg := webrtc.Configuration{
 		ICEServers:         []webrtc.ICEServer{{URLs: []string{relay.URL("127.0.0.1")}, Username: user, Credential: pass}},
 		ICETransportPolicy: webrtc.ICETransportPolicyRelay,
@@ -71,13 +71,13 @@ func TestTURNRelayPion(t *testing.T) {
 func TestTURNRefusesPrivatePeers(t *testing.T) {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	relay, err := turnserver.New(turnserver.Params{Addr: "127.0.0.1:0", Secret: secret, Logger: testLogger(t)})
+	relay, err := turn.New(turn.Params{Addr: "127.0.0.1:0", Secret: secret, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer relay.Close()
 	env := newTestEnv(t)
-	user, pass := turnserver.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
+	user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
 	cfg := webrtc.Configuration{
 		ICEServers:         []webrtc.ICEServer{{URLs: []string{relay.URL("127.0.0.1")}, Username: user, Credential: pass}},
 		ICETransportPolicy: webrtc.ICETransportPolicyRelay,
@@ -93,11 +93,11 @@ func TestTURNRefusesPrivatePeers(t *testing.T) {
 func TestTURNCredentials(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	exp := time.Unix(1900000000, 0)
-	user, pass := turnserver.Credentials(secret, "p-1", exp)
+	user, pass := turn.Credentials(secret, "p-1", exp)
 	if user != "1900000000:p-1" || pass == "" || strings.Contains(pass, "p-1") {
 		t.Fatalf("credentials %q %q", user, pass)
 	}
-	if _, p2 := turnserver.Credentials([]byte("another secret, also 32 bytes.."), "p-1", exp); p2 == pass {
+	if _, p2 := turn.Credentials([]byte("another secret, also 32 bytes.."), "p-1", exp); p2 == pass {
 		t.Fatal("the password does not depend on the secret")
 	}
 }

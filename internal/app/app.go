@@ -42,7 +42,7 @@ import (
 	"github.com/openvisit/openvisit/recording"
 	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/signaling"
-	"github.com/openvisit/openvisit/turnserver"
+	"github.com/openvisit/openvisit/sfu/turn"
 	"github.com/openvisit/openvisit/web"
 )
 
@@ -79,7 +79,7 @@ type App struct {
 	demoLinks []string
 	recLib    *recording.Library
 	recorder  *recording.Service
-	turn      *turnserver.Server // nil unless media.turn.addr
+	turn      *turn.Server // nil unless media.turn.addr
 	turnKey   []byte
 	ops       *opsListener // nil when http.ops_addr is empty
 }
@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			if a.turnKey, err = keys.LoadSecret(path, cfg.Environment == config.Development); err != nil {
 				return nil, err
 			}
-			a.turn, err = turnserver.New(turnserver.Params{
+			a.turn, err = turn.New(turn.Params{
 				Addr: t.Addr, RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
 				AllowPrivatePeers: t.AllowPrivatePeers, Logger: log, Now: opt.Now,
 			})
@@ -478,7 +478,7 @@ func (a *App) TURNCredentials(participant string, expiry time.Time, host string)
 	if a.turn == nil {
 		return "", "", "", false
 	}
-	user, pass = turnserver.Credentials(a.turnKey, participant, expiry)
+	user, pass = turn.Credentials(a.turnKey, participant, expiry)
 	return a.turn.URL(host), user, pass, true
 }
 

@@ -155,7 +155,7 @@ func (s *server) auditBy(t *testing.T, action, actorLike, role string) int {
 func openvisitBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "openvisit")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/openvisit/openvisit")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/openvisit/openvisit/cmd/openvisit")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

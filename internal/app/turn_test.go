@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/turn/v5"
+	pionturn "github.com/pion/turn/v5"
 
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/signaling"
-	"github.com/openvisit/openvisit/turnserver"
+	"github.com/openvisit/openvisit/sfu/turn"
 )
 
 // A join grant carries relay credentials limited to the visit, and they
@@ -44,8 +44,8 @@ func TestJoinGrantCarriesTURN(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		cl, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Username: user, Password: pass,
-			Realm: turnserver.Realm, Conn: conn, RTO: 200 * time.Millisecond})
+		cl, err := pionturn.NewClient(&pionturn.ClientConfig{TURNServerAddr: addr, STUNServerAddr: addr, Username: user, Password: pass,
+			Realm: turn.Realm, Conn: conn, RTO: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -74,7 +74,7 @@ func TestRecorderCrashKeepsUploadedParts(t *testing.T) {
 	prov, _ := c.provider()
 	v := prov.newVisit()
 	pat := c.patient(v)
-	clip := e2e.LoadClip(t, "../../loadtest/testdata")
+	clip := e2e.LoadClip(t, "../loadtest/testdata")
 	pp := peer{e2e.JoinPeer(t, prov.join(v), e2e.PeerOptions{Clip: clip})}
 	bp := peer{e2e.JoinPeer(t, pat.join(v), e2e.PeerOptions{FrameSize: 40000})}
 	pp.receiving(t, "provider receiving media", 30*time.Second)

@@ -58,7 +58,7 @@ func binary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(buildDir, "openvisit")
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/openvisit/openvisit")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/openvisit/openvisit/cmd/openvisit")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		out, err := cmd.CombinedOutput()
 		if err != nil {

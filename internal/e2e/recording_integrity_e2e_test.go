@@ -18,7 +18,7 @@ import (
 
 // clipDir holds the recorded media the load test publishes (real VP8 and
 // Opus, which Chromium decodes).
-const clipDir = "../../loadtest/testdata"
+const clipDir = "../loadtest/testdata"
 
 // TestTamperedRecordingAlerts: one byte of a stored recording is flipped in
 // the middle of its object. The admin's player in Chromium says the

@@ -6,7 +6,7 @@
 // mints them without talking to the relay, and they end with the visit's
 // join grant. Relays to loopback, link-local, private and other
 // non-public addresses are refused unless configured (tests on loopback).
-package turnserver
+package turn
 
 import (
 	"crypto/hmac"

@@ -1,4 +1,4 @@
-package turnserver
+package turn
 
 import (
 	"net"

@@ -24,7 +24,7 @@ import (
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
-	"github.com/openvisit/openvisit/loadtest"
+	"github.com/openvisit/openvisit/internal/loadtest"
 	"github.com/openvisit/openvisit/sfu"
 )
 
