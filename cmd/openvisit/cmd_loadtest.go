@@ -23,8 +23,8 @@ import (
 	"github.com/openvisit/openvisit/internal/app"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/internal/loadtest"
+	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/sfu"
 )
 

@@ -41,8 +41,8 @@ import (
 	"github.com/openvisit/openvisit/internal/visits"
 	"github.com/openvisit/openvisit/recording"
 	"github.com/openvisit/openvisit/sfu"
-	"github.com/openvisit/openvisit/signaling"
 	"github.com/openvisit/openvisit/sfu/turn"
+	"github.com/openvisit/openvisit/signaling"
 	"github.com/openvisit/openvisit/web"
 )
 

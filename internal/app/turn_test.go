@@ -9,8 +9,8 @@ import (
 	pionturn "github.com/pion/turn/v5"
 
 	"github.com/openvisit/openvisit/internal/config"
-	"github.com/openvisit/openvisit/signaling"
 	"github.com/openvisit/openvisit/sfu/turn"
+	"github.com/openvisit/openvisit/signaling"
 )
 
 // A join grant carries relay credentials limited to the visit, and they
