@@ -99,7 +99,7 @@ func tokenCode(err error) Code {
 // Sentinel errors of this package.
 var (
 	ErrClosed = errors.New("sfu: closed")
-	// errNoFingerprint: DTLS-SRTP is mandatory (DESIGN.md decision 4).
+	// errNoFingerprint: DTLS-SRTP is mandatory (docs/DESIGN.md decision 4).
 	errNoFingerprint = errors.New("sfu: offer has no DTLS fingerprint")
 )
 
