@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/store"
@@ -38,14 +38,7 @@ const testSeg = 100_000 // does not divide a 5 MiB part: parts end mid-segment
 func newRecoverEnv(t *testing.T) *recoverEnv {
 	t.Helper()
 	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := dbtest.Pool(t, 4)
 	m := testenv.MinIO(t)
 	objs, err := NewObjects(m.Config("ov-test-recover-" + uuid.NewString()[:8]))
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/minio/minio-go/v7"
 
-	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/objstore"
 	"github.com/openvisit/openvisit/internal/store"
@@ -23,14 +23,7 @@ import (
 // legal hold or not yet due.
 func TestRetentionDeletesKeyAndObjects(t *testing.T) {
 	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := dbtest.Pool(t, 4)
 	s3 := testenv.MinIO(t).Config("ov-test-retention-" + uuid.NewString()[:8])
 	objs, err := NewObjects(s3)
 	if err != nil {

@@ -14,22 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 )
 
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return pool
+	return dbtest.Pool(t, 4)
 }
 
 func appendN(t *testing.T, l *audit.Log, n int, e audit.Event) {

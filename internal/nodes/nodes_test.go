@@ -10,24 +10,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/nodes"
-	"github.com/openvisit/openvisit/internal/testenv"
 	"github.com/openvisit/openvisit/internal/token"
 )
 
 func setup(t *testing.T) (*pgxpool.Pool, *nodes.Registry) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := dbtest.Pool(t, 4)
 	return pool, nodes.NewRegistry(pool, 10*time.Second)
 }
 
