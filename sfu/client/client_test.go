@@ -2,85 +2,38 @@ package client_test
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
-	"log/slog"
-	"net"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
-	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/sfu/client"
 	"github.com/openvisit/openvisit/sfu/protocol"
+	"github.com/openvisit/openvisit/sfu/sfutest"
 )
 
-const node = ids.NodeID("node-client-test")
-
-func loopbackOnly(se *webrtc.SettingEngine) {
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-}
-
-// testNode is a real SFU behind an httptest server, with a minter for its key.
-type testNode struct {
-	url    string
-	minter *token.Minter
-}
-
-func newNode(t *testing.T) *testNode {
+// params are the Params of a new patient joining visit on n, with a token
+// for tokenVisit.
+func params(t *testing.T, n *sfutest.Node, visit, tokenVisit ids.VisitID) client.Params {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := token.NewVerifier(pub, node, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := token.NewMinter(priv, time.Minute, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sfu.New(sfu.Params{
-		Node: node, Verifier: v, Burner: token.NewMemoryBurner(100, nil),
-		Logger: slog.New(slog.DiscardHandler), UDPAddr: "127.0.0.1:0", ConfigureWebRTC: loopbackOnly,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(func() { _ = s.Close(); srv.Close() })
-	return &testNode{url: "ws" + strings.TrimPrefix(srv.URL, "http"), minter: m}
-}
-
-func (n *testNode) params(t *testing.T, visit, tokenVisit ids.VisitID) client.Params {
-	t.Helper()
-	tok, _, err := n.minter.Mint(token.Grant{
-		Visit: tokenVisit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Subject: "user", Node: node,
-	})
+	tok, err := n.Mint(tokenVisit, token.RolePatient)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var se webrtc.SettingEngine
-	loopbackOnly(&se)
-	return client.Params{URL: n.url, Token: tok, Visit: visit, API: webrtc.NewAPI(webrtc.WithSettingEngine(se))}
+	sfutest.Loopback(&se)
+	return client.Params{URL: n.URL, Token: tok, Visit: visit, API: webrtc.NewAPI(webrtc.WithSettingEngine(se))}
 }
 
 func TestJoinRefused(t *testing.T) {
-	n := newNode(t)
-	_, err := client.Join(context.Background(), n.params(t, ids.NewVisitID(), ids.NewVisitID()))
+	n := sfutest.NewNode(t)
+	_, err := client.Join(context.Background(), params(t, n, ids.NewVisitID(), ids.NewVisitID()))
 	if !errors.Is(err, client.ErrRefused) || !strings.Contains(err.Error(), string(protocol.CodeTokenWrongVisit)) {
 		t.Fatalf("join with another visit's token: %v, want refused with %s", err, protocol.CodeTokenWrongVisit)
 	}
@@ -95,10 +48,10 @@ type publisher struct {
 	stop     chan struct{}
 }
 
-func join(t *testing.T, n *testNode, visit ids.VisitID) *publisher {
+func join(t *testing.T, n *sfutest.Node, visit ids.VisitID) *publisher {
 	t.Helper()
 	p := &publisher{msgs: make(chan client.Message, 16), stop: make(chan struct{})}
-	params := n.params(t, visit, visit)
+	params := params(t, n, visit, visit)
 	params.Handlers = client.Handlers{
 		OnTrack: func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			for {
@@ -144,7 +97,7 @@ func join(t *testing.T, n *testNode, visit ids.VisitID) *publisher {
 // server's renegotiation; the first is told of the second; leaving ends
 // the socket with 1000.
 func TestCall(t *testing.T) {
-	n := newNode(t)
+	n := sfutest.NewNode(t)
 	visit := ids.NewVisitID()
 	a := join(t, n, visit)
 	b := join(t, n, visit)
