@@ -114,7 +114,7 @@ func TestMediaStateHookOffMediaPath(t *testing.T) {
 	var queuedIDs []ids.ParticipantID
 	for i := 0; i < 3; i++ {
 		c := joinedSocket(t, env, visit)
-		writeJSON(t, c, map[string]string{"type": "leave"})
+		writeJSON(t, c, protocol.Leave())
 		if code := expectClose(t, c); code != 1000 {
 			t.Fatalf("close %d", code)
 		}
@@ -162,7 +162,7 @@ func TestMediaStateGaveUp(t *testing.T) {
 		t.Fatalf("close %d", code)
 	}
 	idle := joinedSocket(t, env, visit)
-	writeJSON(t, idle, map[string]string{"type": "leave"})
+	writeJSON(t, idle, protocol.Leave())
 	expectClose(t, idle)
 	waitFor(t, "everyone gone", func() bool { return env.sfu.Stats().Participants == 0 })
 	_ = env.sfu.Close()
