@@ -78,8 +78,8 @@ type Conn struct {
 	joined protocol.JoinedMessage
 
 	done      chan struct{} // closed when the reader returns
-	started   bool // set by Start; Start and Close are called by the owner, in order
-	closeCode int // set before done is closed
+	started   bool          // set by Start; Start and Close are called by the owner, in order
+	closeCode int           // set before done is closed
 	once      sync.Once
 }
 
