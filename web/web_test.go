@@ -144,14 +144,9 @@ func TestPagesFitCSP(t *testing.T) {
 	sameOrigin := regexp.MustCompile(`\ssrc="/[a-z]`)
 	linkTag := regexp.MustCompile(`(?i)<link[^>]*>`)
 	linkOK := regexp.MustCompile(`\shref="(?:/[a-z]|data:)`)
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(p) != ".html" {
-			return err
-		}
-		b, err := fs.ReadFile(static, p)
-		if err != nil {
-			return err
-		}
+	// The pages as served (rendered with their chrome), and the chrome's
+	// templates themselves.
+	for p, b := range renderedPages(t) {
 		for _, re := range inline {
 			if loc := re.FindIndex(b); loc != nil {
 				t.Errorf("%s: breaks the CSP: %q", p, b[loc[0]:loc[1]])
@@ -167,14 +162,10 @@ func TestPagesFitCSP(t *testing.T) {
 				t.Errorf("%s: link not from 'self': %s", p, tag)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	// Scripts must not set inline styles either (style-src 'self' refuses
 	// element.style via setAttribute and style attributes in innerHTML).
-	err = fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
 			return err
 		}
@@ -212,26 +203,30 @@ func TestPagesAndImportsExist(t *testing.T) {
 	}
 	src := regexp.MustCompile(`src="/(js/[a-z0-9_-]+\.js)"`)
 	imp := regexp.MustCompile(`(?m)^\s*import\s[^'"]*['"]\./([a-z0-9_-]+\.js)['"]`)
+	refs := map[string][]string{} // file → the modules it loads
+	for p, b := range renderedPages(t) {
+		for _, m := range src.FindAllSubmatch(b, -1) {
+			refs[p] = append(refs[p], string(m[1]))
+		}
+	}
 	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
 			return err
 		}
 		b, err := fs.ReadFile(static, p)
 		if err != nil {
 			return err
 		}
-		var refs []string
-		switch filepath.Ext(p) {
-		case ".html":
-			for _, m := range src.FindAllSubmatch(b, -1) {
-				refs = append(refs, string(m[1]))
-			}
-		case ".js":
-			for _, m := range imp.FindAllSubmatch(b, -1) {
-				refs = append(refs, "js/"+string(m[1]))
-			}
+		for _, m := range imp.FindAllSubmatch(b, -1) {
+			refs[p] = append(refs[p], "js/"+string(m[1]))
 		}
-		for _, r := range refs {
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for p, list := range refs {
+		for _, r := range list {
 			if !assetPath.MatchString("/" + r) {
 				t.Errorf("%s: %s is not a servable asset name", p, r)
 			}
@@ -239,9 +234,69 @@ func TestPagesAndImportsExist(t *testing.T) {
 				t.Errorf("%s: imports %s: %v", p, r, err)
 			}
 		}
-		return nil
-	})
+	}
+}
+
+// renderedPages serves every page (development ones too) and returns
+// them by file name, with chrome.html as it is; a page that does not
+// render fails the test.
+func renderedPages(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	h := DevHandler("")
+	for _, m := range []map[string]string{pages, devPages} {
+		for route, name := range m {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", route, nil))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("GET %s: status %d", route, rec.Code)
+			}
+			out[name] = rec.Body.Bytes()
+		}
+	}
+	chrome, err := fs.ReadFile(static, "static/"+chromeFile)
 	if err != nil {
 		t.Fatal(err)
+	}
+	out[chromeFile] = chrome
+	return out
+}
+
+// Every page renders with the shared chrome: one document, with its
+// <head>, and nothing of the template language left in it.
+func TestPagesRenderWithChrome(t *testing.T) {
+	for name, b := range renderedPages(t) {
+		if name == chromeFile {
+			continue
+		}
+		s := string(b)
+		if !strings.HasPrefix(s, "<!doctype html>\n") || strings.Count(s, "<head>") != 1 || !strings.Contains(s, `<link rel="stylesheet" href="/css/app.css">`) {
+			t.Errorf("%s: no shared <head>", name)
+		}
+		if strings.Contains(s, "{{") || strings.Contains(s, "}}") {
+			t.Errorf("%s: template text left in the page", name)
+		}
+	}
+	// The chrome file is a template, not a page: it is not served.
+	rec := httptest.NewRecorder()
+	Handler("").ServeHTTP(rec, httptest.NewRequest("GET", "/"+chromeFile, nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("GET /%s: status %d, want 404", chromeFile, rec.Code)
+	}
+}
+
+// The embedded pages are rendered once: the same bytes and ETag every time.
+func TestPageRenderedOnce(t *testing.T) {
+	h := Handler("").(*handler)
+	first, err := h.load("admin.html", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.load("admin.html", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &first.data[0] != &again.data[0] || first.etag != again.etag {
+		t.Error("page rendered again")
 	}
 }
