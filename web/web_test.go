@@ -165,23 +165,12 @@ func TestPagesFitCSP(t *testing.T) {
 	}
 	// Scripts must not set inline styles either (style-src 'self' refuses
 	// element.style via setAttribute and style attributes in innerHTML).
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
-			return err
-		}
-		b, err := fs.ReadFile(static, p)
-		if err != nil {
-			return err
-		}
+	for p, b := range modules(t) {
 		for _, bad := range []string{"innerHTML", "setAttribute('style'", "eval(", "new Function"} {
 			if strings.Contains(string(b), bad) {
 				t.Errorf("%s: uses %s", p, bad)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -209,21 +198,10 @@ func TestPagesAndImportsExist(t *testing.T) {
 			refs[p] = append(refs[p], string(m[1]))
 		}
 	}
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
-			return err
-		}
-		b, err := fs.ReadFile(static, p)
-		if err != nil {
-			return err
-		}
+	for p, b := range modules(t) {
 		for _, m := range imp.FindAllSubmatch(b, -1) {
 			refs[p] = append(refs[p], "js/"+string(m[1]))
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	for p, list := range refs {
 		for _, r := range list {
@@ -235,6 +213,23 @@ func TestPagesAndImportsExist(t *testing.T) {
 			}
 		}
 	}
+}
+
+// modules returns the embedded JavaScript modules by path.
+func modules(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
+			return err
+		}
+		out[p], err = fs.ReadFile(static, p)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // renderedPages serves every page (development ones too) and returns
