@@ -13,13 +13,15 @@
 // end the visit for everyone) and screen sharing; everyone gets device
 // switching and a network-quality indicator per participant.
 
-// Each concern has its module: call-tiles.js (the others' tiles),
-// call-media.js (the self-view, device switching, screen sharing),
-// call-quality.js, call-room.js (the provider's waiting-room panel),
-// call-recording.js (consent and recording) and call-ice.js (what a failed
-// connection tried). This file joins the visit and wires them together.
+// Each concern has its module: call-grant.js (join grants), call-tiles.js
+// (the others' tiles), call-media.js (the self-view, device switching,
+// screen sharing), call-quality.js, call-room.js (the provider's
+// waiting-room panel), call-recording.js (consent and recording) and
+// call-ice.js (what a failed connection tried). This file joins the visit
+// and wires them together.
 
 import { APIError, loadSession, post } from './api.js';
+import { VISIT_ID, fetchGrant, redeem, relayOnly, takeCode } from './call-grant.js';
 import { showIceHelp } from './call-ice.js';
 import { LocalMedia, setPressed } from './call-media.js';
 import { QualityMonitor } from './call-quality.js';
@@ -30,17 +32,6 @@ import { VisitClient } from './client.js';
 import { fillSelect, openMedia } from './devices.js';
 import { startIdleLogoff } from './session.js';
 import { FINAL_STATUS, VisitEvents } from './visit-events.js';
-
-/**
- * @typedef {object} Redeemed
- * @property {string} visit_id
- * @property {string} participant_id
- * @property {string} role
- * @property {string} token
- * @property {string} ws_url
- * @property {RTCIceServer[]} [ice_servers]
- * @property {import('./call-ice.js').Help} [help] the clinic's help line
- */
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -170,86 +161,7 @@ function roleLabel(role) {
   return 'Participant';
 }
 
-// ---- join grants ------------------------------------------------------------
-
-/** Reads and removes the one-time code from the fragment. @returns {string} */
-function takeCode() {
-  const params = new URLSearchParams(location.hash.slice(1));
-  const code = params.get('code') || '';
-  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
-  return code;
-}
-
-/** @param {string} code @returns {Promise<Redeemed>} */
-async function redeem(code) {
-  let resp;
-  try {
-    resp = await fetch('/api/v1/demo/redeem', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-      body: JSON.stringify({ code }),
-      credentials: 'same-origin',
-      cache: 'no-store',
-    });
-  } catch {
-    throw new Error('The server could not be reached. Check your connection and try again.');
-  }
-  /** @type {any} */
-  let body = null;
-  try {
-    body = await resp.json();
-  } catch {
-    // handled below
-  }
-  if (!resp.ok) {
-    const msg = body && body.error && body.error.message;
-    throw new Error(msg || `The visit link could not be used (HTTP ${resp.status}).`);
-  }
-  if (!body || !body.token || !body.ws_url || !body.visit_id) {
-    throw new Error('The server sent an unexpected answer.');
-  }
-  return body;
-}
-
-const VISIT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/**
- * A fresh join grant for the session's participant (a new single-use token
- * each time). Errors the server means for good (ended, not admitted, no
- * session, no access) are marked fatal for the client's reconnection;
- * network trouble and 5xx are not.
- * @param {string} visit
- * @returns {Promise<Redeemed>}
- */
-async function fetchGrant(visit) {
-  try {
-    /** @type {Redeemed} */
-    const body = await post(`/api/v1/visits/${encodeURIComponent(visit)}/join`, {}, { redirect401: false });
-    if (!body || !body.token || !body.ws_url || !body.visit_id) throw new Error('The server sent an unexpected answer.');
-    return body;
-  } catch (err) {
-    if (err instanceof APIError && err.status >= 400 && err.status < 500 && err.status !== 429) {
-      throw Object.assign(err, { fatal: true, ended: err.code === 'visit_closed' });
-    }
-    throw err;
-  }
-}
-
-/**
- * Diagnostics switch: with sessionStorage 'openvisit.iceTransportPolicy' set
- * to 'relay' (from the developer console, or by a test before the page
- * loads), the call uses relayed (TURN) candidates only, to check that the
- * relay alone carries a call. Nothing in the product sets it, and it lasts
- * for the tab only.
- * @returns {boolean}
- */
-function relayOnly() {
-  try {
-    return sessionStorage.getItem('openvisit.iceTransportPolicy') === 'relay';
-  } catch {
-    return false; // storage blocked
-  }
-}
+// ---- joining ------------------------------------------------------------
 
 /** A demo link's grant, or null when the page says why there is none. @param {string} code */
 async function joinDemo(code) {
@@ -286,7 +198,7 @@ async function joinWithSession(visit) {
   openvisit.mode = view.kind === 'patient' ? 'patient' : 'provider';
   openvisit.visit = visit;
   keepSession(view);
-  /** @type {Redeemed} */
+  /** @type {import('./call-grant.js').Grant} */
   let r;
   try {
     r = await fetchGrant(visit);
