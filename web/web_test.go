@@ -130,6 +130,43 @@ func TestHandlerDevDir(t *testing.T) {
 	}
 }
 
+// With a dev directory, a page is rendered with the directory's chrome on
+// every request, so edits to either show at once.
+func TestHandlerDevDirRendersPages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func() (string, string) {
+		rec := httptest.NewRecorder()
+		Handler(dir).ServeHTTP(rec, httptest.NewRequest("GET", "/signin", nil))
+		if rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+		return rec.Body.String(), rec.Header().Get("ETag")
+	}
+	write(chromeFile, `{{define "bar"}}<header>{{.}}</header>{{end}}`)
+	write("signin.html", `{{template "bar" "one"}}<main></main>`)
+	body, etag := get()
+	if body != "<header>one</header><main></main>" {
+		t.Fatalf("rendered %q", body)
+	}
+	write(chromeFile, `{{define "bar"}}<nav>{{.}}</nav>{{end}}`)
+	body, etag2 := get()
+	if body != "<nav>one</nav><main></main>" || etag2 == etag {
+		t.Fatalf("chrome edit not shown: %q (ETag %s then %s)", body, etag, etag2)
+	}
+	write("signin.html", `{{template "missing"}}`)
+	rec := httptest.NewRecorder()
+	Handler(dir).ServeHTTP(rec, httptest.NewRequest("GET", "/signin", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("a page that does not render: status %d, want 500", rec.Code)
+	}
+}
+
 // The pages must work under the strict CSP: no inline scripts, inline
 // styles or inline event handlers, and every asset from 'self'.
 func TestPagesFitCSP(t *testing.T) {

@@ -15,7 +15,7 @@
 // reach its database (503 service_unavailable) the waiting room says so and
 // keeps trying; the patient keeps their place.
 
-import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, onAvailability, post, reportAvailability, setCSRF } from './api.js';
+import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, loadSession, onAvailability, post, reportAvailability, setCSRF } from './api.js';
 import { busy, byId, h, say } from './dom.js';
 import { fillSelect, levelMeter, openTrack, openMedia, playTone, saveDevices, supportChecks } from './devices.js';
 import { VisitEvents } from './visit-events.js';
@@ -217,9 +217,7 @@ async function identity(secret) {
 
 /** Loads the patient session (its CSRF token) for visit. @param {string} visit */
 async function startSession(visit) {
-  /** @type {import('./api.js').SessionView} */
-  const view = await get('/api/v1/auth/session', { redirect401: false });
-  setCSRF(view.csrf_token);
+  const view = await loadSession({ redirect401: false });
   openvisit.visit = view.visit_id || visit;
 }
 
