@@ -10,6 +10,23 @@
 // links and sign-out buttons) is written once, in static/chrome.html: each
 // page is an html/template that includes its pieces, rendered once when it
 // is first served (on every request with a dev directory).
+//
+// The modules under static/js, by what they hold:
+//
+//   - one per page: signin, setup, admin, audit, incidents, provider,
+//     recordings (with player), outbox, join (the patient's way in) and
+//     call (the visit itself);
+//   - the call page's parts: call-grant (join grants), call-tiles,
+//     call-media (self-view, devices, screen sharing), call-quality,
+//     call-room (the provider's waiting room), call-recording (consent and
+//     recording) and call-ice (what a failed connection tried);
+//   - the media client, shared by every page that joins a visit: client
+//     (VisitClient: staying connected), media-session (the protocol of
+//     sfu/PROTOCOL.md), simulcast and ice-report;
+//   - what pages share: api (the JSON API and its errors), dom, staff (the
+//     signed-in pages' start, account bar and messages), session (idle
+//     logoff), visit-events (a visit's state events), devices (camera and
+//     microphone) and compliance (the audit and incident pages' helpers).
 package web
 
 import (
