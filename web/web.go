@@ -5,6 +5,28 @@
 // and /healthz itself. Security headers (CSP, nosniff, Referrer-Policy) are
 // the router's middleware's job; the pages are written for the strict CSP
 // (no inline script or style).
+//
+// The chrome the pages share (the <head>, the staff pages' bar with its
+// links and sign-out buttons) is written once, in static/chrome.html: each
+// page is an html/template that includes its pieces, rendered once when it
+// is first served (on every request with a dev directory).
+//
+// The modules under static/js, by what they hold:
+//
+//   - one per page: signin, setup, admin, audit, incidents, provider,
+//     recordings (with player), outbox, join (the patient's way in) and
+//     call (the visit itself);
+//   - the call page's parts: call-grant (join grants), call-tiles,
+//     call-media (self-view, devices, screen sharing), call-quality,
+//     call-room (the provider's waiting room), call-recording (consent and
+//     recording) and call-ice (what a failed connection tried);
+//   - the media client, shared by every page that joins a visit: client
+//     (VisitClient: staying connected), media-session (the protocol of
+//     sfu/PROTOCOL.md), simulcast and ice-report;
+//   - what pages share: api (the JSON API and its errors), dom, staff (the
+//     signed-in pages' start, account bar and messages), session (idle
+//     logoff), visit-events (a visit's state events), devices (camera and
+//     microphone) and compliance (the audit and incident pages' helpers).
 package web
 
 import (
@@ -13,6 +35,8 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"html/template"
 	"io/fs"
 	"net/http"
 	"os"
@@ -38,6 +62,9 @@ var pages = map[string]string{
 	"/incidents":  "incidents.html",
 	"/recordings": "recordings.html",
 }
+
+// chromeFile holds the templates every page may include; it is not served.
+const chromeFile = "chrome.html"
 
 // devPages are served only by DevHandler: pages of development-only
 // features (the mail outbox, which shows PHI kept in development).
@@ -75,7 +102,7 @@ func DevHandler(devDir string) http.Handler {
 }
 
 func newHandler(devDir string, pages map[string]string) http.Handler {
-	h := &handler{etags: map[string]string{}, pages: pages}
+	h := &handler{files: map[string]file{}, pages: pages}
 	if devDir != "" {
 		h.fsys = os.DirFS(devDir)
 		h.dev = true
@@ -94,12 +121,18 @@ type handler struct {
 	pages map[string]string // route → file under static/
 
 	mu    sync.Mutex
-	etags map[string]string // embedded files only: name → ETag
+	files map[string]file // embedded files only: name → what is served
+}
+
+// file is what is served for a name: an asset as it is, a page rendered.
+type file struct {
+	data []byte
+	etag string
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, ok := h.pages[r.URL.Path]
-	if !ok {
+	name, page := h.pages[r.URL.Path]
+	if !page {
 		m := assetPath.FindStringSubmatch(r.URL.Path)
 		if m == nil {
 			http.NotFound(w, r)
@@ -112,7 +145,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 		return
 	}
-	data, err := fs.ReadFile(h.fsys, name)
+	f, err := h.load(name, page)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			http.NotFound(w, r)
@@ -128,22 +161,69 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// (cheap: the ETag answers 304) and a deploy never mixes old and new
 	// modules.
 	hdr.Set("Cache-Control", "no-cache")
-	hdr.Set("ETag", h.etag(name, data))
-	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(data))
+	hdr.Set("ETag", f.etag)
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(f.data))
 }
 
-func (h *handler) etag(name string, data []byte) string {
-	if h.dev {
-		return hash(data)
+// load reads a file (rendering it when it is a page) and its ETag. The
+// embedded files never change, so what they give is kept; a dev directory
+// is read again on every request.
+func (h *handler) load(name string, page bool) (file, error) {
+	if !h.dev {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if f, ok := h.files[name]; ok {
+			return f, nil
+		}
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	e, ok := h.etags[name]
-	if !ok {
-		e = hash(data)
-		h.etags[name] = e
+	data, err := fs.ReadFile(h.fsys, name)
+	if err != nil {
+		return file{}, err
 	}
-	return e
+	if page {
+		if data, err = render(h.fsys, name, data); err != nil {
+			return file{}, err
+		}
+	}
+	f := file{data: data, etag: hash(data)}
+	if !h.dev {
+		h.files[name] = f
+	}
+	return f, nil
+}
+
+// render executes a page as an html/template, with the templates of
+// chrome.html to include.
+func render(fsys fs.FS, name string, page []byte) ([]byte, error) {
+	chrome, err := fs.ReadFile(fsys, chromeFile)
+	if err != nil {
+		return nil, fmt.Errorf("web: page %s: %w", name, err)
+	}
+	t, err := template.New(chromeFile).Funcs(template.FuncMap{"args": args}).Parse(string(chrome))
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	if _, err := t.New(name).Parse(string(page)); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	var b bytes.Buffer
+	if err := t.ExecuteTemplate(&b, name, nil); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// args makes a template's named arguments from pairs of key and value:
+// {{template "head" (args "title" "Sign in — OpenVisit" "script" "signin")}}.
+func args(kv ...string) (map[string]string, error) {
+	if len(kv)%2 != 0 {
+		return nil, errors.New("args: a key without a value")
+	}
+	m := make(map[string]string, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m, nil
 }
 
 func hash(data []byte) string {

@@ -130,6 +130,43 @@ func TestHandlerDevDir(t *testing.T) {
 	}
 }
 
+// With a dev directory, a page is rendered with the directory's chrome on
+// every request, so edits to either show at once.
+func TestHandlerDevDirRendersPages(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func() (string, string) {
+		rec := httptest.NewRecorder()
+		Handler(dir).ServeHTTP(rec, httptest.NewRequest("GET", "/signin", nil))
+		if rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+		return rec.Body.String(), rec.Header().Get("ETag")
+	}
+	write(chromeFile, `{{define "bar"}}<header>{{.}}</header>{{end}}`)
+	write("signin.html", `{{template "bar" "one"}}<main></main>`)
+	body, etag := get()
+	if body != "<header>one</header><main></main>" {
+		t.Fatalf("rendered %q", body)
+	}
+	write(chromeFile, `{{define "bar"}}<nav>{{.}}</nav>{{end}}`)
+	body, etag2 := get()
+	if body != "<nav>one</nav><main></main>" || etag2 == etag {
+		t.Fatalf("chrome edit not shown: %q (ETag %s then %s)", body, etag, etag2)
+	}
+	write("signin.html", `{{template "missing"}}`)
+	rec := httptest.NewRecorder()
+	Handler(dir).ServeHTTP(rec, httptest.NewRequest("GET", "/signin", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Errorf("a page that does not render: status %d, want 500", rec.Code)
+	}
+}
+
 // The pages must work under the strict CSP: no inline scripts, inline
 // styles or inline event handlers, and every asset from 'self'.
 func TestPagesFitCSP(t *testing.T) {
@@ -144,14 +181,9 @@ func TestPagesFitCSP(t *testing.T) {
 	sameOrigin := regexp.MustCompile(`\ssrc="/[a-z]`)
 	linkTag := regexp.MustCompile(`(?i)<link[^>]*>`)
 	linkOK := regexp.MustCompile(`\shref="(?:/[a-z]|data:)`)
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(p) != ".html" {
-			return err
-		}
-		b, err := fs.ReadFile(static, p)
-		if err != nil {
-			return err
-		}
+	// The pages as served (rendered with their chrome), and the chrome's
+	// templates themselves.
+	for p, b := range renderedPages(t) {
 		for _, re := range inline {
 			if loc := re.FindIndex(b); loc != nil {
 				t.Errorf("%s: breaks the CSP: %q", p, b[loc[0]:loc[1]])
@@ -167,30 +199,15 @@ func TestPagesFitCSP(t *testing.T) {
 				t.Errorf("%s: link not from 'self': %s", p, tag)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 	// Scripts must not set inline styles either (style-src 'self' refuses
 	// element.style via setAttribute and style attributes in innerHTML).
-	err = fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
-			return err
-		}
-		b, err := fs.ReadFile(static, p)
-		if err != nil {
-			return err
-		}
+	for p, b := range modules(t) {
 		for _, bad := range []string{"innerHTML", "setAttribute('style'", "eval(", "new Function"} {
 			if strings.Contains(string(b), bad) {
 				t.Errorf("%s: uses %s", p, bad)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -212,26 +229,19 @@ func TestPagesAndImportsExist(t *testing.T) {
 	}
 	src := regexp.MustCompile(`src="/(js/[a-z0-9_-]+\.js)"`)
 	imp := regexp.MustCompile(`(?m)^\s*import\s[^'"]*['"]\./([a-z0-9_-]+\.js)['"]`)
-	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	refs := map[string][]string{} // file → the modules it loads
+	for p, b := range renderedPages(t) {
+		for _, m := range src.FindAllSubmatch(b, -1) {
+			refs[p] = append(refs[p], string(m[1]))
 		}
-		b, err := fs.ReadFile(static, p)
-		if err != nil {
-			return err
+	}
+	for p, b := range modules(t) {
+		for _, m := range imp.FindAllSubmatch(b, -1) {
+			refs[p] = append(refs[p], "js/"+string(m[1]))
 		}
-		var refs []string
-		switch filepath.Ext(p) {
-		case ".html":
-			for _, m := range src.FindAllSubmatch(b, -1) {
-				refs = append(refs, string(m[1]))
-			}
-		case ".js":
-			for _, m := range imp.FindAllSubmatch(b, -1) {
-				refs = append(refs, "js/"+string(m[1]))
-			}
-		}
-		for _, r := range refs {
+	}
+	for p, list := range refs {
+		for _, r := range list {
 			if !assetPath.MatchString("/" + r) {
 				t.Errorf("%s: %s is not a servable asset name", p, r)
 			}
@@ -239,9 +249,86 @@ func TestPagesAndImportsExist(t *testing.T) {
 				t.Errorf("%s: imports %s: %v", p, r, err)
 			}
 		}
-		return nil
+	}
+}
+
+// modules returns the embedded JavaScript modules by path.
+func modules(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	err := fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || filepath.Ext(p) != ".js" {
+			return err
+		}
+		out[p], err = fs.ReadFile(static, p)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// renderedPages serves every page (development ones too) and returns
+// them by file name, with chrome.html as it is; a page that does not
+// render fails the test.
+func renderedPages(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	h := DevHandler("")
+	for _, m := range []map[string]string{pages, devPages} {
+		for route, name := range m {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", route, nil))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("GET %s: status %d", route, rec.Code)
+			}
+			out[name] = rec.Body.Bytes()
+		}
+	}
+	chrome, err := fs.ReadFile(static, "static/"+chromeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out[chromeFile] = chrome
+	return out
+}
+
+// Every page renders with the shared chrome: one document, with its
+// <head>, and nothing of the template language left in it.
+func TestPagesRenderWithChrome(t *testing.T) {
+	for name, b := range renderedPages(t) {
+		if name == chromeFile {
+			continue
+		}
+		s := string(b)
+		if !strings.HasPrefix(s, "<!doctype html>\n") || strings.Count(s, "<head>") != 1 || !strings.Contains(s, `<link rel="stylesheet" href="/css/app.css">`) {
+			t.Errorf("%s: no shared <head>", name)
+		}
+		if strings.Contains(s, "{{") || strings.Contains(s, "}}") {
+			t.Errorf("%s: template text left in the page", name)
+		}
+	}
+	// The chrome file is a template, not a page: it is not served.
+	rec := httptest.NewRecorder()
+	Handler("").ServeHTTP(rec, httptest.NewRequest("GET", "/"+chromeFile, nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("GET /%s: status %d, want 404", chromeFile, rec.Code)
+	}
+}
+
+// The embedded pages are rendered once: the same bytes and ETag every time.
+func TestPageRenderedOnce(t *testing.T) {
+	h := Handler("").(*handler)
+	first, err := h.load("admin.html", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := h.load("admin.html", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &first.data[0] != &again.data[0] || first.etag != again.etag {
+		t.Error("page rendered again")
 	}
 }

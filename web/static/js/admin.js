@@ -1,9 +1,9 @@
 // The admin page: staff accounts (invite, role, disable/enable, unlock,
 // reset sign-in), security alerts, and emergency access grants to review.
 
-import { describe, get, post } from './api.js';
+import { get, post } from './api.js';
 import { busy, byId, confirmAction, copy, h, say, shortID, when } from './dom.js';
-import { startStaffPage } from './staff.js';
+import { done, problem, startStaffPage } from './staff.js';
 
 /**
  * @typedef {object} User
@@ -66,18 +66,6 @@ const ui = {
 let selfID = '';
 /** @type {Map<string, User>} */
 const usersByID = new Map();
-
-/** @param {string} text */
-function ok(text) {
-  say(ui.error, '');
-  say(ui.status, text);
-}
-
-/** @param {unknown} err */
-function problem(err) {
-  say(ui.status, '');
-  say(ui.error, describe(err));
-}
 
 /** A user's display name. @param {User|undefined} u */
 function label(u) {
@@ -174,7 +162,7 @@ async function act(u, action, role) {
     try {
       const path = `/api/v1/admin/users/${encodeURIComponent(u.id)}/${action}`;
       const r = await post(path, action === 'role' ? { role } : {});
-      ok(spec.done(who));
+      done(spec.done(who));
       if (action === 'reset-mfa' && r && r.setup_link) {
         showLink(r.setup_link, `Send this one-time link to ${who} (${u.email}) by a channel you trust. It lets them set up their authenticator again. It is shown only once.`);
       }
@@ -222,7 +210,7 @@ ui.invite.addEventListener('submit', (ev) => {
         name: ui.inviteName.value.trim(),
         role: ui.inviteRole.value,
       });
-      ok(`Account created for ${label(r.user)}.`);
+      done(`Account created for ${label(r.user)}.`);
       ui.inviteEmail.value = '';
       ui.inviteName.value = '';
       showLink(r.setup_link, `Send this one-time link to ${label(r.user)} (${r.user.email}) by a channel you trust: it lets them choose a password and set up their authenticator. It is shown only once.`);
@@ -233,6 +221,29 @@ ui.invite.addEventListener('submit', (ev) => {
     }
   });
 });
+
+/**
+ * The action that closes an item of a review list (an alert, a grant):
+ * posts to path, says text, reloads the list and leaves the focus on the
+ * list's Refresh button (the item's own button is gone).
+ * @param {string} label @param {string} what  the item, for screen readers
+ * @param {string} path @param {string} text
+ * @param {() => Promise<void>} reload @param {HTMLButtonElement} refresh
+ */
+function reviewAction(label, what, path, text, reload, refresh) {
+  const b = actionButton(label, what, {});
+  b.addEventListener('click', () => busy(b, async () => {
+    try {
+      await post(path, {});
+      done(text);
+      await reload();
+      refresh.focus();
+    } catch (err) {
+      problem(err);
+    }
+  }));
+  return h('div', { className: 'actions' }, b);
+}
 
 const ALERT_KINDS = /** @type {Record<string, string>} */ ({
   account_locked: 'Account locked',
@@ -257,18 +268,8 @@ function renderAlerts(alerts) {
       item.append(h('p', { className: 'hint' }, 'This alert is about you: another admin acknowledges it (or, in a clinic with one admin, the operator on the server).'));
     }
     if (!a.acknowledged_at) {
-      const b = actionButton('Acknowledge', `${ALERT_KINDS[a.kind] || a.kind}, ${when(a.created_at)}`, {});
-      b.addEventListener('click', () => busy(b, async () => {
-        try {
-          await post(`/api/v1/admin/alerts/${encodeURIComponent(a.id)}/ack`, {});
-          ok('Alert acknowledged.');
-          await loadAlerts();
-          ui.alertsRefresh.focus();
-        } catch (err) {
-          problem(err);
-        }
-      }));
-      item.append(h('div', { className: 'actions' }, b));
+      item.append(reviewAction('Acknowledge', `${ALERT_KINDS[a.kind] || a.kind}, ${when(a.created_at)}`,
+        `/api/v1/admin/alerts/${encodeURIComponent(a.id)}/ack`, 'Alert acknowledged.', loadAlerts, ui.alertsRefresh));
     }
     return item;
   }));
@@ -296,18 +297,8 @@ function renderGrants(grants) {
       item.append(h('p', { className: 'hint' }, 'This is your own grant: another admin reviews it (or, in a clinic with one admin, the operator on the server).'));
     }
     if (!g.reviewed_at) {
-      const b = actionButton('Mark reviewed', `${who}, ${when(g.granted_at)}`, {});
-      b.addEventListener('click', () => busy(b, async () => {
-        try {
-          await post(`/api/v1/admin/break-glass/${encodeURIComponent(g.id)}/review`, {});
-          ok('Grant marked reviewed.');
-          await loadGrants();
-          ui.grantsRefresh.focus();
-        } catch (err) {
-          problem(err);
-        }
-      }));
-      item.append(h('div', { className: 'actions' }, b));
+      item.append(reviewAction('Mark reviewed', `${who}, ${when(g.granted_at)}`,
+        `/api/v1/admin/break-glass/${encodeURIComponent(g.id)}/review`, 'Grant marked reviewed.', loadGrants, ui.grantsRefresh));
     }
     return item;
   }));

@@ -146,7 +146,7 @@ export async function request(method, path, body, opts = {}) {
 
 /**
  * One call of request().
- * @param {'GET'|'POST'} method @param {string} path @param {object} [body] @param {RequestOptions} [opts]
+ * @param {'GET'|'POST'} method @param {string} path @param {object|undefined} body @param {RequestOptions} opts
  * @returns {Promise<any>}
  */
 async function requestOnce(method, path, body, opts) {

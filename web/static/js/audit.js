@@ -6,7 +6,7 @@
 import { describe, get } from './api.js';
 import { busy, byId, h, say, shortID, when } from './dom.js';
 import { Pager, loadStaff, query, rfc3339 } from './compliance.js';
-import { startStaffPage } from './staff.js';
+import { problem, startStaffPage } from './staff.js';
 
 /**
  * @typedef {object} Entry
@@ -74,12 +74,6 @@ let staff = new Map();
 let shown = {};
 /** The oldest sequence number on screen. */
 let oldestSeq = 0;
-
-/** @param {unknown} err */
-function problem(err) {
-  say(ui.status, '');
-  say(ui.error, describe(err));
-}
 
 function clearMessages() {
   say(ui.error, '');

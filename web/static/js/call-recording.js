@@ -16,7 +16,7 @@
 // every action.
 
 import { describe, get, post } from './api.js';
-import { byId, say } from './dom.js';
+import { busy, byId, say } from './dom.js';
 
 /**
  * @typedef {object} RecordingState
@@ -35,191 +35,218 @@ import { byId, say } from './dom.js';
 const POLL_MS = 2000;
 
 /**
- * @param {object} o
- * @param {string} o.visit
- * @param {'provider'|'patient'} o.mode
- * @param {() => boolean} o.live  true while the call is connected (or reconnecting)
- * @param {(st: RecordingState|null) => void} [o.onState]  for tests (window.openvisit.recording)
+ * @typedef {object} RecordingOptions
+ * @property {string} visit
+ * @property {'provider'|'patient'} mode
+ * @property {() => boolean} live  true while the call is connected (or reconnecting)
+ * @property {(st: RecordingState|null) => void} [onState]  for tests (window.openvisit.recording)
+ */
+
+/**
+ * Shows the recording panel and indicator of the call page, polling the
+ * state while the call is live.
+ * @param {RecordingOptions} o
  */
 export function startRecordingUI(o) {
-  const ui = {
-    indicator: byId('rec-indicator'),
-    panel: byId('rec'),
-    text: byId('rec-text'),
-    error: byId('rec-error'),
-    ask: /** @type {HTMLButtonElement} */ (byId('rec-ask')),
-    start: /** @type {HTMLButtonElement} */ (byId('rec-start')),
-    stop: /** @type {HTMLButtonElement} */ (byId('rec-stop')),
-    answer: /** @type {HTMLButtonElement} */ (byId('rec-answer')),
-    withdraw: /** @type {HTMLButtonElement} */ (byId('rec-withdraw')),
-    dialog: /** @type {HTMLDialogElement} */ (byId('rec-consent')),
-    allow: /** @type {HTMLButtonElement} */ (byId('rec-allow')),
-    deny: /** @type {HTMLButtonElement} */ (byId('rec-deny')),
-  };
-  const base = `/api/v1/visits/${encodeURIComponent(o.visit)}/recording`;
-  /** @type {RecordingState|null} */
-  let state = null;
-  let inflight = false;
-  let acting = false;
-  /** bumped by every action, so that a poll answered meanwhile is dropped as stale */
-  let generation = 0;
-  /** the dialog is closing because the patient answered */
-  let answered = false;
-  /** the request (requested_at) the patient closed the dialog on without answering */
-  let dismissed = '';
-  /** @type {HTMLElement|null} */
-  let focusBefore = null;
+  const panel = new RecordingPanel(o);
+  setInterval(() => panel.poll(), POLL_MS);
+  panel.poll();
+}
 
-  const time = (/** @type {string|undefined} */ iso) => (iso ? new Date(iso).toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' }) : '');
+/** @param {string|undefined} iso */
+const time = (iso) => (iso ? new Date(iso).toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' }) : '');
 
-  /** Sets text only when it changes, so a status region does not repeat itself every poll. */
-  const setText = (/** @type {HTMLElement} */ el, /** @type {string} */ text) => {
-    if (el.textContent !== text) el.textContent = text;
-  };
+/** Sets text only when it changes, so a status region does not repeat itself every poll. @param {HTMLElement} el @param {string} text */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
 
-  /** @param {RecordingState|null} st */
-  function render(st) {
-    state = st;
-    if (o.onState) o.onState(st);
+/** What the provider's panel says. @param {RecordingState} st */
+function providerText(st) {
+  if (st.status === 'recording') return `Recording since ${time(st.started_at)}. The patient can stop it at any time.`;
+  if (st.status === 'starting') return 'Starting the recording…';
+  if (st.status === 'not_working') return 'Recording is not working: no audio or video is being saved. The clinic\'s admins have been alerted. You can stop and start again.';
+  if (st.requested) return 'Waiting for the patient to answer your request to record…';
+  if (st.consent === 'given') {
+    return st.stop_reason === 'stopped' && st.stopped_at && st.consent_at && st.stopped_at > st.consent_at
+      ? 'Recording stopped. The patient\'s consent still holds; you can start again.'
+      : 'The patient agreed to recording. You can start recording.';
+  }
+  if (st.consent === 'declined') return 'The patient declined recording. Nothing is recorded.';
+  if (st.consent === 'withdrawn') {
+    return st.stop_reason === 'consent_withdrawn'
+      ? 'The patient withdrew consent and the recording stopped.'
+      : 'The patient withdrew consent to recording.';
+  }
+  return 'Recording needs the patient\'s consent: ask first.';
+}
+
+/** What the patient's panel says. @param {RecordingState} st */
+function patientText(st) {
+  if (st.status === 'recording') return 'This visit is being recorded. You can stop it at any time.';
+  if (st.status === 'starting') return 'Recording is about to start. You can stop it at any time.';
+  if (st.status === 'not_working') return 'Recording is not working right now: nothing is being saved.';
+  if (st.requested) return 'Your provider asked to record this visit.';
+  if (st.consent === 'given') return 'You allowed recording. It has not started.';
+  if (st.consent === 'declined') return 'You did not allow recording. Nothing is recorded.';
+  if (st.consent === 'withdrawn') return 'You withdrew your consent. Nothing more is recorded.';
+  return '';
+}
+
+class RecordingPanel {
+  /** @param {RecordingOptions} o */
+  constructor(o) {
+    /** @private */ this.o = o;
+    /** @private */ this.ui = {
+      indicator: byId('rec-indicator'),
+      panel: byId('rec'),
+      text: byId('rec-text'),
+      error: byId('rec-error'),
+      ask: /** @type {HTMLButtonElement} */ (byId('rec-ask')),
+      start: /** @type {HTMLButtonElement} */ (byId('rec-start')),
+      stop: /** @type {HTMLButtonElement} */ (byId('rec-stop')),
+      answer: /** @type {HTMLButtonElement} */ (byId('rec-answer')),
+      withdraw: /** @type {HTMLButtonElement} */ (byId('rec-withdraw')),
+      dialog: /** @type {HTMLDialogElement} */ (byId('rec-consent')),
+      allow: /** @type {HTMLButtonElement} */ (byId('rec-allow')),
+      deny: /** @type {HTMLButtonElement} */ (byId('rec-deny')),
+    };
+    /** @private */ this.base = `/api/v1/visits/${encodeURIComponent(o.visit)}/recording`;
+    /** @private @type {RecordingState|null} */ this.state = null;
+    /** @private */ this.inflight = false;
+    /** @private */ this.acting = false;
+    /** @private bumped by every action, so that a poll answered meanwhile is dropped as stale */ this.generation = 0;
+    /** @private the dialog is closing because the patient answered */ this.answered = false;
+    /** @private the request (requested_at) the patient closed the dialog on without answering */ this.dismissed = '';
+    /** @private @type {HTMLElement|null} */ this.focusBefore = null;
+
+    const ui = this.ui;
+    ui.dialog.addEventListener('close', () => this.dialogClosed());
+    ui.ask.addEventListener('click', () => this.act(ui.ask, 'request', {}));
+    ui.start.addEventListener('click', () => this.act(ui.start, 'start', {}));
+    ui.stop.addEventListener('click', () => this.act(ui.stop, 'stop', {}));
+    ui.withdraw.addEventListener('click', () => this.act(ui.withdraw, 'withdraw', {}));
+    ui.answer.addEventListener('click', () => this.openDialog());
+    ui.allow.addEventListener('click', () => this.answer(true));
+    ui.deny.addEventListener('click', () => this.answer(false));
+  }
+
+  /** @private @param {RecordingState|null} st */
+  render(st) {
+    const ui = this.ui;
+    this.state = st;
+    if (this.o.onState) this.o.onState(st);
     const status = st ? st.status : 'off';
     setText(ui.indicator, status === 'recording' ? 'Recording' : status === 'not_working' ? 'Recording is not working' : '');
     ui.indicator.classList.toggle('warning', status === 'not_working');
     document.body.classList.toggle('recording', status === 'recording');
     if (!st) {
       ui.panel.hidden = true;
-      closeDialog();
+      this.closeDialog();
       return;
     }
-    if (o.mode === 'provider') renderProvider(st);
-    else renderPatient(st);
+    if (this.o.mode === 'provider') this.renderProvider(st);
+    else this.renderPatient(st);
   }
 
-  /** @param {RecordingState} st */
-  function renderProvider(st) {
+  /** @private @param {RecordingState} st */
+  renderProvider(st) {
+    const ui = this.ui;
     ui.panel.hidden = false;
-    let text;
-    if (st.status === 'recording') text = `Recording since ${time(st.started_at)}. The patient can stop it at any time.`;
-    else if (st.status === 'starting') text = 'Starting the recording…';
-    else if (st.status === 'not_working') text = 'Recording is not working: no audio or video is being saved. The clinic\'s admins have been alerted. You can stop and start again.';
-    else if (st.requested) text = 'Waiting for the patient to answer your request to record…';
-    else if (st.consent === 'given') text = st.stop_reason === 'stopped' && st.stopped_at && st.consent_at && st.stopped_at > st.consent_at
-      ? 'Recording stopped. The patient\'s consent still holds; you can start again.'
-      : 'The patient agreed to recording. You can start recording.';
-    else if (st.consent === 'declined') text = 'The patient declined recording. Nothing is recorded.';
-    else if (st.consent === 'withdrawn') text = st.stop_reason === 'consent_withdrawn'
-      ? 'The patient withdrew consent and the recording stopped.'
-      : 'The patient withdrew consent to recording.';
-    else text = 'Recording needs the patient\'s consent: ask first.';
-    setText(ui.text, text);
+    setText(ui.text, providerText(st));
     ui.ask.hidden = st.recording || st.requested || st.consent === 'given';
     ui.ask.textContent = st.consent === 'declined' || st.consent === 'withdrawn' ? 'Ask again to record' : 'Ask to record';
     ui.start.hidden = st.recording || st.consent !== 'given';
     ui.stop.hidden = !st.recording;
   }
 
-  /** @param {RecordingState} st */
-  function renderPatient(st) {
+  /** @private @param {RecordingState} st */
+  renderPatient(st) {
+    const ui = this.ui;
     const given = st.consent === 'given';
     ui.panel.hidden = !st.recording && !st.requested && st.consent === 'none';
-    let text;
-    if (st.status === 'recording') text = 'This visit is being recorded. You can stop it at any time.';
-    else if (st.status === 'starting') text = 'Recording is about to start. You can stop it at any time.';
-    else if (st.status === 'not_working') text = 'Recording is not working right now: nothing is being saved.';
-    else if (st.requested) text = 'Your provider asked to record this visit.';
-    else if (given) text = 'You allowed recording. It has not started.';
-    else if (st.consent === 'declined') text = 'You did not allow recording. Nothing is recorded.';
-    else if (st.consent === 'withdrawn') text = 'You withdrew your consent. Nothing more is recorded.';
-    else text = '';
-    setText(ui.text, text);
+    setText(ui.text, patientText(st));
     ui.withdraw.hidden = !(given || st.recording) || st.requested;
     ui.withdraw.textContent = st.recording ? 'Stop recording and withdraw consent' : 'Withdraw consent to recording';
     const pending = st.requested ? st.requested_at || 'yes' : '';
     ui.answer.hidden = !pending || ui.dialog.open;
-    if (pending && pending !== dismissed && !ui.dialog.open && !acting) openDialog();
+    if (pending && pending !== this.dismissed && !ui.dialog.open && !this.acting) this.openDialog();
     if (!pending) {
-      dismissed = '';
-      closeDialog();
+      this.dismissed = '';
+      this.closeDialog();
     }
   }
 
-  function openDialog() {
-    focusBefore = /** @type {HTMLElement|null} */ (document.activeElement);
-    ui.answer.hidden = true;
-    ui.dialog.showModal();
-    ui.deny.focus(); // the choice that records nothing has the focus
+  /** @private */
+  openDialog() {
+    this.focusBefore = /** @type {HTMLElement|null} */ (document.activeElement);
+    this.ui.answer.hidden = true;
+    this.ui.dialog.showModal();
+    this.ui.deny.focus(); // the choice that records nothing has the focus
   }
 
-  function closeDialog() {
-    if (!ui.dialog.open) return;
-    ui.dialog.close();
+  /** @private */
+  closeDialog() {
+    if (!this.ui.dialog.open) return;
+    this.ui.dialog.close();
   }
 
-  ui.dialog.addEventListener('close', () => {
-    if (focusBefore && focusBefore.isConnected) focusBefore.focus();
-    focusBefore = null;
-    if (!answered && state && state.requested) {
+  /** @private */
+  dialogClosed() {
+    if (this.focusBefore && this.focusBefore.isConnected) this.focusBefore.focus();
+    this.focusBefore = null;
+    if (!this.answered && this.state && this.state.requested) {
       // Closed with Escape: no answer; the request stays open.
-      dismissed = state.requested_at || 'yes';
-      ui.answer.hidden = false;
+      this.dismissed = this.state.requested_at || 'yes';
+      this.ui.answer.hidden = false;
     }
-    answered = false;
-  });
+    this.answered = false;
+  }
 
-  async function poll() {
-    if (inflight || acting) return;
-    if (!o.live()) {
-      if (state) render(null);
+  /** @private @param {boolean} accept */
+  answer(accept) {
+    this.answered = true; // the dialog's close handler must not count this as dismissed
+    this.ui.dialog.close();
+    this.act(accept ? this.ui.allow : this.ui.deny, 'consent', { accept });
+  }
+
+  async poll() {
+    if (this.inflight || this.acting) return;
+    if (!this.o.live()) {
+      if (this.state) this.render(null);
       return;
     }
-    inflight = true;
-    const gen = generation;
+    this.inflight = true;
+    const gen = this.generation;
     try {
-      const st = await get(base, { redirect401: false });
-      if (!acting && gen === generation) render(st);
+      const st = await get(this.base, { redirect401: false });
+      if (!this.acting && gen === this.generation) this.render(st);
     } catch {
       // The next poll tries again; the call page reports lost sessions.
     } finally {
-      inflight = false;
+      this.inflight = false;
     }
   }
 
   /**
+   * @private
    * @param {HTMLButtonElement} button
    * @param {string} path  under …/recording
    * @param {object} body
    */
-  async function act(button, path, body) {
-    if (acting) return;
-    acting = true;
-    generation++;
-    button.disabled = true;
-    button.setAttribute('aria-busy', 'true');
-    try {
-      const st = await post(`${base}/${path}`, body, { redirect401: false });
-      say(ui.error, '');
-      render(st);
-    } catch (err) {
-      say(ui.error, describe(err));
-    } finally {
-      acting = false;
-      button.disabled = false;
-      button.removeAttribute('aria-busy');
-    }
+  async act(button, path, body) {
+    if (this.acting) return;
+    this.acting = true;
+    this.generation++;
+    await busy(button, async () => {
+      try {
+        const st = await post(`${this.base}/${path}`, body, { redirect401: false });
+        say(this.ui.error, '');
+        this.render(st);
+      } catch (err) {
+        say(this.ui.error, describe(err));
+      }
+    });
+    this.acting = false;
   }
-
-  ui.ask.addEventListener('click', () => act(ui.ask, 'request', {}));
-  ui.start.addEventListener('click', () => act(ui.start, 'start', {}));
-  ui.stop.addEventListener('click', () => act(ui.stop, 'stop', {}));
-  ui.withdraw.addEventListener('click', () => act(ui.withdraw, 'withdraw', {}));
-  ui.answer.addEventListener('click', () => openDialog());
-  const answer = (/** @type {boolean} */ accept) => {
-    answered = true; // the dialog's close handler must not count this as dismissed
-    ui.dialog.close();
-    act(accept ? ui.allow : ui.deny, 'consent', { accept });
-  };
-  ui.allow.addEventListener('click', () => answer(true));
-  ui.deny.addEventListener('click', () => answer(false));
-
-  setInterval(poll, POLL_MS);
-  poll();
 }

@@ -150,6 +150,11 @@ export function supportChecks() {
   return [
     { id: 'secure', ok: window.isSecureContext, text: window.isSecureContext ? 'Secure connection' : 'This page is not on a secure connection (https)' },
     { id: 'webrtc', ok: typeof RTCPeerConnection === 'function', text: typeof RTCPeerConnection === 'function' ? 'Your browser supports video calls' : 'This browser cannot make video calls; use a current Chrome, Edge, Firefox or Safari' },
-    { id: 'media', ok: !!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia), text: navigator.mediaDevices && navigator.mediaDevices.getUserMedia ? 'Your browser can use a camera and microphone' : 'This browser cannot use a camera or microphone' },
+    { id: 'media', ok: canOpenMedia(), text: canOpenMedia() ? 'Your browser can use a camera and microphone' : 'This browser cannot use a camera or microphone' },
   ];
+}
+
+/** The browser has getUserMedia (an old or insecure one may not). */
+function canOpenMedia() {
+  return !!navigator.mediaDevices && typeof navigator.mediaDevices.getUserMedia === 'function';
 }

@@ -3,10 +3,10 @@
 // (which patients an actor or a key touched in a window, counted by state,
 // with the notices each count calls for, and the notification list as CSV).
 
-import { describe, get, post } from './api.js';
+import { get, post } from './api.js';
 import { busy, byId, h, say, when } from './dom.js';
 import { Pager, loadStaff, localValue, query, rfc3339 } from './compliance.js';
-import { startStaffPage } from './staff.js';
+import { done, problem, startStaffPage } from './staff.js';
 
 /**
  * @typedef {object} Incident
@@ -81,18 +81,6 @@ const ui = {
 
 /** @type {Incident[]} */
 let incidents = [];
-
-/** @param {string} text */
-function ok(text) {
-  say(ui.error, '');
-  say(ui.status, text);
-}
-
-/** @param {unknown} err */
-function problem(err) {
-  say(ui.status, '');
-  say(ui.error, describe(err));
-}
 
 /**
  * Whole days from `now` to the deadline, rounded up (a deadline later
@@ -176,7 +164,7 @@ ui.create.addEventListener('submit', (ev) => {
       ui.discovered.value = localValue(new Date());
       await loadIncidents();
       ui.incident.value = inc.id;
-      ok(`Incident recorded. Notify affected individuals by ${when(inc.notify_by)}.`);
+      done(`Incident recorded. Notify affected individuals by ${when(inc.notify_by)}.`);
     } catch (err) {
       problem(err);
       ui.title.focus();

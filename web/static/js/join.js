@@ -15,9 +15,10 @@
 // reach its database (503 service_unavailable) the waiting room says so and
 // keeps trying; the patient keeps their place.
 
-import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, onAvailability, post, reportAvailability, setCSRF } from './api.js';
+import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, loadSession, onAvailability, post, reportAvailability, setCSRF } from './api.js';
 import { busy, byId, h, say } from './dom.js';
 import { fillSelect, levelMeter, openTrack, openMedia, playTone, saveDevices, supportChecks } from './devices.js';
+import { VisitEvents } from './visit-events.js';
 
 const SECRET_KEY = 'openvisit.invite';
 const CHECKED_KEY = 'openvisit.checked'; // visit ID whose device check passed
@@ -216,9 +217,7 @@ async function identity(secret) {
 
 /** Loads the patient session (its CSRF token) for visit. @param {string} visit */
 async function startSession(visit) {
-  /** @type {import('./api.js').SessionView} */
-  const view = await get('/api/v1/auth/session', { redirect401: false });
-  setCSRF(view.csrf_token);
+  const view = await loadSession({ redirect401: false });
   openvisit.visit = view.visit_id || visit;
 }
 
@@ -356,7 +355,7 @@ ui.devicesOk.addEventListener('click', () => {
 
 // ---- waiting room ------------------------------------------------------------
 
-/** @type {EventSource|null} */
+/** @type {VisitEvents|null} */
 let events = null;
 /** @type {ReturnType<typeof setInterval>|undefined} */
 let keepalive;
@@ -401,32 +400,23 @@ function waiting() {
 
 /** @param {string} visit */
 function connectEvents(visit) {
-  const es = new EventSource(`/api/v1/visits/${encodeURIComponent(visit)}/events`);
-  events = es;
-  // The stream opens only when the service reached its database.
-  es.addEventListener('open', () => reportAvailability(true));
-  es.addEventListener('state', (ev) => {
-    /** @type {any} */
-    let st;
-    try {
-      st = JSON.parse(/** @type {MessageEvent} */ (ev).data);
-    } catch {
-      return;
-    }
-    onState(st);
+  const stream = new VisitEvents(visit, {
+    // The stream opens only when the service reached its database.
+    open: () => reportAvailability(true),
+    state: onState,
+    // The browser gave up (the session or visit is gone): ask why.
+    gone: () => {
+      if (events === stream && !leaving) whyClosed(visit);
+    },
   });
-  es.addEventListener('error', () => {
-    // CONNECTING: the browser retries by itself. CLOSED: it gave up (the
-    // session or visit is gone): ask why.
-    if (es.readyState === EventSource.CLOSED && events === es && !leaving) whyClosed(visit);
-  });
+  events = stream;
 }
 
 /** The stream could not continue: read the state once to say why. @param {string} visit */
 async function whyClosed(visit) {
   try {
     onState(await get(`/api/v1/visits/${encodeURIComponent(visit)}/state`, { redirect401: false }));
-    if (events && events.readyState === EventSource.CLOSED) connectEvents(visit);
+    if (events && events.closed) connectEvents(visit);
   } catch (err) {
     if (err instanceof APIError && (err.status === 401 || err.status === 404)) sessionGone();
     else setTimeout(() => { if (!leaving) connectEvents(visit); }, err instanceof APIError && err.retryAfter ? err.retryAfter * 1000 : 3000);
@@ -444,9 +434,7 @@ function timeOf(iso) {
   return Number.isNaN(d.getTime()) ? '' : d.toLocaleString(undefined, { weekday: 'long', hour: 'numeric', minute: '2-digit' });
 }
 
-/**
- * @param {{status: string, scheduled_start?: string, me?: {state: string}}} st
- */
+/** @param {import('./visit-events.js').VisitState} st */
 function onState(st) {
   openvisit.visitState = st;
   const when = timeOf(st.scheduled_start);

@@ -4,9 +4,9 @@
 // admins all of it. The server audits every list and read; production has
 // neither this page nor its API.
 
-import { APIError, describe, get, homeFor, loadSession } from './api.js';
+import { APIError, describe, get, homeFor } from './api.js';
 import { byId, h, say, when } from './dom.js';
-import { startIdleLogoff } from './session.js';
+import { startStaffPage } from './staff.js';
 
 /**
  * @typedef {object} Attachment
@@ -99,27 +99,10 @@ ui.close.addEventListener('click', () => {
 });
 
 async function main() {
-  /** @type {import('./api.js').SessionView} */
-  let view;
-  try {
-    view = await loadSession();
-  } catch (err) {
-    if (err instanceof APIError && err.status === 401) return; // on the way to /signin
-    document.body.dataset.state = 'failed';
-    problem(err);
-    return;
-  }
-  if (view.kind !== 'admin' && view.kind !== 'provider') {
-    location.replace(homeFor(view.kind));
-    return;
-  }
-  ui.brand.href = ui.home.href = homeFor(view.kind);
-  ui.home.textContent = view.kind === 'admin' ? 'Users and alerts' : 'Schedule';
-  const idle = startIdleLogoff(view);
-  byId('who').textContent = view.name || view.email || '';
-  byId('signout').addEventListener('click', () => idle.signOut(false));
-  byId('signout-all').addEventListener('click', () => idle.signOut(true));
-  document.body.dataset.state = 'ready';
+  const s = await startStaffPage(['admin', 'provider']);
+  if (!s) return;
+  ui.brand.href = ui.home.href = homeFor(s.view.kind);
+  ui.home.textContent = s.view.kind === 'admin' ? 'Users and alerts' : 'Schedule';
   try {
     await list();
   } catch (err) {

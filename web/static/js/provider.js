@@ -4,7 +4,7 @@
 
 import { APIError, describe, get, post } from './api.js';
 import { busy, byId, confirmAction, copy, h, say, shortID, when } from './dom.js';
-import { startStaffPage } from './staff.js';
+import { done, problem, startStaffPage } from './staff.js';
 
 /**
  * @typedef {object} Visit
@@ -99,18 +99,6 @@ const STATUS = /** @type {Record<string, string>} */ ({
   no_show: 'No show',
 });
 const CLOSED = new Set(['completed', 'cancelled', 'no_show']);
-
-/** @param {unknown} err */
-function problem(err) {
-  say(ui.status, '');
-  say(ui.error, describe(err));
-}
-
-/** @param {string} text */
-function done(text) {
-  say(ui.error, '');
-  say(ui.status, text);
-}
 
 /** Opens the call page for a visit (a visit ID in the URL is an opaque ID). @param {string} id */
 function join(id) {

@@ -8,10 +8,10 @@
 // the server, so the page fetches a recording's parts only when asked
 // (details or playback), not for every row.
 
-import { APIError, describe, get, homeFor, loadSession, post } from './api.js';
+import { get, homeFor, post } from './api.js';
 import { busy, byId, confirmAction, h, say, shortID, when } from './dom.js';
 import { SyncPlayer, clock } from './player.js';
-import { startIdleLogoff } from './session.js';
+import { problem, startStaffPage } from './staff.js';
 
 /**
  * @typedef {object} Recording
@@ -73,12 +73,6 @@ const views = new Map();
 let player = null;
 /** @type {HTMLElement|null} the button that opened the player */
 let playerOpener = null;
-
-/** @param {unknown} err */
-function problem(err) {
-  say(ui.status, '');
-  say(ui.error, describe(err));
-}
 
 /** @param {string} role */
 function roleLabel(role) {
@@ -377,29 +371,12 @@ ui.clear.addEventListener('click', () => {
 });
 
 async function main() {
-  /** @type {import('./api.js').SessionView} */
-  let view;
-  try {
-    view = await loadSession();
-  } catch (err) {
-    if (err instanceof APIError && err.status === 401) return; // on the way to /signin
-    document.body.dataset.state = 'failed';
-    problem(err);
-    return;
-  }
-  if (view.kind !== 'admin' && view.kind !== 'provider') {
-    location.replace(homeFor(view.kind));
-    return;
-  }
-  isAdmin = view.kind === 'admin';
-  ui.brand.href = homeFor(view.kind);
+  const s = await startStaffPage(['admin', 'provider']);
+  if (!s) return;
+  isAdmin = s.view.kind === 'admin';
+  ui.brand.href = homeFor(s.view.kind);
   ui.navAdmin.hidden = !isAdmin;
   ui.navProvider.hidden = isAdmin;
-  const idle = startIdleLogoff(view);
-  byId('who').textContent = view.name || view.email || '';
-  byId('signout').addEventListener('click', () => idle.signOut(false));
-  byId('signout-all').addEventListener('click', () => idle.signOut(true));
-  document.body.dataset.state = 'ready';
 
   const p = new URLSearchParams(location.search);
   ui.visit.value = p.get('visit') || '';

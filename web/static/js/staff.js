@@ -1,5 +1,7 @@
-// What the signed-in staff pages (/admin, /provider) share: the session,
-// the account bar with sign-out buttons, and the idle logoff.
+// What the signed-in staff pages (/admin, /audit, /incidents, /provider,
+// /recordings, /outbox) share: the session, the account bar with sign-out
+// buttons (its markup is in chrome.html), the idle logoff, and the page's
+// status and error lines.
 
 import { APIError, describe, homeFor, loadSession } from './api.js';
 import { byId, say } from './dom.js';
@@ -7,16 +9,17 @@ import { startIdleLogoff } from './session.js';
 
 /** @typedef {import('./api.js').SessionView} SessionView */
 /** @typedef {import('./session.js').IdleLogoff} IdleLogoff */
+/** @typedef {'admin'|'provider'} StaffKind */
 
 /**
- * Loads the session for a page meant for `kind`, sends anyone else to their
- * own page (or to /signin), fills the account bar and starts the idle
- * logoff. Resolves null when the page is being left.
- * @param {'admin'|'provider'} kind
+ * Loads the session for a page meant for `kinds` (one kind, or a list),
+ * sends anyone else to their own page (or to /signin), fills the account
+ * bar and starts the idle logoff. Resolves null when the page is being left.
+ * @param {StaffKind|StaffKind[]} kinds
  * @param {import('./session.js').IdleOptions} [idleOpts]
  * @returns {Promise<{view: SessionView, idle: IdleLogoff}|null>}
  */
-export async function startStaffPage(kind, idleOpts) {
+export async function startStaffPage(kinds, idleOpts) {
   /** @type {SessionView} */
   let view;
   try {
@@ -26,7 +29,7 @@ export async function startStaffPage(kind, idleOpts) {
     fail(describe(err));
     return null;
   }
-  if (view.kind !== kind) {
+  if (![kinds].flat().includes(/** @type {StaffKind} */ (view.kind))) {
     location.replace(homeFor(view.kind));
     return null;
   }
@@ -46,4 +49,25 @@ export async function startStaffPage(kind, idleOpts) {
 export function fail(message) {
   document.body.dataset.state = 'failed';
   say(byId('error'), message);
+}
+
+/**
+ * Says what went wrong in the page's error line (#error), in place of any
+ * status (#status).
+ * @param {unknown} err
+ */
+export function problem(err) {
+  const status = document.getElementById('status');
+  if (status) say(status, '');
+  say(byId('error'), describe(err));
+}
+
+/**
+ * Says what was done in the page's status line (#status), in place of any
+ * error (#error).
+ * @param {string} text
+ */
+export function done(text) {
+  say(byId('error'), '');
+  say(byId('status'), text);
 }
