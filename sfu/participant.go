@@ -14,6 +14,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/srtpkeys"
 )
 
 // participant is one joined WebSocket and its PeerConnection. Lifecycle:
@@ -42,7 +43,7 @@ type participant struct {
 	// keys are the DTLS secrets of pc, for the fast path; layers are the
 	// layers of the tracks p publishes (copy on write, under mu), where
 	// the fast path finds a stream's layer without taking mu.
-	keys   *dtlsKeys
+	keys   *srtpkeys.Handshake
 	layers atomic.Pointer[[]*layer]
 
 	// mu serialises signaling on pc and guards the fields below.
@@ -101,7 +102,7 @@ func (p *participant) updateFastPath(pair *webrtc.ICECandidatePair, udp bool) {
 		f.removePeer(p) // an mDNS name: the mux knows the address, we do not
 		return
 	}
-	if err := f.addPeer(p, netip.AddrPortFrom(ip, pair.Remote.Port), p.keys.remoteContext); err != nil {
+	if err := f.addPeer(p, netip.AddrPortFrom(ip, pair.Remote.Port), p.keys.RemoteContext); err != nil {
 		p.log.Debug("receive fast path off", "err", err)
 		f.removePeer(p)
 	}
@@ -134,7 +135,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		stopAlloc:  make(chan struct{}),
 		layersWake: make(chan struct{}, 1),
 	}
-	p.keys = &dtlsKeys{}
+	p.keys = &srtpkeys.Handshake{}
 	noLayers := []*layer{}
 	p.layers.Store(&noLayers)
 	pc, bwe, prep, err := s.newPeerConnection(p.keys)
