@@ -26,6 +26,8 @@ type participant struct {
 	id    ids.ParticipantID
 	visit ids.VisitID
 	role  token.Role
+	// policy is what role means for p's media, fixed at join.
+	policy policy
 	// tokenID is the join token that admitted p: revocations name it.
 	tokenID string
 	log     *slog.Logger
@@ -126,6 +128,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		id:      c.Participant,
 		visit:   c.Visit,
 		role:    c.Role,
+		policy:  policyFor(c.Role),
 		tokenID: c.ID,
 		log:     s.log.With("visit", string(c.Visit), "participant", string(c.Participant)),
 		ws:      ws,
@@ -449,9 +452,8 @@ func candidateMessage(c webrtc.ICECandidateInit) serverMessage {
 // loop to end unpublishes the track. It runs on a goroutine Pion starts per
 // track; p.wg tracks it.
 func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	if !announced(p) {
-		// A recorder only listens; what it might send is not forwarded.
-		return
+	if p.policy.listenOnly {
+		return // what it might send is not forwarded
 	}
 	mid := midOf(p.pc, recv)
 	p.mu.Lock()

@@ -58,7 +58,7 @@ func newPauseRig(t *testing.T, rids []string) *pauseRig {
 
 // subscribe adds a subscriber of role to the track, as subscribe does.
 func (r *pauseRig) subscribe(role token.Role) *downTrack {
-	d := newDownTrack(r.up, &participant{id: "sub", role: role, log: slog.New(slog.DiscardHandler)})
+	d := newDownTrack(r.up, &participant{id: "sub", role: role, policy: policyFor(role), log: slog.New(slog.DiscardHandler)})
 	d.nextProbe = 1 << 62 // no probing unless a test asks for it
 	r.up.addDown(d)
 	return d
