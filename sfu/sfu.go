@@ -2,6 +2,12 @@
 // keeps one room per visit, admits participants holding a join token over a
 // WebSocket (PROTOCOL.md), and forwards every participant's audio and video
 // to everyone else in the room over DTLS-SRTP.
+//
+// Beside it: sfu/udp is the one UDP socket every peer shares (raw system
+// calls, batched sends), sfu/srtpkeys learns each connection's SRTP keys
+// from its DTLS handshake for the receive fast path (fastpath.go), and
+// sfu/turn is the embedded TURN relay. What a participant's role means
+// for its media is decided once, at join (policy.go).
 package sfu
 
 import (
