@@ -1,8 +1,6 @@
 package sfu
 
-import (
-	"time"
-)
+import "time"
 
 // allocInterval is how often a subscriber's layers are re-chosen.
 const allocInterval = 250 * time.Millisecond
@@ -439,11 +437,12 @@ func (t *upTrack) highestActiveAt(now int64) int {
 // selectBestLayer is layer selection for layersBest (a recorder's). It
 // takes the best layer the publisher sends now, whatever bandwidth says:
 // a recorder runs next to the SFU. It moves up when a better layer sends,
-// and down only when its own layer stopped for layerIdle (a browser short of CPU drops
-// its top layers): each switch changes the recorded resolution, but a
-// layer that no longer sends would leave the recording without video.
-// Starting on a sending layer rather than waiting for a paused best one to
-// resume (updatePaused resumes it) keeps the recording's first seconds.
+// and down only when its own layer stopped for layerIdle (a browser short
+// of CPU drops its top layers): each switch changes the recorded
+// resolution, but a layer that no longer sends would leave the recording
+// without video. Starting on a sending layer rather than waiting for a
+// paused best one to resume (updatePaused resumes it) keeps the
+// recording's first seconds.
 func (d *downTrack) selectBestLayer(now int64) {
 	q := d.up.highestSendingAt(now)
 	cur := int(d.target.Load())
