@@ -8,8 +8,6 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/openvisit/openvisit/internal/token"
 )
 
 // Queue depths per subscriber track, in packets. A video queue holds about
@@ -105,9 +103,9 @@ func newDownTrack(t *upTrack, sub *participant) *downTrack {
 	}
 	d.current.Store(-1)
 	switch {
-	case t.video() && sub.role == token.RoleRecorder:
+	case t.video() && sub.policy.layers == layersBest:
 		// The best layer sending now; the best one, if paused, is resumed
-		// and taken when it comes (selectLayerAt).
+		// and taken when it comes (selectBestLayer).
 		d.target.Store(int32(max(t.highestSendingAt(int64(time.Since(t.start))), t.lowestLayer()))) //nolint:gosec // < maxLayers
 	case t.video():
 		d.target.Store(int32(t.lowestLayer())) //nolint:gosec // < maxLayers

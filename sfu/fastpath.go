@@ -2,8 +2,6 @@ package sfu
 
 import (
 	"encoding/binary"
-	"errors"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -19,9 +17,9 @@ import (
 // track reader), each with a buffer, a lock and a wake-up; on this machine
 // that was about half the CPU the SFU spent per forwarded packet. The fast
 // path takes a publisher's media packets on the UDP mux's own read
-// goroutine instead: it decrypts them with the connection's SRTP keys
-// (dtlskeys.go), runs them through the same receive interceptors Pion
-// would (TWCC feedback, NACK generation, receiver reports: sendPrep
+// goroutine instead (the media socket, sfu/udp, offers it every datagram
+// first): it decrypts them with the connection's SRTP keys (sfu/srtpkeys),
+// runs them through the same receive interceptors Pion would (TWCC feedback, NACK generation, receiver reports: sendPrep
 // captured each stream's chain, and readPrep takes the packet from the
 // chain's attributes instead of from SRTP), and forwards them, all without
 // a hand-off.
@@ -49,15 +47,6 @@ type fastPath struct {
 	peers atomic.Pointer[map[netip.AddrPort]*fastPeer]
 	// handled counts packets the fast path forwarded or dropped.
 	handled atomic.Uint64
-	// sends counts the mux socket's batched sends (rawUDP).
-	sends sendCounters
-}
-
-// sendCounters counts datagrams sent in batches: the sendmmsg calls, the
-// messages they carried (a GSO message carries several datagrams), the
-// datagrams, and those the kernel refused.
-type sendCounters struct {
-	calls, messages, datagrams, dropped atomic.Uint64
 }
 
 // fastPeer is one PeerConnection as the fast path sees it: its address on
@@ -114,10 +103,11 @@ func canonical(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// handle takes b, received from from, if it is a packet of a stream the
-// fast path knows, and reports whether it did (forwarded or dropped).
-// It allocates nothing in steady state.
-func (f *fastPath) handle(b []byte, from netip.AddrPort) bool {
+// Handle implements udp.Handler: it takes b, received from from on the
+// media socket, if it is a packet of a stream the fast path knows, and
+// reports whether it did (forwarded or dropped). It allocates nothing in
+// steady state.
+func (f *fastPath) Handle(b []byte, from netip.AddrPort) bool {
 	// RTP (version 2) and not RTCP (RFC 5761: payload types 64-95).
 	if len(b) < 12 || b[0]&0xc0 != 0x80 {
 		return false
@@ -316,90 +306,4 @@ func (f *fastPath) copyPeers(p *participant) map[netip.AddrPort]*fastPeer {
 		}
 	}
 	return next
-}
-
-// fastConn is the UDP mux's socket with the fast path in its reads: a
-// packet the fast path takes never reaches the mux.
-type fastConn struct {
-	net.PacketConn
-	rw   addrPortConn
-	held heldReader // rw, when it can hold writes during a burst
-	fast *fastPath
-}
-
-// heldReader is a socket whose writes can be held while the fast path
-// forwards a burst, so that they leave together (rawUDP.readHeld).
-type heldReader interface {
-	readHeld(b []byte) (int, netip.AddrPort, error)
-	release()
-}
-
-// addrPortConn reads and writes with netip addresses (no allocation).
-type addrPortConn interface {
-	ReadFromAddrPort(b []byte) (int, netip.AddrPort, error)
-	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
-}
-
-// udpAddrPort adapts *net.UDPConn to addrPortConn.
-type udpAddrPort struct{ *net.UDPConn }
-
-func (u udpAddrPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return u.ReadFromUDPAddrPort(b)
-}
-
-func (u udpAddrPort) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return u.WriteToUDPAddrPort(b, addr)
-}
-
-var errNotUDP = errors.New("sfu: not a UDP socket")
-
-func newFastConn(c net.PacketConn, f *fastPath) (*fastConn, error) {
-	var rw addrPortConn
-	switch c := c.(type) {
-	case *net.UDPConn:
-		rw = udpReaderWriter(c, &f.sends)
-	case addrPortConn:
-		rw = c
-	default:
-		return nil, errNotUDP
-	}
-	held, _ := rw.(heldReader)
-	return &fastConn{PacketConn: c, rw: rw, held: held, fast: f}, nil
-}
-
-// ReadFromAddrPort implements ice.AddrPortReaderWriter: the next packet the
-// fast path does not take.
-func (c *fastConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	if c.held != nil {
-		for {
-			n, addr, err := c.held.readHeld(b)
-			if err != nil {
-				return n, addr, err
-			}
-			if !c.fast.handle(b[:n], addr) {
-				c.held.release() // the mux takes over: send what is held
-				return n, addr, nil
-			}
-		}
-	}
-	for {
-		n, addr, err := c.rw.ReadFromAddrPort(b)
-		if err != nil || !c.fast.handle(b[:n], addr) {
-			return n, addr, err
-		}
-	}
-}
-
-// ReadFrom implements net.PacketConn.
-func (c *fastConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.ReadFromAddrPort(b)
-	if err != nil {
-		return n, nil, err
-	}
-	return n, net.UDPAddrFromAddrPort(addr), nil
-}
-
-// WriteToAddrPort implements ice.AddrPortReaderWriter.
-func (c *fastConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return c.rw.WriteToAddrPort(b, addr)
 }

@@ -77,28 +77,7 @@ func (f dropFactory) NewInterceptor(string) (interceptor.Interceptor, error) { r
 func TestPublisherRepairsOnFastPath(t *testing.T) {
 	env := newTestEnv(t)
 	visit := ids.NewVisitID()
-
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	drop := &dropFirstSends{dropped: map[uint16]bool{}}
-	reg.Add(dropFactory{drop}) // wire side: registered first
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	a := newClientWith(t, env, visit, webrtc.Configuration{}, nil, webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg))
-	// Pion's interceptors see RTCP (the SFU's NACKs) only when it is read.
-	for _, s := range a.pc.GetSenders() {
-		go func() {
-			for {
-				if _, _, err := s.ReadRTCP(); err != nil {
-					return
-				}
-			}
-		}()
-	}
+	a, drop := lossyPublisher(t, env, visit)
 	b := newClient(t, env, visit)
 	defer closeBoth(a, b)
 
@@ -158,6 +137,34 @@ func TestPublisherRepairsOnFastPath(t *testing.T) {
 	if n := missing(); n > 0 {
 		t.Fatalf("%d of 100 sequence numbers never reached the subscriber (%d dropped at the publisher, repairs lost)", n, dropped())
 	}
+}
+
+// lossyPublisher joins visit as a Pion client whose uplink loses the first
+// transmission of every tenth video packet (drop counts what it did).
+func lossyPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (*client, *dropFirstSends) {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	drop := &dropFirstSends{dropped: map[uint16]bool{}}
+	reg.Add(dropFactory{drop}) // wire side: registered first
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	a := newClientWith(t, env, visit, webrtc.Configuration{}, nil, webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg))
+	// Pion's interceptors see RTCP (the SFU's NACKs) only when it is read.
+	for _, s := range a.pc.GetSenders() {
+		go func() {
+			for {
+				if _, _, err := s.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return a, drop
 }
 
 // FuzzUnwrapRTX: whatever a peer's RTX packet holds, unwrapping never

@@ -14,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/sfu/srtpkeys"
 )
 
 // forwardRig is the SFU's media path on loopback, made of the SFU's own
@@ -96,11 +97,11 @@ func newForwardRig(tb testing.TB, n int, withBWE bool, opts ...func(*Params)) *f
 	// Publisher → ingress. The publisher is another node's PeerConnection:
 	// two peers on one UDP mux cannot tell each other's packets apart.
 	pubEnv := newTestEnv(tb, func(p *Params) { p.NoBandwidthEstimation = true })
-	pubPC, _, _, err := pubEnv.sfu.newPeerConnection(&dtlsKeys{})
+	pubPC, _, _, err := pubEnv.sfu.newPeerConnection(&srtpkeys.Handshake{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ingress, _, _, err := env.sfu.newPeerConnection(&dtlsKeys{})
+	ingress, _, _, err := env.sfu.newPeerConnection(&srtpkeys.Handshake{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -134,7 +135,7 @@ func newForwardRig(tb testing.TB, n int, withBWE bool, opts ...func(*Params)) *f
 
 	// Ingress → subscribers.
 	for i := range n {
-		pc, bwe, prep, err := env.sfu.newPeerConnection(&dtlsKeys{})
+		pc, bwe, prep, err := env.sfu.newPeerConnection(&srtpkeys.Handshake{})
 		if err != nil {
 			tb.Fatal(err)
 		}

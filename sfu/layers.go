@@ -1,10 +1,6 @@
 package sfu
 
-import (
-	"time"
-
-	"github.com/openvisit/openvisit/internal/token"
-)
+import "time"
 
 // allocInterval is how often a subscriber's layers are re-chosen.
 const allocInterval = 250 * time.Millisecond
@@ -92,7 +88,7 @@ func (t *upTrack) simulcast() bool {
 // updatePaused pauses the layers of t no subscriber has wanted for
 // pauseGrace and resumes paused layers some subscriber wants. A layer is
 // wanted when a subscriber's downTrack forwards it (current) or switches
-// to it (target); selection makes that the best layer for a recorder and
+// to it (target); selection makes that the best layer for layersBest and
 // the probed layer during a probe. now is ns since t.start. It reports
 // whether the paused set changed and which layers (bit q) were resumed.
 // It runs on the owner's allocLoop only, which owns the unwanted fields.
@@ -103,9 +99,9 @@ func (t *upTrack) updatePaused(now int64) (changed bool, resumed uint8) {
 	var wanted [maxLayers]bool
 	watched := false
 	for _, d := range *t.downs.Load() {
-		if d.sub.role == token.RoleRecorder {
-			// A recording wants the best layer, paused or not; it records
-			// a flowing one until that one comes (selectLayerAt).
+		if d.sub.policy.layers == layersBest {
+			// It wants the best layer, paused or not; it takes a flowing
+			// one until that one comes (selectBestLayer).
 			watched = true
 			if q := t.highestActiveAt(now); q >= 0 {
 				wanted[q] = true
@@ -314,8 +310,8 @@ func (d *downTrack) selectLayer(budget int64, capped, congested bool) {
 // selectLayerAt is selectLayer at now (ns since up.start).
 func (d *downTrack) selectLayerAt(budget int64, capped, congested bool, now int64) {
 	t := d.up
-	if d.sub.role == token.RoleRecorder {
-		d.selectRecorderLayer(now)
+	if d.sub.policy.layers == layersBest {
+		d.selectBestLayer(now)
 		return
 	}
 	maxQ := d.maxLayerFor()
@@ -438,15 +434,16 @@ func (t *upTrack) highestActiveAt(now int64) int {
 	return -1
 }
 
-// selectRecorderLayer is a recorder's layer selection. A recording takes
-// the best layer the publisher sends now, whatever bandwidth says: it runs
-// next to the SFU. It moves up when a better layer sends, and down only
-// when its own layer stopped for layerIdle (a browser short of CPU drops
-// its top layers): each switch changes the recorded resolution, but a
-// layer that no longer sends would leave the recording without video.
-// Starting on a sending layer rather than waiting for a paused best one to
-// resume (updatePaused resumes it) keeps the recording's first seconds.
-func (d *downTrack) selectRecorderLayer(now int64) {
+// selectBestLayer is layer selection for layersBest (a recorder's). It
+// takes the best layer the publisher sends now, whatever bandwidth says:
+// a recorder runs next to the SFU. It moves up when a better layer sends,
+// and down only when its own layer stopped for layerIdle (a browser short
+// of CPU drops its top layers): each switch changes the recorded
+// resolution, but a layer that no longer sends would leave the recording
+// without video. Starting on a sending layer rather than waiting for a
+// paused best one to resume (updatePaused resumes it) keeps the
+// recording's first seconds.
+func (d *downTrack) selectBestLayer(now int64) {
 	q := d.up.highestSendingAt(now)
 	cur := int(d.target.Load())
 	if q < 0 || q == cur {

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/openvisit/openvisit/sfu/srtpkeys"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
@@ -74,10 +75,10 @@ type bweSlot struct {
 // newPeerConnection creates a PeerConnection and returns it with its
 // subscriber bandwidth estimator (nil if none was made) and its sendPrep.
 // keys collects the connection's DTLS secrets for the fast path.
-func (s *SFU) newPeerConnection(keys *dtlsKeys) (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
+func (s *SFU) newPeerConnection(keys *srtpkeys.Handshake) (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
 	se := s.se
 	se.SetDTLSKeyLogWriter(keys)
-	se.SetDTLSServerHelloMessageHook(keys.serverHello)
+	se.SetDTLSServerHelloMessageHook(keys.ServerHello)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(s.media), webrtc.WithInterceptorRegistry(s.ireg), webrtc.WithSettingEngine(se))
 	s.bwe.mu.Lock()
 	defer s.bwe.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/srtpkeys"
 )
 
 // participant is one joined WebSocket and its PeerConnection. Lifecycle:
@@ -25,6 +26,8 @@ type participant struct {
 	id    ids.ParticipantID
 	visit ids.VisitID
 	role  token.Role
+	// policy is what role means for p's media, fixed at join.
+	policy policy
 	// tokenID is the join token that admitted p: revocations name it.
 	tokenID string
 	log     *slog.Logger
@@ -42,7 +45,7 @@ type participant struct {
 	// keys are the DTLS secrets of pc, for the fast path; layers are the
 	// layers of the tracks p publishes (copy on write, under mu), where
 	// the fast path finds a stream's layer without taking mu.
-	keys   *dtlsKeys
+	keys   *srtpkeys.Handshake
 	layers atomic.Pointer[[]*layer]
 
 	// mu serialises signaling on pc and guards the fields below.
@@ -101,7 +104,7 @@ func (p *participant) updateFastPath(pair *webrtc.ICECandidatePair, udp bool) {
 		f.removePeer(p) // an mDNS name: the mux knows the address, we do not
 		return
 	}
-	if err := f.addPeer(p, netip.AddrPortFrom(ip, pair.Remote.Port), p.keys.remoteContext); err != nil {
+	if err := f.addPeer(p, netip.AddrPortFrom(ip, pair.Remote.Port), p.keys.RemoteContext); err != nil {
 		p.log.Debug("receive fast path off", "err", err)
 		f.removePeer(p)
 	}
@@ -125,6 +128,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		id:      c.Participant,
 		visit:   c.Visit,
 		role:    c.Role,
+		policy:  policyFor(c.Role),
 		tokenID: c.ID,
 		log:     s.log.With("visit", string(c.Visit), "participant", string(c.Participant)),
 		ws:      ws,
@@ -134,7 +138,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		stopAlloc:  make(chan struct{}),
 		layersWake: make(chan struct{}, 1),
 	}
-	p.keys = &dtlsKeys{}
+	p.keys = &srtpkeys.Handshake{}
 	noLayers := []*layer{}
 	p.layers.Store(&noLayers)
 	pc, bwe, prep, err := s.newPeerConnection(p.keys)
@@ -448,9 +452,8 @@ func candidateMessage(c webrtc.ICECandidateInit) serverMessage {
 // loop to end unpublishes the track. It runs on a goroutine Pion starts per
 // track; p.wg tracks it.
 func (p *participant) onTrack(remote *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
-	if !announced(p) {
-		// A recorder only listens; what it might send is not forwarded.
-		return
+	if p.policy.listenOnly {
+		return // what it might send is not forwarded
 	}
 	mid := midOf(p.pc, recv)
 	p.mu.Lock()

@@ -59,7 +59,7 @@ func newPauseRig(t *testing.T, rids []string) *pauseRig {
 
 // subscribe adds a subscriber of role to the track, as subscribe does.
 func (r *pauseRig) subscribe(role token.Role) *downTrack {
-	d := newDownTrack(r.up, &participant{id: "sub", role: role, log: slog.New(slog.DiscardHandler)})
+	d := newDownTrack(r.up, &participant{id: "sub", role: role, policy: policyFor(role), log: slog.New(slog.DiscardHandler)})
 	d.nextProbe = 1 << 62 // no probing unless a test asks for it
 	r.up.addDown(d)
 	return d
@@ -305,31 +305,7 @@ func TestPauseNewSubscribers(t *testing.T) {
 	r.tick(3 * pauseGrace)
 	r.wantMessage("h")
 
-	// The publisher drops f by itself (a browser short of CPU does): the
-	// recorder stays on it for layerIdle, then moves down to the best
-	// layer still sent rather than record no video, and back up once f
-	// sends again.
-	r.up.layer(2).lastPacket.Store(r.now)
-	for range int(layerIdle / allocInterval) {
-		r.now += int64(allocInterval)
-		r.up.layer(0).lastPacket.Store(r.now)
-		r.selectLayer(rec, 0)
-		if got := rec.target.Load(); got != 2 {
-			t.Fatalf("recorder's target %d within layerIdle of f's last packet, want 2", got)
-		}
-	}
-	r.now += int64(allocInterval)
-	r.up.layer(0).lastPacket.Store(r.now)
-	r.selectLayer(rec, 0)
-	if got := rec.target.Load(); got != 0 {
-		t.Fatalf("recorder's target %d once f stopped, want 0 (the best still sent)", got)
-	}
-	r.tick(allocInterval)
-	r.selectLayer(rec, 0)
-	if got := rec.target.Load(); got != 2 {
-		t.Fatalf("recorder's target %d once f sends again, want 2", got)
-	}
-	r.wantNoMessage()
+	r.recorderFollowsDroppedLayer(rec)
 
 	// Unpublished: nothing more is paused or said.
 	r.up.removeDown(d)
@@ -509,4 +485,33 @@ func TestLayersOverSocket(t *testing.T) {
 	}
 	obey(paused)
 	waitFor(t, "video flows again", func() bool { return sub.received(pub.id, "video") > before+10 })
+}
+
+// recorderFollowsDroppedLayer: the publisher drops f by itself (a browser
+// short of CPU does): the recorder rec, on f, stays on it for layerIdle,
+// then moves down to the best layer still sent rather than record no
+// video, and back up once f sends again.
+func (r *pauseRig) recorderFollowsDroppedLayer(rec *downTrack) {
+	r.t.Helper()
+	r.up.layer(2).lastPacket.Store(r.now)
+	for range int(layerIdle / allocInterval) {
+		r.now += int64(allocInterval)
+		r.up.layer(0).lastPacket.Store(r.now)
+		r.selectLayer(rec, 0)
+		if got := rec.target.Load(); got != 2 {
+			r.t.Fatalf("recorder's target %d within layerIdle of f's last packet, want 2", got)
+		}
+	}
+	r.now += int64(allocInterval)
+	r.up.layer(0).lastPacket.Store(r.now)
+	r.selectLayer(rec, 0)
+	if got := rec.target.Load(); got != 0 {
+		r.t.Fatalf("recorder's target %d once f stopped, want 0 (the best still sent)", got)
+	}
+	r.tick(allocInterval)
+	r.selectLayer(rec, 0)
+	if got := rec.target.Load(); got != 2 {
+		r.t.Fatalf("recorder's target %d once f sends again, want 2", got)
+	}
+	r.wantNoMessage()
 }

@@ -1,9 +1,6 @@
 package sfu
 
-import (
-	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/internal/token"
-)
+import "github.com/openvisit/openvisit/internal/ids"
 
 // room is one visit on this node. Its fields are guarded by SFU.mu; a room
 // exists while it has participants.
@@ -22,10 +19,6 @@ func (r *room) others(p *participant) []*participant {
 	}
 	return out
 }
-
-// announced reports whether other participants are told about p; recorders
-// are silent subscribers.
-func announced(p *participant) bool { return p.role != token.RoleRecorder }
 
 // join adds p to its room, first removing an older participant with the same
 // ID (which is closed with `duplicate`). It sends `joined` to p and
@@ -58,12 +51,12 @@ func (s *SFU) join(p *participant) error {
 		others := r.others(p)
 		list := make([]participantInfo, 0, len(others))
 		for _, o := range others {
-			if announced(o) {
+			if !o.policy.hidden {
 				list = append(list, o.info())
 			}
 		}
 		p.ws.send(joinedMessage{Type: typeJoined, Self: p.info(), Participants: list})
-		if announced(p) {
+		if !p.policy.hidden {
 			info := p.info()
 			for _, o := range others {
 				o.ws.send(serverMessage{Type: typeParticipantJoined, Participant: &info})
@@ -94,7 +87,7 @@ func (s *SFU) removeParticipant(p *participant) {
 		}
 	}
 	others := r.others(p)
-	if announced(p) {
+	if !p.policy.hidden {
 		info := p.info()
 		for _, o := range others {
 			o.ws.send(serverMessage{Type: typeParticipantLeft, Participant: &info})

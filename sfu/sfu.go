@@ -2,6 +2,12 @@
 // keeps one room per visit, admits participants holding a join token over a
 // WebSocket (PROTOCOL.md), and forwards every participant's audio and video
 // to everyone else in the room over DTLS-SRTP.
+//
+// Beside it: sfu/udp is the one UDP socket every peer shares (raw system
+// calls, batched sends), sfu/srtpkeys learns each connection's SRTP keys
+// from its DTLS handshake for the receive fast path (fastpath.go), and
+// sfu/turn is the embedded TURN relay. What a participant's role means
+// for its media is decided once, at join (policy.go).
 package sfu
 
 import (
@@ -26,6 +32,7 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/logging"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/udp"
 )
 
 // socketBuffer is the size asked for the ICE UDP socket's kernel buffers.
@@ -93,8 +100,10 @@ type SFU struct {
 	media *webrtc.MediaEngine
 	ireg  *interceptor.Registry
 	se    webrtc.SettingEngine
-	// fast is the receive fast path (fastpath.go), on the mux socket.
+	// fast is the receive fast path (fastpath.go), on the media socket
+	// sock (nil if the socket could not take it).
 	fast       fastPath
+	sock       *udp.Conn
 	noFastPath bool
 	mux        ice.UDPMux
 	tcpMux     ice.TCPMux // nil without Params.TCPAddr
@@ -163,22 +172,22 @@ func New(p Params) (*SFU, error) {
 	}
 
 	pionLogs := logging.PionLoggerFactory(log.With("component", "pion"))
-	udp, err := net.ListenPacket("udp", p.UDPAddr)
+	pc, err := net.ListenPacket("udp", p.UDPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("sfu: listen udp: %w", err)
 	}
-	if uc, ok := udp.(*net.UDPConn); ok {
+	if uc, ok := pc.(*net.UDPConn); ok {
 		// Every peer shares this socket: room for bursts (keyframes of
 		// many publishers at once). The kernel caps it at rmem_max/wmem_max.
 		_ = uc.SetReadBuffer(socketBuffer)
 		_ = uc.SetWriteBuffer(socketBuffer)
 	}
-	if fc, err := newFastConn(udp, &s.fast); err == nil {
-		udp = fc
+	if sock, err := udp.New(pc, &s.fast); err == nil {
+		s.sock, pc = sock, sock
 	} else {
 		log.Warn("receive fast path unavailable", "err", err)
 	}
-	s.mux = webrtc.NewICEUDPMux(pionLogs.NewLogger("udpmux"), udp)
+	s.mux = webrtc.NewICEUDPMux(pionLogs.NewLogger("udpmux"), pc)
 	if p.TCPAddr != "" {
 		s.tcpLn, err = net.Listen("tcp", p.TCPAddr)
 		if err != nil {
@@ -315,10 +324,17 @@ func (s *SFU) Stats() Stats {
 	st.ForwardedBytes = s.fwd.bytes.Load()
 	st.DroppedPackets = s.fwd.dropped.Load()
 	st.FastPathPackets = s.fast.handled.Load()
-	st.BatchedDatagrams = s.fast.sends.datagrams.Load()
-	st.BatchMessages = s.fast.sends.messages.Load()
-	st.BatchSends = s.fast.sends.calls.Load()
+	sent := s.sent()
+	st.BatchedDatagrams, st.BatchMessages, st.BatchSends = sent.Datagrams, sent.Messages, sent.Calls
 	return st
+}
+
+// sent is what the media socket sent in batches.
+func (s *SFU) sent() udp.SendStats {
+	if s.sock == nil {
+		return udp.SendStats{}
+	}
+	return s.sock.Sent()
 }
 
 // UDPAddr returns the address of the ICE UDP mux.
@@ -436,19 +452,19 @@ func (s *SFU) registerMetrics() error {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_udp_batched_datagrams_total",
 			Help: "Datagrams the media socket sent in batches (held while a received burst was forwarded).",
-		}, func() float64 { return float64(s.fast.sends.datagrams.Load()) }),
+		}, func() float64 { return float64(s.sent().Datagrams) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_udp_batch_messages_total",
 			Help: "sendmmsg messages that carried the batched datagrams (a UDP GSO message carries several).",
-		}, func() float64 { return float64(s.fast.sends.messages.Load()) }),
+		}, func() float64 { return float64(s.sent().Messages) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_udp_batch_sends_total",
 			Help: "sendmmsg system calls of the media socket.",
-		}, func() float64 { return float64(s.fast.sends.calls.Load()) }),
+		}, func() float64 { return float64(s.sent().Calls) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_udp_send_dropped_total",
 			Help: "Batched datagrams the kernel refused to send.",
-		}, func() float64 { return float64(s.fast.sends.dropped.Load()) }),
+		}, func() float64 { return float64(s.sent().Dropped) }),
 	}
 	cs = append(append(cs, s.wsMetrics()...), s.iceMetrics()...)
 	for i, c := range cs {

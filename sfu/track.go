@@ -11,8 +11,6 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/openvisit/openvisit/internal/token"
 )
 
 // keyframeInterval bounds how often keyframe requests reach a publisher's
@@ -169,8 +167,8 @@ func (t *upTrack) addDown(d *downTrack) {
 	if l := t.layer(int(d.target.Load())); l != nil && l.paused.Load() {
 		t.owner.wakeLayers()
 	}
-	// A recorder wants the best layer too, which may be paused.
-	if l := t.layer(t.highestActive()); d.sub.role == token.RoleRecorder && l != nil && l.paused.Load() {
+	// layersBest wants the best layer too, which may be paused.
+	if l := t.layer(t.highestActive()); d.sub.policy.layers == layersBest && l != nil && l.paused.Load() {
 		t.owner.wakeLayers()
 	}
 }

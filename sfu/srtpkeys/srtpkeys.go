@@ -1,4 +1,8 @@
-package sfu
+// Package srtpkeys learns the SRTP keys of a DTLS-SRTP connection from
+// what Pion shows of its handshake, so that the SFU's receive fast path
+// (sfu/fastpath.go) can decrypt what a peer sends without Pion's receive
+// goroutines in between.
+package srtpkeys
 
 import (
 	"bytes"
@@ -14,18 +18,20 @@ import (
 	"github.com/pion/srtp/v3"
 )
 
-// dtlsKeys collects what one PeerConnection's DTLS handshake tells about
-// its SRTP keys, so that the receive fast path (fastpath.go) can decrypt
-// what the peer sends without Pion's goroutines in between. Pion exposes
+// Handshake collects what one PeerConnection's DTLS handshake tells about
+// its SRTP keys. Pion exposes
 // the keys only this way: the NSS key log line (client random, master
 // secret) and the ServerHello the SFU sends (server random, cipher suite,
-// SRTP profile). The SFU is always the DTLS server (newPeerConnection),
-// which is what makes the ServerHello ours to see.
+// SRTP profile). The SFU is always the DTLS server (sfu.newPeerConnection),
+// which is what makes the ServerHello ours to see. Set it up with
+// SettingEngine.SetDTLSKeyLogWriter(h) and
+// SettingEngine.SetDTLSServerHelloMessageHook(h.ServerHello); once the
+// handshake is done, RemoteContext decrypts what the peer sends.
 //
 // The keys never leave the process and are never logged; a wrong
 // derivation cannot let anything through, because a packet the fast path
 // cannot authenticate goes to Pion as before.
-type dtlsKeys struct {
+type Handshake struct {
 	mu           sync.Mutex
 	clientRandom []byte
 	master       []byte
@@ -37,7 +43,7 @@ type dtlsKeys struct {
 
 // Write implements io.Writer for SettingEngine.SetDTLSKeyLogWriter: lines
 // of "CLIENT_RANDOM <client random> <master secret>" in hex.
-func (k *dtlsKeys) Write(b []byte) (int, error) {
+func (k *Handshake) Write(b []byte) (int, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.log.Len()+len(b) > 4096 {
@@ -62,9 +68,9 @@ func (k *dtlsKeys) Write(b []byte) (int, error) {
 	}
 }
 
-// serverHello is the SettingEngine's ServerHello hook: it notes the
+// ServerHello is the SettingEngine's ServerHello hook: it notes the
 // message's random, suite and SRTP profile and sends it unchanged.
-func (k *dtlsKeys) serverHello(m handshake.MessageServerHello) handshake.Message {
+func (k *Handshake) ServerHello(m handshake.MessageServerHello) handshake.Message {
 	r := m.Random.MarshalFixed()
 	k.mu.Lock()
 	k.serverRandom = r[:]
@@ -80,16 +86,16 @@ func (k *dtlsKeys) serverHello(m handshake.MessageServerHello) handshake.Message
 	return &m
 }
 
-// errNoKeys: the handshake did not (yet) show everything the keys need.
-var errNoKeys = errors.New("sfu: dtls keys unknown")
+// ErrNoKeys: the handshake did not (yet) show everything the keys need.
+var ErrNoKeys = errors.New("srtpkeys: dtls keys unknown")
 
-// remoteContext returns an SRTP context that decrypts what the peer (the
+// RemoteContext returns an SRTP context that decrypts what the peer (the
 // DTLS client) sends, with the replay window Pion's own session uses.
-func (k *dtlsKeys) remoteContext() (*srtp.Context, error) {
+func (k *Handshake) RemoteContext() (*srtp.Context, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.master == nil || k.serverRandom == nil || k.profile == 0 {
-		return nil, errNoKeys
+		return nil, ErrNoKeys
 	}
 	cfg := srtp.Config{Profile: k.profile}
 	// The DTLS-SRTP exporter (RFC 5764 §4.2, RFC 5705): the TLS 1.2 PRF

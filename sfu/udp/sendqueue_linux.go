@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package sfu
+package udp
 
 import (
 	"net"
@@ -11,8 +11,8 @@ import (
 )
 
 const (
-	sendQueueLen = 64              // datagrams held at most; a full queue is sent
-	sendSlot     = rtpBufSize + 64 // a held datagram's room (RTP + SRTP tag)
+	sendQueueLen = 64        // datagrams held at most; a full queue is sent
+	sendSlot     = 1500 + 64 // a held datagram's room: RTP at any MTU a peer may use, and its SRTP tag
 
 	// One GSO send: the kernel takes up to 64 segments and 64 KiB.
 	gsoMaxSegments = 32

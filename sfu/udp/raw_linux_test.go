@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package sfu
+package udp
 
 import (
 	"bytes"
@@ -436,7 +436,7 @@ func TestHeldWritesGSOFallback(t *testing.T) {
 // the kernel charges it to the sender): one sendto each, against bursts
 // of four held and sent with one sendmmsg, with GSO and without.
 //
-//	go test -run '^$' -bench MediaSocketSend ./sfu/
+//	go test -run '^$' -bench MediaSocketSend ./sfu/udp/
 func BenchmarkMediaSocketSend(b *testing.B) {
 	for _, mode := range []string{"sendto", "held-gso", "held-no-gso"} {
 		b.Run(mode, func(b *testing.B) {

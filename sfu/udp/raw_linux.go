@@ -1,6 +1,6 @@
 //go:build linux && (amd64 || arm64)
 
-package sfu
+package udp
 
 import (
 	"errors"
@@ -42,7 +42,7 @@ type rawUDP struct {
 	flushFn func(fd uintptr) bool
 	noGSO   atomic.Bool // the kernel or route refused UDP_SEGMENT
 
-	sent *sendCounters
+	sent *counters
 }
 
 // rawRead is the state of one recvfrom: its callback is bound once, so a
@@ -68,8 +68,8 @@ type rawWrite struct {
 	fn    func(fd uintptr) bool
 }
 
-// udpReaderWriter returns c's allocation-free reader and writer: rawUDP here.
-func udpReaderWriter(c *net.UDPConn, sent *sendCounters) addrPortConn {
+// readerWriter returns c's allocation-free reader and writer: rawUDP here.
+func readerWriter(c *net.UDPConn, sent *counters) addrPortConn {
 	u, err := newRawUDP(c, sent)
 	if err != nil {
 		return udpAddrPort{c}
@@ -78,9 +78,9 @@ func udpReaderWriter(c *net.UDPConn, sent *sendCounters) addrPortConn {
 }
 
 // newRawUDP wraps c; sent (nil: counted nowhere) counts batched sends.
-func newRawUDP(c *net.UDPConn, sent *sendCounters) (*rawUDP, error) {
+func newRawUDP(c *net.UDPConn, sent *counters) (*rawUDP, error) {
 	if sent == nil {
-		sent = &sendCounters{}
+		sent = &counters{}
 	}
 	rc, err := c.SyscallConn()
 	if err != nil {
@@ -155,7 +155,7 @@ func (u *rawUDP) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 
 // readHeld reads like ReadFromAddrPort, and after a datagram it holds the
 // socket's writes: they queue until a later read finds the socket empty
-// (just before it waits) or release is called. The fast path forwards a
+// (just before it waits) or release is called. Conn's Handler forwards a
 // burst of packets this way, so the forwarded copies leave with one
 // sendmmsg, where runs of equal-size datagrams to one peer become one
 // UDP GSO send (the kernel segments them). Writes from other goroutines
@@ -227,7 +227,7 @@ func portOf(p *uint16) uint16 {
 	return uint16(b[0])<<8 | uint16(b[1])
 }
 
-var errAddrFamily = errors.New("sfu: address family mismatch")
+var errAddrFamily = errors.New("udp: address family mismatch")
 
 // WriteToAddrPort sends one datagram, or queues a copy while writes are
 // held.
