@@ -51,7 +51,7 @@ func SetupURL(publicURL, secret string) string {
 }
 
 func (s *Server) listUsers(c *gin.Context) {
-	users, err := store.ListUsers(c.Request.Context(), s.p.Store.Pool)
+	users, err := store.ListUsers(c.Request.Context(), s.p.DB)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -103,7 +103,7 @@ func (s *Server) inviteUser(c *gin.Context) {
 		return
 	}
 	ev := s.adminEvent(c, actionUserCreate, "")
-	u, link, err := InviteUser(ctx, s.p.Store, ev, req.Email, req.Name, req.Role, s.p.Now().Add(s.p.Auth.SetupLinkTTL), s.p.PublicURL)
+	u, link, err := InviteUser(ctx, s.p.DB, ev, req.Email, req.Name, req.Role, s.p.Now().Add(s.p.Auth.SetupLinkTTL), s.p.PublicURL)
 	if errors.Is(err, store.ErrConflict) {
 		s.abort(c, httpx.E(httpx.KindConflict, "email_taken", "A user with that email already exists."))
 		return
@@ -118,7 +118,7 @@ func (s *Server) inviteUser(c *gin.Context) {
 // InviteUser creates a staff user with a one-time setup link, auditing the
 // creation with ev (its actor fields) in the same transaction. The admin API
 // and the `openvisit user create` command both use it.
-func InviteUser(ctx context.Context, st *store.Store, ev audit.Event, email, name, role string, expires time.Time, publicURL string) (UserView, string, error) {
+func InviteUser(ctx context.Context, st *store.DB, ev audit.Event, email, name, role string, expires time.Time, publicURL string) (UserView, string, error) {
 	if !validEmail(email) || len(name) > maxNameLen || !store.ValidRole(role) {
 		return UserView{}, "", fmt.Errorf("signaling: invite: invalid email, name or role")
 	}
@@ -163,7 +163,7 @@ func (s *Server) targetUser(c *gin.Context, notSelf bool) (ids.UserID, bool) {
 // userChange runs change and its audit entry in one transaction.
 func (s *Server) userChange(c *gin.Context, id ids.UserID, action, reason string, change func(pgx.Tx) error) bool {
 	ctx := c.Request.Context()
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		if _, err := store.UserByID(ctx, tx, id, true); err != nil {
 			return err
 		}
@@ -265,7 +265,7 @@ func (s *Server) resetMFA(c *gin.Context) {
 	now := s.p.Now()
 	// review.ResetMFA revokes the user's sessions, which ends their calls
 	// on every media node (internal/revocation).
-	secret, err := review.ResetMFA(c.Request.Context(), s.p.Store, s.reviewer(c), id, now, now.Add(s.p.Auth.SetupLinkTTL))
+	secret, err := review.ResetMFA(c.Request.Context(), s.p.DB, s.reviewer(c), id, now, now.Add(s.p.Auth.SetupLinkTTL))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -280,7 +280,7 @@ func (s *Server) reviewer(c *gin.Context) review.Reviewer {
 }
 
 func (s *Server) listAlerts(c *gin.Context) {
-	alerts, err := store.ListAlerts(c.Request.Context(), s.p.Store.Pool, 500)
+	alerts, err := store.ListAlerts(c.Request.Context(), s.p.DB, 500)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -291,7 +291,7 @@ func (s *Server) listAlerts(c *gin.Context) {
 
 // ackAlert acknowledges an alert; not one about oneself (review.AckAlert).
 func (s *Server) ackAlert(c *gin.Context) {
-	if err := review.AckAlert(c.Request.Context(), s.p.Store, s.reviewer(c), c.Param("alert_id"), s.p.Now()); err != nil {
+	if err := review.AckAlert(c.Request.Context(), s.p.DB, s.reviewer(c), c.Param("alert_id"), s.p.Now()); err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -299,7 +299,7 @@ func (s *Server) ackAlert(c *gin.Context) {
 }
 
 func (s *Server) listBreakGlass(c *gin.Context) {
-	grants, err := store.ListBreakGlass(c.Request.Context(), s.p.Store.Pool, 500)
+	grants, err := store.ListBreakGlass(c.Request.Context(), s.p.DB, 500)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -311,7 +311,7 @@ func (s *Server) listBreakGlass(c *gin.Context) {
 // reviewBreakGlass marks a grant reviewed; not one's own
 // (review.ReviewBreakGlass).
 func (s *Server) reviewBreakGlass(c *gin.Context) {
-	if err := review.ReviewBreakGlass(c.Request.Context(), s.p.Store, s.reviewer(c), c.Param("grant_id"), s.p.Now()); err != nil {
+	if err := review.ReviewBreakGlass(c.Request.Context(), s.p.DB, s.reviewer(c), c.Param("grant_id"), s.p.Now()); err != nil {
 		s.abort(c, err)
 		return
 	}

@@ -90,7 +90,7 @@ func auditFilter(c *gin.Context) (audit.Filter, *httpx.Error) {
 // data leaves.
 func (s *Server) adminAudit(c *gin.Context, action, patient, detail string) error {
 	p := principal(c)
-	return s.p.Audit.Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action,
+	return s.p.DB.Audit().Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action,
 		ResourceType: "audit", PatientID: patient, Outcome: audit.Success, Reason: detail, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)})
 }
 
@@ -104,7 +104,7 @@ func (s *Server) searchAudit(c *gin.Context) {
 		s.abort(c, errAuditDown(err))
 		return
 	}
-	entries, err := audit.Search(c.Request.Context(), s.p.Pool, f)
+	entries, err := audit.Search(c.Request.Context(), s.p.DB.Pool(), f)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -175,7 +175,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		s.abort(c, errAuditDown(err))
 		return
 	}
-	cp, haveCP, err := audit.LatestCheckpoint(ctx, s.p.Pool)
+	cp, haveCP, err := audit.LatestCheckpoint(ctx, s.p.DB.Pool())
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -197,7 +197,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		w := csv.NewWriter(c.Writer)
 		_ = w.Write([]string{"seq", "at", "actor_id", "actor_role", "action", "resource_type", "resource_id", "patient_id",
 			"visit_id", "ip", "user_agent", "outcome", "reason", "prev_hash", "hash"})
-		err = audit.Each(ctx, s.p.Pool, f, func(e *audit.Entry) error {
+		err = audit.Each(ctx, s.p.DB.Pool(), f, func(e *audit.Entry) error {
 			v := viewEntry(e)
 			return w.Write([]string{strconv.FormatInt(v.Seq, 10), v.At.Format(time.RFC3339Nano), v.ActorID, v.ActorRole, v.Action,
 				v.ResourceType, v.ResourceID, v.PatientID, v.VisitID, v.IP, csvSafe(v.UserAgent), v.Outcome, csvSafe(v.Reason), v.PrevHash, v.Hash})
@@ -216,7 +216,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		enc := json.NewEncoder(c.Writer)
 		_, _ = c.Writer.WriteString(`{"format":"openvisit.audit.v1","entries":[`)
 		first := true
-		err = audit.Each(ctx, s.p.Pool, f, func(e *audit.Entry) error {
+		err = audit.Each(ctx, s.p.DB.Pool(), f, func(e *audit.Entry) error {
 			if !first {
 				if _, err := c.Writer.WriteString(","); err != nil {
 					return err
@@ -247,7 +247,7 @@ func csvSafe(v string) string {
 func (s *Server) patientAccessReport(c *gin.Context) {
 	ctx := c.Request.Context()
 	patient := c.Param("patient_id")
-	if _, err := store.PatientByID(ctx, s.p.Store.Pool, patient); err != nil {
+	if _, err := store.PatientByID(ctx, s.p.DB, patient); err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -264,7 +264,7 @@ func (s *Server) patientAccessReport(c *gin.Context) {
 		s.abort(c, errAuditDown(err))
 		return
 	}
-	entries, err := audit.Search(ctx, s.p.Pool, f)
+	entries, err := audit.Search(ctx, s.p.DB.Pool(), f)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -274,7 +274,7 @@ func (s *Server) patientAccessReport(c *gin.Context) {
 	for i := range entries {
 		out[i] = viewEntry(&entries[i])
 		if id := entries[i].ActorID; ids.Valid(id) && actors[id] == "" {
-			if u, err := store.UserByID(ctx, s.p.Store.Pool, ids.UserID(id), false); err == nil {
+			if u, err := store.UserByID(ctx, s.p.DB, ids.UserID(id), false); err == nil {
 				actors[id] = u.Email
 			}
 		}
@@ -307,7 +307,7 @@ func (s *Server) createIncident(c *gin.Context) {
 	}
 	p := principal(c)
 	var inc store.Incident
-	err = s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err = s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		if inc, err = store.CreateIncident(ctx, tx, req.Title, req.Description, discovered, p.UserID); err != nil {
 			return err
@@ -324,7 +324,7 @@ func (s *Server) createIncident(c *gin.Context) {
 }
 
 func (s *Server) listIncidents(c *gin.Context) {
-	list, err := store.Incidents(c.Request.Context(), s.p.Store.Pool)
+	list, err := store.Incidents(c.Request.Context(), s.p.DB)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -353,7 +353,7 @@ func scopeQuery(c *gin.Context) (store.ScopeQuery, *httpx.Error) {
 // patient in the answer are audited together before it leaves (shown.go).
 func (s *Server) incidentScope(c *gin.Context) {
 	ctx := c.Request.Context()
-	inc, err := store.IncidentByID(ctx, s.p.Store.Pool, c.Param("incident_id"))
+	inc, err := store.IncidentByID(ctx, s.p.DB, c.Param("incident_id"))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -367,7 +367,7 @@ func (s *Server) incidentScope(c *gin.Context) {
 	if c.Query("format") == "csv" {
 		what = "notification list export"
 	}
-	sc, err := store.BreachScope(ctx, s.p.Store.Pool, q)
+	sc, err := store.BreachScope(ctx, s.p.DB, q)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -382,7 +382,7 @@ func (s *Server) incidentScope(c *gin.Context) {
 	for i, p := range sc.Patients {
 		patients[i] = p.ID
 	}
-	if err := s.p.Audit.AppendAll(ctx, append([]audit.Event{query}, shownEvents(shown, patients)...)); err != nil {
+	if err := s.p.DB.Audit().AppendAll(ctx, append([]audit.Event{query}, shownEvents(shown, patients)...)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -419,7 +419,7 @@ func (s *Server) setIncidentStatus(c *gin.Context) {
 		return
 	}
 	id := c.Param("incident_id")
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		if err := store.SetIncidentStatus(ctx, tx, id, req.Status); err != nil {
 			return err
 		}

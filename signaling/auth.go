@@ -82,7 +82,7 @@ func (s *Server) login(c *gin.Context) {
 	now := s.p.Now()
 	ev := audit.Event{Action: actionLogin, ResourceType: "user"}
 
-	user, err := store.UserByEmail(ctx, s.p.Store.Pool, req.Email)
+	user, err := store.UserByEmail(ctx, s.p.DB, req.Email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && user.PasswordHash == "") {
 		// Same work, same answer, same throttling as a real account.
 		key := store.NormalizeEmail(req.Email)
@@ -145,7 +145,7 @@ func (s *Server) login(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	err = s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err = s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		if err := store.RecordLoginSuccess(ctx, tx, user.ID, step, newHash); err != nil {
 			return err
 		}
@@ -180,7 +180,7 @@ func (s *Server) login(c *gin.Context) {
 func (s *Server) checkSecondFactor(c *gin.Context, u store.User, req loginRequest, now time.Time) (step int64, ok, recovery bool, err error) {
 	ctx := c.Request.Context()
 	if req.RecoveryCode != "" {
-		hashes, err := store.RecoveryCodeHashes(ctx, s.p.Store.Pool, u.ID)
+		hashes, err := store.RecoveryCodeHashes(ctx, s.p.DB, u.ID)
 		if err != nil {
 			return 0, false, false, err
 		}
@@ -188,7 +188,7 @@ func (s *Server) checkSecondFactor(c *gin.Context, u store.User, req loginReques
 		if !match {
 			return 0, false, false, nil
 		}
-		used, err := store.UseRecoveryCode(ctx, s.p.Store.Pool, u.ID, hashes[i])
+		used, err := store.UseRecoveryCode(ctx, s.p.DB, u.ID, hashes[i])
 		if err == nil && used {
 			s.auditLog(c, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionRecoveryUsed,
 				ResourceType: "user", ResourceID: string(u.ID), Outcome: audit.Success})
@@ -216,9 +216,9 @@ func (s *Server) loginFailed(c *gin.Context, ev audit.Event, u store.User, now t
 	ctx := c.Request.Context()
 	if pwOK && step > 0 {
 		// The code was right but sign-in failed anyway: still burn the step.
-		_ = store.SetTOTPStep(ctx, s.p.Store.Pool, u.ID, step)
+		_ = store.SetTOTPStep(ctx, s.p.DB, u.ID, step)
 	}
-	n, locked, err := store.RecordLoginFailure(ctx, s.p.Store.Pool, u.ID, now, throttle.LockAfter)
+	n, locked, err := store.RecordLoginFailure(ctx, s.p.DB, u.ID, now, throttle.LockAfter)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -236,7 +236,7 @@ func (s *Server) loginFailed(c *gin.Context, ev audit.Event, u store.User, now t
 	if locked && u.LockedAt == nil {
 		s.auditLog(c, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionLock, ResourceType: "user",
 			ResourceID: string(u.ID), Outcome: audit.Success, Reason: strconv.Itoa(n) + " consecutive failures"})
-		if _, err := store.RaiseAlert(ctx, s.p.Store.Pool, "account_locked", "warning", string(u.ID),
+		if _, err := store.RaiseAlert(ctx, s.p.DB, "account_locked", "warning", string(u.ID),
 			"account locked after "+strconv.Itoa(n)+" failed sign-ins", now); err != nil {
 			s.log.Error("raise alert", "err", err)
 		}
@@ -273,7 +273,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 	var u store.User
 	if p.IsStaff() {
 		var err error
-		if u, err = store.UserByID(c.Request.Context(), s.p.Store.Pool, p.UserID, false); err != nil {
+		if u, err = store.UserByID(c.Request.Context(), s.p.DB, p.UserID, false); err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -288,7 +288,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 
 func (s *Server) logout(c *gin.Context) {
 	p := principal(c)
-	if _, err := store.RevokeSession(c.Request.Context(), s.p.Store.Pool, p.SessionHash, s.p.Now(), "logout"); err != nil {
+	if _, err := store.RevokeSession(c.Request.Context(), s.p.DB, p.SessionHash, s.p.Now(), "logout"); err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -300,7 +300,7 @@ func (s *Server) logout(c *gin.Context) {
 
 func (s *Server) logoutAll(c *gin.Context) {
 	p := principal(c)
-	n, err := store.RevokeUserSessions(c.Request.Context(), s.p.Store.Pool, p.UserID, s.p.Now(), "logout everywhere")
+	n, err := store.RevokeUserSessions(c.Request.Context(), s.p.DB, p.UserID, s.p.Now(), "logout everywhere")
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -332,7 +332,7 @@ func (s *Server) setupBegin(c *gin.Context) {
 		s.abort(c, errSetupLink)
 		return
 	}
-	link, err := store.SetupLinkBySecret(ctx, s.p.Store.Pool, req.Token, s.p.Now(), false)
+	link, err := store.SetupLinkBySecret(ctx, s.p.DB, req.Token, s.p.Now(), false)
 	if errors.Is(err, store.ErrNotFound) {
 		s.abort(c, errSetupLink)
 		return
@@ -341,7 +341,7 @@ func (s *Server) setupBegin(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	u, err := store.UserByID(ctx, s.p.Store.Pool, link.UserID, false)
+	u, err := store.UserByID(ctx, s.p.DB, link.UserID, false)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -364,7 +364,7 @@ func (s *Server) setupBegin(c *gin.Context) {
 			s.abort(c, err)
 			return
 		}
-		if err := store.SetPendingTOTP(ctx, s.p.Store.Pool, u.ID, sealed); err != nil {
+		if err := store.SetPendingTOTP(ctx, s.p.DB, u.ID, sealed); err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -401,7 +401,7 @@ func (s *Server) setupComplete(c *gin.Context) {
 	now := s.p.Now()
 	var codes []string
 	var u store.User
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		// The user's row first, then the link: the order a disable takes,
 		// so the two cannot deadlock and a disabled user's link never
 		// completes (the store refuses it).

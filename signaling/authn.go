@@ -54,7 +54,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	hash := session.HashToken(raw)
-	sess, err := store.SessionByHash(ctx, s.p.Store.Pool, hash)
+	sess, err := store.SessionByHash(ctx, s.p.DB, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		c.Next()
 		return
@@ -78,7 +78,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		if errors.Is(err, session.ErrAbsoluteExpired) {
 			reason = "absolute"
 		}
-		if ended, rerr := store.RevokeSession(ctx, s.p.Store.Pool, hash, now, reason); rerr == nil && ended {
+		if ended, rerr := store.RevokeSession(ctx, s.p.DB, hash, now, reason); rerr == nil && ended {
 			s.auditLog(c, audit.Event{
 				ActorID: sessionActor(sess), ActorRole: sessionRole(sess), Action: actionSessionExpire,
 				ResourceType: "session", Outcome: audit.Success, Reason: reason, VisitID: string(sess.VisitID),
@@ -107,7 +107,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Set(principalKey, p)
 	c.Set(sessionKey, sess)
 	if !passiveRoutes[access.Key(c.Request.Method, c.FullPath())] {
-		if err := store.TouchSession(ctx, s.p.Store.Pool, hash, now); err != nil {
+		if err := store.TouchSession(ctx, s.p.DB, hash, now); err != nil {
 			s.log.Warn("touch session", "err", err)
 		}
 	}
@@ -217,11 +217,11 @@ func (s *Server) deny(c *gin.Context, p access.Principal, why string, e *httpx.E
 type membership struct{ s *Server }
 
 func (m membership) VisitRelation(ctx context.Context, p access.Principal, visit ids.VisitID) (bool, bool, error) {
-	return store.VisitRelation(ctx, m.s.p.Store.Pool, p.UserID, visit, m.s.p.Now())
+	return store.VisitRelation(ctx, m.s.p.DB, p.UserID, visit, m.s.p.Now())
 }
 
 func (m membership) PatientRelation(ctx context.Context, p access.Principal, patient string) (bool, error) {
-	return store.PatientRelation(ctx, m.s.p.Store.Pool, p.UserID, patient)
+	return store.PatientRelation(ctx, m.s.p.DB, p.UserID, patient)
 }
 
 // auditLog appends e with the request's source. A failure is logged; for
@@ -229,7 +229,7 @@ func (m membership) PatientRelation(ctx context.Context, p access.Principal, pat
 // refuse on error.
 func (s *Server) auditLog(c *gin.Context, e audit.Event) {
 	e.IP, e.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
-	if err := s.p.Audit.Append(c.Request.Context(), e); err != nil {
+	if err := s.p.DB.Audit().Append(c.Request.Context(), e); err != nil {
 		s.auditFailed(c.Request.Context(), e.Action, err)
 	}
 }

@@ -70,7 +70,7 @@ func (s *Server) CreateDemoVisit(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("signaling: demo: public url: %w", err)
 	}
 	expires := s.p.Now().Add(demoLinkTTL)
-	err = pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
+	err = s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		node, err := s.placeNew(ctx, tx)
 		if err != nil {
 			return err
@@ -136,7 +136,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
 	}
 	var grant JoinGrant
-	err := pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		var visit, participant, role, node, wsURL string
 		err := tx.QueryRow(ctx, `UPDATE demo_links d SET used_at = now()
 			FROM participants p, visits v LEFT JOIN sfu_nodes n ON n.id = v.sfu_node_id
@@ -184,7 +184,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 	if err != nil {
 		if errors.Is(err, errLinkInvalid) {
 			ev.Outcome, ev.Reason = audit.Denied, "invalid, expired or used link"
-			if aerr := s.p.Audit.Append(ctx, ev); aerr != nil {
+			if aerr := s.p.DB.Audit().Append(ctx, ev); aerr != nil {
 				s.log.Error("audit append failed", "err", aerr)
 			}
 		}

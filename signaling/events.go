@@ -80,7 +80,7 @@ func (h *hub) publishAll() {
 func (s *Server) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.listen(ctx, s.p.Pool)
+		err := s.listen(ctx, s.p.DB.Pool())
 		if ctx.Err() != nil {
 			return
 		}

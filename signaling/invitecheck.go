@@ -64,7 +64,7 @@ func (s *Server) checkInvite(c *gin.Context) {
 	}
 	used := false
 	if n := len(req.Invite); n > 0 && n <= 64 {
-		inv, err := store.PeekInvite(c.Request.Context(), s.p.Store.Pool, req.Invite)
+		inv, err := store.PeekInvite(c.Request.Context(), s.p.DB, req.Invite)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:

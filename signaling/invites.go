@@ -94,7 +94,7 @@ func (s *Server) createInvite(c *gin.Context) {
 // it answered an error.
 func (s *Server) emailInvite(c *gin.Context, v store.ScheduledVisit, link, ics string) bool {
 	ctx := c.Request.Context()
-	p, err := store.PatientByID(ctx, s.p.Store.Pool, v.PatientID)
+	p, err := store.PatientByID(ctx, s.p.DB, v.PatientID)
 	if err != nil || p.Email == "" {
 		s.abort(c, httpx.E(httpx.KindInvalid, "no_patient_email", "The patient has no email address on record."))
 		return false
@@ -205,7 +205,7 @@ func (s *Server) redeemInvite(c *gin.Context) {
 	var pid ids.ParticipantID
 	var visit ids.VisitID
 	var denied *httpx.Error
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		inv, err := store.InviteBySecret(ctx, tx, req.Invite)
 		if errors.Is(err, store.ErrNotFound) {
 			denied = errInviteInvalid

@@ -143,7 +143,7 @@ func answerTime(c store.Consent) time.Time {
 }
 
 func (s *Server) recordingState(c *gin.Context) {
-	st, err := s.loadState(c, s.p.Store.Pool, ids.VisitID(c.Param("visit_id")))
+	st, err := s.loadState(c, s.p.DB, ids.VisitID(c.Param("visit_id")))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -165,7 +165,7 @@ func (s *Server) recordingChange(c *gin.Context, action string, fn func(tx pgx.T
 	}
 	now := s.p.Now()
 	var st RecordingState
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		// Serialise changes of one visit's recording.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM visits WHERE id = $1 FOR UPDATE`, string(v)); err != nil {
 			return err
@@ -328,7 +328,7 @@ func (s *Server) recordingEvent(c *gin.Context, action string, rec store.Recordi
 func (s *Server) recordingAccess(c *gin.Context) (store.Recording, bool, bool) {
 	ctx := c.Request.Context()
 	p := principal(c)
-	rec, err := store.RecordingByID(ctx, s.p.Store.Pool, c.Param("recording_id"))
+	rec, err := store.RecordingByID(ctx, s.p.DB, c.Param("recording_id"))
 	if errors.Is(err, store.ErrNotFound) {
 		s.deny(c, p, "no such recording", errNotFound)
 		return rec, false, false
@@ -341,7 +341,7 @@ func (s *Server) recordingAccess(c *gin.Context) (store.Recording, bool, bool) {
 	case access.Admin:
 		return rec, false, true
 	case access.Provider:
-		member, bg, err := store.VisitRelation(ctx, s.p.Store.Pool, p.UserID, rec.VisitID, s.p.Now())
+		member, bg, err := store.VisitRelation(ctx, s.p.DB, p.UserID, rec.VisitID, s.p.Now())
 		if err != nil {
 			s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
 			return rec, false, false
@@ -407,7 +407,7 @@ func (s *Server) listRecordings(c *gin.Context) {
 	if p.Kind == access.Provider {
 		f.Provider = p.UserID
 	}
-	recs, err := store.ListRecordings(ctx, s.p.Store.Pool, f)
+	recs, err := store.ListRecordings(ctx, s.p.DB, f)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -415,7 +415,7 @@ func (s *Server) listRecordings(c *gin.Context) {
 	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
 		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
 		Reason: "results=" + strconv.Itoa(len(recs))}
-	if err := s.p.Audit.Append(ctx, ev); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
 		return
 	}
@@ -431,12 +431,12 @@ func (s *Server) getRecording(c *gin.Context) {
 	if !ok {
 		return
 	}
-	chunks, err := store.ChunksOf(ctx, s.p.Store.Pool, rec.ID)
+	chunks, err := store.ChunksOf(ctx, s.p.DB, rec.ID)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.Audit.Append(ctx, s.recordingEvent(c, actionRecView, rec, bg)); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, s.recordingEvent(c, actionRecView, rec, bg)); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
 		return
 	}
@@ -500,7 +500,7 @@ func (s *Server) playRecording(c *gin.Context) {
 		s.mediaError(c, httpx.KindUnavailable, "recording_storage_unavailable", nil)
 		return
 	}
-	chunks, err := store.ChunksOf(ctx, s.p.Store.Pool, rec.ID)
+	chunks, err := store.ChunksOf(ctx, s.p.DB, rec.ID)
 	if err != nil {
 		s.mediaError(c, httpx.KindUnavailable, "unavailable", err)
 		return
@@ -531,7 +531,7 @@ func (s *Server) playRecording(c *gin.Context) {
 		return
 	}
 	defer pb.Close()
-	if err := s.p.Audit.Append(ctx, ev); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
 		s.mediaError(c, httpx.KindUnavailable, "audit_unavailable", err)
 		return
 	}
@@ -587,12 +587,12 @@ func (s *Server) integrityFailure(c *gin.Context, rec store.Recording, ch store.
 	}
 	ev.Outcome = audit.Failure
 	s.log.Error("recording failed an integrity check", "request_id", httpx.RequestID(c), "recording", rec.ID, "chunk", ch.Seq, "err", cause)
-	first, err := store.MarkChunkIntegrityFailed(ctx, s.p.Store.Pool, rec.ID, ch.Seq, s.p.Now())
+	first, err := store.MarkChunkIntegrityFailed(ctx, s.p.DB, rec.ID, ch.Seq, s.p.Now())
 	if err != nil {
 		s.log.Error("integrity failure not recorded on the chunk", "recording", rec.ID, "err", err)
 		first = true // alert anyway: better twice than never
 	}
-	if err := s.p.Audit.Append(ctx, ev); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
 		s.auditFailed(ctx, ev.Action, err)
 	}
 	if first && s.p.Alerts != nil {
@@ -618,7 +618,7 @@ func (s *Server) legalHold(c *gin.Context) {
 	}
 	id := c.Param("recording_id")
 	var rec store.Recording
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		if err := store.SetLegalHold(ctx, tx, id, *req.Hold); err != nil {
 			return err
 		}

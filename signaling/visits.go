@@ -33,12 +33,12 @@ func (s *Server) visitEvent(c *gin.Context, action string, v ids.VisitID) audit.
 func (s *Server) getVisit(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := ids.VisitID(c.Param("visit_id"))
-	v, err := store.VisitByID(ctx, s.p.Store.Pool, id)
+	v, err := store.VisitByID(ctx, s.p.DB, id)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.Audit.Append(ctx, s.visitEvent(c, actionVisitView, id)); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, s.visitEvent(c, actionVisitView, id)); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.", err))
 		return
 	}
@@ -57,7 +57,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
 	var grant JoinGrant
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		v, err := store.VisitByID(ctx, tx, visit)
 		if err != nil {
 			return err
@@ -145,7 +145,7 @@ func (s *Server) breakGlass(c *gin.Context) {
 	visit := ids.VisitID(c.Param("visit_id"))
 	now := s.p.Now()
 	var g store.BreakGlass
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		v, err := store.VisitByID(ctx, tx, visit)
 		if err != nil {
 			return err

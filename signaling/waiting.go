@@ -32,13 +32,13 @@ type VisitState struct {
 
 // snapshot reads the visit's state as principal p may see it.
 func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.VisitID) (VisitState, error) {
-	v, err := store.ScheduledVisitByID(ctx, s.p.Store.Pool, visit, false)
+	v, err := store.ScheduledVisitByID(ctx, s.p.DB, visit, false)
 	if err != nil {
 		return VisitState{}, err
 	}
 	st := VisitState{VisitID: v.ID, Status: v.Status, Start: v.ScheduledStart, End: v.ScheduledEnd}
 	if p.Kind == access.Patient {
-		me, err := store.ParticipantByID(ctx, s.p.Store.Pool, visit, p.ParticipantID)
+		me, err := store.ParticipantByID(ctx, s.p.DB, visit, p.ParticipantID)
 		if err != nil {
 			return VisitState{}, err
 		}
@@ -46,7 +46,7 @@ func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.Vis
 		return st, nil
 	}
 	st.PatientName, st.patientID = v.PatientName, v.PatientID
-	if st.Participants, err = store.Participants(ctx, s.p.Store.Pool, visit); err != nil {
+	if st.Participants, err = store.Participants(ctx, s.p.DB, visit); err != nil {
 		return VisitState{}, err
 	}
 	return st, nil
@@ -61,7 +61,7 @@ func (s *Server) stateEvent(c *gin.Context, st VisitState) error {
 	}
 	ev := s.visitEvent(c, actionVisitView, st.VisitID)
 	ev.PatientID = st.patientID
-	return s.p.Audit.Append(c.Request.Context(), ev)
+	return s.p.DB.Audit().Append(c.Request.Context(), ev)
 }
 
 func (s *Server) visitState(c *gin.Context) {
@@ -194,7 +194,7 @@ func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan s
 
 // sessionAlive re-checks a streaming principal's session.
 func (s *Server) sessionAlive(ctx context.Context, p access.Principal) bool {
-	sess, err := store.SessionByHash(ctx, s.p.Store.Pool, p.SessionHash)
+	sess, err := store.SessionByHash(ctx, s.p.DB, p.SessionHash)
 	if err != nil || sess.RevokedAt != nil || sess.UserDisabled {
 		return false
 	}
@@ -263,7 +263,7 @@ func (s *Server) leaveVisit(c *gin.Context) {
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
 	now := s.p.Now()
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		// A patient who leaves goes back through the waiting room to return
 		// (the provider sees them leave); a dropped connection is not a leave.
 		q := `UPDATE participants SET left_at = $3, state = CASE WHEN state = 'admitted' THEN 'left' ELSE state END

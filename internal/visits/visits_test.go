@@ -81,7 +81,7 @@ func TestExpireDue(t *testing.T) {
 	inGrace := scheduled(t, pool, now.Add(-2*time.Hour), now.Add(-time.Hour), store.StatusInProgress)
 	cancelled := scheduled(t, pool, now.Add(-4*time.Hour), now.Add(-3*time.Hour), store.StatusCancelled)
 
-	n, err := visits.ExpireDue(ctx, pool, now)
+	n, err := visits.ExpireDue(ctx, store.New(pool), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestExpireDue(t *testing.T) {
 			t.Errorf("visit %s: %d expiry audit entries, want 1", v, audited)
 		}
 	}
-	if n, err := visits.ExpireDue(ctx, pool, now); err != nil || n != 0 {
+	if n, err := visits.ExpireDue(ctx, store.New(pool), now); err != nil || n != 0 {
 		t.Errorf("a second sweep expired %d (%v), want 0", n, err)
 	}
 }
