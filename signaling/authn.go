@@ -229,8 +229,14 @@ func (m membership) PatientRelation(ctx context.Context, p access.Principal, pat
 // refuse on error.
 func (s *Server) auditLog(c *gin.Context, e audit.Event) {
 	e.IP, e.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
-	if err := s.p.DB.Audit().Append(c.Request.Context(), e); err != nil {
-		s.auditFailed(c.Request.Context(), e.Action, err)
+	s.record(c.Request.Context(), e)
+}
+
+// record appends e outside a transaction (the domains' refusals); a
+// failure is logged and raised like auditLog's.
+func (s *Server) record(ctx context.Context, e audit.Event) {
+	if err := s.p.DB.Audit().Append(ctx, e); err != nil {
+		s.auditFailed(ctx, e.Action, err)
 	}
 }
 

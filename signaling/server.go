@@ -210,6 +210,7 @@ func (s *Server) readyz(c *gin.Context) {
 // A request refused for what it carries (httpx.ErrBadInput) is audited
 // first (auditRefusedInput).
 func (s *Server) abort(c *gin.Context, err error) {
+	err = domainError(err) // errors.go
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		err = errNotFound

@@ -13,6 +13,7 @@ import (
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 )
@@ -107,7 +108,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 		}
 		// Relay credentials last until the visit's end (or half a day for an
 		// unscheduled one).
-		expiry := s.p.Now().Add(adhocInviteTTL)
+		expiry := s.p.Now().Add(invites.AdhocTTL)
 		if v.ScheduledEnd != nil && v.ScheduledEnd.After(s.p.Now()) {
 			expiry = v.ScheduledEnd.Add(time.Hour)
 		}

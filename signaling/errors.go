@@ -1,0 +1,45 @@
+package signaling
+
+import (
+	"errors"
+
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/invites"
+)
+
+// inviteErrors are the invites domain's refusals as the patient reads them,
+// by refusal code; the kinds map to status in httpx, the one table.
+var inviteErrors = map[string]*httpx.Error{
+	invites.ErrInvalid.Code:    httpx.E(httpx.KindNotFound, invites.ErrInvalid.Code, "This link is not valid. Ask your provider for a new one."),
+	invites.ErrRevoked.Code:    httpx.E(httpx.KindNotFound, invites.ErrRevoked.Code, "This link was withdrawn. Ask your provider for a new one."),
+	invites.ErrUsed.Code:       httpx.E(httpx.KindConflict, invites.ErrUsed.Code, "This link was already used on another device. Ask your provider for a new one."),
+	invites.ErrLocked.Code:     httpx.E(httpx.KindForbidden, invites.ErrLocked.Code, "Too many wrong dates of birth. Ask your provider for a new link."),
+	invites.ErrVisitEnded.Code: httpx.E(httpx.KindNotFound, invites.ErrVisitEnded.Code, "This visit has ended."),
+	invites.ErrExpired.Code:    httpx.E(httpx.KindNotFound, invites.ErrExpired.Code, "This link has expired. Ask your provider for a new one."),
+	invites.ErrNoPatient.Code:  httpx.E(httpx.KindConflict, invites.ErrNoPatient.Code, "This visit has no patient yet. Ask your provider."),
+	invites.ErrWrongDOB.Code:   httpx.E(httpx.KindInvalid, invites.ErrWrongDOB.Code, "That date of birth does not match our records. Check it and try again."),
+	invites.ErrTooEarly.Code:   httpx.E(httpx.KindConflict, invites.ErrTooEarly.Code, ""),
+}
+
+// domainError turns a domain package's error into what the client is
+// told: its kind (hence its status, in httpx), a stable code, a message and
+// details. Errors of no domain pass through.
+func domainError(err error) error {
+	var r *invites.Refusal
+	if errors.As(err, &r) {
+		return inviteError(r)
+	}
+	return err
+}
+
+func inviteError(r *invites.Refusal) error {
+	e := *inviteErrors[r.Code]
+	switch r.Code {
+	case invites.ErrTooEarly.Code:
+		e.Message = "It is too early to join. The link opens at " + r.From.UTC().Format("15:04 MST on Mon 2 Jan") + ", one hour before the visit."
+		e.Details = map[string]any{"usable_from": r.From}
+	case invites.ErrWrongDOB.Code:
+		e.Details = map[string]any{"tries_left": r.TriesLeft}
+	}
+	return &e
+}
