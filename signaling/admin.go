@@ -299,7 +299,7 @@ func (s *Server) ackAlert(c *gin.Context) {
 }
 
 func (s *Server) listBreakGlass(c *gin.Context) {
-	grants, err := store.ListBreakGlass(c.Request.Context(), s.p.DB, 500)
+	grants, err := s.breakGlassService().List(c.Request.Context())
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -309,9 +309,9 @@ func (s *Server) listBreakGlass(c *gin.Context) {
 }
 
 // reviewBreakGlass marks a grant reviewed; not one's own
-// (review.ReviewBreakGlass).
+// (breakglass.Service.Review).
 func (s *Server) reviewBreakGlass(c *gin.Context) {
-	if err := review.ReviewBreakGlass(c.Request.Context(), s.p.DB, s.reviewer(c), c.Param("grant_id"), s.p.Now()); err != nil {
+	if err := s.breakGlassService().Review(c.Request.Context(), s.reviewer(c), c.Param("grant_id")); err != nil {
 		s.abort(c, err)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/csrf"
 	"github.com/openvisit/openvisit/internal/auth/password"
@@ -236,7 +237,7 @@ func (s *Server) loginFailed(c *gin.Context, ev audit.Event, u store.User, now t
 	if locked && u.LockedAt == nil {
 		s.auditLog(c, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionLock, ResourceType: "user",
 			ResourceID: string(u.ID), Outcome: audit.Success, Reason: strconv.Itoa(n) + " consecutive failures"})
-		if _, err := store.RaiseAlert(ctx, s.p.DB, "account_locked", "warning", string(u.ID),
+		if _, err := alerts.Raise(ctx, s.p.DB, alerts.KindAccountLocked, string(u.ID),
 			"account locked after "+strconv.Itoa(n)+" failed sign-ins", now); err != nil {
 			s.log.Error("raise alert", "err", err)
 		}

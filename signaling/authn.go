@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/csrf"
 	"github.com/openvisit/openvisit/internal/auth/session"
@@ -245,6 +246,6 @@ func (s *Server) record(ctx context.Context, e audit.Event) {
 func (s *Server) auditFailed(ctx context.Context, action string, err error) {
 	s.log.Error("audit append failed", "action", action, "err", err)
 	if s.p.Alerts != nil {
-		s.p.Alerts.Raise(context.WithoutCancel(ctx), "audit_write_failed", "critical", "", "audit entry "+action+" could not be written")
+		s.p.Alerts.Raise(context.WithoutCancel(ctx), alerts.KindAuditWriteFailed, "", "audit entry "+action+" could not be written")
 	}
 }

@@ -3,6 +3,7 @@ package signaling
 import (
 	"errors"
 
+	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/invites"
 )
@@ -21,6 +22,15 @@ var inviteErrors = map[string]*httpx.Error{
 	invites.ErrTooEarly.Code:   httpx.E(httpx.KindConflict, invites.ErrTooEarly.Code, ""),
 }
 
+// domainErrors are the domains' sentinel errors as the client reads them.
+var domainErrors = []struct {
+	err  error
+	http *httpx.Error
+}{
+	{breakglass.ErrBadReason, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters).")},
+	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
+}
+
 // domainError turns a domain package's error into what the client is
 // told: its kind (hence its status, in httpx), a stable code, a message and
 // details. Errors of no domain pass through.
@@ -28,6 +38,11 @@ func domainError(err error) error {
 	var r *invites.Refusal
 	if errors.As(err, &r) {
 		return inviteError(r)
+	}
+	for _, d := range domainErrors {
+		if errors.Is(err, d.err) {
+			return d.http
+		}
 	}
 	return err
 }

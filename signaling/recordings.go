@@ -596,7 +596,7 @@ func (s *Server) integrityFailure(c *gin.Context, rec store.Recording, ch store.
 		s.auditFailed(ctx, ev.Action, err)
 	}
 	if first && s.p.Alerts != nil {
-		s.p.Alerts.Raise(ctx, alerts.KindIntegrityFailure, "critical", rec.ID,
+		s.p.Alerts.Raise(ctx, alerts.KindIntegrityFailure, rec.ID,
 			detail+": the stored ciphertext was modified or damaged (corruption or tampering); no unauthenticated byte was served")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/httpx"
@@ -87,7 +88,7 @@ type Server struct {
 
 // AlertRaiser raises an alert for admins.
 type AlertRaiser interface {
-	Raise(ctx context.Context, kind, severity, subject, detail string)
+	Raise(ctx context.Context, kind alerts.Kind, subject, detail string)
 }
 
 // New returns a Server.

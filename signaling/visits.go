@@ -2,15 +2,14 @@ package signaling
 
 import (
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/invites"
@@ -128,49 +127,24 @@ type breakGlassRequest struct {
 }
 
 // breakGlass grants a provider emergency access to a visit that is not
-// theirs, for a limited time, with a written reason; it is flagged in the
-// audit log and raised as an alert for admins to review.
+// theirs (internal/breakglass).
 func (s *Server) breakGlass(c *gin.Context) {
-	ctx := c.Request.Context()
 	var req breakGlassRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)
 		return
 	}
-	reason := strings.TrimSpace(req.Reason)
-	if n := utf8.RuneCountInString(reason); n < 20 || len(reason) > 2000 {
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters)."))
-		return
-	}
-	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
-	now := s.p.Now()
-	var g store.BreakGlass
-	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
-		v, err := store.VisitByID(ctx, tx, visit)
-		if err != nil {
-			return err
-		}
-		if v.ProviderID == p.UserID {
-			return httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")
-		}
-		if g, err = store.GrantBreakGlass(ctx, tx, p.UserID, visit, reason, now, s.p.Auth.BreakGlass); err != nil {
-			return err
-		}
-		// The reason text stays in break_glass (it may describe a patient);
-		// the audit entry carries the grant ID.
-		ev := s.visitEvent(c, actionBreakGlass, visit)
-		ev.ResourceType, ev.ResourceID, ev.Reason = "break_glass", g.ID, "break-glass"
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
-			return err
-		}
-		_, err = store.RaiseAlert(ctx, tx, "break_glass", "warning", string(p.UserID),
-			"emergency access grant "+g.ID+" to visit "+string(visit), now)
-		return err
-	})
+	g, err := s.breakGlassService().Grant(c.Request.Context(), breakglass.Request{
+		User: principal(c).UserID, Visit: visit, Reason: req.Reason, Event: s.visitEvent(c, actionBreakGlass, visit)})
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"grant_id": g.ID, "visit_id": visit, "expires_at": g.ExpiresAt})
+}
+
+// breakGlassService is the break-glass domain on this server's database.
+func (s *Server) breakGlassService() *breakglass.Service {
+	return breakglass.New(breakglass.Params{DB: s.p.DB, Duration: s.p.Auth.BreakGlass, Now: s.p.Now})
 }

@@ -494,7 +494,7 @@ func (a *App) startAuditLoops(ctx, runCtx context.Context, engine *alerts.Engine
 			if errors.Is(err, audit.ErrTampered) {
 				detail = "audit chain disagrees with its anchors: nothing is signed until it is resolved (openvisit audit verify)"
 			}
-			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "critical", "", detail)
+			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "", detail)
 		},
 	})
 	if err != nil {
