@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/csrf"
@@ -29,10 +30,10 @@ const totpPurpose = "totp-secret"
 
 // Input limits for the sign-in and enrolment bodies.
 const (
-	maxEmailLen    = 254
+	maxEmailLen    = accounts.MaxEmail
 	maxPasswordLen = 4 * password.MaxLength // bytes: up to 128 runes of UTF-8
 	maxCodeInput   = 32
-	maxNameLen     = 200
+	maxNameLen     = accounts.MaxName
 )
 
 // errBadCredentials is the one answer to every failed sign-in: unknown

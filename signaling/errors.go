@@ -3,6 +3,7 @@ package signaling
 import (
 	"errors"
 
+	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/invites"
@@ -28,6 +29,11 @@ var domainErrors = []struct {
 	http *httpx.Error
 }{
 	{breakglass.ErrBadReason, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters).")},
+	{accounts.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address.")},
+	{accounts.ErrBadName, httpx.E(httpx.KindInvalid, "bad_name", "The name is too long.")},
+	{accounts.ErrBadRole, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin.")},
+	{accounts.ErrEmailTaken, httpx.E(httpx.KindConflict, "email_taken", "A user with that email already exists.")},
+	{accounts.ErrSelf, httpx.E(httpx.KindConflict, "self", "You cannot do this to your own account; ask another admin.")},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 
