@@ -3,6 +3,7 @@ package signaling
 import (
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/breakglass"
+	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/review"
 )
@@ -53,8 +54,8 @@ const (
 	actionAuditSearch        = "audit.search"
 	actionAuditExport        = "audit.export"
 	actionAuditPatientReport = "audit.patient_report"
-	actionIncidentCreate     = "incident.create"
-	actionIncidentStatus     = "incident.status"
-	actionIncidentScope      = "incident.scope"
+	actionIncidentCreate     = incidents.ActionCreate
+	actionIncidentStatus     = incidents.ActionStatus
+	actionIncidentScope      = incidents.ActionScope
 	actionAccessDenied       = "access.denied"
 )

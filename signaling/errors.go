@@ -6,6 +6,7 @@ import (
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
 )
 
@@ -34,6 +35,11 @@ var domainErrors = []struct {
 	{accounts.ErrBadRole, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin.")},
 	{accounts.ErrEmailTaken, httpx.E(httpx.KindConflict, "email_taken", "A user with that email already exists.")},
 	{accounts.ErrSelf, httpx.E(httpx.KindConflict, "self", "You cannot do this to your own account; ask another admin.")},
+	{incidents.ErrBadIncident, httpx.E(httpx.KindInvalid, "bad_incident", "A title (up to 200 characters) is required; the description is at most 10000.")},
+	{incidents.ErrBadDiscovered, httpx.E(httpx.KindInvalid, "bad_discovered_at", "The discovery time must be an RFC 3339 time, not in the future.")},
+	{incidents.ErrBadStatus, httpx.E(httpx.KindInvalid, "bad_status", "Status is open, notified or closed.")},
+	{incidents.ErrBadScope, httpx.E(httpx.KindInvalid, "bad_scope", "Give either actor_id or kek_id.")},
+	{incidents.ErrBadRange, httpx.E(httpx.KindInvalid, "bad_scope", "from and to must be RFC 3339 times, from before to.")},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 
