@@ -8,6 +8,7 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
+	"github.com/openvisit/openvisit/internal/recordings"
 )
 
 // inviteErrors are the invites domain's refusals as the patient reads them,
@@ -40,12 +41,18 @@ var domainErrors = []struct {
 	{incidents.ErrBadStatus, httpx.E(httpx.KindInvalid, "bad_status", "Status is open, notified or closed.")},
 	{incidents.ErrBadScope, httpx.E(httpx.KindInvalid, "bad_scope", "Give either actor_id or kek_id.")},
 	{incidents.ErrBadRange, httpx.E(httpx.KindInvalid, "bad_scope", "from and to must be RFC 3339 times, from before to.")},
+	{recordings.ErrNoRequest, httpx.E(httpx.KindConflict, "no_request", "Recording has not been requested for this visit.")},
+	{recordings.ErrNoConsent, httpx.E(httpx.KindConflict, "consent_required", "The patient has not consented to recording.")},
+	{recordings.ErrNotGiven, httpx.E(httpx.KindConflict, "no_consent", "There is no consent to withdraw.")},
+	{recordings.ErrVisitEnded, httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")},
+	{recordings.ErrAuditDown, errRecAuditDown},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 
 // domainError turns a domain package's error into what the client is
 // told: its kind (hence its status, in httpx), a stable code, a message and
-// details. Errors of no domain pass through.
+// details. Errors of no domain pass through. Adding a domain error means
+// adding its line here.
 func domainError(err error) error {
 	var r *invites.Refusal
 	if errors.As(err, &r) {
@@ -53,7 +60,9 @@ func domainError(err error) error {
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {
-			return d.http
+			e := *d.http
+			e.Err = err // for the log; the client reads the kind, code and message
+			return &e
 		}
 	}
 	return err

@@ -7,6 +7,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,6 +20,9 @@ import (
 var (
 	ErrNotFound = errors.New("store: not found")
 	ErrConflict = errors.New("store: conflict")
+	// ErrAudit wraps the failure of a change's audit entry (DB.Change):
+	// the change was rolled back with it.
+	ErrAudit = errors.New("store: audit entry not written")
 )
 
 // DBTX is what store functions need: a pool or a transaction.
@@ -78,7 +82,10 @@ func (db *DB) Change(ctx context.Context, ev *audit.Event, change func(pgx.Tx) e
 		if err := change(tx); err != nil {
 			return err
 		}
-		return audit.AppendTx(ctx, tx, *ev)
+		if err := audit.AppendTx(ctx, tx, *ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrAudit, err)
+		}
+		return nil
 	})
 }
 

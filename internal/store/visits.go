@@ -126,3 +126,13 @@ func LeaveAll(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) er
 	}
 	return nil
 }
+
+// LockVisit locks visit v's row for the rest of tx, serialising changes of
+// one visit (its recording switch and consent). A missing visit locks
+// nothing and is no error: the change that follows finds it missing.
+func LockVisit(ctx context.Context, tx DBTX, v ids.VisitID) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM visits WHERE id = $1 FOR UPDATE`, string(v)); err != nil {
+		return fmt.Errorf("store: lock visit: %w", err)
+	}
+	return nil
+}
