@@ -153,7 +153,7 @@ func (s *Server) createVisit(c *gin.Context) {
 		}
 		// Serialize this provider's scheduling so two requests cannot both
 		// pass the overlap check.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, string(p.UserID)); err != nil {
+		if err := store.LockUser(ctx, tx, p.UserID); err != nil {
 			return err
 		}
 		if clash, err := store.Overlaps(ctx, tx, p.UserID, start, end, ""); err != nil {

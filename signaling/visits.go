@@ -1,6 +1,7 @@
 package signaling
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -92,14 +93,10 @@ func (s *Server) joinVisit(c *gin.Context) {
 		default:
 			return errNotFound
 		}
-		tok, claims, err := s.p.Minter.Mint(token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: node})
-		if err != nil {
-			return err
-		}
 		// The token remembers the session that minted it: ending that
 		// session ends the call too (internal/revocation).
-		if err := store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: string(visit),
-			Participant: string(pid), Role: string(role), ExpiresAt: claims.Expiry(), SessionHash: p.SessionHash}); err != nil {
+		tok, err := s.mintJoin(ctx, tx, token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: node}, p.SessionHash)
+		if err != nil {
 			return err
 		}
 		if err := store.MarkJoined(ctx, tx, pid, s.p.Now()); err != nil {
@@ -120,6 +117,20 @@ func (s *Server) joinVisit(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, grant)
+}
+
+// mintJoin mints a join token for g and records it in tx: the join_tokens
+// row the media node burns at admission and revocation reads, remembering
+// sessionHash (nil for none), the session that minted it. Every token the
+// control plane hands out goes through here.
+func (s *Server) mintJoin(ctx context.Context, tx pgx.Tx, g token.Grant, sessionHash []byte) (string, error) {
+	tok, claims, err := s.p.Minter.Mint(g)
+	if err != nil {
+		return "", err
+	}
+	err = store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: string(g.Visit),
+		Participant: string(g.Participant), Role: string(g.Role), ExpiresAt: claims.Expiry(), SessionHash: sessionHash})
+	return tok, err
 }
 
 type breakGlassRequest struct {

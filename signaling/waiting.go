@@ -266,14 +266,11 @@ func (s *Server) leaveVisit(c *gin.Context) {
 	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		// A patient who leaves goes back through the waiting room to return
 		// (the provider sees them leave); a dropped connection is not a leave.
-		q := `UPDATE participants SET left_at = $3, state = CASE WHEN state = 'admitted' THEN 'left' ELSE state END
-			WHERE visit_id = $1 AND id = $2`
-		arg := string(p.ParticipantID)
+		var provider ids.UserID
 		if p.Kind == access.Provider {
-			q = `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND user_id = $2 AND role = 'provider'`
-			arg = string(p.UserID)
+			provider = p.UserID
 		}
-		if _, err := tx.Exec(ctx, q, string(visit), arg, now); err != nil {
+		if err := store.LeaveVisit(ctx, tx, visit, p.ParticipantID, provider, now); err != nil {
 			return err
 		}
 		if err := audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitLeave, visit)); err != nil {

@@ -136,3 +136,29 @@ func LockVisit(ctx context.Context, tx DBTX, v ids.VisitID) error {
 	}
 	return nil
 }
+
+// MarkPlaced records that visit v was placed on a node now, so that the
+// placement counts as load until the node's heartbeats show the call.
+func MarkPlaced(ctx context.Context, db DBTX, v ids.VisitID) error {
+	if _, err := db.Exec(ctx, `UPDATE visits SET placed_at = now() WHERE id = $1`, string(v)); err != nil {
+		return fmt.Errorf("store: mark placed: %w", err)
+	}
+	return nil
+}
+
+// LeaveVisit records that a participant left visit v's call at now: a
+// patient participant (by ID) who was admitted goes back through the
+// waiting room to return; a provider (by user) is only marked.
+func LeaveVisit(ctx context.Context, db DBTX, v ids.VisitID, patient ids.ParticipantID, provider ids.UserID, now time.Time) error {
+	q := `UPDATE participants SET left_at = $3, state = CASE WHEN state = 'admitted' THEN 'left' ELSE state END
+		WHERE visit_id = $1 AND id = $2`
+	arg := string(patient)
+	if provider != "" {
+		q = `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND user_id = $2 AND role = 'provider'`
+		arg = string(provider)
+	}
+	if _, err := db.Exec(ctx, q, string(v), arg, now); err != nil {
+		return fmt.Errorf("store: leave visit: %w", err)
+	}
+	return nil
+}
