@@ -86,19 +86,7 @@ func (s *Server) login(c *gin.Context) {
 
 	user, err := store.UserByEmail(ctx, s.p.DB, req.Email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && user.PasswordHash == "") {
-		// Same work, same answer, same throttling as a real account.
-		key := store.NormalizeEmail(req.Email)
-		if ok, retry := throttle.Decide(s.unknownAccounts.get(key), now); !ok {
-			s.refuseThrottled(c, ev, retry)
-			return
-		}
-		release := s.hashSlot()
-		password.DummyVerify()
-		release()
-		s.unknownAccounts.fail(key, now)
-		ev.Outcome, ev.Reason = audit.Failure, "unknown account"
-		s.auditLog(c, ev)
-		s.abort(c, errBadCredentials)
+		s.unknownAccount(c, ev, req.Email, now)
 		return
 	}
 	if err != nil {
@@ -142,28 +130,10 @@ func (s *Server) login(c *gin.Context) {
 			return
 		}
 	}
-	plain, hash, err := session.NewToken()
-	if err != nil {
-		s.abort(c, err)
-		return
+	if usedRecovery {
+		ev.Reason = "recovery code"
 	}
-	err = s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.RecordLoginSuccess(ctx, tx, user.ID, step, newHash); err != nil {
-			return err
-		}
-		if err := store.CreateSession(ctx, tx, store.NewSession{
-			IDHash: hash, Kind: store.SessionStaff, UserID: user.ID, Now: now,
-			IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
-		}); err != nil {
-			return err
-		}
-		ev.Outcome = audit.Success
-		if usedRecovery {
-			ev.Reason = "recovery code"
-		}
-		ev.IP, ev.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
-		return audit.AppendTx(ctx, tx, ev)
-	})
+	plain, hash, err := s.openStaffSession(c, user, ev, step, newHash, now)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -175,6 +145,47 @@ func (s *Server) login(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, view)
+}
+
+// unknownAccount refuses a sign-in to an address with no account (or none
+// set up) after the same work, with the same answer and the same
+// throttling as a real account, so the answers do not tell them apart.
+func (s *Server) unknownAccount(c *gin.Context, ev audit.Event, email string, now time.Time) {
+	key := store.NormalizeEmail(email)
+	if ok, retry := throttle.Decide(s.unknownAccounts.get(key), now); !ok {
+		s.refuseThrottled(c, ev, retry)
+		return
+	}
+	release := s.hashSlot()
+	password.DummyVerify()
+	release()
+	s.unknownAccounts.fail(key, now)
+	ev.Outcome, ev.Reason = audit.Failure, "unknown account"
+	s.auditLog(c, ev)
+	s.abort(c, errBadCredentials)
+}
+
+// openStaffSession records a successful sign-in of u (the TOTP step used,
+// a new password hash when the parameters changed) and opens a staff
+// session, with the audit entry ev, in one transaction; it returns the
+// session's token and its hash.
+func (s *Server) openStaffSession(c *gin.Context, u store.User, ev audit.Event, step int64, newHash string, now time.Time) (string, []byte, error) {
+	ctx := c.Request.Context()
+	plain, hash, err := session.NewToken()
+	if err != nil {
+		return "", nil, err
+	}
+	ev.Outcome, ev.IP, ev.UserAgent = audit.Success, httpx.ClientIP(c), httpx.UserAgent(c)
+	err = s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+		if err := store.RecordLoginSuccess(ctx, tx, u.ID, step, newHash); err != nil {
+			return err
+		}
+		return store.CreateSession(ctx, tx, store.NewSession{
+			IDHash: hash, Kind: store.SessionStaff, UserID: u.ID, Now: now,
+			IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
+		})
+	})
+	return plain, hash, err
 }
 
 // checkSecondFactor validates the TOTP code (never a step already used) or

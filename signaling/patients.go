@@ -86,14 +86,13 @@ func (s *Server) createPatient(c *gin.Context) {
 		return
 	}
 	var out store.Patient
-	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
+	ev := s.patientEvent(c, actionPatientCreate, "")
+	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		var err error
 		out, err = store.CreatePatient(ctx, tx, store.Patient{Name: req.Name, DateOfBirth: req.DateOfBirth, Email: req.Email,
 			Phone: req.Phone, State: req.State, CreatedBy: principal(c).UserID})
-		if err != nil {
-			return err
-		}
-		return audit.AppendTx(ctx, tx, s.patientEvent(c, actionPatientCreate, out.ID))
+		ev.PatientID, ev.ResourceID = out.ID, out.ID
+		return err
 	})
 	if err != nil {
 		s.abort(c, err)

@@ -196,17 +196,14 @@ func (s *Server) visitChange(c *gin.Context, action string, change func(tx pgx.T
 	ctx := c.Request.Context()
 	id := ids.VisitID(c.Param("visit_id"))
 	var v store.ScheduledVisit
-	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
+	ev := s.visitEvent(c, action, id)
+	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		var err error
 		if v, err = store.ScheduledVisitByID(ctx, tx, id, true); err != nil {
 			return err
 		}
-		if err := change(tx, v); err != nil {
-			return err
-		}
-		ev := s.visitEvent(c, action, id)
 		ev.PatientID = v.PatientID
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
+		if err := change(tx, v); err != nil {
 			return err
 		}
 		return notifyVisit(ctx, tx, id)

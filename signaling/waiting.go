@@ -10,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
-	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
@@ -263,7 +262,8 @@ func (s *Server) leaveVisit(c *gin.Context) {
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
 	now := s.p.Now()
-	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
+	ev := s.visitEvent(c, actionVisitLeave, visit)
+	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		// A patient who leaves goes back through the waiting room to return
 		// (the provider sees them leave); a dropped connection is not a leave.
 		var provider ids.UserID
@@ -271,9 +271,6 @@ func (s *Server) leaveVisit(c *gin.Context) {
 			provider = p.UserID
 		}
 		if err := store.LeaveVisit(ctx, tx, visit, p.ParticipantID, provider, now); err != nil {
-			return err
-		}
-		if err := audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitLeave, visit)); err != nil {
 			return err
 		}
 		return notifyVisit(ctx, tx, visit)

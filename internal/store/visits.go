@@ -162,3 +162,29 @@ func LeaveVisit(ctx context.Context, db DBTX, v ids.VisitID, patient ids.Partici
 	}
 	return nil
 }
+
+// ListenVisits listens for visit change notices on a connection of its own
+// until ctx ends or the connection fails (the error says which): ready
+// runs once listening has begun, notice for each notice about a visit.
+func (db *DB) ListenVisits(ctx context.Context, ready func(), notice func(ids.VisitID)) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection carries LISTEN state: never return it to the pool.
+	pc := conn.Hijack()
+	defer pc.Close(context.Background())
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{VisitChannel}.Sanitize()); err != nil {
+		return err
+	}
+	ready()
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if ids.Valid(n.Payload) {
+			notice(ids.VisitID(n.Payload))
+		}
+	}
+}
