@@ -8,30 +8,15 @@ import (
 
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/store/storetest"
 )
-
-func migrated(t *testing.T) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(pool)
-}
 
 // TestInvite: a staff account needs a plausible email, a short name, a
 // known role and an address nobody else has.
 func TestInvite(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	svc := accounts.New(accounts.Params{DB: d})
 	expires := time.Now().Add(time.Hour)
@@ -64,7 +49,7 @@ func TestInvite(t *testing.T) {
 // user's access away (role, disable) ends their sessions; each change is
 // audited.
 func TestChanges(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Now()
 	svc := accounts.New(accounts.Params{DB: d, Now: func() time.Time { return now }})

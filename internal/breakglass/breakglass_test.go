@@ -10,26 +10,11 @@ import (
 	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/breakglass"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/store/storetest"
 )
-
-func migrated(t *testing.T) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(pool)
-}
 
 func user(t *testing.T, d *store.DB, role string) ids.UserID {
 	t.Helper()
@@ -44,7 +29,7 @@ func user(t *testing.T, d *store.DB, role string) ids.UserID {
 // opens the visit to its holder, and commits with its audit entry and an
 // alert that carry no reason text.
 func TestGrant(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Now()
 	svc := breakglass.New(breakglass.Params{DB: d, Duration: time.Hour, Now: func() time.Time { return now }})

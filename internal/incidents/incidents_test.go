@@ -8,33 +8,18 @@ import (
 	"time"
 
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/store/storetest"
 )
-
-func migrated(t *testing.T) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(pool)
-}
 
 // TestIncidentRules: an incident needs a title and a discovery time not in
 // the future; its deadline runs from discovery; its status moves between
 // open, notified and closed; a scope names one actor or one key over a
 // real range. Each change is audited.
 func TestIncidentRules(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 	svc := incidents.New(incidents.Params{DB: d, Now: func() time.Time { return now }})

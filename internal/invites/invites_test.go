@@ -8,28 +8,13 @@ import (
 	"time"
 
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/store/storetest"
 )
 
 const dob = "1980-01-02"
-
-func migrated(t *testing.T) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(pool)
-}
 
 // recorder keeps the refusals a Service audits outside its transactions.
 type recorder struct {
@@ -79,7 +64,7 @@ func visitWithInvite(t *testing.T, d *store.DB, start time.Time) (ids.VisitID, s
 // TestRedeemRefusals: each state an invite can be in refuses with its own
 // reason, and the refusal is audited with that reason.
 func TestRedeemRefusals(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 	rec := &recorder{}
@@ -131,7 +116,7 @@ func TestRedeemRefusals(t *testing.T) {
 // TestRedeemDateOfBirth: wrong dates of birth count down and lock the
 // link; each is recorded even though the redemption is refused.
 func TestRedeemDateOfBirth(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 	svc := invites.New(invites.Params{DB: d, Record: (&recorder{}).record, Now: func() time.Time { return now }})
@@ -154,7 +139,7 @@ func TestRedeemDateOfBirth(t *testing.T) {
 // TestRedeemOnce: the right date of birth opens a session in the waiting
 // room; the same browser may come back, another device may not.
 func TestRedeemOnce(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 	svc := invites.New(invites.Params{DB: d, Record: (&recorder{}).record, Now: func() time.Time { return now }})

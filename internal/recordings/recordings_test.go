@@ -8,33 +8,18 @@ import (
 
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/store/storetest"
 )
-
-func migrated(t *testing.T) *store.DB {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(pool)
-}
 
 // TestConsent walks a visit's recording through its rules: nothing before
 // a request, no switch before consent, a decline or a withdrawal ends
 // consent and recording, and an ended visit takes no new request. Every
 // step names itself in the audit trail.
 func TestConsent(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Now()
 	svc := recordings.New(recordings.Params{DB: d, Now: func() time.Time { now = now.Add(time.Second); return now }})
@@ -113,7 +98,7 @@ func TestConsent(t *testing.T) {
 
 // TestAccess: who reaches a stored recording.
 func TestAccess(t *testing.T) {
-	d := migrated(t)
+	d := storetest.DB(t)
 	ctx := context.Background()
 	svc := recordings.New(recordings.Params{DB: d})
 	if _, _, err := svc.Access(ctx, string(ids.NewVisitID()), recordings.Viewer{Kind: access.Admin}); !errors.Is(err, store.ErrNotFound) {
