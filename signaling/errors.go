@@ -9,6 +9,7 @@ import (
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/recordings"
+	"github.com/openvisit/openvisit/internal/visits"
 )
 
 // inviteErrors are the invites domain's refusals as the patient reads them,
@@ -46,6 +47,7 @@ var domainErrors = []struct {
 	{recordings.ErrNotGiven, httpx.E(httpx.KindConflict, "no_consent", "There is no consent to withdraw.")},
 	{recordings.ErrVisitEnded, httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")},
 	{recordings.ErrAuditDown, errRecAuditDown},
+	{visits.ErrVisitClosed, errVisitClosed},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 
@@ -57,6 +59,10 @@ func domainError(err error) error {
 	var r *invites.Refusal
 	if errors.As(err, &r) {
 		return inviteError(r)
+	}
+	var ws *visits.WrongStateError
+	if errors.As(err, &ws) {
+		return httpx.E(httpx.KindConflict, "wrong_state", "That participant is "+ws.State+".")
 	}
 	for _, d := range domainErrors {
 		if errors.Is(err, d.err) {

@@ -10,9 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
-	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/visits"
 )
 
 // VisitState is what a page shows of a visit: its status and, for the
@@ -204,38 +204,14 @@ func (s *Server) sessionAlive(ctx context.Context, p access.Principal) bool {
 	return policy.Check(sess.CreatedAt, sess.LastSeenAt, s.p.Now()) == nil
 }
 
-// participantChange moves a waiting or admitted patient to state.
-func (s *Server) participantChange(c *gin.Context, action, state string, from ...string) {
+// participantChange moves a waiting or admitted patient to state
+// (visits.Move).
+func (s *Server) participantChange(c *gin.Context, action, state string) {
 	ctx := c.Request.Context()
 	pid := ids.ParticipantID(c.Param("participant_id"))
 	now := s.p.Now()
-	// Leaving "admitted" ends the patient's call on whichever media node
-	// hosts it (internal/revocation), once this transaction commits.
 	_, ok := s.visitChange(c, action, func(tx pgx.Tx, v store.ScheduledVisit) error {
-		if store.Closed(v.Status) {
-			return errVisitClosed
-		}
-		pt, err := store.ParticipantByID(ctx, tx, v.ID, pid)
-		if err != nil || pt.Role != "patient" {
-			return store.ErrNotFound
-		}
-		allowed := false
-		for _, f := range from {
-			allowed = allowed || pt.State == f
-		}
-		if !allowed {
-			return httpx.E(httpx.KindConflict, "wrong_state", "That participant is "+pt.State+".")
-		}
-		if err := store.SetParticipantState(ctx, tx, v.ID, pid, state, now); err != nil {
-			return err
-		}
-		if state == "admitted" && (v.Status == store.StatusScheduled || v.Status == store.StatusWaiting) {
-			return store.SetVisitStatus(ctx, tx, v.ID, store.StatusInProgress, now)
-		}
-		if state != "admitted" {
-			return store.RevokeParticipantSessions(ctx, tx, pid, now, state)
-		}
-		return nil
+		return visits.Move(ctx, tx, v, pid, state, now)
 	})
 	if !ok {
 		return
@@ -244,15 +220,15 @@ func (s *Server) participantChange(c *gin.Context, action, state string, from ..
 }
 
 func (s *Server) admitParticipant(c *gin.Context) {
-	s.participantChange(c, actionAdmit, "admitted", "waiting")
+	s.participantChange(c, actionAdmit, visits.Admitted)
 }
 
 func (s *Server) turnAwayParticipant(c *gin.Context) {
-	s.participantChange(c, actionTurnAway, "turned_away", "waiting")
+	s.participantChange(c, actionTurnAway, visits.TurnedAway)
 }
 
 func (s *Server) removeParticipant(c *gin.Context) {
-	s.participantChange(c, actionRemove, "removed", "waiting", "admitted")
+	s.participantChange(c, actionRemove, visits.Removed)
 }
 
 // leaveVisit records that the caller left the call (their page's Leave

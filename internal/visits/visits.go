@@ -26,8 +26,14 @@ import (
 // Stop reasons a visit's ending writes on its recording.
 const StopVisitEnded = "visit_ended"
 
-// ErrNotClosing means status is not one a visit can end with.
-var ErrNotClosing = errors.New("visits: not a closing status")
+var (
+	// ErrNotClosing means status is not one a visit can end with.
+	ErrNotClosing = errors.New("visits: not a closing status")
+	// ErrVisitClosed: the visit has ended.
+	ErrVisitClosed = errors.New("visits: visit ended")
+	// ErrNotAMove means a state is not one a provider moves a patient to.
+	ErrNotAMove = errors.New("visits: not a participant move")
+)
 
 // Close ends visit v with status (completed, cancelled or no_show) in tx:
 // status and timestamp, invites revoked, everyone still waiting or admitted
