@@ -149,8 +149,46 @@ func TestDeployManifestsValid(t *testing.T) {
 	for _, o := range objs {
 		byKind[o.kind] = append(byKind[o.kind], o)
 	}
+	checkKustomization(t)
 
-	// The kustomization lists every manifest but the secrets example.
+	// Every OPENVISIT_* variable set anywhere is one the config knows.
+	known := config.EnvNames()
+	for _, o := range byKind["ConfigMap"] {
+		for k := range o.obj.(*corev1.ConfigMap).Data {
+			checkEnv(t, known, "ConfigMap "+o.name, k)
+		}
+	}
+	for _, o := range byKind["Secret"] {
+		for k := range o.obj.(*corev1.Secret).StringData {
+			checkEnv(t, known, "Secret "+o.name, k)
+		}
+	}
+
+	// Workloads: one per role, each safe and observable.
+	roles := map[string]bool{}
+	pdbSelectors := pdbSelectors(t, byKind)
+	for _, w := range workloads(byKind) {
+		checkWorkload(t, w, pdbSelectors, known, roles)
+	}
+	for _, r := range []string{"api", "media", "recorder"} {
+		if !roles[r] {
+			t.Errorf("no workload runs the %s role", r)
+		}
+	}
+	if len(byKind["Ingress"]) == 0 {
+		t.Error("no Ingress for the api")
+	}
+	for _, o := range byKind["StatefulSet"] {
+		if o.obj.(*appsv1.StatefulSet).Spec.Template.Spec.TerminationGracePeriodSeconds == nil {
+			t.Errorf("StatefulSet %s: set terminationGracePeriodSeconds above the drain timeout", o.name)
+		}
+	}
+}
+
+// checkKustomization checks that the kustomization lists every manifest
+// but the secrets example, and only files that exist.
+func checkKustomization(t *testing.T) {
+	t.Helper()
 	kb, err := os.ReadFile("k8s/kustomization.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -185,42 +223,44 @@ func TestDeployManifestsValid(t *testing.T) {
 			t.Errorf("kustomization.yaml lists %s: %v", r, err)
 		}
 	}
+}
 
-	// Every OPENVISIT_* variable set anywhere is one the config knows.
-	known := config.EnvNames()
-	checkEnv := func(where, name string) {
-		if strings.HasPrefix(name, "OPENVISIT_") && !slices.Contains(known, name) {
-			t.Errorf("%s sets %s, which config does not know", where, name)
-		}
+// checkEnv fails the test if where sets an OPENVISIT_* variable name that
+// is not among the ones the config knows.
+func checkEnv(t *testing.T, known []string, where, name string) {
+	t.Helper()
+	if strings.HasPrefix(name, "OPENVISIT_") && !slices.Contains(known, name) {
+		t.Errorf("%s sets %s, which config does not know", where, name)
 	}
-	for _, o := range byKind["ConfigMap"] {
-		for k := range o.obj.(*corev1.ConfigMap).Data {
-			checkEnv("ConfigMap "+o.name, k)
-		}
-	}
-	for _, o := range byKind["Secret"] {
-		for k := range o.obj.(*corev1.Secret).StringData {
-			checkEnv("Secret "+o.name, k)
-		}
-	}
+}
 
-	// Workloads: one per role, each safe and observable.
-	roles := map[string]bool{}
-	pdbSelectors := map[string]bool{}
+// pdbSelectors is the set of selectors (formatted) that the
+// PodDisruptionBudgets select, each PDB checked for a selector and one of
+// minAvailable, maxUnavailable.
+func pdbSelectors(t *testing.T, byKind map[string][]object) map[string]bool {
+	t.Helper()
+	sels := map[string]bool{}
 	for _, o := range byKind["PodDisruptionBudget"] {
 		p := o.obj.(*policyv1.PodDisruptionBudget)
 		if p.Spec.Selector == nil || (p.Spec.MinAvailable == nil) == (p.Spec.MaxUnavailable == nil) {
 			t.Errorf("PDB %s: needs a selector and one of minAvailable, maxUnavailable", o.name)
 			continue
 		}
-		pdbSelectors[metav1.FormatLabelSelector(p.Spec.Selector)] = true
+		sels[metav1.FormatLabelSelector(p.Spec.Selector)] = true
 	}
-	type workload struct {
-		o        object
-		selector *metav1.LabelSelector
-		tmpl     corev1.PodTemplateSpec
-		serving  bool // a long-running server (not a Job)
-	}
+	return sels
+}
+
+// workload is a manifest that runs pods.
+type workload struct {
+	o        object
+	selector *metav1.LabelSelector
+	tmpl     corev1.PodTemplateSpec
+	serving  bool // a long-running server (not a Job)
+}
+
+// workloads are the Deployments, StatefulSets and Jobs.
+func workloads(byKind map[string][]object) []workload {
 	var ws []workload
 	for _, o := range byKind["Deployment"] {
 		d := o.obj.(*appsv1.Deployment)
@@ -234,91 +274,96 @@ func TestDeployManifestsValid(t *testing.T) {
 		j := o.obj.(*batchv1.Job)
 		ws = append(ws, workload{o, j.Spec.Selector, j.Spec.Template, false})
 	}
-	for _, w := range ws {
-		name := w.o.kind + " " + w.o.name
-		spec := w.tmpl.Spec
+	return ws
+}
+
+// checkWorkload checks that a workload is safe and observable, and adds
+// the roles its servers run to roles.
+func checkWorkload(t *testing.T, w workload, pdbSelectors map[string]bool, known []string, roles map[string]bool) {
+	t.Helper()
+	name := w.o.kind + " " + w.o.name
+	spec := w.tmpl.Spec
+	if w.serving {
+		sel, err := metav1.LabelSelectorAsSelector(w.selector)
+		if err != nil || !sel.Matches(labelSet(w.tmpl.Labels)) {
+			t.Errorf("%s: selector does not match its pod template", name)
+		}
+		if !pdbSelectors[metav1.FormatLabelSelector(w.selector)] {
+			t.Errorf("%s: no PodDisruptionBudget selects it", name)
+		}
+	}
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Errorf("%s: automountServiceAccountToken must be false (it calls no Kubernetes API)", name)
+	}
+	psc := spec.SecurityContext
+	if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
+		t.Errorf("%s: pod must run as a non-root user", name)
+	}
+	if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("%s: seccompProfile RuntimeDefault", name)
+	}
+	for _, c := range spec.Containers {
+		cname := name + " container " + c.Name
+		checkContainer(t, cname, c, known)
 		if w.serving {
-			sel, err := metav1.LabelSelectorAsSelector(w.selector)
-			if err != nil || !sel.Matches(labelSet(w.tmpl.Labels)) {
-				t.Errorf("%s: selector does not match its pod template", name)
-			}
-			if !pdbSelectors[metav1.FormatLabelSelector(w.selector)] {
-				t.Errorf("%s: no PodDisruptionBudget selects it", name)
-			}
+			checkServer(t, cname, spec, c, roles)
 		}
-		if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
-			t.Errorf("%s: automountServiceAccountToken must be false (it calls no Kubernetes API)", name)
+	}
+}
+
+// checkContainer checks a container's image pin, security context,
+// resources, and environment (known names, no literal secrets).
+func checkContainer(t *testing.T, cname string, c corev1.Container, known []string) {
+	t.Helper()
+	if !pinned(c.Image) {
+		t.Errorf("%s: image %q is not pinned to a version or digest", cname, c.Image)
+	}
+	sc := c.SecurityContext
+	if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
+		sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") ||
+		(sc.Privileged != nil && *sc.Privileged) {
+		t.Errorf("%s: needs allowPrivilegeEscalation false, readOnlyRootFilesystem, drop ALL, not privileged", cname)
+	}
+	for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+		if _, ok := c.Resources.Limits[res]; !ok {
+			t.Errorf("%s: no %s limit", cname, res)
 		}
-		psc := spec.SecurityContext
-		if psc == nil || psc.RunAsNonRoot == nil || !*psc.RunAsNonRoot || psc.RunAsUser == nil || *psc.RunAsUser == 0 {
-			t.Errorf("%s: pod must run as a non-root user", name)
+		if _, ok := c.Resources.Requests[res]; !ok {
+			t.Errorf("%s: no %s request", cname, res)
 		}
-		if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
-			t.Errorf("%s: seccompProfile RuntimeDefault", name)
-		}
-		for _, c := range spec.Containers {
-			cname := name + " container " + c.Name
-			if !pinned(c.Image) {
-				t.Errorf("%s: image %q is not pinned to a version or digest", cname, c.Image)
-			}
-			sc := c.SecurityContext
-			if sc == nil || sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation ||
-				sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
-				sc.Capabilities == nil || !slices.Contains(sc.Capabilities.Drop, "ALL") ||
-				(sc.Privileged != nil && *sc.Privileged) {
-				t.Errorf("%s: needs allowPrivilegeEscalation false, readOnlyRootFilesystem, drop ALL, not privileged", cname)
-			}
-			for _, res := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-				if _, ok := c.Resources.Limits[res]; !ok {
-					t.Errorf("%s: no %s limit", cname, res)
-				}
-				if _, ok := c.Resources.Requests[res]; !ok {
-					t.Errorf("%s: no %s request", cname, res)
-				}
-			}
-			for _, e := range c.Env {
-				checkEnv(cname, e.Name)
-				if strings.Contains(e.Name, "SECRET") || strings.HasSuffix(e.Name, "_KEY") || strings.HasSuffix(e.Name, "DATABASE_URL") {
-					if e.Value != "" {
-						t.Errorf("%s: %s has a literal value; secrets come from a Secret", cname, e.Name)
-					}
-				}
-			}
-			if !w.serving {
-				continue
-			}
-			for _, p := range []struct {
-				what, path string
-				probe      *corev1.Probe
-			}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
-				if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
-					t.Errorf("%s: %s probe must GET %s over HTTPS", cname, p.what, p.path)
-				}
-			}
-			if len(c.Args) < 3 || c.Args[0] != "serve" || c.Args[1] != "--roles" {
-				t.Errorf("%s: args %v, want serve --roles ROLE", cname, c.Args)
-				continue
-			}
-			for _, r := range strings.Split(c.Args[2], ",") {
-				roles[r] = true
-			}
-			if c.Args[2] == "media" {
-				checkMedia(t, cname, spec, c)
+	}
+	for _, e := range c.Env {
+		checkEnv(t, known, cname, e.Name)
+		if strings.Contains(e.Name, "SECRET") || strings.HasSuffix(e.Name, "_KEY") || strings.HasSuffix(e.Name, "DATABASE_URL") {
+			if e.Value != "" {
+				t.Errorf("%s: %s has a literal value; secrets come from a Secret", cname, e.Name)
 			}
 		}
 	}
-	for _, r := range []string{"api", "media", "recorder"} {
-		if !roles[r] {
-			t.Errorf("no workload runs the %s role", r)
+}
+
+// checkServer checks a long-running server's probes and arguments, adds
+// the roles it runs to roles, and checks a media node further.
+func checkServer(t *testing.T, cname string, spec corev1.PodSpec, c corev1.Container, roles map[string]bool) {
+	t.Helper()
+	for _, p := range []struct {
+		what, path string
+		probe      *corev1.Probe
+	}{{"readiness", "/readyz", c.ReadinessProbe}, {"liveness", "/healthz", c.LivenessProbe}} {
+		if p.probe == nil || p.probe.HTTPGet == nil || p.probe.HTTPGet.Path != p.path || p.probe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
+			t.Errorf("%s: %s probe must GET %s over HTTPS", cname, p.what, p.path)
 		}
 	}
-	if len(byKind["Ingress"]) == 0 {
-		t.Error("no Ingress for the api")
+	if len(c.Args) < 3 || c.Args[0] != "serve" || c.Args[1] != "--roles" {
+		t.Errorf("%s: args %v, want serve --roles ROLE", cname, c.Args)
+		return
 	}
-	for _, o := range byKind["StatefulSet"] {
-		if o.obj.(*appsv1.StatefulSet).Spec.Template.Spec.TerminationGracePeriodSeconds == nil {
-			t.Errorf("StatefulSet %s: set terminationGracePeriodSeconds above the drain timeout", o.name)
-		}
+	for _, r := range strings.Split(c.Args[2], ",") {
+		roles[r] = true
+	}
+	if c.Args[2] == "media" {
+		checkMedia(t, cname, spec, c)
 	}
 }
 
@@ -331,7 +376,6 @@ func TestDeployManifestsValid(t *testing.T) {
 func TestDeployOpsNotPublic(t *testing.T) {
 	objs := decode(t)
 	cm := configMap(t)
-	const opsPort = 9464
 	for _, o := range objs {
 		var tmpl corev1.PodTemplateSpec
 		switch d := o.obj.(type) {
@@ -358,42 +402,60 @@ func TestDeployOpsNotPublic(t *testing.T) {
 		default:
 			continue
 		}
-		name := o.kind + " " + o.name
-		a := tmpl.Annotations
-		if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != "9464" || a["prometheus.io/path"] != "/metrics" {
-			t.Errorf("%s: no prometheus.io scrape annotations for :9464/metrics", name)
-		}
-		c := tmpl.Spec.Containers[0]
-		env := map[string]string{}
-		for _, e := range c.Env {
-			env[e.Name] = e.Value
-		}
-		ops := env["OPENVISIT_HTTP_OPS_ADDR"]
-		if ops == "" {
-			ops = cm["OPENVISIT_HTTP_OPS_ADDR"]
-		}
-		if !strings.HasSuffix(ops, ":9464") {
-			t.Errorf("%s: http.ops_addr %q, want the metrics port 9464", name, ops)
-		}
-		if tmpl.Spec.HostNetwork && !strings.HasPrefix(ops, "$(POD_IP):") {
-			t.Errorf("%s: on the host network, http.ops_addr must bind the node's address, not every interface", name)
-		}
-		if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == opsPort }) {
-			t.Errorf("%s: no container port \"metrics\" 9464", name)
-		}
-		if c.Args[2] == "api" {
-			proxies, ok := env["OPENVISIT_HTTP_TRUSTED_PROXIES"]
-			if p, err := config.ParseTrustedProxies(strings.Split(proxies, ",")); !ok || err != nil || len(p) == 0 {
-				t.Errorf("%s: OPENVISIT_HTTP_TRUSTED_PROXIES %q: want the Ingress controller's addresses (%v)", name, proxies, err)
-			}
-		} else if _, ok := env["OPENVISIT_HTTP_TRUSTED_PROXIES"]; ok {
-			t.Errorf("%s: only the api sits behind the Ingress; it alone trusts proxies", name)
-		}
+		checkOpsPort(t, o.kind+" "+o.name, tmpl, cm)
 	}
 	if _, ok := cm["OPENVISIT_HTTP_TRUSTED_PROXIES"]; ok {
 		t.Error("ConfigMap: trusted proxies belong to the api alone (media nodes face browsers directly)")
 	}
+	if !apiMetricsGuarded(objs) {
+		t.Error("no NetworkPolicy limits the api's metrics port to a monitoring namespace")
+	}
+}
 
+// opsPort is the operational (metrics) port of every serving workload.
+const opsPort = 9464
+
+// checkOpsPort checks a serving workload's pod template: scrape
+// annotations, the ops address on the metrics port (bound to the node's
+// address on the host network), a "metrics" container port, and trusted
+// proxies on the api alone.
+func checkOpsPort(t *testing.T, name string, tmpl corev1.PodTemplateSpec, cm map[string]string) {
+	t.Helper()
+	a := tmpl.Annotations
+	if a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != "9464" || a["prometheus.io/path"] != "/metrics" {
+		t.Errorf("%s: no prometheus.io scrape annotations for :9464/metrics", name)
+	}
+	c := tmpl.Spec.Containers[0]
+	env := map[string]string{}
+	for _, e := range c.Env {
+		env[e.Name] = e.Value
+	}
+	ops := env["OPENVISIT_HTTP_OPS_ADDR"]
+	if ops == "" {
+		ops = cm["OPENVISIT_HTTP_OPS_ADDR"]
+	}
+	if !strings.HasSuffix(ops, ":9464") {
+		t.Errorf("%s: http.ops_addr %q, want the metrics port 9464", name, ops)
+	}
+	if tmpl.Spec.HostNetwork && !strings.HasPrefix(ops, "$(POD_IP):") {
+		t.Errorf("%s: on the host network, http.ops_addr must bind the node's address, not every interface", name)
+	}
+	if !slices.ContainsFunc(c.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == opsPort }) {
+		t.Errorf("%s: no container port \"metrics\" 9464", name)
+	}
+	if c.Args[2] == "api" {
+		proxies, ok := env["OPENVISIT_HTTP_TRUSTED_PROXIES"]
+		if p, err := config.ParseTrustedProxies(strings.Split(proxies, ",")); !ok || err != nil || len(p) == 0 {
+			t.Errorf("%s: OPENVISIT_HTTP_TRUSTED_PROXIES %q: want the Ingress controller's addresses (%v)", name, proxies, err)
+		}
+	} else if _, ok := env["OPENVISIT_HTTP_TRUSTED_PROXIES"]; ok {
+		t.Errorf("%s: only the api sits behind the Ingress; it alone trusts proxies", name)
+	}
+}
+
+// apiMetricsGuarded reports whether a NetworkPolicy on the api lets only a
+// monitoring namespace reach its metrics port.
+func apiMetricsGuarded(objs []object) bool {
 	guarded := false
 	for _, o := range objs {
 		np, ok := o.obj.(*networkingv1.NetworkPolicy)
@@ -408,9 +470,7 @@ func TestDeployOpsNotPublic(t *testing.T) {
 			}
 		}
 	}
-	if !guarded {
-		t.Error("no NetworkPolicy limits the api's metrics port to a monitoring namespace")
-	}
+	return guarded
 }
 
 // checkMedia checks a media node: reachable on UDP, named after its pod,

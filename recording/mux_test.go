@@ -123,14 +123,7 @@ func newTestMuxer(t testing.TB, clk *fakeClock, chunk time.Duration) (*Muxer, *[
 }
 
 func TestMuxerRoundTrip(t *testing.T) {
-	tests := []struct {
-		name        string
-		reorder     bool
-		lossEvery   int
-		chunk       time.Duration
-		wantChunks  int
-		minVideoPct int
-	}{
+	tests := []muxCase{
 		{"in order", false, 0, time.Hour, 1, 95},
 		{"reordered", true, 0, time.Hour, 1, 95},
 		// Loss without a publisher that answers PLI: video waits for the
@@ -140,55 +133,11 @@ func TestMuxerRoundTrip(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-			m, sinks, key := newTestMuxer(t, clk, tc.chunk)
-			pkts := newStream().packets(10 * time.Second)
-			if tc.reorder {
-				// Swap neighbours now and then, as a network does.
-				r := mrand.New(mrand.NewPCG(1, 2))
-				for i := 1; i < len(pkts); i++ {
-					if r.IntN(10) == 0 && pkts[i].video == pkts[i-1].video {
-						pkts[i], pkts[i-1] = pkts[i-1], pkts[i]
-					}
-				}
-			}
-			start := clk.t
-			for i, p := range pkts {
-				if tc.lossEvery > 0 && i%tc.lossEvery == 5 {
-					continue
-				}
-				clk.t = start.Add(p.at)
-				m.Push(p.video, p.pkt)
-			}
-			if err := m.Close(); err != nil {
-				t.Fatal(err)
-			}
+			m, sinks, key := muxStream(t, tc)
 			if len(*sinks) != tc.wantChunks {
 				t.Fatalf("%d chunks, want %d", len(*sinks), tc.wantChunks)
 			}
-			var video, audio int
-			var span int64
-			for i, s := range *sinks {
-				if !s.closed {
-					t.Errorf("chunk %d not closed", i)
-				}
-				if bytes.Contains(s.Bytes(), []byte("webm")) {
-					t.Errorf("chunk %d holds plaintext", i)
-				}
-				pt := decryptAll(t, s.Bytes(), key, "3f1c9d2e-7b4a-4c8e-9f61-2d5e8a7b0c13")
-				in, err := InspectWebM(bytes.NewReader(pt))
-				if err != nil {
-					t.Fatalf("chunk %d: %v", i, err)
-				}
-				v, _ := in.Track("V_VP8")
-				a, _ := in.Track("A_OPUS")
-				if v.Frames > 0 && v.Keyframes == 0 {
-					t.Errorf("chunk %d: video without a keyframe", i)
-				}
-				video += v.Frames
-				audio += a.Frames
-				span += max(v.LastMS, a.LastMS) - min(v.FirstMS, a.FirstMS)
-			}
+			video, audio, span := inspectChunks(t, *sinks, key)
 			if video < 300*tc.minVideoPct/100 {
 				t.Errorf("%d video frames, want ≥ %d%% of 300", video, tc.minVideoPct)
 			}
@@ -207,6 +156,76 @@ func TestMuxerRoundTrip(t *testing.T) {
 			t.Logf("video %d audio %d dropped %d span %d ms", video, audio, m.DroppedFrames, span)
 		})
 	}
+}
+
+// muxCase is one way of delivering 10 s of media to the muxer.
+type muxCase struct {
+	name        string
+	reorder     bool
+	lossEvery   int
+	chunk       time.Duration
+	wantChunks  int
+	minVideoPct int
+}
+
+// muxStream pushes 10 s of media through a muxer as tc delivers it
+// (reordered, lossy) on a fake clock, and closes it; it returns the muxer,
+// the chunks it wrote and the data key.
+func muxStream(t *testing.T, tc muxCase) (*Muxer, *[]*memSink, []byte) {
+	t.Helper()
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	m, sinks, key := newTestMuxer(t, clk, tc.chunk)
+	pkts := newStream().packets(10 * time.Second)
+	if tc.reorder {
+		// Swap neighbours now and then, as a network does.
+		r := mrand.New(mrand.NewPCG(1, 2))
+		for i := 1; i < len(pkts); i++ {
+			if r.IntN(10) == 0 && pkts[i].video == pkts[i-1].video {
+				pkts[i], pkts[i-1] = pkts[i-1], pkts[i]
+			}
+		}
+	}
+	start := clk.t
+	for i, p := range pkts {
+		if tc.lossEvery > 0 && i%tc.lossEvery == 5 {
+			continue
+		}
+		clk.t = start.Add(p.at)
+		m.Push(p.video, p.pkt)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return m, sinks, key
+}
+
+// inspectChunks checks that every chunk is closed, encrypted and parses,
+// its video starting with a keyframe, and returns the video and audio
+// frames of all chunks and the time their media spans.
+func inspectChunks(t *testing.T, sinks []*memSink, key []byte) (video, audio int, span int64) {
+	t.Helper()
+	for i, s := range sinks {
+		if !s.closed {
+			t.Errorf("chunk %d not closed", i)
+		}
+		if bytes.Contains(s.Bytes(), []byte("webm")) {
+			t.Errorf("chunk %d holds plaintext", i)
+		}
+		pt := decryptAll(t, s.Bytes(), key, "3f1c9d2e-7b4a-4c8e-9f61-2d5e8a7b0c13")
+		in, err := InspectWebM(bytes.NewReader(pt))
+		if err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		v, _ := in.Track("V_VP8")
+		a, _ := in.Track("A_OPUS")
+		if v.Frames > 0 && v.Keyframes == 0 {
+			t.Errorf("chunk %d: video without a keyframe", i)
+		}
+		video += v.Frames
+		audio += a.Frames
+		span += max(v.LastMS, a.LastMS) - min(v.FirstMS, a.FirstMS)
+	}
+	return video, audio, span
 }
 
 // TestMuxerKeepsLaggingVideo: video whose delivery falls behind the audio

@@ -271,7 +271,7 @@ func (s *Service) leaveUnheld(ctx context.Context, held []store.ActiveRecording)
 	for v, ses := range s.sessions {
 		a, on := want[ses.claim]
 		select {
-		case <-ses.done:
+		case <-ses.conn.Done():
 			on = false // the node dropped us; claim and join again next poll
 		default:
 		}

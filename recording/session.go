@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +22,8 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/client"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // queueLen bounds each participant's packet queue between the recorder's
@@ -48,17 +48,13 @@ type session struct {
 	node  ids.NodeID // the media node the session is in
 	claim string     // the recording claim this session holds (store.ClaimRecording)
 	log   *slog.Logger
-	ws    *websocket.Conn
-	wmu   sync.Mutex
-	pc    *webrtc.PeerConnection
+	conn  *client.Conn // the socket and PeerConnection to the node
 
 	mu     sync.Mutex
 	recs   map[ids.ParticipantID]*participantRec
 	closed bool
 
-	done     chan struct{} // closed when the socket reader returns
-	readerWG sync.WaitGroup
-	trackWG  sync.WaitGroup
+	trackWG sync.WaitGroup
 }
 
 func (s *Service) joinRoom(ctx context.Context, a store.ActiveRecording) (*session, error) {
@@ -72,130 +68,60 @@ func (s *Service) joinRoom(ctx context.Context, a store.ActiveRecording) (*sessi
 	if err != nil {
 		return nil, err
 	}
-	dialer := websocket.Dialer{TLSClientConfig: s.p.TLS, HandshakeTimeout: 10 * time.Second}
+	dialer := &websocket.Dialer{TLSClientConfig: s.p.TLS, HandshakeTimeout: 10 * time.Second}
 	if dialer.TLSClientConfig == nil {
 		dialer.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	ws, resp, err := dialer.DialContext(ctx, a.NodeURL, http.Header{})
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("recording: dial media node: %w", err)
-	}
 	ses := &session{
-		svc: s, visit: a.VisitID, node: a.NodeID, claim: a.ClaimID, ws: ws,
+		svc: s, visit: a.VisitID, node: a.NodeID, claim: a.ClaimID,
 		log:  s.log.With("visit", string(a.VisitID)),
 		recs: map[ids.ParticipantID]*participantRec{},
-		done: make(chan struct{}),
 	}
-	fail := func(err error) (*session, error) {
-		ws.Close()
-		if ses.pc != nil {
-			_ = ses.pc.Close()
-		}
-		return nil, err
-	}
-	_ = ws.SetReadDeadline(time.Now().Add(15 * time.Second))
-	if err := ses.send(map[string]any{"type": "join", "token": tok, "visit": string(a.VisitID)}); err != nil {
-		return fail(err)
-	}
-	var joined map[string]any
-	if err := ws.ReadJSON(&joined); err != nil {
-		return fail(fmt.Errorf("recording: join: %w", err))
-	}
-	if joined["type"] != "joined" {
-		return fail(fmt.Errorf("recording: join refused: %v", joined["code"]))
-	}
-	_ = ws.SetReadDeadline(time.Time{})
-
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return fail(err)
-	}
-	ses.pc = pc
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			_ = ses.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
-		}
+	conn, err := client.Join(ctx, client.Params{
+		URL: a.NodeURL, Token: tok, Visit: a.VisitID, Dialer: dialer, API: s.api,
+		JoinTimeout: 15 * time.Second,
+		Handlers: client.Handlers{
+			OnTrack:   ses.onTrack,
+			OnMessage: ses.onMessage,
+			OnError:   ses.onSignalingError,
+		},
 	})
-	pc.OnTrack(ses.onTrack)
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+	if err != nil {
+		return nil, fmt.Errorf("recording: join media node: %w", err)
+	}
+	ses.conn = conn
+	conn.PC().OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		ses.log.Debug("recorder peer connection", "state", st.String())
 	})
 	// The protocol wants one client offer; the recorder publishes nothing.
 	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			return fail(err)
+		if _, err := conn.PC().AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			conn.Close()
+			return nil, err
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err == nil {
-		err = pc.SetLocalDescription(offer)
+	if err := conn.Offer(); err != nil {
+		conn.Close()
+		return nil, err
 	}
-	if err != nil {
-		return fail(err)
-	}
-	if err := ses.send(map[string]any{"type": "offer", "sdp": offer.SDP}); err != nil {
-		return fail(err)
-	}
-	ses.readerWG.Add(1)
-	go ses.read()
+	conn.Start()
 	ses.log.Info("recorder joined")
 	return ses, nil
 }
 
-func (ses *session) send(v any) error {
-	ses.wmu.Lock()
-	defer ses.wmu.Unlock()
-	_ = ses.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return ses.ws.WriteJSON(v)
+// onMessage logs the node's error (the close follows: Service notices it
+// on ses.conn.Done()); the rest is not the recorder's business.
+func (ses *session) onMessage(m client.Message) {
+	if m.Type == protocol.TypeError {
+		ses.log.Warn("recorder: media node error", "code", string(m.Code))
+	}
 }
 
-// read applies the node's SDP and candidates until the socket closes.
-func (ses *session) read() {
-	defer ses.readerWG.Done()
-	defer close(ses.done)
-	for {
-		_, b, err := ses.ws.ReadMessage()
-		if err != nil {
-			return
-		}
-		var m struct {
-			Type      string                   `json:"type"`
-			SDP       string                   `json:"sdp"`
-			Candidate *webrtc.ICECandidateInit `json:"candidate"`
-			Code      string                   `json:"code"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			continue
-		}
-		switch m.Type {
-		case "answer":
-			if err := ses.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
-				ses.log.Warn("recorder: set answer", "err", err)
-			}
-		case "offer":
-			if err := ses.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
-				ses.log.Warn("recorder: set offer", "err", err)
-				continue
-			}
-			a, err := ses.pc.CreateAnswer(nil)
-			if err == nil {
-				err = ses.pc.SetLocalDescription(a)
-			}
-			if err != nil {
-				ses.log.Warn("recorder: answer", "err", err)
-				continue
-			}
-			_ = ses.send(map[string]any{"type": "answer", "sdp": a.SDP})
-		case "candidate":
-			if m.Candidate != nil {
-				_ = ses.pc.AddICECandidate(*m.Candidate)
-			}
-		case "error":
-			ses.log.Warn("recorder: media node error", "code", m.Code)
-		}
+// onSignalingError logs a failed SDP step; the session goes on, as a
+// later offer may succeed. A candidate that cannot be applied is ignored.
+func (ses *session) onSignalingError(err error) {
+	if !errors.Is(err, client.ErrCandidate) {
+		ses.log.Warn("recorder: signaling", "err", err)
 	}
 }
 
@@ -292,13 +218,8 @@ func (ses *session) close() {
 	}
 	ses.mu.Unlock()
 
-	_ = ses.send(map[string]any{"type": "leave"})
-	_ = ses.pc.Close()
-	ses.wmu.Lock()
-	_ = ses.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	ses.wmu.Unlock()
-	ses.ws.Close()
-	ses.readerWG.Wait()
+	_ = ses.conn.Leave()
+	ses.conn.Close()
 	ses.trackWG.Wait()
 	for _, r := range recs {
 		r.stop()
@@ -366,7 +287,7 @@ func (s *Service) newParticipantRec(ses *session, pid ids.ParticipantID) (*parti
 		return nil, err
 	}
 	r := &participantRec{
-		svc: s, id: string(recID), pid: pid, pc: ses.pc,
+		svc: s, id: string(recID), pid: pid, pc: ses.conn.PC(),
 		log:   ses.log.With("recording", string(recID)),
 		in:    make(chan mediaPacket, queueLen),
 		quit:  make(chan struct{}),

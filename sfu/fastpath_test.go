@@ -187,7 +187,8 @@ func FuzzUnwrapRTX(f *testing.F) {
 // wait for the server, which notices a closed PeerConnection only when
 // ICE fails seconds later (Pion does not report a peer's close_notify).
 func closeBoth(a, b *client) {
-	_, _ = a.ws.Close(), b.ws.Close()
+	a.conn.Abort()
+	b.conn.Abort()
 	a.close()
 	b.close()
 }
@@ -207,8 +208,7 @@ func rtpPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *client, sen
 		t.Fatal(err)
 	}
 	c.offer()
-	c.done.Add(1)
-	go c.read()
+	c.start()
 
 	payload := []byte{0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xb4, 0x00, 0, 0, 0}
 	var ts uint32

@@ -12,6 +12,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // joinedSocket joins visit on a bare socket and reads `joined`.
@@ -94,9 +95,9 @@ func TestJoinBurstAllowed(t *testing.T) {
 	visit := ids.NewVisitID()
 	c := joinedSocket(t, env, visit) // join is one, leave another
 	for i := 0; i < msgBurst-2; i++ {
-		writeJSON(t, c, map[string]any{"type": "layer_hint", "track": "video-1", "width": i, "height": i})
+		writeJSON(t, c, protocol.LayerHint("video-1", i, i))
 	}
-	writeJSON(t, c, map[string]string{"type": "leave"})
+	writeJSON(t, c, protocol.Leave())
 	if got := expectClose(t, c); got != websocket.CloseNormalClosure {
 		t.Fatalf("close %d after a full burst, want 1000", got)
 	}
@@ -134,11 +135,11 @@ func TestOfferTooManyTracks(t *testing.T) {
 	a, v := webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo
 
 	c := joinedSocket(t, env, visit)
-	writeJSON(t, c, map[string]string{"type": "offer", "sdp": offerWith(t, a, v, v, v, a)})
+	writeJSON(t, c, protocol.Offer(offerWith(t, a, v, v, v, a)))
 	expectError(t, c, CodeTooManyTracks, 4013)
 
 	c = joinedSocket(t, env, visit)
-	writeJSON(t, c, map[string]string{"type": "offer", "sdp": offerWith(t, a, v, v, v)})
+	writeJSON(t, c, protocol.Offer(offerWith(t, a, v, v, v)))
 	if m := readMsg(t, c); m["type"] != "answer" {
 		t.Fatalf("offer at the cap: got %v, want answer", m)
 	}

@@ -1,13 +1,12 @@
 package sfu
 
 import (
-	"encoding/json"
+	"context"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v5/test"
 	"github.com/pion/webrtc/v4"
@@ -15,22 +14,23 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	sfuclient "github.com/openvisit/openvisit/sfu/client"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
-// client is a Pion peer speaking the signaling protocol, as a browser page
-// would: it offers once, then answers the server's offers.
+// client is a Pion peer joined through package sfu/client, as a browser
+// page would: it offers once, then answers the server's offers.
 type client struct {
 	t    *testing.T
 	id   ids.ParticipantID
-	ws   *websocket.Conn
-	wmu  sync.Mutex
+	conn *sfuclient.Conn
 	pc   *webrtc.PeerConnection
-	msgs chan map[string]any // messages other than SDP and candidates
+	msgs chan sfuclient.Message // messages other than SDP and candidates
 
 	mu      sync.Mutex
 	streams map[string]map[string]*atomic.Int64 // stream ID → kind → packets
 	stop    chan struct{}
-	done    sync.WaitGroup
+	done    sync.WaitGroup // the client's own goroutines (publishers)
 	// onPacket, when set, sees every RTP packet received.
 	onPacket atomic.Pointer[func(*webrtc.TrackRemote, *rtp.Packet)]
 }
@@ -76,8 +76,8 @@ func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Con
 	}
 	c.offer()
 
-	c.done.Add(2)
-	go c.read()
+	c.start()
+	c.done.Add(1)
 	go func() {
 		defer c.done.Done()
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -96,9 +96,9 @@ func newClientWith(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Con
 	return c
 }
 
-// joinedClient joins visit over the signalling socket with a new Pion
-// PeerConnection (loopback only, then configure and apiOpts applied) that
-// sends its ICE candidates; the caller adds tracks, then calls offer.
+// joinedClient joins visit with a new Pion PeerConnection (loopback only,
+// then configure and apiOpts applied) that sends its ICE candidates; the
+// caller adds tracks, then calls offer, then start (or reads c.conn itself).
 func joinedClient(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Configuration, configure func(*webrtc.SettingEngine), apiOpts ...func(*webrtc.API)) *client {
 	t.Helper()
 	tok, claims := env.mint(t, visit, token.RolePatient)
@@ -107,39 +107,47 @@ func joinedClient(t *testing.T, env *testEnv, visit ids.VisitID, cfg webrtc.Conf
 	if configure != nil {
 		configure(&se)
 	}
-	pc, err := webrtc.NewAPI(append([]func(*webrtc.API){webrtc.WithSettingEngine(se)}, apiOpts...)...).NewPeerConnection(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := &client{
-		t: t, id: claims.Participant, ws: env.dial(t), pc: pc,
-		msgs:    make(chan map[string]any, 64),
+		t: t, id: claims.Participant,
+		msgs:    make(chan sfuclient.Message, 64),
 		streams: make(map[string]map[string]*atomic.Int64),
 		stop:    make(chan struct{}),
 	}
-	join(t, c.ws, tok, visit)
-	if m := readMsg(t, c.ws); m["type"] != "joined" {
-		t.Fatalf("got %v, want joined", m)
-	}
-	pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
-		if cand != nil {
-			c.send(map[string]any{"type": "candidate", "candidate": cand.ToJSON()})
-		}
+	conn, err := sfuclient.Join(context.Background(), sfuclient.Params{
+		URL: env.wsURL, Token: tok, Visit: visit, Config: cfg,
+		API: webrtc.NewAPI(append([]func(*webrtc.API){webrtc.WithSettingEngine(se)}, apiOpts...)...),
+		Handlers: sfuclient.Handlers{
+			OnMessage: func(m sfuclient.Message) { c.msgs <- m },
+			OnError:   func(err error) { c.fail("%v", err) },
+		},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Abort)
+	c.conn, c.pc = conn, conn.PC()
 	return c
 }
 
 // offer sends c's first offer.
 func (c *client) offer() {
 	c.t.Helper()
-	offer, err := c.pc.CreateOffer(nil)
-	if err != nil {
+	if err := c.conn.Offer(); err != nil {
 		c.t.Fatal(err)
 	}
-	if err := c.pc.SetLocalDescription(offer); err != nil {
-		c.t.Fatal(err)
-	}
-	c.send(map[string]any{"type": "offer", "sdp": offer.SDP})
+}
+
+// start runs the client's reader: it applies SDP and candidates from the
+// server and passes the rest on to msgs, which it closes when the socket
+// ends.
+func (c *client) start() {
+	c.conn.Start()
+	c.done.Add(1)
+	go func() {
+		defer c.done.Done()
+		<-c.conn.Done()
+		close(c.msgs)
+	}()
 }
 
 // fail reports a client-side error, unless the client is closing (its
@@ -159,55 +167,22 @@ func (c *client) fail(format string, args ...any) {
 	}
 }
 
-func (c *client) send(v any) {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	_ = c.ws.WriteJSON(v)
-}
+// send sends m; a failure shows in what the test asserts.
+func (c *client) send(m protocol.ClientMessage) { _ = c.conn.Send(m) }
 
-// read applies SDP and candidates from the server and passes the rest on.
-func (c *client) read() {
-	defer c.done.Done()
-	defer close(c.msgs)
+// expectClose reads until the server closes c's socket (c not started)
+// and returns the close code.
+func (c *client) expectClose(t *testing.T) int {
+	t.Helper()
 	for {
-		_, b, err := c.ws.ReadMessage()
-		if err != nil {
-			return
+		_, err := c.conn.Read()
+		if err == nil {
+			continue
 		}
-		var m map[string]any
-		if err := json.Unmarshal(b, &m); err != nil {
-			c.fail("server sent bad JSON: %v", err)
-			return
+		if code := sfuclient.CloseCodeOf(err); code != 0 {
+			return code
 		}
-		switch m["type"] {
-		case "answer":
-			if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m["sdp"].(string)}); err != nil {
-				c.fail("set answer: %v", err)
-			}
-		case "offer":
-			if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m["sdp"].(string)}); err != nil {
-				c.fail("set offer: %v", err)
-				continue
-			}
-			a, err := c.pc.CreateAnswer(nil)
-			if err == nil {
-				err = c.pc.SetLocalDescription(a)
-			}
-			if err != nil {
-				c.fail("answer: %v", err)
-				continue
-			}
-			c.send(map[string]any{"type": "answer", "sdp": a.SDP})
-		case "candidate":
-			var init webrtc.ICECandidateInit
-			b, _ := json.Marshal(m["candidate"])
-			_ = json.Unmarshal(b, &init)
-			if err := c.pc.AddICECandidate(init); err != nil {
-				c.fail("add candidate: %v", err)
-			}
-		default:
-			c.msgs <- m
-		}
+		t.Fatalf("socket ended without a close frame: %v", err)
 	}
 }
 
@@ -223,7 +198,7 @@ func (c *client) received(stream ids.ParticipantID, kind string) int64 {
 
 // leave sends leave and waits for the server's close.
 func (c *client) leave() {
-	c.send(map[string]any{"type": "leave"})
+	_ = c.conn.Leave()
 	c.close()
 }
 
@@ -235,8 +210,8 @@ func (c *client) close() {
 	}
 	close(c.stop)
 	_ = c.pc.Close()
-	c.done.Wait() // read returns when the server closes the socket
-	c.ws.Close()
+	c.done.Wait() // the reader returns when the server closes the socket
+	c.conn.Close()
 }
 
 // waitFor polls cond; the deadline is generous because it only bounds a
@@ -266,8 +241,7 @@ func TestMediaLoopback(t *testing.T) {
 
 	select {
 	case m := <-a.msgs:
-		p, _ := m["participant"].(map[string]any)
-		if m["type"] != "participant_joined" || p["id"] != string(b.id) {
+		if m.Type != "participant_joined" || m.Participant == nil || m.Participant.ID != b.id {
 			t.Fatalf("a got %v, want participant_joined of b", m)
 		}
 	case <-time.After(10 * time.Second):
@@ -295,8 +269,7 @@ func TestMediaLoopback(t *testing.T) {
 	waitFor(t, "participant_left", func() bool {
 		select {
 		case m := <-a.msgs:
-			p, _ := m["participant"].(map[string]any)
-			return m["type"] == "participant_left" && p["id"] == string(b.id)
+			return m.Type == "participant_left" && m.Participant != nil && m.Participant.ID == b.id
 		default:
 			return false
 		}

@@ -11,7 +11,7 @@ import (
 )
 
 // MediaState is a participant's media connection as this node sees it: the
-// fact the provider's waiting panel shows (DESIGN.md decision 12).
+// fact the provider's waiting panel shows (docs/DESIGN.md decision 12).
 type MediaState string
 
 const (

@@ -8,6 +8,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // stateLog records the media states an SFU reports, per participant.
@@ -89,7 +90,7 @@ func TestMediaStateFailed(t *testing.T) {
 	}
 	c.offer()
 	_ = c.pc.Close() // and it never answers a check
-	if code := expectClose(t, c.ws); code != closeGoingAway {
+	if code := c.expectClose(t); code != closeGoingAway {
 		t.Fatalf("close %d, want 1001 after ICE failed", code)
 	}
 	waitFor(t, "the participant to leave", func() bool { return env.sfu.Stats().Participants == 0 })
@@ -113,7 +114,7 @@ func TestMediaStateHookOffMediaPath(t *testing.T) {
 	var queuedIDs []ids.ParticipantID
 	for i := 0; i < 3; i++ {
 		c := joinedSocket(t, env, visit)
-		writeJSON(t, c, map[string]string{"type": "leave"})
+		writeJSON(t, c, protocol.Leave())
 		if code := expectClose(t, c); code != 1000 {
 			t.Fatalf("close %d", code)
 		}
@@ -153,15 +154,15 @@ func TestMediaStateGaveUp(t *testing.T) {
 	}
 	c.offer()
 	_ = c.pc.Close()
-	if m := readMsg(t, c.ws); m["type"] != "answer" {
-		t.Fatalf("got %v, want answer", m)
+	if m, err := c.conn.Read(); err != nil || m.Type != "answer" {
+		t.Fatalf("got %+v (%v), want answer", m, err)
 	}
-	writeJSON(t, c.ws, map[string]string{"type": "leave"})
-	if code := expectClose(t, c.ws); code != 1000 {
+	c.send(protocol.Leave())
+	if code := c.expectClose(t); code != 1000 {
 		t.Fatalf("close %d", code)
 	}
 	idle := joinedSocket(t, env, visit)
-	writeJSON(t, idle, map[string]string{"type": "leave"})
+	writeJSON(t, idle, protocol.Leave())
 	expectClose(t, idle)
 	waitFor(t, "everyone gone", func() bool { return env.sfu.Stats().Participants == 0 })
 	_ = env.sfu.Close()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // Limits on what a client may send (PROTOCOL.md). maxMessage is enforced by
@@ -26,76 +27,29 @@ const (
 	maxDimension    = 16384 // pixels, per side, in a layer_hint
 )
 
-// Message types.
+// The server's short names for the protocol's messages (package protocol
+// holds them, shared with every client).
 const (
-	typeJoin              = "join"
-	typeJoined            = "joined"
-	typeOffer             = "offer"
-	typeAnswer            = "answer"
-	typeCandidate         = "candidate"
-	typeLeave             = "leave"
-	typeLayerHint         = "layer_hint"
-	typeParticipantJoined = "participant_joined"
-	typeParticipantLeft   = "participant_left"
-	typeLayers            = "layers"
-	typeError             = "error"
+	typeJoin              = protocol.TypeJoin
+	typeJoined            = protocol.TypeJoined
+	typeOffer             = protocol.TypeOffer
+	typeAnswer            = protocol.TypeAnswer
+	typeCandidate         = protocol.TypeCandidate
+	typeLeave             = protocol.TypeLeave
+	typeLayerHint         = protocol.TypeLayerHint
+	typeParticipantJoined = protocol.TypeParticipantJoined
+	typeParticipantLeft   = protocol.TypeParticipantLeft
+	typeLayers            = protocol.TypeLayers
 )
 
-// candidateInit is an RTCIceCandidateInit as the browser serialises it.
-type candidateInit struct {
-	Candidate        string  `json:"candidate"`
-	SDPMid           *string `json:"sdpMid,omitempty"`
-	SDPMLineIndex    *uint16 `json:"sdpMLineIndex,omitempty"`
-	UsernameFragment *string `json:"usernameFragment,omitempty"`
-}
-
-// clientMessage is one decoded client→server message. Pointer fields tell
-// "absent" from "empty" so that a field foreign to the type is refused.
-type clientMessage struct {
-	Type      string         `json:"type"`
-	Token     *string        `json:"token,omitempty"`
-	Visit     *string        `json:"visit,omitempty"`
-	SDP       *string        `json:"sdp,omitempty"`
-	Candidate *candidateInit `json:"candidate,omitempty"`
-	Track     *string        `json:"track,omitempty"`
-	Width     *int           `json:"width,omitempty"`
-	Height    *int           `json:"height,omitempty"`
-}
-
-// participantInfo is the participant object of the protocol.
-type participantInfo struct {
-	ID   ids.ParticipantID `json:"id"`
-	Role token.Role        `json:"role"`
-}
-
-// serverMessage is one server→client message; unused fields are omitted.
-type serverMessage struct {
-	Type         string            `json:"type"`
-	Self         *participantInfo  `json:"self,omitempty"`
-	Participants []participantInfo `json:"participants,omitempty"`
-	Participant  *participantInfo  `json:"participant,omitempty"`
-	SDP          string            `json:"sdp,omitempty"`
-	Candidate    *candidateInit    `json:"candidate,omitempty"`
-	Code         Code              `json:"code,omitempty"`
-	Message      string            `json:"message,omitempty"`
-}
-
-// layersMessage tells a publisher which simulcast layers of one of its
-// tracks to stop sending: the full set (so it is idempotent), paused
-// always present, empty when every layer is to be sent.
-type layersMessage struct {
-	Type   string   `json:"type"`
-	Mid    string   `json:"mid"`    // the publisher's m-section of the track
-	Paused []string `json:"paused"` // RIDs, lowest layer first
-}
-
-// joinedMessage is sent with its participants array always present (even
-// empty), which omitempty on serverMessage would drop.
-type joinedMessage struct {
-	Type         string            `json:"type"`
-	Self         participantInfo   `json:"self"`
-	Participants []participantInfo `json:"participants"`
-}
+type (
+	candidateInit   = protocol.CandidateInit
+	clientMessage   = protocol.ClientMessage
+	participantInfo = protocol.Participant
+	serverMessage   = protocol.ServerMessage
+	layersMessage   = protocol.LayersMessage
+	joinedMessage   = protocol.JoinedMessage
+)
 
 var errBadMessage = errors.New("bad message")
 
@@ -116,13 +70,14 @@ func decodeMessage(data []byte) (clientMessage, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return clientMessage{}, fmt.Errorf("%w: trailing data", errBadMessage)
 	}
-	if err := m.check(); err != nil {
+	if err := checkClientMessage(&m); err != nil {
 		return clientMessage{}, fmt.Errorf("%w: %s: %v", errBadMessage, safeType(m.Type), err)
 	}
 	return m, nil
 }
 
-func (m *clientMessage) check() error {
+// checkClientMessage checks m's fields against its type.
+func checkClientMessage(m *clientMessage) error {
 	// has reports which optional fields are present, in field order.
 	has := [7]bool{m.Token != nil, m.Visit != nil, m.SDP != nil, m.Candidate != nil,
 		m.Track != nil, m.Width != nil, m.Height != nil}

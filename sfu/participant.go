@@ -186,7 +186,7 @@ func midOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) string {
 }
 
 func (p *participant) info() participantInfo {
-	return participantInfo{ID: p.id, Role: p.role}
+	return participantInfo{ID: p.id, Role: string(p.role)}
 }
 
 // kick ends p's socket with why and removes p at once, so that a removed

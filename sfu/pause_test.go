@@ -13,6 +13,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // pauseRig is a publisher with one simulcast video track (RIDs q, h, f) as
@@ -402,8 +403,8 @@ func simulcastPublisher(t *testing.T, env *testEnv, visit ids.VisitID) (c *clien
 			paused[q].Store(slices.Contains(ps, rid))
 		}
 	}
-	c.done.Add(2)
-	go c.read()
+	c.start()
+	c.done.Add(1)
 	go func() {
 		defer c.done.Done()
 		tick := time.NewTicker(30 * time.Millisecond)
@@ -441,20 +442,13 @@ func nextLayers(t *testing.T, c *client, within time.Duration) (string, []string
 			if !ok {
 				t.Fatal("the publisher's socket closed")
 			}
-			if m["type"] != typeLayers {
+			if m.Type != typeLayers {
 				continue
 			}
-			mid, _ := m["mid"].(string)
-			raw, ok := m["paused"].([]any)
-			if !ok {
-				t.Fatalf("layers message %v: paused is not an array", m)
+			if m.Paused == nil {
+				t.Fatalf("layers message %+v: paused is not an array", m)
 			}
-			paused := []string{}
-			for _, r := range raw {
-				s, _ := r.(string)
-				paused = append(paused, s)
-			}
-			return mid, paused
+			return m.Mid, m.Paused
 		case <-timeout:
 			t.Fatalf("no layers message within %v", within)
 		}
@@ -483,7 +477,7 @@ func TestLayersOverSocket(t *testing.T) {
 		t.Fatal("the subscriber has no video track of the publisher")
 	}
 
-	sub.send(map[string]any{"type": "layer_hint", "track": trackID, "width": 0, "height": 0})
+	sub.send(protocol.LayerHint(trackID, 0, 0))
 	var paused []string
 	for len(paused) < 3 { // earlier messages may pause the layers not taken
 		var got string
@@ -499,15 +493,15 @@ func TestLayersOverSocket(t *testing.T) {
 	// Sent on change only: nothing more while nothing changes.
 	select {
 	case m := <-pub.msgs:
-		if m["type"] == typeLayers {
-			t.Fatalf("a repeated layers message %v", m)
+		if m.Type == typeLayers {
+			t.Fatalf("a repeated layers message %+v", m)
 		}
 	case <-time.After(pauseGrace):
 	}
 
 	before := sub.received(pub.id, "video")
 	hinted := time.Now()
-	sub.send(map[string]any{"type": "layer_hint", "track": trackID, "width": 1280, "height": 720})
+	sub.send(protocol.LayerHint(trackID, 1280, 720))
 	_, paused = nextLayers(t, pub, 10*time.Second)
 	t.Logf("resumed after %v: paused %q", time.Since(hinted).Round(time.Millisecond), paused)
 	if len(paused) == 3 {

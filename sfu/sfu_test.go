@@ -20,6 +20,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 const testNode = ids.NodeID("node-test")
@@ -130,7 +131,7 @@ func writeJSON(t *testing.T, c *websocket.Conn, v any) {
 
 func join(t *testing.T, c *websocket.Conn, tok string, visit ids.VisitID) {
 	t.Helper()
-	writeJSON(t, c, map[string]string{"type": "join", "token": tok, "visit": string(visit)})
+	writeJSON(t, c, protocol.Join(tok, visit))
 }
 
 // readMsg reads one server message, failing the test on a read error.
@@ -197,7 +198,7 @@ func TestJoinTokenRejected(t *testing.T) {
 		if m := readMsg(t, c); m["type"] != "joined" {
 			t.Fatalf("first join: got %v", m)
 		}
-		writeJSON(t, c, map[string]string{"type": "leave"})
+		writeJSON(t, c, protocol.Leave())
 		if got := expectClose(t, c); got != websocket.CloseNormalClosure {
 			t.Fatalf("leave: close %d", got)
 		}
@@ -236,7 +237,7 @@ func TestJoinTokenRejected(t *testing.T) {
 	})
 	t.Run("not join first", func(t *testing.T) {
 		c := env.dial(t)
-		writeJSON(t, c, map[string]string{"type": "leave"})
+		writeJSON(t, c, protocol.Leave())
 		expectError(t, c, CodeBadMessage, 4000)
 	})
 	t.Run("unknown field", func(t *testing.T) {
@@ -332,7 +333,7 @@ func TestOfferWithoutFingerprint(t *testing.T) {
 			kept = append(kept, l)
 		}
 	}
-	writeJSON(t, c, map[string]string{"type": "offer", "sdp": strings.Join(kept, "\r\n")})
+	writeJSON(t, c, protocol.Offer(strings.Join(kept, "\r\n")))
 	expectError(t, c, CodeBadSDP, 4000)
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // Socket timings (PROTOCOL.md).
@@ -39,7 +40,7 @@ type closeReason struct {
 
 func (c closeReason) closeCode() int {
 	if c.code != "" {
-		return closeCode(c.code)
+		return c.code.CloseCode()
 	}
 	return c.close
 }
@@ -330,7 +331,7 @@ func (s *SFU) closeSocket(ws *wsConn, end closeReason, clientClosed, readLimit b
 	if !clientClosed && !readLimit && end.closeCode() != 0 {
 		_ = c.SetWriteDeadline(time.Now().Add(writeWait))
 		if end.code != "" {
-			b, _ := json.Marshal(serverMessage{Type: typeError, Code: end.code, Message: errorText(end.code)})
+			b, _ := json.Marshal(protocol.ServerMessage{Type: protocol.TypeError, Code: end.code, Message: end.code.Text()})
 			_ = c.WriteMessage(websocket.TextMessage, b)
 		}
 		_ = c.WriteControl(websocket.CloseMessage,
@@ -375,20 +376,20 @@ func watchControlFrames(ws *wsConn, lim *msgLimiter, joined *atomic.Bool) {
 }
 
 // readMessage reads one message, counts it against lim and decodes it.
-func readMessage(c *websocket.Conn, lim *msgLimiter) (clientMessage, error) {
+func readMessage(c *websocket.Conn, lim *msgLimiter) (protocol.ClientMessage, error) {
 	t, data, err := c.ReadMessage()
 	if err != nil {
-		return clientMessage{}, err
+		return protocol.ClientMessage{}, err
 	}
 	if err := lim.allow(); err != nil {
-		return clientMessage{}, err
+		return protocol.ClientMessage{}, err
 	}
 	if t != websocket.TextMessage {
-		return clientMessage{}, fail(CodeBadMessage, errors.New("binary frame"))
+		return protocol.ClientMessage{}, fail(CodeBadMessage, errors.New("binary frame"))
 	}
 	m, err := decodeMessage(data)
 	if err != nil {
-		return clientMessage{}, fail(CodeBadMessage, err)
+		return protocol.ClientMessage{}, fail(CodeBadMessage, err)
 	}
 	return m, nil
 }
@@ -400,7 +401,7 @@ func (s *SFU) awaitJoin(ws *wsConn, lim *msgLimiter) (*participant, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.Type != typeJoin {
+	if m.Type != protocol.TypeJoin {
 		return nil, fail(CodeBadMessage, errors.New("first message is not join"))
 	}
 	claims, err := s.verifier.Verify(*m.Token, ids.VisitID(*m.Visit))

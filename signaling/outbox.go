@@ -47,14 +47,6 @@ func (o *Outbox) Send(ctx context.Context, m Message) error {
 	})
 }
 
-// registerOutbox adds the outbox's routes; called only when an Outbox
-// exists (development without SMTP).
-func (s *Server) registerOutbox(api *gin.RouterGroup) {
-	api.GET("/dev/outbox", s.listOutbox)
-	api.GET("/dev/outbox/:message_id", s.getOutboxMessage)
-	api.GET("/dev/outbox/:message_id/attachments/:n", s.getOutboxAttachment)
-}
-
 // outboxSender is whose mail the caller reads: a provider their own, an
 // admin everyone's.
 func outboxSender(c *gin.Context) ids.UserID {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
@@ -34,48 +33,6 @@ const (
 	actionRecDownload  = "recording.download"
 	actionRecLegalHold = recordings.ActionLegalHold
 )
-
-// recordingPolicy holds the rules of the recording routes.
-//
-// Visit-scoped routes (consent and the recording switch) use the visit
-// check of the policy. Routes naming a recording resolve its visit in the
-// handler (recordingAccess): admins, the visit's provider, or a provider
-// with an active break-glass grant; everyone else signed in gets 404.
-func recordingPolicy() access.Policy {
-	visitRule := func(allow ...kind) access.Rule {
-		return access.Rule{Allow: allow, VisitParam: "visit_id"}
-	}
-	state := visitRule(access.Patient, access.Provider, access.Admin)
-	state.AdminAnyVisit, state.BreakGlassOK = true, true
-	return access.Policy{
-		key("GET", "/api/v1/visits/:visit_id/recording"):           state,
-		key("POST", "/api/v1/visits/:visit_id/recording/request"):  visitRule(access.Provider),
-		key("POST", "/api/v1/visits/:visit_id/recording/consent"):  visitRule(access.Patient),
-		key("POST", "/api/v1/visits/:visit_id/recording/withdraw"): visitRule(access.Patient),
-		key("POST", "/api/v1/visits/:visit_id/recording/start"):    visitRule(access.Provider),
-		key("POST", "/api/v1/visits/:visit_id/recording/stop"):     visitRule(access.Provider),
-
-		key("GET", "/api/v1/recordings"):                                 {Allow: staff},
-		key("GET", "/api/v1/recordings/:recording_id"):                   {Allow: anyone},
-		key("GET", "/api/v1/recordings/:recording_id/chunks/:seq"):       {Allow: anyone},
-		key("POST", "/api/v1/admin/recordings/:recording_id/legal-hold"): {Allow: admins},
-	}
-}
-
-// registerRecordings adds the recording routes.
-func (s *Server) registerRecordings(api *gin.RouterGroup) {
-	api.GET("/visits/:visit_id/recording", s.recordingState)
-	api.POST("/visits/:visit_id/recording/request", s.requestRecording)
-	api.POST("/visits/:visit_id/recording/consent", s.consentRecording)
-	api.POST("/visits/:visit_id/recording/withdraw", s.withdrawRecording)
-	api.POST("/visits/:visit_id/recording/start", s.startRecording)
-	api.POST("/visits/:visit_id/recording/stop", s.stopRecording)
-
-	api.GET("/recordings", s.listRecordings)
-	api.GET("/recordings/:recording_id", s.getRecording)
-	api.GET("/recordings/:recording_id/chunks/:seq", s.playRecording)
-	api.POST("/admin/recordings/:recording_id/legal-hold", s.legalHold)
-}
 
 var errRecAuditDown = httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")
 

@@ -102,8 +102,8 @@ func New(p Params) *Server {
 	if p.Mailer == nil && p.Outbox != nil {
 		p.Mailer = p.Outbox
 	}
-	return &Server{
-		p: p, log: p.Logger.With("component", "signaling"), policy: routePolicy(),
+	s := &Server{
+		p: p, log: p.Logger.With("component", "signaling"),
 		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
 		unknownAccounts: newThrottleMemory(100_000),
 		inviteLimiter:   newInviteLimiter(p.Now),
@@ -111,76 +111,29 @@ func New(p Params) *Server {
 		events:          newHub(),
 		bodies:          requestBodies(),
 	}
+	s.policy = routePolicy(s.areas())
+	return s
 }
 
-// Policy returns the route policy table (for tests that walk every route).
+// Policy returns every route's rule, built from the route tables (for
+// tests that walk every route).
 func (s *Server) Policy() access.Policy { return s.policy }
 
-// Register adds the control plane's routes to r.
-// It installs authentication, authorization and the input check first, so
-// every route registered on r afterwards (the SFU's too) passes through
+// Register adds the control plane's routes (the tables of routes.go) to
+// r. It installs authentication, authorization and the input check first,
+// so every route registered on r afterwards (the SFU's too) passes through
 // them.
 func (s *Server) Register(r *gin.Engine) {
 	r.Use(s.authenticate, s.authorize, s.checkInput)
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
-	api := r.Group("/api/v1")
-	if s.p.Demo && s.p.Minter != nil {
-		api.POST("/demo/redeem", s.redeemDemoLink)
-	}
-	api.POST("/auth/login", s.login)
-	api.GET("/auth/session", s.sessionInfo)
-	api.POST("/auth/keepalive", s.sessionInfo)
-	api.POST("/auth/logout", s.logout)
-	api.POST("/auth/logout-all", s.logoutAll)
-	api.POST("/setup/begin", s.setupBegin)
-	api.POST("/setup/complete", s.setupComplete)
-
-	admin := api.Group("/admin")
-	admin.GET("/users", s.listUsers)
-	admin.POST("/users", s.inviteUser)
-	admin.POST("/users/:user_id/role", s.changeRole)
-	admin.POST("/users/:user_id/disable", s.disableUser)
-	admin.POST("/users/:user_id/enable", s.enableUser)
-	admin.POST("/users/:user_id/unlock", s.unlockUser)
-	admin.POST("/users/:user_id/reset-mfa", s.resetMFA)
-	admin.GET("/alerts", s.listAlerts)
-	admin.POST("/alerts/:alert_id/ack", s.ackAlert)
-	admin.GET("/break-glass", s.listBreakGlass)
-	admin.POST("/break-glass/:grant_id/review", s.reviewBreakGlass)
-	admin.GET("/audit", s.searchAudit)
-	admin.GET("/audit/export", s.exportAudit)
-	admin.GET("/patients/:patient_id/access-report", s.patientAccessReport)
-	admin.GET("/incidents", s.listIncidents)
-	admin.POST("/incidents", s.createIncident)
-	admin.GET("/incidents/:incident_id/scope", s.incidentScope)
-	admin.POST("/incidents/:incident_id/status", s.setIncidentStatus)
-
-	api.GET("/visits", s.listVisits)
-	api.POST("/visits", s.createVisit)
-	api.GET("/visits/:visit_id", s.getVisit)
-	api.POST("/visits/:visit_id/join", s.joinVisit)
-	api.POST("/visits/:visit_id/break-glass", s.breakGlass)
-	api.POST("/visits/:visit_id/reschedule", s.rescheduleVisit)
-	api.POST("/visits/:visit_id/cancel", s.cancelVisit)
-	api.POST("/visits/:visit_id/no-show", s.noShowVisit)
-	api.POST("/visits/:visit_id/end", s.endVisit)
-	api.POST("/visits/:visit_id/leave", s.leaveVisit)
-	api.POST("/visits/:visit_id/invite", s.createInvite)
-	api.POST("/visits/:visit_id/invite/revoke", s.revokeInvite)
-	api.GET("/visits/:visit_id/state", s.visitState)
-	api.GET("/visits/:visit_id/events", s.visitEvents)
-	api.POST("/visits/:visit_id/participants/:participant_id/admit", s.admitParticipant)
-	api.POST("/visits/:visit_id/participants/:participant_id/turn-away", s.turnAwayParticipant)
-	api.POST("/visits/:visit_id/participants/:participant_id/remove", s.removeParticipant)
-	api.POST("/invites/check", s.checkInvite)
-	api.POST("/invites/redeem", s.redeemInvite)
-	api.POST("/patients", s.createPatient)
-	api.GET("/patients", s.findPatients)
-	api.GET("/patients/:patient_id", s.getPatient)
-	s.registerRecordings(api)
-	if s.p.Outbox != nil {
-		s.registerOutbox(api)
+	for _, a := range s.areas() {
+		if !a.serve {
+			continue
+		}
+		for _, rt := range a.routes {
+			if rt.handler != nil {
+				r.Handle(rt.method, rt.path, rt.handler)
+			}
+		}
 	}
 }
 

@@ -4,14 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"io"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/openvisit/openvisit/internal/app"
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/objstore"
 	"github.com/openvisit/openvisit/internal/token"
 )
@@ -23,9 +21,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "verify" {
 		return errors.New("usage: openvisit audit verify [--config FILE] [--public-key BASE64]")
 	}
-	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML config file")
+	fs, cfgPath := configFlags("audit verify", stderr)
 	pubFlag := fs.String("public-key", "", "checkpoint public key (base64); default: derived from audit.checkpoint_key_file")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -35,7 +31,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if cfg.Database.URL == "" {
-		return errors.New("config: database.url (OPENVISIT_DATABASE_URL) is required")
+		return errNoDatabaseURL
 	}
 	var pub ed25519.PublicKey
 	if *pubFlag != "" {
@@ -50,7 +46,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 		pub = key.Public().(ed25519.PublicKey)
 	}
 	ctx := context.Background()
-	pool, err := db.Open(ctx, cfg.Database.URL, 2)
+	pool, err := openDatabase(ctx, cfg, noMigrations)
 	if err != nil {
 		return err
 	}

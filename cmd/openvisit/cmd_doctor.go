@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,9 +23,7 @@ var errDoctorFound = errors.New("doctor: problems found (above)")
 // it, with the fix for each problem. It needs no database and does not
 // disturb a running node (it opens its sockets on ephemeral ports).
 func doctorCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML config file")
+	fs, cfgPath := configFlags("doctor", stderr)
 	roles := fs.String("roles", "", "comma-separated roles, as serve --roles")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -20,7 +20,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/openvisit/openvisit/internal/app"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/loadtest"
@@ -45,79 +44,75 @@ Every visit has two participants; each publishes 720p VP8 (≈1.8 Mbit/s) and
 Opus (32 kbit/s, 20 ms) recorded media in real time and receives the other's.
 `
 
-func loadtestCmd(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// loadtestFlags are loadtest's flags (loadtestUsage).
+type loadtestFlags struct {
+	spawn            bool
+	rawURL, keyPath  string
+	node             string
+	pid, visits      int
+	duration, warmup time.Duration
+	asJSON, insecure bool
+	cpuProfile       string
+	childAddr        string
+	procs            int
+}
+
+func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtestFlags, error) {
+	var f loadtestFlags
+	fs := newFlagSet("loadtest", stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, loadtestUsage); fs.PrintDefaults() }
-	spawn := fs.Bool("spawn", false, "start and measure a server child process")
-	rawURL := fs.String("url", "", "server origin (https://host:port)")
-	keyPath := fs.String("signing-key", "", "the server's token signing key file")
-	node := fs.String("node", "local", "the media node ID the tokens name")
-	pid := fs.Int("server-pid", 0, "server process to report CPU and memory of")
-	visits := fs.Int("visits", 4, "visits of two participants")
-	duration := fs.Duration("duration", 20*time.Second, "measured window")
-	warmup := fs.Duration("warmup", 5*time.Second, "time before the window (joins, DTLS, keyframes)")
-	asJSON := fs.Bool("json", false, "print the report as JSON (per-second samples included)")
-	insecure := fs.Bool("insecure", true, "accept a self-signed certificate")
-	cpuProfile := fs.String("cpuprofile", "", "with --spawn: write the server's CPU profile of the run to this file")
-	childAddr := fs.String("child", "", "internal: run as the spawned server on this address")
-	procs := fs.Int("server-gomaxprocs", 0, "with --spawn: GOMAXPROCS of the server (0: Go's default)")
-	if err := fs.Parse(args); err != nil {
+	fs.BoolVar(&f.spawn, "spawn", false, "start and measure a server child process")
+	fs.StringVar(&f.rawURL, "url", "", "server origin (https://host:port)")
+	fs.StringVar(&f.keyPath, "signing-key", "", "the server's token signing key file")
+	fs.StringVar(&f.node, "node", "local", "the media node ID the tokens name")
+	fs.IntVar(&f.pid, "server-pid", 0, "server process to report CPU and memory of")
+	fs.IntVar(&f.visits, "visits", 4, "visits of two participants")
+	fs.DurationVar(&f.duration, "duration", 20*time.Second, "measured window")
+	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "time before the window (joins, DTLS, keyframes)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON (per-second samples included)")
+	fs.BoolVar(&f.insecure, "insecure", true, "accept a self-signed certificate")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "with --spawn: write the server's CPU profile of the run to this file")
+	fs.StringVar(&f.childAddr, "child", "", "internal: run as the spawned server on this address")
+	fs.IntVar(&f.procs, "server-gomaxprocs", 0, "with --spawn: GOMAXPROCS of the server (0: Go's default)")
+	err := fs.Parse(args)
+	return fs, f, err
+}
+
+// loadtestCmd runs `openvisit loadtest`: against a running server, or one
+// it spawns and stops.
+func loadtestCmd(args []string, stdout, stderr io.Writer) error {
+	fs, f, err := parseLoadtestFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	if *childAddr != "" {
-		return loadtestChild(*childAddr, *cpuProfile, stderr)
+	if f.childAddr != "" {
+		return loadtestChild(f.childAddr, f.cpuProfile, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	if *spawn {
-		srv, err := spawnServer(ctx, *cpuProfile, *procs, stderr)
+	if f.spawn {
+		srv, err := spawnServer(ctx, f.cpuProfile, f.procs, stderr)
 		if err != nil {
 			return err
 		}
 		defer srv.stop()
-		*rawURL, *keyPath, *pid = srv.url, srv.key, srv.cmd.Process.Pid
+		f.rawURL, f.keyPath, f.pid = srv.url, srv.key, srv.cmd.Process.Pid
 	}
-	if *rawURL == "" || *keyPath == "" {
+	if f.rawURL == "" || f.keyPath == "" {
 		fs.Usage()
 		return errors.New("loadtest: --spawn, or --url and --signing-key")
 	}
-	u, err := url.Parse(*rawURL)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("loadtest: bad --url %q", *rawURL)
-	}
-	ws := "wss://" + u.Host + "/sfu/ws"
-	if u.Scheme == "http" {
-		ws = "ws://" + u.Host + "/sfu/ws"
-	}
-	key, err := token.LoadKey(*keyPath, false)
+	p, err := loadtestParams(f)
 	if err != nil {
 		return err
 	}
-	minter, err := token.NewMinter(key, 5*time.Minute, nil)
-	if err != nil {
-		return err
-	}
-	n := ids.NodeID(*node)
-	p := loadtest.Params{
-		WSURL:    ws,
-		NewVisit: func() string { return string(ids.NewVisitID()) },
-		Mint: func(visit string) (string, error) {
-			tok, _, err := minter.Mint(token.Grant{Visit: ids.VisitID(visit), Participant: ids.NewParticipantID(),
-				Role: token.RolePatient, Subject: "loadtest", Node: n})
-			return tok, err
-		},
-		Visits: *visits, Warmup: *warmup, Duration: *duration,
-		ServerPID: *pid, InsecureTLS: *insecure,
-		ConfigureWebRTC: sfu.LoopbackOnly,
-	}
-	if !*asJSON {
+	if !f.asJSON {
 		loadtest.WriteSampleHeader(stdout)
 		p.OnSample = func(s loadtest.Sample) { loadtest.WriteSample(stdout, s) }
 	}
 	rep, err := loadtest.Run(ctx, p)
-	if *asJSON {
+	if f.asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if jerr := enc.Encode(rep); jerr != nil {
@@ -127,6 +122,41 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 		loadtest.WriteReport(stdout, rep)
 	}
 	return err
+}
+
+// loadtestParams turns the flags into the load generator's parameters:
+// the media socket's URL and a minter of join tokens with the server's
+// signing key, as the control plane would mint them.
+func loadtestParams(f loadtestFlags) (loadtest.Params, error) {
+	u, err := url.Parse(f.rawURL)
+	if err != nil || u.Host == "" {
+		return loadtest.Params{}, fmt.Errorf("loadtest: bad --url %q", f.rawURL)
+	}
+	ws := "wss://" + u.Host + "/sfu/ws"
+	if u.Scheme == "http" {
+		ws = "ws://" + u.Host + "/sfu/ws"
+	}
+	key, err := token.LoadKey(f.keyPath, false)
+	if err != nil {
+		return loadtest.Params{}, err
+	}
+	minter, err := token.NewMinter(key, 5*time.Minute, nil)
+	if err != nil {
+		return loadtest.Params{}, err
+	}
+	n := ids.NodeID(f.node)
+	return loadtest.Params{
+		WSURL:    ws,
+		NewVisit: func() string { return string(ids.NewVisitID()) },
+		Mint: func(visit string) (string, error) {
+			tok, _, err := minter.Mint(token.Grant{Visit: ids.VisitID(visit), Participant: ids.NewParticipantID(),
+				Role: token.RolePatient, Subject: "loadtest", Node: n})
+			return tok, err
+		},
+		Visits: f.visits, Warmup: f.warmup, Duration: f.duration,
+		ServerPID: f.pid, InsecureTLS: f.insecure,
+		ConfigureWebRTC: sfu.LoopbackOnly,
+	}, nil
 }
 
 // child is a server started by --spawn.
@@ -225,22 +255,10 @@ func loadtestChild(addr, cpuProfile string, stderr io.Writer) error {
 	}
 	cfg.ListenAddr = addr
 	cfg.Roles = []string{config.RoleAPI, config.RoleMedia}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	log, err := newLogger(cfg, stderr)
-	if err != nil {
-		return err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	a, err := app.New(ctx, cfg, app.Options{Logger: log})
+	a, ln, _, err := startApp(ctx, cfg, "", stderr)
 	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = a.Shutdown(context.Background())
 		return err
 	}
 	if cpuProfile != "" {

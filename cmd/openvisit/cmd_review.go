@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/openvisit/openvisit/internal/config"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/signaling"
@@ -75,9 +73,7 @@ func resetMFACmd(args []string, stdout, stderr io.Writer) error {
 // the ID (or, for reset-mfa, the email).
 func operatorReview(args []string, stderr io.Writer, use string,
 	fn func(context.Context, *store.DB, config.Config, review.Reviewer, string) error) error {
-	fs := flag.NewFlagSet("openvisit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML config file")
+	fs, cfgPath := configFlags("openvisit", stderr)
 	reason := fs.String("reason", "", "why the operator signs off (stored in the audit trail; no patient details)")
 	var email *string
 	if strings.Contains(use, "--email") {
@@ -100,15 +96,8 @@ func operatorReview(args []string, stderr io.Writer, use string,
 	if id == "" || strings.TrimSpace(*reason) == "" {
 		return errors.New(use)
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if cfg.Database.URL == "" {
-		return errors.New("config: database.url (OPENVISIT_DATABASE_URL) is required")
-	}
 	ctx := context.Background()
-	pool, err := db.Open(ctx, cfg.Database.URL, 2)
+	cfg, pool, err := configAndDatabase(ctx, *cfgPath, noMigrations)
 	if err != nil {
 		return err
 	}

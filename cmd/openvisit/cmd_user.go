@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/signaling"
@@ -24,9 +22,7 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "create" {
 		return errors.New("usage: openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin] [--config FILE]\n       openvisit user reset-mfa --email ADDRESS --reason TEXT [--config FILE]")
 	}
-	fs := flag.NewFlagSet("user create", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML config file")
+	fs, cfgPath := configFlags("user create", stderr)
 	role := fs.String("role", "", "admin or provider")
 	email := fs.String("email", "", "the user's email address")
 	name := fs.String("name", "", "the user's display name")
@@ -37,22 +33,12 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 	if !store.ValidRole(*role) || *email == "" {
 		return errors.New("user create: --role admin|provider and --email are required")
 	}
-	cfg, err := loadConfig(*cfgPath)
-	if err != nil {
-		return err
-	}
-	if cfg.Database.URL == "" {
-		return errors.New("config: database.url (OPENVISIT_DATABASE_URL) is required")
-	}
 	ctx := context.Background()
-	pool, err := db.Open(ctx, cfg.Database.URL, 2)
+	cfg, pool, err := configAndDatabase(ctx, *cfgPath, applyMigrations)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	st := store.New(pool)
 	if *ifNoAdmin {
 		n, err := store.CountAdmins(ctx, pool)

@@ -14,22 +14,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/db"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 )
 
 func newPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return pool
+	return dbtest.Pool(t, 4)
 }
 
 func appendN(t *testing.T, l *audit.Log, n int, e audit.Event) {
@@ -72,7 +62,6 @@ func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestAlertRules(t *testing.T) {
 	ctx := context.Background()
 	pool := newPool(t)
-	log := audit.New(pool)
 	h := &hook{secret: []byte("webhook-secret-for-tests"), t: t}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -82,25 +71,7 @@ func TestAlertRules(t *testing.T) {
 			RecordingAccesses: 25, RecordingWindow: time.Hour},
 		WebhookURL: srv.URL, WebhookSecret: h.secret,
 	})
-
-	// One account over the threshold, one just under it.
-	appendN(t, log, 10, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-over", IP: "198.51.100.1"})
-	appendN(t, log, 9, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-under", IP: "198.51.100.2"})
-	// One address guessing at many accounts (unknown accounts have no actor).
-	appendN(t, log, 30, audit.Event{Action: "auth.login", Outcome: audit.Failure, IP: "203.0.113.9"})
-	// One actor reading many recordings; another playing one recording
-	// with many Range requests (each audited), which is one recording.
-	for i := range 25 {
-		appendN(t, log, 1, audit.Event{Action: "recording.view", Outcome: audit.Success, ActorID: "curious-admin",
-			ResourceType: "recording", ResourceID: fmt.Sprintf("rec-%d", i)})
-	}
-	appendN(t, log, 60, audit.Event{Action: "recording.play", Outcome: audit.Success, ActorID: "normal-provider",
-		ResourceType: "recording", ResourceID: "rec-watched"})
-	// Denied recording reads do not count as accesses.
-	for i := range 30 {
-		appendN(t, log, 1, audit.Event{Action: "recording.play", Outcome: audit.Denied, ActorID: "outsider",
-			ResourceType: "recording", ResourceID: fmt.Sprintf("rec-%d", i)})
-	}
+	seedAlertActivity(t, audit.New(pool))
 
 	raised, err := e.Evaluate(ctx)
 	if err != nil {
@@ -129,9 +100,48 @@ func TestAlertRules(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second evaluation raised %v (%v), want none", again, err)
 	}
+	checkDeliveryRetried(t, e, h, pool)
 
-	// Delivery: a failing webhook keeps alerts pending, then they all go,
-	// once each, signed.
+	// Alerts raised elsewhere (a failed checkpoint) go out the same way.
+	e.Raise(ctx, KindCheckpointFailed, "", "bucket unreachable")
+	if err := e.Deliver(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.bodies); n != 4 || h.bodies[3].Kind != string(KindCheckpointFailed) {
+		t.Fatalf("webhook after Raise: %d alerts, last %+v", n, h.bodies[n-1])
+	}
+}
+
+// seedAlertActivity audits what the rules look at: failed sign-ins over
+// and under the thresholds, and recording accesses that do and do not
+// count as bulk.
+func seedAlertActivity(t *testing.T, log *audit.Log) {
+	t.Helper()
+	// One account over the threshold, one just under it.
+	appendN(t, log, 10, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-over", IP: "198.51.100.1"})
+	appendN(t, log, 9, audit.Event{Action: "auth.login", Outcome: audit.Failure, ActorID: "user-under", IP: "198.51.100.2"})
+	// One address guessing at many accounts (unknown accounts have no actor).
+	appendN(t, log, 30, audit.Event{Action: "auth.login", Outcome: audit.Failure, IP: "203.0.113.9"})
+	// One actor reading many recordings; another playing one recording
+	// with many Range requests (each audited), which is one recording.
+	for i := range 25 {
+		appendN(t, log, 1, audit.Event{Action: "recording.view", Outcome: audit.Success, ActorID: "curious-admin",
+			ResourceType: "recording", ResourceID: fmt.Sprintf("rec-%d", i)})
+	}
+	appendN(t, log, 60, audit.Event{Action: "recording.play", Outcome: audit.Success, ActorID: "normal-provider",
+		ResourceType: "recording", ResourceID: "rec-watched"})
+	// Denied recording reads do not count as accesses.
+	for i := range 30 {
+		appendN(t, log, 1, audit.Event{Action: "recording.play", Outcome: audit.Denied, ActorID: "outsider",
+			ResourceType: "recording", ResourceID: fmt.Sprintf("rec-%d", i)})
+	}
+}
+
+// checkDeliveryRetried: a failing webhook keeps the three raised alerts
+// pending, then they all go, once each, signed.
+func checkDeliveryRetried(t *testing.T, e *Engine, h *hook, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
 	h.fail = true
 	if err := e.Deliver(ctx); err == nil {
 		t.Fatal("Deliver to a failing webhook reported success")
@@ -152,14 +162,5 @@ func TestAlertRules(t *testing.T) {
 	_ = pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE notified_at IS NULL`).Scan(&pending)
 	if pending != 0 {
 		t.Errorf("%d alerts still pending after delivery", pending)
-	}
-
-	// Alerts raised elsewhere (a failed checkpoint) go out the same way.
-	e.Raise(ctx, KindCheckpointFailed, "", "bucket unreachable")
-	if err := e.Deliver(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(h.bodies); n != 4 || h.bodies[3].Kind != string(KindCheckpointFailed) {
-		t.Fatalf("webhook after Raise: %d alerts, last %+v", n, h.bodies[n-1])
 	}
 }

@@ -1,6 +1,3 @@
-// Package app wires OpenVisit's roles into one process: it opens the pool,
-// applies migrations, loads keys, builds the control plane and the media
-// node, and serves them over HTTPS. main calls it; so do end-to-end tests.
 package app
 
 import (

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/minio/minio-go/v7"
 	"github.com/openvisit/openvisit/internal/audit/anchor"
 	"github.com/openvisit/openvisit/internal/objstore"
@@ -66,80 +68,128 @@ func readVersion(t *testing.T, c *minio.Client, bucket, key, version string) []b
 // neither deleted nor changed: writing the key again adds a version beside
 // it, and Verify still checks the original.
 func TestAuditCheckpointAnchored(t *testing.T) {
+	a := anchorFirstCheckpoint(t)
+	original := a.checkLocked()
+	a.checkUndeletable()
+	a.overwriteKey(original)
+	a.checkOverwriteFound()
+	a.rewriteWithResignedAnchors()
+	a.checkRewriteFound()
+}
+
+// anchoredCheckpoint is the first checkpoint of a chain of five entries,
+// anchored in an Object Lock bucket.
+type anchoredCheckpoint struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	client  *minio.Client
+	bucket  *anchor.Bucket
+	key     ed25519.PrivateKey
+	cp      Checkpoint
+	objKey  string // the checkpoint's object in the bucket
+	version string // and its version there
+}
+
+// anchorFirstCheckpoint appends five entries and checkpoints them into a
+// fresh Object Lock bucket; a second checkpoint of the unchanged head signs
+// nothing new.
+func anchorFirstCheckpoint(t *testing.T) *anchoredCheckpoint {
+	t.Helper()
 	ctx := context.Background()
-	pool := newPool(t)
-	client, bucket := anchorBucket(t)
-	key := newKey(t)
-	l := New(pool)
+	a := &anchoredCheckpoint{t: t, pool: newPool(t)}
+	a.client, a.bucket = anchorBucket(t)
+	a.key = newKey(t)
+	l := New(a.pool)
 	appendN(t, l, 5)
 
-	cp, err := mustCheckpointer(t, pool, key, bucket).CheckpointNow(ctx)
+	cp, err := mustCheckpointer(t, a.pool, a.key, a.bucket).CheckpointNow(ctx)
 	if err != nil || cp.Seq != 5 {
 		t.Fatalf("checkpoint = %d, %v", cp.Seq, err)
 	}
-	var objKey, version string
+	a.cp = cp
 	var anchored *time.Time
-	if err := pool.QueryRow(ctx, `SELECT object_key, object_version, anchored_at FROM audit_checkpoints WHERE seq = 5`).
-		Scan(&objKey, &version, &anchored); err != nil {
+	if err := a.pool.QueryRow(ctx, `SELECT object_key, object_version, anchored_at FROM audit_checkpoints WHERE seq = 5`).
+		Scan(&a.objKey, &a.version, &anchored); err != nil {
 		t.Fatal(err)
 	}
-	if anchored == nil || objKey != checkpointKey(cp) || version == "" {
-		t.Fatalf("checkpoint row: key %q version %q anchored %v", objKey, version, anchored)
+	if anchored == nil || a.objKey != checkpointKey(cp) || a.version == "" {
+		t.Fatalf("checkpoint row: key %q version %q anchored %v", a.objKey, a.version, anchored)
 	}
 	// Nothing new to sign: no second checkpoint.
-	if again, err := mustCheckpointer(t, pool, key, bucket).CheckpointNow(ctx); err != nil || !again.SignedAt.Equal(cp.SignedAt) {
+	if again, err := mustCheckpointer(t, a.pool, a.key, a.bucket).CheckpointNow(ctx); err != nil || !again.SignedAt.Equal(cp.SignedAt) {
 		t.Errorf("second checkpoint of an unchanged head: %v, %v", again.SignedAt, err)
 	}
+	return a
+}
 
-	// The stored object is the signed checkpoint, locked in compliance mode.
-	original := readVersion(t, client, bucket.Name(), objKey, version)
-	if got, err := parseCheckpoint(original); err != nil || !got.Valid(pubOf(key)) || !bytes.Equal(got.HeadHash, cp.HeadHash) {
+// checkLocked checks that the stored object is the signed checkpoint,
+// locked in compliance mode, and that the chain verifies against it; it
+// returns the object.
+func (a *anchoredCheckpoint) checkLocked() []byte {
+	t, ctx := a.t, context.Background()
+	t.Helper()
+	original := readVersion(t, a.client, a.bucket.Name(), a.objKey, a.version)
+	if got, err := parseCheckpoint(original); err != nil || !got.Valid(pubOf(a.key)) || !bytes.Equal(got.HeadHash, a.cp.HeadHash) {
 		t.Fatalf("anchored object: %+v, %v", got, err)
 	}
-	mode, until, err := client.GetObjectRetention(ctx, bucket.Name(), objKey, version)
+	mode, until, err := a.client.GetObjectRetention(ctx, a.bucket.Name(), a.objKey, a.version)
 	if err != nil || mode == nil || *mode != minio.Compliance || until == nil || until.Before(time.Now()) {
 		t.Fatalf("retention = %v until %v (%v), want COMPLIANCE in the future", mode, until, err)
 	}
-	verifyOK(t, pool, pubOf(key), bucket)
+	verifyOK(t, a.pool, pubOf(a.key), a.bucket)
+	return original
+}
 
-	// The version cannot be deleted, not even bypassing governance, and its
-	// retention cannot be shortened.
-	if err := client.RemoveObject(ctx, bucket.Name(), objKey, minio.RemoveObjectOptions{VersionID: version}); err == nil {
+// checkUndeletable: the version cannot be deleted, not even bypassing
+// governance, and its retention cannot be shortened.
+func (a *anchoredCheckpoint) checkUndeletable() {
+	t, ctx, name := a.t, context.Background(), a.bucket.Name()
+	t.Helper()
+	if err := a.client.RemoveObject(ctx, name, a.objKey, minio.RemoveObjectOptions{VersionID: a.version}); err == nil {
 		t.Error("deleting the locked version succeeded")
 	}
-	if err := client.RemoveObject(ctx, bucket.Name(), objKey, minio.RemoveObjectOptions{VersionID: version, GovernanceBypass: true}); err == nil {
+	if err := a.client.RemoveObject(ctx, name, a.objKey, minio.RemoveObjectOptions{VersionID: a.version, GovernanceBypass: true}); err == nil {
 		t.Error("deleting the locked version with governance bypass succeeded")
 	}
 	past := time.Now().Add(-time.Hour)
 	gov := minio.Governance
-	if err := client.PutObjectRetention(ctx, bucket.Name(), objKey, minio.PutObjectRetentionOptions{
-		VersionID: version, Mode: &gov, RetainUntilDate: &past, GovernanceBypass: true,
+	if err := a.client.PutObjectRetention(ctx, name, a.objKey, minio.PutObjectRetentionOptions{
+		VersionID: a.version, Mode: &gov, RetainUntilDate: &past, GovernanceBypass: true,
 	}); err == nil {
 		t.Error("shortening the retention succeeded")
 	}
+}
 
-	// "Overwriting" the key adds a version; a plain delete adds a delete
-	// marker. The original version is still there, byte for byte.
+// overwriteKey "overwrites" the key with a forged checkpoint, which adds a
+// version, and deletes it plainly, which adds a delete marker. The
+// original version is still there, byte for byte.
+func (a *anchoredCheckpoint) overwriteKey(original []byte) {
+	t, ctx, name := a.t, context.Background(), a.bucket.Name()
+	t.Helper()
 	forger := newKey(t)
-	forged := signCheckpoint(forger, cp.Seq, bytes.Repeat([]byte{7}, HashSize), cp.SignedAt)
+	forged := signCheckpoint(forger, a.cp.Seq, bytes.Repeat([]byte{7}, HashSize), a.cp.SignedAt)
 	body, _ := json.Marshal(toJSON(forged))
-	info, err := client.PutObject(ctx, bucket.Name(), objKey, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
+	info, err := a.client.PutObject(ctx, name, a.objKey, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{})
 	if err != nil {
 		t.Fatalf("put over the key: %v", err)
 	}
-	if info.VersionID == version {
+	if info.VersionID == a.version {
 		t.Fatal("put over the key replaced the version")
 	}
-	if err := client.RemoveObject(ctx, bucket.Name(), objKey, minio.RemoveObjectOptions{}); err != nil {
+	if err := a.client.RemoveObject(ctx, name, a.objKey, minio.RemoveObjectOptions{}); err != nil {
 		t.Fatalf("delete marker: %v", err)
 	}
-	if got := readVersion(t, client, bucket.Name(), objKey, version); !bytes.Equal(got, original) {
+	if got := readVersion(t, a.client, name, a.objKey, a.version); !bytes.Equal(got, original) {
 		t.Fatal("the original version changed")
 	}
+}
 
-	// Verify checks the original and reports the attempt; the forged
-	// version does not verify.
-	rep, err := Verify(ctx, pool, pubOf(key), bucket)
+// checkOverwriteFound: Verify checks the original and reports the
+// attempt; the forged version does not verify.
+func (a *anchoredCheckpoint) checkOverwriteFound() {
+	t := a.t
+	t.Helper()
+	rep, err := Verify(context.Background(), a.pool, pubOf(a.key), a.bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,18 +199,21 @@ func TestAuditCheckpointAnchored(t *testing.T) {
 	if rep.BucketVersions != 1 {
 		t.Errorf("signed bucket versions checked = %d, want 1 (the original)", rep.BucketVersions)
 	}
+}
 
-	// The full attack: a database superuser who also holds the signing key
-	// rewrites the chain, replaces the Postgres checkpoints and anchors
-	// fresh checkpoints of the rewritten head. The checkpointer refuses to
-	// sign it (the head anchor in the bucket pins the original #2), so the
-	// attacker signs by hand. Postgres alone is fooled; the locked originals
-	// in the bucket are not.
-	tamper(t, pool,
+// rewriteWithResignedAnchors is the full attack: a database superuser who
+// also holds the signing key rewrites the chain, replaces the Postgres
+// checkpoints and anchors fresh checkpoints of the rewritten head. The
+// checkpointer refuses to sign it (the head anchor in the bucket pins the
+// original #2), so the attacker signs by hand.
+func (a *anchoredCheckpoint) rewriteWithResignedAnchors() {
+	t, ctx := a.t, context.Background()
+	t.Helper()
+	tamper(t, a.pool,
 		`UPDATE audit_events SET outcome = 'denied' WHERE seq = 2`,
 		fmt.Sprintf(rechain, 2),
 		`DELETE FROM audit_checkpoints`)
-	fresh, err := NewCheckpointer(CheckpointerParams{Pool: pool, Key: key, Anchor: bucket})
+	fresh, err := NewCheckpointer(CheckpointerParams{Pool: a.pool, Key: a.key, Anchor: a.bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,20 +221,27 @@ func TestAuditCheckpointAnchored(t *testing.T) {
 		t.Fatalf("checkpointer on a rewritten chain: %v, want a refusal naming #2", err)
 	}
 	var newHead []byte
-	if err := pool.QueryRow(ctx, `SELECT hash FROM audit_chain_head`).Scan(&newHead); err != nil {
+	if err := a.pool.QueryRow(ctx, `SELECT hash FROM audit_chain_head`).Scan(&newHead); err != nil {
 		t.Fatal(err)
 	}
-	resigned := signCheckpoint(key, cp.Seq, newHead, cp.SignedAt)
-	if _, err := pool.Exec(ctx, `INSERT INTO audit_checkpoints (seq, head_hash, signature, key_id, signed_at)
+	resigned := signCheckpoint(a.key, a.cp.Seq, newHead, a.cp.SignedAt)
+	if _, err := a.pool.Exec(ctx, `INSERT INTO audit_checkpoints (seq, head_hash, signature, key_id, signed_at)
 		VALUES ($1, $2, $3, $4, $5)`, resigned.Seq, resigned.HeadHash, resigned.Signature, resigned.KeyID, resigned.SignedAt); err != nil {
 		t.Fatal(err)
 	}
-	body, _ = json.Marshal(toJSON(resigned))
-	if _, err := client.PutObject(ctx, bucket.Name(), objKey, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+	body, _ := json.Marshal(toJSON(resigned))
+	if _, err := a.client.PutObject(ctx, a.bucket.Name(), a.objKey, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	verifyOK(t, pool, pubOf(key)) // Postgres only: no finding
-	rep, err = Verify(ctx, pool, pubOf(key), bucket)
+}
+
+// checkRewriteFound: Postgres alone is fooled by the rewrite; the locked
+// originals in the bucket are not, and the verify command says so.
+func (a *anchoredCheckpoint) checkRewriteFound() {
+	t, ctx := a.t, context.Background()
+	t.Helper()
+	verifyOK(t, a.pool, pubOf(a.key)) // Postgres only: no finding
+	rep, err := Verify(ctx, a.pool, pubOf(a.key), a.bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +252,7 @@ func TestAuditCheckpointAnchored(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := VerifyCommand(ctx, pool, client, bucket.Name(), pubOf(key), &out); !errors.Is(err, ErrTampered) {
+	if err := VerifyCommand(ctx, a.pool, a.client, a.bucket.Name(), pubOf(a.key), &out); !errors.Is(err, ErrTampered) {
 		t.Errorf("VerifyCommand: err = %v, want ErrTampered", err)
 	}
 	t.Logf("audit verify output:\n%s", out.String())

@@ -15,21 +15,13 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/testenv"
 )
 
 func newPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return pool
+	return dbtest.Pool(t, 4)
 }
 
 func TestAppendAndRead(t *testing.T) {

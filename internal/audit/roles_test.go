@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/testenv"
 )
@@ -53,6 +54,50 @@ func withUser(t *testing.T, dbURL, user string) string {
 // privilege is gone, not just refused by the trigger.
 func TestAuditAppRoleCannotModify(t *testing.T) {
 	ctx := context.Background()
+	ownerPool, appPool := ownerAndAppPools(t)
+
+	// Appending works, both ways, and keeps the chain.
+	l := New(appPool)
+	appendN(t, l, 3)
+	err := pgx.BeginFunc(ctx, appPool, func(tx pgx.Tx) error {
+		return AppendTx(ctx, tx, Event{Action: "test.tx", Outcome: Success})
+	})
+	if err != nil {
+		t.Fatalf("AppendTx as app: %v", err)
+	}
+	key := newKey(t)
+	if _, err := mustCheckpointer(t, appPool, key, nil).CheckpointNow(ctx); err != nil {
+		t.Fatalf("checkpoint as app: %v", err)
+	}
+	if rep := verifyOK(t, appPool, pubOf(key)); rep.LastSeq != 4 {
+		t.Fatalf("last seq = %d, want 4", rep.LastSeq)
+	}
+
+	checkAuditChangesDenied(t, appPool)
+
+	// Ordinary DML elsewhere works.
+	for _, stmt := range []string{
+		"INSERT INTO sfu_nodes (id, url) VALUES ('n1', 'https://n1')",
+		"UPDATE sfu_nodes SET load = 1 WHERE id = 'n1'",
+		"DELETE FROM sfu_nodes WHERE id = 'n1'",
+	} {
+		if _, err := appPool.Exec(ctx, stmt); err != nil {
+			t.Errorf("%s as app: %v", stmt, err)
+		}
+	}
+
+	// The owner holds the privileges but the triggers still refuse.
+	if _, err := ownerPool.Exec(ctx, "DELETE FROM audit_events"); err == nil || !strings.Contains(err.Error(), "append-only") {
+		t.Errorf("DELETE as owner: err = %v, want append-only refusal", err)
+	}
+}
+
+// ownerAndAppPools makes fresh owner and app roles with roles.sql (dropped
+// when t ends), migrates a test database as the owner, and returns a pool
+// for each role.
+func ownerAndAppPools(t *testing.T) (ownerPool, appPool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
 	admin := testenv.PostgresAdminURL(t)
 	var b [5]byte
 	_, _ = rand.Read(b[:])
@@ -84,31 +129,20 @@ func TestAuditAppRoleCannotModify(t *testing.T) {
 		t.Fatalf("migrate as owner: %v", err)
 	}
 
-	appPool, err := db.Open(ctx, withUser(t, dbURL, app), 4)
+	appPool, err = db.Open(ctx, withUser(t, dbURL, app), 4)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(appPool.Close)
+	return ownerPool, appPool
+}
 
-	// Appending works, both ways, and keeps the chain.
-	l := New(appPool)
-	appendN(t, l, 3)
-	err = pgx.BeginFunc(ctx, appPool, func(tx pgx.Tx) error {
-		return AppendTx(ctx, tx, Event{Action: "test.tx", Outcome: Success})
-	})
-	if err != nil {
-		t.Fatalf("AppendTx as app: %v", err)
-	}
-	key := newKey(t)
-	if _, err := mustCheckpointer(t, appPool, key, nil).CheckpointNow(ctx); err != nil {
-		t.Fatalf("checkpoint as app: %v", err)
-	}
-	if rep := verifyOK(t, appPool, pubOf(key)); rep.LastSeq != 4 {
-		t.Fatalf("last seq = %d, want 4", rep.LastSeq)
-	}
-
-	// Changing audit rows is refused by privilege (SQLSTATE 42501
-	// "permission denied"), before any trigger runs.
+// checkAuditChangesDenied: changing audit rows as the app is refused by
+// privilege (SQLSTATE 42501 "permission denied"), before any trigger runs,
+// and the app holds no UPDATE/DELETE/TRUNCATE on audit_events.
+func checkAuditChangesDenied(t *testing.T, appPool *pgxpool.Pool) {
+	t.Helper()
+	ctx := context.Background()
 	for _, stmt := range []string{
 		"UPDATE audit_events SET outcome = 'failure'",
 		"DELETE FROM audit_events",
@@ -134,21 +168,5 @@ func TestAuditAppRoleCannotModify(t *testing.T) {
 	if err := appPool.QueryRow(ctx, `SELECT has_table_privilege('audit_events', 'UPDATE')
 		OR has_table_privilege('audit_events', 'DELETE') OR has_table_privilege('audit_events', 'TRUNCATE')`).Scan(&priv); err != nil || priv {
 		t.Errorf("app role holds UPDATE/DELETE/TRUNCATE on audit_events (%v)", err)
-	}
-
-	// Ordinary DML elsewhere works.
-	for _, stmt := range []string{
-		"INSERT INTO sfu_nodes (id, url) VALUES ('n1', 'https://n1')",
-		"UPDATE sfu_nodes SET load = 1 WHERE id = 'n1'",
-		"DELETE FROM sfu_nodes WHERE id = 'n1'",
-	} {
-		if _, err := appPool.Exec(ctx, stmt); err != nil {
-			t.Errorf("%s as app: %v", stmt, err)
-		}
-	}
-
-	// The owner holds the privileges but the triggers still refuse.
-	if _, err := ownerPool.Exec(ctx, "DELETE FROM audit_events"); err == nil || !strings.Contains(err.Error(), "append-only") {
-		t.Errorf("DELETE as owner: err = %v, want append-only refusal", err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/minio/minio-go/v7"
 	"github.com/openvisit/openvisit/internal/audit/anchor"
 )
 
@@ -24,66 +25,104 @@ import (
 // names the rewritten rows from those anchors, and the checkpointer refuses
 // to sign the forged head.
 func TestAuditTailRewriteDetected(t *testing.T) {
-	ctx := context.Background()
-	pool := newPool(t)
-	client, bucket := anchorBucket(t)
-	key := newKey(t)
-	pub := pubOf(key)
-	l := New(pool)
-	appendN(t, l, 10)
-
-	var mu sync.Mutex
-	var failures []error
-	c, err := NewCheckpointer(CheckpointerParams{Pool: pool, Key: key, Anchor: bucket,
-		Interval: time.Hour, HeadInterval: time.Second,
-		OnFailure: func(err error) { mu.Lock(); failures = append(failures, err); mu.Unlock() }})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// The checkpointer runs as under `serve`: it signs a checkpoint of #10
-	// at once (the next is an hour away). Entries #11–#15 are written after
-	// it, in two bursts.
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { c.Run(rctx); close(done) }()
-	for deadline := time.Now().Add(60 * time.Second); countCheckpoints(t, pool) == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no checkpoint of #10 within 60 s")
-		}
-	}
-	appendN(t, l, 2)
-	first := waitHead(t, bucket, pub, 12)
-	appendN(t, l, 3)
-	second := waitHead(t, bucket, pub, 15)
-	for _, h := range []HeadAnchor{first, second} {
-		t.Logf("head anchor #%d (entries #%d..#%d) signed %v after its last entry was written",
-			h.Seq, h.FromSeq, h.Seq, h.SignedAt.Sub(entryTime(t, pool, h.Seq)).Round(time.Millisecond))
-	}
-	// Idle: no writes, no new anchor.
-	before := len(heads(t, bucket, pub))
-	time.Sleep(3 * time.Second)
-	if after := len(heads(t, bucket, pub)); after != before {
-		t.Errorf("head anchors while idle: %d, then %d", before, after)
-	}
-	cancel()
-	<-done
-	verifyOK(t, pool, pub, bucket)
+	r := newTailRun(t)
+	r.anchorHeadsWhileWriting()
 
 	// The superuser lifts the append-only triggers, rewrites #12 and #14,
 	// recomputes every hash from #12 with the database's own function and
 	// moves the chain head.
-	superuser(t, pool,
+	superuser(t, r.pool,
 		`ALTER TABLE audit_events DISABLE TRIGGER USER`,
 		`UPDATE audit_events SET outcome = 'denied' WHERE seq = 12`,
 		`UPDATE audit_events SET actor_id = 'u-forged', reason = 'covered up' WHERE seq = 14`,
 		fmt.Sprintf(rechain, 12),
 		`ALTER TABLE audit_events ENABLE TRIGGER USER`)
 
-	// Postgres alone cannot tell: the chain is consistent and matches the
-	// signed checkpoint at #10. The head anchors name the rows.
-	verifyOK(t, pool, pub)
-	rep, err := Verify(ctx, pool, pub, bucket)
+	r.checkVerifyNamesRows()
+	r.checkCheckpointerRefuses()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.failures) != 1 || !errors.Is(r.failures[0], ErrTampered) {
+		t.Errorf("OnFailure got %v, want the refusal once", r.failures)
+	}
+}
+
+// tailRun is a chain of ten entries, an Object Lock bucket, and a
+// checkpointer that anchors the head every second and records its
+// failures.
+type tailRun struct {
+	t        *testing.T
+	pool     *pgxpool.Pool
+	client   *minio.Client
+	bucket   *anchor.Bucket
+	key      ed25519.PrivateKey
+	pub      ed25519.PublicKey
+	l        *Log
+	c        *Checkpointer
+	mu       sync.Mutex
+	failures []error // what OnFailure reported
+}
+
+func newTailRun(t *testing.T) *tailRun {
+	t.Helper()
+	r := &tailRun{t: t, pool: newPool(t)}
+	r.client, r.bucket = anchorBucket(t)
+	r.key = newKey(t)
+	r.pub = pubOf(r.key)
+	r.l = New(r.pool)
+	appendN(t, r.l, 10)
+	c, err := NewCheckpointer(CheckpointerParams{Pool: r.pool, Key: r.key, Anchor: r.bucket,
+		Interval: time.Hour, HeadInterval: time.Second,
+		OnFailure: func(err error) { r.mu.Lock(); r.failures = append(r.failures, err); r.mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.c = c
+	return r
+}
+
+// anchorHeadsWhileWriting runs the checkpointer as under `serve`: it signs
+// a checkpoint of #10 at once (the next is an hour away). Entries #11–#15
+// are written after it, in two bursts, and each burst's head is anchored;
+// while idle nothing new is anchored. The chain then verifies.
+func (r *tailRun) anchorHeadsWhileWriting() {
+	t, pool, pub := r.t, r.pool, r.pub
+	t.Helper()
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.c.Run(rctx); close(done) }()
+	for deadline := time.Now().Add(60 * time.Second); countCheckpoints(t, pool) == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint of #10 within 60 s")
+		}
+	}
+	appendN(t, r.l, 2)
+	first := waitHead(t, r.bucket, pub, 12)
+	appendN(t, r.l, 3)
+	second := waitHead(t, r.bucket, pub, 15)
+	for _, h := range []HeadAnchor{first, second} {
+		t.Logf("head anchor #%d (entries #%d..#%d) signed %v after its last entry was written",
+			h.Seq, h.FromSeq, h.Seq, h.SignedAt.Sub(entryTime(t, pool, h.Seq)).Round(time.Millisecond))
+	}
+	// Idle: no writes, no new anchor.
+	before := len(heads(t, r.bucket, pub))
+	time.Sleep(3 * time.Second)
+	if after := len(heads(t, r.bucket, pub)); after != before {
+		t.Errorf("head anchors while idle: %d, then %d", before, after)
+	}
+	cancel()
+	<-done
+	verifyOK(t, pool, pub, r.bucket)
+}
+
+// checkVerifyNamesRows: Postgres alone cannot tell (the chain is
+// consistent and matches the signed checkpoint at #10); the head anchors
+// name the rows, in Verify and in the verify command's output.
+func (r *tailRun) checkVerifyNamesRows() {
+	t, ctx := r.t, context.Background()
+	t.Helper()
+	verifyOK(t, r.pool, r.pub)
+	rep, err := Verify(ctx, r.pool, r.pub, r.bucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +130,7 @@ func TestAuditTailRewriteDetected(t *testing.T) {
 		t.Errorf("findings = %v, want %v\n%v", got, want, rep.Findings)
 	}
 	var out bytes.Buffer
-	if err := VerifyCommand(ctx, pool, client, bucket.Name(), pub, &out); !errors.Is(err, ErrTampered) {
+	if err := VerifyCommand(ctx, r.pool, r.client, r.bucket.Name(), r.pub, &out); !errors.Is(err, ErrTampered) {
 		t.Errorf("audit verify: %v, want ErrTampered", err)
 	}
 	for _, want := range []string{"#12 ", "#14 ", "rewritten"} {
@@ -100,18 +139,23 @@ func TestAuditTailRewriteDetected(t *testing.T) {
 		}
 	}
 	t.Logf("audit verify:\n%s", out.String())
+}
 
-	// The checkpointer refuses to sign the forged head: the running one
-	// (which checked #15 itself) and a new one (a restart), which names the
-	// rewritten rows from the bucket's anchors. Nothing new is signed.
-	checkpointsBefore, headsBefore := countCheckpoints(t, pool), len(heads(t, bucket, pub))
-	if _, err := c.CheckpointNow(ctx); !errors.Is(err, ErrTampered) {
+// checkCheckpointerRefuses: the checkpointer refuses to sign the forged
+// head, both the running one (which checked #15 itself) and a new one (a
+// restart), which names the rewritten rows from the bucket's anchors.
+// Nothing new is signed.
+func (r *tailRun) checkCheckpointerRefuses() {
+	t, ctx := r.t, context.Background()
+	t.Helper()
+	checkpointsBefore, headsBefore := countCheckpoints(t, r.pool), len(heads(t, r.bucket, r.pub))
+	if _, err := r.c.CheckpointNow(ctx); !errors.Is(err, ErrTampered) {
 		t.Errorf("running checkpointer signed the forged head: %v", err)
 	}
-	if _, err := c.AnchorHead(ctx); !errors.Is(err, ErrTampered) {
+	if _, err := r.c.AnchorHead(ctx); !errors.Is(err, ErrTampered) {
 		t.Errorf("running checkpointer anchored the forged head: %v", err)
 	}
-	restarted, err := NewCheckpointer(CheckpointerParams{Pool: pool, Key: key, Anchor: bucket})
+	restarted, err := NewCheckpointer(CheckpointerParams{Pool: r.pool, Key: r.key, Anchor: r.bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,13 +163,8 @@ func TestAuditTailRewriteDetected(t *testing.T) {
 	if !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "#12, #14 ") {
 		t.Errorf("restarted checkpointer: %v, want a refusal naming #12 and #14", err)
 	}
-	if n, m := countCheckpoints(t, pool), len(heads(t, bucket, pub)); n != checkpointsBefore || m != headsBefore {
+	if n, m := countCheckpoints(t, r.pool), len(heads(t, r.bucket, r.pub)); n != checkpointsBefore || m != headsBefore {
 		t.Errorf("after refusals: %d checkpoints, %d head anchors; want %d and %d", n, m, checkpointsBefore, headsBefore)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(failures) != 1 || !errors.Is(failures[0], ErrTampered) {
-		t.Errorf("OnFailure got %v, want the refusal once", failures)
 	}
 }
 

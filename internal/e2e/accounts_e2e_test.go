@@ -131,7 +131,6 @@ func createUser(t *testing.T, pool *pgxpool.Pool, email, name, role string) (sto
 // disable ends every session and SFU participant at once.
 func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	srv := StartServer(t, nil)
-	ctx := t.Context()
 	start := time.Now()
 
 	// The first admin, as `openvisit user create` makes one.
@@ -146,39 +145,73 @@ func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	admin.SetViewport(t, 360, 740)
 	provider.SetViewport(t, 360, 740)
 
-	// The admin enrols and signs in. A wrong password first: the page says
-	// why, and stays usable.
-	codes := enrol(t, admin, signaling.SetupURL(srv.URL, secret), adminPassword, "setup-360.png")
-	screenshot(t, admin, "signin-360.png")
-	admin.Fill(t, "#email", adminEmail)
-	admin.Fill(t, "#password", "not the password at all")
-	admin.Fill(t, "#code", "123456")
-	admin.Click(t, "#submit")
-	admin.WaitFor(t, ctx, `!document.getElementById('error').hidden && document.getElementById('error').textContent.includes('Sign-in failed')`, pageTimeout)
-	signIn(t, admin, adminEmail, adminPassword, codes[0], "/admin")
-	if n := Eval[int](t, admin, `document.querySelectorAll('#users-body tr').length`); n != 1 {
-		t.Errorf("admin: %d users listed, want 1", n)
-	}
+	codes := adminEnrolsAndSignsIn(t, admin, signaling.SetupURL(srv.URL, secret), adminEmail, adminPassword)
 	t.Logf("admin signed in after %v", time.Since(start).Round(time.Millisecond))
 
-	// The admin invites a provider and gets the one-time link from the page.
+	// The admin invites a provider, who enrols and signs in.
 	const provEmail, provPassword = "pat.provider@clinic.test", "tangerine ferry 42 pillow gust"
-	admin.Fill(t, "#invite-email", provEmail)
-	admin.Fill(t, "#invite-name", "Pat Provider")
-	admin.Click(t, "#invite-submit")
-	admin.WaitFor(t, ctx, fmt.Sprintf(`document.getElementById('setup-link').value.startsWith(%q)
-    && document.querySelector('tr[data-email=%q]') !== null`, srv.URL+"/setup#token=", provEmail), pageTimeout)
-	provLink := Eval[string](t, admin, `document.getElementById('setup-link').value`)
-	screenshot(t, admin, "admin-360.png")
-
-	// The provider enrols, signs in and starts a visit.
+	provLink := inviteProvider(t, srv, admin, provEmail)
 	provCodes := enrol(t, provider, provLink, provPassword, "")
 	signIn(t, provider, provEmail, provPassword, provCodes[0], "/provider")
 	screenshot(t, provider, "provider-360.png")
 
-	// Emergency access to a visit that is not theirs (the demo visit): the
-	// provider asks with a reason, the admin sees the grant and its alert,
-	// reviews one and acknowledges the other.
+	breakGlassReviewed(t, pool, admin, provider)
+	providerStartsVisit(t, provider)
+	t.Logf("provider connected after %v", time.Since(start).Round(time.Millisecond))
+
+	disableProvider(t, admin, provEmail)
+	checkProviderRemoved(t, provider)
+	t.Logf("provider removed after %v", time.Since(start).Round(time.Millisecond))
+
+	// Nothing secret reached the server log.
+	logs := srv.Logs()
+	for name, s := range map[string]string{"admin setup secret": secret, "provider setup link": provLink[strings.Index(provLink, "#token=")+7:],
+		"admin recovery code": codes[0], "provider recovery code": provCodes[0]} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the server log holds the %s", name)
+		}
+	}
+}
+
+// adminEnrolsAndSignsIn: the admin enrols from the setup link and signs
+// in, after a wrong password first (the page says why, and stays usable);
+// the admin page lists one user. It returns the recovery codes.
+func adminEnrolsAndSignsIn(t *testing.T, admin *Browser, link, email, password string) []string {
+	t.Helper()
+	codes := enrol(t, admin, link, password, "setup-360.png")
+	screenshot(t, admin, "signin-360.png")
+	admin.Fill(t, "#email", email)
+	admin.Fill(t, "#password", "not the password at all")
+	admin.Fill(t, "#code", "123456")
+	admin.Click(t, "#submit")
+	admin.WaitFor(t, t.Context(), `!document.getElementById('error').hidden && document.getElementById('error').textContent.includes('Sign-in failed')`, pageTimeout)
+	signIn(t, admin, email, password, codes[0], "/admin")
+	if n := Eval[int](t, admin, `document.querySelectorAll('#users-body tr').length`); n != 1 {
+		t.Errorf("admin: %d users listed, want 1", n)
+	}
+	return codes
+}
+
+// inviteProvider: the admin invites a provider and gets the one-time link
+// from the page, which it returns.
+func inviteProvider(t *testing.T, srv *Server, admin *Browser, email string) string {
+	t.Helper()
+	admin.Fill(t, "#invite-email", email)
+	admin.Fill(t, "#invite-name", "Pat Provider")
+	admin.Click(t, "#invite-submit")
+	admin.WaitFor(t, t.Context(), fmt.Sprintf(`document.getElementById('setup-link').value.startsWith(%q)
+    && document.querySelector('tr[data-email=%q]') !== null`, srv.URL+"/setup#token=", email), pageTimeout)
+	link := Eval[string](t, admin, `document.getElementById('setup-link').value`)
+	screenshot(t, admin, "admin-360.png")
+	return link
+}
+
+// breakGlassReviewed: emergency access to a visit that is not the
+// provider's (the demo visit). The provider asks with a reason, the admin
+// sees the grant and its alert, reviews one and acknowledges the other.
+func breakGlassReviewed(t *testing.T, pool *pgxpool.Pool, admin, provider *Browser) {
+	t.Helper()
+	ctx := t.Context()
 	var otherVisit string
 	if err := pool.QueryRow(ctx, `SELECT id::text FROM visits ORDER BY created_at LIMIT 1`).Scan(&otherVisit); err != nil {
 		t.Fatalf("demo visit: %v", err)
@@ -204,9 +237,14 @@ func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	admin.WaitFor(t, ctx, `document.querySelector('#grants li.done') !== null && document.querySelectorAll('#grants li button').length === 0`, pageTimeout)
 	admin.Click(t, "#alerts li button")
 	admin.WaitFor(t, ctx, `document.querySelector('#alerts li.done') !== null && document.querySelectorAll('#alerts li button').length === 0`, pageTimeout)
+}
 
+// providerStartsVisit: the provider starts a visit and is alone on the
+// call page.
+func providerStartsVisit(t *testing.T, provider *Browser) {
+	t.Helper()
 	provider.Click(t, "#start-visit")
-	provider.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
+	provider.WaitFor(t, t.Context(), `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
 	if q := Eval[string](t, provider, `location.search`); !strings.HasPrefix(q, "?visit=") {
 		t.Errorf("provider: call page address %q, want ?visit=…", q)
 	}
@@ -216,11 +254,14 @@ func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	if n := Eval[int](t, provider, `document.querySelectorAll('[data-participant]').length`); n != 0 {
 		t.Errorf("provider: %d remote tiles, want 0 (alone in the visit)", n)
 	}
-	t.Logf("provider connected after %v", time.Since(start).Round(time.Millisecond))
+}
 
-	// The admin refreshes the list (the provider has enrolled since) and
-	// disables the provider, after confirming.
-	row := fmt.Sprintf(`tr[data-email=%q]`, provEmail)
+// disableProvider: the admin refreshes the list (the provider has enrolled
+// since) and disables the provider, after confirming.
+func disableProvider(t *testing.T, admin *Browser, email string) {
+	t.Helper()
+	ctx := t.Context()
+	row := fmt.Sprintf(`tr[data-email=%q]`, email)
 	admin.Click(t, "#users-refresh")
 	admin.WaitFor(t, ctx, fmt.Sprintf(`document.querySelector('%s').textContent.includes('Active')`, row), pageTimeout)
 	admin.Click(t, row+` [data-action="disable"]`)
@@ -228,10 +269,13 @@ func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	admin.Click(t, "#confirm-ok")
 	admin.WaitFor(t, ctx, fmt.Sprintf(`document.querySelector('%s [data-action="enable"]') !== null
     && document.querySelector('%s').textContent.includes('Disabled')`, row, row), pageTimeout)
+}
 
-	// The provider's call ends at once, removed by the server, and their
-	// session is gone.
-	provider.WaitFor(t, ctx, `window.openvisit.closed !== null && !document.getElementById('ended').hidden`, pageTimeout)
+// checkProviderRemoved: the provider's call ends at once, removed by the
+// server, and their session is gone.
+func checkProviderRemoved(t *testing.T, provider *Browser) {
+	t.Helper()
+	provider.WaitFor(t, t.Context(), `window.openvisit.closed !== null && !document.getElementById('ended').hidden`, pageTimeout)
 	if c := Eval[int](t, provider, `window.openvisit.closed.code`); c != 4010 {
 		t.Errorf("provider: socket closed with %d, want 4010", c)
 	}
@@ -243,16 +287,6 @@ func TestE2ESignInEnrolAndAdmin(t *testing.T) {
 	}
 	if s := Eval[int](t, provider, `fetch('/api/v1/auth/session').then((r) => r.status)`); s != 401 {
 		t.Errorf("provider: session answers %d after the disable, want 401", s)
-	}
-	t.Logf("provider removed after %v", time.Since(start).Round(time.Millisecond))
-
-	// Nothing secret reached the server log.
-	logs := srv.Logs()
-	for name, s := range map[string]string{"admin setup secret": secret, "provider setup link": provLink[strings.Index(provLink, "#token=")+7:],
-		"admin recovery code": codes[0], "provider recovery code": provCodes[0]} {
-		if strings.Contains(logs, s) {
-			t.Errorf("the server log holds the %s", name)
-		}
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/signaling"
@@ -52,17 +54,45 @@ func fetchLink(t *testing.T, b *Browser, selector string) download {
 // downloads the notification list.
 func TestE2EAuditAndBreachPages(t *testing.T) {
 	srv := StartServer(t, nil)
-	ctx := t.Context()
 	pool := openPool(t, srv)
 
 	const adminEmail, adminPassword = "ada.admin@clinic.test", "quartz lantern meadow 7 oboe"
 	_, secret := createUser(t, pool, adminEmail, "Ada Admin", store.RoleAdmin)
 	const provEmail = "pat.provider@clinic.test"
 	prov, _ := createUser(t, pool, provEmail, "Pat Provider", store.RoleProvider)
+	olive := seedProviderActivity(t, pool, prov)
 
-	// What the provider did: created and viewed an Oregon patient's chart,
-	// and viewed two Californians, a New Yorker and 501 Texans (over the
-	// media-notice threshold for Texas).
+	b := NewBrowser(t, WithName("admin"), WithFlag("hide-scrollbars", true))
+	b.SetViewport(t, 360, 740)
+	codes := enrol(t, b, signaling.SetupURL(srv.URL, secret), adminPassword, "")
+	signIn(t, b, adminEmail, adminPassword, codes[0], "/admin")
+
+	checkAuditSearchAndExport(t, b, adminEmail)
+	checkAuditLoadOlder(t, b)
+	checkPatientAccessReport(t, b, olive, provEmail)
+	checkUnknownPatientReport(t, b)
+	checkIncidentDeadlines(t, b)
+	checkBreachScope(t, b, prov)
+	checkNotificationList(t, b)
+
+	b.SetViewport(t, 1280, 800)
+	screenshot(t, b, "incidents-1280.png")
+}
+
+// auditRows is the JavaScript list of the audit page's result rows.
+const auditRows = `[...document.querySelectorAll('#results-body tr')]`
+
+// pageError is the JavaScript for the page's error message, or the empty string when
+// none shows.
+const pageError = `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`
+
+// seedProviderActivity records what the provider did: created and viewed an
+// Oregon patient's chart, and viewed two Californians, a New Yorker and 501
+// Texans (over the media-notice threshold for Texas). It returns the Oregon
+// patient.
+func seedProviderActivity(t *testing.T, pool *pgxpool.Pool, prov store.User) store.Patient {
+	t.Helper()
+	ctx := t.Context()
 	log := audit.New(pool)
 	newPatient := func(name, state string) store.Patient {
 		t.Helper()
@@ -94,25 +124,26 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 		SELECT $1, 'provider', 'patient.view', id::text, 'success' FROM patients WHERE state = 'TX'`, string(prov.ID)); err != nil {
 		t.Fatal(err)
 	}
+	return olive
+}
 
-	b := NewBrowser(t, WithName("admin"), WithFlag("hide-scrollbars", true))
-	b.SetViewport(t, 360, 740)
-	codes := enrol(t, b, signaling.SetupURL(srv.URL, secret), adminPassword, "")
-	signIn(t, b, adminEmail, adminPassword, codes[0], "/admin")
-
-	// The audit trail, from the admin page's navigation.
+// checkAuditSearchAndExport opens the audit trail from the admin page's
+// navigation, filters by action to find the admin's own sign-in and nothing
+// else, and exports the filtered entries as CSV.
+func checkAuditSearchAndExport(t *testing.T, b *Browser, adminEmail string) {
+	t.Helper()
+	ctx := t.Context()
 	b.Click(t, `nav.pages a[href="/audit"]`)
 	b.WaitFor(t, ctx, `location.pathname === '/audit' && document.body.dataset.loaded === 'true'`, pageTimeout)
-	if e := Eval[string](t, b, `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`); e != "" {
+	if e := Eval[string](t, b, pageError); e != "" {
 		t.Fatalf("audit page: %s", e)
 	}
 
 	// Filter by action: the admin's own sign-in is there, and nothing else.
 	b.Fill(t, "#f-action", "auth.login")
 	b.Click(t, "#search-submit")
-	rows := `[...document.querySelectorAll('#results-body tr')]`
-	b.WaitFor(t, ctx, rows+`.length > 0 && `+rows+`.every((r) => r.dataset.action === 'auth.login')`, pageTimeout)
-	if !Eval[bool](t, b, fmt.Sprintf(`%s.some((r) => r.textContent.includes(%q) && r.textContent.includes('success'))`, rows, adminEmail)) {
+	b.WaitFor(t, ctx, auditRows+`.length > 0 && `+auditRows+`.every((r) => r.dataset.action === 'auth.login')`, pageTimeout)
+	if !Eval[bool](t, b, fmt.Sprintf(`%s.some((r) => r.textContent.includes(%q) && r.textContent.includes('success'))`, auditRows, adminEmail)) {
 		t.Errorf("audit: no successful auth.login by %s in the results: %s", adminEmail, Eval[string](t, b, `document.getElementById('results-body').textContent`))
 	}
 	if s := Eval[string](t, b, `document.getElementById('results-status').textContent`); !strings.Contains(s, "shown") {
@@ -130,22 +161,31 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 		t.Error("audit export: holds entries the filter excludes")
 	}
 	screenshot(t, b, "audit-360.png")
+}
 
-	// Without filters there are more than a page: "Load older" continues
-	// below the oldest entry shown.
+// checkAuditLoadOlder clears the filters: there are more entries than a
+// page, and "Load older" continues below the oldest entry shown.
+func checkAuditLoadOlder(t *testing.T, b *Browser) {
+	t.Helper()
+	ctx := t.Context()
 	b.Click(t, "#search-clear")
 	b.Click(t, "#search-submit")
-	b.WaitFor(t, ctx, rows+`.length === 50 && !document.getElementById('more').hidden`, pageTimeout)
+	b.WaitFor(t, ctx, auditRows+`.length === 50 && !document.getElementById('more').hidden`, pageTimeout)
 	b.Click(t, "#more")
-	b.WaitFor(t, ctx, rows+`.length === 100`, pageTimeout)
-	if seqs := Eval[[]int](t, b, rows+`.map((r) => Number(r.dataset.seq))`); !sortedDesc(seqs) {
+	b.WaitFor(t, ctx, auditRows+`.length === 100`, pageTimeout)
+	if seqs := Eval[[]int](t, b, auditRows+`.map((r) => Number(r.dataset.seq))`); !sortedDesc(seqs) {
 		t.Errorf("audit: older entries out of order: %v", seqs)
 	}
 	if id := Eval[string](t, b, `document.activeElement ? document.activeElement.dataset.seq || '' : ''`); id == "" {
 		t.Error("audit: after Load older the focus is not on the first older entry")
 	}
+}
 
-	// The patient's access report, from a search result's patient link.
+// checkPatientAccessReport opens the patient's access report from a search
+// result's patient link and checks who accessed the chart and how.
+func checkPatientAccessReport(t *testing.T, b *Browser, olive store.Patient, provEmail string) {
+	t.Helper()
+	ctx := t.Context()
 	b.Fill(t, "#f-action", "patient.view")
 	b.Fill(t, "#f-patient", olive.ID)
 	b.Click(t, "#search-submit")
@@ -170,33 +210,43 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	b.SetViewport(t, 1280, 800)
 	screenshot(t, b, "audit-1280.png")
 	b.SetViewport(t, 360, 740)
+}
 
-	// An unknown patient: a clear message.
+// checkUnknownPatientReport asks for the report of an unknown patient: a
+// clear message.
+func checkUnknownPatientReport(t *testing.T, b *Browser) {
+	t.Helper()
 	b.Fill(t, "#r-patient", "00000000-0000-4000-8000-000000000000")
 	b.Click(t, "#report-submit")
-	b.WaitFor(t, ctx, `!document.getElementById('error').hidden`, pageTimeout)
+	b.WaitFor(t, t.Context(), `!document.getElementById('error').hidden`, pageTimeout)
 	if e := Eval[string](t, b, `document.getElementById('error').textContent`); !strings.Contains(e, "no patient") {
 		t.Errorf("report of an unknown patient: %q", e)
 	}
+}
 
-	// Incidents: one discovered 55 days ago (5 days left, highlighted), one
-	// yesterday (59 days left).
-	b.Click(t, `nav.pages a[href="/incidents"]`)
-	b.WaitFor(t, ctx, `location.pathname === '/incidents' && document.body.dataset.loaded === 'true'`, pageTimeout)
-	create := func(title string, ago time.Duration) {
-		t.Helper()
-		n := Eval[int](t, b, `document.querySelectorAll('#incidents li').length`)
-		b.Fill(t, "#c-title", title)
-		b.Fill(t, "#c-description", "Found during a routine access review.")
-		setLocalTime(t, b, "#c-discovered", -ago)
-		b.Click(t, "#create-submit")
-		b.WaitFor(t, ctx, fmt.Sprintf(`document.querySelectorAll('#incidents li').length === %d || !document.getElementById('error').hidden`, n+1), pageTimeout)
-		if e := Eval[string](t, b, `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`); e != "" {
-			t.Fatalf("create incident %q: %s", title, e)
-		}
+// createIncident records an incident discovered ago before now through the
+// incidents page's form.
+func createIncident(t *testing.T, b *Browser, title string, ago time.Duration) {
+	t.Helper()
+	n := Eval[int](t, b, `document.querySelectorAll('#incidents li').length`)
+	b.Fill(t, "#c-title", title)
+	b.Fill(t, "#c-description", "Found during a routine access review.")
+	setLocalTime(t, b, "#c-discovered", -ago)
+	b.Click(t, "#create-submit")
+	b.WaitFor(t, t.Context(), fmt.Sprintf(`document.querySelectorAll('#incidents li').length === %d || !document.getElementById('error').hidden`, n+1), pageTimeout)
+	if e := Eval[string](t, b, pageError); e != "" {
+		t.Fatalf("create incident %q: %s", title, e)
 	}
-	create("Lost laptop", 55*24*time.Hour)
-	create("Shared provider password", 24*time.Hour)
+}
+
+// checkIncidentDeadlines records two incidents: one discovered 55 days ago
+// (5 days left, highlighted), one yesterday (59 days left).
+func checkIncidentDeadlines(t *testing.T, b *Browser) {
+	t.Helper()
+	b.Click(t, `nav.pages a[href="/incidents"]`)
+	b.WaitFor(t, t.Context(), `location.pathname === '/incidents' && document.body.dataset.loaded === 'true'`, pageTimeout)
+	createIncident(t, b, "Lost laptop", 55*24*time.Hour)
+	createIncident(t, b, "Shared provider password", 24*time.Hour)
 	soon := Eval[[]string](t, b, `[...document.querySelectorAll('#incidents li')].filter((li) => li.querySelector('.deadline-soon')).map((li) => li.textContent)`)
 	if len(soon) != 1 || !strings.Contains(soon[0], "Lost laptop") || !strings.Contains(soon[0], "5 days left") {
 		t.Errorf("incidents highlighted as due soon: %q, want Lost laptop with 5 days left", soon)
@@ -207,14 +257,19 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	if sel := Eval[string](t, b, `document.getElementById('s-incident').selectedOptions[0].textContent`); !strings.Contains(sel, "Shared provider password") {
 		t.Errorf("scope form: incident %q selected, want the new one", sel)
 	}
+}
 
-	// The scope of the shared password: everything the provider touched in
-	// the last hour.
+// checkBreachScope scopes the shared password: everything the provider
+// touched in the last hour, counted by state with the notices they call
+// for, and the patient list paged client-side.
+func checkBreachScope(t *testing.T, b *Browser, prov store.User) {
+	t.Helper()
+	ctx := t.Context()
 	b.Fill(t, "#s-actor", string(prov.ID))
 	setLocalTime(t, b, "#s-from", -time.Hour)
 	b.Click(t, "#scope-submit")
 	b.WaitFor(t, ctx, `!document.getElementById('scope-result').hidden || !document.getElementById('error').hidden`, pageTimeout)
-	if e := Eval[string](t, b, `document.getElementById('error').hidden ? '' : document.getElementById('error').textContent`); e != "" {
+	if e := Eval[string](t, b, pageError); e != "" {
 		t.Fatalf("scope: %s", e)
 	}
 	counts := Eval[map[string]string](t, b, `Object.fromEntries([...document.querySelectorAll('#by-state-body tr')].map((r) => [r.dataset.state, r.dataset.count]))`)
@@ -243,8 +298,12 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	b.Click(t, "#patients-pager .pager-next")
 	b.WaitFor(t, ctx, `document.querySelector('#patients-pager .pager-info').textContent.includes('26–50 of 505')`, pageTimeout)
 	screenshot(t, b, "incidents-360.png")
+}
 
-	// The notification list downloads as CSV.
+// checkNotificationList downloads the notification list as CSV: a header
+// and one line per patient in scope.
+func checkNotificationList(t *testing.T, b *Browser) {
+	t.Helper()
 	list := fetchLink(t, b, "#scope-csv")
 	if list.Status != 200 || !strings.HasPrefix(list.Type, "text/csv") {
 		t.Fatalf("notification list: %d %s %.200q", list.Status, list.Type, list.Body)
@@ -252,9 +311,6 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	if lines := strings.Count(strings.TrimSpace(list.Body), "\n") + 1; lines != 506 || !strings.HasPrefix(list.Body, "patient_id,name") || !strings.Contains(list.Body, "Olive Oregon") {
 		t.Errorf("notification list: %d lines, want a header and 505 patients: %.200q", lines, list.Body)
 	}
-
-	b.SetViewport(t, 1280, 800)
-	screenshot(t, b, "incidents-1280.png")
 }
 
 // sortedDesc reports whether s is strictly decreasing.

@@ -53,49 +53,23 @@ const inboundSummary = `(async () => {
 func TestE2ETwoBrowsersCall(t *testing.T) {
 	srv := StartServer(t, nil)
 	links := srv.DemoLinks(t)
-	ctx := t.Context()
 
 	provider := NewBrowser(t, WithName("provider"))
 	patient := NewBrowser(t, WithName("patient"))
 	// The patient is on a small phone: the layout must hold at 360 px.
 	patient.SetViewport(t, 360, 740)
-	browsers := []*Browser{provider, patient}
+	call := callPair{provider: provider, patient: patient}
 
 	start := time.Now()
 	provider.Navigate(t, links[0])
 	patient.Navigate(t, links[1])
-
-	wait := func(b *Browser, what, pred string) {
-		t.Helper()
-		if err := b.Poll(ctx, pred, callTimeout); err != nil {
-			for _, x := range browsers {
-				x.Dump(t, "media", inboundSummary)
-			}
-			t.Fatalf("%s: %s: %v", b.Name, what, err)
-		}
-	}
-
-	for _, b := range browsers {
-		wait(b, "connect", `document.body.dataset.state === 'connected'`)
-		if h := Eval[string](t, b, `location.hash`); h != "" {
-			t.Errorf("%s: the one-time code stays in the address bar (%d chars of fragment)", b.Name, len(h))
-		}
-	}
-	t.Logf("both connected after %v", time.Since(start).Round(time.Millisecond))
-
-	ids := map[*Browser]string{}
-	for _, b := range browsers {
-		ids[b] = Eval[string](t, b, `window.openvisit.self`)
-	}
-	if ids[provider] == ids[patient] || ids[provider] == "" {
-		t.Fatalf("participant ids %q and %q: want two distinct ids", ids[provider], ids[patient])
-	}
+	ids := call.connectDemo(t, start)
 
 	// Each decodes the other's video and plays the other's audio.
-	wait(provider, "media from the patient", mediaFrom(ids[patient]))
-	wait(patient, "media from the provider", mediaFrom(ids[provider]))
+	call.wait(t, provider, "media from the patient", mediaFrom(ids[patient]))
+	call.wait(t, patient, "media from the provider", mediaFrom(ids[provider]))
 	t.Logf("media both ways after %v", time.Since(start).Round(time.Millisecond))
-	for _, b := range browsers {
+	for _, b := range []*Browser{provider, patient} {
 		if n := Eval[int](t, b, `document.querySelectorAll('[data-participant]').length`); n != 1 {
 			t.Errorf("%s: %d remote tiles, want 1", b.Name, n)
 		}
@@ -110,29 +84,11 @@ func TestE2ETwoBrowsersCall(t *testing.T) {
 		}
 	}
 
-	// The controls toggle the local tracks without renegotiating.
-	patient.Click(t, "#mute")
-	patient.Click(t, "#camera")
-	wait(patient, "mute and camera off", `document.querySelector('#mute').getAttribute('aria-pressed') === 'true'
-    && document.querySelector('#camera').getAttribute('aria-pressed') === 'true'
-    && window.openvisit.localStream.getAudioTracks().every((t) => !t.enabled)
-    && window.openvisit.localStream.getVideoTracks().every((t) => !t.enabled)`)
-	patient.Click(t, "#mute")
-	wait(patient, "unmute", `document.querySelector('#mute').getAttribute('aria-pressed') === 'false'
-    && window.openvisit.localStream.getAudioTracks().every((t) => t.enabled)`)
-
+	call.toggleMuteAndCamera(t)
 	// Secrets never reach the server log: neither the one-time codes nor the
 	// join token.
 	token := Eval[string](t, provider, `window.openvisit.client.opts.token`)
-
-	// The patient leaves; the provider sees the tile go and stays connected.
-	patient.Click(t, "#leave")
-	wait(patient, "left", `document.body.dataset.state === 'closed' && !document.querySelector('#ended').hidden`)
-	wait(provider, "patient left", fmt.Sprintf(`document.querySelector('[data-participant=%q]') === null
-    && !document.querySelector('#waiting').hidden`, ids[patient]))
-	if s := Eval[string](t, provider, `document.body.dataset.state`); s != "connected" {
-		t.Errorf("provider: state %q after the patient left, want connected", s)
-	}
+	call.patientLeaves(t, ids)
 
 	logs := srv.Logs()
 	for i, l := range links {
@@ -144,7 +100,58 @@ func TestE2ETwoBrowsersCall(t *testing.T) {
 	if token == "" || strings.Contains(logs, token) {
 		t.Errorf("the server log holds the join token (or the page has none)")
 	}
+}
 
+// connectDemo waits until both pages, opened from demo links, are
+// connected with the one-time code gone from the address bar, and returns
+// their two distinct participant IDs.
+func (c callPair) connectDemo(t *testing.T, start time.Time) map[*Browser]string {
+	t.Helper()
+	for _, b := range []*Browser{c.provider, c.patient} {
+		c.wait(t, b, "connect", `document.body.dataset.state === 'connected'`)
+		if h := Eval[string](t, b, `location.hash`); h != "" {
+			t.Errorf("%s: the one-time code stays in the address bar (%d chars of fragment)", b.Name, len(h))
+		}
+	}
+	t.Logf("both connected after %v", time.Since(start).Round(time.Millisecond))
+
+	ids := map[*Browser]string{}
+	for _, b := range []*Browser{c.provider, c.patient} {
+		ids[b] = Eval[string](t, b, `window.openvisit.self`)
+	}
+	if ids[c.provider] == ids[c.patient] || ids[c.provider] == "" {
+		t.Fatalf("participant ids %q and %q: want two distinct ids", ids[c.provider], ids[c.patient])
+	}
+	return ids
+}
+
+// toggleMuteAndCamera: the patient's controls toggle the local tracks
+// without renegotiating.
+func (c callPair) toggleMuteAndCamera(t *testing.T) {
+	t.Helper()
+	patient := c.patient
+	patient.Click(t, "#mute")
+	patient.Click(t, "#camera")
+	c.wait(t, patient, "mute and camera off", `document.querySelector('#mute').getAttribute('aria-pressed') === 'true'
+    && document.querySelector('#camera').getAttribute('aria-pressed') === 'true'
+    && window.openvisit.localStream.getAudioTracks().every((t) => !t.enabled)
+    && window.openvisit.localStream.getVideoTracks().every((t) => !t.enabled)`)
+	patient.Click(t, "#mute")
+	c.wait(t, patient, "unmute", `document.querySelector('#mute').getAttribute('aria-pressed') === 'false'
+    && window.openvisit.localStream.getAudioTracks().every((t) => t.enabled)`)
+}
+
+// patientLeaves: the patient leaves; the provider sees the tile go and
+// stays connected.
+func (c callPair) patientLeaves(t *testing.T, ids map[*Browser]string) {
+	t.Helper()
+	c.patient.Click(t, "#leave")
+	c.wait(t, c.patient, "left", `document.body.dataset.state === 'closed' && !document.querySelector('#ended').hidden`)
+	c.wait(t, c.provider, "patient left", fmt.Sprintf(`document.querySelector('[data-participant=%q]') === null
+    && !document.querySelector('#waiting').hidden`, ids[c.patient]))
+	if s := Eval[string](t, c.provider, `document.body.dataset.state`); s != "connected" {
+		t.Errorf("provider: state %q after the patient left, want connected", s)
+	}
 }
 
 // A demo link works once: opening it again shows why it cannot be used, and

@@ -1,10 +1,10 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
-	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
+	"github.com/openvisit/openvisit/sfu/client"
 	"github.com/openvisit/openvisit/signaling"
 )
 
@@ -88,23 +89,17 @@ func LoadClip(t testing.TB, dir string) *Clip {
 }
 
 // Peer is a Pion participant for tests that need media without a browser:
-// it joins with a grant over the SFU protocol, publishes synthetic VP8 at
+// it joins with a grant through the SFU client, publishes synthetic VP8 at
 // 30 fps (a keyframe every 2 s) and Opus, answers the server's offers and
 // counts the RTP it receives from others. Lifecycle: JoinPeer, then Close
 // (also registered as a test cleanup).
 type Peer struct {
-	ws     *websocket.Conn
-	wmu    sync.Mutex
-	pc     *webrtc.PeerConnection
-	stop   chan struct{}
-	closed chan struct{} // the socket reader returned
-	// closeCode is the close code the server ended the socket with (0:
-	// none, or not closed by the server); set before closed is closed.
-	closeCode atomic.Int32
-	wg        sync.WaitGroup
-	received  atomic.Int64 // RTP packets from other participants
-	frames    atomic.Int64 // video frames written
-	once      sync.Once
+	conn     *client.Conn
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	received atomic.Int64 // RTP packets from other participants
+	frames   atomic.Int64 // video frames written
+	once     sync.Once
 }
 
 // JoinPeer joins g's visit and starts publishing.
@@ -113,14 +108,6 @@ func JoinPeer(t testing.TB, g signaling.JoinGrant, o PeerOptions) *Peer {
 	if o.FrameSize == 0 {
 		o.FrameSize = 400
 	}
-	d := websocket.Dialer{HandshakeTimeout: 20 * time.Second, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} // self-signed test certificate
-	ws, resp, err := d.Dial(g.WSURL, nil)
-	if resp != nil && resp.Body != nil {
-		resp.Body.Close()
-	}
-	if err != nil {
-		t.Fatalf("dial %s: %v", g.WSURL, err)
-	}
 	var se webrtc.SettingEngine
 	if o.ConfigureWebRTC != nil {
 		o.ConfigureWebRTC(&se)
@@ -128,37 +115,23 @@ func JoinPeer(t testing.TB, g signaling.JoinGrant, o PeerOptions) *Peer {
 		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	p := &Peer{stop: make(chan struct{})}
+	conn, err := client.Join(context.Background(), client.Params{
+		URL: g.WSURL, Token: g.Token, Visit: g.VisitID,
+		Dialer:      &websocket.Dialer{HandshakeTimeout: 20 * time.Second, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // self-signed test certificate
+		API:         webrtc.NewAPI(webrtc.WithSettingEngine(se)),
+		JoinTimeout: 20 * time.Second,
+		Handlers:    client.Handlers{OnTrack: p.onTrack},
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("join %s: %v", g.WSURL, err)
 	}
-	p := &Peer{ws: ws, pc: pc, stop: make(chan struct{}), closed: make(chan struct{})}
+	p.conn = conn
 	t.Cleanup(p.Close)
-	p.send(map[string]any{"type": "join", "token": g.Token, "visit": string(g.VisitID)})
-	_ = ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var joined map[string]any
-	if err := ws.ReadJSON(&joined); err != nil || joined["type"] != "joined" {
-		t.Fatalf("join: %v %v", joined, err)
-	}
-	_ = ws.SetReadDeadline(time.Time{})
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
-		}
-	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := tr.Read(buf); err != nil {
-				return
-			}
-			p.received.Add(1)
-		}
-	})
 	video, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
 	audio, _ := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "cam")
 	for _, tr := range []webrtc.TrackLocal{video, audio} {
-		sender, err := pc.AddTrack(tr)
+		sender, err := conn.PC().AddTrack(tr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,14 +146,11 @@ func JoinPeer(t testing.TB, g signaling.JoinGrant, o PeerOptions) *Peer {
 			}
 		}()
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
+	if err := conn.Offer(); err != nil {
 		t.Fatal(err)
 	}
-	_ = pc.SetLocalDescription(offer)
-	p.send(map[string]any{"type": "offer", "sdp": offer.SDP})
-	p.wg.Add(2)
-	go p.signal()
+	conn.Start()
+	p.wg.Add(1)
 	if o.Clip != nil {
 		go p.publishClip(video, audio, o.Clip)
 	} else {
@@ -189,38 +159,14 @@ func JoinPeer(t testing.TB, g signaling.JoinGrant, o PeerOptions) *Peer {
 	return p
 }
 
-// signal applies the server's answers, offers and candidates until the
-// socket closes.
-func (p *Peer) signal() {
-	defer p.wg.Done()
-	defer close(p.closed)
+// onTrack counts the packets of one track from another participant.
+func (p *Peer) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	buf := make([]byte, 1500)
 	for {
-		var m struct {
-			Type      string                   `json:"type"`
-			SDP       string                   `json:"sdp"`
-			Candidate *webrtc.ICECandidateInit `json:"candidate"`
-		}
-		if err := p.ws.ReadJSON(&m); err != nil {
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				p.closeCode.Store(int32(ce.Code)) //nolint:gosec // a WebSocket close code fits
-			}
+		if _, _, err := tr.Read(buf); err != nil {
 			return
 		}
-		switch m.Type {
-		case "answer":
-			_ = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
-		case "offer":
-			_ = p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP})
-			a, err := p.pc.CreateAnswer(nil)
-			if err == nil && p.pc.SetLocalDescription(a) == nil {
-				p.send(map[string]any{"type": "answer", "sdp": a.SDP})
-			}
-		case "candidate":
-			if m.Candidate != nil {
-				_ = p.pc.AddICECandidate(*m.Candidate)
-			}
-		}
+		p.received.Add(1)
 	}
 }
 
@@ -291,13 +237,6 @@ func SyntheticVP8(key bool, size int) []byte {
 	return b
 }
 
-func (p *Peer) send(v any) {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	_ = p.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_ = p.ws.WriteJSON(v)
-}
-
 // Received counts the RTP packets received from other participants.
 func (p *Peer) Received() int64 { return p.received.Load() }
 
@@ -307,7 +246,7 @@ func (p *Peer) Frames() int64 { return p.frames.Load() }
 // Dropped reports whether the server closed the peer's socket.
 func (p *Peer) Dropped() bool {
 	select {
-	case <-p.closed:
+	case <-p.conn.Done():
 		return true
 	default:
 		return false
@@ -315,19 +254,18 @@ func (p *Peer) Dropped() bool {
 }
 
 // Closed returns a channel closed when the server has closed the socket.
-func (p *Peer) Closed() <-chan struct{} { return p.closed }
+func (p *Peer) Closed() <-chan struct{} { return p.conn.Done() }
 
 // CloseCode is the WebSocket close code the server ended the socket with
 // (0 while open, or when it broke without one).
-func (p *Peer) CloseCode() int { return int(p.closeCode.Load()) }
+func (p *Peer) CloseCode() int { return p.conn.CloseCode() }
 
 // Close says goodbye and closes everything; it may be called again.
 func (p *Peer) Close() {
 	p.once.Do(func() {
 		close(p.stop)
-		p.send(map[string]any{"type": "leave"})
-		_ = p.pc.Close()
-		_ = p.ws.Close()
+		_ = p.conn.Leave()
+		p.conn.Close()
 		p.wg.Wait()
 	})
 }

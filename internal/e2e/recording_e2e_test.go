@@ -86,61 +86,11 @@ func TestE2ERecordingRoundTrip(t *testing.T) {
 	s3 := testenv.MinIO(t)
 	srv := recordingServer(t, s3, nil)
 	pool := recPool(t, srv)
-	links := srv.DemoLinks(t)
-	ctx := t.Context()
+	provider, patient := joinDemoCall(t, srv)
+	rc := newRoundTripClients(t, srv, pool)
 
-	provider := NewBrowser(t, WithName("provider"))
-	patient := NewBrowser(t, WithName("patient"))
-	provider.Navigate(t, links[0])
-	patient.Navigate(t, links[1])
-	for _, b := range []*Browser{provider, patient} {
-		b.WaitFor(t, ctx, `document.body.dataset.state === 'connected'`, callTimeout)
-	}
-	self := map[*Browser]string{provider: Eval[string](t, provider, `window.openvisit.self`), patient: Eval[string](t, patient, `window.openvisit.self`)}
-	provider.WaitFor(t, ctx, mediaFrom(self[patient]), callTimeout)
-	patient.WaitFor(t, ctx, mediaFrom(self[provider]), callTimeout)
-
-	// Demo visits have no accounts: the test gives the visit a provider
-	// account (as scheduling does) and the demo patient a patient session
-	// (as an invite does), and drives consent through the API with them.
-	visit, parts := demoVisit(t, pool)
-	prov, provID := staffClient(t, srv, pool, "provider")
-	if _, err := pool.Exec(ctx, `UPDATE visits SET provider_id = $1 WHERE id = $2`, string(provID), string(visit)); err != nil {
-		t.Fatal(err)
-	}
-	pat := newAPIClient(t, srv, pool, store.NewSession{Kind: store.SessionPatient, VisitID: visit, ParticipantID: parts["patient"]})
-	admin, adminID := staffClient(t, srv, pool, "admin")
-	base := "/api/v1/visits/" + string(visit) + "/recording"
-
-	prov.must("POST", base+"/start", struct{}{}, 409) // no consent yet
-	prov.must("POST", base+"/request", struct{}{}, 200)
-	var st signaling.RecordingState
-	decodeJSON(t, pat.must("GET", base, nil, 200).Body, &st)
-	if !st.Requested || st.Consent != "none" || st.Recording {
-		t.Fatalf("state after request: %+v", st)
-	}
-	pat.must("POST", base+"/consent", map[string]bool{"accept": true}, 200)
-	decodeJSON(t, prov.must("POST", base+"/start", struct{}{}, 200).Body, &st)
-	if !st.Recording || st.Consent != "given" {
-		t.Fatalf("state after start: %+v", st)
-	}
-	started := time.Now()
-	sentAtStart := map[*Browser]int{provider: framesSent(t, provider), patient: framesSent(t, patient)}
-	waitFor(t, "the recorder to record both participants", 20*time.Second, func() bool {
-		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
-		return len(recs) == 2
-	})
-	// At least 10 s, and until each camera has sent 130 frames since the
-	// start: a busy machine's fake camera makes fewer frames a second.
-	waitFor(t, "10 s and 130 frames from each camera", 2*time.Minute, func() bool {
-		return time.Since(started) >= 10*time.Second &&
-			framesSent(t, provider)-sentAtStart[provider] >= 130 && framesSent(t, patient)-sentAtStart[patient] >= 130
-	})
-	prov.must("POST", base+"/stop", struct{}{}, 200)
-	recorded := time.Since(started)
-	t.Logf("recorded for %v", recorded.Round(time.Millisecond))
-
-	recs := waitRecordings(t, pool, visit, 2, 60*time.Second)
+	recorded := rc.recordTenSeconds(t, provider, patient)
+	recs := waitRecordings(t, pool, rc.visit, 2, 60*time.Second)
 	for _, r := range recs {
 		if r.Status != store.RecComplete {
 			t.Errorf("recording %s is %s, want complete", r.ID, r.Status)
@@ -150,61 +100,155 @@ func TestE2ERecordingRoundTrip(t *testing.T) {
 
 	// Retrieval through the API as an admin.
 	var list struct{ Recordings []store.Recording }
-	decodeJSON(t, admin.must("GET", "/api/v1/recordings?visit_id="+string(visit), nil, 200).Body, &list)
+	decodeJSON(t, rc.admin.must("GET", "/api/v1/recordings?visit_id="+string(rc.visit), nil, 200).Body, &list)
 	if len(list.Recordings) != 2 {
 		t.Fatalf("listed %d recordings, want 2", len(list.Recordings))
 	}
 	seen := map[ids.ParticipantID]bool{}
 	for _, r := range list.Recordings {
 		seen[r.ParticipantID] = true
-		var view signaling.RecordingView
-		decodeJSON(t, admin.must("GET", "/api/v1/recordings/"+r.ID, nil, 200).Body, &view)
-		if len(view.Chunks) != 1 || view.Chunks[0].MediaURL == "" {
-			t.Fatalf("recording %s: chunks %+v", r.ID, view.Chunks)
-		}
-		url := view.Chunks[0].MediaURL
-		before := countAudit(t, pool, "recording.play", string(adminID), r.ID)
-		whole := admin.must("GET", url, nil, 200)
-		if whole.Header.Get("Content-Type") != "video/webm" || !bytes.HasPrefix(whole.Body, ebmlMagic) {
-			t.Fatalf("media is not WebM: %q", whole.Header.Get("Content-Type"))
-		}
-		if n := countAudit(t, pool, "recording.play", string(adminID), r.ID); n != before+1 {
-			t.Errorf("%d audit entries for the playback, want %d", n, before+1)
-		}
-		in, err := recording.InspectWebM(bytes.NewReader(whole.Body))
-		if err != nil {
-			t.Fatalf("recording %s: %v", r.ID, err)
-		}
-		v, _ := in.Track("V_VP8")
-		a, _ := in.Track("A_OPUS")
-		span := time.Duration(max(v.LastMS, a.LastMS)-min(v.FirstMS, a.FirstMS)) * time.Millisecond
-		t.Logf("participant %s (%s): %d video frames (%d key), %d audio frames, %v", r.ParticipantID, r.ParticipantRole, v.Frames, v.Keyframes, a.Frames, span)
-		if v.Frames < 100 || v.Keyframes == 0 || a.Frames < 200 {
-			t.Errorf("recording %s: too few frames: video %d (key %d), audio %d", r.ID, v.Frames, v.Keyframes, a.Frames)
-		}
-		if d := span - recorded; d < -2*time.Second || d > 2*time.Second {
-			t.Errorf("recording %s spans %v, the call was recorded for %v (±2 s)", r.ID, span, recorded)
-		}
-
-		// Range: a slice from the middle, and the download form.
-		mid := len(whole.Body) / 2
-		rg := admin.do("GET", url, nil, map[string]string{"Range": "bytes=" + strconv.Itoa(mid) + "-" + strconv.Itoa(mid+99999)})
-		if rg.Status != 206 || !bytes.Equal(rg.Body, whole.Body[mid:min(mid+100000, len(whole.Body))]) {
-			t.Errorf("range request: %d, %d bytes", rg.Status, len(rg.Body))
-		}
-		dl := admin.do("GET", url+"?download=1", nil, nil)
-		if dl.Status != 200 || dl.Header.Get("Content-Disposition") == "" || !bytes.Equal(dl.Body, whole.Body) {
-			t.Errorf("download: %d %q", dl.Status, dl.Header.Get("Content-Disposition"))
-		}
-		if countAudit(t, pool, "recording.download", string(adminID), r.ID) != 1 {
-			t.Error("the download is not audited")
-		}
+		rc.checkRetrieval(t, r, recorded)
 	}
-	if !seen[parts["patient"]] || !seen[parts["provider"]] {
-		t.Errorf("recorded participants %v, want both of %v", seen, parts)
+	if !seen[rc.parts["patient"]] || !seen[rc.parts["provider"]] {
+		t.Errorf("recorded participants %v, want both of %v", seen, rc.parts)
 	}
 	// The patient cannot retrieve recordings.
-	pat.must("GET", "/api/v1/recordings/"+list.Recordings[0].ID, nil, 404)
+	rc.pat.must("GET", "/api/v1/recordings/"+list.Recordings[0].ID, nil, 404)
+}
+
+// joinDemoCall opens the demo visit's two links in two browsers and waits
+// until each receives the other's media.
+func joinDemoCall(t *testing.T, srv *Server) (provider, patient *Browser) {
+	t.Helper()
+	ctx := t.Context()
+	links := srv.DemoLinks(t)
+	provider = NewBrowser(t, WithName("provider"))
+	patient = NewBrowser(t, WithName("patient"))
+	provider.Navigate(t, links[0])
+	patient.Navigate(t, links[1])
+	for _, b := range []*Browser{provider, patient} {
+		b.WaitFor(t, ctx, `document.body.dataset.state === 'connected'`, callTimeout)
+	}
+	self := map[*Browser]string{provider: Eval[string](t, provider, `window.openvisit.self`), patient: Eval[string](t, patient, `window.openvisit.self`)}
+	provider.WaitFor(t, ctx, mediaFrom(self[patient]), callTimeout)
+	patient.WaitFor(t, ctx, mediaFrom(self[provider]), callTimeout)
+	return provider, patient
+}
+
+// roundTripClients are the API clients of the round trip: the demo visit's
+// provider and patient, and an admin.
+type roundTripClients struct {
+	pool    *pgxpool.Pool
+	visit   ids.VisitID
+	parts   map[string]ids.ParticipantID
+	prov    *apiClient
+	pat     *apiClient
+	admin   *apiClient
+	adminID ids.UserID
+	base    string // the visit's recording API
+}
+
+// newRoundTripClients: demo visits have no accounts, so the test gives the
+// visit a provider account (as scheduling does) and the demo patient a
+// patient session (as an invite does), and drives consent through the API
+// with them.
+func newRoundTripClients(t *testing.T, srv *Server, pool *pgxpool.Pool) *roundTripClients {
+	t.Helper()
+	visit, parts := demoVisit(t, pool)
+	prov, provID := staffClient(t, srv, pool, "provider")
+	if _, err := pool.Exec(t.Context(), `UPDATE visits SET provider_id = $1 WHERE id = $2`, string(provID), string(visit)); err != nil {
+		t.Fatal(err)
+	}
+	pat := newAPIClient(t, srv, pool, store.NewSession{Kind: store.SessionPatient, VisitID: visit, ParticipantID: parts["patient"]})
+	admin, adminID := staffClient(t, srv, pool, "admin")
+	return &roundTripClients{pool: pool, visit: visit, parts: parts, prov: prov, pat: pat, admin: admin, adminID: adminID,
+		base: "/api/v1/visits/" + string(visit) + "/recording"}
+}
+
+// recordTenSeconds asks for consent, which the patient gives, starts
+// recording, records at least 10 s and 130 frames from each camera, and
+// stops; it returns how long it recorded.
+func (rc *roundTripClients) recordTenSeconds(t *testing.T, provider, patient *Browser) time.Duration {
+	t.Helper()
+	ctx, base := t.Context(), rc.base
+	rc.prov.must("POST", base+"/start", struct{}{}, 409) // no consent yet
+	rc.prov.must("POST", base+"/request", struct{}{}, 200)
+	var st signaling.RecordingState
+	decodeJSON(t, rc.pat.must("GET", base, nil, 200).Body, &st)
+	if !st.Requested || st.Consent != "none" || st.Recording {
+		t.Fatalf("state after request: %+v", st)
+	}
+	rc.pat.must("POST", base+"/consent", map[string]bool{"accept": true}, 200)
+	decodeJSON(t, rc.prov.must("POST", base+"/start", struct{}{}, 200).Body, &st)
+	if !st.Recording || st.Consent != "given" {
+		t.Fatalf("state after start: %+v", st)
+	}
+	started := time.Now()
+	sentAtStart := map[*Browser]int{provider: framesSent(t, provider), patient: framesSent(t, patient)}
+	waitFor(t, "the recorder to record both participants", 20*time.Second, func() bool {
+		recs, _ := store.ListRecordings(ctx, rc.pool, store.RecordingFilter{VisitID: rc.visit, Now: time.Now()})
+		return len(recs) == 2
+	})
+	// At least 10 s, and until each camera has sent 130 frames since the
+	// start: a busy machine's fake camera makes fewer frames a second.
+	waitFor(t, "10 s and 130 frames from each camera", 2*time.Minute, func() bool {
+		return time.Since(started) >= 10*time.Second &&
+			framesSent(t, provider)-sentAtStart[provider] >= 130 && framesSent(t, patient)-sentAtStart[patient] >= 130
+	})
+	rc.prov.must("POST", base+"/stop", struct{}{}, 200)
+	recorded := time.Since(started)
+	t.Logf("recorded for %v", recorded.Round(time.Millisecond))
+	return recorded
+}
+
+// checkRetrieval retrieves a recording as the admin: its one chunk is WebM
+// whose frames span the recorded time, the playback is audited, and a
+// Range slice and the download form (audited) match the whole.
+func (rc *roundTripClients) checkRetrieval(t *testing.T, r store.Recording, recorded time.Duration) {
+	t.Helper()
+	admin, adminID, pool := rc.admin, string(rc.adminID), rc.pool
+	var view signaling.RecordingView
+	decodeJSON(t, admin.must("GET", "/api/v1/recordings/"+r.ID, nil, 200).Body, &view)
+	if len(view.Chunks) != 1 || view.Chunks[0].MediaURL == "" {
+		t.Fatalf("recording %s: chunks %+v", r.ID, view.Chunks)
+	}
+	url := view.Chunks[0].MediaURL
+	before := countAudit(t, pool, "recording.play", adminID, r.ID)
+	whole := admin.must("GET", url, nil, 200)
+	if whole.Header.Get("Content-Type") != "video/webm" || !bytes.HasPrefix(whole.Body, ebmlMagic) {
+		t.Fatalf("media is not WebM: %q", whole.Header.Get("Content-Type"))
+	}
+	if n := countAudit(t, pool, "recording.play", adminID, r.ID); n != before+1 {
+		t.Errorf("%d audit entries for the playback, want %d", n, before+1)
+	}
+	in, err := recording.InspectWebM(bytes.NewReader(whole.Body))
+	if err != nil {
+		t.Fatalf("recording %s: %v", r.ID, err)
+	}
+	v, _ := in.Track("V_VP8")
+	a, _ := in.Track("A_OPUS")
+	span := time.Duration(max(v.LastMS, a.LastMS)-min(v.FirstMS, a.FirstMS)) * time.Millisecond
+	t.Logf("participant %s (%s): %d video frames (%d key), %d audio frames, %v", r.ParticipantID, r.ParticipantRole, v.Frames, v.Keyframes, a.Frames, span)
+	if v.Frames < 100 || v.Keyframes == 0 || a.Frames < 200 {
+		t.Errorf("recording %s: too few frames: video %d (key %d), audio %d", r.ID, v.Frames, v.Keyframes, a.Frames)
+	}
+	if d := span - recorded; d < -2*time.Second || d > 2*time.Second {
+		t.Errorf("recording %s spans %v, the call was recorded for %v (±2 s)", r.ID, span, recorded)
+	}
+
+	// Range: a slice from the middle, and the download form.
+	mid := len(whole.Body) / 2
+	rg := admin.do("GET", url, nil, map[string]string{"Range": "bytes=" + strconv.Itoa(mid) + "-" + strconv.Itoa(mid+99999)})
+	if rg.Status != 206 || !bytes.Equal(rg.Body, whole.Body[mid:min(mid+100000, len(whole.Body))]) {
+		t.Errorf("range request: %d, %d bytes", rg.Status, len(rg.Body))
+	}
+	dl := admin.do("GET", url+"?download=1", nil, nil)
+	if dl.Status != 200 || dl.Header.Get("Content-Disposition") == "" || !bytes.Equal(dl.Body, whole.Body) {
+		t.Errorf("download: %d %q", dl.Status, dl.Header.Get("Content-Disposition"))
+	}
+	if countAudit(t, pool, "recording.download", adminID, r.ID) != 1 {
+		t.Error("the download is not audited")
+	}
 }
 
 func countAudit(t *testing.T, pool *pgxpool.Pool, action, actor, resource string) int {

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
@@ -56,6 +57,36 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 	s3 := testenv.MinIO(t)
 	srv := recordingServer(t, s3, nil)
 	v := scheduleVisitOn(t, srv, false)
+	provider, patient := v.provider, joinRecordedCall(t, v)
+
+	askAndConsent(t, provider, patient)
+	started := startRecordingUI(t, provider, patient)
+
+	pool := recPool(t, srv)
+	visit := ids.VisitID(v.visitID)
+	waitFor(t, "the recorder to record the participants", 20*time.Second, func() bool {
+		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
+		return len(recs) == 2
+	})
+	time.Sleep(4*time.Second - time.Since(started))
+
+	withdrawConsentUI(t, provider, patient)
+	recs := waitRecordings(t, pool, visit, 2, 60*time.Second)
+	for _, r := range recs {
+		t.Logf("recording %s (%s): %s, %d bytes", r.ID, r.ParticipantRole, r.Status, r.Size)
+	}
+
+	section := findRecordingsUI(t, provider, srv, v.visitID)
+	playRecordingsUI(t, provider, section)
+	adminPlacesHold(t, srv, pool, v.visitID)
+}
+
+// joinRecordedCall has the provider join the visit's call and admit a
+// patient, and waits until each receives the other's media; it returns
+// the patient's browser.
+func joinRecordedCall(t *testing.T, v visitSetup) *Browser {
+	t.Helper()
+	ctx := t.Context()
 	provider := v.provider
 	provider.Click(t, fmt.Sprintf(`#visits li[data-visit-id=%q] [data-action="join"]`, v.visitID))
 	provider.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
@@ -76,8 +107,15 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 			t.Fatalf("%s: media from the other side: %v", b.Name, err)
 		}
 	}
+	return patient
+}
 
-	// Nothing is recorded yet; the patient's page shows no panel at all.
+// askAndConsent: nothing is recorded yet and the patient's page shows no
+// panel at all; the provider asks, the patient's consent dialog opens,
+// Escape closes it without answering, and the patient then allows.
+func askAndConsent(t *testing.T, provider, patient *Browser) {
+	t.Helper()
+	ctx := t.Context()
 	provider.WaitFor(t, ctx, `!document.getElementById('rec').hidden && !document.getElementById('rec-ask').hidden
     && document.getElementById('rec-start').hidden`, pageTimeout)
 	if !Eval[bool](t, patient, `document.getElementById('rec').hidden && `+recIndicatorOff) {
@@ -108,8 +146,13 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 	patient.WaitFor(t, ctx, `document.getElementById('rec-consent').open`, pageTimeout)
 	patient.Click(t, "#rec-allow")
 	patient.WaitFor(t, ctx, `!document.getElementById('rec-consent').open && window.openvisit.recording && window.openvisit.recording.consent === 'given'`, pageTimeout)
+}
 
-	// Start: both pages show the indicator.
+// startRecordingUI has the provider start recording and checks that both
+// pages show the indicator; it returns when the provider clicked Start.
+func startRecordingUI(t *testing.T, provider, patient *Browser) time.Time {
+	t.Helper()
+	ctx := t.Context()
 	provider.WaitFor(t, ctx, `!document.getElementById('rec-start').hidden`, pageTimeout)
 	provider.Click(t, "#rec-start")
 	started := time.Now()
@@ -123,16 +166,14 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 	}
 	screenshot(t, provider, "rec-provider-recording-360.png")
 	screenshot(t, patient, "rec-patient-recording-360.png")
+	return started
+}
 
-	pool := recPool(t, srv)
-	visit := ids.VisitID(v.visitID)
-	waitFor(t, "the recorder to record the participants", 20*time.Second, func() bool {
-		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
-		return len(recs) == 2
-	})
-	time.Sleep(4*time.Second - time.Since(started))
-
-	// The patient withdraws: the recording stops, both indicators clear.
+// withdrawConsentUI: the patient withdraws, the recording stops, and both
+// indicators clear.
+func withdrawConsentUI(t *testing.T, provider, patient *Browser) {
+	t.Helper()
+	ctx := t.Context()
 	patient.Click(t, "#rec-withdraw")
 	for _, b := range []*Browser{provider, patient} {
 		b.WaitFor(t, ctx, recIndicatorOff+` && window.openvisit.recording && !window.openvisit.recording.recording
@@ -144,22 +185,25 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 		t.Errorf("patient: after withdrawing the panel says %q", txt)
 	}
 	screenshot(t, provider, "rec-provider-withdrawn-360.png")
-	recs := waitRecordings(t, pool, visit, 2, 60*time.Second)
-	for _, r := range recs {
-		t.Logf("recording %s (%s): %s, %d bytes", r.ID, r.ParticipantRole, r.Status, r.Size)
-	}
+}
 
-	// The provider finds the recordings on /recordings (from the nav).
+// findRecordingsUI: the provider finds the visit's recordings on
+// /recordings (from the nav), with no legal hold buttons, and a download
+// link among one recording's parts. It returns the selector of the visit's
+// section.
+func findRecordingsUI(t *testing.T, provider *Browser, srv *Server, visitID string) string {
+	t.Helper()
+	ctx := t.Context()
 	provider.Navigate(t, srv.URL+"/provider")
 	provider.WaitFor(t, ctx, `document.body.dataset.loaded === 'true'`, pageTimeout)
 	provider.Click(t, `nav.pages a[href="/recordings"]`)
 	provider.WaitFor(t, ctx, `location.pathname === '/recordings' && document.body.dataset.loaded === 'true'`, pageTimeout)
-	provider.Fill(t, "#f-visit", v.visitID)
+	provider.Fill(t, "#f-visit", visitID)
 	provider.Click(t, "#f-submit")
-	section := fmt.Sprintf(`section[data-visit-id=%q]`, v.visitID)
+	section := fmt.Sprintf(`section[data-visit-id=%q]`, visitID)
 	provider.WaitFor(t, ctx, fmt.Sprintf(`!document.getElementById('f-submit').disabled && location.search.includes(%q)
     && document.querySelectorAll('%s li.recording').length === 2
-    && document.querySelectorAll('#results section').length === 1`, v.visitID, section), pageTimeout)
+    && document.querySelectorAll('#results section').length === 1`, visitID, section), pageTimeout)
 	if n := Eval[int](t, provider, `document.querySelectorAll('[data-action="hold"]').length`); n != 0 {
 		t.Errorf("provider: %d legal hold buttons, want none (admins only)", n)
 	}
@@ -171,8 +215,25 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 		t.Errorf("provider: download link %q", href)
 	}
 	screenshot(t, provider, "recordings-360.png")
+	return section
+}
 
-	// The player: both participants, one timeline.
+// playerLane is one participant's video in the player.
+type playerLane struct {
+	Rec     string  `json:"rec"`
+	Width   int     `json:"w"`
+	Time    float64 `json:"t"`
+	Want    float64 `json:"want"`
+	Ready   int     `json:"ready"`
+	Decoded int     `json:"decoded"`
+}
+
+// playRecordingsUI plays the section's recordings: both participants on
+// one timeline, each lane in step with it; Home on the seek bar goes back
+// to the start.
+func playRecordingsUI(t *testing.T, provider *Browser, section string) {
+	t.Helper()
+	ctx := t.Context()
 	provider.Click(t, section+` [data-action="play"]`)
 	provider.WaitFor(t, ctx, `!document.getElementById('player').hidden && document.querySelectorAll('#player-videos video').length === 2
     && !document.getElementById('player-play').disabled && document.activeElement === document.getElementById('player-title')`, pageTimeout)
@@ -181,15 +242,7 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 	provider.WaitFor(t, ctx, `(() => { const vs = [...document.querySelectorAll('#player-videos video')];
   window.__t0 = window.__t0 || vs.map((v) => v.currentTime);
   return vs.every((v, i) => v.readyState >= 2 && !v.paused && !v.muted && v.volume > 0 && v.currentTime > window.__t0[i] + 1); })()`, callTimeout)
-	type lane struct {
-		Rec     string  `json:"rec"`
-		Width   int     `json:"w"`
-		Time    float64 `json:"t"`
-		Want    float64 `json:"want"`
-		Ready   int     `json:"ready"`
-		Decoded int     `json:"decoded"`
-	}
-	lanes := Eval[[]lane](t, provider, `(() => { const p = window.openvisitPlayer, now = p.now();
+	lanes := Eval[[]playerLane](t, provider, `(() => { const p = window.openvisitPlayer, now = p.now();
   return p.lanes.map((l) => ({ rec: l.track.id, w: l.video.videoWidth, t: l.video.currentTime, ready: l.video.readyState,
     decoded: l.video.getVideoPlaybackQuality ? l.video.getVideoPlaybackQuality().totalVideoFrames : 0,
     want: l.current ? p.mediaTime(l, l.current, now) : -1 })); })()`)
@@ -208,13 +261,18 @@ func TestE2ERecordingConsentUI(t *testing.T) {
 	provider.WaitFor(t, ctx, `document.getElementById('player-seek').value === '0'
     && window.openvisitPlayer.now() < 1000`, pageTimeout)
 	screenshot(t, provider, "player-360.png")
+}
 
-	// An admin places a legal hold from the page.
+// adminPlacesHold: an admin places a legal hold from the recordings page,
+// and it is stored.
+func adminPlacesHold(t *testing.T, srv *Server, pool *pgxpool.Pool, visitID string) {
+	t.Helper()
+	ctx := t.Context()
 	admin, _ := staffClient(t, srv, pool, "admin")
 	ab := NewBrowser(t, WithName("admin"), WithFlag("hide-scrollbars", true))
 	ab.SetViewport(t, 360, 740)
 	signInBrowser(t, ab, srv, admin)
-	ab.Navigate(t, srv.URL+"/recordings?visit="+v.visitID)
+	ab.Navigate(t, srv.URL+"/recordings?visit="+visitID)
 	ab.WaitFor(t, ctx, `document.body.dataset.loaded === 'true' && document.querySelectorAll('li.recording').length === 2
     && !document.getElementById('nav-admin').hidden`, pageTimeout)
 	ab.Click(t, `li.recording [data-action="hold"]`)

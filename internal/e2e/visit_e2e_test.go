@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/auth/totp"
 	"github.com/openvisit/openvisit/internal/store"
@@ -234,6 +235,68 @@ func TestE2EScheduledVisitWaitingRoom(t *testing.T) {
 	provider.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'
     && !document.getElementById('room').hidden`, callTimeout)
 
+	patient := patientJoinsAfterWrongDOB(t, v)
+	t.Logf("patient waiting after %v", time.Since(start).Round(time.Millisecond))
+	checkWaitingRoomHoldsMedia(t, v, patient)
+
+	// Admitted: the patient's page goes into the call by itself.
+	admit(t, provider)
+	patient.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
+	call := callPair{provider: provider, patient: patient}
+	ids := call.selves(t)
+	call.wait(t, provider, "media from the patient", mediaFrom(ids[patient]))
+	call.wait(t, patient, "media from the provider", mediaFrom(ids[provider]))
+	t.Logf("media both ways after %v", time.Since(start).Round(time.Millisecond))
+	call.wait(t, patient, "quality shown", `!document.getElementById('self-quality').hidden
+    && /good|fair|poor/.test(document.querySelector('[data-participant] .quality').textContent)`)
+	screenshot(t, patient, "call-patient-360.png")
+	provider.WaitFor(t, ctx, `document.querySelector('#room-list [data-state="admitted"] [data-action="remove"]') !== null`, pageTimeout)
+
+	endVisitForEveryone(t, provider, patient)
+	checkUsedLinkRefused(t, v.link)
+
+	// Nothing secret reached the server log.
+	logs := v.srv.Logs()
+	if secret := v.link[strings.Index(v.link, "#invite=")+len("#invite="):]; strings.Contains(logs, secret) {
+		t.Error("the server log holds the invite secret")
+	}
+	if strings.Contains(logs, patientDOB) || strings.Contains(logs, patientName) {
+		t.Error("the server log holds the patient's date of birth or name")
+	}
+}
+
+// callPair is the provider's and the patient's browsers in one call.
+type callPair struct {
+	provider, patient *Browser
+}
+
+// selves is each page's own participant ID.
+func (c callPair) selves(t *testing.T) map[*Browser]string {
+	t.Helper()
+	ids := map[*Browser]string{}
+	for _, b := range []*Browser{c.provider, c.patient} {
+		ids[b] = Eval[string](t, b, `window.openvisit.self || ''`)
+	}
+	return ids
+}
+
+// wait polls pred on b until callTimeout; on failure it dumps both pages'
+// inbound media and fails the test.
+func (c callPair) wait(t *testing.T, b *Browser, what, pred string) {
+	t.Helper()
+	if err := b.Poll(t.Context(), pred, callTimeout); err != nil {
+		c.provider.Dump(t, "media", inboundSummary)
+		c.patient.Dump(t, "media", inboundSummary)
+		t.Fatalf("%s: %s: %v", b.Name, what, err)
+	}
+}
+
+// patientJoinsAfterWrongDOB opens the invite in a new patient browser
+// (counting its peer connections), gives a wrong date of birth first (the
+// page says so and stays usable), then reloads and joins the waiting room.
+func patientJoinsAfterWrongDOB(t *testing.T, v visitSetup) *Browser {
+	t.Helper()
+	ctx := t.Context()
 	patient := NewBrowser(t, WithName("patient"), WithFlag("hide-scrollbars", true))
 	patient.SetViewport(t, 360, 740)
 	countPeerConnections(t, patient)
@@ -249,11 +312,16 @@ func TestE2EScheduledVisitWaitingRoom(t *testing.T) {
 	patient.Navigate(t, v.srv.URL+"/join") // a reload: the secret is kept in this tab
 	patientJoins(t, patient, v.srv.URL+"/join", true)
 	screenshot(t, patient, "waiting-360.png")
-	t.Logf("patient waiting after %v", time.Since(start).Round(time.Millisecond))
+	return patient
+}
 
-	// The provider sees the patient arrive, live. Meanwhile the patient has
-	// no media at all: no peer connection, and no join grant.
-	provider.WaitFor(t, ctx, `document.querySelector('#room-list [data-state="waiting"]') !== null
+// checkWaitingRoomHoldsMedia: the provider sees the patient arrive, live.
+// Meanwhile the patient has no media at all: no peer connection, and no
+// join grant.
+func checkWaitingRoomHoldsMedia(t *testing.T, v visitSetup, patient *Browser) {
+	t.Helper()
+	provider := v.provider
+	provider.WaitFor(t, t.Context(), `document.querySelector('#room-list [data-state="waiting"]') !== null
     && document.getElementById('room').textContent.includes('Jordan Rivera')`, pageTimeout)
 	if n := Eval[int](t, patient, `window.__pcCount`); n != 0 {
 		t.Errorf("patient: %d peer connections while waiting, want 0", n)
@@ -270,31 +338,13 @@ func TestE2EScheduledVisitWaitingRoom(t *testing.T) {
 	if joinStatus != "409 not_admitted" {
 		t.Errorf("patient: join while waiting answers %q, want 409 not_admitted", joinStatus)
 	}
+}
 
-	// Admitted: the patient's page goes into the call by itself.
-	admit(t, provider)
-	patient.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
-	ids := map[*Browser]string{}
-	for _, b := range []*Browser{provider, patient} {
-		ids[b] = Eval[string](t, b, `window.openvisit.self || ''`)
-	}
-	wait := func(b *Browser, what, pred string) {
-		t.Helper()
-		if err := b.Poll(ctx, pred, callTimeout); err != nil {
-			provider.Dump(t, "media", inboundSummary)
-			patient.Dump(t, "media", inboundSummary)
-			t.Fatalf("%s: %s: %v", b.Name, what, err)
-		}
-	}
-	wait(provider, "media from the patient", mediaFrom(ids[patient]))
-	wait(patient, "media from the provider", mediaFrom(ids[provider]))
-	t.Logf("media both ways after %v", time.Since(start).Round(time.Millisecond))
-	wait(patient, "quality shown", `!document.getElementById('self-quality').hidden
-    && /good|fair|poor/.test(document.querySelector('[data-participant] .quality').textContent)`)
-	screenshot(t, patient, "call-patient-360.png")
-	provider.WaitFor(t, ctx, `document.querySelector('#room-list [data-state="admitted"] [data-action="remove"]') !== null`, pageTimeout)
-
-	// The provider ends the visit for everyone.
+// endVisitForEveryone: the provider ends the visit, both pages say so,
+// and the patient's session is gone.
+func endVisitForEveryone(t *testing.T, provider, patient *Browser) {
+	t.Helper()
+	ctx := t.Context()
 	provider.Click(t, "#end-visit")
 	provider.WaitFor(t, ctx, `document.querySelector('dialog[open] #confirm-ok') !== null`, pageTimeout)
 	provider.Click(t, "#confirm-ok")
@@ -305,14 +355,17 @@ func TestE2EScheduledVisitWaitingRoom(t *testing.T) {
 	if s := Eval[int](t, patient, `fetch('/api/v1/auth/session').then((r) => r.status)`); s != 401 {
 		t.Errorf("patient: session answers %d after the visit ended, want 401", s)
 	}
+}
 
-	// The link is refused afterwards on another device, before any date of
-	// birth is asked: it was used (the pre-check tells nothing more, not
-	// even that the visit ended).
+// checkUsedLinkRefused: the link is refused afterwards on another device,
+// before any date of birth is asked: it was used (the pre-check tells
+// nothing more, not even that the visit ended).
+func checkUsedLinkRefused(t *testing.T, link string) {
+	t.Helper()
 	again := NewBrowser(t, WithName("again"), WithFlag("hide-scrollbars", true))
 	again.SetViewport(t, 360, 740)
-	again.Navigate(t, v.link)
-	again.WaitFor(t, ctx, `document.body.dataset.state === 'refused' || document.body.dataset.state === 'identity'`, pageTimeout)
+	again.Navigate(t, link)
+	again.WaitFor(t, t.Context(), `document.body.dataset.state === 'refused' || document.body.dataset.state === 'identity'`, pageTimeout)
 	if code := Eval[string](t, again, `window.openvisit.lastError`); code != "invite_used" {
 		t.Errorf("link after the end: error %q (state %s), want invite_used", code, Eval[string](t, again, `document.body.dataset.state`))
 	}
@@ -320,15 +373,6 @@ func TestE2EScheduledVisitWaitingRoom(t *testing.T) {
 		t.Errorf("link after the end says %q", msg)
 	}
 	screenshot(t, again, "link-ended-360.png")
-
-	// Nothing secret reached the server log.
-	logs := v.srv.Logs()
-	if secret := v.link[strings.Index(v.link, "#invite=")+len("#invite="):]; strings.Contains(logs, secret) {
-		t.Error("the server log holds the invite secret")
-	}
-	if strings.Contains(logs, patientDOB) || strings.Contains(logs, patientName) {
-		t.Error("the server log holds the patient's date of birth or name")
-	}
 }
 
 // TestE2EReconnect cuts one side's media socket during a call, then the
@@ -347,83 +391,98 @@ func TestE2EReconnect(t *testing.T) {
 	admit(t, provider)
 	patient.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
 
-	ids := map[*Browser]string{}
-	for _, b := range []*Browser{provider, patient} {
-		ids[b] = Eval[string](t, b, `window.openvisit.self || ''`)
-	}
+	call := callPair{provider: provider, patient: patient}
+	ids := call.selves(t)
 	other := map[*Browser]*Browser{provider: patient, patient: provider}
-	wait := func(b *Browser, what, pred string) {
-		t.Helper()
-		if err := b.Poll(ctx, pred, callTimeout); err != nil {
-			provider.Dump(t, "media", inboundSummary)
-			patient.Dump(t, "media", inboundSummary)
-			t.Fatalf("%s: %s: %v", b.Name, what, err)
-		}
-	}
 	for _, b := range []*Browser{provider, patient} {
-		wait(b, "media", mediaFrom(ids[other[b]]))
+		call.wait(t, b, "media", mediaFrom(ids[other[b]]))
 	}
-
-	// Switching the camera replaces the sent track without renegotiating:
-	// the same peer connection, and the provider keeps decoding.
-	patient.Click(t, "#settings")
-	patient.WaitFor(t, ctx, `document.querySelectorAll('#cam-select option').length > 0`, pageTimeout)
-	Eval[bool](t, patient, `(window.__cam = window.openvisit.client.sending('video'), window.__pc = window.openvisit.client.pc, true)`)
-	setValue(t, patient, "#cam-select", Eval[string](t, patient, `document.getElementById('cam-select').value`))
-	wait(patient, "camera switched", `document.getElementById('device-status').textContent === 'Camera switched.'
-    && window.openvisit.client.sending('video') !== window.__cam && window.__cam.readyState === 'ended'
-    && window.openvisit.client.pc === window.__pc`)
-	wait(provider, "frames after the camera switch", framesAdvance)
-
-	// The provider shares the screen (Chromium's fake capture) and stops.
-	provider.Click(t, "#share")
-	wait(provider, "sharing", `document.getElementById('share').getAttribute('aria-pressed') === 'true'
-    && window.openvisit.client.sending('video').getSettings().displaySurface !== undefined`)
-	Eval[bool](t, patient, `(delete window.__frames, true)`)
-	wait(patient, "frames of the shared screen", framesAdvance)
-	provider.Click(t, "#share")
-	wait(provider, "sharing stopped", `document.getElementById('share').getAttribute('aria-pressed') === 'false'
-    && window.openvisit.client.sending('video').getSettings().displaySurface === undefined
-    && window.openvisit.client.sending('video').readyState === 'live'`)
+	call.switchCamera(t)
+	call.shareScreen(t)
 
 	pool := openPool(t, v.srv)
 	for i, cut := range []*Browser{patient, provider} {
-		// Watch the page's states from here on.
-		Eval[bool](t, cut, `(() => { window.__states = []; window.openvisit.client.addEventListener('state', (e) => window.__states.push(e.detail.state)); return true; })()`)
-		began := time.Now()
-		Eval[bool](t, cut, `(window.openvisit.client._dropSocket(), true)`)
-		wait(cut, "rejoin", fmt.Sprintf(`window.openvisit.client.reconnects === %d && document.body.dataset.state === 'connected'`, 1))
-		if states := Eval[[]string](t, cut, `window.__states`); len(states) == 0 || states[0] != "reconnecting" {
-			t.Errorf("%s: states after the cut %v, want reconnecting first", cut.Name, states)
-		}
-		t.Logf("%s: rejoined %v after the cut", cut.Name, time.Since(began).Round(time.Millisecond))
-		for _, b := range []*Browser{provider, patient} {
-			wait(b, "media after the cut", mediaFrom(ids[other[b]]))
-			Eval[bool](t, b, `(delete window.__frames, true)`)
-			wait(b, "frames still decoding", framesAdvance)
-			if s := Eval[string](t, b, `document.body.dataset.state`); s != "connected" {
-				t.Errorf("%s: state %q after %s's cut, want connected", b.Name, s, cut.Name)
-			}
-		}
-		t.Logf("cut %d (%s): media both ways %v after the cut", i+1, cut.Name, time.Since(began).Round(time.Millisecond))
-
-		// No re-admission: one patient, still admitted; nobody waiting.
-		var n int
-		var state string
-		if err := pool.QueryRow(ctx, `SELECT count(*), min(state) FROM participants WHERE visit_id = $1 AND role = 'patient'`, v.visitID).Scan(&n, &state); err != nil {
-			t.Fatal(err)
-		}
-		if n != 1 || state != "admitted" {
-			t.Errorf("after %s's cut: %d patient participants, state %q; want 1, admitted", cut.Name, n, state)
-		}
-		if w := Eval[int](t, provider, `document.querySelectorAll('#room-list [data-state="waiting"]').length`); w != 0 {
-			t.Errorf("after %s's cut: %d waiting-room entries on the provider's page, want 0", cut.Name, w)
-		}
+		call.cutAndRejoin(t, cut, i, ids)
+		call.checkNotReadmitted(t, pool, v.visitID, cut)
 	}
 	// Each page has one remote tile: the rejoin replaced, not added.
 	for _, b := range []*Browser{provider, patient} {
 		if n := Eval[int](t, b, `document.querySelectorAll('figure[data-participant]').length`); n != 1 {
 			t.Errorf("%s: %d remote tiles, want 1", b.Name, n)
 		}
+	}
+}
+
+// switchCamera: switching the patient's camera replaces the sent track
+// without renegotiating: the same peer connection, and the provider keeps
+// decoding.
+func (c callPair) switchCamera(t *testing.T) {
+	t.Helper()
+	patient := c.patient
+	patient.Click(t, "#settings")
+	patient.WaitFor(t, t.Context(), `document.querySelectorAll('#cam-select option').length > 0`, pageTimeout)
+	Eval[bool](t, patient, `(window.__cam = window.openvisit.client.sending('video'), window.__pc = window.openvisit.client.pc, true)`)
+	setValue(t, patient, "#cam-select", Eval[string](t, patient, `document.getElementById('cam-select').value`))
+	c.wait(t, patient, "camera switched", `document.getElementById('device-status').textContent === 'Camera switched.'
+    && window.openvisit.client.sending('video') !== window.__cam && window.__cam.readyState === 'ended'
+    && window.openvisit.client.pc === window.__pc`)
+	c.wait(t, c.provider, "frames after the camera switch", framesAdvance)
+}
+
+// shareScreen: the provider shares the screen (Chromium's fake capture),
+// the patient decodes it, and the provider stops.
+func (c callPair) shareScreen(t *testing.T) {
+	t.Helper()
+	provider := c.provider
+	provider.Click(t, "#share")
+	c.wait(t, provider, "sharing", `document.getElementById('share').getAttribute('aria-pressed') === 'true'
+    && window.openvisit.client.sending('video').getSettings().displaySurface !== undefined`)
+	Eval[bool](t, c.patient, `(delete window.__frames, true)`)
+	c.wait(t, c.patient, "frames of the shared screen", framesAdvance)
+	provider.Click(t, "#share")
+	c.wait(t, provider, "sharing stopped", `document.getElementById('share').getAttribute('aria-pressed') === 'false'
+    && window.openvisit.client.sending('video').getSettings().displaySurface === undefined
+    && window.openvisit.client.sending('video').readyState === 'live'`)
+}
+
+// cutAndRejoin drops cut's media socket (cut number i, from 0): the page
+// reconnects once, and media flows and decodes both ways again.
+func (c callPair) cutAndRejoin(t *testing.T, cut *Browser, i int, ids map[*Browser]string) {
+	t.Helper()
+	other := map[*Browser]*Browser{c.provider: c.patient, c.patient: c.provider}
+	// Watch the page's states from here on.
+	Eval[bool](t, cut, `(() => { window.__states = []; window.openvisit.client.addEventListener('state', (e) => window.__states.push(e.detail.state)); return true; })()`)
+	began := time.Now()
+	Eval[bool](t, cut, `(window.openvisit.client._dropSocket(), true)`)
+	c.wait(t, cut, "rejoin", fmt.Sprintf(`window.openvisit.client.reconnects === %d && document.body.dataset.state === 'connected'`, 1))
+	if states := Eval[[]string](t, cut, `window.__states`); len(states) == 0 || states[0] != "reconnecting" {
+		t.Errorf("%s: states after the cut %v, want reconnecting first", cut.Name, states)
+	}
+	t.Logf("%s: rejoined %v after the cut", cut.Name, time.Since(began).Round(time.Millisecond))
+	for _, b := range []*Browser{c.provider, c.patient} {
+		c.wait(t, b, "media after the cut", mediaFrom(ids[other[b]]))
+		Eval[bool](t, b, `(delete window.__frames, true)`)
+		c.wait(t, b, "frames still decoding", framesAdvance)
+		if s := Eval[string](t, b, `document.body.dataset.state`); s != "connected" {
+			t.Errorf("%s: state %q after %s's cut, want connected", b.Name, s, cut.Name)
+		}
+	}
+	t.Logf("cut %d (%s): media both ways %v after the cut", i+1, cut.Name, time.Since(began).Round(time.Millisecond))
+}
+
+// checkNotReadmitted: after cut's rejoin there is one patient, still
+// admitted, and nobody waiting.
+func (c callPair) checkNotReadmitted(t *testing.T, pool *pgxpool.Pool, visitID string, cut *Browser) {
+	t.Helper()
+	var n int
+	var state string
+	if err := pool.QueryRow(t.Context(), `SELECT count(*), min(state) FROM participants WHERE visit_id = $1 AND role = 'patient'`, visitID).Scan(&n, &state); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || state != "admitted" {
+		t.Errorf("after %s's cut: %d patient participants, state %q; want 1, admitted", cut.Name, n, state)
+	}
+	if w := Eval[int](t, c.provider, `document.querySelectorAll('#room-list [data-state="waiting"]').length`); w != 0 {
+		t.Errorf("after %s's cut: %d waiting-room entries on the provider's page, want 0", cut.Name, w)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,10 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/sfu/client"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // absCaptureTimeURI carries the send time of each packet (NTP format), which
@@ -26,15 +29,12 @@ const absCaptureTimeURI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-capt
 // mtu is the RTP payload size the packetizer aims for (as browsers do).
 const mtu = 1200
 
-// peer is one simulated participant: a Pion PeerConnection speaking the
-// SFU's signaling protocol over a WebSocket, publishing the recorded VP8
-// and Opus, and measuring what it receives. Lifecycle: dial → run (until
-// stop) → close.
+// peer is one simulated participant: a Pion PeerConnection joined through
+// the SFU client, publishing the recorded VP8 and Opus, and measuring what
+// it receives. Lifecycle: dial → run (until stop) → close.
 type peer struct {
 	run   *runner
-	ws    *websocket.Conn
-	wmu   sync.Mutex
-	pc    *webrtc.PeerConnection
+	conn  *client.Conn
 	video *webrtc.TrackLocalStaticRTP
 	audio *webrtc.TrackLocalStaticRTP
 
@@ -42,6 +42,7 @@ type peer struct {
 	gotVideo, gotAudio atomic.Bool
 	wg                 sync.WaitGroup
 	stop               chan struct{}
+	started            atomic.Bool // publish runs
 }
 
 func newAPI(configure func(*webrtc.SettingEngine)) (*webrtc.API, error) {
@@ -67,67 +68,41 @@ func newAPI(configure func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 
 // dial joins visit with tok and publishes; media starts once connected.
 func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
-	d := websocket.Dialer{
-		HandshakeTimeout: 10 * time.Second,
-		TLSClientConfig:  &tls.Config{InsecureSkipVerify: r.p.InsecureTLS}, //nolint:gosec // a test client against a self-signed dev server, by flag
-	}
-	ws, resp, err := d.DialContext(ctx, r.p.WSURL, http.Header{})
+	p := &peer{run: r, stop: make(chan struct{})}
+	conn, err := client.Join(ctx, client.Params{
+		URL: r.p.WSURL, Token: tok, Visit: ids.VisitID(visit), API: r.api,
+		Dialer: &websocket.Dialer{
+			HandshakeTimeout: 10 * time.Second,
+			TLSClientConfig:  &tls.Config{InsecureSkipVerify: r.p.InsecureTLS}, //nolint:gosec // a test client against a self-signed dev server, by flag
+		},
+		Handlers: client.Handlers{
+			OnTrack:   p.onTrack,
+			OnAnswer:  p.startMedia,
+			OnMessage: p.onMessage,
+			OnError:   p.onError,
+		},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("loadtest: dial: %w", err)
+		return nil, fmt.Errorf("loadtest: %w", err)
 	}
-	resp.Body.Close()
-	pc, err := r.api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		ws.Close()
-		return nil, err
-	}
-	p := &peer{run: r, ws: ws, pc: pc, stop: make(chan struct{})}
+	p.conn = conn
 	p.video, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "cam")
 	p.audio, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
 	var senders []*webrtc.RTPSender
 	for _, t := range []webrtc.TrackLocal{p.video, p.audio} {
-		s, err := pc.AddTrack(t)
+		s, err := conn.PC().AddTrack(t)
 		if err != nil {
 			p.close()
 			return nil, err
 		}
 		senders = append(senders, s)
 	}
-	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
-		if c != nil {
-			p.send(map[string]any{"type": "candidate", "candidate": c.ToJSON()})
-		}
-	})
-	pc.OnTrack(p.onTrack)
-
-	if err := p.send(map[string]any{"type": "join", "token": tok, "visit": visit}); err != nil {
+	if err := conn.Offer(); err != nil {
 		p.close()
 		return nil, err
 	}
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var m map[string]any
-	if err := ws.ReadJSON(&m); err != nil || m["type"] != "joined" {
-		p.close()
-		if err == nil {
-			err = fmt.Errorf("got %v", m["code"])
-		}
-		return nil, fmt.Errorf("loadtest: join: %w", err)
-	}
-	_ = ws.SetReadDeadline(time.Time{})
-	offer, err := pc.CreateOffer(nil)
-	if err == nil {
-		err = pc.SetLocalDescription(offer)
-	}
-	if err != nil {
-		p.close()
-		return nil, err
-	}
-	if err := p.send(map[string]any{"type": "offer", "sdp": offer.SDP}); err != nil {
-		p.close()
-		return nil, err
-	}
-	p.wg.Add(1 + len(senders))
-	go p.read()
+	conn.Start()
+	p.wg.Add(len(senders))
 	for _, s := range senders {
 		go func() {
 			defer p.wg.Done()
@@ -141,54 +116,15 @@ func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
 	return p, nil
 }
 
-func (p *peer) send(v any) error {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	_ = p.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return p.ws.WriteJSON(v)
+func (p *peer) onMessage(m client.Message) {
+	if m.Type == protocol.TypeError {
+		p.run.errorf("server error %s", m.Code)
+	}
 }
 
-// read applies the server's SDP and candidates until the socket closes.
-func (p *peer) read() {
-	defer p.wg.Done()
-	for {
-		var m struct {
-			Type      string                   `json:"type"`
-			SDP       string                   `json:"sdp"`
-			Candidate *webrtc.ICECandidateInit `json:"candidate"`
-			Code      string                   `json:"code"`
-		}
-		if err := p.ws.ReadJSON(&m); err != nil {
-			return
-		}
-		switch m.Type {
-		case "answer":
-			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
-				p.run.errorf("set answer: %v", err)
-				continue
-			}
-			p.startMedia()
-		case "offer":
-			if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}); err != nil {
-				p.run.errorf("set offer: %v", err)
-				continue
-			}
-			a, err := p.pc.CreateAnswer(nil)
-			if err == nil {
-				err = p.pc.SetLocalDescription(a)
-			}
-			if err != nil {
-				p.run.errorf("answer: %v", err)
-				continue
-			}
-			_ = p.send(map[string]any{"type": "answer", "sdp": a.SDP})
-		case "candidate":
-			if m.Candidate != nil {
-				_ = p.pc.AddICECandidate(*m.Candidate)
-			}
-		case "error":
-			p.run.errorf("server error %s", m.Code)
-		}
+func (p *peer) onError(err error) {
+	if !errors.Is(err, client.ErrCandidate) {
+		p.run.errorf("%v", err)
 	}
 }
 
@@ -204,8 +140,11 @@ func extID(params []webrtc.RTPHeaderExtensionParameter) uint8 {
 
 // startMedia starts the publishing loop once (after the first answer).
 func (p *peer) startMedia() {
+	if p.started.Swap(true) {
+		return
+	}
 	var vid, aid uint8
-	for _, s := range p.pc.GetSenders() {
+	for _, s := range p.conn.PC().GetSenders() {
 		if s.Track() == nil {
 			continue
 		}
@@ -316,7 +255,7 @@ func (p *peer) up() bool { return p.gotVideo.Load() && p.gotAudio.Load() }
 
 // leave says goodbye and closes everything.
 func (p *peer) leave() {
-	_ = p.send(map[string]any{"type": "leave"})
+	_ = p.conn.Leave()
 	p.close()
 }
 
@@ -326,8 +265,7 @@ func (p *peer) close() {
 	default:
 		close(p.stop)
 	}
-	_ = p.pc.Close()
-	_ = p.ws.Close()
+	p.conn.Close()
 	p.wg.Wait()
 }
 

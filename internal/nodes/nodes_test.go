@@ -10,24 +10,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/nodes"
-	"github.com/openvisit/openvisit/internal/testenv"
 	"github.com/openvisit/openvisit/internal/token"
 )
 
 func setup(t *testing.T) (*pgxpool.Pool, *nodes.Registry) {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := dbtest.Pool(t, 4)
 	return pool, nodes.NewRegistry(pool, 10*time.Second)
 }
 
@@ -223,65 +214,112 @@ func TestForJoinConcurrentRejoin(t *testing.T) {
 }
 
 func TestHeartbeatDrainAndRooms(t *testing.T) {
+	n := startHeartbeat(t)
+	defer n.h.Stop()
+	n.waitLoad(nodes.Load{Rooms: 1, Participants: 2})
+	n.checkBurnerRecordsRoom()
+	n.checkDrainWaitsForRooms()
+	n.checkEmptyRoomsCleared()
+
+	// Drain with a deadline gives up.
+	n.setLoad(nodes.Load{Rooms: 1})
+	dctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := n.h.Drain(dctx, 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain past its deadline: %v", err)
+	}
+	n.checkStopAndReregister()
+}
+
+// heartbeatNode is node m1 heartbeating every 50 ms with a load the test
+// sets.
+type heartbeatNode struct {
+	t    *testing.T
+	pool *pgxpool.Pool
+	reg  *nodes.Registry
+	h    *nodes.Heartbeat
+	mu   sync.Mutex
+	load nodes.Load
+}
+
+func startHeartbeat(t *testing.T) *heartbeatNode {
+	t.Helper()
 	pool, reg := setup(t)
-	ctx := context.Background()
-	var mu sync.Mutex
-	load := nodes.Load{Rooms: 1, Participants: 2}
-	h, err := nodes.Start(ctx, nodes.HeartbeatParams{Registry: reg, Node: "m1", URL: "wss://m1.test/sfu/ws",
-		Interval: 50 * time.Millisecond, Load: func() nodes.Load { mu.Lock(); defer mu.Unlock(); return load }})
+	n := &heartbeatNode{t: t, pool: pool, reg: reg, load: nodes.Load{Rooms: 1, Participants: 2}}
+	h, err := nodes.Start(context.Background(), nodes.HeartbeatParams{Registry: reg, Node: "m1", URL: "wss://m1.test/sfu/ws",
+		Interval: 50 * time.Millisecond, Load: func() nodes.Load { n.mu.Lock(); defer n.mu.Unlock(); return n.load }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer h.Stop()
-	waitLoad := func(want nodes.Load) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			list, err := reg.List(ctx)
-			if err == nil && len(list) == 1 && list[0].Load == want && list[0].Live {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("registry shows %+v (%v), want load %+v", list, err, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	waitLoad(load)
+	n.h = h
+	return n
+}
 
-	// The burner records rooms; a room record survives heartbeats while
-	// the node has rooms.
-	v := newVisit(t, pool, "m1", 0)
-	burner := nodes.RoomBurner(token.NewMemoryBurner(10, nil), reg, "m1", nil)
+// setLoad sets the load the next heartbeats report.
+func (n *heartbeatNode) setLoad(l nodes.Load) {
+	n.mu.Lock()
+	n.load = l
+	n.mu.Unlock()
+}
+
+// waitLoad waits until the registry shows the node live with load want.
+func (n *heartbeatNode) waitLoad(want nodes.Load) {
+	t := n.t
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		list, err := n.reg.List(context.Background())
+		if err == nil && len(list) == 1 && list[0].Load == want && list[0].Live {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("registry shows %+v (%v), want load %+v", list, err, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// rooms counts the node's room records.
+func (n *heartbeatNode) rooms() (c int) {
+	_ = n.pool.QueryRow(context.Background(), `SELECT count(*) FROM sfu_rooms WHERE node_id = 'm1'`).Scan(&c)
+	return c
+}
+
+// checkBurnerRecordsRoom: the burner records rooms; a room record survives
+// heartbeats while the node has rooms.
+func (n *heartbeatNode) checkBurnerRecordsRoom() {
+	t, ctx := n.t, context.Background()
+	t.Helper()
+	v := newVisit(t, n.pool, "m1", 0)
+	burner := nodes.RoomBurner(token.NewMemoryBurner(10, nil), n.reg, "m1", nil)
 	if err := burner.Burn(ctx, token.Claims{ID: "j1", Visit: v, ExpiresAt: time.Now().Add(time.Minute).Unix()}); err != nil {
 		t.Fatal(err)
 	}
 	if err := burner.Burn(ctx, token.Claims{ID: "j1", Visit: v}); !errors.Is(err, token.ErrUsed) {
 		t.Fatalf("second burn: %v, want ErrUsed", err)
 	}
-	rooms := func() (n int) {
-		_ = pool.QueryRow(ctx, `SELECT count(*) FROM sfu_rooms WHERE node_id = 'm1'`).Scan(&n)
-		return n
+	if n.rooms() != 1 {
+		t.Fatalf("sfu_rooms rows = %d, want 1", n.rooms())
 	}
-	if rooms() != 1 {
-		t.Fatalf("sfu_rooms rows = %d, want 1", rooms())
-	}
+}
 
-	// Drain waits for the rooms to empty.
+// checkDrainWaitsForRooms: Drain waits for the rooms to empty, and the
+// draining node is out of placement.
+func (n *heartbeatNode) checkDrainWaitsForRooms() {
+	t, ctx := n.t, context.Background()
+	t.Helper()
 	drained := make(chan error, 1)
-	go func() { drained <- h.Drain(ctx, 20*time.Millisecond) }()
+	go func() { drained <- n.h.Drain(ctx, 20*time.Millisecond) }()
 	time.Sleep(200 * time.Millisecond)
 	select {
 	case err := <-drained:
 		t.Fatalf("Drain returned %v with a room open", err)
 	default:
 	}
-	if _, _, err := reg.Pick(ctx, pool); !errors.Is(err, nodes.ErrNoNode) {
+	if _, _, err := n.reg.Pick(ctx, n.pool); !errors.Is(err, nodes.ErrNoNode) {
 		t.Fatalf("Pick while draining: %v, want ErrNoNode", err)
 	}
-	mu.Lock()
-	load = nodes.Load{}
-	mu.Unlock()
+	n.setLoad(nodes.Load{})
 	select {
 	case err := <-drained:
 		if err != nil {
@@ -290,42 +328,42 @@ func TestHeartbeatDrainAndRooms(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Drain did not return after the rooms emptied")
 	}
-	waitLoad(nodes.Load{})
-	// The fresh room record is kept through the grace period.
-	if rooms() != 1 {
-		t.Fatalf("sfu_rooms rows = %d right after an empty heartbeat, want 1 (grace)", rooms())
+	n.waitLoad(nodes.Load{})
+}
+
+// checkEmptyRoomsCleared: the fresh room record is kept through the grace
+// period; an old one of an empty node is cleared.
+func (n *heartbeatNode) checkEmptyRoomsCleared() {
+	t := n.t
+	t.Helper()
+	if n.rooms() != 1 {
+		t.Fatalf("sfu_rooms rows = %d right after an empty heartbeat, want 1 (grace)", n.rooms())
 	}
-	_, _ = pool.Exec(ctx, `UPDATE sfu_rooms SET joined_at = now() - interval '1 minute'`)
+	_, _ = n.pool.Exec(context.Background(), `UPDATE sfu_rooms SET joined_at = now() - interval '1 minute'`)
 	deadline := time.Now().Add(5 * time.Second)
-	for rooms() != 0 {
+	for n.rooms() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("an empty node's old room records were not cleared")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
 
-	// Drain with a deadline gives up.
-	mu.Lock()
-	load = nodes.Load{Rooms: 1}
-	mu.Unlock()
-	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	if err := h.Drain(dctx, 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Drain past its deadline: %v", err)
-	}
-
-	// Stop takes the node out of placement at once; a new process
-	// registering clears draining.
-	h.Stop()
-	h.Stop()
-	list, _ := reg.List(ctx)
+// checkStopAndReregister: Stop takes the node out of placement at once; a
+// new process registering clears draining.
+func (n *heartbeatNode) checkStopAndReregister() {
+	t, ctx := n.t, context.Background()
+	t.Helper()
+	n.h.Stop()
+	n.h.Stop()
+	list, _ := n.reg.List(ctx)
 	if !list[0].Draining {
 		t.Error("a stopped node is not marked draining")
 	}
-	if err := reg.Register(ctx, "m1", "wss://m1.test/sfu/ws"); err != nil {
+	if err := n.reg.Register(ctx, "m1", "wss://m1.test/sfu/ws"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := reg.Pick(ctx, pool); err != nil || n != "m1" {
-		t.Fatalf("Pick after re-register = %q, %v", n, err)
+	if m, _, err := n.reg.Pick(ctx, n.pool); err != nil || m != "m1" {
+		t.Fatalf("Pick after re-register = %q, %v", m, err)
 	}
 }

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/internal/testenv"
 )
 
 type clock struct{ t time.Time }
@@ -194,14 +193,7 @@ func FuzzParse(f *testing.F) {
 
 func TestPGBurnerSingleUse(t *testing.T) {
 	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
+	pool := dbtest.Pool(t, 8)
 	c := &clock{time.Now()}
 	m, _ := newPair(t, c)
 	_, claims, _ := m.Mint(grant())

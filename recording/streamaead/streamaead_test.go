@@ -193,9 +193,31 @@ func TestRecordingTamperDetected(t *testing.T) {
 	if len(ct) != 4*S+1234+TagSize {
 		t.Fatalf("unexpected layout: %d bytes", len(ct))
 	}
+	for _, tc := range tamperCases(S, len(ct)) {
+		t.Run(tc.name, func(t *testing.T) { checkTamperFails(t, ct, p, tc) })
+	}
+	// The original still decrypts (the cases above mutated copies).
+	if got, err := openAll(ct, testKey, testAD, p); err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("original: %v", err)
+	}
+}
+
+// tamperCase is one way of damaging or swapping a stored recording, and
+// the sentinel its decryption must fail with. A nil key or ad means the
+// right one.
+type tamperCase struct {
+	name   string
+	mutate func([]byte) []byte
+	key    []byte
+	ad     []byte
+	want   error
+}
+
+// tamperCases are the damages to an object of segment size S and size bytes
+// whose segments 0..3 are full and segment 4 partial.
+func tamperCases(S, size int) []tamperCase {
 	otherKey := []byte("fedcba9876543210fedcba9876543210")
 	otherAD := []byte("9a0e55b1-2c3d-4e5f-8a9b-0c1d2e3f4a5b")
-
 	flip := func(i int, bit byte) func([]byte) []byte {
 		return func(b []byte) []byte { b[i] ^= bit; return b }
 	}
@@ -209,14 +231,7 @@ func TestRecordingTamperDetected(t *testing.T) {
 	}
 	cut := func(n int) func([]byte) []byte { return func(b []byte) []byte { return b[:n] } }
 	same := func(b []byte) []byte { return b }
-
-	for _, tc := range []struct {
-		name   string
-		mutate func([]byte) []byte
-		key    []byte
-		ad     []byte
-		want   error
-	}{
+	return []tamperCase{
 		{"header length byte", flip(0, 0x01), nil, nil, ErrHeader},
 		{"header salt", flip(1+7, 0x10), nil, nil, ErrAuthentication},
 		{"header nonce prefix", flip(HeaderSize-1, 0x80), nil, nil, ErrAuthentication},
@@ -224,7 +239,7 @@ func TestRecordingTamperDetected(t *testing.T) {
 		{"middle segment body", flip(2*S+10, 0x80), nil, nil, ErrAuthentication},
 		{"middle segment tag", flip(3*S-1, 0x01), nil, nil, ErrAuthentication},
 		{"final segment body", flip(4*S+3, 0x04), nil, nil, ErrAuthentication},
-		{"final segment tag", flip(len(ct)-1, 0x01), nil, nil, ErrAuthentication},
+		{"final segment tag", flip(size-1, 0x01), nil, nil, ErrAuthentication},
 		{"drop final segment", cut(4 * S), nil, nil, ErrTruncated},
 		{"drop two final segments", cut(3 * S), nil, nil, ErrTruncated},
 		{"cut mid-segment", cut(2*S + 1000), nil, nil, ErrAuthentication},
@@ -239,37 +254,37 @@ func TestRecordingTamperDetected(t *testing.T) {
 		{"other recording (key and ID)", same, otherKey, otherAD, ErrAuthentication},
 		{"wrong key", same, otherKey, nil, ErrAuthentication},
 		{"empty associated data", same, nil, []byte{}, ErrAuthentication},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			key, ad := testKey, testAD
-			if tc.key != nil {
-				key = tc.key
-			}
-			if tc.ad != nil {
-				ad = tc.ad
-			}
-			for reader, open := range map[string]func(ct, key, ad []byte, p Params) ([]byte, error){
-				"Reader":   openAll,
-				"ReaderAt": openAt,
-			} {
-				bad := tc.mutate(bytes.Clone(ct))
-				_, err := open(bad, key, ad, p)
-				if !errors.Is(err, tc.want) {
-					t.Errorf("%s: err = %v, want %v", reader, err, tc.want)
-					continue
-				}
-				if !errors.Is(err, ErrAuthentication) {
-					t.Errorf("%s: %v does not match ErrAuthentication", reader, err)
-				}
-				if msg := err.Error(); strings.Contains(msg, hex.EncodeToString(key)) || strings.Contains(msg, string(key)) {
-					t.Errorf("%s: error message contains the key", reader)
-				}
-			}
-		})
 	}
-	// The original still decrypts (the cases above mutated copies).
-	if got, err := openAll(ct, testKey, testAD, p); err != nil || !bytes.Equal(got, pt) {
-		t.Fatalf("original: %v", err)
+}
+
+// checkTamperFails decrypts a damaged copy of ct through Reader and
+// ReaderAt: each fails with the case's sentinel, which matches
+// ErrAuthentication, and an error message without the key.
+func checkTamperFails(t *testing.T, ct []byte, p Params, tc tamperCase) {
+	t.Helper()
+	key, ad := testKey, testAD
+	if tc.key != nil {
+		key = tc.key
+	}
+	if tc.ad != nil {
+		ad = tc.ad
+	}
+	for reader, open := range map[string]func(ct, key, ad []byte, p Params) ([]byte, error){
+		"Reader":   openAll,
+		"ReaderAt": openAt,
+	} {
+		bad := tc.mutate(bytes.Clone(ct))
+		_, err := open(bad, key, ad, p)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: err = %v, want %v", reader, err, tc.want)
+			continue
+		}
+		if !errors.Is(err, ErrAuthentication) {
+			t.Errorf("%s: %v does not match ErrAuthentication", reader, err)
+		}
+		if msg := err.Error(); strings.Contains(msg, hex.EncodeToString(key)) || strings.Contains(msg, string(key)) {
+			t.Errorf("%s: error message contains the key", reader)
+		}
 	}
 }
 

@@ -56,7 +56,7 @@ type Policy struct {
 	Absolute time.Duration
 }
 
-// The policies of DESIGN.md decision 8.
+// The policies of docs/DESIGN.md decision 8.
 var (
 	// StaffPolicy applies to providers and admins.
 	StaffPolicy = Policy{Idle: 15 * time.Minute, Absolute: 12 * time.Hour}
