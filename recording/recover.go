@@ -208,7 +208,7 @@ func (rc *recovery) recoverOne(ctx context.Context, skip []string) (string, erro
 			return err
 		}
 		if out.integrity != "" {
-			if _, err := store.RaiseAlert(ctx, tx, alerts.KindIntegrityFailure, "critical", ch.RecordingID, out.integrity, rc.now()); err != nil {
+			if _, err := alerts.Raise(ctx, tx, alerts.KindIntegrityFailure, ch.RecordingID, out.integrity, rc.now()); err != nil {
 				return err
 			}
 		}

@@ -1,6 +1,12 @@
 package signaling
 
-import "github.com/openvisit/openvisit/internal/review"
+import (
+	"github.com/openvisit/openvisit/internal/accounts"
+	"github.com/openvisit/openvisit/internal/breakglass"
+	"github.com/openvisit/openvisit/internal/incidents"
+	"github.com/openvisit/openvisit/internal/invites"
+	"github.com/openvisit/openvisit/internal/review"
+)
 
 // Audit actions the control plane records. Reports and alert rules match on
 // these strings: keep them stable.
@@ -12,18 +18,18 @@ const (
 	actionMFAEnrolBegin      = "mfa.enrol.begin"
 	actionMFAEnrol           = "mfa.enrol"
 	actionRecoveryUsed       = "mfa.recovery_code.use"
-	actionUserCreate         = "user.create"
-	actionUserRole           = "user.role.change"
-	actionUserDisable        = "user.disable"
-	actionUserEnable         = "user.enable"
-	actionUserUnlock         = "user.unlock"
+	actionUserCreate         = accounts.ActionCreate
+	actionUserRole           = accounts.ActionRole
+	actionUserDisable        = accounts.ActionDisable
+	actionUserEnable         = accounts.ActionEnable
+	actionUserUnlock         = accounts.ActionUnlock
 	actionUserResetMFA       = review.ActionResetMFA
 	actionUserList           = "user.list"
 	actionVisitCreate        = "visit.create"
 	actionVisitView          = "visit.view"
 	actionVisitList          = "visit.list"
 	actionVisitJoin          = "visit.join"
-	actionBreakGlass         = "break_glass.grant"
+	actionBreakGlass         = breakglass.ActionGrant
 	actionBreakReview        = review.ActionBreakReview
 	actionAlertAck           = review.ActionAlertAck
 	actionAlertList          = "alert.list"
@@ -39,8 +45,8 @@ const (
 	actionInviteCreate       = "invite.create"
 	actionInviteRevoke       = "invite.revoke"
 	actionInviteEmail        = "invite.email"
-	actionInviteRedeem       = "invite.redeem"
-	actionInviteCheck        = "invite.check"
+	actionInviteRedeem       = invites.ActionRedeem
+	actionInviteCheck        = invites.ActionCheck
 	actionOutboxRead         = "dev_outbox.read"
 	actionAdmit              = "participant.admit"
 	actionTurnAway           = "participant.turn_away"
@@ -48,8 +54,8 @@ const (
 	actionAuditSearch        = "audit.search"
 	actionAuditExport        = "audit.export"
 	actionAuditPatientReport = "audit.patient_report"
-	actionIncidentCreate     = "incident.create"
-	actionIncidentStatus     = "incident.status"
-	actionIncidentScope      = "incident.scope"
+	actionIncidentCreate     = incidents.ActionCreate
+	actionIncidentStatus     = incidents.ActionStatus
+	actionIncidentScope      = incidents.ActionScope
 	actionAccessDenied       = "access.denied"
 )

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -90,7 +90,7 @@ func auditFilter(c *gin.Context) (audit.Filter, *httpx.Error) {
 // data leaves.
 func (s *Server) adminAudit(c *gin.Context, action, patient, detail string) error {
 	p := principal(c)
-	return s.p.Audit.Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action,
+	return s.p.DB.Audit().Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action,
 		ResourceType: "audit", PatientID: patient, Outcome: audit.Success, Reason: detail, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)})
 }
 
@@ -104,7 +104,7 @@ func (s *Server) searchAudit(c *gin.Context) {
 		s.abort(c, errAuditDown(err))
 		return
 	}
-	entries, err := audit.Search(c.Request.Context(), s.p.Pool, f)
+	entries, err := audit.Search(c.Request.Context(), s.p.DB.Pool(), f)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -175,7 +175,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		s.abort(c, errAuditDown(err))
 		return
 	}
-	cp, haveCP, err := audit.LatestCheckpoint(ctx, s.p.Pool)
+	cp, haveCP, err := audit.LatestCheckpoint(ctx, s.p.DB.Pool())
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -197,7 +197,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		w := csv.NewWriter(c.Writer)
 		_ = w.Write([]string{"seq", "at", "actor_id", "actor_role", "action", "resource_type", "resource_id", "patient_id",
 			"visit_id", "ip", "user_agent", "outcome", "reason", "prev_hash", "hash"})
-		err = audit.Each(ctx, s.p.Pool, f, func(e *audit.Entry) error {
+		err = audit.Each(ctx, s.p.DB.Pool(), f, func(e *audit.Entry) error {
 			v := viewEntry(e)
 			return w.Write([]string{strconv.FormatInt(v.Seq, 10), v.At.Format(time.RFC3339Nano), v.ActorID, v.ActorRole, v.Action,
 				v.ResourceType, v.ResourceID, v.PatientID, v.VisitID, v.IP, csvSafe(v.UserAgent), v.Outcome, csvSafe(v.Reason), v.PrevHash, v.Hash})
@@ -216,7 +216,7 @@ func (s *Server) exportAudit(c *gin.Context) {
 		enc := json.NewEncoder(c.Writer)
 		_, _ = c.Writer.WriteString(`{"format":"openvisit.audit.v1","entries":[`)
 		first := true
-		err = audit.Each(ctx, s.p.Pool, f, func(e *audit.Entry) error {
+		err = audit.Each(ctx, s.p.DB.Pool(), f, func(e *audit.Entry) error {
 			if !first {
 				if _, err := c.Writer.WriteString(","); err != nil {
 					return err
@@ -247,7 +247,7 @@ func csvSafe(v string) string {
 func (s *Server) patientAccessReport(c *gin.Context) {
 	ctx := c.Request.Context()
 	patient := c.Param("patient_id")
-	if _, err := store.PatientByID(ctx, s.p.Store.Pool, patient); err != nil {
+	if _, err := store.PatientByID(ctx, s.p.DB, patient); err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -264,7 +264,7 @@ func (s *Server) patientAccessReport(c *gin.Context) {
 		s.abort(c, errAuditDown(err))
 		return
 	}
-	entries, err := audit.Search(ctx, s.p.Pool, f)
+	entries, err := audit.Search(ctx, s.p.DB.Pool(), f)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -274,7 +274,7 @@ func (s *Server) patientAccessReport(c *gin.Context) {
 	for i := range entries {
 		out[i] = viewEntry(&entries[i])
 		if id := entries[i].ActorID; ids.Valid(id) && actors[id] == "" {
-			if u, err := store.UserByID(ctx, s.p.Store.Pool, ids.UserID(id), false); err == nil {
+			if u, err := store.UserByID(ctx, s.p.DB, ids.UserID(id), false); err == nil {
 				actors[id] = u.Email
 			}
 		}
@@ -289,33 +289,14 @@ type incidentRequest struct {
 }
 
 func (s *Server) createIncident(c *gin.Context) {
-	ctx := c.Request.Context()
 	var req incidentRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)
 		return
 	}
-	req.Title = strings.TrimSpace(req.Title)
-	discovered, err := time.Parse(time.RFC3339, req.DiscoveredAt)
-	switch {
-	case req.Title == "" || len(req.Title) > 200 || len(req.Description) > 10000:
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_incident", "A title (up to 200 characters) is required; the description is at most 10000."))
-		return
-	case err != nil || discovered.After(s.p.Now().Add(time.Minute)):
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_discovered_at", "The discovery time must be an RFC 3339 time, not in the future."))
-		return
-	}
-	p := principal(c)
-	var inc store.Incident
-	err = s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if inc, err = store.CreateIncident(ctx, tx, req.Title, req.Description, discovered, p.UserID); err != nil {
-			return err
-		}
-		ev := s.adminEvent(c, actionIncidentCreate, inc.ID)
-		ev.ResourceType = "incident"
-		return audit.AppendTx(ctx, tx, ev)
-	})
+	discovered, _ := time.Parse(time.RFC3339, req.DiscoveredAt) // zero when not a time: refused below
+	inc, err := s.incidentService().Create(c.Request.Context(), incidents.Report{Title: req.Title, Description: req.Description,
+		DiscoveredAt: discovered, By: principal(c).UserID, Event: s.adminEvent(c, "", "")})
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -324,7 +305,7 @@ func (s *Server) createIncident(c *gin.Context) {
 }
 
 func (s *Server) listIncidents(c *gin.Context) {
-	list, err := store.Incidents(c.Request.Context(), s.p.Store.Pool)
+	list, err := s.incidentService().List(c.Request.Context())
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -332,19 +313,21 @@ func (s *Server) listIncidents(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"incidents": list, "now": s.p.Now()})
 }
 
-// scopeQuery reads actor_id or kek_id and the time range.
-func scopeQuery(c *gin.Context) (store.ScopeQuery, *httpx.Error) {
+// incidentService is the incidents domain on this server's database.
+func (s *Server) incidentService() *incidents.Service {
+	return incidents.New(incidents.Params{DB: s.p.DB, Now: s.p.Now})
+}
+
+// scopeQuery reads actor_id or kek_id and the time range; a time that does
+// not parse is zero (incidents.Service.Scope refuses the range).
+func scopeQuery(c *gin.Context) store.ScopeQuery {
 	q := store.ScopeQuery{ActorID: c.Query("actor_id"), KEKID: c.Query("kek_id")}
-	if (q.ActorID == "") == (q.KEKID == "") || len(q.ActorID) > 128 || len(q.KEKID) > 64 {
-		return q, httpx.E(httpx.KindInvalid, "bad_scope", "Give either actor_id or kek_id.")
+	from, err1 := time.Parse(time.RFC3339, c.Query("from"))
+	to, err2 := time.Parse(time.RFC3339, c.Query("to"))
+	if err1 == nil && err2 == nil {
+		q.From, q.To = from, to
 	}
-	var err1, err2 error
-	q.From, err1 = time.Parse(time.RFC3339, c.Query("from"))
-	q.To, err2 = time.Parse(time.RFC3339, c.Query("to"))
-	if err1 != nil || err2 != nil || !q.To.After(q.From) {
-		return q, httpx.E(httpx.KindInvalid, "bad_scope", "from and to must be RFC 3339 times, from before to.")
-	}
-	return q, nil
+	return q
 }
 
 // incidentScope lists the patients and recordings a breach may have
@@ -353,24 +336,15 @@ func scopeQuery(c *gin.Context) (store.ScopeQuery, *httpx.Error) {
 // patient in the answer are audited together before it leaves (shown.go).
 func (s *Server) incidentScope(c *gin.Context) {
 	ctx := c.Request.Context()
-	inc, err := store.IncidentByID(ctx, s.p.Store.Pool, c.Param("incident_id"))
+	q := scopeQuery(c)
+	inc, sc, err := s.incidentService().Scope(ctx, c.Param("incident_id"), q)
 	if err != nil {
 		s.abort(c, err)
-		return
-	}
-	q, e := scopeQuery(c)
-	if e != nil {
-		s.abort(c, e)
 		return
 	}
 	what := "scope"
 	if c.Query("format") == "csv" {
 		what = "notification list export"
-	}
-	sc, err := store.BreachScope(ctx, s.p.Store.Pool, q)
-	if err != nil {
-		s.abort(c, err)
-		return
 	}
 	query := s.adminEvent(c, actionIncidentScope, inc.ID)
 	query.ResourceType = "incident"
@@ -382,7 +356,7 @@ func (s *Server) incidentScope(c *gin.Context) {
 	for i, p := range sc.Patients {
 		patients[i] = p.ID
 	}
-	if err := s.p.Audit.AppendAll(ctx, append([]audit.Event{query}, shownEvents(shown, patients)...)); err != nil {
+	if err := s.p.DB.Audit().AppendAll(ctx, append([]audit.Event{query}, shownEvents(shown, patients)...)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -408,26 +382,12 @@ type incidentStatusRequest struct {
 
 // setIncidentStatus moves an incident to notified or closed (or reopens it).
 func (s *Server) setIncidentStatus(c *gin.Context) {
-	ctx := c.Request.Context()
 	var req incidentStatusRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)
 		return
 	}
-	if req.Status != "open" && req.Status != "notified" && req.Status != "closed" {
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_status", "Status is open, notified or closed."))
-		return
-	}
-	id := c.Param("incident_id")
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.SetIncidentStatus(ctx, tx, id, req.Status); err != nil {
-			return err
-		}
-		ev := s.adminEvent(c, actionIncidentStatus, id)
-		ev.ResourceType, ev.Reason = "incident", req.Status
-		return audit.AppendTx(ctx, tx, ev)
-	})
-	if err != nil {
+	if err := s.incidentService().SetStatus(c.Request.Context(), c.Param("incident_id"), req.Status, s.adminEvent(c, "", "")); err != nil {
 		s.abort(c, err)
 		return
 	}

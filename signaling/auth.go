@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/accounts"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/csrf"
 	"github.com/openvisit/openvisit/internal/auth/password"
@@ -28,10 +30,10 @@ const totpPurpose = "totp-secret"
 
 // Input limits for the sign-in and enrolment bodies.
 const (
-	maxEmailLen    = 254
+	maxEmailLen    = accounts.MaxEmail
 	maxPasswordLen = 4 * password.MaxLength // bytes: up to 128 runes of UTF-8
 	maxCodeInput   = 32
-	maxNameLen     = 200
+	maxNameLen     = accounts.MaxName
 )
 
 // errBadCredentials is the one answer to every failed sign-in: unknown
@@ -82,21 +84,9 @@ func (s *Server) login(c *gin.Context) {
 	now := s.p.Now()
 	ev := audit.Event{Action: actionLogin, ResourceType: "user"}
 
-	user, err := store.UserByEmail(ctx, s.p.Store.Pool, req.Email)
+	user, err := store.UserByEmail(ctx, s.p.DB, req.Email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && user.PasswordHash == "") {
-		// Same work, same answer, same throttling as a real account.
-		key := store.NormalizeEmail(req.Email)
-		if ok, retry := throttle.Decide(s.unknownAccounts.get(key), now); !ok {
-			s.refuseThrottled(c, ev, retry)
-			return
-		}
-		release := s.hashSlot()
-		password.DummyVerify()
-		release()
-		s.unknownAccounts.fail(key, now)
-		ev.Outcome, ev.Reason = audit.Failure, "unknown account"
-		s.auditLog(c, ev)
-		s.abort(c, errBadCredentials)
+		s.unknownAccount(c, ev, req.Email, now)
 		return
 	}
 	if err != nil {
@@ -140,28 +130,10 @@ func (s *Server) login(c *gin.Context) {
 			return
 		}
 	}
-	plain, hash, err := session.NewToken()
-	if err != nil {
-		s.abort(c, err)
-		return
+	if usedRecovery {
+		ev.Reason = "recovery code"
 	}
-	err = s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.RecordLoginSuccess(ctx, tx, user.ID, step, newHash); err != nil {
-			return err
-		}
-		if err := store.CreateSession(ctx, tx, store.NewSession{
-			IDHash: hash, Kind: store.SessionStaff, UserID: user.ID, Now: now,
-			IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
-		}); err != nil {
-			return err
-		}
-		ev.Outcome = audit.Success
-		if usedRecovery {
-			ev.Reason = "recovery code"
-		}
-		ev.IP, ev.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
-		return audit.AppendTx(ctx, tx, ev)
-	})
+	plain, hash, err := s.openStaffSession(c, user, ev, step, newHash, now)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -175,12 +147,53 @@ func (s *Server) login(c *gin.Context) {
 	c.JSON(http.StatusOK, view)
 }
 
+// unknownAccount refuses a sign-in to an address with no account (or none
+// set up) after the same work, with the same answer and the same
+// throttling as a real account, so the answers do not tell them apart.
+func (s *Server) unknownAccount(c *gin.Context, ev audit.Event, email string, now time.Time) {
+	key := store.NormalizeEmail(email)
+	if ok, retry := throttle.Decide(s.unknownAccounts.get(key), now); !ok {
+		s.refuseThrottled(c, ev, retry)
+		return
+	}
+	release := s.hashSlot()
+	password.DummyVerify()
+	release()
+	s.unknownAccounts.fail(key, now)
+	ev.Outcome, ev.Reason = audit.Failure, "unknown account"
+	s.auditLog(c, ev)
+	s.abort(c, errBadCredentials)
+}
+
+// openStaffSession records a successful sign-in of u (the TOTP step used,
+// a new password hash when the parameters changed) and opens a staff
+// session, with the audit entry ev, in one transaction; it returns the
+// session's token and its hash.
+func (s *Server) openStaffSession(c *gin.Context, u store.User, ev audit.Event, step int64, newHash string, now time.Time) (string, []byte, error) {
+	ctx := c.Request.Context()
+	plain, hash, err := session.NewToken()
+	if err != nil {
+		return "", nil, err
+	}
+	ev.Outcome, ev.IP, ev.UserAgent = audit.Success, httpx.ClientIP(c), httpx.UserAgent(c)
+	err = s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+		if err := store.RecordLoginSuccess(ctx, tx, u.ID, step, newHash); err != nil {
+			return err
+		}
+		return store.CreateSession(ctx, tx, store.NewSession{
+			IDHash: hash, Kind: store.SessionStaff, UserID: u.ID, Now: now,
+			IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
+		})
+	})
+	return plain, hash, err
+}
+
 // checkSecondFactor validates the TOTP code (never a step already used) or
 // burns a recovery code.
 func (s *Server) checkSecondFactor(c *gin.Context, u store.User, req loginRequest, now time.Time) (step int64, ok, recovery bool, err error) {
 	ctx := c.Request.Context()
 	if req.RecoveryCode != "" {
-		hashes, err := store.RecoveryCodeHashes(ctx, s.p.Store.Pool, u.ID)
+		hashes, err := store.RecoveryCodeHashes(ctx, s.p.DB, u.ID)
 		if err != nil {
 			return 0, false, false, err
 		}
@@ -188,7 +201,7 @@ func (s *Server) checkSecondFactor(c *gin.Context, u store.User, req loginReques
 		if !match {
 			return 0, false, false, nil
 		}
-		used, err := store.UseRecoveryCode(ctx, s.p.Store.Pool, u.ID, hashes[i])
+		used, err := store.UseRecoveryCode(ctx, s.p.DB, u.ID, hashes[i])
 		if err == nil && used {
 			s.auditLog(c, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionRecoveryUsed,
 				ResourceType: "user", ResourceID: string(u.ID), Outcome: audit.Success})
@@ -216,9 +229,9 @@ func (s *Server) loginFailed(c *gin.Context, ev audit.Event, u store.User, now t
 	ctx := c.Request.Context()
 	if pwOK && step > 0 {
 		// The code was right but sign-in failed anyway: still burn the step.
-		_ = store.SetTOTPStep(ctx, s.p.Store.Pool, u.ID, step)
+		_ = store.SetTOTPStep(ctx, s.p.DB, u.ID, step)
 	}
-	n, locked, err := store.RecordLoginFailure(ctx, s.p.Store.Pool, u.ID, now, throttle.LockAfter)
+	n, locked, err := store.RecordLoginFailure(ctx, s.p.DB, u.ID, now, throttle.LockAfter)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -236,7 +249,7 @@ func (s *Server) loginFailed(c *gin.Context, ev audit.Event, u store.User, now t
 	if locked && u.LockedAt == nil {
 		s.auditLog(c, audit.Event{ActorID: string(u.ID), ActorRole: u.Role, Action: actionLock, ResourceType: "user",
 			ResourceID: string(u.ID), Outcome: audit.Success, Reason: strconv.Itoa(n) + " consecutive failures"})
-		if _, err := store.RaiseAlert(ctx, s.p.Store.Pool, "account_locked", "warning", string(u.ID),
+		if _, err := alerts.Raise(ctx, s.p.DB, alerts.KindAccountLocked, string(u.ID),
 			"account locked after "+strconv.Itoa(n)+" failed sign-ins", now); err != nil {
 			s.log.Error("raise alert", "err", err)
 		}
@@ -273,7 +286,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 	var u store.User
 	if p.IsStaff() {
 		var err error
-		if u, err = store.UserByID(c.Request.Context(), s.p.Store.Pool, p.UserID, false); err != nil {
+		if u, err = store.UserByID(c.Request.Context(), s.p.DB, p.UserID, false); err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -288,7 +301,7 @@ func (s *Server) sessionInfo(c *gin.Context) {
 
 func (s *Server) logout(c *gin.Context) {
 	p := principal(c)
-	if _, err := store.RevokeSession(c.Request.Context(), s.p.Store.Pool, p.SessionHash, s.p.Now(), "logout"); err != nil {
+	if _, err := store.RevokeSession(c.Request.Context(), s.p.DB, p.SessionHash, s.p.Now(), "logout"); err != nil {
 		s.abort(c, err)
 		return
 	}
@@ -300,7 +313,7 @@ func (s *Server) logout(c *gin.Context) {
 
 func (s *Server) logoutAll(c *gin.Context) {
 	p := principal(c)
-	n, err := store.RevokeUserSessions(c.Request.Context(), s.p.Store.Pool, p.UserID, s.p.Now(), "logout everywhere")
+	n, err := store.RevokeUserSessions(c.Request.Context(), s.p.DB, p.UserID, s.p.Now(), "logout everywhere")
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -332,7 +345,7 @@ func (s *Server) setupBegin(c *gin.Context) {
 		s.abort(c, errSetupLink)
 		return
 	}
-	link, err := store.SetupLinkBySecret(ctx, s.p.Store.Pool, req.Token, s.p.Now(), false)
+	link, err := store.SetupLinkBySecret(ctx, s.p.DB, req.Token, s.p.Now(), false)
 	if errors.Is(err, store.ErrNotFound) {
 		s.abort(c, errSetupLink)
 		return
@@ -341,7 +354,7 @@ func (s *Server) setupBegin(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	u, err := store.UserByID(ctx, s.p.Store.Pool, link.UserID, false)
+	u, err := store.UserByID(ctx, s.p.DB, link.UserID, false)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -364,7 +377,7 @@ func (s *Server) setupBegin(c *gin.Context) {
 			s.abort(c, err)
 			return
 		}
-		if err := store.SetPendingTOTP(ctx, s.p.Store.Pool, u.ID, sealed); err != nil {
+		if err := store.SetPendingTOTP(ctx, s.p.DB, u.ID, sealed); err != nil {
 			s.abort(c, err)
 			return
 		}
@@ -401,7 +414,7 @@ func (s *Server) setupComplete(c *gin.Context) {
 	now := s.p.Now()
 	var codes []string
 	var u store.User
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		// The user's row first, then the link: the order a disable takes,
 		// so the two cannot deadlock and a disabled user's link never
 		// completes (the store refuses it).

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/csrf"
 	"github.com/openvisit/openvisit/internal/auth/session"
@@ -54,7 +55,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	hash := session.HashToken(raw)
-	sess, err := store.SessionByHash(ctx, s.p.Store.Pool, hash)
+	sess, err := store.SessionByHash(ctx, s.p.DB, hash)
 	if errors.Is(err, store.ErrNotFound) {
 		c.Next()
 		return
@@ -78,7 +79,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		if errors.Is(err, session.ErrAbsoluteExpired) {
 			reason = "absolute"
 		}
-		if ended, rerr := store.RevokeSession(ctx, s.p.Store.Pool, hash, now, reason); rerr == nil && ended {
+		if ended, rerr := store.RevokeSession(ctx, s.p.DB, hash, now, reason); rerr == nil && ended {
 			s.auditLog(c, audit.Event{
 				ActorID: sessionActor(sess), ActorRole: sessionRole(sess), Action: actionSessionExpire,
 				ResourceType: "session", Outcome: audit.Success, Reason: reason, VisitID: string(sess.VisitID),
@@ -107,7 +108,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Set(principalKey, p)
 	c.Set(sessionKey, sess)
 	if !passiveRoutes[access.Key(c.Request.Method, c.FullPath())] {
-		if err := store.TouchSession(ctx, s.p.Store.Pool, hash, now); err != nil {
+		if err := store.TouchSession(ctx, s.p.DB, hash, now); err != nil {
 			s.log.Warn("touch session", "err", err)
 		}
 	}
@@ -217,11 +218,11 @@ func (s *Server) deny(c *gin.Context, p access.Principal, why string, e *httpx.E
 type membership struct{ s *Server }
 
 func (m membership) VisitRelation(ctx context.Context, p access.Principal, visit ids.VisitID) (bool, bool, error) {
-	return store.VisitRelation(ctx, m.s.p.Store.Pool, p.UserID, visit, m.s.p.Now())
+	return store.VisitRelation(ctx, m.s.p.DB, p.UserID, visit, m.s.p.Now())
 }
 
 func (m membership) PatientRelation(ctx context.Context, p access.Principal, patient string) (bool, error) {
-	return store.PatientRelation(ctx, m.s.p.Store.Pool, p.UserID, patient)
+	return store.PatientRelation(ctx, m.s.p.DB, p.UserID, patient)
 }
 
 // auditLog appends e with the request's source. A failure is logged; for
@@ -229,8 +230,14 @@ func (m membership) PatientRelation(ctx context.Context, p access.Principal, pat
 // refuse on error.
 func (s *Server) auditLog(c *gin.Context, e audit.Event) {
 	e.IP, e.UserAgent = httpx.ClientIP(c), httpx.UserAgent(c)
-	if err := s.p.Audit.Append(c.Request.Context(), e); err != nil {
-		s.auditFailed(c.Request.Context(), e.Action, err)
+	s.record(c.Request.Context(), e)
+}
+
+// record appends e outside a transaction (the domains' refusals); a
+// failure is logged and raised like auditLog's.
+func (s *Server) record(ctx context.Context, e audit.Event) {
+	if err := s.p.DB.Audit().Append(ctx, e); err != nil {
+		s.auditFailed(ctx, e.Action, err)
 	}
 }
 
@@ -239,6 +246,6 @@ func (s *Server) auditLog(c *gin.Context, e audit.Event) {
 func (s *Server) auditFailed(ctx context.Context, action string, err error) {
 	s.log.Error("audit append failed", "action", action, "err", err)
 	if s.p.Alerts != nil {
-		s.p.Alerts.Raise(context.WithoutCancel(ctx), "audit_write_failed", "critical", "", "audit entry "+action+" could not be written")
+		s.p.Alerts.Raise(context.WithoutCancel(ctx), alerts.KindAuditWriteFailed, "", "audit entry "+action+" could not be written")
 	}
 }

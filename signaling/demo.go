@@ -70,13 +70,12 @@ func (s *Server) CreateDemoVisit(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("signaling: demo: public url: %w", err)
 	}
 	expires := s.p.Now().Add(demoLinkTTL)
-	err = pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
+	err = s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		node, err := s.placeNew(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO visits (id, status, sfu_node_id, demo) VALUES ($1, 'scheduled', NULLIF($2, ''), true)`,
-			string(visit), string(node)); err != nil {
+		if err := store.CreateDemoVisit(ctx, tx, visit, node); err != nil {
 			return err
 		}
 		if err := s.markPlaced(ctx, tx, visit, node); err != nil {
@@ -84,17 +83,12 @@ func (s *Server) CreateDemoVisit(ctx context.Context) ([]string, error) {
 		}
 		for _, role := range roles {
 			pid := ids.NewParticipantID()
-			if _, err := tx.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, $3, $4)`,
-				string(pid), string(visit), string(role), "demo"); err != nil {
-				return err
-			}
 			var b [codeBytes]byte
 			if _, err := rand.Read(b[:]); err != nil {
 				return err
 			}
 			code := base64.RawURLEncoding.EncodeToString(b[:])
-			if _, err := tx.Exec(ctx, `INSERT INTO demo_links (code_hash, visit_id, participant_id, expires_at) VALUES ($1, $2, $3, $4)`,
-				hashCode(code), string(visit), string(pid), expires); err != nil {
+			if err := store.AddDemoLink(ctx, tx, visit, pid, string(role), hashCode(code), expires); err != nil {
 				return err
 			}
 			u := *base
@@ -136,36 +130,23 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
 	}
 	var grant JoinGrant
-	err := pgx.BeginFunc(ctx, s.p.Pool, func(tx pgx.Tx) error {
-		var visit, participant, role, node, wsURL string
-		err := tx.QueryRow(ctx, `UPDATE demo_links d SET used_at = now()
-			FROM participants p, visits v LEFT JOIN sfu_nodes n ON n.id = v.sfu_node_id
-			WHERE d.code_hash = $1 AND d.used_at IS NULL AND d.expires_at > $2
-			  AND p.id = d.participant_id AND v.id = d.visit_id
-			  AND v.status NOT IN ('completed', 'cancelled', 'no_show')
-			RETURNING d.visit_id::text, d.participant_id::text, p.role, COALESCE(v.sfu_node_id, ''), COALESCE(n.url, '')`,
-			hashCode(req.Code), s.p.Now()).Scan(&visit, &participant, &role, &node, &wsURL)
-		if errors.Is(err, pgx.ErrNoRows) {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
+		use, err := store.UseDemoLink(ctx, tx, hashCode(req.Code), s.p.Now())
+		if errors.Is(err, store.ErrNotFound) {
 			return errLinkInvalid
 		}
 		if err != nil {
 			return err
 		}
+		visit, participant, role := string(use.Visit), string(use.Participant), use.Role
 		// The visit's node, or a live one it moves to (placement.go).
-		placed, placedURL, err := s.joinNode(ctx, tx, ids.VisitID(visit), ids.NodeID(node))
+		node, wsURL, err := s.joinNode(ctx, tx, use.Visit, use.Node)
 		if err != nil {
 			return err
 		}
-		node, wsURL = string(placed), placedURL
-		tok, claims, err := s.p.Minter.Mint(token.Grant{
-			Visit: ids.VisitID(visit), Participant: ids.ParticipantID(participant),
-			Role: token.Role(role), Subject: "demo", Node: ids.NodeID(node),
-		})
+		tok, err := s.mintJoin(ctx, tx, token.Grant{Visit: use.Visit, Participant: use.Participant,
+			Role: token.Role(role), Subject: "demo", Node: node}, nil)
 		if err != nil {
-			return err
-		}
-		if err := store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: visit,
-			Participant: participant, Role: role, ExpiresAt: claims.Expiry()}); err != nil {
 			return err
 		}
 		ev.ActorID, ev.ActorRole, ev.VisitID, ev.ResourceID = participant, role, visit, participant
@@ -184,7 +165,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 	if err != nil {
 		if errors.Is(err, errLinkInvalid) {
 			ev.Outcome, ev.Reason = audit.Denied, "invalid, expired or used link"
-			if aerr := s.p.Audit.Append(ctx, ev); aerr != nil {
+			if aerr := s.p.DB.Audit().Append(ctx, ev); aerr != nil {
 				s.log.Error("audit append failed", "err", aerr)
 			}
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/testenv"
 	"github.com/openvisit/openvisit/internal/token"
 )
@@ -57,7 +58,7 @@ func newFixture(t *testing.T, demo bool) *fixture {
 		t.Fatal(err)
 	}
 	s := New(Params{
-		Pool: pool, Audit: audit.New(pool), Minter: m, Node: "node-a", Sealer: sealer,
+		DB: store.New(pool), Minter: m, Node: "node-a", Sealer: sealer,
 		Auth: config.Default().Auth, Origin: "https://clinic.test:8443",
 		PublicURL: "https://clinic.test:8443", Demo: demo,
 		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),

@@ -5,9 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
 )
@@ -80,7 +77,7 @@ func (h *hub) publishAll() {
 func (s *Server) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.listen(ctx, s.p.Pool)
+		err := s.p.DB.ListenVisits(ctx, s.events.publishAll, s.events.publish)
 		if ctx.Err() != nil {
 			return
 		}
@@ -92,28 +89,5 @@ func (s *Server) Run(ctx context.Context) {
 		}
 		backoff = min(backoff*2, 5*time.Second)
 		s.events.publishAll()
-	}
-}
-
-func (s *Server) listen(ctx context.Context, pool *pgxpool.Pool) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	// The connection carries LISTEN state: never return it to the pool.
-	pc := conn.Hijack()
-	defer pc.Close(context.Background())
-	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{store.VisitChannel}.Sanitize()); err != nil {
-		return err
-	}
-	s.events.publishAll()
-	for {
-		n, err := pc.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		if ids.Valid(n.Payload) {
-			s.events.publish(ids.VisitID(n.Payload))
-		}
 	}
 }

@@ -1,18 +1,14 @@
 package signaling
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/openvisit/openvisit/internal/access"
-	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/httpx"
-	"github.com/openvisit/openvisit/internal/store"
 )
 
 // Invite links are tried per client address at most inviteBurst at once and
@@ -62,22 +58,10 @@ func (s *Server) checkInvite(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	used := false
-	if n := len(req.Invite); n > 0 && n <= 64 {
-		inv, err := store.PeekInvite(c.Request.Context(), s.p.Store.Pool, req.Invite)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			s.abort(c, err)
-			return
-		default:
-			cur := principal(c)
-			used = inv.UsedAt != nil && !(cur.Kind == access.Patient && cur.VisitID == inv.VisitID)
-			if used {
-				s.auditLog(c, audit.Event{Action: actionInviteCheck, ActorRole: string(access.Patient), ResourceType: "invite",
-					ResourceID: inv.ID, VisitID: string(inv.VisitID), Outcome: audit.Denied, Reason: errInviteUsed.Code})
-			}
-		}
+	used, err := s.inviteService().Check(c.Request.Context(), s.inviteAttempt(c, req.Invite))
+	if err != nil {
+		s.abort(c, err)
+		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"used": used})

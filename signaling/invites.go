@@ -1,7 +1,6 @@
 package signaling
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -16,16 +15,8 @@ import (
 	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/store"
-)
-
-const (
-	// An invite opens this long before the scheduled start.
-	inviteEarly = time.Hour
-	// An unscheduled visit's invite lasts this long after creation.
-	adhocInviteTTL = 12 * time.Hour
-	// Wrong dates of birth before the invite locks (the provider re-issues).
-	dobTries = 5
 )
 
 // InviteURL is the patient's one-time link; the secret rides in the fragment.
@@ -36,14 +27,6 @@ func InviteURL(publicURL, secret string) string {
 	}
 	u.Path, u.Fragment = "/join", "invite="+secret
 	return u.String()
-}
-
-// inviteWindow is when an invite for v may be used.
-func inviteWindow(v store.ScheduledVisit) (from, until time.Time) {
-	if v.ScheduledStart != nil && v.ScheduledEnd != nil {
-		return v.ScheduledStart.Add(-inviteEarly), *v.ScheduledEnd
-	}
-	return v.CreatedAt, v.CreatedAt.Add(adhocInviteTTL)
 }
 
 type createInviteRequest struct {
@@ -79,7 +62,7 @@ func (s *Server) createInvite(c *gin.Context) {
 		return
 	}
 	link := InviteURL(s.p.PublicURL, secret)
-	from, until := inviteWindow(v)
+	from, until := invites.Window(v)
 	ics := icsFor(v, link, s.p.Now())
 	if req.Email && !s.emailInvite(c, v, link, ics) {
 		return
@@ -94,7 +77,7 @@ func (s *Server) createInvite(c *gin.Context) {
 // it answered an error.
 func (s *Server) emailInvite(c *gin.Context, v store.ScheduledVisit, link, ics string) bool {
 	ctx := c.Request.Context()
-	p, err := store.PatientByID(ctx, s.p.Store.Pool, v.PatientID)
+	p, err := store.PatientByID(ctx, s.p.DB, v.PatientID)
 	if err != nil || p.Email == "" {
 		s.abort(c, httpx.E(httpx.KindInvalid, "no_patient_email", "The patient has no email address on record."))
 		return false
@@ -165,24 +148,11 @@ type redeemInviteRequest struct {
 	DateOfBirth string `json:"date_of_birth"`
 }
 
-// Invite errors: each a clear message, none revealing whether a patient
-// exists or what their date of birth is.
-var (
-	errInviteInvalid = httpx.E(httpx.KindNotFound, "invite_invalid", "This link is not valid. Ask your provider for a new one.")
-	errInviteRevoked = httpx.E(httpx.KindNotFound, "invite_revoked", "This link was withdrawn. Ask your provider for a new one.")
-	errInviteUsed    = httpx.E(httpx.KindConflict, "invite_used", "This link was already used on another device. Ask your provider for a new one.")
-	errInviteLocked  = httpx.E(httpx.KindForbidden, "invite_locked", "Too many wrong dates of birth. Ask your provider for a new link.")
-	errInviteEnded   = httpx.E(httpx.KindNotFound, "visit_ended", "This visit has ended.")
-	errInviteExpired = httpx.E(httpx.KindNotFound, "invite_expired", "This link has expired. Ask your provider for a new one.")
-	errWrongDOB      = httpx.E(httpx.KindInvalid, "wrong_date_of_birth", "That date of birth does not match our records. Check it and try again.")
-)
-
-// redeemInvite is the patient's way in: the invite secret and the date of
-// birth open a patient session bound to this visit, in the waiting room.
-// The same browser coming back (its session still valid) gets its place
-// back; another device with the same link is refused.
+// redeemInvite is the patient's way in (invites.Service.Redeem): the invite
+// secret and the date of birth open a patient session bound to this visit,
+// in the waiting room. The same browser coming back (its session still
+// valid) gets its place back; another device with the same link is refused.
 func (s *Server) redeemInvite(c *gin.Context) {
-	ctx := c.Request.Context()
 	if !s.inviteAllowed(c) {
 		s.auditLog(c, audit.Event{Action: actionInviteRedeem, ActorRole: string(access.Patient), ResourceType: "invite",
 			Outcome: audit.Denied, Reason: "rate limited (address)"})
@@ -193,135 +163,36 @@ func (s *Server) redeemInvite(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if len(req.Invite) == 0 || len(req.Invite) > 64 || len(req.DateOfBirth) > 20 {
-		s.abort(c, errInviteInvalid)
+	if len(req.DateOfBirth) > 20 {
+		s.abort(c, invites.ErrInvalid)
 		return
 	}
-	now := s.p.Now()
-	ev := audit.Event{Action: actionInviteRedeem, ActorRole: string(access.Patient), ResourceType: "invite",
-		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
-	current := principal(c)
-	var plain string
-	var pid ids.ParticipantID
-	var visit ids.VisitID
-	var denied *httpx.Error
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		inv, err := store.InviteBySecret(ctx, tx, req.Invite)
-		if errors.Is(err, store.ErrNotFound) {
-			denied = errInviteInvalid
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		visit = inv.VisitID
-		ev.ResourceID, ev.VisitID = inv.ID, string(inv.VisitID)
-		v, err := store.ScheduledVisitByID(ctx, tx, inv.VisitID, true)
-		if err != nil {
-			return err
-		}
-		ev.PatientID = v.PatientID
-		from, until := inviteWindow(v)
-		switch {
-		case store.Closed(v.Status):
-			denied = errInviteEnded
-		case inv.RevokedAt != nil: // before locked: a new link was issued
-			denied = errInviteRevoked
-		case inv.LockedAt != nil:
-			denied = errInviteLocked
-		case now.Before(from):
-			denied = httpx.E(httpx.KindConflict, "too_early",
-				"It is too early to join. The link opens at "+from.UTC().Format("15:04 MST on Mon 2 Jan")+", one hour before the visit.")
-			denied.Details = map[string]any{"usable_from": from}
-		case !now.Before(until):
-			denied = errInviteExpired
-		}
-		if denied != nil {
-			return nil
-		}
-		if inv.UsedAt != nil {
-			// The browser that used it may come back while its session lives;
-			// a patient who left the call returns to the waiting room.
-			if current.Kind == access.Patient && current.VisitID == inv.VisitID {
-				pid = current.ParticipantID
-				tag, err := tx.Exec(ctx, `UPDATE participants SET state = 'waiting', waiting_at = $3, left_at = NULL
-					WHERE visit_id = $1 AND id = $2 AND state = 'left'`, string(v.ID), string(pid), now)
-				if err != nil {
-					return err
-				}
-				if tag.RowsAffected() > 0 {
-					return notifyVisit(ctx, tx, v.ID)
-				}
-				return nil
-			}
-			denied = errInviteUsed
-			return nil
-		}
-		if v.PatientID == "" {
-			denied = httpx.E(httpx.KindConflict, "no_patient", "This visit has no patient yet. Ask your provider.")
-			return nil
-		}
-		p, err := store.PatientByID(ctx, tx, v.PatientID)
-		if err != nil {
-			return err
-		}
-		dob, ok := parseDOB(req.DateOfBirth, now)
-		if !ok || dob.Format("2006-01-02") != p.DateOfBirth {
-			locked, err := store.InviteDOBFailure(ctx, tx, inv.ID, now, dobTries)
-			if err != nil {
-				return err
-			}
-			ev.Outcome, ev.Reason = audit.Failure, "wrong date of birth"
-			if err := audit.AppendTx(ctx, tx, ev); err != nil {
-				return err
-			}
-			denied = &httpx.Error{Kind: errWrongDOB.Kind, Code: errWrongDOB.Code, Message: errWrongDOB.Message,
-				Details: map[string]any{"tries_left": max(0, dobTries-inv.DOBFailures-1)}}
-			if locked {
-				denied = errInviteLocked
-			}
-			return nil
-		}
-		pid = ids.NewParticipantID()
-		if err := store.AddWaitingPatient(ctx, tx, v.ID, pid, inv.ID, now); err != nil {
-			return err
-		}
-		if err := store.UseInvite(ctx, tx, inv.ID, now); err != nil {
-			return err
-		}
-		if v.Status == store.StatusScheduled {
-			if err := store.SetVisitStatus(ctx, tx, v.ID, store.StatusWaiting, now); err != nil {
-				return err
-			}
-		}
-		var hash []byte
-		if plain, hash, err = session.NewToken(); err != nil {
-			return err
-		}
-		if err := store.CreateSession(ctx, tx, store.NewSession{IDHash: hash, Kind: store.SessionPatient, VisitID: v.ID,
-			ParticipantID: pid, Now: now, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}); err != nil {
-			return err
-		}
-		ev.ActorID, ev.Outcome = string(pid), audit.Success
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
-			return err
-		}
-		return notifyVisit(ctx, tx, v.ID)
-	})
+	r := s.inviteAttempt(c, req.Invite)
+	if dob, ok := parseDOB(req.DateOfBirth, s.p.Now()); ok {
+		r.DateOfBirth = dob.Format("2006-01-02")
+	}
+	a, err := s.inviteService().Redeem(c.Request.Context(), r)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	if denied != nil {
-		if ev.Outcome == "" {
-			ev.Outcome, ev.Reason = audit.Denied, denied.Code
-			s.auditLog(c, ev)
-		}
-		s.abort(c, denied)
-		return
+	if a.Session != "" {
+		http.SetCookie(c.Writer, session.Cookie(SessionCookie, a.Session, s.p.Auth.Absolute))
 	}
-	if plain != "" {
-		http.SetCookie(c.Writer, session.Cookie(SessionCookie, plain, s.p.Auth.Absolute))
+	c.JSON(http.StatusOK, gin.H{"visit_id": a.Visit, "participant_id": a.Participant})
+}
+
+// inviteAttempt is the request's part of a redemption or a check: the
+// secret, the patient session the browser holds, and where it comes from.
+func (s *Server) inviteAttempt(c *gin.Context, secret string) invites.Redemption {
+	r := invites.Redemption{Secret: secret, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
+	if p := principal(c); p.Kind == access.Patient {
+		r.Current = invites.Patient{Visit: p.VisitID, Participant: p.ParticipantID}
 	}
-	c.JSON(http.StatusOK, gin.H{"visit_id": visit, "participant_id": pid})
+	return r
+}
+
+// inviteService is the invites domain on this server's database.
+func (s *Server) inviteService() *invites.Service {
+	return invites.New(invites.Params{DB: s.p.DB, Record: s.record, Now: s.p.Now})
 }

@@ -24,11 +24,11 @@ import (
 // The app creates an Outbox only with environment development and no SMTP
 // server; without one (production) its routes are not registered at all.
 type Outbox struct {
-	st *store.Store
+	st *store.DB
 }
 
 // NewOutbox returns an Outbox keeping mail through st.
-func NewOutbox(st *store.Store) *Outbox { return &Outbox{st: st} }
+func NewOutbox(st *store.DB) *Outbox { return &Outbox{st: st} }
 
 // Send implements Mailer: the message is kept, not sent.
 func (o *Outbox) Send(ctx context.Context, m Message) error {
@@ -68,7 +68,7 @@ func (s *Server) outboxEvent(c *gin.Context, id, reason string) audit.Event {
 // shown, before the list leaves (shown.go).
 func (s *Server) listOutbox(c *gin.Context) {
 	ctx := c.Request.Context()
-	list, err := store.OutboxMessages(ctx, s.p.Store.Pool, outboxSender(c), 100)
+	list, err := store.OutboxMessages(ctx, s.p.DB, outboxSender(c), 100)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -82,7 +82,7 @@ func (s *Server) listOutbox(c *gin.Context) {
 	if len(evs) == 0 {
 		evs = []audit.Event{base}
 	}
-	if err := s.p.Audit.AppendAll(ctx, evs); err != nil {
+	if err := s.p.DB.Audit().AppendAll(ctx, evs); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -93,7 +93,7 @@ func (s *Server) listOutbox(c *gin.Context) {
 // readOutbox reads the message in the path, the caller's own (404
 // otherwise).
 func (s *Server) readOutbox(c *gin.Context) (store.OutboxMessage, bool) {
-	m, err := store.OutboxMessageByID(c.Request.Context(), s.p.Store.Pool, c.Param("message_id"), outboxSender(c))
+	m, err := store.OutboxMessageByID(c.Request.Context(), s.p.DB, c.Param("message_id"), outboxSender(c))
 	if err != nil {
 		s.abort(c, err)
 		return m, false
@@ -106,7 +106,7 @@ func (s *Server) readOutbox(c *gin.Context) (store.OutboxMessage, bool) {
 func (s *Server) auditOutboxRead(c *gin.Context, m store.OutboxMessage, what string) bool {
 	ev := s.outboxEvent(c, m.ID, what)
 	ev.PatientID, ev.VisitID = m.PatientID, string(m.VisitID)
-	if err := s.p.Audit.Append(c.Request.Context(), ev); err != nil {
+	if err := s.p.DB.Audit().Append(c.Request.Context(), ev); err != nil {
 		s.abort(c, errAuditDown(err))
 		return false
 	}

@@ -86,14 +86,13 @@ func (s *Server) createPatient(c *gin.Context) {
 		return
 	}
 	var out store.Patient
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	ev := s.patientEvent(c, actionPatientCreate, "")
+	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		var err error
 		out, err = store.CreatePatient(ctx, tx, store.Patient{Name: req.Name, DateOfBirth: req.DateOfBirth, Email: req.Email,
 			Phone: req.Phone, State: req.State, CreatedBy: principal(c).UserID})
-		if err != nil {
-			return err
-		}
-		return audit.AppendTx(ctx, tx, s.patientEvent(c, actionPatientCreate, out.ID))
+		ev.PatientID, ev.ResourceID = out.ID, out.ID
+		return err
 	})
 	if err != nil {
 		s.abort(c, err)
@@ -112,7 +111,7 @@ func (s *Server) findPatients(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_query", "The search is too long."))
 		return
 	}
-	list, err := store.FindPatients(ctx, s.p.Store.Pool, principal(c).UserID, q, 50)
+	list, err := store.FindPatients(ctx, s.p.DB, principal(c).UserID, q, 50)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -125,7 +124,7 @@ func (s *Server) findPatients(c *gin.Context) {
 	}
 	// Nothing shown, nothing to record: the search text itself may be a
 	// name and never goes into the trail.
-	if err := s.p.Audit.AppendAll(ctx, shownEvents(base, found)); err != nil {
+	if err := s.p.DB.Audit().AppendAll(ctx, shownEvents(base, found)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -135,12 +134,12 @@ func (s *Server) findPatients(c *gin.Context) {
 func (s *Server) getPatient(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := c.Param("patient_id")
-	p, err := store.PatientByID(ctx, s.p.Store.Pool, id)
+	p, err := store.PatientByID(ctx, s.p.DB, id)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.Audit.Append(ctx, s.patientEvent(c, actionPatientView, id)); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, s.patientEvent(c, actionPatientView, id)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}

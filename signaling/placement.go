@@ -41,8 +41,7 @@ func (s *Server) markPlaced(ctx context.Context, tx pgx.Tx, visit ids.VisitID, n
 	if s.p.Nodes == nil || node == "" {
 		return nil
 	}
-	_, err := tx.Exec(ctx, `UPDATE visits SET placed_at = now() WHERE id = $1`, string(visit))
-	return err
+	return store.MarkPlaced(ctx, tx, visit)
 }
 
 // joinNode returns the node and WebSocket URL a participant joining visit

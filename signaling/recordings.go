@@ -9,99 +9,44 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/recording"
 )
 
 // Audit actions of the recording routes. Keep them stable.
 const (
-	actionRecRequest   = "recording.request"
-	actionRecConsent   = "recording.consent"
-	actionRecDecline   = "recording.decline"
-	actionRecWithdraw  = "recording.withdraw"
-	actionRecStartCmd  = "recording.start_command"
-	actionRecStopCmd   = "recording.stop_command"
+	actionRecRequest   = recordings.ActionRequest
+	actionRecConsent   = recordings.ActionConsent
+	actionRecDecline   = recordings.ActionDecline
+	actionRecWithdraw  = recordings.ActionWithdraw
+	actionRecStartCmd  = recordings.ActionStartCmd
+	actionRecStopCmd   = recordings.ActionStopCmd
 	actionRecList      = "recording.list"
 	actionRecView      = "recording.view"
 	actionRecPlay      = "recording.play"
 	actionRecDownload  = "recording.download"
-	actionRecLegalHold = "recording.legal_hold"
+	actionRecLegalHold = recordings.ActionLegalHold
 )
 
 var errRecAuditDown = httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")
 
-// RecordingState is what both sides' recording indicator shows. Pages poll
-// GET /api/v1/visits/:visit_id/recording (every 2 s is plenty; it is not
-// audited, it holds no PHI). Status is the recording's state
-// (store.RecordingControl.State): the indicator says "Recording" only in
-// "recording", which the recorder reports once it writes media.
-type RecordingState struct {
-	VisitID ids.VisitID `json:"visit_id"`
-	// Requested: the provider asked to record and the patient has not
-	// answered that request yet.
-	Requested   bool       `json:"requested"`
-	RequestedAt *time.Time `json:"requested_at,omitempty"`
-	// Consent is none, given, declined or withdrawn (the latest answer).
-	Consent   string     `json:"consent"`
-	ConsentAt *time.Time `json:"consent_at,omitempty"`
-	// Recording is true while the switch is on (the recorder should be
-	// recording); Status says whether it is.
-	Recording bool `json:"recording"`
-	// Status is off, starting, recording or not_working.
-	Status     string     `json:"status"`
-	MediaAt    *time.Time `json:"media_at,omitempty"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	StoppedAt  *time.Time `json:"stopped_at,omitempty"`
-	StopReason string     `json:"stop_reason,omitempty"`
-}
+// RecordingState is what both sides' recording indicator shows
+// (recordings.State).
+type RecordingState = recordings.State
 
-func (s *Server) loadState(c *gin.Context, db store.DBTX, v ids.VisitID) (RecordingState, error) {
-	ctx := c.Request.Context()
-	st := RecordingState{VisitID: v, Consent: "none"}
-	ctl, _, err := store.RecordingControlOf(ctx, db, v)
-	if err != nil {
-		return st, err
-	}
-	con, has, err := store.LatestConsent(ctx, db, v)
-	if err != nil {
-		return st, err
-	}
-	st.RequestedAt, st.Recording, st.StartedAt, st.StoppedAt, st.StopReason = ctl.RequestedAt, ctl.Active, ctl.StartedAt, ctl.StoppedAt, ctl.StopReason
-	st.Status, st.MediaAt = ctl.State(s.p.Now()), ctl.MediaAt
-	if has {
-		switch {
-		case con.WithdrawnAt != nil:
-			st.Consent, st.ConsentAt = "withdrawn", con.WithdrawnAt
-		case con.GivenAt != nil:
-			st.Consent, st.ConsentAt = "given", con.GivenAt
-		default:
-			st.Consent, st.ConsentAt = "declined", con.DeclinedAt
-		}
-	}
-	answered := has && ctl.RequestedAt != nil && !answerTime(con).Before(*ctl.RequestedAt)
-	st.Requested = ctl.RequestedAt != nil && !answered
-	return st, nil
-}
-
-func answerTime(c store.Consent) time.Time {
-	if c.GivenAt != nil {
-		return *c.GivenAt
-	}
-	if c.DeclinedAt != nil {
-		return *c.DeclinedAt
-	}
-	return time.Time{}
+// recordingService is the recordings domain on this server's database.
+func (s *Server) recordingService() *recordings.Service {
+	return recordings.New(recordings.Params{DB: s.p.DB, Now: s.p.Now})
 }
 
 func (s *Server) recordingState(c *gin.Context) {
-	st, err := s.loadState(c, s.p.Store.Pool, ids.VisitID(c.Param("visit_id")))
+	st, err := s.recordingService().State(c.Request.Context(), ids.VisitID(c.Param("visit_id")))
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -109,40 +54,25 @@ func (s *Server) recordingState(c *gin.Context) {
 	c.JSON(http.StatusOK, st)
 }
 
-// recordingChange runs fn and the audit entry in one transaction, then
-// answers with the new state and nudges the recorder.
-func (s *Server) recordingChange(c *gin.Context, action string, fn func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error)) {
-	ctx := c.Request.Context()
-	v := ids.VisitID(c.Param("visit_id"))
-	if c.Request.ContentLength > 0 && action != actionRecConsent {
+// recordingChange decodes the (empty) body, runs the change of the visit's
+// recording by the request's principal, then answers with the new state
+// and nudges the recorder.
+func (s *Server) recordingChange(c *gin.Context, change func(context.Context, recordings.Change) (RecordingState, error)) {
+	if c.Request.ContentLength > 0 {
 		var empty struct{}
 		if err := httpx.DecodeJSON(c, &empty); err != nil {
 			s.abort(c, err)
 			return
 		}
 	}
-	now := s.p.Now()
-	var st RecordingState
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		// Serialise changes of one visit's recording.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM visits WHERE id = $1 FOR UPDATE`, string(v)); err != nil {
-			return err
-		}
-		act, err := fn(tx, v, now)
-		if err != nil {
-			return err
-		}
-		if act == "" {
-			act = action
-		}
-		ev := s.visitEvent(c, act, v)
-		ev.ResourceType, ev.ResourceID = "recording_consent", string(v)
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
-			return errRecAuditDown
-		}
-		st, err = s.loadState(c, tx, v)
-		return err
-	})
+	s.answerRecordingChange(c, change)
+}
+
+func (s *Server) answerRecordingChange(c *gin.Context, change func(context.Context, recordings.Change) (RecordingState, error)) {
+	p := principal(c)
+	v := ids.VisitID(c.Param("visit_id"))
+	st, err := change(c.Request.Context(), recordings.Change{Visit: v, Actor: p.ActorID(), Participant: p.ParticipantID,
+		Event: s.visitEvent(c, "", v)})
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -151,35 +81,8 @@ func (s *Server) recordingChange(c *gin.Context, action string, fn func(tx pgx.T
 	c.JSON(http.StatusOK, st)
 }
 
-var (
-	errNoRequest  = httpx.E(httpx.KindConflict, "no_request", "Recording has not been requested for this visit.")
-	errNoConsent  = httpx.E(httpx.KindConflict, "consent_required", "The patient has not consented to recording.")
-	errNotGiven   = httpx.E(httpx.KindConflict, "no_consent", "There is no consent to withdraw.")
-	errVisitEnded = httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")
-)
-
-func visitOpen(c *gin.Context, tx pgx.Tx, v ids.VisitID) error {
-	vis, err := store.VisitByID(c.Request.Context(), tx, v)
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound
-	}
-	if err != nil {
-		return err
-	}
-	switch vis.Status {
-	case "completed", "cancelled", "no_show":
-		return errVisitEnded
-	}
-	return nil
-}
-
 func (s *Server) requestRecording(c *gin.Context) {
-	s.recordingChange(c, actionRecRequest, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
-		if err := visitOpen(c, tx, v); err != nil {
-			return "", err
-		}
-		return "", store.RequestRecording(c.Request.Context(), tx, v, principal(c).ActorID(), now)
-	})
+	s.recordingChange(c, s.recordingService().Request)
 }
 
 type consentRequest struct {
@@ -196,47 +99,13 @@ func (s *Server) consentRecording(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_request", "accept (true or false) is required"))
 		return
 	}
-	s.recordingChange(c, actionRecConsent, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
-		ctx := c.Request.Context()
-		ctl, ok, err := store.RecordingControlOf(ctx, tx, v)
-		if err != nil {
-			return "", err
-		}
-		if !ok || ctl.RequestedAt == nil {
-			return "", errNoRequest
-		}
-		if !*req.Accept {
-			// A decline also ends any consent in force and any recording.
-			if _, err := store.WithdrawConsent(ctx, tx, v, now); err != nil {
-				return "", err
-			}
-			if _, err := store.StopRecording(ctx, tx, v, "consent_declined", now); err != nil {
-				return "", err
-			}
-		}
-		if _, err := store.RecordConsent(ctx, tx, v, principal(c).ParticipantID, *req.Accept, now); err != nil {
-			return "", err
-		}
-		if !*req.Accept {
-			return actionRecDecline, nil
-		}
-		return "", nil
+	s.answerRecordingChange(c, func(ctx context.Context, ch recordings.Change) (RecordingState, error) {
+		return s.recordingService().Answer(ctx, ch, *req.Accept)
 	})
 }
 
 func (s *Server) withdrawRecording(c *gin.Context) {
-	s.recordingChange(c, actionRecWithdraw, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
-		ctx := c.Request.Context()
-		n, err := store.WithdrawConsent(ctx, tx, v, now)
-		if err != nil {
-			return "", err
-		}
-		if n == 0 {
-			return "", errNotGiven
-		}
-		_, err = store.StopRecording(ctx, tx, v, "consent_withdrawn", now)
-		return "", err
-	})
+	s.recordingChange(c, s.recordingService().Withdraw)
 }
 
 func (s *Server) startRecording(c *gin.Context) {
@@ -244,28 +113,11 @@ func (s *Server) startRecording(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindUnavailable, "recording_unavailable", "Recording is not available on this server."))
 		return
 	}
-	s.recordingChange(c, actionRecStartCmd, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
-		ctx := c.Request.Context()
-		if err := visitOpen(c, tx, v); err != nil {
-			return "", err
-		}
-		con, has, err := store.LatestConsent(ctx, tx, v)
-		if err != nil {
-			return "", err
-		}
-		if !has || !con.Active() {
-			return "", errNoConsent
-		}
-		_, err = store.StartRecording(ctx, tx, v, principal(c).ActorID(), now)
-		return "", err
-	})
+	s.recordingChange(c, s.recordingService().Start)
 }
 
 func (s *Server) stopRecording(c *gin.Context) {
-	s.recordingChange(c, actionRecStopCmd, func(tx pgx.Tx, v ids.VisitID, now time.Time) (string, error) {
-		_, err := store.StopRecording(c.Request.Context(), tx, v, "stopped", now)
-		return "", err
-	})
+	s.recordingChange(c, s.recordingService().Stop)
 }
 
 // recordingEvent is an audit entry about recording rec.
@@ -284,31 +136,18 @@ func (s *Server) recordingEvent(c *gin.Context, action string, rec store.Recordi
 // caller may reach it: an admin, the visit's provider, or a provider with
 // an active break-glass grant. Anyone else gets 404 (audited as denied).
 func (s *Server) recordingAccess(c *gin.Context) (store.Recording, bool, bool) {
-	ctx := c.Request.Context()
 	p := principal(c)
-	rec, err := store.RecordingByID(ctx, s.p.Store.Pool, c.Param("recording_id"))
-	if errors.Is(err, store.ErrNotFound) {
+	rec, bg, err := s.recordingService().Access(c.Request.Context(), c.Param("recording_id"), recordings.Viewer{Kind: p.Kind, UserID: p.UserID})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		s.deny(c, p, "no such recording", errNotFound)
-		return rec, false, false
+	case errors.Is(err, recordings.ErrNoAccess):
+		s.deny(c, p, "not a participant", errNotFound)
+	case err != nil:
+		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
+	default:
+		return rec, bg, true
 	}
-	if err != nil {
-		s.abort(c, err)
-		return rec, false, false
-	}
-	switch p.Kind {
-	case access.Admin:
-		return rec, false, true
-	case access.Provider:
-		member, bg, err := store.VisitRelation(ctx, s.p.Store.Pool, p.UserID, rec.VisitID, s.p.Now())
-		if err != nil {
-			s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
-			return rec, false, false
-		}
-		if member || bg {
-			return rec, !member && bg, true
-		}
-	}
-	s.deny(c, p, "not a participant", errNotFound)
 	return rec, false, false
 }
 
@@ -329,7 +168,7 @@ type ChunkView struct {
 func (s *Server) listRecordings(c *gin.Context) {
 	ctx := c.Request.Context()
 	p := principal(c)
-	f := store.RecordingFilter{Now: s.p.Now()}
+	var f store.RecordingFilter
 	if v := c.Query("visit_id"); v != "" {
 		if !ids.Valid(v) {
 			s.abort(c, httpx.E(httpx.KindInvalid, "bad_visit_id", "visit_id is not an id"))
@@ -362,23 +201,12 @@ func (s *Server) listRecordings(c *gin.Context) {
 		}
 		f.Limit = n
 	}
-	if p.Kind == access.Provider {
-		f.Provider = p.UserID
-	}
-	recs, err := store.ListRecordings(ctx, s.p.Store.Pool, f)
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
+		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
+	recs, err := s.recordingService().List(ctx, f, recordings.Viewer{Kind: p.Kind, UserID: p.UserID}, ev)
 	if err != nil {
 		s.abort(c, err)
 		return
-	}
-	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
-		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c),
-		Reason: "results=" + strconv.Itoa(len(recs))}
-	if err := s.p.Audit.Append(ctx, ev); err != nil {
-		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
-		return
-	}
-	if recs == nil {
-		recs = []store.Recording{}
 	}
 	c.JSON(http.StatusOK, gin.H{"recordings": recs})
 }
@@ -389,12 +217,12 @@ func (s *Server) getRecording(c *gin.Context) {
 	if !ok {
 		return
 	}
-	chunks, err := store.ChunksOf(ctx, s.p.Store.Pool, rec.ID)
+	chunks, err := store.ChunksOf(ctx, s.p.DB, rec.ID)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.Audit.Append(ctx, s.recordingEvent(c, actionRecView, rec, bg)); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, s.recordingEvent(c, actionRecView, rec, bg)); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
 		return
 	}
@@ -458,7 +286,7 @@ func (s *Server) playRecording(c *gin.Context) {
 		s.mediaError(c, httpx.KindUnavailable, "recording_storage_unavailable", nil)
 		return
 	}
-	chunks, err := store.ChunksOf(ctx, s.p.Store.Pool, rec.ID)
+	chunks, err := store.ChunksOf(ctx, s.p.DB, rec.ID)
 	if err != nil {
 		s.mediaError(c, httpx.KindUnavailable, "unavailable", err)
 		return
@@ -489,7 +317,7 @@ func (s *Server) playRecording(c *gin.Context) {
 		return
 	}
 	defer pb.Close()
-	if err := s.p.Audit.Append(ctx, ev); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
 		s.mediaError(c, httpx.KindUnavailable, "audit_unavailable", err)
 		return
 	}
@@ -545,16 +373,16 @@ func (s *Server) integrityFailure(c *gin.Context, rec store.Recording, ch store.
 	}
 	ev.Outcome = audit.Failure
 	s.log.Error("recording failed an integrity check", "request_id", httpx.RequestID(c), "recording", rec.ID, "chunk", ch.Seq, "err", cause)
-	first, err := store.MarkChunkIntegrityFailed(ctx, s.p.Store.Pool, rec.ID, ch.Seq, s.p.Now())
+	first, err := store.MarkChunkIntegrityFailed(ctx, s.p.DB, rec.ID, ch.Seq, s.p.Now())
 	if err != nil {
 		s.log.Error("integrity failure not recorded on the chunk", "recording", rec.ID, "err", err)
 		first = true // alert anyway: better twice than never
 	}
-	if err := s.p.Audit.Append(ctx, ev); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
 		s.auditFailed(ctx, ev.Action, err)
 	}
 	if first && s.p.Alerts != nil {
-		s.p.Alerts.Raise(ctx, alerts.KindIntegrityFailure, "critical", rec.ID,
+		s.p.Alerts.Raise(ctx, alerts.KindIntegrityFailure, rec.ID,
 			detail+": the stored ciphertext was modified or damaged (corruption or tampering); no unauthenticated byte was served")
 	}
 }
@@ -564,7 +392,6 @@ type legalHoldRequest struct {
 }
 
 func (s *Server) legalHold(c *gin.Context) {
-	ctx := c.Request.Context()
 	var req legalHoldRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)
@@ -574,23 +401,8 @@ func (s *Server) legalHold(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_request", "hold (true or false) is required"))
 		return
 	}
-	id := c.Param("recording_id")
-	var rec store.Recording
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		if err := store.SetLegalHold(ctx, tx, id, *req.Hold); err != nil {
-			return err
-		}
-		var err error
-		if rec, err = store.RecordingByID(ctx, tx, id); err != nil {
-			return err
-		}
-		ev := s.recordingEvent(c, actionRecLegalHold, rec, false)
-		ev.Reason = "hold=" + strconv.FormatBool(*req.Hold)
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
-			return errRecAuditDown
-		}
-		return nil
-	})
+	rec, err := s.recordingService().LegalHold(c.Request.Context(), c.Param("recording_id"), *req.Hold,
+		s.recordingEvent(c, "", store.Recording{}, false))
 	if err != nil {
 		s.abort(c, err)
 		return

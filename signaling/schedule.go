@@ -49,7 +49,7 @@ func (s *Server) listVisits(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_range", "The range must be positive and at most 62 days."))
 		return
 	}
-	visits, err := store.ProviderSchedule(ctx, s.p.Store.Pool, principal(c).UserID, from, to)
+	visits, err := store.ProviderSchedule(ctx, s.p.DB, principal(c).UserID, from, to)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -64,7 +64,7 @@ func (s *Server) listVisits(c *gin.Context) {
 	if len(evs) == 0 {
 		evs = []audit.Event{base}
 	}
-	if err := s.p.Audit.AppendAll(ctx, evs); err != nil {
+	if err := s.p.DB.Audit().AppendAll(ctx, evs); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}
@@ -113,7 +113,7 @@ func (s *Server) createVisit(c *gin.Context) {
 	p := principal(c)
 	id := ids.NewVisitID()
 	if req.PatientID == "" && req.Start == "" {
-		err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+		err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 			node, err := s.placeNew(ctx, tx)
 			if err != nil {
 				return err
@@ -143,7 +143,7 @@ func (s *Server) createVisit(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_reason", "The reason is at most 500 characters."))
 		return
 	}
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		ok, err := store.PatientRelation(ctx, tx, p.UserID, req.PatientID)
 		if err != nil {
 			return err
@@ -153,7 +153,7 @@ func (s *Server) createVisit(c *gin.Context) {
 		}
 		// Serialize this provider's scheduling so two requests cannot both
 		// pass the overlap check.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, string(p.UserID)); err != nil {
+		if err := store.LockUser(ctx, tx, p.UserID); err != nil {
 			return err
 		}
 		if clash, err := store.Overlaps(ctx, tx, p.UserID, start, end, ""); err != nil {
@@ -182,7 +182,7 @@ func (s *Server) createVisit(c *gin.Context) {
 }
 
 func (s *Server) replyVisit(c *gin.Context, status int, id ids.VisitID) {
-	v, err := store.ScheduledVisitByID(c.Request.Context(), s.p.Store.Pool, id, false)
+	v, err := store.ScheduledVisitByID(c.Request.Context(), s.p.DB, id, false)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -196,17 +196,14 @@ func (s *Server) visitChange(c *gin.Context, action string, change func(tx pgx.T
 	ctx := c.Request.Context()
 	id := ids.VisitID(c.Param("visit_id"))
 	var v store.ScheduledVisit
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	ev := s.visitEvent(c, action, id)
+	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		var err error
 		if v, err = store.ScheduledVisitByID(ctx, tx, id, true); err != nil {
 			return err
 		}
-		if err := change(tx, v); err != nil {
-			return err
-		}
-		ev := s.visitEvent(c, action, id)
 		ev.PatientID = v.PatientID
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
+		if err := change(tx, v); err != nil {
 			return err
 		}
 		return notifyVisit(ctx, tx, id)

@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/access"
-	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/httpx"
@@ -30,9 +29,9 @@ import (
 
 // Params configures a Server.
 type Params struct {
-	Pool   *pgxpool.Pool
-	Store  *store.Store
-	Audit  *audit.Log
+	// DB is the database: store functions, transactions, and the audit
+	// log (DB.Audit) for entries written outside a change.
+	DB     *store.DB
 	Sealer *keys.Sealer // seals TOTP secrets, keys CSRF tokens
 	Auth   config.Auth
 	// Origin is the https origin state-changing requests must come from.
@@ -89,7 +88,7 @@ type Server struct {
 
 // AlertRaiser raises an alert for admins.
 type AlertRaiser interface {
-	Raise(ctx context.Context, kind, severity, subject, detail string)
+	Raise(ctx context.Context, kind alerts.Kind, subject, detail string)
 }
 
 // New returns a Server.
@@ -99,9 +98,6 @@ func New(p Params) *Server {
 	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
-	}
-	if p.Store == nil && p.Pool != nil {
-		p.Store = store.New(p.Pool)
 	}
 	if p.Mailer == nil && p.Outbox != nil {
 		p.Mailer = p.Outbox
@@ -151,7 +147,7 @@ func (s *Server) healthz(c *gin.Context) {
 func (s *Server) readyz(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
 	defer cancel()
-	err := s.p.Pool.Ping(ctx)
+	err := s.p.DB.Pool().Ping(ctx)
 	if err == nil && s.p.Ready != nil {
 		err = s.p.Ready(ctx)
 	}
@@ -168,6 +164,7 @@ func (s *Server) readyz(c *gin.Context) {
 // A request refused for what it carries (httpx.ErrBadInput) is audited
 // first (auditRefusedInput).
 func (s *Server) abort(c *gin.Context, err error) {
+	err = domainError(err) // errors.go
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		err = errNotFound

@@ -1,18 +1,19 @@
 package signaling
 
 import (
+	"context"
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 )
@@ -33,12 +34,12 @@ func (s *Server) visitEvent(c *gin.Context, action string, v ids.VisitID) audit.
 func (s *Server) getVisit(c *gin.Context) {
 	ctx := c.Request.Context()
 	id := ids.VisitID(c.Param("visit_id"))
-	v, err := store.VisitByID(ctx, s.p.Store.Pool, id)
+	v, err := store.VisitByID(ctx, s.p.DB, id)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.Audit.Append(ctx, s.visitEvent(c, actionVisitView, id)); err != nil {
+	if err := s.p.DB.Audit().Append(ctx, s.visitEvent(c, actionVisitView, id)); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.", err))
 		return
 	}
@@ -57,7 +58,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
 	var grant JoinGrant
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
 		v, err := store.VisitByID(ctx, tx, visit)
 		if err != nil {
 			return err
@@ -92,14 +93,10 @@ func (s *Server) joinVisit(c *gin.Context) {
 		default:
 			return errNotFound
 		}
-		tok, claims, err := s.p.Minter.Mint(token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: node})
-		if err != nil {
-			return err
-		}
 		// The token remembers the session that minted it: ending that
 		// session ends the call too (internal/revocation).
-		if err := store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: string(visit),
-			Participant: string(pid), Role: string(role), ExpiresAt: claims.Expiry(), SessionHash: p.SessionHash}); err != nil {
+		tok, err := s.mintJoin(ctx, tx, token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: node}, p.SessionHash)
+		if err != nil {
 			return err
 		}
 		if err := store.MarkJoined(ctx, tx, pid, s.p.Now()); err != nil {
@@ -107,7 +104,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 		}
 		// Relay credentials last until the visit's end (or half a day for an
 		// unscheduled one).
-		expiry := s.p.Now().Add(adhocInviteTTL)
+		expiry := s.p.Now().Add(invites.AdhocTTL)
 		if v.ScheduledEnd != nil && v.ScheduledEnd.After(s.p.Now()) {
 			expiry = v.ScheduledEnd.Add(time.Hour)
 		}
@@ -122,54 +119,43 @@ func (s *Server) joinVisit(c *gin.Context) {
 	c.JSON(http.StatusOK, grant)
 }
 
+// mintJoin mints a join token for g and records it in tx: the join_tokens
+// row the media node burns at admission and revocation reads, remembering
+// sessionHash (nil for none), the session that minted it. Every token the
+// control plane hands out goes through here.
+func (s *Server) mintJoin(ctx context.Context, tx pgx.Tx, g token.Grant, sessionHash []byte) (string, error) {
+	tok, claims, err := s.p.Minter.Mint(g)
+	if err != nil {
+		return "", err
+	}
+	err = store.InsertJoinToken(ctx, tx, store.NewJoinToken{ID: claims.ID, VisitID: string(g.Visit),
+		Participant: string(g.Participant), Role: string(g.Role), ExpiresAt: claims.Expiry(), SessionHash: sessionHash})
+	return tok, err
+}
+
 type breakGlassRequest struct {
 	Reason string `json:"reason"`
 }
 
 // breakGlass grants a provider emergency access to a visit that is not
-// theirs, for a limited time, with a written reason; it is flagged in the
-// audit log and raised as an alert for admins to review.
+// theirs (internal/breakglass).
 func (s *Server) breakGlass(c *gin.Context) {
-	ctx := c.Request.Context()
 	var req breakGlassRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)
 		return
 	}
-	reason := strings.TrimSpace(req.Reason)
-	if n := utf8.RuneCountInString(reason); n < 20 || len(reason) > 2000 {
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters)."))
-		return
-	}
-	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
-	now := s.p.Now()
-	var g store.BreakGlass
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
-		v, err := store.VisitByID(ctx, tx, visit)
-		if err != nil {
-			return err
-		}
-		if v.ProviderID == p.UserID {
-			return httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")
-		}
-		if g, err = store.GrantBreakGlass(ctx, tx, p.UserID, visit, reason, now, s.p.Auth.BreakGlass); err != nil {
-			return err
-		}
-		// The reason text stays in break_glass (it may describe a patient);
-		// the audit entry carries the grant ID.
-		ev := s.visitEvent(c, actionBreakGlass, visit)
-		ev.ResourceType, ev.ResourceID, ev.Reason = "break_glass", g.ID, "break-glass"
-		if err := audit.AppendTx(ctx, tx, ev); err != nil {
-			return err
-		}
-		_, err = store.RaiseAlert(ctx, tx, "break_glass", "warning", string(p.UserID),
-			"emergency access grant "+g.ID+" to visit "+string(visit), now)
-		return err
-	})
+	g, err := s.breakGlassService().Grant(c.Request.Context(), breakglass.Request{
+		User: principal(c).UserID, Visit: visit, Reason: req.Reason, Event: s.visitEvent(c, actionBreakGlass, visit)})
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{"grant_id": g.ID, "visit_id": visit, "expires_at": g.ExpiresAt})
+}
+
+// breakGlassService is the break-glass domain on this server's database.
+func (s *Server) breakGlassService() *breakglass.Service {
+	return breakglass.New(breakglass.Params{DB: s.p.DB, Duration: s.p.Auth.BreakGlass, Now: s.p.Now})
 }

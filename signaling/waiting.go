@@ -10,10 +10,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
-	"github.com/openvisit/openvisit/internal/audit"
-	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/visits"
 )
 
 // VisitState is what a page shows of a visit: its status and, for the
@@ -32,13 +31,13 @@ type VisitState struct {
 
 // snapshot reads the visit's state as principal p may see it.
 func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.VisitID) (VisitState, error) {
-	v, err := store.ScheduledVisitByID(ctx, s.p.Store.Pool, visit, false)
+	v, err := store.ScheduledVisitByID(ctx, s.p.DB, visit, false)
 	if err != nil {
 		return VisitState{}, err
 	}
 	st := VisitState{VisitID: v.ID, Status: v.Status, Start: v.ScheduledStart, End: v.ScheduledEnd}
 	if p.Kind == access.Patient {
-		me, err := store.ParticipantByID(ctx, s.p.Store.Pool, visit, p.ParticipantID)
+		me, err := store.ParticipantByID(ctx, s.p.DB, visit, p.ParticipantID)
 		if err != nil {
 			return VisitState{}, err
 		}
@@ -46,7 +45,7 @@ func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.Vis
 		return st, nil
 	}
 	st.PatientName, st.patientID = v.PatientName, v.PatientID
-	if st.Participants, err = store.Participants(ctx, s.p.Store.Pool, visit); err != nil {
+	if st.Participants, err = store.Participants(ctx, s.p.DB, visit); err != nil {
 		return VisitState{}, err
 	}
 	return st, nil
@@ -61,7 +60,7 @@ func (s *Server) stateEvent(c *gin.Context, st VisitState) error {
 	}
 	ev := s.visitEvent(c, actionVisitView, st.VisitID)
 	ev.PatientID = st.patientID
-	return s.p.Audit.Append(c.Request.Context(), ev)
+	return s.p.DB.Audit().Append(c.Request.Context(), ev)
 }
 
 func (s *Server) visitState(c *gin.Context) {
@@ -194,7 +193,7 @@ func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan s
 
 // sessionAlive re-checks a streaming principal's session.
 func (s *Server) sessionAlive(ctx context.Context, p access.Principal) bool {
-	sess, err := store.SessionByHash(ctx, s.p.Store.Pool, p.SessionHash)
+	sess, err := store.SessionByHash(ctx, s.p.DB, p.SessionHash)
 	if err != nil || sess.RevokedAt != nil || sess.UserDisabled {
 		return false
 	}
@@ -205,38 +204,14 @@ func (s *Server) sessionAlive(ctx context.Context, p access.Principal) bool {
 	return policy.Check(sess.CreatedAt, sess.LastSeenAt, s.p.Now()) == nil
 }
 
-// participantChange moves a waiting or admitted patient to state.
-func (s *Server) participantChange(c *gin.Context, action, state string, from ...string) {
+// participantChange moves a waiting or admitted patient to state
+// (visits.Move).
+func (s *Server) participantChange(c *gin.Context, action, state string) {
 	ctx := c.Request.Context()
 	pid := ids.ParticipantID(c.Param("participant_id"))
 	now := s.p.Now()
-	// Leaving "admitted" ends the patient's call on whichever media node
-	// hosts it (internal/revocation), once this transaction commits.
 	_, ok := s.visitChange(c, action, func(tx pgx.Tx, v store.ScheduledVisit) error {
-		if store.Closed(v.Status) {
-			return errVisitClosed
-		}
-		pt, err := store.ParticipantByID(ctx, tx, v.ID, pid)
-		if err != nil || pt.Role != "patient" {
-			return store.ErrNotFound
-		}
-		allowed := false
-		for _, f := range from {
-			allowed = allowed || pt.State == f
-		}
-		if !allowed {
-			return httpx.E(httpx.KindConflict, "wrong_state", "That participant is "+pt.State+".")
-		}
-		if err := store.SetParticipantState(ctx, tx, v.ID, pid, state, now); err != nil {
-			return err
-		}
-		if state == "admitted" && (v.Status == store.StatusScheduled || v.Status == store.StatusWaiting) {
-			return store.SetVisitStatus(ctx, tx, v.ID, store.StatusInProgress, now)
-		}
-		if state != "admitted" {
-			return store.RevokeParticipantSessions(ctx, tx, pid, now, state)
-		}
-		return nil
+		return visits.Move(ctx, tx, v, pid, state, now)
 	})
 	if !ok {
 		return
@@ -245,15 +220,15 @@ func (s *Server) participantChange(c *gin.Context, action, state string, from ..
 }
 
 func (s *Server) admitParticipant(c *gin.Context) {
-	s.participantChange(c, actionAdmit, "admitted", "waiting")
+	s.participantChange(c, actionAdmit, visits.Admitted)
 }
 
 func (s *Server) turnAwayParticipant(c *gin.Context) {
-	s.participantChange(c, actionTurnAway, "turned_away", "waiting")
+	s.participantChange(c, actionTurnAway, visits.TurnedAway)
 }
 
 func (s *Server) removeParticipant(c *gin.Context) {
-	s.participantChange(c, actionRemove, "removed", "waiting", "admitted")
+	s.participantChange(c, actionRemove, visits.Removed)
 }
 
 // leaveVisit records that the caller left the call (their page's Leave
@@ -263,20 +238,15 @@ func (s *Server) leaveVisit(c *gin.Context) {
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
 	now := s.p.Now()
-	err := s.p.Store.Tx(ctx, func(tx pgx.Tx) error {
+	ev := s.visitEvent(c, actionVisitLeave, visit)
+	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		// A patient who leaves goes back through the waiting room to return
 		// (the provider sees them leave); a dropped connection is not a leave.
-		q := `UPDATE participants SET left_at = $3, state = CASE WHEN state = 'admitted' THEN 'left' ELSE state END
-			WHERE visit_id = $1 AND id = $2`
-		arg := string(p.ParticipantID)
+		var provider ids.UserID
 		if p.Kind == access.Provider {
-			q = `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND user_id = $2 AND role = 'provider'`
-			arg = string(p.UserID)
+			provider = p.UserID
 		}
-		if _, err := tx.Exec(ctx, q, string(visit), arg, now); err != nil {
-			return err
-		}
-		if err := audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitLeave, visit)); err != nil {
+		if err := store.LeaveVisit(ctx, tx, visit, p.ParticipantID, provider, now); err != nil {
 			return err
 		}
 		return notifyVisit(ctx, tx, visit)

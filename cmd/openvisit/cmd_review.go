@@ -25,7 +25,7 @@ func alertsCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "ack" {
 		return errors.New(use)
 	}
-	return operatorReview(args[1:], stderr, use, func(ctx context.Context, st *store.Store, cfg config.Config, r review.Reviewer, id string) error {
+	return operatorReview(args[1:], stderr, use, func(ctx context.Context, st *store.DB, cfg config.Config, r review.Reviewer, id string) error {
 		if err := review.AckAlert(ctx, st, r, id, nowFunc()); err != nil {
 			return reviewError("alerts ack", err)
 		}
@@ -40,7 +40,7 @@ func breakGlassCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "review" {
 		return errors.New(use)
 	}
-	return operatorReview(args[1:], stderr, use, func(ctx context.Context, st *store.Store, cfg config.Config, r review.Reviewer, id string) error {
+	return operatorReview(args[1:], stderr, use, func(ctx context.Context, st *store.DB, cfg config.Config, r review.Reviewer, id string) error {
 		if err := review.ReviewBreakGlass(ctx, st, r, id, nowFunc()); err != nil {
 			return reviewError("break-glass review", err)
 		}
@@ -52,8 +52,8 @@ func breakGlassCmd(args []string, stdout, stderr io.Writer) error {
 // resetMFACmd runs `openvisit user reset-mfa --email ADDRESS --reason TEXT`.
 func resetMFACmd(args []string, stdout, stderr io.Writer) error {
 	const use = "usage: openvisit user reset-mfa --email ADDRESS --reason TEXT [--config FILE]"
-	return operatorReview(args, stderr, use, func(ctx context.Context, st *store.Store, cfg config.Config, r review.Reviewer, email string) error {
-		u, err := store.UserByEmail(ctx, st.Pool, email)
+	return operatorReview(args, stderr, use, func(ctx context.Context, st *store.DB, cfg config.Config, r review.Reviewer, email string) error {
+		u, err := store.UserByEmail(ctx, st, email)
 		if err != nil {
 			return reviewError("user reset-mfa", err)
 		}
@@ -72,7 +72,7 @@ func resetMFACmd(args []string, stdout, stderr io.Writer) error {
 // FILE]`, opens the database and runs fn with the operator as reviewer and
 // the ID (or, for reset-mfa, the email).
 func operatorReview(args []string, stderr io.Writer, use string,
-	fn func(context.Context, *store.Store, config.Config, review.Reviewer, string) error) error {
+	fn func(context.Context, *store.DB, config.Config, review.Reviewer, string) error) error {
 	fs, cfgPath := configFlags("openvisit", stderr)
 	reason := fs.String("reason", "", "why the operator signs off (stored in the audit trail; no patient details)")
 	var email *string

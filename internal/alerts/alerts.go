@@ -28,23 +28,6 @@ import (
 	"github.com/openvisit/openvisit/internal/store"
 )
 
-// Alert kinds raised by the rules.
-const (
-	KindFailedSigninsAccount = "failed_signins_account"
-	KindFailedSigninsIP      = "failed_signins_ip"
-	KindBulkRecordingAccess  = "bulk_recording_access"
-	KindCheckpointFailed     = "checkpoint_failed"
-	KindAuditWriteFailed     = "audit_write_failed"
-	// KindRecordingNotWorking: a visit's recording is switched on but the
-	// recorder writes no media (store.RecordingControl.State); its subject
-	// is the visit's provider.
-	KindRecordingNotWorking = "recording_not_working"
-	// KindIntegrityFailure: a stored recording failed authentication when
-	// read (modified or damaged ciphertext: corruption or tampering).
-	// Raised, critical, by whoever read it; subject is the recording ID.
-	KindIntegrityFailure = "integrity_failure"
-)
-
 // ActionRecordingNotWorking is audited with the alert: what the recording
 // actually did, beside the consent and the start command.
 const ActionRecordingNotWorking = "recording.not_working"
@@ -171,7 +154,7 @@ func (e *Engine) raiseRecordingAlert(ctx context.Context, c store.RecordingContr
 		if err != nil {
 			return err
 		}
-		if _, err := store.RaiseAlert(ctx, tx, KindRecordingNotWorking, "critical", string(v.ProviderID),
+		if _, err := Raise(ctx, tx, KindRecordingNotWorking, string(v.ProviderID),
 			"recording of visit "+string(c.VisitID)+" is not working: "+why, now); err != nil {
 			return err
 		}
@@ -191,9 +174,9 @@ func (e *Engine) raiseRecordingAlert(ctx context.Context, c store.RecordingContr
 
 // rule is one windowed count over the audit trail.
 type rule struct {
-	kind, severity string
-	threshold      int
-	window         time.Duration
+	kind      Kind
+	threshold int
+	window    time.Duration
 	// query returns (subject, count) rows at or above threshold ($1 since,
 	// $2 threshold, $3 actions where used).
 	query string
@@ -204,13 +187,13 @@ type rule struct {
 func (e *Engine) rules() []rule {
 	r := e.p.Rules
 	return []rule{
-		{KindFailedSigninsAccount, "warning", r.FailedSigninsAccount, r.SigninWindow,
+		{KindFailedSigninsAccount, r.FailedSigninsAccount, r.SigninWindow,
 			`SELECT actor_id, count(*) FROM audit_events WHERE action = 'auth.login' AND outcome IN ('failure', 'denied')
 			 AND actor_id <> '' AND at >= $1 GROUP BY actor_id HAVING count(*) >= $2`, nil, "failed sign-ins for one account"},
-		{KindFailedSigninsIP, "warning", r.FailedSigninsIP, r.SigninWindow,
+		{KindFailedSigninsIP, r.FailedSigninsIP, r.SigninWindow,
 			`SELECT ip, count(*) FROM audit_events WHERE action = 'auth.login' AND outcome IN ('failure', 'denied')
 			 AND ip <> '' AND at >= $1 GROUP BY ip HAVING count(*) >= $2`, nil, "failed sign-ins from one address"},
-		{KindBulkRecordingAccess, "critical", r.RecordingAccesses, r.RecordingWindow,
+		{KindBulkRecordingAccess, r.RecordingAccesses, r.RecordingWindow,
 			// Distinct recordings: one playback makes many Range requests
 			// (each audited) but is one recording reached.
 			`SELECT actor_id, count(DISTINCT resource_id) FROM audit_events WHERE action = ANY($3) AND outcome = 'success'
@@ -245,7 +228,7 @@ func (e *Engine) Evaluate(ctx context.Context) ([]store.Alert, error) {
 			return raised, fmt.Errorf("alerts: %s: %w", r.kind, err)
 		}
 		for _, h := range hits {
-			a, ok, err := e.raiseOnce(ctx, r.kind, r.severity, h.subject,
+			a, ok, err := e.raiseOnce(ctx, r.kind, h.subject,
 				fmt.Sprintf("%d %s in %s", h.n, r.what, r.window), since)
 			if err != nil {
 				return raised, err
@@ -260,12 +243,12 @@ func (e *Engine) Evaluate(ctx context.Context) ([]store.Alert, error) {
 
 // raiseOnce raises an alert unless one of the same kind and subject was
 // raised since since.
-func (e *Engine) raiseOnce(ctx context.Context, kind, severity, subject, detail string, since time.Time) (store.Alert, bool, error) {
+func (e *Engine) raiseOnce(ctx context.Context, kind Kind, subject, detail string, since time.Time) (store.Alert, bool, error) {
 	var a store.Alert
 	var raised bool
 	err := pgx.BeginFunc(ctx, e.p.Pool, func(tx pgx.Tx) error {
 		// Serialize raisers of the same kind so two processes do not both raise.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "alert:"+kind); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "alert:"+string(kind)); err != nil {
 			return err
 		}
 		var exists bool
@@ -277,7 +260,7 @@ func (e *Engine) raiseOnce(ctx context.Context, kind, severity, subject, detail 
 			return nil
 		}
 		var err error
-		a, err = store.RaiseAlert(ctx, tx, kind, severity, subject, detail, e.p.Now())
+		a, err = Raise(ctx, tx, kind, subject, detail, e.p.Now())
 		raised = err == nil
 		return err
 	})
@@ -290,9 +273,10 @@ func (e *Engine) raiseOnce(ctx context.Context, kind, severity, subject, detail 
 	return a, raised, nil
 }
 
-// Raise stores an alert now (e.g. a checkpoint that could not be written).
-func (e *Engine) Raise(ctx context.Context, kind, severity, subject, detail string) {
-	if _, err := store.RaiseAlert(ctx, e.p.Pool, kind, severity, subject, detail, e.p.Now()); err != nil {
+// Raise stores an alert now, outside any transaction (e.g. a checkpoint
+// that could not be written).
+func (e *Engine) Raise(ctx context.Context, kind Kind, subject, detail string) {
+	if _, err := Raise(ctx, e.p.Pool, kind, subject, detail, e.p.Now()); err != nil {
 		// The database may be what failed: the log is the last resort.
 		e.log.Error("could not store alert", "kind", kind, "err", err)
 	}

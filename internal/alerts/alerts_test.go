@@ -77,11 +77,11 @@ func TestAlertRules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
+	got := map[Kind]string{}
 	for _, a := range raised {
-		got[a.Kind+"/"+a.Subject] = a.Severity
+		got[Kind(a.Kind+"/"+a.Subject)] = a.Severity
 	}
-	want := map[string]string{
+	want := map[Kind]string{
 		KindFailedSigninsAccount + "/user-over":    "warning",
 		KindFailedSigninsIP + "/203.0.113.9":       "warning",
 		KindBulkRecordingAccess + "/curious-admin": "critical",
@@ -103,11 +103,11 @@ func TestAlertRules(t *testing.T) {
 	checkDeliveryRetried(t, e, h, pool)
 
 	// Alerts raised elsewhere (a failed checkpoint) go out the same way.
-	e.Raise(ctx, KindCheckpointFailed, "critical", "", "bucket unreachable")
+	e.Raise(ctx, KindCheckpointFailed, "", "bucket unreachable")
 	if err := e.Deliver(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(h.bodies); n != 4 || h.bodies[3].Kind != KindCheckpointFailed {
+	if n := len(h.bodies); n != 4 || h.bodies[3].Kind != string(KindCheckpointFailed) {
 		t.Fatalf("webhook after Raise: %d alerts, last %+v", n, h.bodies[n-1])
 	}
 }

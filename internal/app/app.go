@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -32,7 +31,6 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/objstore"
-	"github.com/openvisit/openvisit/internal/revocation"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/internal/visits"
@@ -63,7 +61,7 @@ type Options struct {
 type App struct {
 	cfg   config.Config
 	log   *slog.Logger
-	pool  *pgxpool.Pool
+	db    *store.DB // owns the pool: closed in close
 	media *sfu.SFU
 	beat  *nodes.Heartbeat // the media node's registration, nil without media
 	sig   *signaling.Server
@@ -82,216 +80,199 @@ type App struct {
 }
 
 // New builds the process described by cfg. It validates cfg, connects to
-// PostgreSQL and migrates it; on error everything opened so far is closed.
+// PostgreSQL and migrates it, then builds each role in turn; on error
+// everything opened so far is closed.
 func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	log := opt.Logger
-	if log == nil {
-		log = slog.Default()
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	cfg.LogTransport(log) // at every start: allow_plaintext_transport and its reason
-	a := &App{cfg: cfg, log: log}
+	cfg.LogTransport(opt.Logger) // at every start: allow_plaintext_transport and its reason
+	a := &App{cfg: cfg, log: opt.Logger}
 	defer func() {
 		// a, not the named result: every error return sets that to nil.
 		if err != nil {
 			a.close()
 		}
 	}()
-
-	a.pool, err = db.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
-	if err != nil {
+	if err := a.openDB(ctx); err != nil {
 		return nil, err
 	}
-	n, err := db.Migrate(ctx, a.pool)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("database ready", "migrations_applied", n)
 	runCtx, stop := context.WithCancel(context.Background())
 	a.stopRun = stop
-
-	a.tlsConfig, err = a.loadTLS(opt.Now())
+	if a.tlsConfig, err = a.loadTLS(opt.Now()); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	minter, pub, err := a.loadTokenKeys(opt.Now)
 	if err != nil {
 		return nil, err
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	var minter *token.Minter
-	var pub ed25519.PublicKey
-	if cfg.Has(config.RoleAPI) || cfg.Token.SigningKeyFile != "" || cfg.Environment == config.Development {
-		key, err := token.LoadKey(a.signingKeyPath(), cfg.Environment == config.Development)
-		if err != nil {
-			return nil, err
-		}
-		pub = key.Public().(ed25519.PublicKey)
-		if minter, err = token.NewMinter(key, cfg.Token.TTL, opt.Now); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Token.PublicKey != "" {
-		if pub, err = token.ParsePublicKey(cfg.Token.PublicKey); err != nil {
-			return nil, err
-		}
-	}
-
 	node := ids.NodeID(cfg.SFU.NodeID)
-	registry := nodes.NewRegistry(a.pool, cfg.Cluster.DeadAfter)
+	registry := nodes.NewRegistry(a.db.Pool(), cfg.Cluster.DeadAfter)
 	if cfg.Has(config.RoleMedia) {
-		if pub == nil {
-			return nil, errors.New("app: the media role needs token.public_key or token.signing_key_file")
-		}
-		verifier, err := token.NewVerifier(pub, node, opt.Now)
-		if err != nil {
+		if err := a.startMedia(ctx, runCtx, opt, mediaDeps{pub: pub, node: node, registry: registry, metrics: reg}); err != nil {
 			return nil, err
 		}
-		// Admission and revocation are one mechanism (internal/revocation):
-		// the join checks what the watcher re-checks for every live call.
-		watcher := revocation.New(revocation.Params{
-			Pool: a.pool, Burner: token.NewPGBurner(a.pool), Logger: log, Now: opt.Now,
-			Limits: store.SessionLimits{StaffIdle: cfg.Auth.Idle, PatientIdle: cfg.Auth.PatientIdle, Absolute: cfg.Auth.Absolute},
-		})
-		a.media, err = sfu.New(sfu.Params{
-			Node:            node,
-			Verifier:        verifier,
-			Burner:          nodes.RoomBurner(watcher, registry, node, log),
-			Origins:         cfg.MediaOrigins(),
-			Logger:          log,
-			Registerer:      reg,
-			UDPAddr:         cfg.SFU.UDPAddr,
-			TCPAddr:         cfg.Media.ICETCPAddr,
-			NoFastPath:      cfg.Media.NoReceiveFastPath,
-			PublicIPs:       cfg.SFU.PublicIPs,
-			ConfigureWebRTC: webrtcSettings(cfg, opt),
-			OnMediaState:    mediaStateHook(a.pool, log),
-		})
-		if err != nil {
-			return nil, err
-		}
-		if t := cfg.Media.TURN; t.Addr != "" {
-			path := t.SecretFile
-			if path == "" {
-				path = filepath.Join(cfg.DataDir, "turn-secret.key")
-			}
-			if a.turnKey, err = keys.LoadSecret(path, cfg.Environment == config.Development); err != nil {
-				return nil, err
-			}
-			a.turn, err = turn.New(turn.Params{
-				Addr: t.Addr, RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
-				AllowPrivatePeers: t.AllowPrivatePeers, Logger: log, Now: opt.Now,
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err := a.checkMediaReach(ctx); err != nil {
-			return nil, err
-		}
-		// The first check before the node admits anyone (Burn refuses until
-		// one has succeeded).
-		media := a.media
-		if err := watcher.Check(ctx, media); err != nil {
-			return nil, fmt.Errorf("app: revocation check: %w", err)
-		}
-		a.goRun(func() { watcher.Run(runCtx, media) })
-		if err := a.startHeartbeat(ctx, registry, node); err != nil {
-			return nil, err
-		}
-		log.Info("media node ready", "node", node, "udp", a.media.UDPAddr().String())
 	}
 	// Recording: the library (retrieval) wherever object storage is
 	// configured; the recorder service when this process has the role.
 	if err := a.startRecording(ctx, minter, opt); err != nil {
 		return nil, err
 	}
-
-	secretPath := cfg.Auth.SecretKeyFile
-	if secretPath == "" {
-		secretPath = filepath.Join(cfg.DataDir, "auth-secret.key")
-	}
-	secret, err := keys.LoadSecret(secretPath, cfg.Environment == config.Development)
-	if err != nil {
+	if err := a.startControlPlane(ctx, runCtx, opt.Now, controlDeps{minter: minter, registry: registry, node: node, metrics: reg, webDir: opt.WebDir}); err != nil {
 		return nil, err
 	}
-	sealer, err := keys.NewSealer(secret)
-	if err != nil {
-		return nil, err
-	}
-	var mailer signaling.Mailer
-	var outbox *signaling.Outbox
-	switch {
-	case cfg.SMTP.Host != "":
-		mailer = signaling.SMTPMailer{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
-			Password: cfg.SMTP.Password, From: cfg.SMTP.From}
-	case cfg.Environment == config.Development && cfg.Has(config.RoleAPI):
-		// Mail is kept for /outbox instead of sent; it holds PHI, which is
-		// why this exists in development only.
-		outbox = signaling.NewOutbox(store.New(a.pool))
-		log.Warn("no smtp.host in development: mail is kept in the development outbox (/outbox), not sent")
-	}
-
-	alertEngine, err := a.newAlertEngine(opt.Now)
-	if err != nil {
-		return nil, err
-	}
-
-	sig := signaling.New(signaling.Params{
-		Alerts:     alertEngine,
-		Pool:       a.pool,
-		Store:      store.New(a.pool),
-		Audit:      audit.New(a.pool),
-		Sealer:     sealer,
-		Auth:       cfg.Auth,
-		Origin:     cfg.Origin(),
-		Mailer:     mailer,
-		Outbox:     outbox,
-		Minter:     minter,
-		Nodes:      registry,
-		Node:       node,
-		PublicURL:  cfg.PublicURL,
-		Demo:       cfg.Demo,
-		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
-		Recordings: a.recLib,
-		TURN:       a.turnCredentials(),
-		Logger:     log,
-		Now:        opt.Now,
-	})
-	a.sig = sig
-	if a.handler, err = a.router(sig, opt.WebDir, outbox != nil); err != nil {
-		return nil, err
-	}
-	if err := a.openOps(reg); err != nil {
-		return nil, err
-	}
-	a.goRun(func() { sig.Run(runCtx) }) // visit change notices for the waiting room
-	if cfg.Has(config.RoleAPI) {
-		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {
-			return nil, err
-		}
-		a.goRun(func() { a.expireVisits(runCtx, opt.Now) })
-	}
-
-	if cfg.Demo {
-		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {
-			return nil, err
-		}
-	}
-
 	a.srv = &http.Server{
 		Handler:           a.handler,
 		TLSConfig:         a.tlsConfig,
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 	return a, nil
+}
+
+// openDB connects to PostgreSQL and applies the migrations.
+func (a *App) openDB(ctx context.Context) error {
+	pool, err := db.Open(ctx, a.cfg.Database.URL, a.cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	a.db = store.New(pool)
+	n, err := db.Migrate(ctx, pool)
+	if err != nil {
+		return err
+	}
+	a.log.Info("database ready", "migrations_applied", n)
+	return nil
+}
+
+// loadTokenKeys loads the join-token signing key where this process mints
+// tokens (the api role, or a configured or development key) and the public
+// key media nodes verify them with.
+func (a *App) loadTokenKeys(now func() time.Time) (*token.Minter, ed25519.PublicKey, error) {
+	cfg := a.cfg
+	var minter *token.Minter
+	var pub ed25519.PublicKey
+	if cfg.Has(config.RoleAPI) || cfg.Token.SigningKeyFile != "" || cfg.Environment == config.Development {
+		key, err := token.LoadKey(a.signingKeyPath(), cfg.Environment == config.Development)
+		if err != nil {
+			return nil, nil, err
+		}
+		pub = key.Public().(ed25519.PublicKey)
+		if minter, err = token.NewMinter(key, cfg.Token.TTL, now); err != nil {
+			return nil, nil, err
+		}
+	}
+	if cfg.Token.PublicKey != "" {
+		var err error
+		if pub, err = token.ParsePublicKey(cfg.Token.PublicKey); err != nil {
+			return nil, nil, err
+		}
+	}
+	return minter, pub, nil
+}
+
+// controlDeps is what the control plane needs from the rest of the process.
+type controlDeps struct {
+	minter   *token.Minter
+	registry *nodes.Registry
+	node     ids.NodeID
+	metrics  *prometheus.Registry
+	webDir   string
+}
+
+// startControlPlane builds the REST API and the router, the operational
+// listener, and the api role's background loops; in demo mode it creates
+// the demo visit.
+func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Time, d controlDeps) error {
+	sealer, err := a.loadSealer()
+	if err != nil {
+		return err
+	}
+	mailer, outbox := a.mail()
+	alertEngine, err := a.newAlertEngine(now)
+	if err != nil {
+		return err
+	}
+	cfg := a.cfg
+	sig := signaling.New(signaling.Params{
+		Alerts:     alertEngine,
+		DB:         a.db,
+		Sealer:     sealer,
+		Auth:       cfg.Auth,
+		Origin:     cfg.Origin(),
+		Mailer:     mailer,
+		Outbox:     outbox,
+		Minter:     d.minter,
+		Nodes:      d.registry,
+		Node:       d.node,
+		PublicURL:  cfg.PublicURL,
+		Demo:       cfg.Demo,
+		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
+		Recordings: a.recLib,
+		TURN:       a.turnCredentials(),
+		Logger:     a.log,
+		Now:        now,
+	})
+	a.sig = sig
+	if a.handler, err = a.router(sig, d.webDir, outbox != nil); err != nil {
+		return err
+	}
+	if err := a.openOps(d.metrics); err != nil {
+		return err
+	}
+	a.goRun(func() { sig.Run(runCtx) }) // visit change notices for the waiting room
+	if cfg.Has(config.RoleAPI) {
+		if err := a.startAuditLoops(ctx, runCtx, alertEngine); err != nil {
+			return err
+		}
+		a.goRun(func() { a.expireVisits(runCtx, now) })
+	}
+	if cfg.Demo {
+		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loadSealer loads the secret that seals TOTP secrets and keys CSRF tokens.
+func (a *App) loadSealer() (*keys.Sealer, error) {
+	secretPath := a.cfg.Auth.SecretKeyFile
+	if secretPath == "" {
+		secretPath = filepath.Join(a.cfg.DataDir, "auth-secret.key")
+	}
+	secret, err := keys.LoadSecret(secretPath, a.cfg.Environment == config.Development)
+	if err != nil {
+		return nil, err
+	}
+	return keys.NewSealer(secret)
+}
+
+// mail is how invites leave: SMTP when configured, the development outbox
+// in development, else nothing (nil, nil).
+func (a *App) mail() (signaling.Mailer, *signaling.Outbox) {
+	cfg := a.cfg
+	switch {
+	case cfg.SMTP.Host != "":
+		return signaling.SMTPMailer{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username,
+			Password: cfg.SMTP.Password, From: cfg.SMTP.From}, nil
+	case cfg.Environment == config.Development && cfg.Has(config.RoleAPI):
+		// Mail is kept for /outbox instead of sent; it holds PHI, which is
+		// why this exists in development only.
+		a.log.Warn("no smtp.host in development: mail is kept in the development outbox (/outbox), not sent")
+		return nil, signaling.NewOutbox(a.db)
+	}
+	return nil, nil
 }
 
 func (a *App) signingKeyPath() string {
@@ -373,7 +354,7 @@ func (a *App) newAlertEngine(now func() time.Time) (*alerts.Engine, error) {
 		}
 	}
 	return alerts.New(alerts.Params{
-		Pool: a.pool, Every: c.EvalInterval, Logger: a.log, Now: now,
+		Pool: a.db.Pool(), Every: c.EvalInterval, Logger: a.log, Now: now,
 		WebhookURL: c.WebhookURL, WebhookSecret: secret,
 		Rules: alerts.Rules{FailedSigninsAccount: c.FailedSigninsAccount, FailedSigninsIP: c.FailedSigninsIP,
 			SigninWindow: c.SigninWindow, RecordingAccesses: c.RecordingAccesses, RecordingWindow: c.RecordingWindow},
@@ -419,14 +400,14 @@ func (a *App) startAuditLoops(ctx, runCtx context.Context, engine *alerts.Engine
 		a.log.Warn("no s3.endpoint: audit checkpoints are kept in Postgres only (development)")
 	}
 	cp, err := audit.NewCheckpointer(audit.CheckpointerParams{
-		Pool: a.pool, Key: key, Anchor: writer, Interval: a.cfg.Audit.CheckpointInterval,
+		Pool: a.db.Pool(), Key: key, Anchor: writer, Interval: a.cfg.Audit.CheckpointInterval,
 		HeadInterval: a.cfg.Audit.HeadAnchorInterval, Logger: a.log,
 		OnFailure: func(err error) {
 			detail := "audit checkpoint not written"
 			if errors.Is(err, audit.ErrTampered) {
 				detail = "audit chain disagrees with its anchors: nothing is signed until it is resolved (openvisit audit verify)"
 			}
-			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "critical", "", detail)
+			engine.Raise(context.Background(), alerts.KindCheckpointFailed, "", detail)
 		},
 	})
 	if err != nil {
@@ -443,7 +424,7 @@ func (a *App) expireVisits(ctx context.Context, now func() time.Time) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		if n, err := visits.ExpireDue(ctx, a.pool, now()); err != nil && ctx.Err() == nil {
+		if n, err := visits.ExpireDue(ctx, a.db, now()); err != nil && ctx.Err() == nil {
 			a.log.Warn("visit expiry", "err", err)
 		} else if n > 0 {
 			a.log.Info("visits expired", "count", n)
@@ -458,26 +439,6 @@ func (a *App) expireVisits(ctx context.Context, now func() time.Time) {
 
 // Signaling returns the control plane (tests walk its policy table).
 func (a *App) Signaling() *signaling.Server { return a.sig }
-
-// turnCredentials is TURNCredentials when this process runs a relay.
-func (a *App) turnCredentials() func(string, time.Time, string) (string, string, string, bool) {
-	if a.turn == nil {
-		return nil
-	}
-	return a.TURNCredentials
-}
-
-// TURNCredentials returns time-limited TURN credentials and the relay's
-// URL for participant, valid until expiry (the visit's end), for the join
-// grant's ice_servers; ok is false without a relay. host is the name
-// clients dial.
-func (a *App) TURNCredentials(participant string, expiry time.Time, host string) (url, user, pass string, ok bool) {
-	if a.turn == nil {
-		return "", "", "", false
-	}
-	user, pass = turn.Credentials(a.turnKey, participant, expiry)
-	return a.turn.URL(host), user, pass, true
-}
 
 // Media returns the media node, or nil when this process runs none.
 func (a *App) Media() *sfu.SFU { return a.media }
@@ -538,8 +499,8 @@ func (a *App) close() {
 		_ = a.turn.Close()
 		a.turn = nil
 	}
-	if a.pool != nil {
-		a.pool.Close()
-		a.pool = nil
+	if a.db != nil {
+		a.db.Pool().Close()
+		a.db = nil
 	}
 }

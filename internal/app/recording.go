@@ -69,7 +69,7 @@ func (a *App) startRecording(ctx context.Context, minter *token.Minter, opt Opti
 		}
 	}
 	svc, err := recording.New(recording.Params{
-		Pool: a.pool, Objects: objs, Keys: kf, Minter: minter, Spool: spool, Config: cfg.Recording,
+		Pool: a.db.Pool(), Objects: objs, Keys: kf, Minter: minter, Spool: spool, Config: cfg.Recording,
 		Node: cfg.SFU.NodeID, TLS: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		ConfigureWebRTC: webrtcSettings(cfg, opt), Logger: log, Now: opt.Now, BeforeClaim: opt.BeforeRecordingClaim,
 	})

@@ -87,20 +87,20 @@ func (r Reviewer) audit(ctx context.Context, tx pgx.Tx, action, resourceType, id
 
 // denied records a refused self-review (the refused change's own
 // transaction rolled back) and returns err.
-func (r Reviewer) denied(ctx context.Context, st *store.Store, err error, action, resourceType, id string) error {
+func (r Reviewer) denied(ctx context.Context, st *store.DB, err error, action, resourceType, id string) error {
 	if !errors.Is(err, ErrSelfReview) {
 		return err
 	}
 	ev := r.Event
 	ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome, ev.Reason = action, resourceType, id, audit.Denied, "self_review"
-	if aerr := audit.AppendTx(ctx, st.Pool, ev); aerr != nil {
+	if aerr := audit.AppendTx(ctx, st, ev); aerr != nil {
 		return errors.Join(err, aerr)
 	}
 	return err
 }
 
 // AckAlert acknowledges an open alert unless its subject is the reviewer.
-func AckAlert(ctx context.Context, st *store.Store, r Reviewer, alertID string, now time.Time) error {
+func AckAlert(ctx context.Context, st *store.DB, r Reviewer, alertID string, now time.Time) error {
 	err := st.Tx(ctx, func(tx pgx.Tx) error {
 		subject, err := store.OpenAlertSubject(ctx, tx, alertID)
 		if err != nil {
@@ -119,7 +119,7 @@ func AckAlert(ctx context.Context, st *store.Store, r Reviewer, alertID string, 
 
 // ReviewBreakGlass marks an unreviewed grant reviewed unless it was granted
 // to the reviewer.
-func ReviewBreakGlass(ctx context.Context, st *store.Store, r Reviewer, grantID string, now time.Time) error {
+func ReviewBreakGlass(ctx context.Context, st *store.DB, r Reviewer, grantID string, now time.Time) error {
 	err := st.Tx(ctx, func(tx pgx.Tx) error {
 		user, err := store.UnreviewedBreakGlassUser(ctx, tx, grantID)
 		if err != nil {
@@ -139,7 +139,7 @@ func ReviewBreakGlass(ctx context.Context, st *store.Store, r Reviewer, grantID 
 // ResetMFA removes a user's authenticator and recovery codes, ends their
 // sessions and returns a one-time setup secret valid until expires —
 // unless the user is the reviewer.
-func ResetMFA(ctx context.Context, st *store.Store, r Reviewer, user ids.UserID, now, expires time.Time) (string, error) {
+func ResetMFA(ctx context.Context, st *store.DB, r Reviewer, user ids.UserID, now, expires time.Time) (string, error) {
 	var secret string
 	err := st.Tx(ctx, func(tx pgx.Tx) error {
 		if _, err := store.UserByID(ctx, tx, user, true); err != nil {

@@ -84,3 +84,14 @@ func UseInvite(ctx context.Context, db DBTX, id string, now time.Time) error {
 	_, err := db.Exec(ctx, `UPDATE visit_invites SET used_at = $2 WHERE id = $1 AND used_at IS NULL`, id, now)
 	return err
 }
+
+// ReturnToWaiting puts a patient who left visit v back in its waiting
+// room; false when they had not left (still waiting or admitted).
+func ReturnToWaiting(ctx context.Context, db DBTX, v ids.VisitID, p ids.ParticipantID, now time.Time) (bool, error) {
+	tag, err := db.Exec(ctx, `UPDATE participants SET state = 'waiting', waiting_at = $3, left_at = NULL
+		WHERE visit_id = $1 AND id = $2 AND state = 'left'`, string(v), string(p), now)
+	if err != nil {
+		return false, fmt.Errorf("store: return to waiting: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

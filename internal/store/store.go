@@ -1,21 +1,28 @@
 // Package store reads and writes OpenVisit's relational data with pgx: one
 // file per aggregate (users, sessions, break-glass, alerts, visits). It
-// knows SQL, not HTTP; callers decide policy and audit.
+// knows SQL, not HTTP; the domain packages above it decide policy and
+// write each change with its audit entry through DB.Change.
 package store
 
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/openvisit/openvisit/internal/audit"
 )
 
 // Errors every aggregate returns.
 var (
 	ErrNotFound = errors.New("store: not found")
 	ErrConflict = errors.New("store: conflict")
+	// ErrAudit wraps the failure of a change's audit entry (DB.Change):
+	// the change was rolled back with it.
+	ErrAudit = errors.New("store: audit entry not written")
 )
 
 // DBTX is what store functions need: a pool or a transaction.
@@ -25,17 +32,61 @@ type DBTX interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Store wraps the pool.
-type Store struct {
-	Pool *pgxpool.Pool
+// DB is the one handle on OpenVisit's database: it owns the pool, runs
+// transactions, and appends audit entries through the audit log that
+// shares the pool. Store functions take a DBTX, which a *DB is, so callers
+// never reach for the pool. Lifecycle: New on an open pool; the caller that
+// opened the pool closes it after the last use of the DB.
+type DB struct {
+	pool  *pgxpool.Pool
+	audit *audit.Log
 }
 
-// New returns a Store on pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{Pool: pool} }
+// New returns the DB on pool.
+func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool, audit: audit.New(pool)} }
+
+// Pool is the pool itself, for the packages that keep their own SQL and
+// connections (the audit chain, LISTEN loops, the alert engine).
+func (db *DB) Pool() *pgxpool.Pool { return db.pool }
+
+// Audit is the audit log for entries written outside a change (reads,
+// refusals): a change writes its entry in its own transaction (Change).
+func (db *DB) Audit() *audit.Log { return db.audit }
+
+// Exec runs sql on the pool.
+func (db *DB) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return db.pool.Exec(ctx, sql, args...)
+}
+
+// Query runs sql on the pool.
+func (db *DB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return db.pool.Query(ctx, sql, args...)
+}
+
+// QueryRow runs sql on the pool.
+func (db *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return db.pool.QueryRow(ctx, sql, args...)
+}
 
 // Tx runs fn in a transaction.
-func (s *Store) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, s.Pool, fn)
+func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, db.pool, fn)
+}
+
+// Change runs change in one transaction and appends *ev, as change left it,
+// in the same transaction: a change and its audit entry commit together or
+// not at all. Every service changes PHI through here, so no path can change
+// it without leaving its trace. change may fill in ev (patient, resource).
+func (db *DB) Change(ctx context.Context, ev *audit.Event, change func(pgx.Tx) error) error {
+	return db.Tx(ctx, func(tx pgx.Tx) error {
+		if err := change(tx); err != nil {
+			return err
+		}
+		if err := audit.AppendTx(ctx, tx, *ev); err != nil {
+			return fmt.Errorf("%w: %w", ErrAudit, err)
+		}
+		return nil
+	})
 }
 
 func isUniqueViolation(err error) bool {

@@ -292,3 +292,13 @@ func SetupLinkBySecret(ctx context.Context, db DBTX, secret string, now time.Tim
 	l.UserID = ids.UserID(uid)
 	return l, notFound(err)
 }
+
+// LockUser locks user id's row for the rest of tx (e.g. to serialise one
+// provider's scheduling, so two requests cannot both pass the overlap
+// check).
+func LockUser(ctx context.Context, tx DBTX, id ids.UserID) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, string(id)); err != nil {
+		return fmt.Errorf("store: lock user: %w", err)
+	}
+	return nil
+}

@@ -126,3 +126,65 @@ func LeaveAll(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) er
 	}
 	return nil
 }
+
+// LockVisit locks visit v's row for the rest of tx, serialising changes of
+// one visit (its recording switch and consent). A missing visit locks
+// nothing and is no error: the change that follows finds it missing.
+func LockVisit(ctx context.Context, tx DBTX, v ids.VisitID) error {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM visits WHERE id = $1 FOR UPDATE`, string(v)); err != nil {
+		return fmt.Errorf("store: lock visit: %w", err)
+	}
+	return nil
+}
+
+// MarkPlaced records that visit v was placed on a node now, so that the
+// placement counts as load until the node's heartbeats show the call.
+func MarkPlaced(ctx context.Context, db DBTX, v ids.VisitID) error {
+	if _, err := db.Exec(ctx, `UPDATE visits SET placed_at = now() WHERE id = $1`, string(v)); err != nil {
+		return fmt.Errorf("store: mark placed: %w", err)
+	}
+	return nil
+}
+
+// LeaveVisit records that a participant left visit v's call at now: a
+// patient participant (by ID) who was admitted goes back through the
+// waiting room to return; a provider (by user) is only marked.
+func LeaveVisit(ctx context.Context, db DBTX, v ids.VisitID, patient ids.ParticipantID, provider ids.UserID, now time.Time) error {
+	q := `UPDATE participants SET left_at = $3, state = CASE WHEN state = 'admitted' THEN 'left' ELSE state END
+		WHERE visit_id = $1 AND id = $2`
+	arg := string(patient)
+	if provider != "" {
+		q = `UPDATE participants SET left_at = $3 WHERE visit_id = $1 AND user_id = $2 AND role = 'provider'`
+		arg = string(provider)
+	}
+	if _, err := db.Exec(ctx, q, string(v), arg, now); err != nil {
+		return fmt.Errorf("store: leave visit: %w", err)
+	}
+	return nil
+}
+
+// ListenVisits listens for visit change notices on a connection of its own
+// until ctx ends or the connection fails (the error says which): ready
+// runs once listening has begun, notice for each notice about a visit.
+func (db *DB) ListenVisits(ctx context.Context, ready func(), notice func(ids.VisitID)) error {
+	conn, err := db.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// The connection carries LISTEN state: never return it to the pool.
+	pc := conn.Hijack()
+	defer pc.Close(context.Background())
+	if _, err := pc.Exec(ctx, "LISTEN "+pgx.Identifier{VisitChannel}.Sanitize()); err != nil {
+		return err
+	}
+	ready()
+	for {
+		n, err := pc.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		if ids.Valid(n.Payload) {
+			notice(ids.VisitID(n.Payload))
+		}
+	}
+}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/ids"
@@ -27,8 +26,14 @@ import (
 // Stop reasons a visit's ending writes on its recording.
 const StopVisitEnded = "visit_ended"
 
-// ErrNotClosing means status is not one a visit can end with.
-var ErrNotClosing = errors.New("visits: not a closing status")
+var (
+	// ErrNotClosing means status is not one a visit can end with.
+	ErrNotClosing = errors.New("visits: not a closing status")
+	// ErrVisitClosed: the visit has ended.
+	ErrVisitClosed = errors.New("visits: visit ended")
+	// ErrNotAMove means a state is not one a provider moves a patient to.
+	ErrNotAMove = errors.New("visits: not a participant move")
+)
 
 // Close ends visit v with status (completed, cancelled or no_show) in tx:
 // status and timestamp, invites revoked, everyone still waiting or admitted
@@ -73,14 +78,14 @@ const (
 // ExpireDue ends the visits due to expire at now, each in its own
 // transaction with its audit entry, and returns how many it ended. A visit
 // in progress is completed; one that never began is a no-show.
-func ExpireDue(ctx context.Context, pool *pgxpool.Pool, now time.Time) (int, error) {
-	due, err := store.VisitsToExpire(ctx, pool, now.Add(-ExpireAfterEnd), now.Add(-ExpireUnscheduled), expireBatch)
+func ExpireDue(ctx context.Context, db *store.DB, now time.Time) (int, error) {
+	due, err := store.VisitsToExpire(ctx, db, now.Add(-ExpireAfterEnd), now.Add(-ExpireUnscheduled), expireBatch)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, v := range due {
-		ended, err := expireOne(ctx, pool, v, now)
+		ended, err := expireOne(ctx, db, v, now)
 		if err != nil {
 			return n, fmt.Errorf("visits: expire %s: %w", v, err)
 		}
@@ -91,29 +96,32 @@ func ExpireDue(ctx context.Context, pool *pgxpool.Pool, now time.Time) (int, err
 	return n, nil
 }
 
-func expireOne(ctx context.Context, pool *pgxpool.Pool, id ids.VisitID, now time.Time) (bool, error) {
-	ended := false
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+func expireOne(ctx context.Context, db *store.DB, id ids.VisitID, now time.Time) (bool, error) {
+	ev := audit.Event{ActorID: systemActor, ActorRole: "system", Action: ActionVisitExpire, ResourceType: "visit",
+		ResourceID: string(id), VisitID: string(id), Outcome: audit.Success}
+	err := db.Change(ctx, &ev, func(tx pgx.Tx) error {
 		v, err := store.ScheduledVisitByID(ctx, tx, id, true)
-		if err != nil || store.Closed(v.Status) {
-			return err // gone or ended meanwhile: nothing to do
+		if err != nil {
+			return err
+		}
+		if store.Closed(v.Status) {
+			return errNothingToDo // ended meanwhile
 		}
 		status := expiredNeverBegun
 		if v.Status == store.StatusInProgress {
 			status = expiredInProgress
 		}
-		if err := Close(ctx, tx, id, status, now); err != nil {
-			return err
-		}
-		ended = true
-		return audit.AppendTx(ctx, tx, audit.Event{
-			ActorID: systemActor, ActorRole: "system", Action: ActionVisitExpire, ResourceType: "visit",
-			ResourceID: string(id), VisitID: string(id), PatientID: v.PatientID, Outcome: audit.Success,
-			Reason: expireReasonPrefix + " as " + status,
-		})
+		ev.PatientID, ev.Reason = v.PatientID, expireReasonPrefix+" as "+status
+		return Close(ctx, tx, id, status, now)
 	})
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+	switch {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, errNothingToDo):
+		return false, nil // gone or ended meanwhile
+	case err != nil:
+		return false, err
 	}
-	return ended, err
+	return true, nil
 }
+
+// errNothingToDo rolls back a change that found nothing to change.
+var errNothingToDo = errors.New("visits: nothing to do")

@@ -5,33 +5,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/openvisit/openvisit/internal/db"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
+	"github.com/openvisit/openvisit/internal/store/storetest"
 	"github.com/openvisit/openvisit/internal/visits"
 )
-
-func migrated(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
 
 // scheduled makes a visit scheduled from start to end with a patient, an
 // invite, a patient session and a recording switched on; status is set
 // as given.
-func scheduled(t *testing.T, pool *pgxpool.Pool, start, end time.Time, status string) ids.VisitID {
+func scheduled(t *testing.T, pool *store.DB, start, end time.Time, status string) ids.VisitID {
 	t.Helper()
 	ctx := context.Background()
 	u, err := store.CreateUser(ctx, pool, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
@@ -74,7 +57,7 @@ func scheduled(t *testing.T, pool *pgxpool.Pool, start, end time.Time, status st
 // an ended one, are left alone.
 func TestExpireDue(t *testing.T) {
 	ctx := context.Background()
-	pool := migrated(t)
+	pool := storetest.DB(t)
 	now := time.Now()
 	inProgress := scheduled(t, pool, now.Add(-4*time.Hour), now.Add(-3*time.Hour), store.StatusInProgress)
 	neverBegun := scheduled(t, pool, now.Add(-4*time.Hour), now.Add(-3*time.Hour), store.StatusScheduled)

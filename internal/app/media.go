@@ -1,0 +1,129 @@
+package app
+
+// The media role's wiring: the SFU, its TURN relay and the revocation
+// watcher that ends calls whose grants were revoked.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/nodes"
+	"github.com/openvisit/openvisit/internal/revocation"
+	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu"
+	"github.com/openvisit/openvisit/sfu/turn"
+)
+
+// mediaDeps is what the media node needs from the rest of the process.
+type mediaDeps struct {
+	pub      ed25519.PublicKey
+	node     ids.NodeID
+	registry *nodes.Registry
+	metrics  *prometheus.Registry
+}
+
+// startMedia builds the media node (the SFU, its TURN relay, the revocation
+// watcher) and registers it in the cluster.
+func (a *App) startMedia(ctx, runCtx context.Context, opt Options, d mediaDeps) error {
+	if d.pub == nil {
+		return errors.New("app: the media role needs token.public_key or token.signing_key_file")
+	}
+	verifier, err := token.NewVerifier(d.pub, d.node, opt.Now)
+	if err != nil {
+		return err
+	}
+	cfg := a.cfg
+	// Admission and revocation are one mechanism (internal/revocation):
+	// the join checks what the watcher re-checks for every live call.
+	watcher := revocation.New(revocation.Params{
+		Pool: a.db.Pool(), Burner: token.NewPGBurner(a.db), Logger: a.log, Now: opt.Now,
+		Limits: store.SessionLimits{StaffIdle: cfg.Auth.Idle, PatientIdle: cfg.Auth.PatientIdle, Absolute: cfg.Auth.Absolute},
+	})
+	a.media, err = sfu.New(sfu.Params{
+		Node:            d.node,
+		Verifier:        verifier,
+		Burner:          nodes.RoomBurner(watcher, d.registry, d.node, a.log),
+		Origins:         cfg.MediaOrigins(),
+		Logger:          a.log,
+		Registerer:      d.metrics,
+		UDPAddr:         cfg.SFU.UDPAddr,
+		TCPAddr:         cfg.Media.ICETCPAddr,
+		NoFastPath:      cfg.Media.NoReceiveFastPath,
+		PublicIPs:       cfg.SFU.PublicIPs,
+		ConfigureWebRTC: webrtcSettings(cfg, opt),
+		OnMediaState:    mediaStateHook(a.db.Pool(), a.log),
+	})
+	if err != nil {
+		return err
+	}
+	if err := a.startTURN(opt.Now); err != nil {
+		return err
+	}
+	if err := a.checkMediaReach(ctx); err != nil {
+		return err
+	}
+	// The first check before the node admits anyone (Burn refuses until
+	// one has succeeded).
+	media := a.media
+	if err := watcher.Check(ctx, media); err != nil {
+		return fmt.Errorf("app: revocation check: %w", err)
+	}
+	a.goRun(func() { watcher.Run(runCtx, media) })
+	if err := a.startHeartbeat(ctx, d.registry, d.node); err != nil {
+		return err
+	}
+	a.log.Info("media node ready", "node", d.node, "udp", a.media.UDPAddr().String())
+	return nil
+}
+
+// startTURN starts the TURN relay when media.turn.addr is set.
+func (a *App) startTURN(now func() time.Time) error {
+	t := a.cfg.Media.TURN
+	if t.Addr == "" {
+		return nil
+	}
+	path := t.SecretFile
+	if path == "" {
+		path = filepath.Join(a.cfg.DataDir, "turn-secret.key")
+	}
+	var err error
+	if a.turnKey, err = keys.LoadSecret(path, a.cfg.Environment == config.Development); err != nil {
+		return err
+	}
+	a.turn, err = turn.New(turn.Params{
+		Addr: t.Addr, RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
+		AllowPrivatePeers: t.AllowPrivatePeers, Logger: a.log, Now: now,
+	})
+	return err
+}
+
+// turnCredentials is TURNCredentials when this process runs a relay.
+func (a *App) turnCredentials() func(string, time.Time, string) (string, string, string, bool) {
+	if a.turn == nil {
+		return nil
+	}
+	return a.TURNCredentials
+}
+
+// TURNCredentials returns time-limited TURN credentials and the relay's
+// URL for participant, valid until expiry (the visit's end), for the join
+// grant's ice_servers; ok is false without a relay. host is the name
+// clients dial.
+func (a *App) TURNCredentials(participant string, expiry time.Time, host string) (url, user, pass string, ok bool) {
+	if a.turn == nil {
+		return "", "", "", false
+	}
+	user, pass = turn.Credentials(a.turnKey, participant, expiry)
+	return a.turn.URL(host), user, pass, true
+}

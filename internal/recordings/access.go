@@ -1,0 +1,63 @@
+package recordings
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/store"
+)
+
+// Viewer is who asks for a stored recording.
+type Viewer struct {
+	Kind   access.Kind
+	UserID ids.UserID
+}
+
+// Access finds recording id and checks that v may reach it: an admin, the
+// visit's provider, or a provider with a live break-glass grant (then
+// breakGlass is true, and the access is flagged in its audit entry).
+// Anyone else gets ErrNoAccess; a recording that does not exist,
+// store.ErrNotFound.
+func (s *Service) Access(ctx context.Context, id string, v Viewer) (rec store.Recording, breakGlass bool, err error) {
+	rec, err = store.RecordingByID(ctx, s.p.DB, id)
+	if err != nil {
+		return rec, false, err
+	}
+	switch v.Kind {
+	case access.Admin:
+		return rec, false, nil
+	case access.Provider:
+		member, bg, err := store.VisitRelation(ctx, s.p.DB, v.UserID, rec.VisitID, s.p.Now())
+		if err != nil {
+			return rec, false, fmt.Errorf("recordings: access: %w", err)
+		}
+		if member || bg {
+			return rec, !member && bg, nil
+		}
+	}
+	return rec, false, ErrNoAccess
+}
+
+// List returns the recordings f selects — a provider's own visits' only —
+// once the listing is audited (ev, with the count as its reason).
+func (s *Service) List(ctx context.Context, f store.RecordingFilter, v Viewer, ev audit.Event) ([]store.Recording, error) {
+	f.Now = s.p.Now()
+	if v.Kind == access.Provider {
+		f.Provider = v.UserID
+	}
+	recs, err := store.ListRecordings(ctx, s.p.DB, f)
+	if err != nil {
+		return nil, err
+	}
+	ev.Reason = fmt.Sprintf("results=%d", len(recs))
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrAuditDown, err)
+	}
+	if recs == nil {
+		recs = []store.Recording{}
+	}
+	return recs, nil
+}

@@ -1,0 +1,87 @@
+package signaling
+
+import (
+	"errors"
+
+	"github.com/openvisit/openvisit/internal/accounts"
+	"github.com/openvisit/openvisit/internal/breakglass"
+	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/incidents"
+	"github.com/openvisit/openvisit/internal/invites"
+	"github.com/openvisit/openvisit/internal/recordings"
+	"github.com/openvisit/openvisit/internal/visits"
+)
+
+// inviteErrors are the invites domain's refusals as the patient reads them,
+// by refusal code; the kinds map to status in httpx, the one table.
+var inviteErrors = map[string]*httpx.Error{
+	invites.ErrInvalid.Code:    httpx.E(httpx.KindNotFound, invites.ErrInvalid.Code, "This link is not valid. Ask your provider for a new one."),
+	invites.ErrRevoked.Code:    httpx.E(httpx.KindNotFound, invites.ErrRevoked.Code, "This link was withdrawn. Ask your provider for a new one."),
+	invites.ErrUsed.Code:       httpx.E(httpx.KindConflict, invites.ErrUsed.Code, "This link was already used on another device. Ask your provider for a new one."),
+	invites.ErrLocked.Code:     httpx.E(httpx.KindForbidden, invites.ErrLocked.Code, "Too many wrong dates of birth. Ask your provider for a new link."),
+	invites.ErrVisitEnded.Code: httpx.E(httpx.KindNotFound, invites.ErrVisitEnded.Code, "This visit has ended."),
+	invites.ErrExpired.Code:    httpx.E(httpx.KindNotFound, invites.ErrExpired.Code, "This link has expired. Ask your provider for a new one."),
+	invites.ErrNoPatient.Code:  httpx.E(httpx.KindConflict, invites.ErrNoPatient.Code, "This visit has no patient yet. Ask your provider."),
+	invites.ErrWrongDOB.Code:   httpx.E(httpx.KindInvalid, invites.ErrWrongDOB.Code, "That date of birth does not match our records. Check it and try again."),
+	invites.ErrTooEarly.Code:   httpx.E(httpx.KindConflict, invites.ErrTooEarly.Code, ""),
+}
+
+// domainErrors are the domains' sentinel errors as the client reads them.
+var domainErrors = []struct {
+	err  error
+	http *httpx.Error
+}{
+	{breakglass.ErrBadReason, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters).")},
+	{accounts.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address.")},
+	{accounts.ErrBadName, httpx.E(httpx.KindInvalid, "bad_name", "The name is too long.")},
+	{accounts.ErrBadRole, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin.")},
+	{accounts.ErrEmailTaken, httpx.E(httpx.KindConflict, "email_taken", "A user with that email already exists.")},
+	{accounts.ErrSelf, httpx.E(httpx.KindConflict, "self", "You cannot do this to your own account; ask another admin.")},
+	{incidents.ErrBadIncident, httpx.E(httpx.KindInvalid, "bad_incident", "A title (up to 200 characters) is required; the description is at most 10000.")},
+	{incidents.ErrBadDiscovered, httpx.E(httpx.KindInvalid, "bad_discovered_at", "The discovery time must be an RFC 3339 time, not in the future.")},
+	{incidents.ErrBadStatus, httpx.E(httpx.KindInvalid, "bad_status", "Status is open, notified or closed.")},
+	{incidents.ErrBadScope, httpx.E(httpx.KindInvalid, "bad_scope", "Give either actor_id or kek_id.")},
+	{incidents.ErrBadRange, httpx.E(httpx.KindInvalid, "bad_scope", "from and to must be RFC 3339 times, from before to.")},
+	{recordings.ErrNoRequest, httpx.E(httpx.KindConflict, "no_request", "Recording has not been requested for this visit.")},
+	{recordings.ErrNoConsent, httpx.E(httpx.KindConflict, "consent_required", "The patient has not consented to recording.")},
+	{recordings.ErrNotGiven, httpx.E(httpx.KindConflict, "no_consent", "There is no consent to withdraw.")},
+	{recordings.ErrVisitEnded, httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")},
+	{recordings.ErrAuditDown, errRecAuditDown},
+	{visits.ErrVisitClosed, errVisitClosed},
+	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
+}
+
+// domainError turns a domain package's error into what the client is
+// told: its kind (hence its status, in httpx), a stable code, a message and
+// details. Errors of no domain pass through. Adding a domain error means
+// adding its line here.
+func domainError(err error) error {
+	var r *invites.Refusal
+	if errors.As(err, &r) {
+		return inviteError(r)
+	}
+	var ws *visits.WrongStateError
+	if errors.As(err, &ws) {
+		return httpx.E(httpx.KindConflict, "wrong_state", "That participant is "+ws.State+".")
+	}
+	for _, d := range domainErrors {
+		if errors.Is(err, d.err) {
+			e := *d.http
+			e.Err = err // for the log; the client reads the kind, code and message
+			return &e
+		}
+	}
+	return err
+}
+
+func inviteError(r *invites.Refusal) error {
+	e := *inviteErrors[r.Code]
+	switch r.Code {
+	case invites.ErrTooEarly.Code:
+		e.Message = "It is too early to join. The link opens at " + r.From.UTC().Format("15:04 MST on Mon 2 Jan") + ", one hour before the visit."
+		e.Details = map[string]any{"usable_from": r.From}
+	case invites.ErrWrongDOB.Code:
+		e.Details = map[string]any{"tries_left": r.TriesLeft}
+	}
+	return &e
+}
