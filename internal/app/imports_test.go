@@ -22,7 +22,7 @@ const (
 	layerBottom = iota + 1 // internal/*, sfu/*, recording/*, web: domain and infrastructure
 	layerRole              // signaling, sfu, recording
 	layerRoot              // internal/app, the composition root
-	layerTop               // cmd/*, deploy/*, and the harnesses internal/e2e and internal/cluster
+	layerTop               // cmd/*, deploy/*, and the harnesses internal/e2e, internal/cluster and sfu/sfutest
 )
 
 var layerNames = map[int]string{
@@ -33,7 +33,7 @@ var layerNames = map[int]string{
 func layer(rel string) int {
 	under := func(dir string) bool { return rel == dir || strings.HasPrefix(rel, dir+"/") }
 	switch {
-	case under("cmd"), under("deploy"), under("internal/e2e"), under("internal/cluster"):
+	case under("cmd"), under("deploy"), under("internal/e2e"), under("internal/cluster"), under("sfu/sfutest"):
 		return layerTop
 	case rel == "internal/app":
 		return layerRoot

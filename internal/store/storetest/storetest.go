@@ -2,26 +2,15 @@
 package storetest
 
 import (
-	"context"
 	"testing"
 
-	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/db/dbtest"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/internal/testenv"
 )
 
-// DB returns a DB on a fresh, migrated database (testenv.Postgres: skipped
+// DB returns a DB on a fresh, migrated database (dbtest.Pool: skipped
 // without PostgreSQL locally, failed in CI), closed when t ends.
 func DB(t testing.TB) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	pool, err := db.Open(ctx, testenv.Postgres(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	if _, err := db.Migrate(ctx, pool); err != nil {
-		t.Fatal(err)
-	}
-	return store.New(pool)
+	return store.New(dbtest.Pool(t, 4))
 }
