@@ -20,9 +20,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/loadtest"
+	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/sfu"
 )
@@ -34,11 +36,13 @@ const loadtestUsage = `openvisit loadtest — simulated 1:1 visits against a med
       child process on 127.0.0.1 with the database in OPENVISIT_DATABASE_URL,
       measures it, and stops it.
   openvisit loadtest --url https://127.0.0.1:8443 --signing-key FILE [--node ID]
-                     [--server-pid PID] [--visits N] [--duration D] [--json]
-      drives a running server: join tokens are minted directly with its
-      token signing key (development: data_dir/token-signing.key), as the
-      control plane would mint them. The server must offer candidates the
-      clients can reach (media.loopback_only on one machine).
+                     [--config FILE] [--server-pid PID] [--visits N] [--duration D] [--json]
+      drives a running server: its visits are created as demo visits in the
+      server's database (database.url from --config or OPENVISIT_DATABASE_URL)
+      and join tokens are minted directly with its token signing key
+      (development: data_dir/token-signing.key), as the control plane would
+      mint them. The server must offer candidates the clients can reach
+      (media.loopback_only on one machine).
 
 Every visit has two participants; each publishes 720p VP8 (≈1.8 Mbit/s) and
 Opus (32 kbit/s, 20 ms) recorded media in real time and receives the other's.
@@ -48,6 +52,7 @@ Opus (32 kbit/s, 20 ms) recorded media in real time and receives the other's.
 type loadtestFlags struct {
 	spawn            bool
 	rawURL, keyPath  string
+	configPath       string
 	node             string
 	pid, visits      int
 	duration, warmup time.Duration
@@ -65,6 +70,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtes
 	fs.StringVar(&f.rawURL, "url", "", "server origin (https://host:port)")
 	fs.StringVar(&f.keyPath, "signing-key", "", "the server's token signing key file")
 	fs.StringVar(&f.node, "node", "local", "the media node ID the tokens name")
+	fs.StringVar(&f.configPath, "config", "", "YAML config file naming the server's database.url")
 	fs.IntVar(&f.pid, "server-pid", 0, "server process to report CPU and memory of")
 	fs.IntVar(&f.visits, "visits", 4, "visits of two participants")
 	fs.DurationVar(&f.duration, "duration", 20*time.Second, "measured window")
@@ -103,7 +109,12 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errors.New("loadtest: --spawn, or --url and --signing-key")
 	}
-	p, err := loadtestParams(f)
+	pool, err := loadtestDatabase(ctx, f.configPath)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	p, err := loadtestParams(ctx, f, pool)
 	if err != nil {
 		return err
 	}
@@ -124,10 +135,23 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+// loadtestDatabase opens the server's database (OPENVISIT_DATABASE_URL or
+// --config's): the media node admits a join only for a visit
+// and participant it finds there, so the simulated visits are recorded in it.
+func loadtestDatabase(ctx context.Context, configPath string) (*pgxpool.Pool, error) {
+	cfg, err := loadConfig(configPath)
+	if err != nil {
+		return nil, err
+	}
+	return openDatabase(ctx, cfg, noMigrations)
+}
+
 // loadtestParams turns the flags into the load generator's parameters:
-// the media socket's URL and a minter of join tokens with the server's
-// signing key, as the control plane would mint them.
-func loadtestParams(f loadtestFlags) (loadtest.Params, error) {
+// the media socket's URL, visits created as demo visits (marked as not
+// clinical) on the node, and a minter of join tokens with the server's
+// signing key for participants added to them, as the control plane would
+// mint them.
+func loadtestParams(ctx context.Context, f loadtestFlags, pool *pgxpool.Pool) (loadtest.Params, error) {
 	u, err := url.Parse(f.rawURL)
 	if err != nil || u.Host == "" {
 		return loadtest.Params{}, fmt.Errorf("loadtest: bad --url %q", f.rawURL)
@@ -146,10 +170,17 @@ func loadtestParams(f loadtestFlags) (loadtest.Params, error) {
 	}
 	n := ids.NodeID(f.node)
 	return loadtest.Params{
-		WSURL:    ws,
-		NewVisit: func() string { return string(ids.NewVisitID()) },
+		WSURL: ws,
+		NewVisit: func() (string, error) {
+			v := ids.NewVisitID()
+			return string(v), store.CreateDemoVisit(ctx, pool, v, n)
+		},
 		Mint: func(visit string) (string, error) {
-			tok, _, err := minter.Mint(token.Grant{Visit: ids.VisitID(visit), Participant: ids.NewParticipantID(),
+			v, p := ids.VisitID(visit), ids.NewParticipantID()
+			if err := store.AddDemoParticipant(ctx, pool, v, p, string(token.RolePatient)); err != nil {
+				return "", err
+			}
+			tok, _, err := minter.Mint(token.Grant{Visit: v, Participant: p,
 				Role: token.RolePatient, Subject: "loadtest", Node: n})
 			return tok, err
 		},

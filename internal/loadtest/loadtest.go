@@ -27,9 +27,12 @@ import (
 type Params struct {
 	// WSURL is the media node's signaling endpoint (wss://host/sfu/ws).
 	WSURL string
-	// NewVisit returns a fresh visit ID; Mint a single-use join token for a
-	// new participant of that visit, valid on the node behind WSURL.
-	NewVisit func() string
+	// NewVisit creates a visit and returns its ID; Mint a single-use join
+	// token for a new participant of that visit, valid on the node behind
+	// WSURL. Both record what they make where the node checks joins (the
+	// database): a token for a visit or participant it does not know is
+	// refused as removed.
+	NewVisit func() (string, error)
 	Mint     func(visit string) (string, error)
 	// Visits is how many visits of two participants to hold.
 	Visits int
@@ -195,7 +198,10 @@ func Run(ctx context.Context, p Params) (Report, error) {
 	}()
 	start := time.Now()
 	for range p.Visits {
-		id := p.NewVisit()
+		id, err := p.NewVisit()
+		if err != nil {
+			return Report{}, fmt.Errorf("loadtest: new visit: %w", err)
+		}
 		var v visit
 		for i := range 2 {
 			tok, err := p.Mint(id)

@@ -17,7 +17,7 @@ func TestLoadtestSmoke(t *testing.T) {
 
 	rep, err := Run(t.Context(), Params{
 		WSURL:    n.URL,
-		NewVisit: func() string { return string(ids.NewVisitID()) },
+		NewVisit: func() (string, error) { return string(ids.NewVisitID()), nil },
 		Mint: func(visit string) (string, error) {
 			return n.Mint(ids.VisitID(visit), token.RolePatient)
 		},

@@ -24,13 +24,22 @@ func CreateDemoVisit(ctx context.Context, db DBTX, v ids.VisitID, node ids.NodeI
 // AddDemoLink adds a participant in role to demo visit v with a one-time
 // link, stored as its code's hash, valid until expires.
 func AddDemoLink(ctx context.Context, db DBTX, v ids.VisitID, p ids.ParticipantID, role string, codeHash []byte, expires time.Time) error {
-	if _, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, $3, $4)`,
-		string(p), string(v), role, "demo"); err != nil {
-		return fmt.Errorf("store: demo participant: %w", err)
+	if err := AddDemoParticipant(ctx, db, v, p, role); err != nil {
+		return err
 	}
 	if _, err := db.Exec(ctx, `INSERT INTO demo_links (code_hash, visit_id, participant_id, expires_at) VALUES ($1, $2, $3, $4)`,
 		codeHash, string(v), string(p), expires); err != nil {
 		return fmt.Errorf("store: demo link: %w", err)
+	}
+	return nil
+}
+
+// AddDemoParticipant adds an admitted participant in role to demo visit v:
+// one a demo link opens, or one of the load generator's simulated peers.
+func AddDemoParticipant(ctx context.Context, db DBTX, v ids.VisitID, p ids.ParticipantID, role string) error {
+	if _, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, $3, $4)`,
+		string(p), string(v), role, "demo"); err != nil {
+		return fmt.Errorf("store: demo participant: %w", err)
 	}
 	return nil
 }
