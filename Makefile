@@ -14,8 +14,6 @@ GO       ?= go
 # Package parallelism for `go test`: 2 fits the 2-core dev/CI machines.
 TEST_P   ?= 2
 TEST_TIMEOUT ?= 45m
-# Tests that run on their own after the rest (see the test target).
-SOLO_TESTS := ^TestForwardingAllocs
 FUZZTIME ?= 10s
 # staticcheck 2026.1 (= v0.7.0) supports Go 1.26. (2025.1.1 is v0.6.1 on the module proxy;
 # the tag name "2025.1.1" itself is not resolvable there.)
@@ -63,12 +61,8 @@ test: services ## gofmt check, go vet, go test ./... against the local services
 	echo "==> gofmt"; $(MAKE) --no-print-directory fmt-check || failed+=(gofmt)
 	echo "==> go vet"; $(GO) vet ./... || failed+=("go vet")
 	echo "==> go test (chromium: $${OV_DEV_CHROMIUM:-not installed, browser tests skip})"
-	echo "$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p $(TEST_P) -skip '$(SOLO_TESTS)' ./..."
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p $(TEST_P) -skip '$(SOLO_TESTS)' ./... || failed+=("go test")
-	# The allocation guards count every allocation in the process while
-	# real sockets and Pion run: they run alone, not beside a browser suite.
-	echo "$(GO) test -count=1 -run '$(SOLO_TESTS)' ./sfu/"
-	$(GO) test -count=1 -run '$(SOLO_TESTS)' ./sfu/ || failed+=("go test (allocation guards)")
+	echo "$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p $(TEST_P) ./..."
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -p $(TEST_P) ./... || failed+=("go test")
 	if [ $${#failed[@]} -gt 0 ]; then echo "FAILED: $${failed[*]}" >&2; exit 1; fi
 	echo "PASS: gofmt, go vet, go test"
 
