@@ -296,25 +296,37 @@ func TestBatchRigForwards(t *testing.T) {
 }
 
 // BenchmarkForwardBatch is the in-process path's cost per packet (per
-// subscriber and core: core-ns/pkt/sub), without sockets. Each parallel goroutine
-// forwards its own room, and all share one node's counters as the rooms of
-// a node do: run with -cpu 1,2 — a per-packet cost that rises with two
-// workers shows a shared lock or a contended cache line on the hot path.
+// subscriber and core: core-ns/pkt/sub), without sockets. Each parallel
+// goroutine forwards its own room: run with -cpu 1,2 — a per-packet cost
+// that rises with two workers shows a shared lock or a contended cache line
+// on the hot path. "shared-counters" shares one node's forwarding counters
+// among the rooms, as the SFU does today; "own-counters" gives each worker
+// its own, which shows what that sharing costs.
 func BenchmarkForwardBatch(b *testing.B) {
 	const subs = 3
-	var c forwardCounters
-	var mu sync.Mutex
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		mu.Lock()
-		r := newBatchRig(b, batchOpts{subs: subs, inline: true}, &c)
-		mu.Unlock()
-		for pb.Next() {
-			r.step()
-		}
-	})
-	// Wall time × workers: what one packet to one subscriber costs a core.
-	// It stays flat from -cpu 1 to 2 when the workers do not contend.
-	perCore := float64(b.Elapsed().Nanoseconds()) * float64(runtime.GOMAXPROCS(0))
-	b.ReportMetric(perCore/float64(b.N*batchSize*subs), "core-ns/pkt/sub")
+	for _, shared := range []bool{true, false} {
+		name := map[bool]string{true: "shared-counters", false: "own-counters"}[shared]
+		b.Run(name, func(b *testing.B) {
+			var node forwardCounters
+			var mu sync.Mutex
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				c := &node
+				if !shared {
+					c = &forwardCounters{}
+				}
+				mu.Lock()
+				r := newBatchRig(b, batchOpts{subs: subs, inline: true}, c)
+				mu.Unlock()
+				for pb.Next() {
+					r.step()
+				}
+			})
+			// Wall time × workers: what one packet to one subscriber costs
+			// a core. It stays flat from -cpu 1 to 2 when workers do not
+			// contend.
+			perCore := float64(b.Elapsed().Nanoseconds()) * float64(runtime.GOMAXPROCS(0))
+			b.ReportMetric(perCore/float64(b.N*batchSize*subs), "core-ns/pkt/sub")
+		})
+	}
 }
