@@ -164,8 +164,24 @@ func (r *runner) snapshot() totals {
 
 // Run holds p.Visits visits for p.Warmup + p.Duration and reports.
 func Run(ctx context.Context, p Params) (Report, error) {
+	r, err := newRunner(p)
+	if err != nil {
+		return Report{}, err
+	}
+	start := time.Now()
+	visits, err := r.joinVisits(ctx)
+	defer leaveAll(visits)
+	if err != nil {
+		return Report{}, err
+	}
+	return r.measure(ctx, visits, start)
+}
+
+// newRunner checks p, fills its defaults, and loads the media and the
+// WebRTC API every peer shares.
+func newRunner(p Params) (*runner, error) {
 	if p.Visits <= 0 || p.Duration <= 0 || p.WSURL == "" || p.Mint == nil || p.NewVisit == nil {
-		return Report{}, errors.New("loadtest: WSURL, NewVisit, Mint, Visits and Duration are required")
+		return nil, errors.New("loadtest: WSURL, NewVisit, Mint, Visits and Duration are required")
 	}
 	if p.JoinSpacing == 0 {
 		p.JoinSpacing = 50 * time.Millisecond
@@ -173,69 +189,71 @@ func Run(ctx context.Context, p Params) (Report, error) {
 	r := &runner{p: p, lat: &histogram{}}
 	var err error
 	if r.video, err = loadVideo(); err != nil {
-		return Report{}, err
+		return nil, err
 	}
 	if r.audio, err = loadAudio(); err != nil {
-		return Report{}, err
+		return nil, err
 	}
 	if r.api, err = newAPI(p.ConfigureWebRTC); err != nil {
-		return Report{}, err
+		return nil, err
 	}
+	return r, nil
+}
 
-	type visit struct{ a, b *peer }
+// visit is one simulated visit's two peers (nil where the join failed).
+type visit struct{ a, b *peer }
+
+// up reports whether both peers of v have media flowing.
+func (v visit) up() bool { return v.a != nil && v.b != nil && v.a.up() && v.b.up() }
+
+// joinVisits creates the visits and joins their two peers, p.JoinSpacing
+// apart. A peer that cannot join is counted as an error, not fatal; the
+// visits joined so far are returned with any error, for leaveAll.
+func (r *runner) joinVisits(ctx context.Context) ([]visit, error) {
 	var visits []visit
-	defer func() {
-		var wg sync.WaitGroup
-		for _, v := range visits {
-			for _, pe := range []*peer{v.a, v.b} {
-				if pe != nil {
-					wg.Add(1)
-					go func() { defer wg.Done(); pe.leave() }()
-				}
-			}
-		}
-		wg.Wait()
-	}()
-	start := time.Now()
-	for range p.Visits {
-		id, err := p.NewVisit()
+	for range r.p.Visits {
+		id, err := r.p.NewVisit()
 		if err != nil {
-			return Report{}, fmt.Errorf("loadtest: new visit: %w", err)
+			return visits, fmt.Errorf("loadtest: new visit: %w", err)
 		}
 		var v visit
-		for i := range 2 {
-			tok, err := p.Mint(id)
+		for _, pe := range []**peer{&v.a, &v.b} {
+			tok, err := r.p.Mint(id)
 			if err != nil {
-				return Report{}, fmt.Errorf("loadtest: mint: %w", err)
+				return visits, fmt.Errorf("loadtest: mint: %w", err)
 			}
-			pe, err := r.dial(ctx, id, tok)
-			if err != nil {
+			if *pe, err = r.dial(ctx, id, tok); err != nil {
 				r.errorf("%v", err)
-				continue
-			}
-			if i == 0 {
-				v.a = pe
-			} else {
-				v.b = pe
 			}
 		}
 		visits = append(visits, v)
 		select {
 		case <-ctx.Done():
-			return Report{}, ctx.Err()
-		case <-time.After(p.JoinSpacing):
+			return visits, ctx.Err()
+		case <-time.After(r.p.JoinSpacing):
 		}
 	}
-	up := func() int {
-		n := 0
-		for _, v := range visits {
-			if v.a != nil && v.b != nil && v.a.up() && v.b.up() {
-				n++
+	return visits, nil
+}
+
+// leaveAll leaves every peer of visits at once.
+func leaveAll(visits []visit) {
+	var wg sync.WaitGroup
+	for _, v := range visits {
+		for _, pe := range []*peer{v.a, v.b} {
+			if pe != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); pe.leave() }()
 			}
 		}
-		return n
 	}
+	wg.Wait()
+}
 
+// measure samples every second from start, and reports the window from
+// start+Warmup to start+Warmup+Duration.
+func (r *runner) measure(ctx context.Context, visits []visit, start time.Time) (Report, error) {
+	p := r.p
 	rep := Report{Visits: p.Visits}
 	prev := r.snapshot()
 	var base totals
@@ -254,32 +272,49 @@ func Run(ctx context.Context, p Params) (Report, error) {
 		case <-tick.C:
 		}
 		cur := r.snapshot()
-		s := sample(prev, cur, start)
-		s.Visits = up()
-		if p.ServerPID != 0 {
-			s.ServerRSSBytes, _ = procRSS(p.ServerPID)
-		}
+		s := r.sampleAt(prev, cur, start, visits)
 		rep.Samples = append(rep.Samples, s)
-		if p.OnSample != nil {
-			p.OnSample(s)
-		}
 		prev = cur
 		if !measuring && !cur.at.Before(warmEnd) {
 			base, measuring = cur, true
 		}
 		if measuring && !cur.at.Before(end) {
-			fillReport(&rep, base, cur, p.ServerPID)
-			rep.VisitsUp = s.Visits
-			rep.ServerRSSBytes = s.ServerRSSBytes
-			r.mu.Lock()
-			rep.Errors = append(rep.Errors, r.errs...)
-			r.mu.Unlock()
-			if rep.VisitsUp == 0 {
-				return rep, errNoVisits
-			}
-			return rep, nil
+			return r.finish(rep, base, cur, s)
 		}
 	}
+}
+
+// sampleAt is the second from prev to cur, with the visits up and the
+// server's memory, handed to OnSample.
+func (r *runner) sampleAt(prev, cur totals, start time.Time, visits []visit) Sample {
+	s := sample(prev, cur, start)
+	for _, v := range visits {
+		if v.up() {
+			s.Visits++
+		}
+	}
+	if r.p.ServerPID != 0 {
+		s.ServerRSSBytes, _ = procRSS(r.p.ServerPID)
+	}
+	if r.p.OnSample != nil {
+		r.p.OnSample(s)
+	}
+	return s
+}
+
+// finish fills the report of the window from base to cur, last the final
+// sample; no visit with media both ways is an error.
+func (r *runner) finish(rep Report, base, cur totals, last Sample) (Report, error) {
+	fillReport(&rep, base, cur, r.p.ServerPID)
+	rep.VisitsUp = last.Visits
+	rep.ServerRSSBytes = last.ServerRSSBytes
+	r.mu.Lock()
+	rep.Errors = append(rep.Errors, r.errs...)
+	r.mu.Unlock()
+	if rep.VisitsUp == 0 {
+		return rep, errNoVisits
+	}
+	return rep, nil
 }
 
 // clockTicks is the kernel's USER_HZ (100 on every Linux this runs on).
