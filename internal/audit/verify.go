@@ -283,23 +283,7 @@ func verifyRows(ctx context.Context, tx pgx.Tx, cps []sourcedCheckpoint, walk *h
 				Detail: fmt.Sprintf("prev_hash %s, previous entry's hash %s", short(e.PrevHash), short(prevHash))})
 		}
 
-		okBefore := okSeq
-		for ; next < len(cps) && cps[next].Seq <= e.Seq; next++ {
-			cp := cps[next]
-			if cp.Seq < e.Seq {
-				continue // its entry is missing: reported as deleted
-			}
-			if bytes.Equal(cp.HeadHash, e.Hash) {
-				okSeq = cp.Seq
-				continue
-			}
-			detail := fmt.Sprintf("chain hash %s, signed %s", short(e.Hash), short(cp.HeadHash))
-			if okBefore > 0 {
-				detail += fmt.Sprintf("; last matching checkpoint #%d", okBefore)
-			}
-			rep.add(Finding{Kind: Rewritten, Seq: cp.Seq, Source: cp.source, Detail: detail})
-		}
-
+		next, okSeq = checkCheckpoints(&e, cps, next, okSeq, rep)
 		walk.check(&e, bad, rep)
 		prevBad = bad
 		prevHash = append(prevHash[:0:0], e.Hash...)
@@ -311,6 +295,31 @@ func verifyRows(ctx context.Context, tx pgx.Tx, cps []sourcedCheckpoint, walk *h
 		return fmt.Errorf("audit: verify: %w", err)
 	}
 	return nil
+}
+
+// checkCheckpoints compares e with the signed checkpoints cps[next:] that
+// name its seq (or an earlier one, whose entry is missing and reported as
+// deleted), reporting each that signed another hash as rewritten. It
+// returns the index of the next checkpoint and the last seq where one
+// matched.
+func checkCheckpoints(e *Entry, cps []sourcedCheckpoint, next int, okSeq int64, rep *Report) (int, int64) {
+	okBefore := okSeq
+	for ; next < len(cps) && cps[next].Seq <= e.Seq; next++ {
+		cp := cps[next]
+		if cp.Seq < e.Seq {
+			continue // its entry is missing: reported as deleted
+		}
+		if bytes.Equal(cp.HeadHash, e.Hash) {
+			okSeq = cp.Seq
+			continue
+		}
+		detail := fmt.Sprintf("chain hash %s, signed %s", short(e.Hash), short(cp.HeadHash))
+		if okBefore > 0 {
+			detail += fmt.Sprintf("; last matching checkpoint #%d", okBefore)
+		}
+		rep.add(Finding{Kind: Rewritten, Seq: cp.Seq, Source: cp.source, Detail: detail})
+	}
+	return next, okSeq
 }
 
 // originalSeq looks for the seq near e.Seq at which e's fields hash to its
