@@ -212,7 +212,7 @@ type Media struct {
 	TURN              TURN `yaml:"turn"`
 }
 
-// TURN configures the embedded TURN relay (turnserver/).
+// TURN configures the embedded TURN relay (sfu/turn).
 type TURN struct {
 	// Addr is the relay's UDP listen address; empty turns the relay off.
 	Addr string `yaml:"addr"`

@@ -1,4 +1,4 @@
-// Package turnserver is OpenVisit's embedded TURN relay (pion/turn) for
+// Package turn is OpenVisit's embedded TURN relay (pion/turn) for
 // participants whose networks reach the media node only through a relay.
 // Credentials are time-limited, REST style (draft-uberti-behave-turn-rest):
 // the username is "<expiry unix seconds>:<participant ID>" and the password
@@ -69,7 +69,7 @@ type Server struct {
 // New validates p and starts the relay.
 func New(p Params) (*Server, error) {
 	if len(p.Secret) < 16 {
-		return nil, errors.New("turnserver: secret of at least 16 bytes required")
+		return nil, errors.New("turn: secret of at least 16 bytes required")
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -81,14 +81,14 @@ func New(p Params) (*Server, error) {
 	log = log.With("component", "turn")
 	conn, err := net.ListenPacket("udp4", p.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("turnserver: listen: %w", err)
+		return nil, fmt.Errorf("turn: listen: %w", err)
 	}
 	relayIP := p.RelayIP
 	if relayIP == nil {
 		relayIP = conn.LocalAddr().(*net.UDPAddr).IP
 		if relayIP.IsUnspecified() {
 			_ = conn.Close()
-			return nil, errors.New("turnserver: RelayIP is required when listening on all addresses")
+			return nil, errors.New("turn: RelayIP is required when listening on all addresses")
 		}
 	}
 	bind := conn.LocalAddr().(*net.UDPAddr).IP.String()
@@ -125,7 +125,7 @@ func New(p Params) (*Server, error) {
 	})
 	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("turnserver: %w", err)
+		return nil, fmt.Errorf("turn: %w", err)
 	}
 	log.Info("turn relay started", "addr", conn.LocalAddr().String(), "private_peers", p.AllowPrivatePeers)
 	return s, nil
