@@ -163,7 +163,7 @@ func expectClose(t *testing.T, c *websocket.Conn) int {
 }
 
 // expectError reads an error message with code, then a close with closeCode.
-func expectError(t *testing.T, c *websocket.Conn, code Code, wantClose int) {
+func expectError(t *testing.T, c *websocket.Conn, code protocol.Code, wantClose int) {
 	t.Helper()
 	m := readMsg(t, c)
 	if m["type"] != "error" || m["code"] != string(code) {
@@ -189,7 +189,7 @@ func TestJoinTokenRejected(t *testing.T) {
 		}
 		c := env.dial(t)
 		join(t, c, tok, visit)
-		expectError(t, c, CodeTokenExpired, 4001)
+		expectError(t, c, protocol.CodeTokenExpired, 4001)
 	})
 	t.Run("reused", func(t *testing.T) {
 		tok, _ := env.mint(t, visit, token.RolePatient)
@@ -204,7 +204,7 @@ func TestJoinTokenRejected(t *testing.T) {
 		}
 		c2 := env.dial(t)
 		join(t, c2, tok, visit)
-		expectError(t, c2, CodeTokenUsed, 4001)
+		expectError(t, c2, protocol.CodeTokenUsed, 4001)
 	})
 	t.Run("forged", func(t *testing.T) {
 		_, other, _ := ed25519.GenerateKey(rand.Reader)
@@ -218,13 +218,13 @@ func TestJoinTokenRejected(t *testing.T) {
 		}
 		c := env.dial(t)
 		join(t, c, tok, visit)
-		expectError(t, c, CodeTokenInvalid, 4001)
+		expectError(t, c, protocol.CodeTokenInvalid, 4001)
 	})
 	t.Run("other visit", func(t *testing.T) {
 		tok, _ := env.mint(t, visit, token.RolePatient)
 		c := env.dial(t)
 		join(t, c, tok, ids.NewVisitID())
-		expectError(t, c, CodeTokenWrongVisit, 4003)
+		expectError(t, c, protocol.CodeTokenWrongVisit, 4003)
 	})
 	t.Run("other node", func(t *testing.T) {
 		tok, _, err := env.minter.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: "node-other"})
@@ -233,22 +233,22 @@ func TestJoinTokenRejected(t *testing.T) {
 		}
 		c := env.dial(t)
 		join(t, c, tok, visit)
-		expectError(t, c, CodeTokenWrongNode, 4003)
+		expectError(t, c, protocol.CodeTokenWrongNode, 4003)
 	})
 	t.Run("not join first", func(t *testing.T) {
 		c := env.dial(t)
 		writeJSON(t, c, protocol.Leave())
-		expectError(t, c, CodeBadMessage, 4000)
+		expectError(t, c, protocol.CodeBadMessage, 4000)
 	})
 	t.Run("unknown field", func(t *testing.T) {
 		tok, _ := env.mint(t, visit, token.RolePatient)
 		c := env.dial(t)
 		writeJSON(t, c, map[string]string{"type": "join", "token": tok, "visit": string(visit), "name": "x"})
-		expectError(t, c, CodeBadMessage, 4000)
+		expectError(t, c, protocol.CodeBadMessage, 4000)
 	})
 	t.Run("join timeout", func(t *testing.T) {
 		c := env.dial(t)
-		expectError(t, c, CodeJoinTimeout, 4008)
+		expectError(t, c, protocol.CodeJoinTimeout, 4008)
 	})
 	t.Run("oversized", func(t *testing.T) {
 		c := env.dial(t)
@@ -334,7 +334,7 @@ func TestOfferWithoutFingerprint(t *testing.T) {
 		}
 	}
 	writeJSON(t, c, protocol.Offer(strings.Join(kept, "\r\n")))
-	expectError(t, c, CodeBadSDP, 4000)
+	expectError(t, c, protocol.CodeBadSDP, 4000)
 }
 
 func TestCheckSDP(t *testing.T) {
@@ -388,23 +388,23 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		// Whatever is accepted respects the limits and its type's shape.
 		switch m.Type {
-		case typeJoin:
+		case protocol.TypeJoin:
 			if len(*m.Token) > token.MaxLen || !ids.Valid(*m.Visit) || m.SDP != nil {
 				t.Fatalf("join out of limits: %+v", m)
 			}
-		case typeOffer, typeAnswer:
+		case protocol.TypeOffer, protocol.TypeAnswer:
 			if len(*m.SDP) > maxSDP || m.Token != nil {
 				t.Fatalf("sdp out of limits")
 			}
-		case typeCandidate:
+		case protocol.TypeCandidate:
 			if len(m.Candidate.Candidate) > maxCandidate {
 				t.Fatalf("candidate out of limits")
 			}
-		case typeLeave:
+		case protocol.TypeLeave:
 			if m.Token != nil || m.SDP != nil || m.Candidate != nil || m.Visit != nil {
 				t.Fatalf("leave with fields")
 			}
-		case typeLayerHint:
+		case protocol.TypeLayerHint:
 			if len(*m.Track) == 0 || len(*m.Track) > maxTrackID || *m.Width < 0 || *m.Width > maxDimension ||
 				*m.Height < 0 || *m.Height > maxDimension || m.SDP != nil {
 				t.Fatalf("layer_hint out of limits: %+v", m)
