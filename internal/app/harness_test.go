@@ -160,7 +160,15 @@ func (r response) decode(t *testing.T, v any) {
 	}
 }
 
+// do sends one request as the browser would: a JSON body, its Origin and
+// its CSRF token.
 func (c *client) do(method, path string, body any) response {
+	c.t.Helper()
+	return c.doWith(method, path, body, nil)
+}
+
+// doWith sends one request like c.do, with extra headers.
+func (c *client) doWith(method, path string, body any, hdr map[string]string) response {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -180,6 +188,9 @@ func (c *client) do(method, path string, body any) response {
 	req.Header.Set("Origin", c.s.URL)
 	if c.csrf != "" {
 		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
