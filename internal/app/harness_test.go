@@ -270,6 +270,21 @@ func (c *client) mustLogin(u staff) {
 	c.s.Clock.Advance(totp.Period) // the next sign-in needs a new step
 }
 
+// providerJoin signs a new provider in, starts an instant visit and joins
+// it: the join grant and the join's response.
+func (s *server) providerJoin(t *testing.T) (signaling.JoinGrant, response) {
+	t.Helper()
+	u := s.enrol(t, "p@clinic.test", "provider")
+	c := s.newClient(t)
+	c.mustLogin(u)
+	var v struct{ ID string }
+	c.do("POST", "/api/v1/visits", struct{}{}).decode(t, &v)
+	r := c.do("POST", "/api/v1/visits/"+v.ID+"/join", struct{}{})
+	var g signaling.JoinGrant
+	r.decode(t, &g)
+	return g, r
+}
+
 // auditCount counts audit rows matching action (and outcome, if given).
 func (s *server) auditCount(t *testing.T, action, outcome, reasonLike string) int {
 	t.Helper()
