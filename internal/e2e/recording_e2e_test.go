@@ -28,15 +28,7 @@ func waitRecordings(t *testing.T, pool *pgxpool.Pool, visit ids.VisitID, n int, 
 	waitFor(t, fmt.Sprintf("%d final recordings", n), timeout, func() bool {
 		var err error
 		recs, err = store.ListRecordings(context.Background(), pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
-		if err != nil || len(recs) != n {
-			return false
-		}
-		for _, r := range recs {
-			if r.Status != store.RecComplete && r.Status != store.RecIncomplete {
-				return false
-			}
-		}
-		return true
+		return err == nil && FinalRecordings(recs, n)
 	})
 	return recs
 }
