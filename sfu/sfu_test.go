@@ -267,11 +267,7 @@ func expiredToken(t *testing.T, env *testEnv, visit ids.VisitID) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := old.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: testNode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return patientToken(t, old, visit, testNode)
 }
 
 // usedToken is a patient token for visit that joined and left.
@@ -296,16 +292,18 @@ func forgedToken(t *testing.T, _ *testEnv, visit ids.VisitID) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := m.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: testNode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return patientToken(t, m, visit, testNode)
 }
 
 // otherNodeToken is a patient token for visit on another media node.
 func otherNodeToken(t *testing.T, env *testEnv, visit ids.VisitID) string {
-	tok, _, err := env.minter.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: "node-other"})
+	return patientToken(t, env.minter, visit, "node-other")
+}
+
+// patientToken mints a token for a new patient of visit on node with m.
+func patientToken(t *testing.T, m *token.Minter, visit ids.VisitID, node ids.NodeID) string {
+	t.Helper()
+	tok, _, err := m.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: node})
 	if err != nil {
 		t.Fatal(err)
 	}
