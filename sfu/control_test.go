@@ -7,6 +7,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // mintFor mints a token and remembers its ID by subject, so that a test
@@ -58,7 +59,7 @@ func TestRemoval(t *testing.T) {
 		joined(t, env.mintFor(t, visit, pid, token.RolePatient, "patient-1"))
 		old := env.lastConn
 		joined(t, env.mintFor(t, visit, pid, token.RolePatient, "patient-1"))
-		expectError(t, old, CodeDuplicate, 4009)
+		expectError(t, old, protocol.CodeDuplicate, 4009)
 		if st := env.sfu.Stats(); st.Participants != 1 {
 			t.Fatalf("stats %+v, want one participant", st)
 		}
@@ -68,7 +69,7 @@ func TestRemoval(t *testing.T) {
 		if !env.sfu.Revoke(env.tokenIDs["patient-1"]) {
 			t.Fatal("Revoke = false")
 		}
-		expectError(t, c, CodeRemoved, 4010)
+		expectError(t, c, protocol.CodeRemoved, 4010)
 		if env.sfu.Revoke(env.tokenIDs["patient-1"]) {
 			t.Fatal("second Revoke = true")
 		}
@@ -96,14 +97,14 @@ func TestRemoval(t *testing.T) {
 		if !env.sfu.Revoke(env.tokenIDs["patient-2"]) {
 			t.Fatal("Revoke(patient-2) = false")
 		}
-		expectError(t, patient, CodeRemoved, 4010)
+		expectError(t, patient, protocol.CodeRemoved, 4010)
 		if m := readMsg(t, provider); m["type"] != "participant_left" {
 			t.Fatalf("provider got %v", m)
 		}
 		if n := env.revokeRoom(); n != 2 {
 			t.Fatalf("revoked %d, want 2", n)
 		}
-		expectError(t, provider, CodeRemoved, 4010)
+		expectError(t, provider, protocol.CodeRemoved, 4010)
 		if st := env.sfu.Stats(); st.Rooms != 0 || st.Participants != 0 {
 			t.Fatalf("stats %+v", st)
 		}

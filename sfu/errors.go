@@ -7,56 +7,25 @@ import (
 	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
-// Code is the protocol's wire error code; the names below are the server's
-// short names for protocol.Code* (the table of close codes and client texts
-// is protocol's).
-type Code = protocol.Code
-
-const (
-	CodeTokenInvalid    = protocol.CodeTokenInvalid
-	CodeTokenExpired    = protocol.CodeTokenExpired
-	CodeTokenUsed       = protocol.CodeTokenUsed
-	CodeTokenWrongVisit = protocol.CodeTokenWrongVisit
-	CodeTokenWrongNode  = protocol.CodeTokenWrongNode
-	CodeJoinTimeout     = protocol.CodeJoinTimeout
-	CodeBadMessage      = protocol.CodeBadMessage
-	CodeBadSDP          = protocol.CodeBadSDP
-	CodeRemoved         = protocol.CodeRemoved
-	CodeDuplicate       = protocol.CodeDuplicate
-	CodeUnavailable     = protocol.CodeUnavailable
-	CodeRateLimited     = protocol.CodeRateLimited
-	CodeTooManyTracks   = protocol.CodeTooManyTracks
-	CodeInternal        = protocol.CodeInternal
-)
-
-// Close codes that are not tied to an error message.
-const (
-	// closeGoingAway ends a socket without an error code: the node shuts
-	// down, or the participant's media connection failed (ICE/DTLS); the
-	// client should join again with a fresh token.
-	closeGoingAway = protocol.CloseGoingAway
-	closeNormal    = protocol.CloseNormal
-)
-
 // tokenCode maps a token verification or burn error to its wire code.
-func tokenCode(err error) Code {
+func tokenCode(err error) protocol.Code {
 	switch {
 	case errors.Is(err, token.ErrExpired), errors.Is(err, token.ErrNotYetValid):
-		return CodeTokenExpired
+		return protocol.CodeTokenExpired
 	case errors.Is(err, token.ErrUsed):
-		return CodeTokenUsed
+		return protocol.CodeTokenUsed
 	case errors.Is(err, token.ErrWrongVisit):
-		return CodeTokenWrongVisit
+		return protocol.CodeTokenWrongVisit
 	case errors.Is(err, token.ErrWrongNode):
-		return CodeTokenWrongNode
+		return protocol.CodeTokenWrongNode
 	case errors.Is(err, token.ErrMalformed), errors.Is(err, token.ErrBadSignature):
-		return CodeTokenInvalid
+		return protocol.CodeTokenInvalid
 	case errors.Is(err, token.ErrRevoked):
-		return CodeRemoved
+		return protocol.CodeRemoved
 	case errors.Is(err, token.ErrUnavailable):
-		return CodeUnavailable
+		return protocol.CodeUnavailable
 	}
-	return CodeInternal
+	return protocol.CodeInternal
 }
 
 // Sentinel errors of this package.
@@ -68,7 +37,7 @@ var (
 
 // protoError is a protocol failure that ends the socket with code.
 type protoError struct {
-	code Code
+	code protocol.Code
 	err  error // for the log only; may be nil
 }
 
@@ -81,7 +50,7 @@ func (e *protoError) Error() string {
 
 func (e *protoError) Unwrap() error { return e.err }
 
-func fail(c Code, err error) error { return &protoError{code: c, err: err} }
+func fail(c protocol.Code, err error) error { return &protoError{code: c, err: err} }
 
 // errTrackClosed: a downTrack was bound after its subscriber left (or twice).
 var errTrackClosed = errors.New("sfu: subscriber closed")

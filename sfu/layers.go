@@ -1,6 +1,10 @@
 package sfu
 
-import "time"
+import (
+	"time"
+
+	"github.com/openvisit/openvisit/sfu/protocol"
+)
 
 // allocInterval is how often a subscriber's layers are re-chosen.
 const allocInterval = 250 * time.Millisecond
@@ -188,7 +192,7 @@ func (p *participant) updateTrackLayers(t *upTrack, now int64) {
 	paused := t.pausedRIDs()
 	p.log.Debug("layers paused", "track", t.id, "paused", paused)
 	if p.ws != nil && t.mid != "" {
-		p.ws.send(layersMessage{Type: typeLayers, Mid: t.mid, Paused: paused})
+		p.ws.send(protocol.LayersMessage{Type: protocol.TypeLayers, Mid: t.mid, Paused: paused})
 	}
 	for q := range maxLayers {
 		if resumed&(1<<q) != 0 {

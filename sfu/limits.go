@@ -9,6 +9,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/openvisit/openvisit/sfu/protocol"
 )
 
 // Per-socket limits beyond the size limits of messages.go (PROTOCOL.md,
@@ -56,7 +58,7 @@ func (s *SFU) noteRateLimited(p *participant) {
 	if p != nil {
 		log = p.log
 	}
-	log.Warn("socket closed: client message rate over limit", "code", string(CodeRateLimited),
+	log.Warn("socket closed: client message rate over limit", "code", string(protocol.CodeRateLimited),
 		"burst", msgBurst, "per_second", float64(msgRate))
 }
 
@@ -91,7 +93,7 @@ func (l *msgLimiter) allow() error {
 	l.n++
 	l.total.Add(1)
 	if !l.lim.Allow() {
-		return fail(CodeRateLimited, errRateLimited)
+		return fail(protocol.CodeRateLimited, errRateLimited)
 	}
 	return nil
 }
@@ -129,10 +131,10 @@ func checkSDP(raw string) error {
 func checkOffer(raw string) error {
 	d, err := parseSDP(raw)
 	if err != nil {
-		return fail(CodeBadSDP, err)
+		return fail(protocol.CodeBadSDP, err)
 	}
 	if n := len(d.MediaDescriptions); n > maxOfferMLines {
-		return fail(CodeTooManyTracks, fmt.Errorf("%w: %d > %d", errTooManyLines, n, maxOfferMLines))
+		return fail(protocol.CodeTooManyTracks, fmt.Errorf("%w: %d > %d", errTooManyLines, n, maxOfferMLines))
 	}
 	return nil
 }
@@ -142,10 +144,10 @@ func checkOffer(raw string) error {
 func checkAnswer(raw string, offered int) error {
 	d, err := parseSDP(raw)
 	if err != nil {
-		return fail(CodeBadSDP, err)
+		return fail(protocol.CodeBadSDP, err)
 	}
 	if n := len(d.MediaDescriptions); n != offered {
-		return fail(CodeBadSDP, fmt.Errorf("sfu: answer has %d media sections, the offer %d", n, offered))
+		return fail(protocol.CodeBadSDP, fmt.Errorf("sfu: answer has %d media sections, the offer %d", n, offered))
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ func TestMessageFloodCutOff(t *testing.T) {
 			before := env.sfu.wsStats.messages.Load()
 			start := time.Now()
 			sent := flood(c, 200_000, tc.write)
-			expectError(t, c, CodeRateLimited, 4029)
+			expectError(t, c, protocol.CodeRateLimited, 4029)
 			elapsed := time.Since(start)
 			processed := env.sfu.wsStats.messages.Load() - before
 			// The refused frame is counted too.
@@ -136,7 +136,7 @@ func TestOfferTooManyTracks(t *testing.T) {
 
 	c := joinedSocket(t, env, visit)
 	writeJSON(t, c, protocol.Offer(offerWith(t, a, v, v, v, a)))
-	expectError(t, c, CodeTooManyTracks, 4013)
+	expectError(t, c, protocol.CodeTooManyTracks, 4013)
 
 	c = joinedSocket(t, env, visit)
 	writeJSON(t, c, protocol.Offer(offerWith(t, a, v, v, v)))
@@ -149,7 +149,7 @@ func TestCheckOfferAnswer(t *testing.T) {
 	a, v := webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo
 	two := offerWith(t, a, v)
 	five := offerWith(t, a, v, a, v, a)
-	codeOf := func(err error) Code {
+	codeOf := func(err error) protocol.Code {
 		var pe *protoError
 		if errors.As(err, &pe) {
 			return pe.code
@@ -159,16 +159,16 @@ func TestCheckOfferAnswer(t *testing.T) {
 	if err := checkOffer(two); err != nil {
 		t.Errorf("two sections: %v", err)
 	}
-	if got := codeOf(checkOffer(five)); got != CodeTooManyTracks {
+	if got := codeOf(checkOffer(five)); got != protocol.CodeTooManyTracks {
 		t.Errorf("five sections: code %q, want too_many_tracks", got)
 	}
-	if got := codeOf(checkOffer("v=0\r\n")); got != CodeBadSDP {
+	if got := codeOf(checkOffer("v=0\r\n")); got != protocol.CodeBadSDP {
 		t.Errorf("garbage: code %q, want bad_sdp", got)
 	}
 	if err := checkAnswer(two, 2); err != nil {
 		t.Errorf("answer with the offered sections: %v", err)
 	}
-	if got := codeOf(checkAnswer(five, 2)); got != CodeBadSDP {
+	if got := codeOf(checkAnswer(five, 2)); got != protocol.CodeBadSDP {
 		t.Errorf("answer with more sections than offered: code %q, want bad_sdp", got)
 	}
 	if n := mediaSections(five); n != 5 {
@@ -212,7 +212,7 @@ func FuzzCheckOffer(f *testing.F) {
 			return
 		}
 		var pe *protoError
-		if !errors.As(err, &pe) || (pe.code != CodeBadSDP && pe.code != CodeTooManyTracks) {
+		if !errors.As(err, &pe) || (pe.code != protocol.CodeBadSDP && pe.code != protocol.CodeTooManyTracks) {
 			t.Fatalf("error %v has no bad_sdp/too_many_tracks code", err)
 		}
 		_ = checkAnswer(raw, 2)

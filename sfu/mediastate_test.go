@@ -90,7 +90,7 @@ func TestMediaStateFailed(t *testing.T) {
 	}
 	c.offer()
 	_ = c.pc.Close() // and it never answers a check
-	if code := c.expectClose(t); code != closeGoingAway {
+	if code := c.expectClose(t); code != protocol.CloseGoingAway {
 		t.Fatalf("close %d, want 1001 after ICE failed", code)
 	}
 	waitFor(t, "the participant to leave", func() bool { return env.sfu.Stats().Participants == 0 })

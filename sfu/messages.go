@@ -27,37 +27,13 @@ const (
 	maxDimension    = 16384 // pixels, per side, in a layer_hint
 )
 
-// The server's short names for the protocol's messages (package protocol
-// holds them, shared with every client).
-const (
-	typeJoin              = protocol.TypeJoin
-	typeJoined            = protocol.TypeJoined
-	typeOffer             = protocol.TypeOffer
-	typeAnswer            = protocol.TypeAnswer
-	typeCandidate         = protocol.TypeCandidate
-	typeLeave             = protocol.TypeLeave
-	typeLayerHint         = protocol.TypeLayerHint
-	typeParticipantJoined = protocol.TypeParticipantJoined
-	typeParticipantLeft   = protocol.TypeParticipantLeft
-	typeLayers            = protocol.TypeLayers
-)
-
-type (
-	candidateInit   = protocol.CandidateInit
-	clientMessage   = protocol.ClientMessage
-	participantInfo = protocol.Participant
-	serverMessage   = protocol.ServerMessage
-	layersMessage   = protocol.LayersMessage
-	joinedMessage   = protocol.JoinedMessage
-)
-
 var errBadMessage = errors.New("bad message")
 
 // decodeMessage parses and checks one client message strictly: one JSON
 // object, no unknown fields, no fields foreign to its type, bounded lengths.
 // Every error it returns maps to bad_message. It must never panic.
-func decodeMessage(data []byte) (clientMessage, error) {
-	var m clientMessage
+func decodeMessage(data []byte) (protocol.ClientMessage, error) {
+	var m protocol.ClientMessage
 	if len(data) > maxMessage || !utf8.Valid(data) {
 		return m, fmt.Errorf("%w: size or encoding", errBadMessage)
 	}
@@ -65,19 +41,19 @@ func decodeMessage(data []byte) (clientMessage, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		// The decoder's text may quote client input: keep it out of the log.
-		return clientMessage{}, fmt.Errorf("%w: not one strict JSON object", errBadMessage)
+		return protocol.ClientMessage{}, fmt.Errorf("%w: not one strict JSON object", errBadMessage)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return clientMessage{}, fmt.Errorf("%w: trailing data", errBadMessage)
+		return protocol.ClientMessage{}, fmt.Errorf("%w: trailing data", errBadMessage)
 	}
 	if err := checkClientMessage(&m); err != nil {
-		return clientMessage{}, fmt.Errorf("%w: %s: %v", errBadMessage, safeType(m.Type), err)
+		return protocol.ClientMessage{}, fmt.Errorf("%w: %s: %v", errBadMessage, safeType(m.Type), err)
 	}
 	return m, nil
 }
 
 // checkClientMessage checks m's fields against its type.
-func checkClientMessage(m *clientMessage) error {
+func checkClientMessage(m *protocol.ClientMessage) error {
 	// has reports which optional fields are present, in field order.
 	has := [7]bool{m.Token != nil, m.Visit != nil, m.SDP != nil, m.Candidate != nil,
 		m.Track != nil, m.Width != nil, m.Height != nil}
@@ -88,7 +64,7 @@ func checkClientMessage(m *clientMessage) error {
 		return nil
 	}
 	switch m.Type {
-	case typeJoin:
+	case protocol.TypeJoin:
 		if err := only([7]bool{true, true}); err != nil {
 			return err
 		}
@@ -98,14 +74,14 @@ func checkClientMessage(m *clientMessage) error {
 		if len(*m.Visit) > maxVisitIDChars || !ids.Valid(*m.Visit) {
 			return errors.New("visit is not an id")
 		}
-	case typeOffer, typeAnswer:
+	case protocol.TypeOffer, protocol.TypeAnswer:
 		if err := only([7]bool{2: true}); err != nil {
 			return err
 		}
 		if len(*m.SDP) == 0 || len(*m.SDP) > maxSDP {
 			return errors.New("sdp length")
 		}
-	case typeCandidate:
+	case protocol.TypeCandidate:
 		if err := only([7]bool{3: true}); err != nil {
 			return err
 		}
@@ -116,11 +92,11 @@ func checkClientMessage(m *clientMessage) error {
 			(c.SDPMLineIndex != nil && *c.SDPMLineIndex > maxMLineIndex) {
 			return errors.New("candidate field length")
 		}
-	case typeLeave:
+	case protocol.TypeLeave:
 		if err := only([7]bool{}); err != nil {
 			return err
 		}
-	case typeLayerHint:
+	case protocol.TypeLayerHint:
 		if err := only([7]bool{4: true, 5: true, 6: true}); err != nil {
 			return err
 		}
@@ -140,7 +116,7 @@ func checkClientMessage(m *clientMessage) error {
 // client cannot write arbitrary text into the log.
 func safeType(t string) string {
 	switch t {
-	case typeJoin, typeOffer, typeAnswer, typeCandidate, typeLeave, typeLayerHint:
+	case protocol.TypeJoin, protocol.TypeOffer, protocol.TypeAnswer, protocol.TypeCandidate, protocol.TypeLeave, protocol.TypeLayerHint:
 		return t
 	}
 	return "unknown"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 	"github.com/openvisit/openvisit/sfu/srtpkeys"
 )
 
@@ -172,7 +173,7 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 		if st == webrtc.PeerConnectionStateFailed {
 			// ICE failed or stayed disconnected past its timeout. The
 			// client should join again; end the socket (which leaves).
-			p.ws.kick(closeReason{close: closeGoingAway})
+			p.ws.kick(closeReason{close: protocol.CloseGoingAway})
 		}
 	})
 	return p, nil
@@ -189,8 +190,8 @@ func midOf(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver) string {
 	return ""
 }
 
-func (p *participant) info() participantInfo {
-	return participantInfo{ID: p.id, Role: string(p.role)}
+func (p *participant) info() protocol.Participant {
+	return protocol.Participant{ID: p.id, Role: string(p.role)}
 }
 
 // kick ends p's socket with why and removes p at once, so that a removed
@@ -228,13 +229,13 @@ func (p *participant) leave() {
 
 // handle dispatches one client message after join. A returned error ends
 // the socket with its code.
-func (p *participant) handle(m clientMessage) error {
+func (p *participant) handle(m protocol.ClientMessage) error {
 	switch m.Type {
-	case typeOffer:
+	case protocol.TypeOffer:
 		return p.handleOffer(*m.SDP)
-	case typeAnswer:
+	case protocol.TypeAnswer:
 		return p.handleAnswer(*m.SDP)
-	case typeCandidate:
+	case protocol.TypeCandidate:
 		c := m.Candidate
 		err := p.pc.AddICECandidate(webrtc.ICECandidateInit{
 			Candidate: c.Candidate, SDPMid: c.SDPMid,
@@ -246,7 +247,7 @@ func (p *participant) handle(m clientMessage) error {
 			p.log.Debug("remote candidate refused", "err", err)
 		}
 		return nil
-	case typeLayerHint:
+	case protocol.TypeLayerHint:
 		p.mu.Lock()
 		for t, d := range p.subs {
 			if t.id == *m.Track {
@@ -255,10 +256,10 @@ func (p *participant) handle(m clientMessage) error {
 		}
 		p.mu.Unlock()
 		return nil
-	case typeLeave:
+	case protocol.TypeLeave:
 		return errLeave
 	}
-	return fail(CodeBadMessage, errors.New("unexpected message after join"))
+	return fail(protocol.CodeBadMessage, errors.New("unexpected message after join"))
 }
 
 var errLeave = errors.New("leave")
@@ -269,7 +270,7 @@ func (p *participant) handleOffer(raw string) error {
 	p.mu.Lock()
 	if p.gotOffer {
 		p.mu.Unlock()
-		return fail(CodeBadMessage, errors.New("second client offer"))
+		return fail(protocol.CodeBadMessage, errors.New("second client offer"))
 	}
 	p.gotOffer = true
 	if err := checkOffer(raw); err != nil {
@@ -278,18 +279,18 @@ func (p *participant) handleOffer(raw string) error {
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: raw}); err != nil {
 		p.mu.Unlock()
-		return fail(CodeBadSDP, err)
+		return fail(protocol.CodeBadSDP, err)
 	}
 	answer, err := p.pc.CreateAnswer(nil)
 	if err != nil {
 		p.mu.Unlock()
-		return fail(CodeBadSDP, err)
+		return fail(protocol.CodeBadSDP, err)
 	}
 	if err := p.pc.SetLocalDescription(answer); err != nil {
 		p.mu.Unlock()
-		return fail(CodeInternal, err)
+		return fail(protocol.CodeInternal, err)
 	}
-	p.ws.send(serverMessage{Type: typeAnswer, SDP: answer.SDP})
+	p.ws.send(protocol.ServerMessage{Type: protocol.TypeAnswer, SDP: answer.SDP})
 	p.answered = true
 	p.mu.Unlock()
 
@@ -304,13 +305,13 @@ func (p *participant) handleAnswer(raw string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.offerOut {
-		return fail(CodeBadMessage, errors.New("answer without offer"))
+		return fail(protocol.CodeBadMessage, errors.New("answer without offer"))
 	}
 	if err := checkAnswer(raw, p.offered); err != nil {
 		return err
 	}
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: raw}); err != nil {
-		return fail(CodeBadSDP, err)
+		return fail(protocol.CodeBadSDP, err)
 	}
 	p.offerOut = false
 	if p.pending {
@@ -332,14 +333,14 @@ func (p *participant) negotiateLocked() error {
 	p.pending = false
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
-		return fail(CodeInternal, fmt.Errorf("create offer: %w", err))
+		return fail(protocol.CodeInternal, fmt.Errorf("create offer: %w", err))
 	}
 	if err := p.pc.SetLocalDescription(offer); err != nil {
-		return fail(CodeInternal, fmt.Errorf("set local offer: %w", err))
+		return fail(protocol.CodeInternal, fmt.Errorf("set local offer: %w", err))
 	}
 	p.offerOut = true
 	p.offered = mediaSections(offer.SDP)
-	p.ws.send(serverMessage{Type: typeOffer, SDP: offer.SDP})
+	p.ws.send(protocol.ServerMessage{Type: protocol.TypeOffer, SDP: offer.SDP})
 	return nil
 }
 
@@ -348,7 +349,7 @@ func (p *participant) negotiateLocked() error {
 func (p *participant) renegotiateLocked() {
 	if err := p.negotiateLocked(); err != nil {
 		p.log.Error("renegotiate", "err", err)
-		p.ws.kick(closeReason{code: CodeInternal})
+		p.ws.kick(closeReason{code: protocol.CodeInternal})
 	}
 }
 
@@ -439,8 +440,8 @@ func (p *participant) releaseCandidates() {
 	p.candQueued = nil
 }
 
-func candidateMessage(c webrtc.ICECandidateInit) serverMessage {
-	return serverMessage{Type: typeCandidate, Candidate: &candidateInit{
+func candidateMessage(c webrtc.ICECandidateInit) protocol.ServerMessage {
+	return protocol.ServerMessage{Type: protocol.TypeCandidate, Candidate: &protocol.CandidateInit{
 		Candidate: c.Candidate, SDPMid: c.SDPMid,
 		SDPMLineIndex: c.SDPMLineIndex, UsernameFragment: c.UsernameFragment,
 	}}

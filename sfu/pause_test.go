@@ -92,10 +92,10 @@ func (r *pauseRig) tick(d time.Duration) {
 }
 
 // message returns the next message the publisher was sent, or nil.
-func (r *pauseRig) message() *layersMessage {
+func (r *pauseRig) message() *protocol.LayersMessage {
 	select {
 	case m := <-r.pub.ws.out:
-		lm, ok := m.(layersMessage)
+		lm, ok := m.(protocol.LayersMessage)
 		if !ok {
 			r.t.Fatalf("publisher got %#v, want a layers message", m)
 		}
@@ -111,7 +111,7 @@ func (r *pauseRig) wantMessage(paused ...string) {
 	if m == nil {
 		r.t.Fatalf("no layers message, want paused %q", paused)
 	}
-	if m.Type != typeLayers || m.Mid != "1" || !slices.Equal(m.Paused, paused) || m.Paused == nil {
+	if m.Type != protocol.TypeLayers || m.Mid != "1" || !slices.Equal(m.Paused, paused) || m.Paused == nil {
 		r.t.Fatalf("publisher told %+v, want layers for mid 1 paused %q", *m, paused)
 	}
 	if extra := r.message(); extra != nil {
@@ -418,7 +418,7 @@ func nextLayers(t *testing.T, c *client, within time.Duration) (string, []string
 			if !ok {
 				t.Fatal("the publisher's socket closed")
 			}
-			if m.Type != typeLayers {
+			if m.Type != protocol.TypeLayers {
 				continue
 			}
 			if m.Paused == nil {
@@ -469,7 +469,7 @@ func TestLayersOverSocket(t *testing.T) {
 	// Sent on change only: nothing more while nothing changes.
 	select {
 	case m := <-pub.msgs:
-		if m.Type == typeLayers {
+		if m.Type == protocol.TypeLayers {
 			t.Fatalf("a repeated layers message %+v", m)
 		}
 	case <-time.After(pauseGrace):

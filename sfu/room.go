@@ -1,6 +1,9 @@
 package sfu
 
-import "github.com/openvisit/openvisit/internal/ids"
+import (
+	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/sfu/protocol"
+)
 
 // room is one visit on this node. Its fields are guarded by SFU.mu; a room
 // exists while it has participants.
@@ -44,22 +47,22 @@ func (s *SFU) join(p *participant) error {
 			s.mu.Unlock()
 			// Synchronous, so that the others see the old one leave before
 			// the new one joins.
-			old.kick(closeReason{code: CodeDuplicate})
+			old.kick(closeReason{code: protocol.CodeDuplicate})
 			continue
 		}
 		r.participants[p.id] = p
 		others := r.others(p)
-		list := make([]participantInfo, 0, len(others))
+		list := make([]protocol.Participant, 0, len(others))
 		for _, o := range others {
 			if !o.policy.hidden {
 				list = append(list, o.info())
 			}
 		}
-		p.ws.send(joinedMessage{Type: typeJoined, Self: p.info(), Participants: list})
+		p.ws.send(protocol.JoinedMessage{Type: protocol.TypeJoined, Self: p.info(), Participants: list})
 		if !p.policy.hidden {
 			info := p.info()
 			for _, o := range others {
-				o.ws.send(serverMessage{Type: typeParticipantJoined, Participant: &info})
+				o.ws.send(protocol.ServerMessage{Type: protocol.TypeParticipantJoined, Participant: &info})
 			}
 		}
 		s.mu.Unlock()
@@ -90,7 +93,7 @@ func (s *SFU) removeParticipant(p *participant) {
 	if !p.policy.hidden {
 		info := p.info()
 		for _, o := range others {
-			o.ws.send(serverMessage{Type: typeParticipantLeft, Participant: &info})
+			o.ws.send(protocol.ServerMessage{Type: protocol.TypeParticipantLeft, Participant: &info})
 		}
 	}
 	if len(r.participants) == 0 {

@@ -32,6 +32,7 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/logging"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/sfu/protocol"
 	"github.com/openvisit/openvisit/sfu/udp"
 )
 
@@ -368,7 +369,7 @@ func (s *SFU) Revoke(tokenID string) bool {
 	if tokenID == "" {
 		return false
 	}
-	return s.removeWhere(closeReason{code: CodeRemoved}, func(p *participant) bool { return p.tokenID == tokenID }) > 0
+	return s.removeWhere(closeReason{code: protocol.CodeRemoved}, func(p *participant) bool { return p.tokenID == tokenID }) > 0
 }
 
 func (s *SFU) removeWhere(why closeReason, match func(*participant) bool) int {
@@ -405,9 +406,9 @@ func (s *SFU) Close() error {
 
 	s.cancel()
 	for _, c := range conns {
-		c.kick(closeReason{close: closeGoingAway})
+		c.kick(closeReason{close: protocol.CloseGoingAway})
 	}
-	s.removeWhere(closeReason{close: closeGoingAway}, func(*participant) bool { return true })
+	s.removeWhere(closeReason{close: protocol.CloseGoingAway}, func(*participant) bool { return true })
 	s.wg.Wait()
 	s.states.stop() // after every participant left: their last states are delivered
 	for _, c := range s.metrics {

@@ -163,7 +163,7 @@ func expectClose(t *testing.T, c *websocket.Conn) int {
 }
 
 // expectError reads an error message with code, then a close with closeCode.
-func expectError(t *testing.T, c *websocket.Conn, code Code, wantClose int) {
+func expectError(t *testing.T, c *websocket.Conn, code protocol.Code, wantClose int) {
 	t.Helper()
 	m := readMsg(t, c)
 	if m["type"] != "error" || m["code"] != string(code) {
@@ -177,89 +177,18 @@ func expectError(t *testing.T, c *websocket.Conn, code Code, wantClose int) {
 func TestJoinTokenRejected(t *testing.T) {
 	env := newTestEnv(t)
 	visit := ids.NewVisitID()
-
-	t.Run("expired", func(t *testing.T) {
-		old, err := token.NewMinter(env.key, time.Minute, func() time.Time { return time.Now().Add(-time.Hour) })
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := old.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: testNode})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := env.dial(t)
-		join(t, c, tok, visit)
-		expectError(t, c, CodeTokenExpired, 4001)
-	})
-	t.Run("reused", func(t *testing.T) {
-		tok, _ := env.mint(t, visit, token.RolePatient)
-		c := env.dial(t)
-		join(t, c, tok, visit)
-		if m := readMsg(t, c); m["type"] != "joined" {
-			t.Fatalf("first join: got %v", m)
-		}
-		writeJSON(t, c, protocol.Leave())
-		if got := expectClose(t, c); got != websocket.CloseNormalClosure {
-			t.Fatalf("leave: close %d", got)
-		}
-		c2 := env.dial(t)
-		join(t, c2, tok, visit)
-		expectError(t, c2, CodeTokenUsed, 4001)
-	})
-	t.Run("forged", func(t *testing.T) {
-		_, other, _ := ed25519.GenerateKey(rand.Reader)
-		m, err := token.NewMinter(other, time.Minute, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, _, err := m.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: testNode})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := env.dial(t)
-		join(t, c, tok, visit)
-		expectError(t, c, CodeTokenInvalid, 4001)
-	})
-	t.Run("other visit", func(t *testing.T) {
-		tok, _ := env.mint(t, visit, token.RolePatient)
-		c := env.dial(t)
-		join(t, c, tok, ids.NewVisitID())
-		expectError(t, c, CodeTokenWrongVisit, 4003)
-	})
-	t.Run("other node", func(t *testing.T) {
-		tok, _, err := env.minter.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: "node-other"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := env.dial(t)
-		join(t, c, tok, visit)
-		expectError(t, c, CodeTokenWrongNode, 4003)
-	})
-	t.Run("not join first", func(t *testing.T) {
-		c := env.dial(t)
-		writeJSON(t, c, protocol.Leave())
-		expectError(t, c, CodeBadMessage, 4000)
-	})
-	t.Run("unknown field", func(t *testing.T) {
-		tok, _ := env.mint(t, visit, token.RolePatient)
-		c := env.dial(t)
-		writeJSON(t, c, map[string]string{"type": "join", "token": tok, "visit": string(visit), "name": "x"})
-		expectError(t, c, CodeBadMessage, 4000)
-	})
-	t.Run("join timeout", func(t *testing.T) {
-		c := env.dial(t)
-		expectError(t, c, CodeJoinTimeout, 4008)
-	})
-	t.Run("oversized", func(t *testing.T) {
-		c := env.dial(t)
-		big := `{"type":"join","token":"` + strings.Repeat("a", maxMessage+1024) + `"}`
-		if err := c.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
-			t.Fatal(err)
-		}
-		if got := expectClose(t, c); got != websocket.CloseMessageTooBig {
-			t.Fatalf("close code %d, want 1009", got)
-		}
-	})
+	for _, tc := range rejectedJoins() {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tc.open(t, env, visit)
+			if tc.code == "" {
+				if got := expectClose(t, c); got != tc.close {
+					t.Fatalf("close code %d, want %d", got, tc.close)
+				}
+				return
+			}
+			expectError(t, c, tc.code, tc.close)
+		})
+	}
 	t.Run("still serving", func(t *testing.T) {
 		tok, c0 := env.mint(t, visit, token.RoleProvider)
 		c := env.dial(t)
@@ -273,6 +202,112 @@ func TestJoinTokenRejected(t *testing.T) {
 			t.Fatalf("self = %v", self)
 		}
 	})
+}
+
+// rejectedJoin is a socket whose first messages (open dials it and sends
+// them) the node refuses with an error message code ("": none) and a
+// close with close.
+type rejectedJoin struct {
+	name  string
+	open  func(t *testing.T, env *testEnv, visit ids.VisitID) *websocket.Conn
+	code  protocol.Code
+	close int
+}
+
+func rejectedJoins() []rejectedJoin {
+	return []rejectedJoin{
+		{"expired", joinWith(expiredToken), protocol.CodeTokenExpired, 4001},
+		{"reused", joinWith(usedToken), protocol.CodeTokenUsed, 4001},
+		{"forged", joinWith(forgedToken), protocol.CodeTokenInvalid, 4001},
+		{"other visit", func(t *testing.T, env *testEnv, visit ids.VisitID) *websocket.Conn {
+			tok, _ := env.mint(t, visit, token.RolePatient)
+			c := env.dial(t)
+			join(t, c, tok, ids.NewVisitID())
+			return c
+		}, protocol.CodeTokenWrongVisit, 4003},
+		{"other node", joinWith(otherNodeToken), protocol.CodeTokenWrongNode, 4003},
+		{"not join first", func(t *testing.T, env *testEnv, _ ids.VisitID) *websocket.Conn {
+			c := env.dial(t)
+			writeJSON(t, c, protocol.Leave())
+			return c
+		}, protocol.CodeBadMessage, 4000},
+		{"unknown field", func(t *testing.T, env *testEnv, visit ids.VisitID) *websocket.Conn {
+			tok, _ := env.mint(t, visit, token.RolePatient)
+			c := env.dial(t)
+			writeJSON(t, c, map[string]string{"type": "join", "token": tok, "visit": string(visit), "name": "x"})
+			return c
+		}, protocol.CodeBadMessage, 4000},
+		{"join timeout", func(t *testing.T, env *testEnv, _ ids.VisitID) *websocket.Conn {
+			return env.dial(t)
+		}, protocol.CodeJoinTimeout, 4008},
+		{"oversized", func(t *testing.T, env *testEnv, _ ids.VisitID) *websocket.Conn {
+			c := env.dial(t)
+			big := `{"type":"join","token":"` + strings.Repeat("a", maxMessage+1024) + `"}`
+			if err := c.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}, "", websocket.CloseMessageTooBig},
+	}
+}
+
+// joinWith opens a socket that joins visit with the token mint makes.
+func joinWith(mint func(t *testing.T, env *testEnv, visit ids.VisitID) string) func(*testing.T, *testEnv, ids.VisitID) *websocket.Conn {
+	return func(t *testing.T, env *testEnv, visit ids.VisitID) *websocket.Conn {
+		tok := mint(t, env, visit)
+		c := env.dial(t)
+		join(t, c, tok, visit)
+		return c
+	}
+}
+
+// expiredToken is a patient token for visit that expired an hour ago.
+func expiredToken(t *testing.T, env *testEnv, visit ids.VisitID) string {
+	old, err := token.NewMinter(env.key, time.Minute, func() time.Time { return time.Now().Add(-time.Hour) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return patientToken(t, old, visit, testNode)
+}
+
+// usedToken is a patient token for visit that joined and left.
+func usedToken(t *testing.T, env *testEnv, visit ids.VisitID) string {
+	tok, _ := env.mint(t, visit, token.RolePatient)
+	c := env.dial(t)
+	join(t, c, tok, visit)
+	if m := readMsg(t, c); m["type"] != "joined" {
+		t.Fatalf("first join: got %v", m)
+	}
+	writeJSON(t, c, protocol.Leave())
+	if got := expectClose(t, c); got != websocket.CloseNormalClosure {
+		t.Fatalf("leave: close %d", got)
+	}
+	return tok
+}
+
+// forgedToken is a patient token for visit signed with another key.
+func forgedToken(t *testing.T, _ *testEnv, visit ids.VisitID) string {
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	m, err := token.NewMinter(other, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return patientToken(t, m, visit, testNode)
+}
+
+// otherNodeToken is a patient token for visit on another media node.
+func otherNodeToken(t *testing.T, env *testEnv, visit ids.VisitID) string {
+	return patientToken(t, env.minter, visit, "node-other")
+}
+
+// patientToken mints a token for a new patient of visit on node with m.
+func patientToken(t *testing.T, m *token.Minter, visit ids.VisitID, node ids.NodeID) string {
+	t.Helper()
+	tok, _, err := m.Mint(token.Grant{Visit: visit, Participant: ids.NewParticipantID(), Role: token.RolePatient, Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 func TestOriginRefused(t *testing.T) {
@@ -334,7 +369,7 @@ func TestOfferWithoutFingerprint(t *testing.T) {
 		}
 	}
 	writeJSON(t, c, protocol.Offer(strings.Join(kept, "\r\n")))
-	expectError(t, c, CodeBadSDP, 4000)
+	expectError(t, c, protocol.CodeBadSDP, 4000)
 }
 
 func TestCheckSDP(t *testing.T) {
@@ -388,23 +423,23 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		// Whatever is accepted respects the limits and its type's shape.
 		switch m.Type {
-		case typeJoin:
+		case protocol.TypeJoin:
 			if len(*m.Token) > token.MaxLen || !ids.Valid(*m.Visit) || m.SDP != nil {
 				t.Fatalf("join out of limits: %+v", m)
 			}
-		case typeOffer, typeAnswer:
+		case protocol.TypeOffer, protocol.TypeAnswer:
 			if len(*m.SDP) > maxSDP || m.Token != nil {
 				t.Fatalf("sdp out of limits")
 			}
-		case typeCandidate:
+		case protocol.TypeCandidate:
 			if len(m.Candidate.Candidate) > maxCandidate {
 				t.Fatalf("candidate out of limits")
 			}
-		case typeLeave:
+		case protocol.TypeLeave:
 			if m.Token != nil || m.SDP != nil || m.Candidate != nil || m.Visit != nil {
 				t.Fatalf("leave with fields")
 			}
-		case typeLayerHint:
+		case protocol.TypeLayerHint:
 			if len(*m.Track) == 0 || len(*m.Track) > maxTrackID || *m.Width < 0 || *m.Width > maxDimension ||
 				*m.Height < 0 || *m.Height > maxDimension || m.SDP != nil {
 				t.Fatalf("layer_hint out of limits: %+v", m)

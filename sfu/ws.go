@@ -34,7 +34,7 @@ const (
 // closeReason is how a socket ends: with an error message and that code's
 // close code, or (code empty) with a bare close code.
 type closeReason struct {
-	code  Code
+	code  protocol.Code
 	close int
 }
 
@@ -78,7 +78,7 @@ func (w *wsConn) send(m any) {
 	select {
 	case w.out <- m:
 	default:
-		w.kickLocked(closeReason{close: closeGoingAway})
+		w.kickLocked(closeReason{close: protocol.CloseGoingAway})
 	}
 }
 
@@ -124,13 +124,13 @@ func (w *wsConn) writer() {
 		select {
 		case m := <-w.out:
 			if err := w.write(m); err != nil {
-				w.kick(closeReason{close: closeGoingAway})
+				w.kick(closeReason{close: protocol.CloseGoingAway})
 				w.drop()
 				return
 			}
 		case <-ping.C:
 			if err := w.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				w.kick(closeReason{close: closeGoingAway})
+				w.kick(closeReason{close: protocol.CloseGoingAway})
 				w.drop()
 				return
 			}
@@ -209,7 +209,7 @@ func (s *SFU) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
-		ws.kick(closeReason{close: closeGoingAway})
+		ws.kick(closeReason{close: protocol.CloseGoingAway})
 	}
 	defer func() {
 		s.mu.Lock()
@@ -230,9 +230,9 @@ func (s *SFU) serveConn(ws *wsConn) {
 		if v := recover(); v != nil {
 			// A bug, not an input: log it and still close cleanly.
 			s.log.Error("sfu: panic in socket handler", "panic", v)
-			end = closeReason{code: CodeInternal}
+			end = closeReason{code: protocol.CodeInternal}
 		}
-		if end.code == CodeRateLimited {
+		if end.code == protocol.CodeRateLimited {
 			s.noteRateLimited(p)
 		}
 		if p != nil {
@@ -280,11 +280,11 @@ func (s *SFU) serveConn(ws *wsConn) {
 // errorEnd turns a handler error into the socket's end.
 func (s *SFU) errorEnd(p *participant, err error) closeReason {
 	if errors.Is(err, errLeave) {
-		return closeReason{close: closeNormal}
+		return closeReason{close: protocol.CloseNormal}
 	}
 	var pe *protoError
 	if errors.As(err, &pe) {
-		if pe.code == CodeInternal {
+		if pe.code == protocol.CodeInternal {
 			p.log.Error("signaling failed", "err", err)
 		} else {
 			p.log.Info("client error", "code", string(pe.code))
@@ -293,7 +293,7 @@ func (s *SFU) errorEnd(p *participant, err error) closeReason {
 		return closeReason{code: pe.code}
 	}
 	p.log.Error("signaling failed", "err", err)
-	return closeReason{code: CodeInternal}
+	return closeReason{code: protocol.CodeInternal}
 }
 
 // readEnd classifies why reading stopped. A kick wins over the read error
@@ -315,9 +315,9 @@ func (s *SFU) readEnd(ws *wsConn, err error, beforeJoin bool) (end closeReason, 
 		return closeReason{}, true, false
 	case errors.As(err, &ne) && ne.Timeout():
 		if beforeJoin {
-			return closeReason{code: CodeJoinTimeout}, false, false
+			return closeReason{code: protocol.CodeJoinTimeout}, false, false
 		}
-		return closeReason{close: closeGoingAway}, false, false // no pong in time
+		return closeReason{close: protocol.CloseGoingAway}, false, false // no pong in time
 	}
 	return closeReason{}, true, false // the connection broke
 }
@@ -385,11 +385,11 @@ func readMessage(c *websocket.Conn, lim *msgLimiter) (protocol.ClientMessage, er
 		return protocol.ClientMessage{}, err
 	}
 	if t != websocket.TextMessage {
-		return protocol.ClientMessage{}, fail(CodeBadMessage, errors.New("binary frame"))
+		return protocol.ClientMessage{}, fail(protocol.CodeBadMessage, errors.New("binary frame"))
 	}
 	m, err := decodeMessage(data)
 	if err != nil {
-		return protocol.ClientMessage{}, fail(CodeBadMessage, err)
+		return protocol.ClientMessage{}, fail(protocol.CodeBadMessage, err)
 	}
 	return m, nil
 }
@@ -402,7 +402,7 @@ func (s *SFU) awaitJoin(ws *wsConn, lim *msgLimiter) (*participant, error) {
 		return nil, err
 	}
 	if m.Type != protocol.TypeJoin {
-		return nil, fail(CodeBadMessage, errors.New("first message is not join"))
+		return nil, fail(protocol.CodeBadMessage, errors.New("first message is not join"))
 	}
 	claims, err := s.verifier.Verify(*m.Token, ids.VisitID(*m.Visit))
 	if err != nil {
@@ -416,7 +416,7 @@ func (s *SFU) awaitJoin(ws *wsConn, lim *msgLimiter) (*participant, error) {
 	if err != nil {
 		code := tokenCode(err)
 		log := s.log.With("visit", string(claims.Visit), "participant", string(claims.Participant))
-		if code == CodeInternal {
+		if code == protocol.CodeInternal {
 			log.Error("burn join token", "err", err)
 		} else {
 			log.Info("join refused", "code", string(code))
@@ -425,11 +425,11 @@ func (s *SFU) awaitJoin(ws *wsConn, lim *msgLimiter) (*participant, error) {
 	}
 	p, err := s.newParticipant(claims, ws)
 	if err != nil {
-		return nil, fail(CodeInternal, err)
+		return nil, fail(protocol.CodeInternal, err)
 	}
 	if err := s.join(p); err != nil {
 		p.leave()
-		return nil, fail(CodeInternal, err)
+		return nil, fail(protocol.CodeInternal, err)
 	}
 	p.setMediaState(MediaConnecting)
 	p.log.Info("participant joined", "role", string(p.role))

@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"net/http"
 	"slices"
 	"sort"
@@ -18,6 +17,7 @@ import (
 	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
+	sfuclient "github.com/openvisit/openvisit/sfu/client"
 	"github.com/openvisit/openvisit/signaling"
 )
 
@@ -450,20 +450,18 @@ func TestDisableUserEndsSessions(t *testing.T) {
 	var g signaling.JoinGrant
 	r.decode(t, &g)
 
-	dialer := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 5 * time.Second}
-	ws, _, err := dialer.Dial(g.WSURL, http.Header{"Origin": {s.URL}})
+	deadline := time.Now().Add(10 * time.Second)
+	conn, err := sfuclient.Join(context.Background(), sfuclient.Params{
+		URL: g.WSURL, Token: g.Token, Visit: g.VisitID,
+		Dialer:      &websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, HandshakeTimeout: 5 * time.Second},
+		Header:      http.Header{"Origin": {s.URL}},
+		JoinTimeout: 10 * time.Second,
+	})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("join over WebSocket: %v", err)
 	}
-	defer ws.Close()
-	if err := ws.WriteJSON(map[string]string{"type": "join", "token": g.Token, "visit": string(g.VisitID)}); err != nil {
-		t.Fatal(err)
-	}
-	_ = ws.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var joined map[string]any
-	if err := ws.ReadJSON(&joined); err != nil || joined["type"] != "joined" {
-		t.Fatalf("join over WebSocket: %v %v", joined, err)
-	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(deadline)
 	if n := s.App.Media().Stats().Participants; n != 1 {
 		t.Fatalf("SFU participants = %d, want 1", n)
 	}
@@ -478,17 +476,14 @@ func TestDisableUserEndsSessions(t *testing.T) {
 	// The open WebSocket gets `removed` and closes with 4010 at once.
 	var gotRemoved bool
 	for {
-		_, data, err := ws.ReadMessage()
+		m, err := conn.Read()
 		if err != nil {
-			var ce *websocket.CloseError
-			if !errorsAs(err, &ce) || ce.Code != 4010 {
+			if sfuclient.CloseCodeOf(err) != 4010 {
 				t.Fatalf("socket ended with %v, want close 4010", err)
 			}
 			break
 		}
-		var m map[string]any
-		_ = json.Unmarshal(data, &m)
-		if m["type"] == "error" && m["code"] == "removed" {
+		if m.Type == "error" && m.Code == "removed" {
 			gotRemoved = true
 		}
 	}
@@ -507,14 +502,6 @@ func TestDisableUserEndsSessions(t *testing.T) {
 	if n := s.auditCount(t, "user.disable", "success", ""); n != 1 {
 		t.Errorf("%d user.disable audit entries, want 1", n)
 	}
-}
-
-func errorsAs(err error, target **websocket.CloseError) bool {
-	ce, ok := err.(*websocket.CloseError)
-	if ok {
-		*target = ce
-	}
-	return ok
 }
 
 func TestBreakGlassAudited(t *testing.T) {

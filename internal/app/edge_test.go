@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -17,40 +15,6 @@ import (
 	"github.com/openvisit/openvisit/internal/e2e"
 	"github.com/openvisit/openvisit/internal/httpx"
 )
-
-// doWith sends one request like c.do, with extra headers.
-func (c *client) doWith(method, path string, body any, hdr map[string]string) response {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.s.URL+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Origin", c.s.URL)
-	if c.csrf != "" {
-		req.Header.Set("X-CSRF-Token", c.csrf)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		c.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{Status: resp.StatusCode, Body: b, Header: resp.Header}
-}
 
 // lastAuditIP is the address of the newest audit entry for action.
 func (s *server) lastAuditIP(t *testing.T, action string) string {

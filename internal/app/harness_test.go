@@ -160,7 +160,15 @@ func (r response) decode(t *testing.T, v any) {
 	}
 }
 
+// do sends one request as the browser would: a JSON body, its Origin and
+// its CSRF token.
 func (c *client) do(method, path string, body any) response {
+	c.t.Helper()
+	return c.doWith(method, path, body, nil)
+}
+
+// doWith sends one request like c.do, with extra headers.
+func (c *client) doWith(method, path string, body any, hdr map[string]string) response {
 	c.t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -180,6 +188,9 @@ func (c *client) do(method, path string, body any) response {
 	req.Header.Set("Origin", c.s.URL)
 	if c.csrf != "" {
 		req.Header.Set("X-CSRF-Token", c.csrf)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -257,6 +268,21 @@ func (c *client) mustLogin(u staff) {
 		c.t.Fatalf("login %s: %d %s", u.Email, r.Status, r.Body)
 	}
 	c.s.Clock.Advance(totp.Period) // the next sign-in needs a new step
+}
+
+// providerJoin signs a new provider in, starts an instant visit and joins
+// it: the join grant and the join's response.
+func (s *server) providerJoin(t *testing.T) (signaling.JoinGrant, response) {
+	t.Helper()
+	u := s.enrol(t, "p@clinic.test", "provider")
+	c := s.newClient(t)
+	c.mustLogin(u)
+	var v struct{ ID string }
+	c.do("POST", "/api/v1/visits", struct{}{}).decode(t, &v)
+	r := c.do("POST", "/api/v1/visits/"+v.ID+"/join", struct{}{})
+	var g signaling.JoinGrant
+	r.decode(t, &g)
+	return g, r
 }
 
 // auditCount counts audit rows matching action (and outcome, if given).

@@ -71,16 +71,11 @@ func TestInviteRules(t *testing.T) {
 	const dob = "1980-02-29"
 	start := s.Clock.Now().Add(3 * time.Hour).Truncate(time.Minute)
 	v, inv := scheduled(t, pc, start, dob)
-	if !strings.Contains(inv.ICS, "BEGIN:VEVENT") || strings.Contains(inv.ICS, "Pat Example") {
-		t.Errorf("calendar file must hold the event and no patient name:\n%s", inv.ICS)
-	}
-	if !inv.UsableFrom.Equal(start.Add(-time.Hour)) || !inv.UsableUntil.Equal(start.Add(30*time.Minute)) {
-		t.Errorf("invite window %s–%s, want an hour before start until the end", inv.UsableFrom, inv.UsableUntil)
-	}
-	patient := s.newClient(t)
+	checkInviteWindow(t, inv, start)
+	ir := &inviteRig{s: s, pc: pc, patient: s.newClient(t), visit: string(v.ID), dob: dob}
 
 	t.Run("too early", func(t *testing.T) {
-		r := patient.redeem(inv.secret(t), dob)
+		r := ir.patient.redeem(inv.secret(t), dob)
 		if r.Status != 409 || r.code() != "too_early" {
 			t.Fatalf("2 h before the visit: %d %s, want 409 too_early", r.Status, r.Body)
 		}
@@ -88,98 +83,19 @@ func TestInviteRules(t *testing.T) {
 
 	s.Clock.Advance(2*time.Hour + 30*time.Minute) // 30 minutes before the visit
 	pc.mustLoginAgain(prov)                       // the provider's session idled out meanwhile
-	t.Run("wrong date of birth with lockout", func(t *testing.T) {
-		for i := 1; i < 5; i++ {
-			r := patient.redeem(inv.secret(t), "1980-03-01")
-			if r.Status != 400 || r.code() != "wrong_date_of_birth" {
-				t.Fatalf("wrong DOB %d: %d %s", i, r.Status, r.Body)
-			}
-			if want := fmt.Sprintf(`"tries_left":%d`, 5-i); !strings.Contains(string(r.Body), want) {
-				t.Errorf("wrong DOB %d: %s lacks %s", i, r.Body, want)
-			}
-		}
-		if r := patient.redeem(inv.secret(t), "not a date"); r.Status != 403 || r.code() != "invite_locked" {
-			t.Fatalf("fifth wrong DOB: %d %s, want 403 invite_locked", r.Status, r.Body)
-		}
-		if r := patient.redeem(inv.secret(t), dob); r.Status != 403 || r.code() != "invite_locked" {
-			t.Fatalf("right DOB after the lock: %d %s, want 403 invite_locked", r.Status, r.Body)
-		}
-		if n := s.auditCount(t, "invite.redeem", "failure", "wrong date of birth"); n != 5 {
-			t.Errorf("%d wrong dates of birth audited, want 5", n)
-		}
-		var participants int
-		_ = s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM participants WHERE visit_id = $1`, string(v.ID)).Scan(&participants)
-		if participants != 0 {
-			t.Errorf("failed redemptions created %d participants", participants)
-		}
-	})
+	t.Run("wrong date of birth with lockout", func(t *testing.T) { ir.lockout(t, inv) })
 
 	// The provider issues a new link; the old one is revoked.
 	var fresh createdInvite
 	pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/invite", struct{}{}).decode(t, &fresh)
 	t.Run("revoked", func(t *testing.T) {
-		if r := patient.redeem(inv.secret(t), dob); r.Status != 404 || r.code() != "invite_revoked" {
+		if r := ir.patient.redeem(inv.secret(t), dob); r.Status != 404 || r.code() != "invite_revoked" {
 			t.Fatalf("old link after a new one: %d %s, want 404 invite_revoked", r.Status, r.Body)
 		}
 	})
-
-	t.Run("waiting, not admitted", func(t *testing.T) {
-		if r := patient.redeem(fresh.secret(t), dob); r.Status != 200 {
-			t.Fatalf("redeem: %d %s", r.Status, r.Body)
-		}
-		var st struct {
-			Status string
-			Me     store.Participant
-		}
-		patient.do("GET", "/api/v1/visits/"+string(v.ID)+"/state", nil).decode(t, &st)
-		if st.Status != "waiting" || st.Me.State != "waiting" {
-			t.Fatalf("state after redeem = %+v, want waiting", st)
-		}
-		if r := patient.do("POST", "/api/v1/visits/"+string(v.ID)+"/join", struct{}{}); r.Status != 409 || r.code() != "not_admitted" {
-			t.Fatalf("join before admission: %d %s, want 409 not_admitted", r.Status, r.Body)
-		}
-	})
-
-	t.Run("used on another device", func(t *testing.T) {
-		other := s.newClient(t)
-		if r := other.redeem(fresh.secret(t), dob); r.Status != 409 || r.code() != "invite_used" {
-			t.Fatalf("second device: %d %s, want 409 invite_used", r.Status, r.Body)
-		}
-		// The first browser may come back (reload) while its session lives.
-		if r := patient.redeem(fresh.secret(t), dob); r.Status != 200 {
-			t.Fatalf("same browser again: %d %s", r.Status, r.Body)
-		}
-	})
-
-	t.Run("admitted, then ended", func(t *testing.T) {
-		var st struct{ Participants []store.Participant }
-		pc.do("GET", "/api/v1/visits/"+string(v.ID)+"/state", nil).decode(t, &st)
-		if len(st.Participants) != 1 || st.Participants[0].State != "waiting" {
-			t.Fatalf("provider sees %+v, want one waiting patient", st.Participants)
-		}
-		pid := st.Participants[0].ID
-		if r := pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/participants/"+string(pid)+"/admit", struct{}{}); r.Status != 200 {
-			t.Fatalf("admit: %d %s", r.Status, r.Body)
-		}
-		if r := patient.do("POST", "/api/v1/visits/"+string(v.ID)+"/join", struct{}{}); r.Status != 200 {
-			t.Fatalf("join after admission: %d %s", r.Status, r.Body)
-		}
-		if r := pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/end", struct{}{}); r.Status != 200 {
-			t.Fatalf("end: %d %s", r.Status, r.Body)
-		}
-		if r := patient.do("POST", "/api/v1/visits/"+string(v.ID)+"/join", struct{}{}); r.Status != 401 {
-			t.Fatalf("join after the end: %d, want 401 (session ended)", r.Status)
-		}
-		if r := patient.redeem(fresh.secret(t), dob); r.Status != 404 || r.code() != "visit_ended" {
-			t.Fatalf("link reused after the end: %d %s, want 404 visit_ended", r.Status, r.Body)
-		}
-		var status string
-		var started, ended *time.Time
-		_ = s.Pool.QueryRow(context.Background(), `SELECT status, started_at, ended_at FROM visits WHERE id = $1`, string(v.ID)).Scan(&status, &started, &ended)
-		if status != "completed" || started == nil || ended == nil {
-			t.Errorf("visit %s started %v ended %v, want completed with both times", status, started, ended)
-		}
-	})
+	t.Run("waiting, not admitted", func(t *testing.T) { ir.waiting(t, fresh) })
+	t.Run("used on another device", func(t *testing.T) { ir.usedElsewhere(t, fresh) })
+	t.Run("admitted, then ended", func(t *testing.T) { ir.admitThenEnd(t, fresh) })
 
 	t.Run("expired", func(t *testing.T) {
 		_, inv2 := scheduled(t, pc, s.Clock.Now().Add(2*time.Hour), "1975-06-01")
@@ -188,6 +104,121 @@ func TestInviteRules(t *testing.T) {
 			t.Fatalf("after the visit's end: %d %s, want 404 invite_expired", r.Status, r.Body)
 		}
 	})
+}
+
+// checkInviteWindow: a new invite's calendar file holds the event and no
+// name, and the link is usable from an hour before start until the end.
+func checkInviteWindow(t *testing.T, inv createdInvite, start time.Time) {
+	t.Helper()
+	if !strings.Contains(inv.ICS, "BEGIN:VEVENT") || strings.Contains(inv.ICS, "Pat Example") {
+		t.Errorf("calendar file must hold the event and no patient name:\n%s", inv.ICS)
+	}
+	if !inv.UsableFrom.Equal(start.Add(-time.Hour)) || !inv.UsableUntil.Equal(start.Add(30*time.Minute)) {
+		t.Errorf("invite window %s–%s, want an hour before start until the end", inv.UsableFrom, inv.UsableUntil)
+	}
+}
+
+// inviteRig is what the steps of TestInviteRules share: the provider's
+// client, the patient's browser, the visit and the patient's date of birth.
+type inviteRig struct {
+	s       *server
+	pc      *client // the provider
+	patient *client
+	visit   string
+	dob     string
+}
+
+// lockout: four wrong dates of birth say how many tries are left, the
+// fifth locks the invite, and none of them admits anyone.
+func (ir *inviteRig) lockout(t *testing.T, inv createdInvite) {
+	for i := 1; i < 5; i++ {
+		r := ir.patient.redeem(inv.secret(t), "1980-03-01")
+		if r.Status != 400 || r.code() != "wrong_date_of_birth" {
+			t.Fatalf("wrong DOB %d: %d %s", i, r.Status, r.Body)
+		}
+		if want := fmt.Sprintf(`"tries_left":%d`, 5-i); !strings.Contains(string(r.Body), want) {
+			t.Errorf("wrong DOB %d: %s lacks %s", i, r.Body, want)
+		}
+	}
+	if r := ir.patient.redeem(inv.secret(t), "not a date"); r.Status != 403 || r.code() != "invite_locked" {
+		t.Fatalf("fifth wrong DOB: %d %s, want 403 invite_locked", r.Status, r.Body)
+	}
+	if r := ir.patient.redeem(inv.secret(t), ir.dob); r.Status != 403 || r.code() != "invite_locked" {
+		t.Fatalf("right DOB after the lock: %d %s, want 403 invite_locked", r.Status, r.Body)
+	}
+	if n := ir.s.auditCount(t, "invite.redeem", "failure", "wrong date of birth"); n != 5 {
+		t.Errorf("%d wrong dates of birth audited, want 5", n)
+	}
+	var participants int
+	_ = ir.s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM participants WHERE visit_id = $1`, ir.visit).Scan(&participants)
+	if participants != 0 {
+		t.Errorf("failed redemptions created %d participants", participants)
+	}
+}
+
+// waiting: a redeemed invite puts the patient in the waiting room, and the
+// patient cannot join before admission.
+func (ir *inviteRig) waiting(t *testing.T, fresh createdInvite) {
+	if r := ir.patient.redeem(fresh.secret(t), ir.dob); r.Status != 200 {
+		t.Fatalf("redeem: %d %s", r.Status, r.Body)
+	}
+	var st struct {
+		Status string
+		Me     store.Participant
+	}
+	ir.patient.do("GET", "/api/v1/visits/"+ir.visit+"/state", nil).decode(t, &st)
+	if st.Status != "waiting" || st.Me.State != "waiting" {
+		t.Fatalf("state after redeem = %+v, want waiting", st)
+	}
+	if r := ir.patient.do("POST", "/api/v1/visits/"+ir.visit+"/join", struct{}{}); r.Status != 409 || r.code() != "not_admitted" {
+		t.Fatalf("join before admission: %d %s, want 409 not_admitted", r.Status, r.Body)
+	}
+}
+
+// usedElsewhere: a redeemed invite refuses a second device but lets the
+// first browser come back.
+func (ir *inviteRig) usedElsewhere(t *testing.T, fresh createdInvite) {
+	other := ir.s.newClient(t)
+	if r := other.redeem(fresh.secret(t), ir.dob); r.Status != 409 || r.code() != "invite_used" {
+		t.Fatalf("second device: %d %s, want 409 invite_used", r.Status, r.Body)
+	}
+	// The first browser may come back (reload) while its session lives.
+	if r := ir.patient.redeem(fresh.secret(t), ir.dob); r.Status != 200 {
+		t.Fatalf("same browser again: %d %s", r.Status, r.Body)
+	}
+}
+
+// admitThenEnd: the provider admits the waiting patient, who joins; once
+// the visit ends, the patient's session and link are void and the visit
+// is completed.
+func (ir *inviteRig) admitThenEnd(t *testing.T, fresh createdInvite) {
+	var st struct{ Participants []store.Participant }
+	ir.pc.do("GET", "/api/v1/visits/"+ir.visit+"/state", nil).decode(t, &st)
+	if len(st.Participants) != 1 || st.Participants[0].State != "waiting" {
+		t.Fatalf("provider sees %+v, want one waiting patient", st.Participants)
+	}
+	pid := st.Participants[0].ID
+	if r := ir.pc.do("POST", "/api/v1/visits/"+ir.visit+"/participants/"+string(pid)+"/admit", struct{}{}); r.Status != 200 {
+		t.Fatalf("admit: %d %s", r.Status, r.Body)
+	}
+	if r := ir.patient.do("POST", "/api/v1/visits/"+ir.visit+"/join", struct{}{}); r.Status != 200 {
+		t.Fatalf("join after admission: %d %s", r.Status, r.Body)
+	}
+	if r := ir.pc.do("POST", "/api/v1/visits/"+ir.visit+"/end", struct{}{}); r.Status != 200 {
+		t.Fatalf("end: %d %s", r.Status, r.Body)
+	}
+	if r := ir.patient.do("POST", "/api/v1/visits/"+ir.visit+"/join", struct{}{}); r.Status != 401 {
+		t.Fatalf("join after the end: %d, want 401 (session ended)", r.Status)
+	}
+	if r := ir.patient.redeem(fresh.secret(t), ir.dob); r.Status != 404 || r.code() != "visit_ended" {
+		t.Fatalf("link reused after the end: %d %s, want 404 visit_ended", r.Status, r.Body)
+	}
+	var status string
+	var started, ended *time.Time
+	_ = ir.s.Pool.QueryRow(context.Background(), `SELECT status, started_at, ended_at FROM visits WHERE id = $1`, ir.visit).Scan(&status, &started, &ended)
+	if status != "completed" || started == nil || ended == nil {
+		t.Errorf("visit %s started %v ended %v, want completed with both times", status, started, ended)
+	}
 }
 
 func TestScheduleBadInputChangesNothing(t *testing.T) {

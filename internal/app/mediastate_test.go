@@ -100,14 +100,7 @@ func TestJoinGrantCarriesHelp(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := startServerWith(t, func(c *config.Config) { c.Clinic = tc.help })
-			u := s.enrol(t, "p@clinic.test", "provider")
-			c := s.newClient(t)
-			c.mustLogin(u)
-			var v struct{ ID string }
-			c.do("POST", "/api/v1/visits", struct{}{}).decode(t, &v)
-			r := c.do("POST", "/api/v1/visits/"+v.ID+"/join", struct{}{})
-			var g signaling.JoinGrant
-			r.decode(t, &g)
+			g, r := s.providerJoin(t)
 			switch {
 			case tc.help == (config.Clinic{}):
 				if g.Help != nil || strings.Contains(string(r.Body), `"help"`) {

@@ -46,30 +46,50 @@ func onlyLoopback(se *webrtc.SettingEngine) {
 // candidates (the host is simulated with Pion's settings, as ICE sees it).
 func TestUnreachableMediaAddressRefused(t *testing.T) {
 	dsn := testenv.Postgres(t)
-	start := func(t *testing.T, mutate func(*config.Config), host func(*webrtc.SettingEngine)) error {
-		t.Helper()
-		cfg := config.Default()
-		cfg.Environment = config.Development
-		cfg.Roles = []string{config.RoleAPI, config.RoleMedia}
-		cfg.Database.URL = dsn
-		cfg.DataDir = t.TempDir()
-		cfg.PublicURL = "https://127.0.0.1:8443"
-		cfg.SFU.UDPAddr = "0.0.0.0:0"
-		mutate(&cfg)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		a, err := app.New(ctx, cfg, app.Options{Logger: slog.New(slog.DiscardHandler), ConfigureWebRTC: host})
-		if err == nil {
-			_ = a.Shutdown(ctx)
-		}
-		return err
+	for _, tc := range unreachableMedia() {
+		t.Run("refused/"+tc.name, func(t *testing.T) {
+			err := startMediaNode(t, dsn, tc.mutate, tc.host)
+			if err == nil {
+				t.Fatal("started, want refused")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not name %q:\n%v", w, err)
+				}
+			}
+		})
 	}
-	refused := []struct {
-		name   string
-		mutate func(*config.Config)
-		host   func(*webrtc.SettingEngine)
-		want   []string // every one must be named
-	}{
+	for _, tc := range reachableMedia() {
+		t.Run("accepted/"+tc.name, func(t *testing.T) {
+			if err := startMediaNode(t, dsn, tc.mutate, tc.host); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+	t.Run("accepted/0.0.0.0 on this host", func(t *testing.T) {
+		if !hasRoutableAddress() {
+			t.Skip("this machine has no routable interface address")
+		}
+		if err := startMediaNode(t, dsn, func(*config.Config) {}, nil); err != nil {
+			t.Fatalf("refused: %v", err)
+		}
+	})
+}
+
+// mediaCase is a combination of media settings (mutate, on a development
+// API and media node) on a host (host simulates its addresses; nil: this
+// machine's).
+type mediaCase struct {
+	name   string
+	mutate func(*config.Config)
+	host   func(*webrtc.SettingEngine)
+	want   []string // refused: every one must be named in the error
+}
+
+// unreachableMedia are the combinations no browser on another machine
+// could reach.
+func unreachableMedia() []mediaCase {
+	return []mediaCase{
 		{"loopback udp_addr without loopback_only", func(c *config.Config) { c.SFU.UDPAddr = "127.0.0.1:0" }, nil,
 			[]string{"sfu.udp_addr", "media.loopback_only"}},
 		{"localhost udp_addr", func(c *config.Config) { c.SFU.UDPAddr = "localhost:0" }, nil,
@@ -92,51 +112,45 @@ func TestUnreachableMediaAddressRefused(t *testing.T) {
 			c.PublicURL = "https://203.0.113.10"
 		}, natted("10.1.2.3", "fd00::3"), []string{"sfu.public_ips", "203.0.113.10"}},
 	}
-	for _, tc := range refused {
-		t.Run("refused/"+tc.name, func(t *testing.T) {
-			err := start(t, tc.mutate, tc.host)
-			if err == nil {
-				t.Fatal("started, want refused")
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not name %q:\n%v", w, err)
-				}
-			}
-		})
-	}
-	accepted := []struct {
-		name   string
-		mutate func(*config.Config)
-		host   func(*webrtc.SettingEngine)
-	}{
+}
+
+// reachableMedia are combinations that start.
+func reachableMedia() []mediaCase {
+	return []mediaCase{
 		{"loopback with loopback_only (tests on one machine)", func(c *config.Config) {
 			c.SFU.UDPAddr = "127.0.0.1:0"
 			c.Media.LoopbackOnly = true
 			c.Media.TURN.Addr = "127.0.0.1:0"
-		}, nil},
+		}, nil, nil},
 		{"public URL with sfu.public_ips", func(c *config.Config) {
 			c.PublicURL = "https://203.0.113.10"
 			c.SFU.PublicIPs = []string{"203.0.113.10"}
-		}, nil},
-		{"private URL, private media (clinic LAN)", func(c *config.Config) { c.PublicURL = "https://10.1.2.3:8443" }, natted("10.1.2.3", "fd00::3")},
-		{"public URL, public host address", func(c *config.Config) { c.PublicURL = "https://203.0.113.10" }, natted("203.0.113.10", "fd00::3")},
+		}, nil, nil},
+		{"private URL, private media (clinic LAN)", func(c *config.Config) { c.PublicURL = "https://10.1.2.3:8443" }, natted("10.1.2.3", "fd00::3"), nil},
+		{"public URL, public host address", func(c *config.Config) { c.PublicURL = "https://203.0.113.10" }, natted("203.0.113.10", "fd00::3"), nil},
 	}
-	for _, tc := range accepted {
-		t.Run("accepted/"+tc.name, func(t *testing.T) {
-			if err := start(t, tc.mutate, tc.host); err != nil {
-				t.Fatalf("refused: %v", err)
-			}
-		})
+}
+
+// startMediaNode starts a development API and media node on the database
+// dsn with mutate applied and the host simulated by host, stops it again,
+// and returns the error that refused it.
+func startMediaNode(t *testing.T, dsn string, mutate func(*config.Config), host func(*webrtc.SettingEngine)) error {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Environment = config.Development
+	cfg.Roles = []string{config.RoleAPI, config.RoleMedia}
+	cfg.Database.URL = dsn
+	cfg.DataDir = t.TempDir()
+	cfg.PublicURL = "https://127.0.0.1:8443"
+	cfg.SFU.UDPAddr = "0.0.0.0:0"
+	mutate(&cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := app.New(ctx, cfg, app.Options{Logger: slog.New(slog.DiscardHandler), ConfigureWebRTC: host})
+	if err == nil {
+		_ = a.Shutdown(ctx)
 	}
-	t.Run("accepted/0.0.0.0 on this host", func(t *testing.T) {
-		if !hasRoutableAddress() {
-			t.Skip("this machine has no routable interface address")
-		}
-		if err := start(t, func(*config.Config) {}, nil); err != nil {
-			t.Fatalf("refused: %v", err)
-		}
-	})
+	return err
 }
 
 func hasRoutableAddress() bool {

@@ -20,7 +20,6 @@ import (
 // command on the server, audited with the operator as actor.
 func TestNoSelfReview(t *testing.T) {
 	s := startServer(t)
-	ctx := context.Background()
 	a1 := s.enrol(t, "first-admin@clinic.test", "admin")
 	a2 := s.enrol(t, "second-admin@clinic.test", "admin")
 	prov := s.enrol(t, "provider@clinic.test", "provider")
@@ -35,15 +34,7 @@ func TestNoSelfReview(t *testing.T) {
 		"break-glass": "/api/v1/admin/break-glass/" + grant1 + "/review",
 		"reset-mfa":   "/api/v1/admin/users/" + string(a1.ID) + "/reset-mfa",
 	}
-	for what, path := range mine {
-		r := c1.do("POST", path, struct{}{})
-		if r.Status != 403 || r.code() != "self_review" || !strings.Contains(string(r.Body), "another admin") {
-			t.Errorf("%s of oneself = %d %s, want 403 self_review", what, r.Status, r.Body)
-		}
-	}
-	if n := s.deniedSelfReviews(t, a1.ID); n != 3 {
-		t.Errorf("%d self-review refusals audited as denied, want 3", n)
-	}
+	selfReviewsRefused(t, s, c1, a1, mine)
 	s.wantOpen(t, alert1, grant1)
 	if r := c1.do("GET", "/api/v1/auth/session", nil); r.Status != 200 {
 		t.Errorf("session after refused self reset-mfa = %d, want 200 (nothing reset)", r.Status)
@@ -64,10 +55,31 @@ func TestNoSelfReview(t *testing.T) {
 		t.Errorf("first admin's session after the reset = %d, want 401", r.Status)
 	}
 
-	// One admin (the second, about themselves): the operator signs off on
-	// the server. Without a reason the command refuses and changes nothing.
-	alert2, grant2 := s.aboutUser(t, a2.ID, visit)
-	if r := c2.do("POST", "/api/v1/admin/alerts/"+alert2+"/ack", struct{}{}); r.Status != 403 {
+	s.operatorReviews(t, c2, a2, visit)
+}
+
+// selfReviewsRefused: each of admin's reviews of themselves (mine: what →
+// path) is refused with 403 self_review and audited as denied.
+func selfReviewsRefused(t *testing.T, s *server, c *client, admin staff, mine map[string]string) {
+	t.Helper()
+	for what, path := range mine {
+		r := c.do("POST", path, struct{}{})
+		if r.Status != 403 || r.code() != "self_review" || !strings.Contains(string(r.Body), "another admin") {
+			t.Errorf("%s of oneself = %d %s, want 403 self_review", what, r.Status, r.Body)
+		}
+	}
+	if n := s.deniedSelfReviews(t, admin.ID); n != 3 {
+		t.Errorf("%d self-review refusals audited as denied, want 3", n)
+	}
+}
+
+// operatorReviews: with one admin (admin, signed in on c, about
+// themselves), the operator signs off on the server. Without a reason the
+// command refuses and changes nothing.
+func (s *server) operatorReviews(t *testing.T, c *client, admin staff, visit ids.VisitID) {
+	t.Helper()
+	alert2, grant2 := s.aboutUser(t, admin.ID, visit)
+	if r := c.do("POST", "/api/v1/admin/alerts/"+alert2+"/ack", struct{}{}); r.Status != 403 {
 		t.Fatalf("second admin acking their own alert = %d", r.Status)
 	}
 	bin := openvisitBinary(t)
@@ -80,7 +92,7 @@ func TestNoSelfReview(t *testing.T) {
 	for _, args := range [][]string{
 		{"alerts", "ack", alert2, "--reason", reason},
 		{"break-glass", "review", "--reason", reason, grant2},
-		{"user", "reset-mfa", "--email", a2.Email, "--reason", reason},
+		{"user", "reset-mfa", "--email", admin.Email, "--reason", reason},
 	} {
 		out, err := operator(t, bin, dsn, args...)
 		if err != nil {
@@ -96,10 +108,10 @@ func TestNoSelfReview(t *testing.T) {
 		}
 	}
 	var open int
-	if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE id = $1 AND acknowledged_at IS NULL`, alert2).Scan(&open); err != nil || open != 0 {
+	if err := s.Pool.QueryRow(context.Background(), `SELECT count(*) FROM alerts WHERE id = $1 AND acknowledged_at IS NULL`, alert2).Scan(&open); err != nil || open != 0 {
 		t.Errorf("alert still open after the operator's ack (%v)", err)
 	}
-	if r := c2.do("GET", "/api/v1/auth/session", nil); r.Status != 401 {
+	if r := c.do("GET", "/api/v1/auth/session", nil); r.Status != 401 {
 		t.Errorf("second admin's session after the operator's reset = %d, want 401", r.Status)
 	}
 }

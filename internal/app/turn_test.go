@@ -10,7 +10,6 @@ import (
 
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/sfu/turn"
-	"github.com/openvisit/openvisit/signaling"
 )
 
 // A join grant carries relay credentials limited to the visit, and they
@@ -20,14 +19,7 @@ func TestJoinGrantCarriesTURN(t *testing.T) {
 		c.Media.TURN.Addr = "127.0.0.1:0"
 		c.Media.TURN.AllowPrivatePeers = true
 	})
-	u := s.enrol(t, "p@clinic.test", "provider")
-	c := s.newClient(t)
-	c.mustLogin(u)
-	var v struct{ ID string }
-	c.do("POST", "/api/v1/visits", struct{}{}).decode(t, &v)
-	r := c.do("POST", "/api/v1/visits/"+v.ID+"/join", struct{}{})
-	var g signaling.JoinGrant
-	r.decode(t, &g)
+	g, _ := s.providerJoin(t)
 	if len(g.ICEServers) != 1 || len(g.ICEServers[0].URLs) != 1 || !strings.HasPrefix(g.ICEServers[0].URLs[0], "turn:127.0.0.1:") {
 		t.Fatalf("ice_servers = %+v, want the embedded relay", g.ICEServers)
 	}

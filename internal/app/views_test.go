@@ -75,141 +75,165 @@ func has(entries []reportEntry, action, patient string) bool {
 // that only the views under test can have named them.
 func TestScheduleViewAuditsPatients(t *testing.T) {
 	s := startServer(t)
-	ctx := context.Background()
 	adm := s.enrol(t, "admin@clinic.test", "admin")
-	provA := s.enrol(t, "a@clinic.test", "provider")
-	provB := s.enrol(t, "b@clinic.test", "provider")
-	newPatient := func(by ids.UserID) store.Patient {
-		t.Helper()
-		p, err := store.CreatePatient(ctx, s.Pool, store.Patient{Name: "Listed Patient", DateOfBirth: "1975-04-03", State: "CA", CreatedBy: by})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	schedule := func(p store.Patient, in time.Duration) ids.VisitID {
-		t.Helper()
-		v := ids.NewVisitID()
-		start := s.Clock.Now().Add(in).Truncate(time.Minute)
-		if err := store.ScheduleVisit(ctx, s.Pool, v, provA.ID, p.ID, "local", start, start.Add(30*time.Minute), "check-up"); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	p1, p2 := newPatient(provA.ID), newPatient(provA.ID)
-	v1, v2 := schedule(p1, 2*time.Hour), schedule(p2, 3*time.Hour)
+	vr := &viewsRig{s: s, ctx: context.Background(), provA: s.enrol(t, "a@clinic.test", "provider"), provB: s.enrol(t, "b@clinic.test", "provider")}
+	p1, p2 := vr.newPatient(t, vr.provA.ID), vr.newPatient(t, vr.provA.ID)
+	v1, v2 := vr.schedule(t, p1, 2*time.Hour), vr.schedule(t, p2, 3*time.Hour)
 
-	ac := s.newClient(t)
-	ac.mustLogin(adm)
+	vr.ac = s.newClient(t)
+	vr.ac.mustLogin(adm)
 	var inc store.Incident
-	ac.do("POST", "/api/v1/admin/incidents", map[string]string{"title": "Provider laptop stolen",
+	vr.ac.do("POST", "/api/v1/admin/incidents", map[string]string{"title": "Provider laptop stolen",
 		"discovered_at": time.Now().Add(-time.Minute).Format(time.RFC3339)}).decode(t, &inc)
-	if sc := ac.scopeOf(inc.ID, string(provA.ID)); len(sc) != 0 {
+	vr.incident = inc.ID
+	if sc := vr.ac.scopeOf(inc.ID, string(vr.provA.ID)); len(sc) != 0 {
 		t.Fatalf("before any view the scope holds %d patients", len(sc))
 	}
 
-	pa := s.newClient(t)
-	pa.mustLogin(provA)
-	t.Run("schedule", func(t *testing.T) {
-		var list struct{ Visits []store.ScheduledVisit }
-		r := pa.do("GET", "/api/v1/visits", nil)
-		if r.Status != 200 {
-			t.Fatalf("list: %d %s", r.Status, r.Body)
-		}
-		r.decode(t, &list)
-		if len(list.Visits) != 2 || list.Visits[0].PatientName == "" {
-			t.Fatalf("the schedule shows %d visits (%+v), want 2 with names", len(list.Visits), list.Visits)
-		}
-		for _, p := range []store.Patient{p1, p2} {
-			if !has(ac.accessReport(p.ID, string(provA.ID)), "visit.list", p.ID) {
-				t.Errorf("patient %s's access report lacks the schedule view", p.ID)
-			}
-		}
-		sc := ac.scopeOf(inc.ID, string(provA.ID))
-		if len(sc) != 2 || !sc[p1.ID] || !sc[p2.ID] {
-			t.Errorf("the incident scope over the provider counts %v, want both listed patients", sc)
-		}
-		if n := s.auditCount(t, "visit.list", "success", ""); n != 2 {
-			t.Errorf("%d schedule entries, want one per patient shown (2)", n)
-		}
-	})
-
-	t.Run("search", func(t *testing.T) {
-		p3, p4 := newPatient(provB.ID), newPatient(provB.ID)
-		pb := s.newClient(t)
-		pb.mustLogin(provB)
-		if sc := ac.scopeOf(inc.ID, string(provB.ID)); len(sc) != 0 {
-			t.Fatalf("before the search the scope holds %d patients", len(sc))
-		}
-		var found struct{ Patients []store.Patient }
-		pb.do("GET", "/api/v1/patients?q=listed", nil).decode(t, &found)
-		if len(found.Patients) != 2 {
-			t.Fatalf("search found %d patients, want 2", len(found.Patients))
-		}
-		for _, p := range []store.Patient{p3, p4} {
-			if !has(ac.accessReport(p.ID, string(provB.ID)), "patient.view", p.ID) {
-				t.Errorf("patient %s's access report lacks the search", p.ID)
-			}
-		}
-		if sc := ac.scopeOf(inc.ID, string(provB.ID)); len(sc) != 2 || !sc[p3.ID] || !sc[p4.ID] {
-			t.Errorf("the incident scope over the searcher counts %v, want both found patients", sc)
-		}
-	})
-
+	vr.pa = s.newClient(t)
+	vr.pa.mustLogin(vr.provA)
+	t.Run("schedule", func(t *testing.T) { vr.scheduleView(t, p1, p2) })
+	t.Run("search", vr.search)
 	t.Run("state", func(t *testing.T) {
-		r := pa.do("GET", "/api/v1/visits/"+string(v1)+"/state", nil)
+		r := vr.pa.do("GET", "/api/v1/visits/"+string(v1)+"/state", nil)
 		if r.Status != 200 {
 			t.Fatalf("state: %d %s", r.Status, r.Body)
 		}
-		if !has(ac.accessReport(p1.ID, string(provA.ID)), "visit.view", p1.ID) {
+		if !has(vr.ac.accessReport(p1.ID, string(vr.provA.ID)), "visit.view", p1.ID) {
 			t.Error("the state view's audit entry does not name the patient it shows")
 		}
 	})
+	t.Run("event stream", func(t *testing.T) { vr.eventStream(t, v2, p2) })
+}
 
-	t.Run("event stream", func(t *testing.T) {
-		views := func() int {
-			var n int
-			if err := s.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'visit.view'
-				AND visit_id = $1 AND patient_id = $2`, string(v2), p2.ID).Scan(&n); err != nil {
-				t.Fatal(err)
-			}
-			return n
+// viewsRig is what the steps of TestScheduleViewAuditsPatients share: two
+// providers (provA's client pa), an admin's client ac and the incident
+// whose scope shows which patients a provider's views named.
+type viewsRig struct {
+	s            *server
+	ctx          context.Context
+	provA, provB staff
+	pa, ac       *client
+	incident     string
+}
+
+// newPatient makes a patient of by in the database directly.
+func (vr *viewsRig) newPatient(t *testing.T, by ids.UserID) store.Patient {
+	t.Helper()
+	p, err := store.CreatePatient(vr.ctx, vr.s.Pool, store.Patient{Name: "Listed Patient", DateOfBirth: "1975-04-03", State: "CA", CreatedBy: by})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// schedule makes a visit of provA with p, starting in in, in the database
+// directly.
+func (vr *viewsRig) schedule(t *testing.T, p store.Patient, in time.Duration) ids.VisitID {
+	t.Helper()
+	v := ids.NewVisitID()
+	start := vr.s.Clock.Now().Add(in).Truncate(time.Minute)
+	if err := store.ScheduleVisit(vr.ctx, vr.s.Pool, v, vr.provA.ID, p.ID, "local", start, start.Add(30*time.Minute), "check-up"); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// scheduleView: provA's schedule names both patients, and each gets one
+// audit entry that names them.
+func (vr *viewsRig) scheduleView(t *testing.T, p1, p2 store.Patient) {
+	var list struct{ Visits []store.ScheduledVisit }
+	r := vr.pa.do("GET", "/api/v1/visits", nil)
+	if r.Status != 200 {
+		t.Fatalf("list: %d %s", r.Status, r.Body)
+	}
+	r.decode(t, &list)
+	if len(list.Visits) != 2 || list.Visits[0].PatientName == "" {
+		t.Fatalf("the schedule shows %d visits (%+v), want 2 with names", len(list.Visits), list.Visits)
+	}
+	for _, p := range []store.Patient{p1, p2} {
+		if !has(vr.ac.accessReport(p.ID, string(vr.provA.ID)), "visit.list", p.ID) {
+			t.Errorf("patient %s's access report lacks the schedule view", p.ID)
 		}
-		notify := func() {
-			if _, err := s.Pool.Exec(ctx, `SELECT pg_notify('openvisit_visit', $1)`, string(v2)); err != nil {
-				t.Fatal(err)
-			}
+	}
+	sc := vr.ac.scopeOf(vr.incident, string(vr.provA.ID))
+	if len(sc) != 2 || !sc[p1.ID] || !sc[p2.ID] {
+		t.Errorf("the incident scope over the provider counts %v, want both listed patients", sc)
+	}
+	if n := vr.s.auditCount(t, "visit.list", "success", ""); n != 2 {
+		t.Errorf("%d schedule entries, want one per patient shown (2)", n)
+	}
+}
+
+// search: the patients a search by provB finds are named in the audit
+// trail.
+func (vr *viewsRig) search(t *testing.T) {
+	p3, p4 := vr.newPatient(t, vr.provB.ID), vr.newPatient(t, vr.provB.ID)
+	pb := vr.s.newClient(t)
+	pb.mustLogin(vr.provB)
+	if sc := vr.ac.scopeOf(vr.incident, string(vr.provB.ID)); len(sc) != 0 {
+		t.Fatalf("before the search the scope holds %d patients", len(sc))
+	}
+	var found struct{ Patients []store.Patient }
+	pb.do("GET", "/api/v1/patients?q=listed", nil).decode(t, &found)
+	if len(found.Patients) != 2 {
+		t.Fatalf("search found %d patients, want 2", len(found.Patients))
+	}
+	for _, p := range []store.Patient{p3, p4} {
+		if !has(vr.ac.accessReport(p.ID, string(vr.provB.ID)), "patient.view", p.ID) {
+			t.Errorf("patient %s's access report lacks the search", p.ID)
 		}
-		stream := pa.events("/api/v1/visits/" + string(v2) + "/events")
-		if _, ok := stream.next(); !ok {
-			t.Fatal("no first snapshot")
+	}
+	if sc := vr.ac.scopeOf(vr.incident, string(vr.provB.ID)); len(sc) != 2 || !sc[p3.ID] || !sc[p4.ID] {
+		t.Errorf("the incident scope over the searcher counts %v, want both found patients", sc)
+	}
+}
+
+// eventStream: visit v's event stream names its patient p once for a run
+// of snapshots, and again once a snapshot comes long after the last entry.
+func (vr *viewsRig) eventStream(t *testing.T, v ids.VisitID, p store.Patient) {
+	views := func() int {
+		var n int
+		if err := vr.s.Pool.QueryRow(vr.ctx, `SELECT count(*) FROM audit_events WHERE action = 'visit.view'
+			AND visit_id = $1 AND patient_id = $2`, string(v), p.ID).Scan(&n); err != nil {
+			t.Fatal(err)
 		}
-		if n := views(); n != 1 {
-			t.Fatalf("%d entries for the stream's first snapshot, want 1 naming the patient", n)
+		return n
+	}
+	notify := func() {
+		if _, err := vr.s.Pool.Exec(vr.ctx, `SELECT pg_notify('openvisit_visit', $1)`, string(v)); err != nil {
+			t.Fatal(err)
 		}
-		// Snapshots of the same patient soon after write nothing more.
-		for range 3 {
-			notify()
-			if _, ok := stream.next(); !ok {
-				t.Fatal("stream ended")
-			}
-		}
-		if n := views(); n != 1 {
-			t.Errorf("%d entries after four snapshots of one patient, want 1 (no entry per snapshot)", n)
-		}
-		// A snapshot long after the last entry names the patient again.
-		for range 2 {
-			s.Clock.Advance(8 * time.Minute)
-			if r := pa.do("POST", "/api/v1/auth/keepalive", struct{}{}); r.Status != 200 {
-				t.Fatalf("keepalive: %d %s", r.Status, r.Body)
-			}
-		}
+	}
+	stream := vr.pa.events("/api/v1/visits/" + string(v) + "/events")
+	if _, ok := stream.next(); !ok {
+		t.Fatal("no first snapshot")
+	}
+	if n := views(); n != 1 {
+		t.Fatalf("%d entries for the stream's first snapshot, want 1 naming the patient", n)
+	}
+	// Snapshots of the same patient soon after write nothing more.
+	for range 3 {
 		notify()
 		if _, ok := stream.next(); !ok {
 			t.Fatal("stream ended")
 		}
-		if n := views(); n != 2 {
-			t.Errorf("%d entries after a snapshot 16 minutes on, want 2", n)
+	}
+	if n := views(); n != 1 {
+		t.Errorf("%d entries after four snapshots of one patient, want 1 (no entry per snapshot)", n)
+	}
+	// A snapshot long after the last entry names the patient again.
+	for range 2 {
+		vr.s.Clock.Advance(8 * time.Minute)
+		if r := vr.pa.do("POST", "/api/v1/auth/keepalive", struct{}{}); r.Status != 200 {
+			t.Fatalf("keepalive: %d %s", r.Status, r.Body)
 		}
-	})
+	}
+	notify()
+	if _, ok := stream.next(); !ok {
+		t.Fatal("stream ended")
+	}
+	if n := views(); n != 2 {
+		t.Errorf("%d entries after a snapshot 16 minutes on, want 2", n)
+	}
 }

@@ -94,11 +94,7 @@ func TestMultiNodePlacement(t *testing.T) {
 // leaves placement, the call goes on until it ends, new visits go to the
 // other node, and the node exits once the call has ended.
 func TestDrainKeepsCalls(t *testing.T) {
-	hostIP(t)
-	c := newCluster(t)
-	c.start("api", "api")
-	m1 := c.start("m1", "media", "OPENVISIT_CLUSTER_DRAIN_TIMEOUT=3m")
-	c.waitLive("m1")
+	c, m1 := oneMediaNode(t, "OPENVISIT_CLUSTER_DRAIN_TIMEOUT=3m")
 	prov, _ := c.provider()
 	v := prov.newVisit()
 	if n := c.nodeOf(v); n != "m1" {
@@ -151,14 +147,8 @@ func TestDrainKeepsCalls(t *testing.T) {
 // (TestE2ENodeLossReconnect does the same with browsers and the page's own
 // reconnection.)
 func TestNodeLossRejoin(t *testing.T) {
-	hostIP(t)
-	c := newCluster(t)
-	c.start("api", "api")
-	m1 := c.start("m1", "media")
-	c.waitLive("m1")
-	prov, _ := c.provider()
-	v := prov.newVisit()
-	pat := c.patient(v)
+	c, m1 := oneMediaNode(t)
+	prov, v, pat := c.visitWithPatient()
 	a, b := joinPeer(t, prov.join(v)), joinPeer(t, pat.join(v))
 	a.receiving(t, "provider receiving media on m1", 30*time.Second)
 	b.receiving(t, "patient receiving media on m1", 30*time.Second)

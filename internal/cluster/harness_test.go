@@ -351,6 +351,26 @@ func (cl *client) join(v ids.VisitID) signaling.JoinGrant {
 	return g
 }
 
+// oneMediaNode starts an api node and a media node m1 (with extra in its
+// environment) and waits until m1 is live.
+func oneMediaNode(t *testing.T, extra ...string) (*cluster, *proc) {
+	t.Helper()
+	hostIP(t)
+	c := newCluster(t)
+	c.start("api", "api")
+	m1 := c.start("m1", "media", extra...)
+	c.waitLive("m1")
+	return c, m1
+}
+
+// visitWithPatient signs a provider in, makes a visit and signs its
+// patient in.
+func (c *cluster) visitWithPatient() (prov *client, v ids.VisitID, pat *client) {
+	prov, _ = c.provider()
+	v = prov.newVisit()
+	return prov, v, c.patient(v)
+}
+
 // waitFor polls cond every 100 ms until it holds or timeout passes.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()

@@ -84,15 +84,9 @@ func TestE2ENodeLossReconnect(t *testing.T) {
 		}
 		t.Skip("waiting on the call page's reconnection: call.js does not pass getGrant to VisitClient yet")
 	}
-	hostIP(t)
 	testenv.Chromium(t)
-	c := newCluster(t)
-	c.start("api", "api")
-	m1 := c.start("m1", "media")
-	c.waitLive("m1")
-	prov, _ := c.provider()
-	v := prov.newVisit()
-	pat := c.patient(v)
+	c, m1 := oneMediaNode(t)
+	prov, v, pat := c.visitWithPatient()
 
 	// The patient is in first, as when a provider admits them from the
 	// waiting room and then joins.

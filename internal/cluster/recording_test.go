@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openvisit/openvisit/internal/e2e"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/testenv"
@@ -165,15 +166,7 @@ func (nl *nodeLoss) waitFinal() []store.Recording {
 	var recs []store.Recording
 	waitFor(nl.t, "4 final recordings", 60*time.Second, func() bool {
 		recs = recordingsOf(nl.c, nl.v)
-		if len(recs) != 4 {
-			return false
-		}
-		for _, r := range recs {
-			if r.Status != store.RecComplete && r.Status != store.RecIncomplete {
-				return false
-			}
-		}
-		return true
+		return e2e.FinalRecordings(recs, 4)
 	})
 	return recs
 }

@@ -35,11 +35,7 @@ func TestProductionRequiresTLS(t *testing.T) {
 	if err := validProduction().Validate(); err != nil {
 		t.Fatalf("the verified production config is refused: %v", err)
 	}
-	plaintext := []struct {
-		name   string
-		mutate func(*Config)
-		want   []string // every one must be in the error
-	}{
+	plaintext := []plaintextLink{
 		{"sslmode=disable", dbURL("?sslmode=disable"), []string{"database.url", "sslmode=disable", "verify-full", "allow_plaintext_transport"}},
 		{"sslmode=prefer", dbURL("?sslmode=prefer"), []string{"database.url", "sslmode=prefer", "verify-full"}},
 		{"sslmode=require", dbURL("?sslmode=require&sslrootcert=/ca.pem"), []string{"database.url", "sslmode=require", "verify-full"}},
@@ -53,48 +49,7 @@ func TestProductionRequiresTLS(t *testing.T) {
 		{"both", func(c *Config) { c.S3.UseTLS = false; dbURL("?sslmode=disable")(c) }, []string{"s3.use_tls", "database.url"}},
 	}
 	for _, tt := range plaintext {
-		t.Run("refused/"+tt.name, func(t *testing.T) {
-			c := validProduction()
-			tt.mutate(&c)
-			err := c.Validate()
-			if err == nil {
-				t.Fatal("production accepted a link without verified TLS")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error does not mention %q:\n%v", w, err)
-				}
-			}
-			if strings.Contains(err.Error(), "hunter2") {
-				t.Errorf("error echoes the database password: %v", err)
-			}
-			if tc := c; tc.ValidateTransport() == nil {
-				t.Error("ValidateTransport (the operator commands' check) accepted it")
-			}
-		})
-		t.Run("allowed with reason/"+tt.name, func(t *testing.T) {
-			c := validProduction()
-			tt.mutate(&c)
-			c.AllowPlaintextTransport = "sidecar encrypts: istio mTLS"
-			if err := c.Validate(); err != nil {
-				t.Fatalf("refused despite allow_plaintext_transport: %v", err)
-			}
-			rec := logTransport(t, c)
-			if rec["level"] != "WARN" || rec["reason"] != "sidecar encrypts: istio mTLS" {
-				t.Errorf("start-up log = %v, want a warning with the reason", rec)
-			}
-			if links, _ := rec["plaintext_links"].([]any); len(links) == 0 {
-				t.Errorf("start-up log = %v, want the plaintext links named", rec)
-			}
-		})
-		t.Run("development/"+tt.name, func(t *testing.T) {
-			c := validProduction()
-			c.Environment = Development
-			tt.mutate(&c)
-			if err := c.Validate(); err != nil {
-				t.Fatalf("development refused plaintext: %v", err)
-			}
-		})
+		checkPlaintextLink(t, tt)
 	}
 
 	t.Run("verify-ca accepted", func(t *testing.T) {
@@ -124,6 +79,79 @@ func TestProductionRequiresTLS(t *testing.T) {
 			t.Fatalf("Validate() = %v, want database.require_tls honoured", err)
 		}
 	})
+	badPlaintextReasonsRefused(t)
+	t.Run("ca_file without use_tls", func(t *testing.T) {
+		c := validProduction()
+		c.Environment = Development
+		c.S3.UseTLS = false
+		c.S3.CAFile = "/ca.pem"
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "s3.ca_file") {
+			t.Fatalf("Validate() = %v, want s3.ca_file refused without use_tls", err)
+		}
+	})
+}
+
+// plaintextLink is a production setting (mutate) that leaves a link to
+// PostgreSQL or S3 unverified.
+type plaintextLink struct {
+	name   string
+	mutate func(*Config)
+	want   []string // every one must be in the error
+}
+
+// checkPlaintextLink: tt is refused in production with an error naming
+// each of tt.want and not the password, allowed with a reason (and logged
+// as a warning), and allowed in development.
+func checkPlaintextLink(t *testing.T, tt plaintextLink) {
+	t.Helper()
+	t.Run("refused/"+tt.name, func(t *testing.T) {
+		c := validProduction()
+		tt.mutate(&c)
+		err := c.Validate()
+		if err == nil {
+			t.Fatal("production accepted a link without verified TLS")
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error does not mention %q:\n%v", w, err)
+			}
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("error echoes the database password: %v", err)
+		}
+		if tc := c; tc.ValidateTransport() == nil {
+			t.Error("ValidateTransport (the operator commands' check) accepted it")
+		}
+	})
+	t.Run("allowed with reason/"+tt.name, func(t *testing.T) {
+		c := validProduction()
+		tt.mutate(&c)
+		c.AllowPlaintextTransport = "sidecar encrypts: istio mTLS"
+		if err := c.Validate(); err != nil {
+			t.Fatalf("refused despite allow_plaintext_transport: %v", err)
+		}
+		rec := logTransport(t, c)
+		if rec["level"] != "WARN" || rec["reason"] != "sidecar encrypts: istio mTLS" {
+			t.Errorf("start-up log = %v, want a warning with the reason", rec)
+		}
+		if links, _ := rec["plaintext_links"].([]any); len(links) == 0 {
+			t.Errorf("start-up log = %v, want the plaintext links named", rec)
+		}
+	})
+	t.Run("development/"+tt.name, func(t *testing.T) {
+		c := validProduction()
+		c.Environment = Development
+		tt.mutate(&c)
+		if err := c.Validate(); err != nil {
+			t.Fatalf("development refused plaintext: %v", err)
+		}
+	})
+}
+
+// badPlaintextReasonsRefused: allow_plaintext_transport's reason must be
+// one short line of text.
+func badPlaintextReasonsRefused(t *testing.T) {
+	t.Helper()
 	for _, reason := range []string{" ", "\t\n", strings.Repeat("x", maxPlaintextReason+1), "istio\nmTLS"} {
 		t.Run("bad reason "+strings.TrimSpace(reason[:min(len(reason), 8)]), func(t *testing.T) {
 			c := validProduction()
@@ -135,15 +163,6 @@ func TestProductionRequiresTLS(t *testing.T) {
 			}
 		})
 	}
-	t.Run("ca_file without use_tls", func(t *testing.T) {
-		c := validProduction()
-		c.Environment = Development
-		c.S3.UseTLS = false
-		c.S3.CAFile = "/ca.pem"
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "s3.ca_file") {
-			t.Fatalf("Validate() = %v, want s3.ca_file refused without use_tls", err)
-		}
-	})
 }
 
 func dbURL(query string) func(*Config) {

@@ -66,12 +66,7 @@ func enrol(t *testing.T, b *Browser, link, password, shot string) []string {
 	if err != nil {
 		t.Fatalf("%s: TOTP code from the page's key: %v", b.Name, err)
 	}
-	b.Fill(t, "#code", code)
-	b.Click(t, "#finish")
-	b.WaitFor(t, ctx, `document.body.dataset.state === 'done' || !document.getElementById('form-error').hidden`, pageTimeout)
-	if msg := Eval[string](t, b, `document.getElementById('form-error').hidden ? '' : document.getElementById('form-error').textContent`); msg != "" {
-		t.Fatalf("%s: setup refused: %s", b.Name, msg)
-	}
+	submitSetup(t, b, code)
 	codes := Eval[[]string](t, b, `[...document.querySelectorAll('#codes code')].map((c) => c.textContent)`)
 	if len(codes) < 5 {
 		t.Fatalf("%s: %d recovery codes shown, want several", b.Name, len(codes))
@@ -79,10 +74,29 @@ func enrol(t *testing.T, b *Browser, link, password, shot string) []string {
 	if Eval[bool](t, b, `!document.getElementById('continue').disabled`) {
 		t.Errorf("%s: can continue before confirming the codes are saved", b.Name)
 	}
+	leaveSetup(t, b)
+	return codes
+}
+
+// submitSetup enters the authenticator code in the setup form (its
+// passwords filled), submits it and fails unless the page accepts it.
+func submitSetup(t *testing.T, b *Browser, code string) {
+	t.Helper()
+	b.Fill(t, "#code", code)
+	b.Click(t, "#finish")
+	b.WaitFor(t, t.Context(), `document.body.dataset.state === 'done' || !document.getElementById('form-error').hidden`, pageTimeout)
+	if msg := Eval[string](t, b, `document.getElementById('form-error').hidden ? '' : document.getElementById('form-error').textContent`); msg != "" {
+		t.Fatalf("%s: setup refused: %s", b.Name, msg)
+	}
+}
+
+// leaveSetup confirms that the recovery codes are saved and continues to
+// the sign-in page.
+func leaveSetup(t *testing.T, b *Browser) {
+	t.Helper()
 	b.Click(t, "#saved")
 	b.Click(t, "#continue")
-	b.WaitFor(t, ctx, `location.pathname === '/signin' && document.body.dataset.state === 'ready'`, pageTimeout)
-	return codes
+	b.WaitFor(t, t.Context(), `location.pathname === '/signin' && document.body.dataset.state === 'ready'`, pageTimeout)
 }
 
 // signIn signs in with a recovery code (a TOTP step cannot be used twice,

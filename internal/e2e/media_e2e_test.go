@@ -80,32 +80,67 @@ func videoStats(t *testing.T, b *Browser) inboundVideo {
 // other's media. It returns the provider's and the patient's browsers.
 func startCall(t *testing.T, srv *Server) (provider, patient *Browser) {
 	t.Helper()
+	c := openCall(t, srv, nil, pageDump{"media", inboundSummary})
+	c.connected()
+	c.mediaFlows()
+	return c.provider, c.patient
+}
+
+// call is a provider's and a patient's browser on the demo links.
+type call struct {
+	t                 *testing.T
+	provider, patient *Browser
+	dumps             []pageDump // what a failed wait shows of each page
+}
+
+// pageDump is a script whose result a failed wait logs, under label.
+type pageDump struct{ label, js string }
+
+// openCall opens both demo links in new browsers, the patient's after
+// preparePatient (nil: none) has set its browser up.
+func openCall(t *testing.T, srv *Server, preparePatient func(*Browser), dumps ...pageDump) *call {
+	t.Helper()
 	links := srv.DemoLinks(t)
-	ctx := t.Context()
-	provider = NewBrowser(t, WithName("provider"))
-	patient = NewBrowser(t, WithName("patient"))
-	browsers := []*Browser{provider, patient}
-	provider.Navigate(t, links[0])
-	patient.Navigate(t, links[1])
-	wait := func(b *Browser, what, pred string) {
-		t.Helper()
-		if err := b.Poll(ctx, pred, callTimeout); err != nil {
-			for _, x := range browsers {
-				x.Dump(t, "media", inboundSummary)
+	c := &call{t: t, provider: NewBrowser(t, WithName("provider")), patient: NewBrowser(t, WithName("patient")), dumps: dumps}
+	if preparePatient != nil {
+		preparePatient(c.patient)
+	}
+	c.provider.Navigate(t, links[0])
+	c.patient.Navigate(t, links[1])
+	return c
+}
+
+// wait polls b until pred holds; when it times out, it logs the dumps of
+// both pages and fails the test.
+func (c *call) wait(b *Browser, what, pred string) {
+	c.t.Helper()
+	if err := b.Poll(c.t.Context(), pred, callTimeout); err != nil {
+		for _, x := range []*Browser{c.provider, c.patient} {
+			for _, d := range c.dumps {
+				x.Dump(c.t, d.label, d.js)
 			}
-			t.Fatalf("%s: %s: %v", b.Name, what, err)
 		}
+		c.t.Fatalf("%s: %s: %v", b.Name, what, err)
 	}
-	for _, b := range browsers {
-		wait(b, "connect", `document.body.dataset.state === 'connected'`)
+}
+
+// connected waits until both pages are connected.
+func (c *call) connected() {
+	c.t.Helper()
+	for _, b := range []*Browser{c.provider, c.patient} {
+		c.wait(b, "connect", `document.body.dataset.state === 'connected'`)
 	}
+}
+
+// mediaFlows waits until each page receives the other's media.
+func (c *call) mediaFlows() {
+	c.t.Helper()
 	ids := map[*Browser]string{}
-	for _, b := range browsers {
-		ids[b] = Eval[string](t, b, `window.openvisit.self`)
+	for _, b := range []*Browser{c.provider, c.patient} {
+		ids[b] = Eval[string](c.t, b, `window.openvisit.self`)
 	}
-	wait(provider, "media from the patient", mediaFrom(ids[patient]))
-	wait(patient, "media from the provider", mediaFrom(ids[provider]))
-	return provider, patient
+	c.wait(c.provider, "media from the patient", mediaFrom(ids[c.patient]))
+	c.wait(c.patient, "media from the provider", mediaFrom(ids[c.provider]))
 }
 
 // waitVideo polls the page's received video until cond holds.

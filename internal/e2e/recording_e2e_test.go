@@ -28,15 +28,7 @@ func waitRecordings(t *testing.T, pool *pgxpool.Pool, visit ids.VisitID, n int, 
 	waitFor(t, fmt.Sprintf("%d final recordings", n), timeout, func() bool {
 		var err error
 		recs, err = store.ListRecordings(context.Background(), pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
-		if err != nil || len(recs) != n {
-			return false
-		}
-		for _, r := range recs {
-			if r.Status != store.RecComplete && r.Status != store.RecIncomplete {
-				return false
-			}
-		}
-		return true
+		return err == nil && FinalRecordings(recs, n)
 	})
 	return recs
 }
@@ -271,8 +263,17 @@ func recordWithPublisher(t *testing.T, srv *Server, pool *pgxpool.Pool, frameSiz
 // n-th recording (n = 1 or 2: the demo has two one-time links).
 func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, during func(elapsed time.Duration)) (store.Recording, *Peer) {
 	t.Helper()
-	ctx := t.Context()
 	pub := newPublisher(t, srv, srv.DemoLinks(t)[2-n], frameSize)
+	_, rec := recordDemo(t, srv, pool, pub, n, func() { during(0) })
+	return rec, pub
+}
+
+// recordDemo records pub in the demo visit: it starts the visit's n-th
+// recording, waits for it to start, runs during, stops it, closes pub and
+// returns the visit and the recording once final.
+func recordDemo(t *testing.T, srv *Server, pool *pgxpool.Pool, pub *Peer, n int, during func()) (ids.VisitID, store.Recording) {
+	t.Helper()
+	ctx := t.Context()
 	visit, _ := demoVisit(t, pool)
 	if _, err := store.StartRecording(ctx, pool, visit, "test", time.Now()); err != nil {
 		t.Fatal(err)
@@ -282,13 +283,13 @@ func recordNth(t *testing.T, srv *Server, pool *pgxpool.Pool, n, frameSize int, 
 		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
 		return len(recs) == n
 	})
-	during(0)
+	during()
 	if _, err := store.StopRecording(ctx, pool, visit, "stopped", time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	srv.App.Recorder().SyncNow()
 	pub.Close()
-	return waitRecordings(t, pool, visit, n, 90*time.Second)[0], pub // newest first
+	return visit, waitRecordings(t, pool, visit, n, 90*time.Second)[0] // newest first
 }
 
 // TestRecordingSurvivesStorageOutage stops object storage mid-recording

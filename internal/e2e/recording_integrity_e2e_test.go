@@ -72,22 +72,7 @@ func recordClip(t *testing.T, srv *Server, pool *pgxpool.Pool) (ids.VisitID, sto
 	ctx := t.Context()
 	clip := LoadClip(t, clipDir)
 	pub := JoinPeer(t, redeemDemo(t, srv, srv.DemoLinks(t)[1]), PeerOptions{ConfigureWebRTC: LoopbackWebRTC, Clip: clip})
-	visit, _ := demoVisit(t, pool)
-	if _, err := store.StartRecording(ctx, pool, visit, "test", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	srv.App.Recorder().SyncNow()
-	waitFor(t, "the recording to start", 20*time.Second, func() bool {
-		recs, _ := store.ListRecordings(ctx, pool, store.RecordingFilter{VisitID: visit, Now: time.Now()})
-		return len(recs) == 1
-	})
-	time.Sleep(5 * time.Second)
-	if _, err := store.StopRecording(ctx, pool, visit, "stopped", time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	srv.App.Recorder().SyncNow()
-	pub.Close()
-	rec := waitRecordings(t, pool, visit, 1, 90*time.Second)[0]
+	visit, rec := recordDemo(t, srv, pool, pub, 1, func() { time.Sleep(5 * time.Second) })
 	chunks, err := store.ChunksOf(ctx, pool, rec.ID)
 	if err != nil || len(chunks) != 1 || chunks[0].Status != store.ChunkComplete {
 		t.Fatalf("chunks: %v %+v", err, chunks)

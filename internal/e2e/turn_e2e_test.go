@@ -55,42 +55,17 @@ func TestTURNRelay(t *testing.T) {
 		c.Media.TURN.Addr = "127.0.0.1:0"
 		c.Media.TURN.AllowPrivatePeers = true // the SFU is on loopback
 	})
-	links := srv.DemoLinks(t)
-	ctx := t.Context()
-
-	provider := NewBrowser(t, WithName("provider"))
-	patient := NewBrowser(t, WithName("patient"))
-	relayOnly(t, patient)
-	browsers := []*Browser{provider, patient}
-	provider.Navigate(t, links[0])
-	patient.Navigate(t, links[1])
-
-	wait := func(b *Browser, what, pred string) {
-		t.Helper()
-		if err := b.Poll(ctx, pred, callTimeout); err != nil {
-			for _, x := range browsers {
-				x.Dump(t, "media", inboundSummary)
-				x.Dump(t, "selected local candidate", selectedLocalCandidateJS)
-			}
-			t.Fatalf("%s: %s: %v", b.Name, what, err)
-		}
-	}
-	for _, b := range browsers {
-		wait(b, "connect", `document.body.dataset.state === 'connected'`)
-	}
+	c := openCall(t, srv, func(b *Browser) { relayOnly(t, b) },
+		pageDump{"media", inboundSummary}, pageDump{"selected local candidate", selectedLocalCandidateJS})
+	provider, patient := c.provider, c.patient
+	c.connected()
 	if p := Eval[string](t, patient, `window.openvisit.client.pc.getConfiguration().iceTransportPolicy`); p != "relay" {
 		t.Fatalf("patient: iceTransportPolicy %q, want relay (the switch did not apply)", p)
 	}
 	if n := Eval[int](t, patient, `window.openvisit.client.pc.getConfiguration().iceServers.length`); n != 1 {
 		t.Fatalf("patient: %d ICE servers, want the embedded relay", n)
 	}
-
-	ids := map[*Browser]string{}
-	for _, b := range browsers {
-		ids[b] = Eval[string](t, b, `window.openvisit.self`)
-	}
-	wait(provider, "media from the patient", mediaFrom(ids[patient]))
-	wait(patient, "media from the provider", mediaFrom(ids[provider]))
+	c.mediaFlows()
 
 	patientType := Eval[string](t, patient, selectedLocalCandidateJS)
 	providerType := Eval[string](t, provider, selectedLocalCandidateJS)

@@ -67,15 +67,8 @@ func enrolTOTP(t *testing.T, b *Browser, link, password string) string {
 	if err != nil {
 		t.Fatalf("%s: TOTP code: %v", b.Name, err)
 	}
-	b.Fill(t, "#code", code)
-	b.Click(t, "#finish")
-	b.WaitFor(t, ctx, `document.body.dataset.state === 'done' || !document.getElementById('form-error').hidden`, pageTimeout)
-	if msg := Eval[string](t, b, `document.getElementById('form-error').hidden ? '' : document.getElementById('form-error').textContent`); msg != "" {
-		t.Fatalf("%s: setup refused: %s", b.Name, msg)
-	}
-	b.Click(t, "#saved")
-	b.Click(t, "#continue")
-	b.WaitFor(t, ctx, `location.pathname === '/signin' && document.body.dataset.state === 'ready'`, pageTimeout)
+	submitSetup(t, b, code)
+	leaveSetup(t, b)
 	return secret
 }
 

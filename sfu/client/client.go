@@ -40,6 +40,9 @@ type Params struct {
 	Visit ids.VisitID
 	// Dialer dials the socket; nil: a 10 s handshake and Go's TLS defaults.
 	Dialer *websocket.Dialer
+	// Header is sent with the WebSocket handshake (an Origin, as a
+	// browser sends it); nil: none.
+	Header http.Header
 	// API makes the PeerConnection (codecs, interceptors, ICE settings);
 	// nil: webrtc.NewAPI().
 	API    *webrtc.API
@@ -90,7 +93,7 @@ func Join(ctx context.Context, p Params) (*Conn, error) {
 	if d == nil {
 		d = &websocket.Dialer{HandshakeTimeout: defaultHandshake}
 	}
-	ws, resp, err := d.DialContext(ctx, p.URL, http.Header{})
+	ws, resp, err := d.DialContext(ctx, p.URL, p.Header)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -209,6 +212,10 @@ func (c *Conn) Read() (Message, error) {
 	}
 	return Decode(b)
 }
+
+// SetReadDeadline bounds the Reads to come (for a caller that uses Read);
+// the zero time: no bound.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
 
 // CloseCodeOf returns the close code in err (from Read), or 0.
 func CloseCodeOf(err error) int {

@@ -58,26 +58,45 @@ func TestArgon2idPHC(t *testing.T) {
 			t.Fatalf("wrong password: ok=%v rehash=%v", ok, rehash)
 		}
 	})
-	t.Run("bad params refused", func(t *testing.T) {
-		for _, p := range []Params{
-			{},
-			{Memory: 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
-			{Memory: 1 << 22, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
-			{Memory: 19456, Time: 0, Threads: 1, SaltLen: 16, KeyLen: 32},
-			{Memory: 19456, Time: 2, Threads: 0, SaltLen: 16, KeyLen: 32},
-			{Memory: 19456, Time: 2, Threads: 1, SaltLen: 4, KeyLen: 32},
-			{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 8},
-		} {
-			if _, err := Hash(pw, p); !errors.Is(err, ErrParams) {
-				t.Errorf("Hash(%+v) err = %v, want ErrParams", p, err)
-			}
-		}
-	})
+	t.Run("bad params refused", func(t *testing.T) { badParamsRefused(t, pw) })
 
+	for _, tc := range malformedPHCs(phc) {
+		t.Run("malformed/"+tc.name, func(t *testing.T) {
+			ok, rehash, err := Verify(tc.phc, pw)
+			if ok || rehash || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("Verify = %v, %v, %v; want false, false, ErrMalformed", ok, rehash, err)
+			}
+		})
+	}
+}
+
+// badParamsRefused: Hash refuses parameters out of bounds: none at all, too
+// little or too much memory, no passes or lanes, a short salt or key.
+func badParamsRefused(t *testing.T, pw string) {
+	t.Helper()
+	for _, p := range []Params{
+		{},
+		{Memory: 1024, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
+		{Memory: 1 << 22, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32},
+		{Memory: 19456, Time: 0, Threads: 1, SaltLen: 16, KeyLen: 32},
+		{Memory: 19456, Time: 2, Threads: 0, SaltLen: 16, KeyLen: 32},
+		{Memory: 19456, Time: 2, Threads: 1, SaltLen: 4, KeyLen: 32},
+		{Memory: 19456, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 8},
+	} {
+		if _, err := Hash(pw, p); !errors.Is(err, ErrParams) {
+			t.Errorf("Hash(%+v) err = %v, want ErrParams", p, err)
+		}
+	}
+}
+
+// malformedPHC is a hash string Verify must refuse as ErrMalformed.
+type malformedPHC struct{ name, phc string }
+
+// malformedPHCs are malformed variants of phc, a valid DefaultParams hash.
+func malformedPHCs(phc string) []malformedPHC {
+	parts := strings.Split(phc, "$")
 	salt, key := parts[4], parts[5]
-	malformed := []struct {
-		name, phc string
-	}{
+	return []malformedPHC{
 		{"empty", ""},
 		{"dollar only", "$"},
 		{"argon2i", "$argon2i$v=19$m=19456,t=2,p=1$" + salt + "$" + key},
@@ -103,14 +122,6 @@ func TestArgon2idPHC(t *testing.T) {
 		{"trailing field", phc + "$"},
 		{"no leading dollar", phc[1:]},
 		{"huge", phc + strings.Repeat("A", 1000)},
-	}
-	for _, tc := range malformed {
-		t.Run("malformed/"+tc.name, func(t *testing.T) {
-			ok, rehash, err := Verify(tc.phc, pw)
-			if ok || rehash || !errors.Is(err, ErrMalformed) {
-				t.Fatalf("Verify = %v, %v, %v; want false, false, ErrMalformed", ok, rehash, err)
-			}
-		})
 	}
 }
 
