@@ -7,6 +7,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -24,7 +25,6 @@ import (
 	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
-	"github.com/openvisit/openvisit/recording"
 )
 
 // Params configures a Server.
@@ -57,9 +57,9 @@ type Params struct {
 	Demo      bool   // serve the demo-link endpoint
 	Help      Help   // the clinic's help line, in join grants (help.go)
 	// Recordings decrypts stored recordings for retrieval and nudges the
-	// recorder; nil when no object storage is configured (playback and
-	// start answer 503).
-	Recordings *recording.Library
+	// recorder (recording.Library); nil when no object storage is
+	// configured (playback and start answer 503).
+	Recordings RecordingStore
 	Logger     *slog.Logger
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
 	Ready func(context.Context) error
@@ -84,6 +84,15 @@ type Server struct {
 	inviteLimiter *throttle.Limiter
 	// bodies is requestBodies(): which routes read a JSON body.
 	bodies map[string]func() any
+}
+
+// RecordingStore is what the control plane needs of the recordings'
+// encrypted storage (recording.Library): a chunk's plaintext for playback,
+// and a nudge to the recorder when a recording switch changed. Integrity
+// failures of Open match recordings.IsIntegrityFailure.
+type RecordingStore interface {
+	Open(ctx context.Context, rec store.Recording, ch store.Chunk) (io.ReadSeekCloser, error)
+	Sync()
 }
 
 // AlertRaiser raises an alert for admins.
