@@ -9,6 +9,7 @@ import (
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/recordings"
+	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/visits"
 )
 
@@ -48,6 +49,11 @@ var domainErrors = []struct {
 	{recordings.ErrVisitEnded, httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")},
 	{recordings.ErrAuditDown, errRecAuditDown},
 	{visits.ErrVisitClosed, errVisitClosed},
+	{signin.ErrBadCredentials, errBadCredentials},
+	{signin.ErrTooLong, httpx.E(httpx.KindInvalid, "too_long", "A field is longer than allowed.")},
+	{signin.ErrBadLink, errSetupLink},
+	{signin.ErrNotStarted, httpx.E(httpx.KindConflict, "enrolment_not_started", "Start again from the setup link.")},
+	{signin.ErrWrongCode, httpx.E(httpx.KindInvalid, "wrong_code", "That code is not right. Check your authenticator app's clock and try the next code.")},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 
@@ -59,6 +65,9 @@ func domainError(err error) error {
 	var r *invites.Refusal
 	if errors.As(err, &r) {
 		return inviteError(r)
+	}
+	if errors.Is(err, signin.ErrWeakPassword) {
+		return httpx.Wrap(httpx.KindInvalid, "weak_password", passwordMessage(err), err)
 	}
 	var ws *visits.WrongStateError
 	if errors.As(err, &ws) {

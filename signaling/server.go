@@ -23,6 +23,7 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/review"
+	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 )
@@ -72,13 +73,11 @@ type Server struct {
 	p      Params
 	log    *slog.Logger
 	policy access.Policy
-	// ipLimiter bounds sign-in attempts per client address; unknownAccounts
-	// throttles guesses at addresses with no account exactly like real
-	// ones, so the answers do not tell them apart.
-	ipLimiter       *throttle.Limiter
-	unknownAccounts *throttleMemory
-	hashSlots       chan struct{}
-	events          *hub
+	// ipLimiter bounds sign-in attempts per client address; the rest of
+	// sign-in (per account, and for addresses with no account) is signin's.
+	ipLimiter *throttle.Limiter
+	signin    *signin.Service
+	events    *hub
 
 	// inviteLimiter bounds invite checks and redemptions per address.
 	inviteLimiter *throttle.Limiter
@@ -113,13 +112,13 @@ func New(p Params) *Server {
 	}
 	s := &Server{
 		p: p, log: p.Logger.With("component", "signaling"),
-		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
-		unknownAccounts: newThrottleMemory(100_000),
-		inviteLimiter:   newInviteLimiter(p.Now),
-		hashSlots:       make(chan struct{}, 4),
-		events:          newHub(),
-		bodies:          requestBodies(),
+		ipLimiter:     throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
+		inviteLimiter: newInviteLimiter(p.Now),
+		events:        newHub(),
+		bodies:        requestBodies(),
 	}
+	s.signin = signin.New(signin.Params{DB: p.DB, Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
+		Record: s.record, Logger: p.Logger, Now: p.Now})
 	s.policy = routePolicy(s.areas())
 	return s
 }
