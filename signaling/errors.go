@@ -8,6 +8,7 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
+	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/visits"
@@ -64,6 +65,13 @@ var domainErrors = []struct {
 	{signin.ErrBadLink, errSetupLink},
 	{signin.ErrNotStarted, httpx.E(httpx.KindConflict, "enrolment_not_started", "Start again from the setup link.")},
 	{signin.ErrWrongCode, httpx.E(httpx.KindInvalid, "wrong_code", "That code is not right. Check your authenticator app's clock and try the next code.")},
+	{patients.ErrBadName, httpx.E(httpx.KindInvalid, "bad_name", "Enter the patient's name (up to 200 characters).")},
+	{patients.ErrBadDOB, httpx.E(httpx.KindInvalid, "bad_date_of_birth", "Enter the date of birth as YYYY-MM-DD.")},
+	{patients.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address or leave it empty.")},
+	{patients.ErrBadPhone, httpx.E(httpx.KindInvalid, "bad_phone", "Enter a phone number with digits, spaces and + ( ) - . only.")},
+	{patients.ErrBadState, httpx.E(httpx.KindInvalid, "bad_state", "Enter the two-letter state of residence, e.g. CA.")},
+	{patients.ErrBadQuery, httpx.E(httpx.KindInvalid, "bad_query", "The search is too long.")},
+	{patients.ErrNotRecorded, httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 

@@ -7,9 +7,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/visits"
 )
@@ -37,26 +37,22 @@ func (s *Server) listVisits(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindInvalid, "bad_range", "The range must be positive and at most 62 days."))
 		return
 	}
-	visits, err := store.ProviderSchedule(ctx, s.p.DB, principal(c).UserID, from, to)
+	list, err := store.ProviderSchedule(ctx, s.p.DB, principal(c).UserID, from, to)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	base := s.visitEvent(c, actionVisitList, "")
 	base.Reason = "schedule " + from.UTC().Format(time.RFC3339) + " to " + to.UTC().Format(time.RFC3339)
-	patients := make([]string, len(visits))
-	for i, v := range visits {
-		patients[i] = v.PatientID
+	shown := make([]string, len(list))
+	for i, v := range list {
+		shown[i] = v.PatientID
 	}
-	evs := shownEvents(base, patients)
-	if len(evs) == 0 {
-		evs = []audit.Event{base}
-	}
-	if err := s.p.DB.Audit().AppendAll(ctx, evs); err != nil {
-		s.abort(c, errAuditDown(err))
+	if err := patients.RecordShown(ctx, s.p.DB.Audit(), base, shown, patients.NoneRecorded); err != nil {
+		s.abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, gin.H{"visits": visits, "from": from, "to": to})
+	c.JSON(http.StatusOK, gin.H{"visits": list, "from": from, "to": to})
 }
 
 type scheduleRequest struct {
