@@ -50,6 +50,7 @@ var domainErrors = []struct {
 	{recordings.ErrVisitEnded, httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")},
 	{recordings.ErrAuditDown, errRecAuditDown},
 	{visits.ErrVisitClosed, errVisitClosed},
+	{visits.ErrNotAdmitted, httpx.E(httpx.KindConflict, "not_admitted", "Please wait: your provider will admit you.")},
 	{visits.ErrNoMediaNode, httpx.E(httpx.KindUnavailable, "no_media_node", "No media server is available for this visit right now.")},
 	{visits.ErrBadDuration, httpx.E(httpx.KindInvalid, "bad_duration", "A visit lasts 5 to 240 minutes.")},
 	{visits.ErrInPast, httpx.E(httpx.KindInvalid, "in_the_past", "That time is in the past.")},
