@@ -60,6 +60,7 @@ var domainErrors = []struct {
 	{visits.ErrOverlap, httpx.E(httpx.KindConflict, "overlap", "You already have a visit at that time.")},
 	{visits.ErrNotScheduled, httpx.E(httpx.KindConflict, "not_scheduled", "Only a scheduled visit that has not started can be moved.")},
 	{visits.ErrNotCancellable, httpx.E(httpx.KindConflict, "not_cancellable", "Only a visit that has not started can be cancelled.")},
+	{visits.ErrBadRange, httpx.E(httpx.KindInvalid, "bad_range", "The range must be positive and at most 62 days.")},
 	{visits.ErrNotNoShow, httpx.E(httpx.KindConflict, "not_no_show", "A visit is a no-show only after its start, if the patient never arrived.")},
 	{signin.ErrBadCredentials, errBadCredentials},
 	{signin.ErrTooLong, httpx.E(httpx.KindInvalid, "too_long", "A field is longer than allowed.")},

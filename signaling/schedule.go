@@ -9,17 +9,14 @@ import (
 
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/visits"
 )
 
 // listVisits answers the provider's day/week list: ?from=&to= (RFC 3339),
-// default today to a week ahead. The list shows patient names: one audit
-// entry per patient on it (or one for the empty list), committed before the
-// list leaves (shown.go).
+// default today to a week ahead. The list shows patient names, audited per
+// patient before it leaves (visits.Scheduler.List).
 func (s *Server) listVisits(c *gin.Context) {
-	ctx := c.Request.Context()
 	now := s.p.Now()
 	from := now.Add(-24 * time.Hour)
 	to := now.Add(7 * 24 * time.Hour)
@@ -33,22 +30,10 @@ func (s *Server) listVisits(c *gin.Context) {
 			*dst = t
 		}
 	}
-	if !to.After(from) || to.Sub(from) > 62*24*time.Hour {
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_range", "The range must be positive and at most 62 days."))
-		return
-	}
-	list, err := store.ProviderSchedule(ctx, s.p.DB, principal(c).UserID, from, to)
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
 	base := s.visitEvent(c, actionVisitList, "")
 	base.Reason = "schedule " + from.UTC().Format(time.RFC3339) + " to " + to.UTC().Format(time.RFC3339)
-	shown := make([]string, len(list))
-	for i, v := range list {
-		shown[i] = v.PatientID
-	}
-	if err := patients.RecordShown(ctx, s.p.DB.Audit(), base, shown, patients.NoneRecorded); err != nil {
+	list, err := s.scheduler().List(c.Request.Context(), principal(c).UserID, from, to, base)
+	if err != nil {
 		s.abort(c, err)
 		return
 	}

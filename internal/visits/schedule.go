@@ -11,6 +11,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -25,6 +26,8 @@ const (
 	MaxAhead = 366 * 24 * time.Hour
 	// MaxReason bounds a visit's reason, in characters.
 	MaxReason = 500
+	// MaxListRange bounds the range a schedule list covers.
+	MaxListRange = 62 * 24 * time.Hour
 )
 
 // Refusals of scheduling.
@@ -43,6 +46,8 @@ var (
 	// ErrNotNoShow: a visit is a no-show only after its start, if the
 	// patient never arrived.
 	ErrNotNoShow = errors.New("visits: not a no-show")
+	// ErrBadRange: a schedule list's range is empty or over MaxListRange.
+	ErrBadRange = errors.New("visits: bad range")
 )
 
 // Window is when a scheduled visit takes place.
@@ -88,6 +93,28 @@ func (s *Scheduler) StartNow(ctx context.Context, provider ids.UserID, ev audit.
 		return s.Place.Placed(ctx, tx, id, node)
 	})
 	return id, err
+}
+
+// List returns provider's visits in [from, to) (MaxListRange at most).
+// The list shows patient names: one entry of base per patient on it (or
+// base alone for an empty list), recorded before it is returned
+// (patients.RecordShown).
+func (s *Scheduler) List(ctx context.Context, provider ids.UserID, from, to time.Time, base audit.Event) ([]store.ScheduledVisit, error) {
+	if !to.After(from) || to.Sub(from) > MaxListRange {
+		return nil, ErrBadRange
+	}
+	list, err := store.ProviderSchedule(ctx, s.DB, provider, from, to)
+	if err != nil {
+		return nil, err
+	}
+	shown := make([]string, len(list))
+	for i, v := range list {
+		shown[i] = v.PatientID
+	}
+	if err := patients.RecordShown(ctx, s.DB.Audit(), base, shown, patients.NoneRecorded); err != nil {
+		return nil, err
+	}
+	return list, nil
 }
 
 // Booking asks for a scheduled visit.

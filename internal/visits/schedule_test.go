@@ -79,6 +79,23 @@ func TestSchedule(t *testing.T) {
 	if v, err := store.ScheduledVisitByID(ctx, db, id, false); err != nil || v.ScheduledStart != nil || v.NodeID != "node-a" {
 		t.Errorf("unscheduled visit %+v, %v", v, err)
 	}
+
+	// The list: a bounded range, one audit entry per patient on it.
+	list := audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.list", ResourceType: "visit", Outcome: audit.Success}
+	if _, err := s.List(ctx, dr.ID, now, now, list); !errors.Is(err, visits.ErrBadRange) {
+		t.Errorf("empty range: %v", err)
+	}
+	if _, err := s.List(ctx, dr.ID, now, now.Add(visits.MaxListRange+time.Hour), list); !errors.Is(err, visits.ErrBadRange) {
+		t.Errorf("range too long: %v", err)
+	}
+	got, err := s.List(ctx, dr.ID, now.Add(-time.Hour), now.Add(7*24*time.Hour), list)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("List: %d visits, %v", len(got), err)
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'visit.list' AND patient_id = $1`, mine.ID).Scan(&n); err != nil || n != 1 {
+		t.Errorf("two visits of one patient listed: %d entries naming them (%v)", n, err)
+	}
 }
 
 // TestRescheduleAndEnd: only a scheduled visit that has not started moves,
