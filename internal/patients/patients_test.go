@@ -98,7 +98,7 @@ func TestSearchAudited(t *testing.T) {
 	if after != before {
 		t.Errorf("a search that shows nobody wrote %d entries", after-before)
 	}
-	view.Reason = ""
+	view.Reason, view.PatientID, view.ResourceID = "", made[0].ID, made[0].ID
 	if _, err := svc.Get(ctx, made[0].ID, view); err != nil || count(made[0].ID) != 2 {
 		t.Errorf("Get: %v, audited %d times in all", err, count(made[0].ID))
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/openvisit/openvisit/internal/store/storetest"
 )
 
-const goodPassword = "correct horse battery staple"
+const goodPassword = "violet tractor hums under 7 ravens"
 
 // fixture is a sign-in service on a fresh database with a settable clock
 // and the refusals it recorded.

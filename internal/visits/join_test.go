@@ -42,8 +42,8 @@ func TestJoin(t *testing.T) {
 	}
 	patient := func(state string) ids.ParticipantID {
 		pid := ids.NewParticipantID()
-		if _, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, state) VALUES ($1, $2, 'patient', $1, $3)`,
-			string(pid), string(placed), state); err != nil {
+		if _, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, state) VALUES ($1, $2, 'patient', $3, $4)`,
+			string(pid), string(placed), string(pid), state); err != nil {
 			t.Fatal(err)
 		}
 		return pid
@@ -66,7 +66,7 @@ func TestJoin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.j.Event = audit.Event{ActorID: "tester", ActorRole: "provider", Action: "visit.join", ResourceType: "visit"}
+			tt.j.Event = audit.Event{ActorID: "tester", ActorRole: "provider", Action: "visit.join", ResourceType: "visit", Outcome: audit.Success}
 			seat, err := place.Join(ctx, db, tt.j, now, mint)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Join: %v, want %v", err, tt.want)

@@ -23,6 +23,9 @@ func TestSchedule(t *testing.T) {
 	db := storetest.DB(t)
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	s := &visits.Scheduler{DB: db, Place: visits.Placement{Node: "node-a"}, Now: func() time.Time { return now }}
+	if _, err := db.Exec(ctx, `INSERT INTO sfu_nodes (id, url) VALUES ('node-a', 'wss://media.test/sfu/ws')`); err != nil {
+		t.Fatal(err)
+	}
 	dr, err := store.CreateUser(ctx, db, "dr-sched@clinic.test", "Dr", store.RoleProvider)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +61,7 @@ func TestSchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.b.Provider, tt.b.Event = dr.ID, audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.create"}
+			tt.b.Provider, tt.b.Event = dr.ID, audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.create", ResourceType: "visit", Outcome: audit.Success}
 			id, err := s.Schedule(ctx, tt.b)
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Schedule: %v, want %v", err, tt.want)
@@ -72,7 +75,7 @@ func TestSchedule(t *testing.T) {
 			}
 		})
 	}
-	id, err := s.StartNow(ctx, dr.ID, audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.create"})
+	id, err := s.StartNow(ctx, dr.ID, audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.create", ResourceType: "visit", Outcome: audit.Success})
 	if err != nil {
 		t.Fatal(err)
 	}
