@@ -14,6 +14,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/recording/streamaead"
 )
@@ -27,23 +28,18 @@ var (
 	// chunk (one chunk stands in for another). An integrity failure.
 	ErrMismatch = fmt.Errorf("recording: object does not belong to this chunk: %w", streamaead.ErrAuthentication)
 	// ErrIntegrityFailed: the chunk failed its integrity check before (it
-	// is marked on its row) and is not served again.
-	ErrIntegrityFailed = fmt.Errorf("recording: chunk failed an integrity check earlier: %w", streamaead.ErrAuthentication)
+	// is marked on its row) and is not served again (declared in
+	// internal/recordings, which playback reads too).
+	ErrIntegrityFailed = recordings.ErrIntegrityFailed
 )
 
 // IsIntegrityFailure reports whether err means stored ciphertext failed
-// authentication: modified or damaged (corruption or tampering), cut short,
-// or an object that is not the chunk's. Storage being unreachable is not.
-func IsIntegrityFailure(err error) bool { return errors.Is(err, streamaead.ErrAuthentication) }
+// authentication (recordings.IsIntegrityFailure).
+func IsIntegrityFailure(err error) bool { return recordings.IsIntegrityFailure(err) }
 
-// FailedSegment returns the segment an integrity failure names, if any.
-func FailedSegment(err error) (uint64, bool) {
-	var se *streamaead.SegmentError
-	if errors.As(err, &se) {
-		return se.Segment, true
-	}
-	return 0, false
-}
+// FailedSegment returns the segment an integrity failure names, if any
+// (recordings.FailedSegment).
+func FailedSegment(err error) (uint64, bool) { return recordings.FailedSegment(err) }
 
 // Library decrypts stored recordings for retrieval. It is what the control
 // plane holds (with or without the recorder role in the process).
@@ -84,8 +80,10 @@ func (p *Playback) Close() error { return p.ra.Close() }
 // (Truncated) has no final segment: exactly its recorded plaintext prefix
 // is served, each segment authenticated as non-final, and the last of them
 // is checked here instead. ctx bounds every read of the returned Playback.
-// Integrity failures match IsIntegrityFailure.
-func (l *Library) Open(ctx context.Context, rec store.Recording, ch store.Chunk) (*Playback, error) {
+// Integrity failures match IsIntegrityFailure. The chunk is a *Playback;
+// Open returns it as an io.ReadSeekCloser, which is all playback needs
+// (signaling.RecordingStore).
+func (l *Library) Open(ctx context.Context, rec store.Recording, ch store.Chunk) (io.ReadSeekCloser, error) {
 	if rec.Status == store.RecDeleted || len(rec.WrappedDEK) == 0 {
 		return nil, ErrDeleted
 	}

@@ -6,18 +6,15 @@ import (
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/review"
+	"github.com/openvisit/openvisit/internal/signin"
 )
 
 // Audit actions the control plane records. Reports and alert rules match on
 // these strings: keep them stable.
 const (
-	actionLogin              = "auth.login"
-	actionLogout             = "auth.logout"
-	actionLogoutAll          = "auth.logout_all"
-	actionLock               = "auth.lock"
-	actionMFAEnrolBegin      = "mfa.enrol.begin"
-	actionMFAEnrol           = "mfa.enrol"
-	actionRecoveryUsed       = "mfa.recovery_code.use"
+	actionLogin              = signin.ActionLogin
+	actionMFAEnrolBegin      = signin.ActionMFAEnrolBegin
+	actionMFAEnrol           = signin.ActionMFAEnrol
 	actionUserCreate         = accounts.ActionCreate
 	actionUserRole           = accounts.ActionRole
 	actionUserDisable        = accounts.ActionDisable
@@ -34,7 +31,6 @@ const (
 	actionAlertAck           = review.ActionAlertAck
 	actionAlertList          = "alert.list"
 	actionBreakGlassList     = "break_glass.list"
-	actionSessionExpire      = "session.expire"
 	actionPatientCreate      = "patient.create"
 	actionPatientView        = "patient.view"
 	actionVisitReschedule    = "visit.reschedule"

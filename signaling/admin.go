@@ -78,8 +78,6 @@ type inviteRequest struct {
 	Role  string `json:"role"`
 }
 
-func validEmail(e string) bool { return accounts.ValidEmail(e) }
-
 // inviteUser creates a provider or admin and returns their one-time setup
 // link (to set a password and enrol TOTP).
 func (s *Server) inviteUser(c *gin.Context) {

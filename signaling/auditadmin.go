@@ -16,6 +16,7 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/incidents"
+	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -352,11 +353,11 @@ func (s *Server) incidentScope(c *gin.Context) {
 		" from=" + q.From.UTC().Format(time.RFC3339) + " to=" + q.To.UTC().Format(time.RFC3339)
 	shown := s.adminEvent(c, actionPatientView, "")
 	shown.ResourceType, shown.Reason = "patient", what+" incident "+inc.ID
-	patients := make([]string, len(sc.Patients))
+	inScope := make([]string, len(sc.Patients))
 	for i, p := range sc.Patients {
-		patients[i] = p.ID
+		inScope[i] = p.ID
 	}
-	if err := s.p.DB.Audit().AppendAll(ctx, append([]audit.Event{query}, shownEvents(shown, patients)...)); err != nil {
+	if err := s.p.DB.Audit().AppendAll(ctx, append([]audit.Event{query}, patients.ShownEvents(shown, inScope)...)); err != nil {
 		s.abort(c, errAuditDown(err))
 		return
 	}

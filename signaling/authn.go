@@ -14,6 +14,7 @@ import (
 	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -55,38 +56,17 @@ func (s *Server) authenticate(c *gin.Context) {
 	}
 	ctx := c.Request.Context()
 	hash := session.HashToken(raw)
-	sess, err := store.SessionByHash(ctx, s.p.DB, hash)
-	if errors.Is(err, store.ErrNotFound) {
+	sess, err := s.signin.Session(ctx, hash, source(c))
+	switch {
+	case errors.Is(err, signin.ErrNoSession):
 		c.Next()
 		return
-	}
-	if err != nil {
+	case errors.Is(err, signin.ErrSessionOver):
+		http.SetCookie(c.Writer, session.ClearCookie(SessionCookie))
+		c.Next()
+		return
+	case err != nil:
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "unavailable", "The service is unavailable; try again shortly.", err))
-		return
-	}
-	if sess.RevokedAt != nil || sess.UserDisabled {
-		http.SetCookie(c.Writer, session.ClearCookie(SessionCookie))
-		c.Next()
-		return
-	}
-	now := s.p.Now()
-	policy := s.staffPolicy()
-	if sess.Kind == store.SessionPatient {
-		policy = s.patientPolicy()
-	}
-	if err := policy.Check(sess.CreatedAt, sess.LastSeenAt, now); err != nil {
-		reason := "idle"
-		if errors.Is(err, session.ErrAbsoluteExpired) {
-			reason = "absolute"
-		}
-		if ended, rerr := store.RevokeSession(ctx, s.p.DB, hash, now, reason); rerr == nil && ended {
-			s.auditLog(c, audit.Event{
-				ActorID: sessionActor(sess), ActorRole: sessionRole(sess), Action: actionSessionExpire,
-				ResourceType: "session", Outcome: audit.Success, Reason: reason, VisitID: string(sess.VisitID),
-			})
-		}
-		http.SetCookie(c.Writer, session.ClearCookie(SessionCookie))
-		c.Next()
 		return
 	}
 	p := access.Principal{SessionHash: hash}
@@ -108,7 +88,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	c.Set(principalKey, p)
 	c.Set(sessionKey, sess)
 	if !passiveRoutes[access.Key(c.Request.Method, c.FullPath())] {
-		if err := store.TouchSession(ctx, s.p.DB, hash, now); err != nil {
+		if err := s.signin.Touch(ctx, hash); err != nil {
 			s.log.Warn("touch session", "err", err)
 		}
 	}
@@ -116,20 +96,6 @@ func (s *Server) authenticate(c *gin.Context) {
 }
 
 const sessionKey = "openvisit.session"
-
-func sessionActor(s store.Session) string {
-	if s.Kind == store.SessionPatient {
-		return string(s.ParticipantID)
-	}
-	return string(s.UserID)
-}
-
-func sessionRole(s store.Session) string {
-	if s.Kind == store.SessionPatient {
-		return string(access.Patient)
-	}
-	return s.UserRole
-}
 
 func (s *Server) staffPolicy() session.Policy {
 	return session.Policy{Idle: s.p.Auth.Idle, Absolute: s.p.Auth.Absolute}

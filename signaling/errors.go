@@ -8,7 +8,9 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
+	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/recordings"
+	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/visits"
 )
 
@@ -48,6 +50,30 @@ var domainErrors = []struct {
 	{recordings.ErrVisitEnded, httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")},
 	{recordings.ErrAuditDown, errRecAuditDown},
 	{visits.ErrVisitClosed, errVisitClosed},
+	{visits.ErrNotAdmitted, httpx.E(httpx.KindConflict, "not_admitted", "Please wait: your provider will admit you.")},
+	{visits.ErrNoMediaNode, httpx.E(httpx.KindUnavailable, "no_media_node", "No media server is available for this visit right now.")},
+	{visits.ErrBadDuration, httpx.E(httpx.KindInvalid, "bad_duration", "A visit lasts 5 to 240 minutes.")},
+	{visits.ErrInPast, httpx.E(httpx.KindInvalid, "in_the_past", "That time is in the past.")},
+	{visits.ErrTooFarAhead, httpx.E(httpx.KindInvalid, "too_far_ahead", "Visits can be scheduled up to a year ahead.")},
+	{visits.ErrReasonTooLong, httpx.E(httpx.KindInvalid, "bad_reason", "The reason is at most 500 characters.")},
+	{visits.ErrUnknownPatient, httpx.E(httpx.KindInvalid, "unknown_patient", "No such patient among yours; create the patient first.")},
+	{visits.ErrOverlap, httpx.E(httpx.KindConflict, "overlap", "You already have a visit at that time.")},
+	{visits.ErrNotScheduled, httpx.E(httpx.KindConflict, "not_scheduled", "Only a scheduled visit that has not started can be moved.")},
+	{visits.ErrNotCancellable, httpx.E(httpx.KindConflict, "not_cancellable", "Only a visit that has not started can be cancelled.")},
+	{visits.ErrBadRange, httpx.E(httpx.KindInvalid, "bad_range", "The range must be positive and at most 62 days.")},
+	{visits.ErrNotNoShow, httpx.E(httpx.KindConflict, "not_no_show", "A visit is a no-show only after its start, if the patient never arrived.")},
+	{signin.ErrBadCredentials, errBadCredentials},
+	{signin.ErrTooLong, httpx.E(httpx.KindInvalid, "too_long", "A field is longer than allowed.")},
+	{signin.ErrBadLink, errSetupLink},
+	{signin.ErrNotStarted, httpx.E(httpx.KindConflict, "enrolment_not_started", "Start again from the setup link.")},
+	{signin.ErrWrongCode, httpx.E(httpx.KindInvalid, "wrong_code", "That code is not right. Check your authenticator app's clock and try the next code.")},
+	{patients.ErrBadName, httpx.E(httpx.KindInvalid, "bad_name", "Enter the patient's name (up to 200 characters).")},
+	{patients.ErrBadDOB, httpx.E(httpx.KindInvalid, "bad_date_of_birth", "Enter the date of birth as YYYY-MM-DD.")},
+	{patients.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address or leave it empty.")},
+	{patients.ErrBadPhone, httpx.E(httpx.KindInvalid, "bad_phone", "Enter a phone number with digits, spaces and + ( ) - . only.")},
+	{patients.ErrBadState, httpx.E(httpx.KindInvalid, "bad_state", "Enter the two-letter state of residence, e.g. CA.")},
+	{patients.ErrBadQuery, httpx.E(httpx.KindInvalid, "bad_query", "The search is too long.")},
+	{patients.ErrNotRecorded, httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 
@@ -59,6 +85,9 @@ func domainError(err error) error {
 	var r *invites.Refusal
 	if errors.As(err, &r) {
 		return inviteError(r)
+	}
+	if errors.Is(err, signin.ErrWeakPassword) {
+		return httpx.Wrap(httpx.KindInvalid, "weak_password", passwordMessage(err), err)
 	}
 	var ws *visits.WrongStateError
 	if errors.As(err, &ws) {

@@ -16,6 +16,7 @@ import (
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/invites"
+	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -168,7 +169,7 @@ func (s *Server) redeemInvite(c *gin.Context) {
 		return
 	}
 	r := s.inviteAttempt(c, req.Invite)
-	if dob, ok := parseDOB(req.DateOfBirth, s.p.Now()); ok {
+	if dob, ok := patients.ParseDOB(req.DateOfBirth, s.p.Now()); ok {
 		r.DateOfBirth = dob.Format("2006-01-02")
 	}
 	a, err := s.inviteService().Redeem(c.Request.Context(), r)

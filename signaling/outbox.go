@@ -2,18 +2,16 @@ package signaling
 
 import (
 	"context"
-	"fmt"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/outbox"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -24,11 +22,11 @@ import (
 // The app creates an Outbox only with environment development and no SMTP
 // server; without one (production) its routes are not registered at all.
 type Outbox struct {
-	st *store.DB
+	box *outbox.Box
 }
 
 // NewOutbox returns an Outbox keeping mail through st.
-func NewOutbox(st *store.DB) *Outbox { return &Outbox{st: st} }
+func NewOutbox(st *store.DB) *Outbox { return &Outbox{box: outbox.New(st)} }
 
 // Send implements Mailer: the message is kept, not sent.
 func (o *Outbox) Send(ctx context.Context, m Message) error {
@@ -39,12 +37,7 @@ func (o *Outbox) Send(ctx context.Context, m Message) error {
 	for _, a := range m.Attachments {
 		kept.Attachments = append(kept.Attachments, store.OutboxAttachment{Name: a.Name, ContentType: a.ContentType, Data: a.Data})
 	}
-	return o.st.Tx(ctx, func(tx pgx.Tx) error {
-		if _, err := store.AddOutboxMessage(ctx, tx, kept); err != nil {
-			return fmt.Errorf("outbox: send: %w", err)
-		}
-		return nil
-	})
+	return o.box.Keep(ctx, kept)
 }
 
 // outboxSender is whose mail the caller reads: a provider their own, an
@@ -63,82 +56,41 @@ func (s *Server) outboxEvent(c *gin.Context, id, reason string) audit.Event {
 		ResourceID: id, Outcome: audit.Success, Reason: reason, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 
-// listOutbox lists the newest kept messages (recipients and subjects). The
-// recipients are patients' email addresses: one audit entry per patient
-// shown, before the list leaves (shown.go).
+// listOutbox lists the newest kept messages (recipients and subjects),
+// audited per patient shown (outbox.Box.List).
 func (s *Server) listOutbox(c *gin.Context) {
-	ctx := c.Request.Context()
-	list, err := store.OutboxMessages(ctx, s.p.DB, outboxSender(c), 100)
+	list, err := s.p.Outbox.box.List(c.Request.Context(), outboxSender(c), s.outboxEvent(c, "", "list"))
 	if err != nil {
 		s.abort(c, err)
-		return
-	}
-	base := s.outboxEvent(c, "", "list")
-	patients := make([]string, len(list))
-	for i, m := range list {
-		patients[i] = m.PatientID
-	}
-	evs := shownEvents(base, patients)
-	if len(evs) == 0 {
-		evs = []audit.Event{base}
-	}
-	if err := s.p.DB.Audit().AppendAll(ctx, evs); err != nil {
-		s.abort(c, errAuditDown(err))
 		return
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, gin.H{"messages": list})
 }
 
-// readOutbox reads the message in the path, the caller's own (404
-// otherwise).
-func (s *Server) readOutbox(c *gin.Context) (store.OutboxMessage, bool) {
-	m, err := store.OutboxMessageByID(c.Request.Context(), s.p.DB, c.Param("message_id"), outboxSender(c))
+// getOutboxMessage reads the message in the path, the caller's own (404
+// otherwise), audited before it leaves.
+func (s *Server) getOutboxMessage(c *gin.Context) {
+	m, err := s.p.Outbox.box.Message(c.Request.Context(), c.Param("message_id"), outboxSender(c), s.outboxEvent(c, "", ""))
 	if err != nil {
 		s.abort(c, err)
-		return m, false
-	}
-	return m, true
-}
-
-// auditOutboxRead records the read of m (what: "read" or the attachment),
-// naming its patient, before any of it leaves.
-func (s *Server) auditOutboxRead(c *gin.Context, m store.OutboxMessage, what string) bool {
-	ev := s.outboxEvent(c, m.ID, what)
-	ev.PatientID, ev.VisitID = m.PatientID, string(m.VisitID)
-	if err := s.p.DB.Audit().Append(c.Request.Context(), ev); err != nil {
-		s.abort(c, errAuditDown(err))
-		return false
+		return
 	}
 	c.Header("Cache-Control", "no-store")
-	return true
-}
-
-func (s *Server) getOutboxMessage(c *gin.Context) {
-	m, ok := s.readOutbox(c)
-	if ok && s.auditOutboxRead(c, m, "read") {
-		c.JSON(http.StatusOK, m)
-	}
+	c.JSON(http.StatusOK, m)
 }
 
 // getOutboxAttachment downloads an attachment (the calendar file) as the
 // mail's recipient would save it.
 func (s *Server) getOutboxAttachment(c *gin.Context) {
-	m, ok := s.readOutbox(c)
-	if !ok {
+	a, err := s.p.Outbox.box.Attachment(c.Request.Context(), c.Param("message_id"), c.Param("n"), outboxSender(c), s.outboxEvent(c, "", ""))
+	if err != nil {
+		s.abort(c, err)
 		return
 	}
-	for _, a := range m.Attachments {
-		if c.Param("n") != strconv.Itoa(a.N) {
-			continue
-		}
-		if s.auditOutboxRead(c, m, "attachment "+a.Name) {
-			c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Name}))
-			c.Data(http.StatusOK, a.ContentType, a.Data)
-		}
-		return
-	}
-	s.abort(c, errNotFound)
+	c.Header("Cache-Control", "no-store")
+	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": a.Name}))
+	c.Data(http.StatusOK, a.ContentType, a.Data)
 }
 
 // guard: an Outbox is a Mailer.

@@ -16,7 +16,6 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/store"
-	"github.com/openvisit/openvisit/recording"
 )
 
 // Audit actions of the recording routes. Keep them stable.
@@ -77,7 +76,9 @@ func (s *Server) answerRecordingChange(c *gin.Context, change func(context.Conte
 		s.abort(c, err)
 		return
 	}
-	s.p.Recordings.Sync()
+	if s.p.Recordings != nil {
+		s.p.Recordings.Sync()
+	}
 	c.JSON(http.StatusOK, st)
 }
 
@@ -308,7 +309,7 @@ func (s *Server) playRecording(c *gin.Context) {
 	ev.Reason += " chunk=" + strconv.Itoa(seq)
 	pb, err := s.p.Recordings.Open(ctx, rec, ch)
 	if err != nil {
-		if recording.IsIntegrityFailure(err) {
+		if recordings.IsIntegrityFailure(err) {
 			s.integrityFailure(c, rec, ch, ev, err)
 			s.mediaError(c, httpx.KindInternal, "integrity_failed", nil)
 			return
@@ -332,7 +333,7 @@ func (s *Server) playRecording(c *gin.Context) {
 	if body.err == nil || ctx.Err() != nil {
 		return // served, or the client went away
 	}
-	if recording.IsIntegrityFailure(body.err) {
+	if recordings.IsIntegrityFailure(body.err) {
 		s.integrityFailure(c, rec, ch, ev, body.err)
 	} else {
 		s.log.Error("recording playback failed mid-response; aborted", "request_id", httpx.RequestID(c), "recording", rec.ID, "chunk", seq, "err", body.err)
@@ -364,11 +365,11 @@ func (s *Server) integrityFailure(c *gin.Context, rec store.Recording, ch store.
 	ctx := context.WithoutCancel(c.Request.Context())
 	detail := "chunk " + strconv.Itoa(ch.Seq) + " failed authentication"
 	ev.Reason = "integrity chunk=" + strconv.Itoa(ch.Seq)
-	if seg, ok := recording.FailedSegment(cause); ok {
+	if seg, ok := recordings.FailedSegment(cause); ok {
 		detail += " at segment " + strconv.FormatUint(seg, 10)
 		ev.Reason += " segment=" + strconv.FormatUint(seg, 10)
 	}
-	if errors.Is(cause, recording.ErrIntegrityFailed) {
+	if errors.Is(cause, recordings.ErrIntegrityFailed) {
 		ev.Reason += " (known)"
 	}
 	ev.Outcome = audit.Failure

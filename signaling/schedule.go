@@ -2,36 +2,21 @@ package signaling
 
 import (
 	"net/http"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
 
-	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/visits"
 )
 
-const (
-	minDuration = 5 * time.Minute
-	maxDuration = 4 * time.Hour
-	// A visit may be scheduled to start a little in the past (a provider
-	// filling in "now"), never more.
-	pastSlack = 5 * time.Minute
-	// Schedules reach at most this far ahead.
-	maxAhead = 366 * 24 * time.Hour
-)
-
 // listVisits answers the provider's day/week list: ?from=&to= (RFC 3339),
-// default today to a week ahead. The list shows patient names: one audit
-// entry per patient on it (or one for the empty list), committed before the
-// list leaves (shown.go).
+// default today to a week ahead. The list shows patient names, audited per
+// patient before it leaves (visits.Scheduler.List).
 func (s *Server) listVisits(c *gin.Context) {
-	ctx := c.Request.Context()
 	now := s.p.Now()
 	from := now.Add(-24 * time.Hour)
 	to := now.Add(7 * 24 * time.Hour)
@@ -45,30 +30,14 @@ func (s *Server) listVisits(c *gin.Context) {
 			*dst = t
 		}
 	}
-	if !to.After(from) || to.Sub(from) > 62*24*time.Hour {
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_range", "The range must be positive and at most 62 days."))
-		return
-	}
-	visits, err := store.ProviderSchedule(ctx, s.p.DB, principal(c).UserID, from, to)
+	base := s.visitEvent(c, actionVisitList, "")
+	base.Reason = "schedule " + from.UTC().Format(time.RFC3339) + " to " + to.UTC().Format(time.RFC3339)
+	list, err := s.scheduler().List(c.Request.Context(), principal(c).UserID, from, to, base)
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	base := s.visitEvent(c, actionVisitList, "")
-	base.Reason = "schedule " + from.UTC().Format(time.RFC3339) + " to " + to.UTC().Format(time.RFC3339)
-	patients := make([]string, len(visits))
-	for i, v := range visits {
-		patients[i] = v.PatientID
-	}
-	evs := shownEvents(base, patients)
-	if len(evs) == 0 {
-		evs = []audit.Event{base}
-	}
-	if err := s.p.DB.Audit().AppendAll(ctx, evs); err != nil {
-		s.abort(c, errAuditDown(err))
-		return
-	}
-	c.JSON(http.StatusOK, gin.H{"visits": visits, "from": from, "to": to})
+	c.JSON(http.StatusOK, gin.H{"visits": list, "from": from, "to": to})
 }
 
 type scheduleRequest struct {
@@ -78,31 +47,11 @@ type scheduleRequest struct {
 	Reason          string `json:"reason"`
 }
 
-func (s *Server) parseWindow(start string, minutes int) (time.Time, time.Time, *httpx.Error) {
-	t, err := time.Parse(time.RFC3339, start)
-	if err != nil {
-		return t, t, httpx.E(httpx.KindInvalid, "bad_start", "Start must be an RFC 3339 time, e.g. 2026-03-01T09:30:00-05:00.")
-	}
-	d := time.Duration(minutes) * time.Minute
-	now := s.p.Now()
-	switch {
-	case d < minDuration || d > maxDuration:
-		return t, t, httpx.E(httpx.KindInvalid, "bad_duration", "A visit lasts 5 to 240 minutes.")
-	case t.Before(now.Add(-pastSlack)):
-		return t, t, httpx.E(httpx.KindInvalid, "in_the_past", "That time is in the past.")
-	case t.After(now.Add(maxAhead)):
-		return t, t, httpx.E(httpx.KindInvalid, "too_far_ahead", "Visits can be scheduled up to a year ahead.")
-	}
-	return t, t.Add(d), nil
-}
-
-var errOverlap = httpx.E(httpx.KindConflict, "overlap", "You already have a visit at that time.")
+var errBadStart = httpx.E(httpx.KindInvalid, "bad_start", "Start must be an RFC 3339 time, e.g. 2026-03-01T09:30:00-05:00.")
 
 // createVisit starts an unscheduled visit now (empty body), or schedules one
-// with a patient, a start, a duration and a reason. A scheduled visit's room
-// exists from now on, closed to everyone until the rules open it.
+// with a patient, a start, a duration and a reason (visits.Scheduler).
 func (s *Server) createVisit(c *gin.Context) {
-	ctx := c.Request.Context()
 	var req scheduleRequest
 	if c.Request.ContentLength != 0 {
 		if err := httpx.DecodeJSON(c, &req); err != nil {
@@ -110,75 +59,31 @@ func (s *Server) createVisit(c *gin.Context) {
 			return
 		}
 	}
-	p := principal(c)
-	id := ids.NewVisitID()
+	ctx, p := c.Request.Context(), principal(c)
+	ev := s.visitEvent(c, actionVisitCreate, "")
+	var id ids.VisitID
+	var err error
 	if req.PatientID == "" && req.Start == "" {
-		err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
-			node, err := s.placeNew(ctx, tx)
-			if err != nil {
-				return err
-			}
-			if err := store.CreateVisit(ctx, tx, id, p.UserID, node, nil, nil); err != nil {
-				return err
-			}
-			if err := s.markPlaced(ctx, tx, id, node); err != nil {
-				return err
-			}
-			return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitCreate, id))
-		})
-		if err != nil {
-			s.abort(c, err)
+		id, err = s.scheduler().StartNow(ctx, p.UserID, ev)
+	} else {
+		start, perr := time.Parse(time.RFC3339, req.Start)
+		if perr != nil {
+			s.abort(c, errBadStart)
 			return
 		}
-		s.replyVisit(c, http.StatusCreated, id)
-		return
+		id, err = s.scheduler().Schedule(ctx, visits.Booking{Provider: p.UserID, Patient: req.PatientID, Start: start,
+			Duration: time.Duration(req.DurationMinutes) * time.Minute, Reason: req.Reason, Event: ev})
 	}
-	start, end, verr := s.parseWindow(req.Start, req.DurationMinutes)
-	if verr != nil {
-		s.abort(c, verr)
-		return
-	}
-	req.Reason = strings.TrimSpace(req.Reason)
-	if utf8.RuneCountInString(req.Reason) > 500 {
-		s.abort(c, httpx.E(httpx.KindInvalid, "bad_reason", "The reason is at most 500 characters."))
-		return
-	}
-	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
-		ok, err := store.PatientRelation(ctx, tx, p.UserID, req.PatientID)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return httpx.E(httpx.KindInvalid, "unknown_patient", "No such patient among yours; create the patient first.")
-		}
-		// Serialize this provider's scheduling so two requests cannot both
-		// pass the overlap check.
-		if err := store.LockUser(ctx, tx, p.UserID); err != nil {
-			return err
-		}
-		if clash, err := store.Overlaps(ctx, tx, p.UserID, start, end, ""); err != nil {
-			return err
-		} else if clash {
-			return errOverlap
-		}
-		// A scheduled visit is placed again at its first join (by then the
-		// least-loaded node may be another).
-		node, err := s.placeNew(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if err := store.ScheduleVisit(ctx, tx, id, p.UserID, req.PatientID, node, start, end, req.Reason); err != nil {
-			return err
-		}
-		ev := s.visitEvent(c, actionVisitCreate, id)
-		ev.PatientID = req.PatientID
-		return audit.AppendTx(ctx, tx, ev)
-	})
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	s.replyVisit(c, http.StatusCreated, id)
+}
+
+// scheduler is the scheduling domain on this server's database and nodes.
+func (s *Server) scheduler() *visits.Scheduler {
+	return &visits.Scheduler{DB: s.p.DB, Place: s.placement(), Now: s.p.Now}
 }
 
 func (s *Server) replyVisit(c *gin.Context, status int, id ids.VisitID) {
@@ -226,39 +131,33 @@ func (s *Server) rescheduleVisit(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	start, end, verr := s.parseWindow(req.Start, req.DurationMinutes)
-	if verr != nil {
-		s.abort(c, verr)
+	start, err := time.Parse(time.RFC3339, req.Start)
+	if err != nil {
+		s.abort(c, errBadStart)
+		return
+	}
+	w, err := visits.NewWindow(start, time.Duration(req.DurationMinutes)*time.Minute, s.p.Now())
+	if err != nil {
+		s.abort(c, err)
 		return
 	}
 	ctx := c.Request.Context()
-	if _, ok := s.visitChange(c, actionVisitReschedule, func(tx pgx.Tx, v store.ScheduledVisit) error {
-		if v.Status != store.StatusScheduled || v.ScheduledStart == nil {
-			return httpx.E(httpx.KindConflict, "not_scheduled", "Only a scheduled visit that has not started can be moved.")
-		}
-		if clash, err := store.Overlaps(ctx, tx, v.ProviderID, start, end, v.ID); err != nil {
-			return err
-		} else if clash {
-			return errOverlap
-		}
-		return store.Reschedule(ctx, tx, v.ID, start, end)
+	if v, ok := s.visitChange(c, actionVisitReschedule, func(tx pgx.Tx, v store.ScheduledVisit) error {
+		return visits.Reschedule(ctx, tx, v, w)
 	}); ok {
-		s.replyVisit(c, http.StatusOK, ids.VisitID(c.Param("visit_id")))
+		s.replyVisit(c, http.StatusOK, v.ID)
 	}
 }
 
-// closeVisit ends a visit for everyone (visits.Close: invites, patient
-// sessions, recording and, through the revocation path, every call on
-// every media node). The patient's page sees "ended" and the link no
-// longer works.
-func (s *Server) closeVisit(c *gin.Context, action, status string, allowed func(store.ScheduledVisit) *httpx.Error) {
+// closeVisit ends a visit for everyone (visits.End, then visits.Close:
+// invites, patient sessions, recording and, through the revocation path,
+// every call on every media node). The patient's page sees "ended" and the
+// link no longer works.
+func (s *Server) closeVisit(c *gin.Context, action, status string) {
 	ctx := c.Request.Context()
 	now := s.p.Now()
 	v, ok := s.visitChange(c, action, func(tx pgx.Tx, v store.ScheduledVisit) error {
-		if e := allowed(v); e != nil {
-			return e
-		}
-		return visits.Close(ctx, tx, v.ID, status, now)
+		return visits.End(ctx, tx, v, status, now)
 	})
 	if !ok {
 		return
@@ -266,30 +165,10 @@ func (s *Server) closeVisit(c *gin.Context, action, status string, allowed func(
 	s.replyVisit(c, http.StatusOK, v.ID)
 }
 
-func (s *Server) endVisit(c *gin.Context) {
-	s.closeVisit(c, actionVisitEnd, store.StatusCompleted, func(v store.ScheduledVisit) *httpx.Error {
-		if store.Closed(v.Status) {
-			return errVisitClosed
-		}
-		return nil
-	})
-}
+func (s *Server) endVisit(c *gin.Context) { s.closeVisit(c, actionVisitEnd, store.StatusCompleted) }
 
 func (s *Server) cancelVisit(c *gin.Context) {
-	s.closeVisit(c, actionVisitCancel, store.StatusCancelled, func(v store.ScheduledVisit) *httpx.Error {
-		if v.Status != store.StatusScheduled && v.Status != store.StatusWaiting {
-			return httpx.E(httpx.KindConflict, "not_cancellable", "Only a visit that has not started can be cancelled.")
-		}
-		return nil
-	})
+	s.closeVisit(c, actionVisitCancel, store.StatusCancelled)
 }
 
-func (s *Server) noShowVisit(c *gin.Context) {
-	now := s.p.Now()
-	s.closeVisit(c, actionVisitNoShow, store.StatusNoShow, func(v store.ScheduledVisit) *httpx.Error {
-		if v.Status != store.StatusScheduled || v.ScheduledStart == nil || now.Before(*v.ScheduledStart) {
-			return httpx.E(httpx.KindConflict, "not_no_show", "A visit is a no-show only after its start, if the patient never arrived.")
-		}
-		return nil
-	})
-}
+func (s *Server) noShowVisit(c *gin.Context) { s.closeVisit(c, actionVisitNoShow, store.StatusNoShow) }

@@ -7,6 +7,7 @@ package signaling
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"time"
@@ -22,9 +23,9 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/review"
+	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
-	"github.com/openvisit/openvisit/recording"
 )
 
 // Params configures a Server.
@@ -57,9 +58,9 @@ type Params struct {
 	Demo      bool   // serve the demo-link endpoint
 	Help      Help   // the clinic's help line, in join grants (help.go)
 	// Recordings decrypts stored recordings for retrieval and nudges the
-	// recorder; nil when no object storage is configured (playback and
-	// start answer 503).
-	Recordings *recording.Library
+	// recorder (recording.Library); nil when no object storage is
+	// configured (playback and start answer 503).
+	Recordings RecordingStore
 	Logger     *slog.Logger
 	// Ready reports extra readiness conditions (e.g. the SFU is open).
 	Ready func(context.Context) error
@@ -72,18 +73,25 @@ type Server struct {
 	p      Params
 	log    *slog.Logger
 	policy access.Policy
-	// ipLimiter bounds sign-in attempts per client address; unknownAccounts
-	// throttles guesses at addresses with no account exactly like real
-	// ones, so the answers do not tell them apart.
-	ipLimiter       *throttle.Limiter
-	unknownAccounts *throttleMemory
-	hashSlots       chan struct{}
-	events          *hub
+	// ipLimiter bounds sign-in attempts per client address; the rest of
+	// sign-in (per account, and for addresses with no account) is signin's.
+	ipLimiter *throttle.Limiter
+	signin    *signin.Service
+	events    *hub
 
 	// inviteLimiter bounds invite checks and redemptions per address.
 	inviteLimiter *throttle.Limiter
 	// bodies is requestBodies(): which routes read a JSON body.
 	bodies map[string]func() any
+}
+
+// RecordingStore is what the control plane needs of the recordings'
+// encrypted storage (recording.Library): a chunk's plaintext for playback,
+// and a nudge to the recorder when a recording switch changed. Integrity
+// failures of Open match recordings.IsIntegrityFailure.
+type RecordingStore interface {
+	Open(ctx context.Context, rec store.Recording, ch store.Chunk) (io.ReadSeekCloser, error)
+	Sync()
 }
 
 // AlertRaiser raises an alert for admins.
@@ -104,13 +112,13 @@ func New(p Params) *Server {
 	}
 	s := &Server{
 		p: p, log: p.Logger.With("component", "signaling"),
-		ipLimiter:       throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
-		unknownAccounts: newThrottleMemory(100_000),
-		inviteLimiter:   newInviteLimiter(p.Now),
-		hashSlots:       make(chan struct{}, 4),
-		events:          newHub(),
-		bodies:          requestBodies(),
+		ipLimiter:     throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
+		inviteLimiter: newInviteLimiter(p.Now),
+		events:        newHub(),
+		bodies:        requestBodies(),
 	}
+	s.signin = signin.New(signin.Params{DB: p.DB, Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
+		Record: s.record, Logger: p.Logger, Now: p.Now})
 	s.policy = routePolicy(s.areas())
 	return s
 }

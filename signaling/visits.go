@@ -3,7 +3,6 @@ package signaling
 import (
 	"context"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
@@ -13,9 +12,9 @@ import (
 	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
-	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/internal/visits"
 )
 
 // visitEvent is an audit entry about visit v by the request's principal,
@@ -48,75 +47,36 @@ func (s *Server) getVisit(c *gin.Context) {
 
 var errVisitClosed = httpx.E(httpx.KindConflict, "visit_closed", "This visit has ended.")
 
-// joinVisit mints a join token for the caller's participant in the visit.
+// joinVisit seats the caller in the visit (visits.Placement.Join: who may
+// join, on which node) and answers the join grant with a token minted
+// here.
 func (s *Server) joinVisit(c *gin.Context) {
-	ctx := c.Request.Context()
 	if s.p.Minter == nil {
 		s.abort(c, httpx.E(httpx.KindUnavailable, "no_minter", "Joining is not available on this server."))
 		return
 	}
 	p := principal(c)
 	visit := ids.VisitID(c.Param("visit_id"))
-	var grant JoinGrant
-	err := s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
-		v, err := store.VisitByID(ctx, tx, visit)
-		if err != nil {
-			return err
-		}
-		if store.Closed(v.Status) {
-			return errVisitClosed
-		}
-		// The visit's node, or a live one it moves to (placement.go).
-		node, wsURL, err := s.joinNode(ctx, tx, visit, v.NodeID)
-		if err != nil {
-			return err
-		}
-		var pid ids.ParticipantID
-		var role token.Role
-		var subject string
-		switch p.Kind {
-		case access.Provider:
-			role, subject = token.RoleProvider, string(p.UserID)
-			if pid, err = store.ProviderParticipant(ctx, tx, visit, p.UserID, ids.NewParticipantID()); err != nil {
-				return err
-			}
-		case access.Patient:
-			// A patient reaches media only once admitted from the waiting room.
-			pt, err := store.ParticipantByID(ctx, tx, visit, p.ParticipantID)
-			if err != nil {
-				return err
-			}
-			if pt.State != "admitted" {
-				return httpx.E(httpx.KindConflict, "not_admitted", "Please wait: your provider will admit you.")
-			}
-			role, subject, pid = token.RolePatient, string(p.ParticipantID), p.ParticipantID
-		default:
-			return errNotFound
-		}
+	j := visits.Joining{Visit: visit, Event: s.visitEvent(c, actionVisitJoin, visit)}
+	switch p.Kind {
+	case access.Provider:
+		j.Provider = p.UserID
+	case access.Patient:
+		j.Patient = p.ParticipantID
+	}
+	ctx := c.Request.Context()
+	seat, err := s.placement().Join(ctx, s.p.DB, j, s.p.Now(), func(tx pgx.Tx, seat visits.Seat) (string, error) {
 		// The token remembers the session that minted it: ending that
 		// session ends the call too (internal/revocation).
-		tok, err := s.mintJoin(ctx, tx, token.Grant{Visit: visit, Participant: pid, Role: role, Subject: subject, Node: node}, p.SessionHash)
-		if err != nil {
-			return err
-		}
-		if err := store.MarkJoined(ctx, tx, pid, s.p.Now()); err != nil {
-			return err
-		}
-		// Relay credentials last until the visit's end (or half a day for an
-		// unscheduled one).
-		expiry := s.p.Now().Add(invites.AdhocTTL)
-		if v.ScheduledEnd != nil && v.ScheduledEnd.After(s.p.Now()) {
-			expiry = v.ScheduledEnd.Add(time.Hour)
-		}
-		grant = JoinGrant{VisitID: visit, ParticipantID: pid, Role: role, Token: tok, WSURL: wsURL,
-			ICEServers: s.iceServers(string(pid), expiry, wsURL), Help: s.help()}
-		return audit.AppendTx(ctx, tx, s.visitEvent(c, actionVisitJoin, visit))
+		return s.mintJoin(ctx, tx, seat.Grant, p.SessionHash)
 	})
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, grant)
+	g := seat.Grant
+	c.JSON(http.StatusOK, JoinGrant{VisitID: visit, ParticipantID: g.Participant, Role: g.Role, Token: seat.Token, WSURL: seat.URL,
+		ICEServers: s.iceServers(string(g.Participant), seat.RelayUntil, seat.URL), Help: s.help()})
 }
 
 // mintJoin mints a join token for g and records it in tx: the join_tokens

@@ -204,25 +204,28 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		return err
 	}
 	cfg := a.cfg
-	sig := signaling.New(signaling.Params{
-		Alerts:     alertEngine,
-		DB:         a.db,
-		Sealer:     sealer,
-		Auth:       cfg.Auth,
-		Origin:     cfg.Origin(),
-		Mailer:     mailer,
-		Outbox:     outbox,
-		Minter:     d.minter,
-		Nodes:      d.registry,
-		Node:       d.node,
-		PublicURL:  cfg.PublicURL,
-		Demo:       cfg.Demo,
-		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
-		Recordings: a.recLib,
-		TURN:       a.turnCredentials(),
-		Logger:     a.log,
-		Now:        now,
-	})
+	sp := signaling.Params{
+		Alerts:    alertEngine,
+		DB:        a.db,
+		Sealer:    sealer,
+		Auth:      cfg.Auth,
+		Origin:    cfg.Origin(),
+		Mailer:    mailer,
+		Outbox:    outbox,
+		Minter:    d.minter,
+		Nodes:     d.registry,
+		Node:      d.node,
+		PublicURL: cfg.PublicURL,
+		Demo:      cfg.Demo,
+		Help:      signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
+		TURN:      a.turnCredentials(),
+		Logger:    a.log,
+		Now:       now,
+	}
+	if a.recLib != nil { // a nil *Library must stay a nil interface
+		sp.Recordings = a.recLib
+	}
+	sig := signaling.New(sp)
 	a.sig = sig
 	if a.handler, err = a.router(sig, d.webDir, outbox != nil); err != nil {
 		return err

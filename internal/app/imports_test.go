@@ -46,13 +46,7 @@ func layer(rel string) int {
 // allowedSideways lists the imports between roles that today's code still
 // makes. Each is debt, not design: remove the entry when the edge goes (the
 // test fails while a listed edge no longer exists, so the list stays true).
-var allowedSideways = map[string]string{
-	// signaling.Params.Recordings: playback decrypts through
-	// recording.Library, and recording's integrity errors are matched by
-	// type. An interface in signaling (Open, Sync) with the error kinds in
-	// a lower package would remove it.
-	"signaling -> recording": "playback and the recorder nudge",
-}
+var allowedSideways = map[string]string{}
 
 // importViolation says what is wrong with from importing to, or "".
 func importViolation(from, to string) string {
@@ -113,7 +107,7 @@ func TestImportViolation(t *testing.T) {
 		{"recording", "recording/streamaead", true},
 		{"internal/loadtest", "sfu/turn", true},
 		{"internal/e2e", "internal/app", true},
-		{"signaling", "recording", true}, // allowedSideways
+		{"signaling", "recording", false},
 		{"internal/store", "signaling", false},
 		{"internal/visits", "internal/app", false},
 		{"sfu/turn", "sfu", false},

@@ -1,6 +1,9 @@
-// Package visits holds the rules of a visit's lifecycle that every path
-// goes through — the provider's "End visit", cancel and no-show, and the
-// sweep that expires visits nobody ended.
+// Package visits holds the rules of a visit from booking to its end:
+// scheduling, rescheduling and the provider's schedule list
+// (schedule.go), which media node hosts its call and who may join it
+// (placement.go, join.go), the waiting room's moves (waiting.go), and its
+// lifecycle — the provider's "End visit", cancel and no-show, and the sweep
+// that expires visits nobody ended.
 //
 // Ending a visit is a revocation: in the one transaction that ends it, its
 // invites, its patients' sessions and its recording switch end too. On

@@ -1,4 +1,4 @@
-package signaling
+package patients
 
 import (
 	"testing"
@@ -29,8 +29,8 @@ func TestShownEvents(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, shownEvents(tt.base, tt.patients)); diff != "" {
-				t.Errorf("shownEvents (-want +got):\n%s", diff)
+			if diff := cmp.Diff(tt.want, ShownEvents(tt.base, tt.patients)); diff != "" {
+				t.Errorf("ShownEvents (-want +got):\n%s", diff)
 			}
 		})
 	}

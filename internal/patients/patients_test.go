@@ -1,0 +1,105 @@
+package patients_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/patients"
+	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/store/storetest"
+)
+
+// TestCheck: a record needs a name and a real date of birth; email, phone
+// and state are empty or plausible; fields are trimmed, the state
+// upper-cased.
+func TestCheck(t *testing.T) {
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		p    store.Patient
+		want error
+	}{
+		{"ok", store.Patient{Name: " Pat ", DateOfBirth: "1980-01-02", State: " ca "}, nil},
+		{"no name", store.Patient{Name: "  ", DateOfBirth: "1980-01-02"}, patients.ErrBadName},
+		{"name too long", store.Patient{Name: strings.Repeat("é", patients.MaxName+1), DateOfBirth: "1980-01-02"}, patients.ErrBadName},
+		{"born in the future", store.Patient{Name: "Pat", DateOfBirth: "2026-03-03"}, patients.ErrBadDOB},
+		{"born before 1900", store.Patient{Name: "Pat", DateOfBirth: "1899-12-31"}, patients.ErrBadDOB},
+		{"bad email", store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", Email: "pat at home"}, patients.ErrBadEmail},
+		{"bad phone", store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", Phone: "call me"}, patients.ErrBadPhone},
+		{"unknown state", store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", State: "XX"}, patients.ErrBadState},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.p
+			if err := patients.Check(&p, now); !errors.Is(err, tt.want) {
+				t.Fatalf("Check: %v, want %v", err, tt.want)
+			}
+			if tt.want == nil && (p.Name != "Pat" || p.State != "CA") {
+				t.Errorf("not normalised: %+v", p)
+			}
+		})
+	}
+}
+
+// TestSearchAudited: a search records one entry per patient it shows (and
+// none when it shows nobody); reading a record records it.
+func TestSearchAudited(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.DB(t)
+	svc := &patients.Service{DB: db, Now: time.Now}
+	dr, err := store.CreateUser(ctx, db, "dr-search@clinic.test", "Dr", store.RoleProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "patient.create", ResourceType: "patient", Outcome: audit.Success}
+	var made []store.Patient
+	for _, name := range []string{"Ada Search", "Alan Search"} {
+		p, err := svc.Create(ctx, store.Patient{Name: name, DateOfBirth: "1980-01-02", CreatedBy: dr.ID}, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		made = append(made, p)
+	}
+	count := func(patient string) int {
+		var n int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'patient.view' AND patient_id::text = $1`, patient).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	view := audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "patient.view", ResourceType: "patient", Outcome: audit.Success, Reason: "search"}
+	list, err := svc.Search(ctx, dr.ID, "search", view)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Search: %d found, %v", len(list), err)
+	}
+	for _, p := range made {
+		if n := count(p.ID); n != 1 {
+			t.Errorf("patient shown once, audited %d times", n)
+		}
+	}
+	if _, err := svc.Search(ctx, dr.ID, strings.Repeat("x", patients.MaxQuery+1), view); !errors.Is(err, patients.ErrBadQuery) {
+		t.Errorf("long search: %v", err)
+	}
+	var before int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_events`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := svc.Search(ctx, dr.ID, "nobody by that name", view); err != nil || len(list) != 0 {
+		t.Fatalf("empty search: %v, %v", list, err)
+	}
+	var after int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_events`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if after != before {
+		t.Errorf("a search that shows nobody wrote %d entries", after-before)
+	}
+	view.Reason, view.PatientID, view.ResourceID = "", made[0].ID, made[0].ID
+	if _, err := svc.Get(ctx, made[0].ID, view); err != nil || count(made[0].ID) != 2 {
+		t.Errorf("Get: %v, audited %d times in all", err, count(made[0].ID))
+	}
+}
