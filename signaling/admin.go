@@ -69,7 +69,7 @@ func (s *Server) adminEvent(c *gin.Context, action, target string) audit.Event {
 
 // accountService is the staff accounts domain on this server's database.
 func (s *Server) accountService() *accounts.Service {
-	return accounts.New(accounts.Params{DB: s.p.DB, Now: s.p.Now})
+	return accounts.New(s.env())
 }
 
 type inviteRequest struct {
@@ -100,7 +100,7 @@ func (s *Server) inviteUser(c *gin.Context) {
 // in the same transaction. The admin API and the `openvisit user create`
 // command both use it.
 func InviteUser(ctx context.Context, db *store.DB, ev audit.Event, email, name, role string, expires time.Time, publicURL string) (UserView, string, error) {
-	u, secret, err := accounts.New(accounts.Params{DB: db}).Invite(ctx, accounts.Invitation{Email: email, Name: name, Role: role, Expires: expires, Event: ev})
+	u, secret, err := accounts.New(store.Env{DB: db}).Invite(ctx, accounts.Invitation{Email: email, Name: name, Role: role, Expires: expires, Event: ev})
 	if err != nil {
 		return UserView{}, "", err
 	}

@@ -316,7 +316,7 @@ func (s *Server) listIncidents(c *gin.Context) {
 
 // incidentService is the incidents domain on this server's database.
 func (s *Server) incidentService() *incidents.Service {
-	return incidents.New(incidents.Params{DB: s.p.DB, Now: s.p.Now})
+	return incidents.New(s.env())
 }
 
 // scopeQuery reads actor_id or kek_id and the time range; a time that does

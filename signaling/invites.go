@@ -195,5 +195,5 @@ func (s *Server) inviteAttempt(c *gin.Context, secret string) invites.Redemption
 
 // inviteService is the invites domain on this server's database.
 func (s *Server) inviteService() *invites.Service {
-	return invites.New(invites.Params{DB: s.p.DB, Record: s.record, Now: s.p.Now})
+	return invites.New(invites.Params{Env: s.env(), Record: s.record})
 }

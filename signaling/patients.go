@@ -32,7 +32,7 @@ func errAuditDown(err error) error {
 
 // patientService is the patient records' domain on this server's database.
 func (s *Server) patientService() *patients.Service {
-	return &patients.Service{DB: s.p.DB, Now: s.p.Now}
+	return patients.New(s.env())
 }
 
 func (s *Server) createPatient(c *gin.Context) {

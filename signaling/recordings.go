@@ -41,7 +41,7 @@ type RecordingState = recordings.State
 
 // recordingService is the recordings domain on this server's database.
 func (s *Server) recordingService() *recordings.Service {
-	return recordings.New(recordings.Params{DB: s.p.DB, Now: s.p.Now})
+	return recordings.New(s.env())
 }
 
 func (s *Server) recordingState(c *gin.Context) {

@@ -83,7 +83,7 @@ func (s *Server) createVisit(c *gin.Context) {
 
 // scheduler is the scheduling domain on this server's database and nodes.
 func (s *Server) scheduler() *visits.Scheduler {
-	return &visits.Scheduler{DB: s.p.DB, Place: s.placement(), Now: s.p.Now}
+	return &visits.Scheduler{Env: s.env(), Place: s.placement()}
 }
 
 func (s *Server) replyVisit(c *gin.Context, status int, id ids.VisitID) {

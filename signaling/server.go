@@ -117,11 +117,15 @@ func New(p Params) *Server {
 		events:        newHub(),
 		bodies:        requestBodies(),
 	}
-	s.signin = signin.New(signin.Params{DB: p.DB, Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
-		Record: s.record, Logger: p.Logger, Now: p.Now})
+	s.signin = signin.New(signin.Params{Env: s.env(), Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
+		Record: s.record, Logger: p.Logger})
 	s.policy = routePolicy(s.areas())
 	return s
 }
+
+// env is what the domain services stand on: this server's database and
+// clock.
+func (s *Server) env() store.Env { return store.Env{DB: s.p.DB, Clock: s.p.Now} }
 
 // Policy returns every route's rule, built from the route tables (for
 // tests that walk every route).

@@ -117,5 +117,5 @@ func (s *Server) breakGlass(c *gin.Context) {
 
 // breakGlassService is the break-glass domain on this server's database.
 func (s *Server) breakGlassService() *breakglass.Service {
-	return breakglass.New(breakglass.Params{DB: s.p.DB, Duration: s.p.Auth.BreakGlass, Now: s.p.Now})
+	return breakglass.New(breakglass.Params{Env: s.env(), Duration: s.p.Auth.BreakGlass})
 }

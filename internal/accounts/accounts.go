@@ -53,22 +53,11 @@ func ValidEmail(e string) bool {
 	return len(e) >= 3 && len(e) <= MaxEmail && at > 0 && at < len(e)-1 && !strings.ContainsAny(e, " \t\r\n<>\"")
 }
 
-// Params configure a Service.
-type Params struct {
-	DB  *store.DB
-	Now func() time.Time
-}
-
 // Service changes staff accounts. It holds no state of its own.
-type Service struct{ p Params }
+type Service struct{ store.Env }
 
-// New returns a Service.
-func New(p Params) *Service {
-	if p.Now == nil {
-		p.Now = time.Now
-	}
-	return &Service{p: p}
-}
+// New returns a Service on env.
+func New(env store.Env) *Service { return &Service{env} }
 
 // Invitation asks for a new staff account.
 type Invitation struct {
@@ -95,7 +84,7 @@ func (s *Service) Invite(ctx context.Context, in Invitation) (store.User, string
 	var secret string
 	ev := in.Event
 	ev.Action, ev.ResourceType, ev.Outcome, ev.Reason = ActionCreate, "user", audit.Success, "role "+in.Role
-	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+	err := s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		var err error
 		if u, err = store.CreateUser(ctx, tx, in.Email, in.Name, in.Role); err != nil {
 			return err
@@ -112,7 +101,7 @@ func (s *Service) Invite(ctx context.Context, in Invitation) (store.User, string
 
 // List returns every staff user.
 func (s *Service) List(ctx context.Context) ([]store.User, error) {
-	return store.ListUsers(ctx, s.p.DB)
+	return store.ListUsers(ctx, s.DB)
 }
 
 // Change is one admin's change to another user's account.
@@ -136,7 +125,7 @@ func (s *Service) SetRole(ctx context.Context, c Change, role string) error {
 		if err := store.SetRole(ctx, tx, c.Target, role); err != nil {
 			return err
 		}
-		_, err := store.RevokeUserSessions(ctx, tx, c.Target, s.p.Now(), "role change")
+		_, err := store.RevokeUserSessions(ctx, tx, c.Target, s.Now(), "role change")
 		return err
 	})
 }
@@ -146,7 +135,7 @@ func (s *Service) Disable(ctx context.Context, c Change) error {
 	if c.Target == c.Admin {
 		return ErrSelf
 	}
-	now := s.p.Now()
+	now := s.Now()
 	return s.change(ctx, c, ActionDisable, "", func(tx pgx.Tx) error {
 		if err := store.SetDisabled(ctx, tx, c.Target, &now); err != nil {
 			return err
@@ -178,7 +167,7 @@ func (s *Service) change(ctx context.Context, c Change, action, reason string, f
 	}
 	ev := c.Event
 	ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome, ev.Reason = action, "user", string(c.Target), audit.Success, reason
-	return s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+	return s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		if _, err := store.UserByID(ctx, tx, c.Target, true); err != nil {
 			return err
 		}

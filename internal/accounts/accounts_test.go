@@ -18,7 +18,7 @@ import (
 func TestInvite(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
-	svc := accounts.New(accounts.Params{DB: d})
+	svc := accounts.New(store.Env{DB: d})
 	expires := time.Now().Add(time.Hour)
 	tests := []struct {
 		name string
@@ -52,7 +52,7 @@ func TestChanges(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Now()
-	svc := accounts.New(accounts.Params{DB: d, Now: func() time.Time { return now }})
+	svc := accounts.New(store.Env{DB: d, Clock: func() time.Time { return now }})
 	admin, err := store.CreateUser(ctx, d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
 	if err != nil {
 		t.Fatal(err)

@@ -40,10 +40,9 @@ var (
 
 // Params configure a Service.
 type Params struct {
-	DB *store.DB
+	store.Env
 	// Duration is how long a grant lasts.
 	Duration time.Duration
-	Now      func() time.Time
 }
 
 // Service grants, lists and reviews emergency access. It holds no state of
@@ -51,12 +50,7 @@ type Params struct {
 type Service struct{ p Params }
 
 // New returns a Service.
-func New(p Params) *Service {
-	if p.Now == nil {
-		p.Now = time.Now
-	}
-	return &Service{p: p}
-}
+func New(p Params) *Service { return &Service{p: p} }
 
 // Request asks for emergency access to Visit.
 type Request struct {

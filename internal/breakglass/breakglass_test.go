@@ -32,7 +32,7 @@ func TestGrant(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Now()
-	svc := breakglass.New(breakglass.Params{DB: d, Duration: time.Hour, Now: func() time.Time { return now }})
+	svc := breakglass.New(breakglass.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Duration: time.Hour})
 	owner, other := user(t, d, "provider"), user(t, d, "provider")
 	patient, err := store.CreatePatient(ctx, d, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: owner})
 	if err != nil {

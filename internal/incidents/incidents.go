@@ -47,22 +47,11 @@ var (
 	ErrBadRange      = errors.New("incidents: scope range empty")
 )
 
-// Params configure a Service.
-type Params struct {
-	DB  *store.DB
-	Now func() time.Time
-}
-
 // Service opens, scopes and closes incidents. It holds no state of its own.
-type Service struct{ p Params }
+type Service struct{ store.Env }
 
-// New returns a Service.
-func New(p Params) *Service {
-	if p.Now == nil {
-		p.Now = time.Now
-	}
-	return &Service{p: p}
-}
+// New returns a Service on env.
+func New(env store.Env) *Service { return &Service{env} }
 
 // Report opens an incident.
 type Report struct {
@@ -80,13 +69,13 @@ func (s *Service) Create(ctx context.Context, r Report) (store.Incident, error) 
 	switch {
 	case r.Title == "" || len(r.Title) > MaxTitle || len(r.Description) > MaxDescription:
 		return store.Incident{}, ErrBadIncident
-	case r.DiscoveredAt.IsZero() || r.DiscoveredAt.After(s.p.Now().Add(clockSkew)):
+	case r.DiscoveredAt.IsZero() || r.DiscoveredAt.After(s.Now().Add(clockSkew)):
 		return store.Incident{}, ErrBadDiscovered
 	}
 	var inc store.Incident
 	ev := r.Event
 	ev.Action, ev.ResourceType, ev.Outcome = ActionCreate, "incident", audit.Success
-	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+	err := s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		var err error
 		inc, err = store.CreateIncident(ctx, tx, r.Title, r.Description, r.DiscoveredAt, r.By)
 		ev.ResourceID = inc.ID
@@ -97,7 +86,7 @@ func (s *Service) Create(ctx context.Context, r Report) (store.Incident, error) 
 
 // List returns incidents, open first, by deadline.
 func (s *Service) List(ctx context.Context) ([]store.Incident, error) {
-	return store.Incidents(ctx, s.p.DB)
+	return store.Incidents(ctx, s.DB)
 }
 
 // SetStatus moves incident id to notified or closed, or reopens it.
@@ -107,7 +96,7 @@ func (s *Service) SetStatus(ctx context.Context, id, status string, actor audit.
 	}
 	ev := actor
 	ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome, ev.Reason = ActionStatus, "incident", id, audit.Success, status
-	return s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+	return s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		return store.SetIncidentStatus(ctx, tx, id, status)
 	})
 }
@@ -116,7 +105,7 @@ func (s *Service) SetStatus(ctx context.Context, id, status string, actor audit.
 // may have touched. A zero From or To (not given, or no time) is an empty
 // range. The caller audits what it shows before it shows it.
 func (s *Service) Scope(ctx context.Context, id string, q store.ScopeQuery) (store.Incident, store.Scope, error) {
-	inc, err := store.IncidentByID(ctx, s.p.DB, id)
+	inc, err := store.IncidentByID(ctx, s.DB, id)
 	if err != nil {
 		return store.Incident{}, store.Scope{}, err
 	}
@@ -126,6 +115,6 @@ func (s *Service) Scope(ctx context.Context, id string, q store.ScopeQuery) (sto
 	if q.From.IsZero() || !q.To.After(q.From) {
 		return inc, store.Scope{}, ErrBadRange
 	}
-	sc, err := store.BreachScope(ctx, s.p.DB, q)
+	sc, err := store.BreachScope(ctx, s.DB, q)
 	return inc, sc, err
 }

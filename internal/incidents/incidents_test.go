@@ -22,7 +22,7 @@ func TestIncidentRules(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	svc := incidents.New(incidents.Params{DB: d, Now: func() time.Time { return now }})
+	svc := incidents.New(store.Env{DB: d, Clock: func() time.Time { return now }})
 	admin, err := store.CreateUser(ctx, d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
 	if err != nil {
 		t.Fatal(err)

@@ -46,23 +46,17 @@ func Window(v store.ScheduledVisit) (from, until time.Time) {
 
 // Params configure a Service.
 type Params struct {
-	DB *store.DB
+	store.Env
 	// Record appends an audit entry outside a transaction (a refusal); it
 	// reports its own failures.
 	Record func(context.Context, audit.Event)
-	Now    func() time.Time
 }
 
 // Service redeems and checks invites. It holds no state of its own.
 type Service struct{ p Params }
 
 // New returns a Service.
-func New(p Params) *Service {
-	if p.Now == nil {
-		p.Now = time.Now
-	}
-	return &Service{p: p}
-}
+func New(p Params) *Service { return &Service{p: p} }
 
 // Patient is the patient session a browser already holds, if any: the
 // browser that used an invite may come back with it.

@@ -68,7 +68,7 @@ func TestRedeemRefusals(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
 	rec := &recorder{}
-	svc := invites.New(invites.Params{DB: d, Record: rec.record, Now: func() time.Time { return now }})
+	svc := invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: rec.record})
 
 	tests := []struct {
 		name  string
@@ -119,7 +119,7 @@ func TestRedeemDateOfBirth(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	svc := invites.New(invites.Params{DB: d, Record: (&recorder{}).record, Now: func() time.Time { return now }})
+	svc := invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: (&recorder{}).record})
 	_, secret := visitWithInvite(t, d, now)
 	for i := 1; i < invites.DOBTries; i++ {
 		_, err := svc.Redeem(ctx, invites.Redemption{Secret: secret, DateOfBirth: "1990-01-01"})
@@ -142,7 +142,7 @@ func TestRedeemOnce(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	svc := invites.New(invites.Params{DB: d, Record: (&recorder{}).record, Now: func() time.Time { return now }})
+	svc := invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: (&recorder{}).record})
 	v, secret := visitWithInvite(t, d, now)
 	a, err := svc.Redeem(ctx, invites.Redemption{Secret: secret, DateOfBirth: dob})
 	if err != nil {

@@ -87,10 +87,10 @@ func Check(p *store.Patient, now time.Time) error {
 
 // Service creates, finds and reads patient records. It holds no state of
 // its own.
-type Service struct {
-	DB  *store.DB
-	Now func() time.Time
-}
+type Service struct{ store.Env }
+
+// New returns a Service on env.
+func New(env store.Env) *Service { return &Service{env} }
 
 // Create stores a new patient record created by p.CreatedBy, checked
 // (Check), with its audit entry ev (actor and source), which names it.

@@ -50,7 +50,7 @@ func TestCheck(t *testing.T) {
 func TestSearchAudited(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.DB(t)
-	svc := &patients.Service{DB: db, Now: time.Now}
+	svc := patients.New(store.Env{DB: db})
 	dr, err := store.CreateUser(ctx, db, "dr-search@clinic.test", "Dr", store.RoleProvider)
 	if err != nil {
 		t.Fatal(err)

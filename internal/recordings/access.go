@@ -22,7 +22,7 @@ type Viewer struct {
 // Anyone else gets ErrNoAccess; a recording that does not exist,
 // store.ErrNotFound.
 func (s *Service) Access(ctx context.Context, id string, v Viewer) (rec store.Recording, breakGlass bool, err error) {
-	rec, err = store.RecordingByID(ctx, s.p.DB, id)
+	rec, err = store.RecordingByID(ctx, s.DB, id)
 	if err != nil {
 		return rec, false, err
 	}
@@ -30,7 +30,7 @@ func (s *Service) Access(ctx context.Context, id string, v Viewer) (rec store.Re
 	case access.Admin:
 		return rec, false, nil
 	case access.Provider:
-		member, bg, err := store.VisitRelation(ctx, s.p.DB, v.UserID, rec.VisitID, s.p.Now())
+		member, bg, err := store.VisitRelation(ctx, s.DB, v.UserID, rec.VisitID, s.Now())
 		if err != nil {
 			return rec, false, fmt.Errorf("recordings: access: %w", err)
 		}
@@ -44,16 +44,16 @@ func (s *Service) Access(ctx context.Context, id string, v Viewer) (rec store.Re
 // List returns the recordings f selects — a provider's own visits' only —
 // once the listing is audited (ev, with the count as its reason).
 func (s *Service) List(ctx context.Context, f store.RecordingFilter, v Viewer, ev audit.Event) ([]store.Recording, error) {
-	f.Now = s.p.Now()
+	f.Now = s.Now()
 	if v.Kind == access.Provider {
 		f.Provider = v.UserID
 	}
-	recs, err := store.ListRecordings(ctx, s.p.DB, f)
+	recs, err := store.ListRecordings(ctx, s.DB, f)
 	if err != nil {
 		return nil, err
 	}
 	ev.Reason = fmt.Sprintf("results=%d", len(recs))
-	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
+	if err := s.DB.Audit().Append(ctx, ev); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrAuditDown, err)
 	}
 	if recs == nil {

@@ -50,22 +50,11 @@ var (
 	ErrNoAccess = errors.New("recordings: not a participant")
 )
 
-// Params configure a Service.
-type Params struct {
-	DB  *store.DB
-	Now func() time.Time
-}
-
 // Service applies the recording rules. It holds no state of its own.
-type Service struct{ p Params }
+type Service struct{ store.Env }
 
-// New returns a Service.
-func New(p Params) *Service {
-	if p.Now == nil {
-		p.Now = time.Now
-	}
-	return &Service{p: p}
-}
+// New returns a Service on env.
+func New(env store.Env) *Service { return &Service{env} }
 
 // Change is a change to one visit's recording by the request's principal.
 type Change struct {
@@ -162,11 +151,11 @@ func (s *Service) Stop(ctx context.Context, c Change) (State, error) {
 // change runs fn on the locked visit with its audit entry (action, or the
 // action fn returns) in one transaction, and returns the new state.
 func (s *Service) change(ctx context.Context, c Change, action string, fn func(tx pgx.Tx, now time.Time) (string, error)) (State, error) {
-	now := s.p.Now()
+	now := s.Now()
 	ev := c.Event
 	ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome = action, "recording_consent", string(c.Visit), audit.Success
 	var st State
-	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+	err := s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		// Serialise changes of one visit's recording.
 		if err := store.LockVisit(ctx, tx, c.Visit); err != nil {
 			return err
@@ -205,7 +194,7 @@ func (s *Service) LegalHold(ctx context.Context, id string, hold bool, actor aud
 	ev := actor
 	ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome = ActionLegalHold, "recording", id, audit.Success
 	ev.Reason = fmt.Sprintf("hold=%t", hold)
-	err := s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+	err := s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		if err := store.SetLegalHold(ctx, tx, id, hold); err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ func TestConsent(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
 	now := time.Now()
-	svc := recordings.New(recordings.Params{DB: d, Now: func() time.Time { now = now.Add(time.Second); return now }})
+	svc := recordings.New(store.Env{DB: d, Clock: func() time.Time { now = now.Add(time.Second); return now }})
 	dr, err := store.CreateUser(ctx, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ func TestConsent(t *testing.T) {
 func TestAccess(t *testing.T) {
 	d := storetest.DB(t)
 	ctx := context.Background()
-	svc := recordings.New(recordings.Params{DB: d})
+	svc := recordings.New(store.Env{DB: d})
 	if _, _, err := svc.Access(ctx, string(ids.NewVisitID()), recordings.Viewer{Kind: access.Admin}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("no such recording: %v", err)
 	}

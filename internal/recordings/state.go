@@ -35,7 +35,7 @@ type State struct {
 
 // State returns visit v's recording state.
 func (s *Service) State(ctx context.Context, v ids.VisitID) (State, error) {
-	return stateOf(ctx, s.p.DB, v, s.p.Now())
+	return stateOf(ctx, s.DB, v, s.Now())
 }
 
 func stateOf(ctx context.Context, db store.DBTX, v ids.VisitID, now time.Time) (State, error) {

@@ -72,7 +72,7 @@ func (e *ThrottledError) Is(target error) bool { return target == ErrBadCredenti
 
 // Params configure a Service.
 type Params struct {
-	DB     *store.DB
+	store.Env
 	Sealer *keys.Sealer // seals TOTP secrets
 	// Staff and Patient are the session lifetimes of each kind.
 	Staff, Patient session.Policy
@@ -80,7 +80,6 @@ type Params struct {
 	// sign-out); it reports its own failures.
 	Record func(context.Context, audit.Event)
 	Logger *slog.Logger
-	Now    func() time.Time
 }
 
 // Service signs staff in and out. Lifecycle: New once per process (it
@@ -95,9 +94,6 @@ type Service struct {
 
 // New returns a Service.
 func New(p Params) *Service {
-	if p.Now == nil {
-		p.Now = time.Now
-	}
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}

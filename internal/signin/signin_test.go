@@ -36,9 +36,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{db: storetest.DB(t), now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	f.svc = signin.New(signin.Params{DB: f.db, Sealer: sealer, Staff: session.StaffPolicy, Patient: session.PatientPolicy,
+	f.svc = signin.New(signin.Params{Sealer: sealer, Staff: session.StaffPolicy, Patient: session.PatientPolicy,
 		Record: func(_ context.Context, e audit.Event) { f.mu.Lock(); f.log = append(f.log, e); f.mu.Unlock() },
-		Now:    func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }})
+		Env:    store.Env{DB: f.db, Clock: func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }}})
 	return f
 }
 

@@ -71,9 +71,8 @@ func NewWindow(start time.Time, d time.Duration, now time.Time) (Window, error) 
 // Scheduler creates visits on providers' schedules. It holds no state of
 // its own.
 type Scheduler struct {
-	DB    *store.DB
+	store.Env
 	Place Placement
-	Now   func() time.Time
 }
 
 // StartNow creates an unscheduled visit of provider, starting now, placed

@@ -22,7 +22,7 @@ func TestSchedule(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.DB(t)
 	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	s := &visits.Scheduler{DB: db, Place: visits.Placement{Node: "node-a"}, Now: func() time.Time { return now }}
+	s := &visits.Scheduler{Env: store.Env{DB: db, Clock: func() time.Time { return now }}, Place: visits.Placement{Node: "node-a"}}
 	if _, err := db.Exec(ctx, `INSERT INTO sfu_nodes (id, url) VALUES ('node-a', 'wss://media.test/sfu/ws')`); err != nil {
 		t.Fatal(err)
 	}
