@@ -19,16 +19,40 @@ import (
 // open, notified and closed; a scope names one actor or one key over a
 // real range. Each change is audited.
 func TestIncidentRules(t *testing.T) {
-	d := storetest.DB(t)
-	ctx := context.Background()
-	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	svc := incidents.New(store.Env{DB: d, Clock: func() time.Time { return now }})
-	admin, err := store.CreateUser(ctx, d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
+	f := newIncidentWorld(t)
+	f.refuseReports(t)
+	inc := f.openAndNotify(t)
+	f.scopes(t, inc)
+	f.audited(t, inc)
+}
+
+// incidentWorld is TestIncidentRules' world: an admin and the service at a
+// fixed time.
+type incidentWorld struct {
+	ctx        context.Context
+	d          *store.DB
+	now        time.Time
+	discovered time.Time // of the incident that opens
+	svc        *incidents.Service
+	admin      store.User
+	ev         audit.Event
+}
+
+func newIncidentWorld(t *testing.T) *incidentWorld {
+	f := &incidentWorld{ctx: context.Background(), d: storetest.DB(t), now: time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)}
+	f.discovered = f.now.Add(-48 * time.Hour)
+	f.svc = incidents.New(store.Env{DB: f.d, Clock: func() time.Time { return f.now }})
+	admin, err := store.CreateUser(f.ctx, f.d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := audit.Event{ActorID: string(admin.ID), ActorRole: "admin"}
+	f.admin, f.ev = admin, audit.Event{ActorID: string(admin.ID), ActorRole: "admin"}
+	return f
+}
 
+// refuseReports: a title, and a discovery time not in the future.
+func (f *incidentWorld) refuseReports(t *testing.T) {
+	now := f.now
 	refused := []struct {
 		name string
 		r    incidents.Report
@@ -41,19 +65,23 @@ func TestIncidentRules(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.r.By, tt.r.Event = admin.ID, ev
-			if _, err := svc.Create(ctx, tt.r); !errors.Is(err, tt.want) {
+			tt.r.By, tt.r.Event = f.admin.ID, f.ev
+			if _, err := f.svc.Create(f.ctx, tt.r); !errors.Is(err, tt.want) {
 				t.Fatalf("Create: %v, want %v", err, tt.want)
 			}
 		})
 	}
+}
 
-	discovered := now.Add(-48 * time.Hour)
-	inc, err := svc.Create(ctx, incidents.Report{Title: " Laptop lost ", DiscoveredAt: discovered, By: admin.ID, Event: ev})
+// openAndNotify opens an incident (its deadline from discovery) and moves
+// it to notified, past an unknown status and an unknown incident.
+func (f *incidentWorld) openAndNotify(t *testing.T) store.Incident {
+	ctx, svc, ev := f.ctx, f.svc, f.ev
+	inc, err := svc.Create(ctx, incidents.Report{Title: " Laptop lost ", DiscoveredAt: f.discovered, By: f.admin.ID, Event: ev})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if inc.Title != "Laptop lost" || inc.Status != "open" || !inc.NotifyBy.Equal(discovered.Add(store.NotifyWithin)) {
+	if inc.Title != "Laptop lost" || inc.Status != "open" || !inc.NotifyBy.Equal(f.discovered.Add(store.NotifyWithin)) {
 		t.Errorf("incident %+v", inc)
 	}
 	if err := svc.SetStatus(ctx, inc.ID, "archived", ev); !errors.Is(err, incidents.ErrBadStatus) {
@@ -65,7 +93,12 @@ func TestIncidentRules(t *testing.T) {
 	if err := svc.SetStatus(ctx, inc.ID, "notified", ev); err != nil {
 		t.Fatal(err)
 	}
+	return inc
+}
 
+// scopes: one actor or one key, over a real range.
+func (f *incidentWorld) scopes(t *testing.T, inc store.Incident) {
+	discovered, now := f.discovered, f.now
 	scopes := []struct {
 		name string
 		q    store.ScopeQuery
@@ -75,18 +108,21 @@ func TestIncidentRules(t *testing.T) {
 		{"both", store.ScopeQuery{ActorID: "a", KEKID: "k", From: discovered, To: now}, incidents.ErrBadScope},
 		{"empty range", store.ScopeQuery{ActorID: "a", From: now, To: now}, incidents.ErrBadRange},
 		{"no range", store.ScopeQuery{ActorID: "a"}, incidents.ErrBadRange},
-		{"actor", store.ScopeQuery{ActorID: string(admin.ID), From: discovered, To: now}, nil},
+		{"actor", store.ScopeQuery{ActorID: string(f.admin.ID), From: discovered, To: now}, nil},
 	}
 	for _, tt := range scopes {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := svc.Scope(ctx, inc.ID, tt.q); !errors.Is(err, tt.want) {
+			if _, _, err := f.svc.Scope(f.ctx, inc.ID, tt.q); !errors.Is(err, tt.want) {
 				t.Fatalf("Scope: %v, want %v", err, tt.want)
 			}
 		})
 	}
+}
 
+// audited: the creation and the status change, each with its entry.
+func (f *incidentWorld) audited(t *testing.T, inc store.Incident) {
 	var actions []string
-	rows, err := d.Query(ctx, `SELECT action FROM audit_events WHERE resource_type = 'incident' AND resource_id = $1 ORDER BY seq`, inc.ID)
+	rows, err := f.d.Query(f.ctx, `SELECT action FROM audit_events WHERE resource_type = 'incident' AND resource_id = $1 ORDER BY seq`, inc.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,10 +19,27 @@ import (
 // just now and at most a year ahead, has a short reason and one of the
 // provider's own patients, and never overlaps another of their visits.
 func TestSchedule(t *testing.T) {
-	ctx := context.Background()
-	db := storetest.DB(t)
-	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	s := &visits.Scheduler{Env: store.Env{DB: db, Clock: func() time.Time { return now }}, Place: visits.Placement{Node: "node-a"}}
+	f := newScheduling(t)
+	f.book(t)
+	f.startNow(t)
+	f.list(t)
+}
+
+// scheduling is TestSchedule's world: a provider with a patient, another
+// provider's patient, a media node, and a Scheduler at a fixed time.
+type scheduling struct {
+	ctx          context.Context
+	db           *store.DB
+	now          time.Time
+	s            *visits.Scheduler
+	dr           store.User
+	mine, theirs store.Patient
+}
+
+func newScheduling(t *testing.T) *scheduling {
+	f := &scheduling{ctx: context.Background(), db: storetest.DB(t), now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	ctx, db := f.ctx, f.db
+	f.s = &visits.Scheduler{Env: store.Env{DB: db, Clock: func() time.Time { return f.now }}, Place: visits.Placement{Node: "node-a"}}
 	if _, err := db.Exec(ctx, `INSERT INTO sfu_nodes (id, url) VALUES ('node-a', 'wss://media.test/sfu/ws')`); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +59,13 @@ func TestSchedule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.dr, f.mine, f.theirs = dr, mine, theirs
+	return f
+}
+
+// book: the booking rules, ending with two visits booked an hour from now.
+func (f *scheduling) book(t *testing.T) {
+	ctx, db, now, s, dr, mine, theirs := f.ctx, f.db, f.now, f.s, f.dr, f.mine, f.theirs
 	at := now.Add(time.Hour)
 	long := string(make([]rune, visits.MaxReason+1))
 	tests := []struct {
@@ -75,15 +99,22 @@ func TestSchedule(t *testing.T) {
 			}
 		})
 	}
-	id, err := s.StartNow(ctx, dr.ID, audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.create", ResourceType: "visit", Outcome: audit.Success})
+}
+
+// startNow: an unscheduled visit, placed on the node.
+func (f *scheduling) startNow(t *testing.T) {
+	id, err := f.s.StartNow(f.ctx, f.dr.ID, audit.Event{ActorID: string(f.dr.ID), ActorRole: "provider", Action: "visit.create", ResourceType: "visit", Outcome: audit.Success})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := store.ScheduledVisitByID(ctx, db, id, false); err != nil || v.ScheduledStart != nil || v.NodeID != "node-a" {
+	if v, err := store.ScheduledVisitByID(f.ctx, f.db, id, false); err != nil || v.ScheduledStart != nil || v.NodeID != "node-a" {
 		t.Errorf("unscheduled visit %+v, %v", v, err)
 	}
+}
 
-	// The list: a bounded range, one audit entry per patient on it.
+// list: a bounded range, one audit entry per patient on it.
+func (f *scheduling) list(t *testing.T) {
+	ctx, db, now, s, dr := f.ctx, f.db, f.now, f.s, f.dr
 	list := audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "visit.list", ResourceType: "visit", Outcome: audit.Success}
 	if _, err := s.List(ctx, dr.ID, now, now, list); !errors.Is(err, visits.ErrBadRange) {
 		t.Errorf("empty range: %v", err)
@@ -102,7 +133,7 @@ func TestSchedule(t *testing.T) {
 		t.Fatalf("List: %d scheduled visits, %v", booked, err)
 	}
 	var n int
-	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'visit.list' AND patient_id = $1`, mine.ID).Scan(&n); err != nil || n != 1 {
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'visit.list' AND patient_id = $1`, f.mine.ID).Scan(&n); err != nil || n != 1 {
 		t.Errorf("two visits of one patient listed: %d entries naming them (%v)", n, err)
 	}
 }
