@@ -48,14 +48,7 @@ func (b *Box) List(ctx context.Context, reader ids.UserID, base audit.Event) ([]
 	if err != nil {
 		return nil, err
 	}
-	shown := make([]string, len(list))
-	for i, m := range list {
-		shown[i] = m.PatientID
-	}
-	if err := patients.RecordShown(ctx, b.db.Audit(), base, shown, patients.NoneRecorded); err != nil {
-		return nil, err
-	}
-	return list, nil
+	return patients.ShownList(ctx, b.db.Audit(), base, list, func(m store.OutboxMessage) string { return m.PatientID }, patients.NoneRecorded)
 }
 
 // Message reads message id, reader's own (store.ErrNotFound otherwise),

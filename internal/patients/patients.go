@@ -120,14 +120,7 @@ func (s *Service) Search(ctx context.Context, provider ids.UserID, q string, bas
 	if err != nil {
 		return nil, err
 	}
-	found := make([]string, len(list))
-	for i, p := range list {
-		found[i] = p.ID
-	}
-	if err := RecordShown(ctx, s.DB.Audit(), base, found, NoneUnrecorded); err != nil {
-		return nil, err
-	}
-	return list, nil
+	return ShownList(ctx, s.DB.Audit(), base, list, func(p store.Patient) string { return p.ID }, NoneUnrecorded)
 }
 
 // Get reads patient id, recording ev before the record is returned.

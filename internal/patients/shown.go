@@ -68,3 +68,17 @@ func RecordShown(ctx context.Context, log *audit.Log, base audit.Event, patients
 	}
 	return nil
 }
+
+// ShownList records a view of list, whose items each name a patient
+// (patient(item); "" for none), as RecordShown does, and returns list once
+// the view is recorded: nil and the error (ErrNotRecorded) when it is not.
+func ShownList[T any](ctx context.Context, log *audit.Log, base audit.Event, list []T, patient func(T) string, none Showing) ([]T, error) {
+	shown := make([]string, len(list))
+	for i, item := range list {
+		shown[i] = patient(item)
+	}
+	if err := RecordShown(ctx, log, base, shown, none); err != nil {
+		return nil, err
+	}
+	return list, nil
+}

@@ -106,14 +106,7 @@ func (s *Scheduler) List(ctx context.Context, provider ids.UserID, from, to time
 	if err != nil {
 		return nil, err
 	}
-	shown := make([]string, len(list))
-	for i, v := range list {
-		shown[i] = v.PatientID
-	}
-	if err := patients.RecordShown(ctx, s.DB.Audit(), base, shown, patients.NoneRecorded); err != nil {
-		return nil, err
-	}
-	return list, nil
+	return patients.ShownList(ctx, s.DB.Audit(), base, list, func(v store.ScheduledVisit) string { return v.PatientID }, patients.NoneRecorded)
 }
 
 // Booking asks for a scheduled visit.
