@@ -53,14 +53,8 @@ func TestChanges(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	svc := accounts.New(store.Env{DB: d, Clock: func() time.Time { return now }})
-	admin, err := store.CreateUser(ctx, d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dr, err := store.CreateUser(ctx, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := storetest.User(t, d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
+	dr := storetest.User(t, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
 	ev := audit.Event{ActorID: string(admin.ID), ActorRole: "admin"}
 	self := accounts.Change{Admin: admin.ID, Target: admin.ID, Event: ev}
 	if err := svc.SetRole(ctx, self, "provider"); !errors.Is(err, accounts.ErrSelf) {

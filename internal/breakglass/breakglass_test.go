@@ -18,11 +18,7 @@ import (
 
 func user(t *testing.T, d *store.DB, role string) ids.UserID {
 	t.Helper()
-	u, err := store.CreateUser(context.Background(), d, role+"-"+string(ids.NewParticipantID())+"@clinic.test", "Someone", role)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.ID
+	return storetest.User(t, d, role+"-"+string(ids.NewParticipantID())+"@clinic.test", "Someone", role).ID
 }
 
 // TestGrant: a grant needs a reason and another provider's visit; it
@@ -34,10 +30,7 @@ func TestGrant(t *testing.T) {
 	now := time.Now()
 	svc := breakglass.New(breakglass.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Duration: time.Hour})
 	owner, other := user(t, d, "provider"), user(t, d, "provider")
-	patient, err := store.CreatePatient(ctx, d, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: owner})
-	if err != nil {
-		t.Fatal(err)
-	}
+	patient := storetest.Patient(t, d, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: owner})
 	visit := ids.NewVisitID()
 	if err := store.ScheduleVisit(ctx, d, visit, owner, patient.ID, "", now, now.Add(time.Hour), ""); err != nil {
 		t.Fatal(err)

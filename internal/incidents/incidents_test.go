@@ -42,10 +42,7 @@ func newIncidentWorld(t *testing.T) *incidentWorld {
 	f := &incidentWorld{ctx: context.Background(), d: storetest.DB(t), now: time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)}
 	f.discovered = f.now.Add(-48 * time.Hour)
 	f.svc = incidents.New(store.Env{DB: f.d, Clock: func() time.Time { return f.now }})
-	admin, err := store.CreateUser(f.ctx, f.d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := storetest.User(t, f.d, "admin-"+string(ids.NewParticipantID())+"@clinic.test", "Admin", "admin")
 	f.admin, f.ev = admin, audit.Event{ActorID: string(admin.ID), ActorRole: "admin"}
 	return f
 }

@@ -42,14 +42,8 @@ func (r *recorder) last() audit.Event {
 func visitWithInvite(t *testing.T, d *store.DB, start time.Time) (ids.VisitID, string) {
 	t.Helper()
 	ctx := context.Background()
-	u, err := store.CreateUser(ctx, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := store.CreatePatient(ctx, d, store.Patient{Name: "Pat", DateOfBirth: dob, CreatedBy: u.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.User(t, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
+	p := storetest.Patient(t, d, store.Patient{Name: "Pat", DateOfBirth: dob, CreatedBy: u.ID})
 	v := ids.NewVisitID()
 	if err := store.ScheduleVisit(ctx, d, v, u.ID, p.ID, "", start, start.Add(time.Hour), ""); err != nil {
 		t.Fatal(err)

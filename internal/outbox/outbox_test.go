@@ -18,18 +18,9 @@ func TestReads(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.DB(t)
 	box := outbox.New(db)
-	dr, err := store.CreateUser(ctx, db, "dr-mail@clinic.test", "Dr", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := store.CreateUser(ctx, db, "dr-other@clinic.test", "Dr O", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := store.CreatePatient(ctx, db, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: dr.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dr := storetest.User(t, db, "dr-mail@clinic.test", "Dr", store.RoleProvider)
+	other := storetest.User(t, db, "dr-other@clinic.test", "Dr O", store.RoleProvider)
+	p := storetest.Patient(t, db, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: dr.ID})
 	if err := box.Keep(ctx, store.OutboxMessage{SentBy: dr.ID, PatientID: p.ID, To: "pat@home.test", Subject: "Your visit",
 		Body: "Join here", Attachments: []store.OutboxAttachment{{Name: "visit.ics", ContentType: "text/calendar", Data: []byte("BEGIN:VCALENDAR")}}}); err != nil {
 		t.Fatal(err)

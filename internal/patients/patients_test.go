@@ -51,10 +51,7 @@ func TestSearchAudited(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.DB(t)
 	svc := patients.New(store.Env{DB: db})
-	dr, err := store.CreateUser(ctx, db, "dr-search@clinic.test", "Dr", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dr := storetest.User(t, db, "dr-search@clinic.test", "Dr", store.RoleProvider)
 	ev := audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "patient.create", ResourceType: "patient", Outcome: audit.Success}
 	var made []store.Patient
 	for _, name := range []string{"Ada Search", "Alan Search"} {

@@ -23,14 +23,8 @@ func TestConsent(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	svc := recordings.New(store.Env{DB: d, Clock: func() time.Time { now = now.Add(time.Second); return now }})
-	dr, err := store.CreateUser(ctx, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := store.CreatePatient(ctx, d, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: dr.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dr := storetest.User(t, d, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
+	p := storetest.Patient(t, d, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: dr.ID})
 	v := ids.NewVisitID()
 	if err := store.ScheduleVisit(ctx, d, v, dr.ID, p.ID, "", now, now.Add(time.Hour), ""); err != nil {
 		t.Fatal(err)

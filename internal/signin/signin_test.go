@@ -59,10 +59,7 @@ func (f *fixture) actions() []string {
 func (f *fixture) enrolled(t *testing.T, email string) (store.User, string, []string) {
 	t.Helper()
 	ctx := context.Background()
-	u, err := store.CreateUser(ctx, f.db, email, "Dr Test", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.User(t, f.db, email, "Dr Test", store.RoleProvider)
 	link, err := store.CreateSetupLink(ctx, f.db, u.ID, store.PurposeInvite, f.now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -177,10 +174,7 @@ func TestUnknownAccountThrottled(t *testing.T) {
 func TestSetup(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	u, err := store.CreateUser(ctx, f.db, "dr.setup@clinic.test", "Dr Setup", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.User(t, f.db, "dr.setup@clinic.test", "Dr Setup", store.RoleProvider)
 	link, err := store.CreateSetupLink(ctx, f.db, u.ID, store.PurposeInvite, f.now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)

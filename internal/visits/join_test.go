@@ -25,9 +25,7 @@ func TestJoin(t *testing.T) {
 	db := storetest.DB(t)
 	now := time.Now().Truncate(time.Second)
 	end := now.Add(time.Hour)
-	if _, err := db.Exec(ctx, `INSERT INTO sfu_nodes (id, url) VALUES ('node-a', 'wss://media.test/sfu/ws')`); err != nil {
-		t.Fatal(err)
-	}
+	storetest.MediaNode(t, db, "node-a")
 	placed := scheduled(t, db, now.Add(-time.Minute), end, store.StatusInProgress)
 	unplaced := scheduled(t, db, now.Add(-time.Minute), end, store.StatusInProgress)
 	ended := scheduled(t, db, now.Add(-time.Minute), end, store.StatusCompleted)
@@ -36,10 +34,7 @@ func TestJoin(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dr, err := store.CreateUser(ctx, db, "dr-join@clinic.test", "Dr", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dr := storetest.User(t, db, "dr-join@clinic.test", "Dr", store.RoleProvider)
 	patient := func(state string) ids.ParticipantID {
 		pid := ids.NewParticipantID()
 		if _, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, state) VALUES ($1, $2, 'patient', $3, $4)`,

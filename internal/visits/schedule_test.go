@@ -38,28 +38,13 @@ type scheduling struct {
 
 func newScheduling(t *testing.T) *scheduling {
 	f := &scheduling{ctx: context.Background(), db: storetest.DB(t), now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
-	ctx, db := f.ctx, f.db
+	db := f.db
 	f.s = &visits.Scheduler{Env: store.Env{DB: db, Clock: func() time.Time { return f.now }}, Place: visits.Placement{Node: "node-a"}}
-	if _, err := db.Exec(ctx, `INSERT INTO sfu_nodes (id, url) VALUES ('node-a', 'wss://media.test/sfu/ws')`); err != nil {
-		t.Fatal(err)
-	}
-	dr, err := store.CreateUser(ctx, db, "dr-sched@clinic.test", "Dr", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := store.CreateUser(ctx, db, "dr-other@clinic.test", "Dr O", store.RoleProvider)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine, err := store.CreatePatient(ctx, db, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: dr.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs, err := store.CreatePatient(ctx, db, store.Patient{Name: "Other", DateOfBirth: "1981-01-02", CreatedBy: other.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.dr, f.mine, f.theirs = dr, mine, theirs
+	storetest.MediaNode(t, db, "node-a")
+	f.dr = storetest.User(t, db, "dr-sched@clinic.test", "Dr", store.RoleProvider)
+	other := storetest.User(t, db, "dr-other@clinic.test", "Dr O", store.RoleProvider)
+	f.mine = storetest.Patient(t, db, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: f.dr.ID})
+	f.theirs = storetest.Patient(t, db, store.Patient{Name: "Other", DateOfBirth: "1981-01-02", CreatedBy: other.ID})
 	return f
 }
 

@@ -17,14 +17,8 @@ import (
 func scheduled(t *testing.T, pool *store.DB, start, end time.Time, status string) ids.VisitID {
 	t.Helper()
 	ctx := context.Background()
-	u, err := store.CreateUser(ctx, pool, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := store.CreatePatient(ctx, pool, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: u.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := storetest.User(t, pool, "dr-"+string(ids.NewParticipantID())+"@clinic.test", "Dr", "provider")
+	p := storetest.Patient(t, pool, store.Patient{Name: "Pat", DateOfBirth: "1980-01-02", CreatedBy: u.ID})
 	v := ids.NewVisitID()
 	if err := store.ScheduleVisit(ctx, pool, v, u.ID, p.ID, "", start, end, ""); err != nil {
 		t.Fatal(err)
