@@ -37,6 +37,16 @@ func (r *recorder) last() audit.Event {
 	return r.evs[len(r.evs)-1]
 }
 
+// now is the tests' fixed time.
+var now = time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
+
+// newService is a fresh database and an invites service on it, at now,
+// whose refusals rec records.
+func newService(t *testing.T) (d *store.DB, svc *invites.Service, rec *recorder) {
+	d, rec = storetest.DB(t), &recorder{}
+	return d, invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: rec.record}), rec
+}
+
 // visitWithInvite schedules a visit from start for an hour, with a patient
 // born on dob, and returns it with its invite's secret.
 func visitWithInvite(t *testing.T, d *store.DB, start time.Time) (ids.VisitID, string) {
@@ -58,11 +68,8 @@ func visitWithInvite(t *testing.T, d *store.DB, start time.Time) (ids.VisitID, s
 // TestRedeemRefusals: each state an invite can be in refuses with its own
 // reason, and the refusal is audited with that reason.
 func TestRedeemRefusals(t *testing.T) {
-	d := storetest.DB(t)
+	d, svc, rec := newService(t)
 	ctx := context.Background()
-	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	rec := &recorder{}
-	svc := invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: rec.record})
 
 	tests := []struct {
 		name  string
@@ -110,10 +117,8 @@ func TestRedeemRefusals(t *testing.T) {
 // TestRedeemDateOfBirth: wrong dates of birth count down and lock the
 // link; each is recorded even though the redemption is refused.
 func TestRedeemDateOfBirth(t *testing.T) {
-	d := storetest.DB(t)
+	d, svc, _ := newService(t)
 	ctx := context.Background()
-	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	svc := invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: (&recorder{}).record})
 	_, secret := visitWithInvite(t, d, now)
 	for i := 1; i < invites.DOBTries; i++ {
 		_, err := svc.Redeem(ctx, invites.Redemption{Secret: secret, DateOfBirth: "1990-01-01"})
@@ -133,10 +138,8 @@ func TestRedeemDateOfBirth(t *testing.T) {
 // TestRedeemOnce: the right date of birth opens a session in the waiting
 // room; the same browser may come back, another device may not.
 func TestRedeemOnce(t *testing.T) {
-	d := storetest.DB(t)
+	d, svc, _ := newService(t)
 	ctx := context.Background()
-	now := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	svc := invites.New(invites.Params{Env: store.Env{DB: d, Clock: func() time.Time { return now }}, Record: (&recorder{}).record})
 	v, secret := visitWithInvite(t, d, now)
 	a, err := svc.Redeem(ctx, invites.Redemption{Secret: secret, DateOfBirth: dob})
 	if err != nil {
