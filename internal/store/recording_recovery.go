@@ -35,16 +35,8 @@ func SetChunkUpload(ctx context.Context, db DBTX, recording string, seq int, upl
 // incomplete, whatever its lease: the node's recorder has just started, so
 // nothing it recorded before is still being recorded. It returns their IDs.
 func OrphanRecordingsOfNode(ctx context.Context, db DBTX, node string) ([]string, error) {
-	rows, err := db.Query(ctx, `UPDATE recordings SET status = 'incomplete', ended_at = COALESCE(ended_at, heartbeat_at)
+	return queryStrings(ctx, db, "orphan recordings of node", `UPDATE recordings SET status = 'incomplete', ended_at = COALESCE(ended_at, heartbeat_at)
 		WHERE status IN ('recording', 'finalizing') AND recorder_node = $1 RETURNING id::text`, node)
-	if err != nil {
-		return nil, fmt.Errorf("store: orphan recordings of node: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("store: orphan recordings of node: %w", err)
-	}
-	return ids, nil
 }
 
 // RecoverableChunk is a chunk left uploading by a recorder that stopped,
@@ -129,13 +121,9 @@ func RefreshRecordingExtent(ctx context.Context, db DBTX, recording string) erro
 // UploadingObjectKeys returns which of keys belong to chunks still
 // uploading (their multipart uploads are in use or awaiting recovery).
 func UploadingObjectKeys(ctx context.Context, db DBTX, keys []string) (map[string]bool, error) {
-	rows, err := db.Query(ctx, `SELECT object_key FROM recording_chunks WHERE status = 'uploading' AND object_key = ANY($1)`, keys)
+	found, err := queryStrings(ctx, db, "uploading object keys", `SELECT object_key FROM recording_chunks WHERE status = 'uploading' AND object_key = ANY($1)`, keys)
 	if err != nil {
-		return nil, fmt.Errorf("store: uploading object keys: %w", err)
-	}
-	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("store: uploading object keys: %w", err)
+		return nil, err
 	}
 	out := make(map[string]bool, len(found))
 	for _, k := range found {

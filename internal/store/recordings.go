@@ -215,15 +215,11 @@ func SetRecordingStatus(ctx context.Context, db DBTX, id, status string, ended *
 // heartbeating before cutoff incomplete. It returns the IDs it marked.
 // Their unfinished chunks are left to recovery (RecoverableChunk).
 func MarkOrphanedRecordings(ctx context.Context, db DBTX, cutoff time.Time) ([]string, error) {
-	rows, err := db.Query(ctx, `UPDATE recordings SET status = 'incomplete', ended_at = COALESCE(ended_at, heartbeat_at),
+	marked, err := queryStrings(ctx, db, "orphaned recordings", `UPDATE recordings SET status = 'incomplete', ended_at = COALESCE(ended_at, heartbeat_at),
 		size = (SELECT COALESCE(sum(size), 0) FROM recording_chunks WHERE recording_id = recordings.id AND status = 'complete')
 		WHERE status IN ('recording', 'finalizing') AND heartbeat_at < $1 RETURNING id::text`, cutoff)
 	if err != nil {
-		return nil, fmt.Errorf("store: orphaned recordings: %w", err)
-	}
-	marked, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("store: orphaned recordings: %w", err)
+		return nil, err
 	}
 	// Their unfinished chunks stay 'uploading': recovery (recording/recover.go)
 	// completes what reached storage, or marks them lost.

@@ -89,6 +89,20 @@ func (db *DB) Change(ctx context.Context, ev *audit.Event, change func(pgx.Tx) e
 	})
 }
 
+// queryStrings runs sql, whose rows are one text column each, and returns
+// them; a failure reads "store: <op>: …".
+func queryStrings(ctx context.Context, db DBTX, op, sql string, args ...any) ([]string, error) {
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", op, err)
+	}
+	return out, nil
+}
+
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
