@@ -90,10 +90,13 @@ func clean(s string, n int) string {
 		s = strings.ReplaceAll(s, "\x00", "")
 	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
-	return truncate(s, n)
+	return Truncate(s, n)
 }
 
-func truncate(s string, n int) string {
+// Truncate cuts s to at most n bytes on a rune boundary, so that a text
+// column stays valid UTF-8: how audit entries and session rows bound what a
+// client sent (an address, a User-Agent).
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

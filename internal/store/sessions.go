@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/ids"
 )
 
@@ -52,21 +53,11 @@ func CreateSession(ctx context.Context, db DBTX, s NewSession) error {
 	_, err := db.Exec(ctx, `INSERT INTO sessions (id_hash, kind, user_id, visit_id, participant_id, created_at, last_seen_at, ip, user_agent)
 		VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)`,
 		s.IDHash, s.Kind, nullable(string(s.UserID)), nullable(string(s.VisitID)), nullable(string(s.ParticipantID)),
-		s.Now, truncate(s.IP, 64), truncate(s.UserAgent, 512))
+		s.Now, audit.Truncate(s.IP, 64), audit.Truncate(s.UserAgent, 512))
 	if err != nil {
 		return fmt.Errorf("store: create session: %w", err)
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
 
 // SessionByHash finds a session, revoked or not; callers check.
