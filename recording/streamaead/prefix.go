@@ -75,25 +75,6 @@ func NewPrefixReaderAt(src io.ReaderAt, plaintextSize int64, key, associatedData
 	if err != nil {
 		return nil, err
 	}
-	ra := &ReaderAt{
-		src:    src,
-		size:   int64(nseg) * int64(seg), // segments 0..nseg-1 end there
-		nseg:   nseg,
-		ptSize: plaintextSize,
-		o: segmentOpener{
-			aead:        aead,
-			noncePrefix: prefix,
-			segSize:     seg,
-			pt:          make([]byte, 0, seg-TagSize),
-		},
-		ct:      make([]byte, seg),
-		cached:  -1,
-		segSize: seg,
-		final:   false,
-	}
-	if err := ra.load(nseg - 1); err != nil {
-		ra.Close()
-		return nil, err
-	}
-	return ra, nil
+	// Segments 0..nseg-1 end at nseg*seg; none of them is the final one.
+	return openSegments(src, aead, prefix, seg, nseg, int64(nseg)*int64(seg), plaintextSize, false)
 }

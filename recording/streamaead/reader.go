@@ -306,12 +306,19 @@ func NewReaderAt(src io.ReaderAt, size int64, key, associatedData []byte, p Para
 	if nseg > maxSegments {
 		return nil, ErrTooLarge
 	}
+	// Every segment but the last is full; each carries one tag.
+	return openSegments(src, aead, prefix, seg, nseg, size, size-HeaderSize-int64(nseg)*TagSize, true)
+}
+
+// openSegments builds the ReaderAt of nseg segments of seg bytes in src
+// (size bytes of them, ptSize of plaintext), the last of them final or not,
+// and authenticates that last segment before anything is read.
+func openSegments(src io.ReaderAt, aead cipher.AEAD, prefix [noncePrefixSize]byte, seg int, nseg uint64, size, ptSize int64, final bool) (*ReaderAt, error) {
 	ra := &ReaderAt{
-		src:  src,
-		size: size,
-		nseg: nseg,
-		// Every segment but the last is full; each carries one tag.
-		ptSize: size - HeaderSize - int64(nseg)*TagSize,
+		src:    src,
+		size:   size,
+		nseg:   nseg,
+		ptSize: ptSize,
 		o: segmentOpener{
 			aead:        aead,
 			noncePrefix: prefix,
@@ -321,7 +328,7 @@ func NewReaderAt(src io.ReaderAt, size int64, key, associatedData []byte, p Para
 		ct:      make([]byte, seg),
 		cached:  -1,
 		segSize: seg,
-		final:   true,
+		final:   final,
 	}
 	if err := ra.load(nseg - 1); err != nil {
 		ra.Close()
