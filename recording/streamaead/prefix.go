@@ -56,22 +56,15 @@ func PrefixPlaintextSize(n uint64, p Params) int64 {
 // served. Bytes in src after the prefix (a partial segment cut by the
 // crash) are never read.
 func NewPrefixReaderAt(src io.ReaderAt, plaintextSize int64, key, associatedData []byte, p Params) (*ReaderAt, error) {
-	seg, err := p.segmentSize()
+	seg, err := p.checkKey(key)
 	if err != nil {
 		return nil, err
-	}
-	if len(key) != KeySize {
-		return nil, ErrKeySize
 	}
 	nseg, ok := PrefixSegments(plaintextSize, p)
 	if !ok {
 		return nil, fmt.Errorf("%w: %d bytes", ErrPrefixSize, plaintextSize)
 	}
-	var header [HeaderSize]byte
-	if err := readFullAt(src, header[:], 0); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	aead, prefix, err := readHeader(&header, key, associatedData)
+	aead, prefix, err := readHeaderAt(src, key, associatedData)
 	if err != nil {
 		return nil, err
 	}

@@ -113,12 +113,9 @@ func NewPrefixReader(src io.Reader, key, associatedData []byte, p Params) (*Read
 }
 
 func newReader(src io.Reader, key, associatedData []byte, p Params, prefixMode bool) (*Reader, error) {
-	seg, err := p.segmentSize()
+	seg, err := p.checkKey(key)
 	if err != nil {
 		return nil, err
-	}
-	if len(key) != KeySize {
-		return nil, ErrKeySize
 	}
 	var header [HeaderSize]byte
 	if _, err := io.ReadFull(src, header[:]); err != nil {
@@ -283,21 +280,14 @@ type ReaderAt struct {
 // NewReaderAt returns a ReaderAt over the size-byte object in src, which
 // must have been written with the same key, associated data and Params.
 func NewReaderAt(src io.ReaderAt, size int64, key, associatedData []byte, p Params) (*ReaderAt, error) {
-	seg, err := p.segmentSize()
+	seg, err := p.checkKey(key)
 	if err != nil {
 		return nil, err
-	}
-	if len(key) != KeySize {
-		return nil, ErrKeySize
 	}
 	if size < HeaderSize+TagSize {
 		return nil, fmt.Errorf("object of %d bytes: %w", size, ErrTruncated)
 	}
-	var header [HeaderSize]byte
-	if err := readFullAt(src, header[:], 0); err != nil {
-		return nil, fmt.Errorf("header: %w", err)
-	}
-	aead, prefix, err := readHeader(&header, key, associatedData)
+	aead, prefix, err := readHeaderAt(src, key, associatedData)
 	if err != nil {
 		return nil, err
 	}
@@ -308,6 +298,16 @@ func NewReaderAt(src io.ReaderAt, size int64, key, associatedData []byte, p Para
 	}
 	// Every segment but the last is full; each carries one tag.
 	return openSegments(src, aead, prefix, seg, nseg, size, size-HeaderSize-int64(nseg)*TagSize, true)
+}
+
+// readHeaderAt reads the header at the start of src and derives the
+// object's key from it (readHeader).
+func readHeaderAt(src io.ReaderAt, key, associatedData []byte) (cipher.AEAD, [noncePrefixSize]byte, error) {
+	var header [HeaderSize]byte
+	if err := readFullAt(src, header[:], 0); err != nil {
+		return nil, [noncePrefixSize]byte{}, fmt.Errorf("header: %w", err)
+	}
+	return readHeader(&header, key, associatedData)
 }
 
 // openSegments builds the ReaderAt of nseg segments of seg bytes in src

@@ -75,6 +75,19 @@ func (p Params) segmentSize() (int, error) {
 	return s, nil
 }
 
+// checkKey is segmentSize for a key that must be KeySize bytes: what every
+// reader and writer checks first.
+func (p Params) checkKey(key []byte) (int, error) {
+	seg, err := p.segmentSize()
+	if err != nil {
+		return 0, err
+	}
+	if len(key) != KeySize {
+		return 0, ErrKeySize
+	}
+	return seg, nil
+}
+
 // CiphertextSize returns the size of the object that Writer produces for
 // plaintextSize bytes of plaintext, or -1 if plaintextSize is negative, the
 // Params are invalid or the object would exceed the segment limit.
@@ -158,12 +171,9 @@ func NewWriter(dst io.Writer, key, associatedData []byte, p Params) (*Writer, er
 // newWriter is NewWriter with the salt and nonce prefix read from random;
 // tests pass a deterministic source.
 func newWriter(dst io.Writer, key, associatedData []byte, p Params, random io.Reader) (*Writer, error) {
-	seg, err := p.segmentSize()
+	seg, err := p.checkKey(key)
 	if err != nil {
 		return nil, err
-	}
-	if len(key) != KeySize {
-		return nil, ErrKeySize
 	}
 	var header [HeaderSize]byte
 	header[0] = HeaderSize
