@@ -3,7 +3,6 @@ package recording
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/binary"
 	mrand "math/rand/v2"
 	"sort"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 
+	"github.com/openvisit/openvisit/internal/loadtest"
 	"github.com/openvisit/openvisit/recording/streamaead"
 )
 
@@ -27,22 +27,6 @@ func (m *memSink) Close() error { m.closed = true; return nil }
 type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) now() time.Time { return c.t }
-
-// synthVP8 returns a VP8-shaped frame: a keyframe carries the start code
-// and a 640x360 size, as a real encoder writes.
-func synthVP8(key bool, size int) []byte {
-	b := make([]byte, size)
-	_, _ = rand.Read(b)
-	if key {
-		b[0] = 0x10 // keyframe bit clear, show_frame set
-		b[3], b[4], b[5] = 0x9d, 0x01, 0x2a
-		binary.LittleEndian.PutUint16(b[6:8], 640)
-		binary.LittleEndian.PutUint16(b[8:10], 360)
-	} else {
-		b[0] = 0x11
-	}
-	return b
-}
 
 // stream is a synthetic participant: 30 fps VP8 (a keyframe every 2 s,
 // ~1.2 Mbit/s) and 20 ms Opus frames, as RTP packets in send order.
@@ -80,7 +64,7 @@ func (s *stream) packets(d time.Duration) []timedPacket {
 			if key {
 				size = 30000
 			}
-			for _, p := range s.vp.p.Packetize(synthVP8(key, size), 3000) {
+			for _, p := range s.vp.p.Packetize(loadtest.SyntheticVP8(key, size), 3000) {
 				out = append(out, timedPacket{at: t, video: true, pkt: p})
 			}
 			frame++

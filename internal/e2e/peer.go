@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/binary"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 
+	"github.com/openvisit/openvisit/internal/loadtest"
 	"github.com/openvisit/openvisit/sfu/client"
 	"github.com/openvisit/openvisit/signaling"
 )
@@ -185,7 +184,7 @@ func (p *Peer) publish(video, audio *webrtc.TrackLocalStaticSample, frameSize in
 		if key {
 			size *= 3
 		}
-		if video.WriteSample(media.Sample{Data: SyntheticVP8(key, size), Duration: time.Second / 30}) == nil {
+		if video.WriteSample(media.Sample{Data: loadtest.SyntheticVP8(key, size), Duration: time.Second / 30}) == nil {
 			p.frames.Add(1)
 		}
 		_ = audio.WriteSample(media.Sample{Data: make([]byte, 80), Duration: time.Second / 30})
@@ -219,22 +218,6 @@ func (p *Peer) publishClip(video, audio *webrtc.TrackLocalStaticSample, c *Clip)
 			at += s.Duration
 		}
 	}
-}
-
-// SyntheticVP8 returns a VP8-shaped frame of size bytes (keyframes carry the
-// start code and a 640x360 size, as an encoder writes them).
-func SyntheticVP8(key bool, size int) []byte {
-	b := make([]byte, max(size, 10))
-	_, _ = rand.Read(b)
-	if key {
-		b[0] = 0x10
-		b[3], b[4], b[5] = 0x9d, 0x01, 0x2a
-		binary.LittleEndian.PutUint16(b[6:8], 640)
-		binary.LittleEndian.PutUint16(b[8:10], 360)
-	} else {
-		b[0] = 0x11
-	}
-	return b
 }
 
 // Received counts the RTP packets received from other participants.
