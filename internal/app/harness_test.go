@@ -170,28 +170,7 @@ func (c *client) do(method, path string, body any) response {
 // doWith sends one request like c.do, with extra headers.
 func (c *client) doWith(method, path string, body any, hdr map[string]string) response {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.s.URL+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Origin", c.s.URL)
-	if c.csrf != "" {
-		req.Header.Set("X-CSRF-Token", c.csrf)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
+	req := e2e.BrowserRequest(c.t, method, c.s.URL, path, c.csrf, body, hdr)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)

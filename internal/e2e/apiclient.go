@@ -58,24 +58,8 @@ func NewAPIClient(t testing.TB, base string, pool *pgxpool.Pool, s store.NewSess
 // Origin and the CSRF token, plus any extra headers.
 func (c *APIClient) Do(method, path string, body any, hdr map[string]string) APIResponse {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Origin", c.base)
-	req.Header.Set("X-CSRF-Token", c.csrf)
+	req := BrowserRequest(c.t, method, c.base, path, c.csrf, body, hdr)
 	req.AddCookie(&http.Cookie{Name: signaling.SessionCookie, Value: c.Cookie})
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
@@ -83,4 +67,34 @@ func (c *APIClient) Do(method, path string, body any, hdr map[string]string) API
 	defer resp.Body.Close()
 	b, rerr := io.ReadAll(resp.Body)
 	return APIResponse{Status: resp.StatusCode, Body: b, Header: resp.Header, ReadErr: rerr}
+}
+
+// BrowserRequest is a request to origin+path as the pages send one: body
+// as JSON (when not nil), a same-origin Origin, the CSRF token (when
+// csrf is not empty) and any extra headers.
+func BrowserRequest(t testing.TB, method, origin, path, csrf string, body any, hdr map[string]string) *http.Request {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, origin+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Origin", origin)
+	if csrf != "" {
+		req.Header.Set("X-CSRF-Token", csrf)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	return req
 }
