@@ -180,7 +180,9 @@ func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan s
 				return
 			}
 		case <-tick.C:
-			if !s.sessionAlive(ctx, p) {
+			// The session's policy, applied as on every request (an
+			// expired session is ended and audited there).
+			if _, err := s.signin.Session(ctx, p.SessionHash, source(c)); err != nil {
 				return
 			}
 			if _, err := c.Writer.Write([]byte(": ping\n\n")); err != nil {
@@ -189,19 +191,6 @@ func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan s
 			c.Writer.Flush()
 		}
 	}
-}
-
-// sessionAlive re-checks a streaming principal's session.
-func (s *Server) sessionAlive(ctx context.Context, p access.Principal) bool {
-	sess, err := store.SessionByHash(ctx, s.p.DB, p.SessionHash)
-	if err != nil || sess.RevokedAt != nil || sess.UserDisabled {
-		return false
-	}
-	policy := s.staffPolicy()
-	if sess.Kind == store.SessionPatient {
-		policy = s.patientPolicy()
-	}
-	return policy.Check(sess.CreatedAt, sess.LastSeenAt, s.p.Now()) == nil
 }
 
 // participantChange moves a waiting or admitted patient to state
