@@ -334,7 +334,7 @@ func scopeQuery(c *gin.Context) store.ScopeQuery {
 // incidentScope lists the patients and recordings a breach may have
 // touched, with counts by state and the notices they call for. It shows
 // patient data (names and contact details): the query and one entry per
-// patient in the answer are audited together before it leaves (shown.go).
+// patient in the answer are audited together before it leaves (patients.RecordShown).
 func (s *Server) incidentScope(c *gin.Context) {
 	ctx := c.Request.Context()
 	q := scopeQuery(c)

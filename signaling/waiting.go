@@ -52,7 +52,7 @@ func (s *Server) snapshot(ctx context.Context, p access.Principal, visit ids.Vis
 }
 
 // stateEvent audits a provider's view of the visit state, naming the
-// patient it shows (shown.go). A patient's own view shows no one else and
+// patient it shows (patients.RecordShown). A patient's own view shows no one else and
 // is not audited here.
 func (s *Server) stateEvent(c *gin.Context, st VisitState) error {
 	if principal(c).Kind == access.Patient {
