@@ -35,33 +35,44 @@ func selectedCandidateType(c *client) string {
 
 // TestTURNRelayPion: a participant that may only use relayed candidates
 // (iceTransportPolicy relay) completes a call through the embedded TURN
-// server with time-limited credentials.
+// server with time-limited credentials, reaching the relay over UDP or,
+// as on a network that blocks UDP, over TCP.
 func TestTURNRelayPion(t *testing.T) {
-	env := newTestEnv(t)
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
-	relay, err := turn.New(turn.Params{
-		Addr: "127.0.0.1:0", Secret: secret,
-		AllowPrivatePeers: true, // the SFU is on loopback
-		Logger:            testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relay.Close()
-	visit := ids.NewVisitID()
-	user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
-	cfg := webrtc.Configuration{
-		ICEServers:         []webrtc.ICEServer{{URLs: []string{relay.URL("127.0.0.1")}, Username: user, Credential: pass}},
-		ICETransportPolicy: webrtc.ICETransportPolicyRelay,
-	}
-	a := newClientWith(t, env, visit, cfg, nil)
-	defer a.leave()
-	b := newClient(t, env, visit)
-	defer b.leave()
-	callBothWays(t, a, b)
-	if typ := selectedCandidateType(a); typ != "relay" {
-		t.Errorf("the relay-only client's selected candidate is %q, want relay", typ)
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			env := newTestEnv(t)
+			secret := make([]byte, 32)
+			_, _ = rand.Read(secret)
+			p := turn.Params{Secret: secret, AllowPrivatePeers: true /* the SFU is on loopback */, Logger: testLogger(t)}
+			if transport == "udp" {
+				p.Addr = "127.0.0.1:0"
+			} else {
+				p.TCPAddr = "127.0.0.1:0"
+			}
+			relay, err := turn.New(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer relay.Close()
+			urls := relay.URLs("127.0.0.1")
+			if len(urls) != 1 || !strings.HasSuffix(urls[0], "?transport="+transport) {
+				t.Fatalf("relay URLs %q, want one over %s", urls, transport)
+			}
+			visit := ids.NewVisitID()
+			user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
+			cfg := webrtc.Configuration{
+				ICEServers:         []webrtc.ICEServer{{URLs: urls, Username: user, Credential: pass}},
+				ICETransportPolicy: webrtc.ICETransportPolicyRelay,
+			}
+			a := newClientWith(t, env, visit, cfg, nil)
+			defer a.leave()
+			b := newClient(t, env, visit)
+			defer b.leave()
+			callBothWays(t, a, b)
+			if typ := selectedCandidateType(a); typ != "relay" {
+				t.Errorf("the relay-only client's selected candidate is %q, want relay", typ)
+			}
+		})
 	}
 }
 
@@ -79,7 +90,7 @@ func TestTURNRefusesPrivatePeers(t *testing.T) {
 	env := newTestEnv(t)
 	user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
 	cfg := webrtc.Configuration{
-		ICEServers:         []webrtc.ICEServer{{URLs: []string{relay.URL("127.0.0.1")}, Username: user, Credential: pass}},
+		ICEServers:         []webrtc.ICEServer{{URLs: []string{relay.URLs("127.0.0.1")[0]}, Username: user, Credential: pass}},
 		ICETransportPolicy: webrtc.ICETransportPolicyRelay,
 	}
 	a := newClientWith(t, env, ids.NewVisitID(), cfg, nil)

@@ -185,9 +185,9 @@ func (s *Server) iceServers(participant string, expiry time.Time, wsURL string) 
 	if u, err := url.Parse(wsURL); err == nil {
 		host = u.Hostname()
 	}
-	turnURL, user, pass, ok := s.p.TURN(participant, expiry, host)
+	urls, user, pass, ok := s.p.TURN(participant, expiry, host)
 	if !ok {
 		return []ICEServer{}
 	}
-	return []ICEServer{{URLs: []string{turnURL}, Username: user, Credential: pass}}
+	return []ICEServer{{URLs: urls, Username: user, Credential: pass}}
 }

@@ -47,7 +47,7 @@ type Params struct {
 	Alerts AlertRaiser
 	// TURN returns relay credentials for a participant, valid until expiry,
 	// for the join grant's ice_servers; ok is false without a relay.
-	TURN   func(participant string, expiry time.Time, host string) (url, user, pass string, ok bool)
+	TURN   func(participant string, expiry time.Time, host string) (urls []string, user, pass string, ok bool)
 	Minter *token.Minter // nil when this process does not run the api role
 	// Nodes places visits on the least-loaded live media node and moves a
 	// visit off a dead one at join (placement.go). Nil: every visit goes on

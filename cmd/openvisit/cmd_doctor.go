@@ -90,7 +90,7 @@ func (d *doctorOut) report(r app.MediaReport) {
 	}
 	d.line("sfu.public_ips: %s", orNone(strings.Join(r.PublicIPs, ", ")))
 	d.line("ICE-TCP (media.ice_tcp_addr): %s", orOff(r.ICETCP))
-	d.line("TURN relay (join grants carry): %s", orOff(r.TURNURL))
+	d.line("TURN relay (join grants carry): %s", orOff(strings.Join(r.TURNURLs, " ")))
 	if r.LoopbackOnly {
 		d.line("media.loopback_only: on — only browsers on this machine can connect (development and tests).")
 	}

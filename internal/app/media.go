@@ -87,10 +87,12 @@ func (a *App) startMedia(ctx, runCtx context.Context, opt Options, d mediaDeps) 
 	return nil
 }
 
-// startTURN starts the TURN relay when media.turn.addr is set.
+// startTURN starts the TURN relay when it has a listen address
+// (media.turn.addr, tcp_addr or tls_addr); TURN over TLS serves the HTTPS
+// listener's certificate.
 func (a *App) startTURN(now func() time.Time) error {
 	t := a.cfg.Media.TURN
-	if t.Addr == "" {
+	if !t.On() {
 		return nil
 	}
 	path := t.SecretFile
@@ -102,14 +104,15 @@ func (a *App) startTURN(now func() time.Time) error {
 		return err
 	}
 	a.turn, err = turn.New(turn.Params{
-		Addr: t.Addr, RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
+		Addr: t.Addr, TCPAddr: t.TCPAddr, TLSAddr: t.TLSAddr, TLS: a.tlsConfig,
+		RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
 		AllowPrivatePeers: t.AllowPrivatePeers, Logger: a.log, Now: now,
 	})
 	return err
 }
 
 // turnCredentials is TURNCredentials when this process runs a relay.
-func (a *App) turnCredentials() func(string, time.Time, string) (string, string, string, bool) {
+func (a *App) turnCredentials() func(string, time.Time, string) ([]string, string, string, bool) {
 	if a.turn == nil {
 		return nil
 	}
@@ -117,13 +120,13 @@ func (a *App) turnCredentials() func(string, time.Time, string) (string, string,
 }
 
 // TURNCredentials returns time-limited TURN credentials and the relay's
-// URL for participant, valid until expiry (the visit's end), for the join
+// URLs for participant, valid until expiry (the visit's end), for the join
 // grant's ice_servers; ok is false without a relay. host is the name
 // clients dial.
-func (a *App) TURNCredentials(participant string, expiry time.Time, host string) (url, user, pass string, ok bool) {
+func (a *App) TURNCredentials(participant string, expiry time.Time, host string) (urls []string, user, pass string, ok bool) {
 	if a.turn == nil {
-		return "", "", "", false
+		return nil, "", "", false
 	}
 	user, pass = turn.Credentials(a.turnKey, participant, expiry)
-	return a.turn.URL(host), user, pass, true
+	return a.turn.URLs(host), user, pass, true
 }

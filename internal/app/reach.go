@@ -21,6 +21,7 @@ import (
 	"github.com/openvisit/openvisit/internal/reach"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/sfu"
+	"github.com/openvisit/openvisit/sfu/turn"
 )
 
 // reachWait bounds the candidate gathering and the DNS lookup of the node's
@@ -49,7 +50,7 @@ type MediaReport struct {
 	Candidates   []reach.Candidate // ICE candidates every participant is given
 	PublicIPs    []string          // sfu.public_ips (advertised instead of the host's addresses)
 	ICETCP       string            // media.ice_tcp_addr, "" when off
-	TURNURL      string            // the relay URL join grants carry, "" when off
+	TURNURLs     []string          // the relay URLs join grants carry, none when off
 	LoopbackOnly bool
 	Findings     []reach.Finding
 }
@@ -66,20 +67,25 @@ func mediaReport(ctx context.Context, cfg config.Config, media *sfu.SFU) (MediaR
 		ICETCP: cfg.Media.ICETCPAddr, LoopbackOnly: cfg.Media.LoopbackOnly}
 	in := reach.Input{
 		LoopbackOnly: cfg.Media.LoopbackOnly, PublicIPs: cfg.SFU.PublicIPs, ICETCPAddr: cfg.Media.ICETCPAddr,
-		TURNAddr: cfg.Media.TURN.Addr, TURNPrivatePeers: cfg.Media.TURN.AllowPrivatePeers, Candidates: cands,
+		TURNAddr: cfg.Media.TURN.First(), TURNPrivatePeers: cfg.Media.TURN.AllowPrivatePeers, Candidates: cands,
 	}
-	if t := cfg.Media.TURN; t.Addr != "" {
+	if t := cfg.Media.TURN; t.On() {
 		in.TURNRelayIP = t.PublicIP
-		host, port, _ := net.SplitHostPort(t.Addr)
 		if in.TURNRelayIP == "" {
-			in.TURNRelayIP = host
+			in.TURNRelayIP, _, _ = net.SplitHostPort(t.First())
 		}
-		r.TURNURL = "turn:" + net.JoinHostPort(hostOf(r.NodeURL), port) + "?transport=udp"
+		r.TURNURLs = turn.URLs(hostOf(r.NodeURL), portOf(t.Addr), portOf(t.TCPAddr), portOf(t.TLSAddr))
 	}
 	in.NodeHost = hostOf(r.NodeURL)
 	in.NodeHostAddrs, in.NodeHostResolveOK = resolve(ctx, in.NodeHost)
 	r.Findings = reach.Check(in)
 	return r, nil
+}
+
+// portOf is the port of a host:port listen address, "" for none.
+func portOf(hostport string) string {
+	_, p, _ := net.SplitHostPort(hostport)
+	return p
 }
 
 func hostOf(u string) string {

@@ -214,10 +214,19 @@ type Media struct {
 
 // TURN configures the embedded TURN relay (sfu/turn).
 type TURN struct {
-	// Addr is the relay's UDP listen address; empty turns the relay off.
+	// Addr is the relay's UDP listen address; empty: no TURN over UDP.
 	Addr string `yaml:"addr"`
-	// PublicIP is the address relayed candidates advertise; default:
-	// Addr's host, which must then be a specific address.
+	// TCPAddr is the relay's TURN-over-TCP listen address, for networks
+	// that block UDP; empty: none.
+	TCPAddr string `yaml:"tcp_addr"`
+	// TLSAddr is the relay's TURN-over-TLS listen address (":443" on a
+	// media node that has the port to itself), for hospital and corporate
+	// networks that pass only TCP 443; it uses the HTTPS listener's
+	// certificate (tls.cert_file or the generated one). Empty: none. With
+	// none of addr, tcp_addr and tls_addr the relay is off.
+	TLSAddr string `yaml:"tls_addr"`
+	// PublicIP is the address relayed candidates advertise; default: the
+	// host of the first listen address, which must then be a specific one.
 	PublicIP string `yaml:"public_ip"`
 	// SecretFile holds the credential secret (base64, 32 bytes); empty
 	// means data_dir/turn-secret.key, generated in development.

@@ -159,6 +159,9 @@ func TestValidate(t *testing.T) {
 		{"trusting every v6", func(c *Config) { c.HTTP.TrustedProxies = []string{"::/0"} }, "trusts every address"},
 		{"ops addr off", func(c *Config) { c.HTTP.OpsAddr = "" }, ""},
 		{"ops addr bad", func(c *Config) { c.HTTP.OpsAddr = "9464" }, "ops_addr"},
+		{"turn over tls on a specific ip", func(c *Config) { c.Media.TURN.TLSAddr = "192.0.2.7:443" }, ""},
+		{"turn over tls on every address needs public ip", func(c *Config) { c.Media.TURN.TLSAddr = ":443" }, "media.turn.public_ip"},
+		{"turn over tcp bad addr", func(c *Config) { c.Media.TURN.TCPAddr = "3478" }, "media.turn.tcp_addr"},
 		{"ops addr is the public one", func(c *Config) { c.HTTP.OpsAddr = c.ListenAddr }, "ops_addr"},
 	}
 	for _, tt := range tests {

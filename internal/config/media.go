@@ -40,11 +40,11 @@ func (c Config) validateMediaReach() []error {
 	if a, ok := listenIP(c.Media.ICETCPAddr); ok && a.IsLoopback() && !c.Media.LoopbackOnly {
 		bad("media.ice_tcp_addr: %s is a loopback address that browsers elsewhere cannot reach; listen on this host's address or 0.0.0.0:PORT, or %s", c.Media.ICETCPAddr, oneMachine)
 	}
-	if t := c.Media.TURN; t.Addr != "" && !c.Media.LoopbackOnly {
+	if t := c.Media.TURN; t.On() && !c.Media.LoopbackOnly {
 		if a, err := netip.ParseAddr(t.PublicIP); err == nil && (a.IsLoopback() || a.IsUnspecified()) {
 			bad("media.turn.public_ip: %s cannot be reached by browsers on other machines; set the address browsers reach the relay at", t.PublicIP)
-		} else if a, ok := listenIP(t.Addr); ok && t.PublicIP == "" && a.IsLoopback() {
-			bad("media.turn.addr: %s is a loopback address that browsers elsewhere cannot reach; listen on this host's address, or %s", t.Addr, oneMachine)
+		} else if a, ok := listenIP(t.First()); ok && t.PublicIP == "" && a.IsLoopback() {
+			bad("media.turn.addr: %s is a loopback address that browsers elsewhere cannot reach; listen on this host's address, or %s", t.First(), oneMachine)
 		}
 	}
 	return errs
@@ -65,4 +65,23 @@ func listenIP(hostport string) (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return a.Unmap(), true
+}
+
+// On reports whether the relay listens at all.
+func (t TURN) On() bool { return t.First() != "" }
+
+// First is the relay's first listen address (UDP, then TCP, then TLS): the
+// one whose IP relayed candidates advertise when public_ip is empty.
+func (t TURN) First() string {
+	for _, a := range []string{t.Addr, t.TCPAddr, t.TLSAddr} {
+		if a != "" {
+			return a
+		}
+	}
+	return ""
+}
+
+func (t TURN) firstHost() string {
+	h, _, _ := net.SplitHostPort(t.First())
+	return h
 }

@@ -225,11 +225,17 @@ func (c Config) validateSFU() []error {
 	if c.Media.LoopbackOnly && c.Environment != Development {
 		p.add("media.loopback_only: development only")
 	}
-	if t := c.Media.TURN; t.Addr != "" {
-		if h, _, err := net.SplitHostPort(t.Addr); err != nil {
-			p.add("media.turn.addr: %v", err)
-		} else if ip := net.ParseIP(h); t.PublicIP == "" && (ip == nil || ip.IsUnspecified()) {
-			p.add("media.turn.public_ip: required unless media.turn.addr names a specific IP")
+	if t := c.Media.TURN; t.On() {
+		for _, f := range []struct{ key, addr string }{{"addr", t.Addr}, {"tcp_addr", t.TCPAddr}, {"tls_addr", t.TLSAddr}} {
+			if f.addr == "" {
+				continue
+			}
+			if _, _, err := net.SplitHostPort(f.addr); err != nil {
+				p.add("media.turn.%s: %v", f.key, err)
+			}
+		}
+		if ip := net.ParseIP(t.firstHost()); t.PublicIP == "" && (ip == nil || ip.IsUnspecified()) {
+			p.add("media.turn.public_ip: required unless the relay's first listen address names a specific IP")
 		}
 		if t.PublicIP != "" && net.ParseIP(t.PublicIP) == nil {
 			p.add("media.turn.public_ip: %q is not an IP address", t.PublicIP)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/cdproto/cdp"
@@ -77,3 +78,46 @@ func TestTURNRelay(t *testing.T) {
 		t.Errorf("provider: selected local candidate type %q, want a direct one", providerType)
 	}
 }
+
+// TestE2ECallOverTURNTLS: a browser on a network that passes only TLS over
+// TCP (relay-only, and the relay's only URL is turns:) completes a call
+// through the embedded relay's TURN-over-TLS listener, which serves the
+// HTTPS listener's certificate. Both sides decode each other.
+func TestE2ECallOverTURNTLS(t *testing.T) {
+	srv := StartServer(t, func(c *config.Config) {
+		c.Media.TURN.TLSAddr = "127.0.0.1:0"
+		c.Media.TURN.AllowPrivatePeers = true // the SFU is on loopback
+	})
+	c := openCall(t, srv, func(b *Browser) { relayOnly(t, b) },
+		pageDump{"media", inboundSummary}, pageDump{"selected local candidate", selectedLocalCandidateJS},
+		pageDump{"relay protocol", selectedRelayProtocolJS})
+	patient := c.patient
+	c.connected()
+	urls := Eval[[]string](t, patient, `window.openvisit.client.pc.getConfiguration().iceServers.flatMap((s) => [s.urls].flat())`)
+	if len(urls) != 1 || !strings.HasPrefix(urls[0], "turns:127.0.0.1:") || !strings.HasSuffix(urls[0], "?transport=tcp") {
+		t.Fatalf("patient's ICE servers %q, want only the relay's turns: URL", urls)
+	}
+	c.mediaFlows()
+	if typ := Eval[string](t, patient, selectedLocalCandidateJS); typ != "relay" {
+		t.Errorf("patient: selected local candidate type %q, want relay", typ)
+	}
+	if proto := Eval[string](t, patient, selectedRelayProtocolJS); proto != "tls" {
+		t.Errorf("patient: the relay is reached over %q, want tls", proto)
+	}
+}
+
+// selectedRelayProtocolJS is how the page reaches its relay for the selected
+// pair's local candidate ('udp', 'tcp', 'tls'; empty when not relayed).
+const selectedRelayProtocolJS = `(async () => {
+  const c = window.openvisit && window.openvisit.client;
+  if (!c) return '';
+  const stats = new Map();
+  (await c.getStats()).forEach((s) => stats.set(s.id, s));
+  for (const s of stats.values()) {
+    if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
+    const pair = stats.get(s.selectedCandidatePairId);
+    const local = pair && stats.get(pair.localCandidateId);
+    if (local) return local.relayProtocol || '';
+  }
+  return '';
+})()`

@@ -11,6 +11,7 @@ package turn
 import (
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the TURN REST credential scheme is HMAC-SHA1
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -42,12 +43,25 @@ func password(secret []byte, user string) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// Params configures a Server.
+// Params configures a Server. At least one of Addr, TCPAddr and TLSAddr is
+// set; whichever way a client reaches the relay, what it relays to the
+// media node is UDP.
 type Params struct {
 	// Addr is the UDP listen address ("0.0.0.0:3478"; "127.0.0.1:0" in tests).
 	Addr string
+	// TCPAddr is the TURN-over-TCP listen address, for networks that block
+	// UDP; empty: none.
+	TCPAddr string
+	// TLSAddr is the TURN-over-TLS listen address (":443" on a node that has
+	// the port to itself), for networks that pass only HTTPS-looking
+	// traffic; it needs TLS. Empty: none.
+	TLSAddr string
+	// TLS is the server side of TURN over TLS: the HTTPS listener's
+	// certificate source, so one certificate covers both.
+	TLS *tls.Config
 	// RelayIP is the address relayed candidates advertise (the node's
-	// public IP); default: Addr's IP, which must then be specific.
+	// public IP); default: the first listener's IP, which must then be
+	// specific.
 	RelayIP net.IP
 	// Secret keys the credentials (at least 16 bytes).
 	Secret []byte
@@ -61,7 +75,9 @@ type Params struct {
 
 // Server is a running TURN relay. Lifecycle: New listens → serves → Close.
 type Server struct {
-	conn    net.PacketConn
+	conn    net.PacketConn // nil without UDP
+	tcp     net.Listener   // nil without TURN over TCP
+	tls     net.Listener   // nil without TURN over TLS
 	srv     *turn.Server
 	refused atomic.Uint64
 }
@@ -71,6 +87,9 @@ func New(p Params) (*Server, error) {
 	if len(p.Secret) < 16 {
 		return nil, errors.New("turn: secret of at least 16 bytes required")
 	}
+	if p.TLSAddr != "" && p.TLS == nil {
+		return nil, errors.New("turn: TURN over TLS needs a certificate")
+	}
 	if p.Now == nil {
 		p.Now = time.Now
 	}
@@ -79,23 +98,98 @@ func New(p Params) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("component", "turn")
-	conn, err := net.ListenPacket("udp4", p.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("turn: listen: %w", err)
+	s := &Server{}
+	if err := s.listen(p); err != nil {
+		s.closeListeners()
+		return nil, err
 	}
-	relayIP := p.RelayIP
-	if relayIP == nil {
-		relayIP = conn.LocalAddr().(*net.UDPAddr).IP
-		if relayIP.IsUnspecified() {
-			_ = conn.Close()
-			return nil, errors.New("turn: RelayIP is required when listening on all addresses")
+	cfg, err := s.serverConfig(p, log)
+	if err == nil {
+		s.srv, err = turn.NewServer(cfg)
+	}
+	if err != nil {
+		s.closeListeners()
+		return nil, fmt.Errorf("turn: %w", err)
+	}
+	log.Info("turn relay started", "udp", addrString(s.conn), "tcp", listenerString(s.tcp),
+		"tls", listenerString(s.tls), "private_peers", p.AllowPrivatePeers)
+	return s, nil
+}
+
+// listen opens the configured listeners.
+func (s *Server) listen(p Params) error {
+	var err error
+	if p.Addr != "" {
+		if s.conn, err = net.ListenPacket("udp4", p.Addr); err != nil {
+			return fmt.Errorf("turn: listen udp: %w", err)
 		}
 	}
-	bind := conn.LocalAddr().(*net.UDPAddr).IP.String()
-	s := &Server{conn: conn}
-	secret := append([]byte(nil), p.Secret...)
-	now := p.Now
-	auth := func(ra *turn.RequestAttributes) (string, []byte, bool) {
+	if p.TCPAddr != "" {
+		if s.tcp, err = net.Listen("tcp4", p.TCPAddr); err != nil {
+			return fmt.Errorf("turn: listen tcp: %w", err)
+		}
+	}
+	if p.TLSAddr != "" {
+		l, err := net.Listen("tcp4", p.TLSAddr)
+		if err != nil {
+			return fmt.Errorf("turn: listen tls: %w", err)
+		}
+		s.tls = tls.NewListener(l, p.TLS)
+	}
+	if s.conn == nil && s.tcp == nil && s.tls == nil {
+		return errors.New("turn: no listen address")
+	}
+	return nil
+}
+
+// serverConfig builds pion/turn's configuration: one relay address policy
+// and one credential check for every listener.
+func (s *Server) serverConfig(p Params, log *slog.Logger) (turn.ServerConfig, error) {
+	bindIP := s.bindIP()
+	relayIP := p.RelayIP
+	if relayIP == nil {
+		relayIP = bindIP
+		if relayIP.IsUnspecified() {
+			return turn.ServerConfig{}, errors.New("RelayIP is required when listening on all addresses")
+		}
+	}
+	gen := &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: bindIP.String()}
+	permit := func(_ net.Addr, peer net.IP) bool {
+		if p.AllowPrivatePeers || Public(peer) {
+			return true
+		}
+		s.refused.Add(1)
+		return false
+	}
+	cfg := turn.ServerConfig{Realm: Realm, AuthHandler: authHandler(p.Secret, p.Now), LoggerFactory: logging.PionLoggerFactory(log)}
+	if s.conn != nil {
+		cfg.PacketConnConfigs = []turn.PacketConnConfig{{PacketConn: s.conn, RelayAddressGenerator: gen, PermissionHandler: permit}}
+	}
+	for _, l := range []net.Listener{s.tcp, s.tls} {
+		if l != nil {
+			cfg.ListenerConfigs = append(cfg.ListenerConfigs, turn.ListenerConfig{Listener: l, RelayAddressGenerator: gen, PermissionHandler: permit})
+		}
+	}
+	return cfg, nil
+}
+
+// bindIP is the local address relays are opened on: the first listener's.
+func (s *Server) bindIP() net.IP {
+	switch {
+	case s.conn != nil:
+		return s.conn.LocalAddr().(*net.UDPAddr).IP
+	case s.tcp != nil:
+		return s.tcp.Addr().(*net.TCPAddr).IP
+	default:
+		return s.tls.Addr().(*net.TCPAddr).IP
+	}
+}
+
+// authHandler checks REST-style credentials: unexpired, and the password
+// is the HMAC of the username under secret.
+func authHandler(secret []byte, now func() time.Time) func(*turn.RequestAttributes) (string, []byte, bool) {
+	secret = append([]byte(nil), secret...)
+	return func(ra *turn.RequestAttributes) (string, []byte, bool) {
 		exp, participant, ok := strings.Cut(ra.Username, ":")
 		if !ok {
 			return "", nil, false
@@ -106,29 +200,31 @@ func New(p Params) (*Server, error) {
 		}
 		return participant, turn.GenerateAuthKey(ra.Username, ra.Realm, password(secret, ra.Username)), true
 	}
-	permit := func(_ net.Addr, peer net.IP) bool {
-		if p.AllowPrivatePeers || Public(peer) {
-			return true
+}
+
+func (s *Server) closeListeners() {
+	if s.conn != nil {
+		_ = s.conn.Close()
+	}
+	for _, l := range []net.Listener{s.tcp, s.tls} {
+		if l != nil {
+			_ = l.Close()
 		}
-		s.refused.Add(1)
-		return false
 	}
-	s.srv, err = turn.NewServer(turn.ServerConfig{
-		Realm:         Realm,
-		AuthHandler:   auth,
-		LoggerFactory: logging.PionLoggerFactory(log),
-		PacketConnConfigs: []turn.PacketConnConfig{{
-			PacketConn:            conn,
-			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: bind},
-			PermissionHandler:     permit,
-		}},
-	})
-	if err != nil {
-		_ = conn.Close()
-		return nil, fmt.Errorf("turn: %w", err)
+}
+
+func addrString(c net.PacketConn) string {
+	if c == nil {
+		return "off"
 	}
-	log.Info("turn relay started", "addr", conn.LocalAddr().String(), "private_peers", p.AllowPrivatePeers)
-	return s, nil
+	return c.LocalAddr().String()
+}
+
+func listenerString(l net.Listener) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Addr().String()
 }
 
 // Public reports whether ip may be a relay peer by default: not loopback,
@@ -144,14 +240,42 @@ func Public(ip net.IP) bool {
 	return true
 }
 
-// Addr returns the relay's listen address.
-func (s *Server) Addr() net.Addr { return s.conn.LocalAddr() }
+// URLs returns the relay's URLs for host (the name or IP clients dial).
+func (s *Server) URLs(host string) []string {
+	udp := ""
+	if s.conn != nil {
+		udp = portOf(s.conn.LocalAddr())
+	}
+	return URLs(host, udp, listenerPort(s.tcp), listenerPort(s.tls))
+}
 
-// URL returns the turn: URL for host (the name or IP clients dial) on the
-// relay's port.
-func (s *Server) URL(host string) string {
-	port := s.conn.LocalAddr().(*net.UDPAddr).Port
-	return "turn:" + net.JoinHostPort(host, strconv.Itoa(port)) + "?transport=udp"
+// URLs returns the URLs of a relay reached at host on the given ports ("" for
+// a transport it does not serve), most direct first: UDP, TCP, then TLS
+// (turns:), the order browsers prefer anyway.
+func URLs(host, udpPort, tcpPort, tlsPort string) []string {
+	var urls []string
+	if udpPort != "" {
+		urls = append(urls, "turn:"+net.JoinHostPort(host, udpPort)+"?transport=udp")
+	}
+	if tcpPort != "" {
+		urls = append(urls, "turn:"+net.JoinHostPort(host, tcpPort)+"?transport=tcp")
+	}
+	if tlsPort != "" {
+		urls = append(urls, "turns:"+net.JoinHostPort(host, tlsPort)+"?transport=tcp")
+	}
+	return urls
+}
+
+func listenerPort(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return portOf(l.Addr())
+}
+
+func portOf(a net.Addr) string {
+	_, p, _ := net.SplitHostPort(a.String())
+	return p
 }
 
 // Refused counts peers refused by the address policy.

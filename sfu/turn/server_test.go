@@ -2,6 +2,7 @@ package turn
 
 import (
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +28,25 @@ func TestNewNeedsSecretAndRelayIP(t *testing.T) {
 	}
 	if _, err := New(Params{Addr: "0.0.0.0:0", Secret: make([]byte, 32)}); err == nil {
 		t.Error("listening on all addresses without RelayIP was accepted")
+	}
+}
+
+func TestURLsNameEveryListener(t *testing.T) {
+	got := URLs("media.example", "3478", "3479", "443")
+	want := []string{"turn:media.example:3478?transport=udp", "turn:media.example:3479?transport=tcp", "turns:media.example:443?transport=tcp"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("URLs = %q, want %q", got, want)
+	}
+	if got := URLs("media.example", "", "", "443"); len(got) != 1 || got[0] != want[2] {
+		t.Fatalf("TLS only: URLs = %q, want only %q", got, want[2])
+	}
+}
+
+func TestTLSNeedsCertificate(t *testing.T) {
+	if _, err := New(Params{TLSAddr: "127.0.0.1:0", Secret: make([]byte, 32)}); err == nil {
+		t.Fatal("TURN over TLS without a certificate was accepted")
+	}
+	if _, err := New(Params{Secret: make([]byte, 32)}); err == nil {
+		t.Fatal("a relay with no listen address was accepted")
 	}
 }
