@@ -9,6 +9,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/turncred"
 	"github.com/openvisit/openvisit/sfu/turn"
 )
 
@@ -59,7 +60,7 @@ func TestTURNRelayPion(t *testing.T) {
 				t.Fatalf("relay URLs %q, want one over %s", urls, transport)
 			}
 			visit := ids.NewVisitID()
-			user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
+			user, pass := turncred.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
 			cfg := webrtc.Configuration{
 				ICEServers:         []webrtc.ICEServer{{URLs: urls, Username: user, Credential: pass}},
 				ICETransportPolicy: webrtc.ICETransportPolicyRelay,
@@ -88,7 +89,7 @@ func TestTURNRefusesPrivatePeers(t *testing.T) {
 	}
 	defer relay.Close()
 	env := newTestEnv(t)
-	user, pass := turn.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
+	user, pass := turncred.Credentials(secret, "patient-1", time.Now().Add(time.Hour))
 	cfg := webrtc.Configuration{
 		ICEServers:         []webrtc.ICEServer{{URLs: []string{relay.URLs("127.0.0.1")[0]}, Username: user, Credential: pass}},
 		ICETransportPolicy: webrtc.ICETransportPolicyRelay,
@@ -98,18 +99,6 @@ func TestTURNRefusesPrivatePeers(t *testing.T) {
 	waitFor(t, "a refused permission", func() bool { return relay.Refused() > 0 })
 	if st := a.pc.ICEConnectionState(); st == webrtc.ICEConnectionStateConnected {
 		t.Fatalf("ICE state %s: the relay forwarded to loopback", st)
-	}
-}
-
-func TestTURNCredentials(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	exp := time.Unix(1900000000, 0)
-	user, pass := turn.Credentials(secret, "p-1", exp)
-	if user != "1900000000:p-1" || pass == "" || strings.Contains(pass, "p-1") {
-		t.Fatalf("credentials %q %q", user, pass)
-	}
-	if _, p2 := turn.Credentials([]byte("another secret, also 32 bytes.."), "p-1", exp); p2 == pass {
-		t.Fatal("the password does not depend on the secret")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
+	"github.com/openvisit/openvisit/internal/turncred"
 )
 
 // Demo links let a newcomer hold a first call before sign-in and scheduling
@@ -144,6 +145,10 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		if err != nil {
 			return err
 		}
+		relayURLs, err := store.NodeRelayURLs(ctx, tx, node)
+		if err != nil {
+			return err
+		}
 		tok, err := s.mintJoin(ctx, tx, token.Grant{Visit: use.Visit, Participant: use.Participant,
 			Role: token.Role(role), Subject: "demo", Node: node}, nil)
 		if err != nil {
@@ -157,7 +162,7 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 		}
 		grant = JoinGrant{
 			VisitID: ids.VisitID(visit), ParticipantID: ids.ParticipantID(participant), Role: token.Role(role),
-			Token: tok, WSURL: wsURL, ICEServers: s.iceServers(participant, s.p.Now().Add(demoLinkTTL), wsURL),
+			Token: tok, WSURL: wsURL, ICEServers: s.iceServers(relayURLs, participant, s.p.Now().Add(demoLinkTTL)),
 			Help: s.help(),
 		}
 		return nil
@@ -175,19 +180,13 @@ func (s *Server) redeemDemoLink(c *gin.Context) {
 	c.JSON(http.StatusOK, grant)
 }
 
-// iceServers returns the relay a participant may use, with credentials
-// that end with the visit, or none when this process runs no relay.
-func (s *Server) iceServers(participant string, expiry time.Time, wsURL string) []ICEServer {
-	if s.p.TURN == nil {
+// iceServers returns the relay a participant may use — the URLs its media
+// node registered — with credentials that end with expiry, or none when the
+// node runs no relay or this process does not hold the relays' secret.
+func (s *Server) iceServers(urls []string, participant string, expiry time.Time) []ICEServer {
+	if len(urls) == 0 || s.p.TURNSecret == nil {
 		return []ICEServer{}
 	}
-	host := ""
-	if u, err := url.Parse(wsURL); err == nil {
-		host = u.Hostname()
-	}
-	urls, user, pass, ok := s.p.TURN(participant, expiry, host)
-	if !ok {
-		return []ICEServer{}
-	}
+	user, pass := turncred.Credentials(s.p.TURNSecret, participant, expiry)
 	return []ICEServer{{URLs: urls, Username: user, Credential: pass}}
 }

@@ -45,9 +45,10 @@ type Params struct {
 	Outbox *Outbox
 	// Alerts raises alerts that no rule can see (a failed audit write).
 	Alerts AlertRaiser
-	// TURN returns relay credentials for a participant, valid until expiry,
-	// for the join grant's ice_servers; ok is false without a relay.
-	TURN   func(participant string, expiry time.Time, host string) (urls []string, user, pass string, ok bool)
+	// TURNSecret is the TURN relays' credential secret (media.turn.
+	// secret_file): with it, a join grant carries credentials for the relay
+	// its media node registered. Nil: grants carry no relay.
+	TURNSecret []byte
 	Minter *token.Minter // nil when this process does not run the api role
 	// Nodes places visits on the least-loaded live media node and moves a
 	// visit off a dead one at join (placement.go). Nil: every visit goes on

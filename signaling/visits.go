@@ -76,7 +76,7 @@ func (s *Server) joinVisit(c *gin.Context) {
 	}
 	g := seat.Grant
 	c.JSON(http.StatusOK, JoinGrant{VisitID: visit, ParticipantID: g.Participant, Role: g.Role, Token: seat.Token, WSURL: seat.URL,
-		ICEServers: s.iceServers(string(g.Participant), seat.RelayUntil, seat.URL), Help: s.help()})
+		ICEServers: s.iceServers(seat.RelayURLs, string(g.Participant), seat.RelayUntil), Help: s.help()})
 }
 
 // mintJoin mints a join token for g and records it in tx: the join_tokens

@@ -74,7 +74,7 @@ type App struct {
 	demoLinks []string
 	recLib    *recording.Library
 	recorder  *recording.Service
-	turn      *turn.Server // nil unless media.turn.addr
+	turn      *turn.Server // nil unless the relay has a listen address
 	turnKey   []byte
 	ops       *opsListener // nil when http.ops_addr is empty
 }
@@ -106,6 +106,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	runCtx, stop := context.WithCancel(context.Background())
 	a.stopRun = stop
 	if a.tlsConfig, err = a.loadTLS(opt.Now()); err != nil {
+		return nil, err
+	}
+	if err := a.loadTURNSecret(); err != nil {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -205,22 +208,22 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 	}
 	cfg := a.cfg
 	sp := signaling.Params{
-		Alerts:    alertEngine,
-		DB:        a.db,
-		Sealer:    sealer,
-		Auth:      cfg.Auth,
-		Origin:    cfg.Origin(),
-		Mailer:    mailer,
-		Outbox:    outbox,
-		Minter:    d.minter,
-		Nodes:     d.registry,
-		Node:      d.node,
-		PublicURL: cfg.PublicURL,
-		Demo:      cfg.Demo,
-		Help:      signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
-		TURN:      a.turnCredentials(),
-		Logger:    a.log,
-		Now:       now,
+		Alerts:     alertEngine,
+		DB:         a.db,
+		Sealer:     sealer,
+		Auth:       cfg.Auth,
+		Origin:     cfg.Origin(),
+		Mailer:     mailer,
+		Outbox:     outbox,
+		Minter:     d.minter,
+		Nodes:      d.registry,
+		Node:       d.node,
+		PublicURL:  cfg.PublicURL,
+		Demo:       cfg.Demo,
+		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
+		TURNSecret: a.turnKey,
+		Logger:     a.log,
+		Now:        now,
 	}
 	if a.recLib != nil { // a nil *Library must stay a nil interface
 		sp.Recordings = a.recLib

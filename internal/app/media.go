@@ -87,6 +87,25 @@ func (a *App) startMedia(ctx, runCtx context.Context, opt Options, d mediaDeps) 
 	return nil
 }
 
+// loadTURNSecret reads the relays' credential secret where this process
+// needs it: a media node running a relay checks credentials with it, a
+// control plane mints them (on a cluster, media.turn.secret_file names the
+// secret the relays share). Development generates one.
+func (a *App) loadTURNSecret() error {
+	t := a.cfg.Media.TURN
+	relay := a.cfg.Has(config.RoleMedia) && t.On()
+	if !relay && t.SecretFile == "" {
+		return nil
+	}
+	path := t.SecretFile
+	if path == "" {
+		path = filepath.Join(a.cfg.DataDir, "turn-secret.key")
+	}
+	var err error
+	a.turnKey, err = keys.LoadSecret(path, a.cfg.Environment == config.Development)
+	return err
+}
+
 // startTURN starts the TURN relay when it has a listen address
 // (media.turn.addr, tcp_addr or tls_addr); TURN over TLS serves the HTTPS
 // listener's certificate.
@@ -95,14 +114,7 @@ func (a *App) startTURN(now func() time.Time) error {
 	if !t.On() {
 		return nil
 	}
-	path := t.SecretFile
-	if path == "" {
-		path = filepath.Join(a.cfg.DataDir, "turn-secret.key")
-	}
 	var err error
-	if a.turnKey, err = keys.LoadSecret(path, a.cfg.Environment == config.Development); err != nil {
-		return err
-	}
 	a.turn, err = turn.New(turn.Params{
 		Addr: t.Addr, TCPAddr: t.TCPAddr, TLSAddr: t.TLSAddr, TLS: a.tlsConfig,
 		RelayIP: net.ParseIP(t.PublicIP), Secret: a.turnKey,
@@ -111,22 +123,11 @@ func (a *App) startTURN(now func() time.Time) error {
 	return err
 }
 
-// turnCredentials is TURNCredentials when this process runs a relay.
-func (a *App) turnCredentials() func(string, time.Time, string) ([]string, string, string, bool) {
+// relayURLs are the URLs this node's relay registers (none without one):
+// on the host browsers reach the node at.
+func (a *App) relayURLs() []string {
 	if a.turn == nil {
 		return nil
 	}
-	return a.TURNCredentials
-}
-
-// TURNCredentials returns time-limited TURN credentials and the relay's
-// URLs for participant, valid until expiry (the visit's end), for the join
-// grant's ice_servers; ok is false without a relay. host is the name
-// clients dial.
-func (a *App) TURNCredentials(participant string, expiry time.Time, host string) (urls []string, user, pass string, ok bool) {
-	if a.turn == nil {
-		return nil, "", "", false
-	}
-	user, pass = turn.Credentials(a.turnKey, participant, expiry)
-	return a.turn.URLs(host), user, pass, true
+	return a.turn.URLs(hostOf(a.cfg.NodeURL()))
 }

@@ -15,7 +15,7 @@ import (
 func (a *App) startHeartbeat(ctx context.Context, reg *nodes.Registry, node ids.NodeID) error {
 	media := a.media
 	beat, err := nodes.Start(ctx, nodes.HeartbeatParams{
-		Registry: reg, Node: node, URL: a.cfg.NodeURL(), Interval: a.cfg.Cluster.HeartbeatInterval, Logger: a.log,
+		Registry: reg, Node: node, URL: a.cfg.NodeURL(), RelayURLs: a.relayURLs(), Interval: a.cfg.Cluster.HeartbeatInterval, Logger: a.log,
 		Load: func() nodes.Load {
 			st := media.Stats()
 			return nodes.Load{Rooms: st.Rooms, Participants: st.Participants}

@@ -16,7 +16,9 @@ type HeartbeatParams struct {
 	Registry *Registry
 	Node     ids.NodeID
 	URL      string // the node's public wss:// URL for /sfu/ws
-	Interval time.Duration
+	// RelayURLs are the node's TURN relay URLs (sfu/turn), none without one.
+	RelayURLs []string
+	Interval  time.Duration
 	// Load reads the node's load (sfu.Stats).
 	Load   func() Load
 	Logger *slog.Logger
@@ -46,7 +48,7 @@ func Start(ctx context.Context, p HeartbeatParams) (*Heartbeat, error) {
 	}
 	h := &Heartbeat{p: p, log: p.Logger.With("component", "nodes", "node", string(p.Node)),
 		stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}
-	if err := p.Registry.Register(ctx, p.Node, p.URL); err != nil {
+	if err := p.Registry.Register(ctx, p.Node, p.URL, p.RelayURLs); err != nil {
 		return nil, err
 	}
 	go h.loop()
@@ -69,7 +71,7 @@ func (h *Heartbeat) loop() {
 		err := h.p.Registry.Heartbeat(ctx, h.p.Node, h.p.Load())
 		if errors.Is(err, errUnregistered) {
 			// Someone removed the row (an operator's cleanup): come back.
-			err = h.p.Registry.Register(ctx, h.p.Node, h.p.URL)
+			err = h.p.Registry.Register(ctx, h.p.Node, h.p.URL, h.p.RelayURLs)
 		}
 		cancel()
 		switch {

@@ -70,14 +70,18 @@ func NewRegistry(pool *pgxpool.Pool, deadAfter time.Duration) *Registry {
 // DeadAfter is how long a silent node stays live.
 func (r *Registry) DeadAfter() time.Duration { return r.deadAfter }
 
-// Register records node (a process starting): its URL, no load, not
-// draining, seen now. Rooms remembered from a previous process are dropped.
-func (r *Registry) Register(ctx context.Context, node ids.NodeID, url string) error {
+// Register records node (a process starting): its URL and its TURN relay's
+// URLs (none without one), no load, not draining, seen now. Rooms
+// remembered from a previous process are dropped.
+func (r *Registry) Register(ctx context.Context, node ids.NodeID, url string, relayURLs []string) error {
+	if relayURLs == nil {
+		relayURLs = []string{}
+	}
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO sfu_nodes (id, url, load, rooms, draining, last_seen_at, started_at)
-			VALUES ($1, $2, 0, 0, false, now(), now())
-			ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, load = 0, rooms = 0, draining = false,
-				last_seen_at = now(), started_at = now()`, string(node), url); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO sfu_nodes (id, url, relay_urls, load, rooms, draining, last_seen_at, started_at)
+			VALUES ($1, $2, $3, 0, 0, false, now(), now())
+			ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, relay_urls = EXCLUDED.relay_urls, load = 0, rooms = 0,
+				draining = false, last_seen_at = now(), started_at = now()`, string(node), url, relayURLs); err != nil {
 			return fmt.Errorf("nodes: register %s: %w", node, err)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM sfu_rooms WHERE node_id = $1`, string(node)); err != nil {

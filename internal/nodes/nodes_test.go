@@ -56,7 +56,7 @@ func TestPlacementByLoad(t *testing.T) {
 	pool, reg := setup(t)
 	ctx := context.Background()
 	for _, n := range []ids.NodeID{"a", "b", "c"} {
-		if err := reg.Register(ctx, n, "wss://"+string(n)+".test/sfu/ws"); err != nil {
+		if err := reg.Register(ctx, n, "wss://"+string(n)+".test/sfu/ws", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestForJoin(t *testing.T) {
 	pool, reg := setup(t)
 	ctx := context.Background()
 	for _, n := range []ids.NodeID{"a", "b"} {
-		if err := reg.Register(ctx, n, "wss://"+string(n)+".test/sfu/ws"); err != nil {
+		if err := reg.Register(ctx, n, "wss://"+string(n)+".test/sfu/ws", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -187,7 +187,7 @@ func TestForJoinConcurrentRejoin(t *testing.T) {
 	pool, reg := setup(t)
 	ctx := context.Background()
 	for _, n := range []ids.NodeID{"a", "b", "c"} {
-		if err := reg.Register(ctx, n, "wss://"+string(n)+".test/sfu/ws"); err != nil {
+		if err := reg.Register(ctx, n, "wss://"+string(n)+".test/sfu/ws", nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -360,7 +360,7 @@ func (n *heartbeatNode) checkStopAndReregister() {
 	if !list[0].Draining {
 		t.Error("a stopped node is not marked draining")
 	}
-	if err := n.reg.Register(ctx, "m1", "wss://m1.test/sfu/ws"); err != nil {
+	if err := n.reg.Register(ctx, "m1", "wss://m1.test/sfu/ws", nil); err != nil {
 		t.Fatal(err)
 	}
 	if m, _, err := n.reg.Pick(ctx, n.pool); err != nil || m != "m1" {

@@ -104,6 +104,14 @@ func NodeURL(ctx context.Context, db DBTX, node ids.NodeID) (string, error) {
 	return u, notFound(err)
 }
 
+// NodeRelayURLs returns the TURN relay URLs node registered (none when it
+// runs no relay).
+func NodeRelayURLs(ctx context.Context, db DBTX, node ids.NodeID) ([]string, error) {
+	var urls []string
+	err := db.QueryRow(ctx, `SELECT relay_urls FROM sfu_nodes WHERE id = $1`, string(node)).Scan(&urls)
+	return urls, notFound(err)
+}
+
 // VisitChannel is the PostgreSQL channel visit change notices go to: every
 // control-plane process LISTENs and re-reads the visit (signaling/events.go).
 const VisitChannel = "openvisit_visit"

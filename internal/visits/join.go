@@ -30,12 +30,14 @@ type Joining struct {
 }
 
 // Seat is where a join puts its participant: the token's grant (visit,
-// participant, role, subject and media node), the node's WebSocket URL,
-// and until when relay credentials last (the visit's end and an hour, or
-// half a day for an unscheduled visit).
+// participant, role, subject and media node), the node's WebSocket URL, its
+// TURN relay's URLs (none without one), and until when relay credentials
+// last (the visit's end and an hour, or half a day for an unscheduled
+// visit).
 type Seat struct {
 	Grant      token.Grant
 	URL        string
+	RelayURLs  []string
 	RelayUntil time.Time
 	// Token is the join token Join's mint returned.
 	Token string
@@ -63,6 +65,9 @@ func (p Placement) Join(ctx context.Context, db *store.DB, j Joining, now time.T
 		}
 		g := token.Grant{Visit: j.Visit}
 		if g.Node, seat.URL, err = p.ForJoin(ctx, tx, j.Visit, v.NodeID); err != nil {
+			return err
+		}
+		if seat.RelayURLs, err = store.NodeRelayURLs(ctx, tx, g.Node); err != nil {
 			return err
 		}
 		if g.Participant, g.Role, g.Subject, err = participant(ctx, tx, j); err != nil {

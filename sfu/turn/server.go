@@ -1,18 +1,13 @@
 // Package turn is OpenVisit's embedded TURN relay (pion/turn) for
 // participants whose networks reach the media node only through a relay.
-// Credentials are time-limited, REST style (draft-uberti-behave-turn-rest):
-// the username is "<expiry unix seconds>:<participant ID>" and the password
-// the HMAC-SHA1 of the username under a server secret, so the control plane
-// mints them without talking to the relay, and they end with the visit's
-// join grant. Relays to loopback, link-local, private and other
+// Credentials are time-limited, REST style (internal/turncred), so the
+// control plane mints them without talking to the relay, and they end with
+// the visit's join grant. Relays to loopback, link-local, private and other
 // non-public addresses are refused unless configured (tests on loopback).
 package turn
 
 import (
-	"crypto/hmac"
-	"crypto/sha1" //nolint:gosec // the TURN REST credential scheme is HMAC-SHA1
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,23 +20,11 @@ import (
 	"github.com/pion/turn/v5"
 
 	"github.com/openvisit/openvisit/internal/logging"
+	"github.com/openvisit/openvisit/internal/turncred"
 )
 
 // Realm is the TURN realm OpenVisit uses.
 const Realm = "openvisit"
-
-// Credentials returns TURN credentials for participant valid until expiry:
-// user is "<expiry>:<participant>", pass is base64(HMAC-SHA1(secret, user)).
-func Credentials(secret []byte, participant string, expiry time.Time) (user, pass string) {
-	user = strconv.FormatInt(expiry.Unix(), 10) + ":" + participant
-	return user, password(secret, user)
-}
-
-func password(secret []byte, user string) string {
-	m := hmac.New(sha1.New, secret)
-	m.Write([]byte(user))
-	return base64.StdEncoding.EncodeToString(m.Sum(nil))
-}
 
 // Params configures a Server. At least one of Addr, TCPAddr and TLSAddr is
 // set; whichever way a client reaches the relay, what it relays to the
@@ -198,7 +181,7 @@ func authHandler(secret []byte, now func() time.Time) func(*turn.RequestAttribut
 		if err != nil || t < now().Unix() {
 			return "", nil, false
 		}
-		return participant, turn.GenerateAuthKey(ra.Username, ra.Realm, password(secret, ra.Username)), true
+		return participant, turn.GenerateAuthKey(ra.Username, ra.Realm, turncred.Password(secret, ra.Username)), true
 	}
 }
 
