@@ -36,7 +36,9 @@ ALTER TABLE patients
     ALTER COLUMN name DROP NOT NULL,
     ALTER COLUMN date_of_birth DROP NOT NULL,
     ALTER COLUMN email DROP NOT NULL,
-    ALTER COLUMN phone DROP NOT NULL;
+    ALTER COLUMN email DROP DEFAULT,
+    ALTER COLUMN phone DROP NOT NULL,
+    ALTER COLUMN phone DROP DEFAULT;
 DROP INDEX patients_name;
 CREATE INDEX patients_email_bidx ON patients (email_bidx) WHERE email_bidx IS NOT NULL;
 CREATE INDEX patients_dob_bidx ON patients (dob_bidx);
