@@ -60,7 +60,7 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	_, secret := createUser(t, pool, adminEmail, "Ada Admin", store.RoleAdmin)
 	const provEmail = "pat.provider@clinic.test"
 	prov, _ := createUser(t, pool, provEmail, "Pat Provider", store.RoleProvider)
-	olive := seedProviderActivity(t, pool, prov)
+	olive := seedProviderActivity(t, pool, srv.App.DB(), prov)
 
 	b := NewBrowser(t, WithName("admin"), WithFlag("hide-scrollbars", true))
 	b.SetViewport(t, 360, 740)
@@ -90,13 +90,13 @@ const pageError = `document.getElementById('error').hidden ? '' : document.getEl
 // Oregon patient's chart, and viewed two Californians, a New Yorker and 501
 // Texans (over the media-notice threshold for Texas). It returns the Oregon
 // patient.
-func seedProviderActivity(t *testing.T, pool *pgxpool.Pool, prov store.User) store.Patient {
+func seedProviderActivity(t *testing.T, pool *pgxpool.Pool, db *store.DB, prov store.User) store.Patient {
 	t.Helper()
 	ctx := t.Context()
 	log := audit.New(pool)
 	newPatient := func(name, state string) store.Patient {
 		t.Helper()
-		p, err := store.CreatePatient(ctx, pool, store.Patient{Name: name, DateOfBirth: "1980-02-03", State: state,
+		p, err := store.CreatePatient(ctx, db, store.Patient{Name: name, DateOfBirth: "1980-02-03", State: state,
 			Email: strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.test", Phone: "+1 555 0100", CreatedBy: prov.ID})
 		if err != nil {
 			t.Fatalf("create patient: %v", err)
