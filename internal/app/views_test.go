@@ -105,8 +105,8 @@ func TestScheduleViewAuditsPatients(t *testing.T) {
 			t.Error("the state view's audit entry does not name the patient it shows")
 		}
 	})
-	t.Run("event stream", func(t *testing.T) { vr.eventStream(t, v2, p2) })
 	t.Run("admin lookup", func(t *testing.T) { vr.adminLookup(t, string(adm.ID), p1) })
+	t.Run("event stream", func(t *testing.T) { vr.eventStream(t, v2, p2) })
 }
 
 // adminLookup: the admin finds a patient by name and date of birth (the
