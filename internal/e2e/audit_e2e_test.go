@@ -71,6 +71,7 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	checkAuditLoadOlder(t, b)
 	checkPatientAccessReport(t, b, olive, provEmail)
 	checkUnknownPatientReport(t, b)
+	checkPatientLookup(t, b, olive)
 	checkIncidentDeadlines(t, b)
 	checkBreachScope(t, b, prov)
 	checkNotificationList(t, b)
@@ -221,6 +222,26 @@ func checkUnknownPatientReport(t *testing.T, b *Browser) {
 	b.WaitFor(t, t.Context(), `!document.getElementById('error').hidden`, pageTimeout)
 	if e := Eval[string](t, b, `document.getElementById('error').textContent`); !strings.Contains(e, "no patient") {
 		t.Errorf("report of an unknown patient: %q", e)
+	}
+}
+
+// checkPatientLookup finds the patient by name and date of birth (their
+// fields are ciphertext: the blind indexes answer) and opens their access
+// report from the result.
+func checkPatientLookup(t *testing.T, b *Browser, olive store.Patient) {
+	t.Helper()
+	ctx := t.Context()
+	b.Fill(t, "#pl-name", "oliv")
+	Eval[bool](t, b, fmt.Sprintf(`(() => { document.getElementById('pl-dob').value = %q; return true; })()`, olive.DateOfBirth))
+	b.Click(t, "#pl-submit")
+	b.WaitFor(t, ctx, `document.querySelector('#pl-results button') !== null`, pageTimeout)
+	if got := Eval[string](t, b, `document.getElementById('pl-results').textContent`); !strings.Contains(got, olive.Name) || strings.Contains(got, "Cal One") {
+		t.Errorf("lookup: results %q, want only %s", got, olive.Name)
+	}
+	b.Click(t, "#pl-results button")
+	b.WaitFor(t, ctx, fmt.Sprintf(`location.search === %q && document.getElementById('report-status').textContent.includes('entries by')`, "?report="+olive.ID), pageTimeout)
+	if q := Eval[string](t, b, `location.search + location.hash`); strings.Contains(strings.ToLower(q), "olive") {
+		t.Errorf("lookup: the address %q holds the patient's name", q)
 	}
 }
 
