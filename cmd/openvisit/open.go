@@ -6,14 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openvisit/openvisit/internal/app"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/logging"
+	"github.com/openvisit/openvisit/internal/store"
 )
 
 // What every subcommand starts with: its flags, the configuration, and
@@ -92,4 +96,21 @@ func configAndDatabase(ctx context.Context, path string, migrate bool) (config.C
 	}
 	pool, err := openDatabase(ctx, cfg, migrate)
 	return cfg, pool, err
+}
+
+// openStore is the store on pool with the keyring that wraps the PHI data
+// keys (app.KeyringPath). With required, a missing keyring is an error (it
+// is created by `serve` in development or by `openvisit keys generate`);
+// without, the store has no keyring and any PHI it would read or write is
+// refused (phi.ErrNoKeyring) — the review commands touch none.
+func openStore(cfg config.Config, pool *pgxpool.Pool, required bool) (*store.DB, error) {
+	path := app.KeyringPath(cfg)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !required {
+		return store.New(pool, nil), nil
+	}
+	kf, err := keys.OpenKeyringFile(path, false, nowFunc())
+	if err != nil {
+		return nil, err
+	}
+	return store.New(pool, kf), nil
 }
