@@ -42,7 +42,7 @@ type tail struct {
 	recent   [][]byte // hashes of entries after anchored up to seq (the last maxHeadHashes)
 	cursor   string   // the last head-anchor key read from the bucket
 	own      map[string]bool
-	pending  []point // anchored hashes past the chain head when they were read
+	pending  []point  // anchored hashes past the chain head when they were read
 	restores restores // restore records read from the bucket (restore.go)
 	rcursor  string   // the last restore-record key read
 }

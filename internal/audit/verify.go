@@ -88,7 +88,7 @@ type Report struct {
 	// entries it lost (restore.go): facts, not findings.
 	Restores []RestoreGap
 	Findings []Finding
-	Omitted        int // findings past maxFindings, not listed
+	Omitted  int // findings past maxFindings, not listed
 }
 
 // OK reports whether nothing was found.
