@@ -14,6 +14,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/phi"
 	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/recording/streamaead"
@@ -200,15 +201,19 @@ func keyEvent(actor, action, kek string, o audit.Outcome, reason string) audit.E
 }
 
 // Rewrap re-wraps every stored data key that is not under the primary KEK
-// with the primary, in batches (one transaction and one audit entry per
-// batch). Media objects are not touched. It returns how many keys moved.
+// with the primary: the PHI fields' (rewrapPHI), then the recordings' in
+// batches (one transaction and one audit entry per batch). Media objects
+// and sealed fields are not touched. It returns how many keys moved.
 func Rewrap(ctx context.Context, pool *pgxpool.Pool, kf *keys.KeyringFile, actor string) (int, error) {
 	kr, err := kf.Keyring()
 	if err != nil {
 		return 0, err
 	}
 	primary := kr.Primary()
-	total := 0
+	total, err := rewrapPHI(ctx, pool, kr, actor)
+	if err != nil {
+		return 0, err
+	}
 	for {
 		moved := 0
 		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -244,6 +249,26 @@ func Rewrap(ctx context.Context, pool *pgxpool.Pool, kf *keys.KeyringFile, actor
 	}
 }
 
+// rewrapPHI re-wraps the PHI fields' data keys (phi_data_keys) under the
+// primary KEK, in one transaction with its audit entry: they are few (one
+// per table per month), and the sealed values are not touched.
+func rewrapPHI(ctx context.Context, pool *pgxpool.Pool, kr *keys.Keyring, actor string) (int, error) {
+	var moved int
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		n, from, err := phi.Rewrap(ctx, tx, kr)
+		if err != nil || n == 0 {
+			return err
+		}
+		moved = n
+		return audit.AppendTx(ctx, tx, keyEvent(actor, ActionKEKRewrap, kr.Primary(), audit.Success,
+			fmt.Sprintf("re-wrapped %d PHI data keys from %v", n, from)))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recording: rewrap PHI data keys: %w", err)
+	}
+	return moved, nil
+}
+
 // RetireKEK destroys KEK id's key material after an inventory check: it
 // refuses (ErrKEKInUse, audited as denied) while any stored data key is
 // wrapped under it. The primary cannot be retired.
@@ -257,7 +282,7 @@ func RetireKEK(ctx context.Context, pool *pgxpool.Pool, kf *keys.KeyringFile, id
 		if aerr := log.Append(ctx, keyEvent(actor, ActionKEKRetire, id, audit.Denied, fmt.Sprintf("%d data keys still wrapped under it", n))); aerr != nil {
 			return errors.Join(ErrKEKInUse, aerr)
 		}
-		return fmt.Errorf("%w: %d recordings (run `openvisit keys rewrap` first)", ErrKEKInUse, n)
+		return fmt.Errorf("%w: %d data keys of recordings or PHI fields (run `openvisit keys rewrap` first)", ErrKEKInUse, n)
 	}
 	kr, err := kf.Keyring()
 	if err != nil {

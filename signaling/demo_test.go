@@ -58,7 +58,7 @@ func newFixture(t *testing.T, demo bool) *fixture {
 		t.Fatal(err)
 	}
 	s := New(Params{
-		DB: store.New(pool), Minter: m, Node: "node-a", Sealer: sealer,
+		DB: store.New(pool, nil), Minter: m, Node: "node-a", Sealer: sealer,
 		Auth: config.Default().Auth, Origin: "https://clinic.test:8443",
 		PublicURL: "https://clinic.test:8443", Demo: demo,
 		Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil)),

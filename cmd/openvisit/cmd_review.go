@@ -102,7 +102,11 @@ func operatorReview(args []string, stderr io.Writer, use string,
 		return err
 	}
 	defer pool.Close()
-	return fn(ctx, store.New(pool), cfg, review.Operator(operatorName(), *reason), id)
+	st, err := openStore(cfg, pool)
+	if err != nil {
+		return err
+	}
+	return fn(ctx, st, cfg, review.Operator(operatorName(), *reason), id)
 }
 
 // operatorName names the operating-system account that runs the command

@@ -39,7 +39,7 @@ func userCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer pool.Close()
-	st := store.New(pool)
+	st := store.New(pool, nil) // staff accounts hold no PHI
 	if *ifNoAdmin {
 		n, err := store.CountAdmins(ctx, pool)
 		if err != nil {

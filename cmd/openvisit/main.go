@@ -16,6 +16,7 @@ Usage:
   openvisit serve   [--config FILE] [--addr HOST:PORT] [--roles api,media,recorder] [--web-dir DIR]
   openvisit migrate [--config FILE]
   openvisit keys    generate|list|rotate|rewrap|retire KEK_ID [--config FILE]
+  openvisit phi     migrate|status [--config FILE]   (seal PHI rows written before field encryption)
   openvisit loadtest --spawn | --url URL --signing-key FILE [--visits N] [--duration D] [--json]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
   openvisit user reset-mfa --email ADDRESS --reason TEXT
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return loadtestCmd(args[1:], stdout, stderr)
 	case "keys":
 		return keysCmd(args[1:], stdout, stderr)
+	case "phi":
+		return phiCmd(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
 	case "backup":

@@ -11,9 +11,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/openvisit/openvisit/internal/app"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/db"
+	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/logging"
+	"github.com/openvisit/openvisit/internal/store"
 )
 
 // What every subcommand starts with: its flags, the configuration, and
@@ -92,4 +95,16 @@ func configAndDatabase(ctx context.Context, path string, migrate bool) (config.C
 	}
 	pool, err := openDatabase(ctx, cfg, migrate)
 	return cfg, pool, err
+}
+
+// openStore is the store on pool with the keyring that wraps the PHI data
+// keys (app.KeyringPath): a command that reads or writes PHI needs it; a
+// missing keyring is an error (it is created by `serve` in development or
+// by `openvisit keys generate`).
+func openStore(cfg config.Config, pool *pgxpool.Pool) (*store.DB, error) {
+	kf, err := keys.OpenKeyringFile(app.KeyringPath(cfg), false, nowFunc())
+	if err != nil {
+		return nil, err
+	}
+	return store.New(pool, kf), nil
 }

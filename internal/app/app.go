@@ -30,6 +30,7 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/objstore"
+	"github.com/openvisit/openvisit/internal/phi"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/internal/visits"
@@ -58,12 +59,15 @@ type Options struct {
 // App is one running OpenVisit process. Lifecycle: New → Serve → Shutdown;
 // an App that was shut down cannot serve again.
 type App struct {
-	cfg   config.Config
-	log   *slog.Logger
-	db    *store.DB // owns the pool: closed in close
-	media *sfu.SFU
-	beat  *nodes.Heartbeat // the media node's registration, nil without media
-	sig   *signaling.Server
+	cfg config.Config
+	log *slog.Logger
+	db  *store.DB // owns the pool: closed in close
+	// keyring wraps recordings' and PHI fields' data keys (nil on a
+	// media-only node).
+	keyring *keys.KeyringFile
+	media   *sfu.SFU
+	beat    *nodes.Heartbeat // the media node's registration, nil without media
+	sig     *signaling.Server
 	// stopRun ends the background loops; running waits for them.
 	stopRun   func()
 	running   sync.WaitGroup
@@ -99,7 +103,7 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 			a.close()
 		}
 	}()
-	if err := a.openDB(ctx); err != nil {
+	if err := a.openDB(ctx, opt.Now()); err != nil {
 		return nil, err
 	}
 	runCtx, stop := context.WithCancel(context.Background())
@@ -139,13 +143,24 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	return a, nil
 }
 
-// openDB connects to PostgreSQL and applies the migrations.
-func (a *App) openDB(ctx context.Context) error {
+// openDB connects to PostgreSQL and applies the migrations. A process that
+// reads or writes PHI (api, recorder) opens the keyring that wraps the PHI
+// data keys — the recordings' keyring (docs/DESIGN.md decision 13); a
+// media-only node never reads PHI and has none.
+func (a *App) openDB(ctx context.Context, now time.Time) error {
 	pool, err := db.Open(ctx, a.cfg.Database.URL, a.cfg.Database.MaxConns)
 	if err != nil {
 		return err
 	}
-	a.db = store.New(pool)
+	var kr phi.KeyringSource
+	if a.cfg.Has(config.RoleAPI) || a.cfg.Has(config.RoleRecorder) {
+		if a.keyring, err = keys.OpenKeyringFile(KeyringPath(a.cfg), a.cfg.Environment == config.Development, now); err != nil {
+			pool.Close()
+			return err
+		}
+		kr = a.keyring
+	}
+	a.db = store.New(pool, kr)
 	n, err := db.Migrate(ctx, pool)
 	if err != nil {
 		return err
@@ -238,6 +253,7 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 			return err
 		}
 		a.goRun(func() { a.expireVisits(runCtx, now) })
+		a.goRun(func() { a.migratePHI(runCtx) })
 	}
 	if cfg.Demo {
 		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {
@@ -245,6 +261,19 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		}
 	}
 	return nil
+}
+
+// migratePHI seals the PHI that rows written before migration 0012 still
+// hold in plaintext (store.MigratePHI), in the background: reads work
+// meanwhile, and a process stopped halfway resumes at its next start.
+func (a *App) migratePHI(ctx context.Context) {
+	n, err := store.MigratePHI(ctx, a.db, store.MigrateBatch)
+	switch {
+	case err != nil && ctx.Err() == nil:
+		a.log.Error("phi migration stopped; it resumes at the next start or with `openvisit phi migrate`", "sealed_rows", n, "err", err)
+	case n > 0:
+		a.log.Info("phi migration: plaintext PHI sealed", "rows", n)
+	}
 }
 
 // loadSealer loads the secret that seals TOTP secrets and keys CSRF tokens.

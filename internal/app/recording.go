@@ -31,9 +31,11 @@ func (a *App) startRecording(ctx context.Context, minter *token.Minter, opt Opti
 	if err != nil {
 		return err
 	}
-	kf, err := keys.OpenKeyringFile(KeyringPath(cfg), cfg.Environment == config.Development, opt.Now())
-	if err != nil {
-		return err
+	kf := a.keyring
+	if kf == nil {
+		if kf, err = keys.OpenKeyringFile(KeyringPath(cfg), cfg.Environment == config.Development, opt.Now()); err != nil {
+			return err
+		}
 	}
 	a.recLib = &recording.Library{Objects: objs, Keys: kf}
 	if !cfg.Has(config.RoleRecorder) {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/phi"
 )
 
 // BreakGlass is an emergency access grant.
@@ -26,8 +27,12 @@ type BreakGlass struct {
 // GrantBreakGlass records a grant.
 func GrantBreakGlass(ctx context.Context, db DBTX, user ids.UserID, visit ids.VisitID, reason string, now time.Time, d time.Duration) (BreakGlass, error) {
 	g := BreakGlass{ID: uuid.NewString(), UserID: user, VisitID: visit, Reason: reason, GrantedAt: now, ExpiresAt: now.Add(d)}
-	_, err := db.Exec(ctx, `INSERT INTO break_glass (id, user_id, visit_id, reason, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		g.ID, string(user), string(visit), reason, now, g.ExpiresAt)
+	sealed, err := cipherOf(db).SealString(ctx, phi.BreakGlassReason, g.ID, reason)
+	if err != nil {
+		return BreakGlass{}, fmt.Errorf("store: break-glass: %w", err)
+	}
+	_, err = db.Exec(ctx, `INSERT INTO break_glass (id, user_id, visit_id, reason_ct, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		g.ID, string(user), string(visit), sealed, now, g.ExpiresAt)
 	if err != nil {
 		return BreakGlass{}, fmt.Errorf("store: break-glass: %w", err)
 	}
@@ -36,17 +41,26 @@ func GrantBreakGlass(ctx context.Context, db DBTX, user ids.UserID, visit ids.Vi
 
 // ListBreakGlass returns grants, unreviewed first, newest first.
 func ListBreakGlass(ctx context.Context, db DBTX, limit int) ([]BreakGlass, error) {
-	rows, err := db.Query(ctx, `SELECT id::text, user_id::text, visit_id::text, reason, granted_at, expires_at, reviewed_by::text, reviewed_at
+	rows, err := db.Query(ctx, `SELECT id::text, user_id::text, visit_id::text, reason_ct, reason, granted_at, expires_at, reviewed_by::text, reviewed_at
 		FROM break_glass ORDER BY reviewed_at IS NOT NULL, granted_at DESC LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("store: list break-glass: %w", err)
 	}
+	c := cipherOf(db)
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (BreakGlass, error) {
 		var g BreakGlass
 		var uid, vid string
-		err := r.Scan(&g.ID, &uid, &vid, &g.Reason, &g.GrantedAt, &g.ExpiresAt, &g.ReviewedBy, &g.ReviewedAt)
+		var sealed []byte
+		var plain *string
+		if err := r.Scan(&g.ID, &uid, &vid, &sealed, &plain, &g.GrantedAt, &g.ExpiresAt, &g.ReviewedBy, &g.ReviewedAt); err != nil {
+			return g, err
+		}
 		g.UserID, g.VisitID = ids.UserID(uid), ids.VisitID(vid)
-		return g, err
+		var err error
+		if g.Reason, err = c.Read(ctx, phi.BreakGlassReason, g.ID, sealed, plain); err != nil {
+			return g, fmt.Errorf("store: break-glass %s: %w", g.ID, err)
+		}
+		return g, nil
 	})
 }
 

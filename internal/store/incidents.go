@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/phi"
 )
 
 // NotifyWithin is HIPAA's outer limit for notifying individuals of a breach,
@@ -33,20 +34,44 @@ type Incident struct {
 	CreatedAt    time.Time `json:"created_at"`
 }
 
-const incidentColumns = `id::text, title, description, discovered_at, notify_by, status, created_by::text, created_at`
+// Title and description are free text that may name a patient: sealed
+// (phi.IncidentTitle, phi.IncidentDescription).
+const incidentColumns = `id::text, title_ct, description_ct, title, description, discovered_at, notify_by, status, created_by::text, created_at`
 
-func scanIncident(r pgx.Row) (Incident, error) {
+func scanIncident(ctx context.Context, db DBTX, r pgx.Row) (Incident, error) {
 	var i Incident
-	err := r.Scan(&i.ID, &i.Title, &i.Description, &i.DiscoveredAt, &i.NotifyBy, &i.Status, &i.CreatedBy, &i.CreatedAt)
-	return i, notFound(err)
+	var titleCT, descCT []byte
+	var title, desc *string
+	err := r.Scan(&i.ID, &titleCT, &descCT, &title, &desc, &i.DiscoveredAt, &i.NotifyBy, &i.Status, &i.CreatedBy, &i.CreatedAt)
+	if err != nil {
+		return Incident{}, notFound(err)
+	}
+	c := cipherOf(db)
+	if i.Title, err = c.Read(ctx, phi.IncidentTitle, i.ID, titleCT, title); err != nil {
+		return Incident{}, fmt.Errorf("store: incident %s: %w", i.ID, err)
+	}
+	if i.Description, err = c.Read(ctx, phi.IncidentDescription, i.ID, descCT, desc); err != nil {
+		return Incident{}, fmt.Errorf("store: incident %s: %w", i.ID, err)
+	}
+	return i, nil
 }
 
 // CreateIncident opens an incident; its deadline is 60 days from discovery.
 func CreateIncident(ctx context.Context, db DBTX, title, description string, discovered time.Time, by ids.UserID) (Incident, error) {
-	row := db.QueryRow(ctx, `INSERT INTO incidents (id, title, description, discovered_at, notify_by, created_by)
+	id := uuid.NewString()
+	c := cipherOf(db)
+	titleCT, err := c.SealString(ctx, phi.IncidentTitle, id, title)
+	if err != nil {
+		return Incident{}, fmt.Errorf("store: create incident: %w", err)
+	}
+	descCT, err := c.SealString(ctx, phi.IncidentDescription, id, description)
+	if err != nil {
+		return Incident{}, fmt.Errorf("store: create incident: %w", err)
+	}
+	row := db.QueryRow(ctx, `INSERT INTO incidents (id, title_ct, description_ct, discovered_at, notify_by, created_by)
 		VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+incidentColumns,
-		uuid.NewString(), title, description, discovered, discovered.Add(NotifyWithin), string(by))
-	i, err := scanIncident(row)
+		id, titleCT, descCT, discovered, discovered.Add(NotifyWithin), string(by))
+	i, err := scanIncident(ctx, db, row)
 	if err != nil {
 		return Incident{}, fmt.Errorf("store: create incident: %w", err)
 	}
@@ -59,7 +84,7 @@ func Incidents(ctx context.Context, db DBTX) ([]Incident, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: incidents: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Incident, error) { return scanIncident(r) })
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Incident, error) { return scanIncident(ctx, db, r) })
 }
 
 // IncidentByID finds an incident.
@@ -67,7 +92,7 @@ func IncidentByID(ctx context.Context, db DBTX, id string) (Incident, error) {
 	if !ids.Valid(id) {
 		return Incident{}, ErrNotFound
 	}
-	return scanIncident(db.QueryRow(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = $1`, id))
+	return scanIncident(ctx, db, db.QueryRow(ctx, `SELECT `+incidentColumns+` FROM incidents WHERE id = $1`, id))
 }
 
 // ScopeQuery names what a breach may have touched: everything one actor
@@ -122,7 +147,7 @@ func BreachScope(ctx context.Context, db DBTX, q ScopeQuery) (Scope, error) {
 		return Scope{}, fmt.Errorf("store: breach scope: %w", err)
 	}
 	sc := Scope{ByState: map[string]int{}}
-	if sc.Patients, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Patient, error) { return scanPatient(r) }); err != nil {
+	if sc.Patients, err = collectPatients(ctx, cipherOf(db), rows); err != nil {
 		return Scope{}, fmt.Errorf("store: breach scope: %w", err)
 	}
 	rows, err = db.Query(ctx, recordingSQL, args...)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,9 +11,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/phi"
 )
 
 // Patient is a patient record. Every field but ID is PHI: never log it.
+// Name, date of birth, email and phone are stored as ciphertext (phi
+// package; docs/DESIGN.md decision 13), found through blind indexes.
 type Patient struct {
 	ID          string     `json:"id"`
 	Name        string     `json:"name"`
@@ -24,27 +28,96 @@ type Patient struct {
 	CreatedAt   time.Time  `json:"created_at"`
 }
 
-const patientColumns = `id::text, name, to_char(date_of_birth, 'YYYY-MM-DD'), email, phone, state, created_by::text, created_at`
+// patientColumns are read by scanPatient: the ciphertexts, then the
+// plaintext columns a row keeps until the migration job reaches it.
+const patientColumns = `id::text, name_ct, date_of_birth_ct, email_ct, phone_ct,
+	name, to_char(date_of_birth, 'YYYY-MM-DD'), email, phone, state, created_by::text, created_at`
 
-func scanPatient(r pgx.Row) (Patient, error) {
+func scanPatient(ctx context.Context, c *phi.Cipher, r pgx.Row) (Patient, error) {
 	var p Patient
 	var by string
-	err := r.Scan(&p.ID, &p.Name, &p.DateOfBirth, &p.Email, &p.Phone, &p.State, &by, &p.CreatedAt)
+	var ct [4][]byte
+	var plain [4]*string
+	err := r.Scan(&p.ID, &ct[0], &ct[1], &ct[2], &ct[3], &plain[0], &plain[1], &plain[2], &plain[3], &p.State, &by, &p.CreatedAt)
+	if err != nil {
+		return Patient{}, notFound(err)
+	}
 	p.CreatedBy = ids.UserID(by)
-	return p, notFound(err)
+	fields := []*string{&p.Name, &p.DateOfBirth, &p.Email, &p.Phone}
+	for i, col := range patientFields {
+		if *fields[i], err = c.Read(ctx, col, p.ID, ct[i], plain[i]); err != nil {
+			return Patient{}, fmt.Errorf("store: patient %s: %w", p.ID, err)
+		}
+	}
+	return p, nil
 }
 
-// CreatePatient stores a new patient record.
+// patientFields are the encrypted fields of a patient, in patientColumns' order.
+var patientFields = []phi.Column{phi.PatientName, phi.PatientDOB, phi.PatientEmail, phi.PatientPhone}
+
+func collectPatients(ctx context.Context, c *phi.Cipher, rows pgx.Rows) ([]Patient, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Patient, error) { return scanPatient(ctx, c, r) })
+}
+
+// CreatePatient stores a new patient record: its PHI sealed, its blind
+// indexes and name tokens written beside it.
 func CreatePatient(ctx context.Context, db DBTX, p Patient) (Patient, error) {
 	p.ID = uuid.NewString()
-	row := db.QueryRow(ctx, `INSERT INTO patients (id, name, date_of_birth, email, phone, state, created_by)
-		VALUES ($1, $2, $3::date, $4, $5, $6, $7) RETURNING `+patientColumns,
-		p.ID, p.Name, p.DateOfBirth, p.Email, p.Phone, p.State, string(p.CreatedBy))
-	out, err := scanPatient(row)
+	if dob, ok := phi.NormaliseDOB(p.DateOfBirth); ok {
+		p.DateOfBirth = dob
+	}
+	c := cipherOf(db)
+	var sealed [4][]byte
+	for i, v := range []string{p.Name, p.DateOfBirth, p.Email, p.Phone} {
+		var err error
+		if sealed[i], err = c.SealString(ctx, patientFields[i], p.ID, v); err != nil {
+			return Patient{}, fmt.Errorf("store: create patient: %w", err)
+		}
+	}
+	err := db.QueryRow(ctx, `INSERT INTO patients (id, name_ct, date_of_birth_ct, email_ct, phone_ct, state, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
+		p.ID, sealed[0], sealed[1], sealed[2], sealed[3], p.State, string(p.CreatedBy)).Scan(&p.CreatedAt)
 	if err != nil {
 		return Patient{}, fmt.Errorf("store: create patient: %w", err)
 	}
-	return out, nil
+	if err := indexPatient(ctx, db, c, p); err != nil {
+		return Patient{}, err
+	}
+	return p, nil
+}
+
+// indexPatient (re)writes patient p's blind indexes and name tokens.
+func indexPatient(ctx context.Context, db DBTX, c *phi.Cipher, p Patient) error {
+	email, err := c.EmailIndex(ctx, p.Email)
+	if err != nil {
+		return fmt.Errorf("store: index patient: %w", err)
+	}
+	dob, err := c.DOBIndex(ctx, p.DateOfBirth)
+	if err != nil {
+		return fmt.Errorf("store: index patient: %w", err)
+	}
+	names, err := c.NameTokens(ctx, p.Name)
+	if err != nil {
+		return fmt.Errorf("store: index patient: %w", err)
+	}
+	keyID := max(email.KeyID, dob.KeyID)
+	macs := make([][]byte, len(names))
+	for i, t := range names {
+		macs[i], keyID = t.MAC, t.KeyID
+	}
+	if _, err := db.Exec(ctx, `UPDATE patients SET email_bidx = $2, dob_bidx = $3, bidx_key_id = NULLIF($4, 0) WHERE id = $1`,
+		p.ID, email.MAC, dob.MAC, keyID); err != nil {
+		return fmt.Errorf("store: index patient: %w", err)
+	}
+	if _, err := db.Exec(ctx, `DELETE FROM patient_name_tokens WHERE patient_id = $1`, p.ID); err != nil {
+		return fmt.Errorf("store: index patient: %w", err)
+	}
+	_, err = db.Exec(ctx, `INSERT INTO patient_name_tokens (patient_id, token, key_id)
+		SELECT $1, t, $3 FROM unnest($2::bytea[]) AS t ON CONFLICT DO NOTHING`, p.ID, macs, keyID)
+	if err != nil {
+		return fmt.Errorf("store: index patient: %w", err)
+	}
+	return nil
 }
 
 // PatientByID finds a patient record.
@@ -52,21 +125,111 @@ func PatientByID(ctx context.Context, db DBTX, id string) (Patient, error) {
 	if !ids.Valid(id) {
 		return Patient{}, ErrNotFound
 	}
-	return scanPatient(db.QueryRow(ctx, `SELECT `+patientColumns+` FROM patients WHERE id = $1`, id))
+	return scanPatient(ctx, cipherOf(db), db.QueryRow(ctx, `SELECT `+patientColumns+` FROM patients WHERE id = $1`, id))
 }
 
+// PatientQuery is a search as its blind indexes see it: every name token
+// must match, and the date of birth and the email when given.
+type PatientQuery struct {
+	Names  [][]byte
+	DOB    []byte
+	Email  []byte
+	plain  string // the name words, for rows not yet encrypted
+	nobody bool   // a search that can match no one
+}
+
+// ParsePatientQuery reads a search: a word that is a date (YYYY-MM-DD) is
+// the date of birth, a word with an @ the exact email, the others name
+// prefixes (phi.MinPrefix characters or more).
+func ParsePatientQuery(ctx context.Context, c *phi.Cipher, q string) (PatientQuery, error) {
+	pq := PatientQuery{Names: [][]byte{}}
+	var names []string
+	for _, w := range strings.Fields(q) {
+		var err error
+		var t phi.Token
+		switch _, isDate := phi.NormaliseDOB(w); {
+		case isDate:
+			t, err = c.DOBIndex(ctx, w)
+			pq.DOB = t.MAC
+		case strings.Contains(w, "@"):
+			t, err = c.EmailIndex(ctx, w)
+			pq.Email = t.MAC
+		default:
+			names = append(names, w)
+		}
+		if err != nil {
+			return PatientQuery{}, fmt.Errorf("store: patient search: %w", err)
+		}
+	}
+	pq.plain = strings.Join(phi.NameWords(strings.Join(names, " ")), " ")
+	toks, ok, err := c.SearchTokens(ctx, strings.Join(names, " "))
+	if err != nil {
+		return PatientQuery{}, fmt.Errorf("store: patient search: %w", err)
+	}
+	pq.nobody = !ok
+	for _, t := range toks {
+		if !slices.ContainsFunc(pq.Names, func(b []byte) bool { return string(b) == string(t) }) {
+			pq.Names = append(pq.Names, t)
+		}
+	}
+	return pq, nil
+}
+
+// patientMatch is the WHERE clause of a PatientQuery in $2..$5: rows the
+// migration job has not reached yet are matched on their plaintext.
+const patientMatch = `(
+	(p.name_ct IS NOT NULL
+	 AND (cardinality($2::bytea[]) = 0 OR (SELECT count(*) FROM patient_name_tokens t
+	      WHERE t.patient_id = p.id AND t.token = ANY($2::bytea[])) = cardinality($2::bytea[]))
+	 AND ($3::bytea IS NULL OR p.dob_bidx = $3) AND ($4::bytea IS NULL OR p.email_bidx = $4))
+	OR (p.name_ct IS NULL AND strpos(lower(p.name), $5) > 0 AND $3::bytea IS NULL AND $4::bytea IS NULL))`
+
+func (pq PatientQuery) args() []any { return []any{pq.Names, pq.DOB, pq.Email, pq.plain} }
+
 // FindPatients lists the patients a provider may see (created by them or
-// with a visit with them) whose name contains q, by name.
+// with a visit with them) that match q (ParsePatientQuery), by name. The
+// newest limit matches are taken, then sorted (names are ciphertext to
+// the database, so it cannot sort them).
 func FindPatients(ctx context.Context, db DBTX, provider ids.UserID, q string, limit int) ([]Patient, error) {
-	q = strings.ToLower(strings.TrimSpace(q))
+	c := cipherOf(db)
+	pq, err := ParsePatientQuery(ctx, c, q)
+	if err != nil || pq.nobody {
+		return nil, err
+	}
 	rows, err := db.Query(ctx, `SELECT `+patientColumns+` FROM patients p
 		WHERE (p.created_by = $1 OR EXISTS (SELECT 1 FROM visits v WHERE v.patient_id = p.id AND v.provider_id = $1))
-		  AND ($2 = '' OR strpos(lower(p.name), $2) > 0)
-		ORDER BY lower(p.name), p.id LIMIT $3`, string(provider), q, limit)
+		  AND `+patientMatch+`
+		ORDER BY p.created_at DESC, p.id LIMIT $6`, append([]any{string(provider)}, append(pq.args(), limit)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: find patients: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Patient, error) { return scanPatient(r) })
+	return sortedPatients(collectPatients(ctx, c, rows))
+}
+
+// LookupPatients finds any patient by a search (ParsePatientQuery) — the
+// admin's lookup by name and date of birth — by name, at most limit.
+func LookupPatients(ctx context.Context, db DBTX, q string, limit int) ([]Patient, error) {
+	c := cipherOf(db)
+	pq, err := ParsePatientQuery(ctx, c, q)
+	if err != nil || pq.nobody {
+		return nil, err
+	}
+	rows, err := db.Query(ctx, `SELECT `+patientColumns+` FROM patients p WHERE TRUE AND `+patientMatch+`
+		ORDER BY p.created_at DESC, p.id LIMIT $1`, append([]any{limit}, pq.args()...)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: lookup patients: %w", err)
+	}
+	return sortedPatients(collectPatients(ctx, c, rows))
+}
+
+func sortedPatients(list []Patient, err error) ([]Patient, error) {
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(list, func(a, b Patient) int {
+		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
+	return list, nil
 }
 
 // PatientRelation reports whether provider created the patient or has a

@@ -340,9 +340,12 @@ func MarkChunkRemoved(ctx context.Context, db DBTX, recording string, seq int) e
 	return nil
 }
 
-// KEKUsage counts the stored data keys wrapped under each KEK.
+// KEKUsage counts the stored data keys wrapped under each KEK: the
+// recordings' and the PHI fields' (phi_data_keys).
 func KEKUsage(ctx context.Context, db DBTX) (map[string]int64, error) {
-	rows, err := db.Query(ctx, `SELECT kek_id, count(*) FROM recordings WHERE kek_id IS NOT NULL GROUP BY kek_id`)
+	rows, err := db.Query(ctx, `SELECT kek_id, count(*) FROM (
+		SELECT kek_id FROM recordings WHERE kek_id IS NOT NULL
+		UNION ALL SELECT kek_id FROM phi_data_keys) k GROUP BY kek_id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: kek usage: %w", err)
 	}

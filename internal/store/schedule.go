@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/phi"
 )
 
 // Visit statuses.
@@ -40,16 +41,29 @@ type ScheduledVisit struct {
 }
 
 const scheduledColumns = `v.id::text, v.status, COALESCE(v.provider_id::text, ''), v.scheduled_start, v.scheduled_end,
-	COALESCE(v.sfu_node_id, ''), v.created_at, COALESCE(v.patient_id::text, ''), COALESCE(p.name, ''), v.reason,
+	COALESCE(v.sfu_node_id, ''), v.created_at, COALESCE(v.patient_id::text, ''), p.name_ct, p.name, v.reason_ct, v.reason,
 	v.waiting_at, v.started_at, v.ended_at, v.cancelled_at, v.no_show_at`
 
-func scanScheduled(r pgx.Row) (ScheduledVisit, error) {
+func scanScheduled(ctx context.Context, c *phi.Cipher, r pgx.Row) (ScheduledVisit, error) {
 	var v ScheduledVisit
 	var id, prov, node string
-	err := r.Scan(&id, &v.Status, &prov, &v.ScheduledStart, &v.ScheduledEnd, &node, &v.CreatedAt, &v.PatientID, &v.PatientName,
-		&v.Reason, &v.WaitingAt, &v.StartedAt, &v.EndedAt, &v.CancelledAt, &v.NoShowAt)
+	var nameCT, reasonCT []byte
+	var name, reason *string
+	err := r.Scan(&id, &v.Status, &prov, &v.ScheduledStart, &v.ScheduledEnd, &node, &v.CreatedAt, &v.PatientID, &nameCT, &name,
+		&reasonCT, &reason, &v.WaitingAt, &v.StartedAt, &v.EndedAt, &v.CancelledAt, &v.NoShowAt)
+	if err != nil {
+		return ScheduledVisit{}, notFound(err)
+	}
 	v.ID, v.ProviderID, v.NodeID = ids.VisitID(id), ids.UserID(prov), ids.NodeID(node)
-	return v, notFound(err)
+	if v.PatientID != "" {
+		if v.PatientName, err = c.Read(ctx, phi.PatientName, v.PatientID, nameCT, name); err != nil {
+			return ScheduledVisit{}, fmt.Errorf("store: visit %s: %w", id, err)
+		}
+	}
+	if v.Reason, err = c.Read(ctx, phi.VisitReason, id, reasonCT, reason); err != nil {
+		return ScheduledVisit{}, fmt.Errorf("store: visit %s: %w", id, err)
+	}
+	return v, nil
 }
 
 // ScheduledVisitByID returns a visit with its patient's name.
@@ -61,7 +75,7 @@ func ScheduledVisitByID(ctx context.Context, db DBTX, id ids.VisitID, forUpdate 
 	if forUpdate {
 		q += ` FOR UPDATE OF v`
 	}
-	return scanScheduled(db.QueryRow(ctx, q, string(id)))
+	return scanScheduled(ctx, cipherOf(db), db.QueryRow(ctx, q, string(id)))
 }
 
 // ProviderSchedule lists a provider's visits starting in [from, to), plus
@@ -73,7 +87,8 @@ func ProviderSchedule(ctx context.Context, db DBTX, provider ids.UserID, from, t
 	if err != nil {
 		return nil, fmt.Errorf("store: schedule: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScheduledVisit, error) { return scanScheduled(r) })
+	c := cipherOf(db)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScheduledVisit, error) { return scanScheduled(ctx, c, r) })
 }
 
 // Overlaps reports whether provider has another open scheduled visit
@@ -92,8 +107,12 @@ func Overlaps(ctx context.Context, db DBTX, provider ids.UserID, start, end time
 
 // ScheduleVisit creates a scheduled visit with a patient.
 func ScheduleVisit(ctx context.Context, db DBTX, id ids.VisitID, provider ids.UserID, patient string, node ids.NodeID, start, end time.Time, reason string) error {
-	_, err := db.Exec(ctx, `INSERT INTO visits (id, provider_id, patient_id, sfu_node_id, scheduled_start, scheduled_end, reason)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, string(id), string(provider), patient, nullable(string(node)), start, end, reason)
+	sealed, err := cipherOf(db).SealString(ctx, phi.VisitReason, string(id), reason)
+	if err != nil {
+		return fmt.Errorf("store: schedule visit: %w", err)
+	}
+	_, err = db.Exec(ctx, `INSERT INTO visits (id, provider_id, patient_id, sfu_node_id, scheduled_start, scheduled_end, reason_ct)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, string(id), string(provider), patient, nullable(string(node)), start, end, sealed)
 	if err != nil {
 		return fmt.Errorf("store: schedule visit: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/phi"
 )
 
 // Errors every aggregate returns.
@@ -33,17 +34,44 @@ type DBTX interface {
 }
 
 // DB is the one handle on OpenVisit's database: it owns the pool, runs
-// transactions, and appends audit entries through the audit log that
-// shares the pool. Store functions take a DBTX, which a *DB is, so callers
-// never reach for the pool. Lifecycle: New on an open pool; the caller that
-// opened the pool closes it after the last use of the DB.
+// transactions, appends audit entries through the audit log that shares
+// the pool, and seals and opens PHI fields with its cipher (internal/phi).
+// Store functions take a DBTX, which a *DB is, so callers never reach for
+// the pool; a transaction begun by Tx or Change carries the cipher too, so
+// a store function reads and writes PHI through either. A raw pool or
+// transaction has no cipher: PHI functions refuse it (phi.ErrNoKeyring).
+// Lifecycle: New on an open pool; the caller that opened the pool closes
+// it after the last use of the DB.
 type DB struct {
 	pool  *pgxpool.Pool
 	audit *audit.Log
+	phi   *phi.Cipher
 }
 
-// New returns the DB on pool.
-func New(pool *pgxpool.Pool) *DB { return &DB{pool: pool, audit: audit.New(pool)} }
+// New returns the DB on pool. keyring wraps the PHI data keys (the
+// recording keyring); nil: PHI cannot be read or written.
+func New(pool *pgxpool.Pool, keyring phi.KeyringSource) *DB {
+	return &DB{pool: pool, audit: audit.New(pool), phi: phi.New(phi.Params{DB: pool, Keyring: keyring})}
+}
+
+// PHI is the field cipher.
+func (db *DB) PHI() *phi.Cipher { return db.phi }
+
+// phiTx is a transaction of a DB: it carries the DB's cipher.
+type phiTx struct {
+	pgx.Tx
+	c *phi.Cipher
+}
+
+func (t phiTx) PHI() *phi.Cipher { return t.c }
+
+// cipherOf is the cipher db carries (nil for a raw pool or transaction).
+func cipherOf(db DBTX) *phi.Cipher {
+	if h, ok := db.(interface{ PHI() *phi.Cipher }); ok {
+		return h.PHI()
+	}
+	return nil
+}
 
 // Pool is the pool itself, for the packages that keep their own SQL and
 // connections (the audit chain, LISTEN loops, the alert engine).
@@ -70,7 +98,7 @@ func (db *DB) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 
 // Tx runs fn in a transaction.
 func (db *DB) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, db.pool, fn)
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error { return fn(phiTx{tx, db.phi}) })
 }
 
 // Change runs change in one transaction and appends *ev, as change left it,

@@ -4,16 +4,24 @@ package storetest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/openvisit/openvisit/internal/db/dbtest"
+	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/phi"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
 // DB returns a DB on a fresh, migrated database (dbtest.Pool: skipped
-// without PostgreSQL locally, failed in CI), closed when t ends.
+// without PostgreSQL locally, failed in CI), closed when t ends, with a
+// fresh in-memory keyring for its PHI data keys.
 func DB(t testing.TB) *store.DB {
 	t.Helper()
-	return store.New(dbtest.Pool(t, 4))
+	kr, err := keys.NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.New(dbtest.Pool(t, 4), phi.StaticKeyring{K: kr})
 }
 
 // User creates a user, or fails t.
