@@ -447,3 +447,60 @@ func (d *drill) play(pool *pgxpool.Pool, want store.Recording) {
 		t.Errorf("restored recording spans %v, recorded 4s", in.Span())
 	}
 }
+
+// TestAuditRecordRestoreAfterPointInTimeRecovery: a database brought back
+// by other means than `openvisit restore` (here a copy of it taken earlier,
+// as a point-in-time recovery gives) fails verify, which names the lost
+// entries as truncated, until `openvisit audit record-restore` records the
+// restore; then verify passes and names them as lost.
+func TestAuditRecordRestoreAfterPointInTimeRecovery(t *testing.T) {
+	d := newDrill(t)
+	d.env(d.liveURL, d.liveDir)
+	live := d.open(d.liveURL)
+	d.auditHistory(live, "rec-1")
+	d.checkpoint(live)
+	recovered := d.head(live)
+	live.Close()
+	d.copyDatabase(d.liveURL, d.restoredURL) // the recovery point
+	live = d.open(d.liveURL)
+	d.auditHistory(live, "rec-1")
+	d.checkpoint(live)
+	lostTo := d.head(live)
+	live.Close()
+
+	d.env(d.restoredURL, d.liveDir) // same keys: only the database went back in time
+	var out bytes.Buffer
+	if err := run([]string{"audit", "verify"}, &out, io.Discard); !errors.Is(err, audit.ErrTampered) ||
+		!strings.Contains(out.String(), "truncated") {
+		t.Fatalf("verify before the restore is recorded: %v\n%s", err, out.String())
+	}
+	out.Reset()
+	if err := run([]string{"audit", "record-restore", "--backup-id", "pitr-test"}, &out, io.Discard); err != nil {
+		t.Fatalf("record-restore: %v\n%s", err, out.String())
+	}
+	d.verify(recovered, lostTo)
+}
+
+// copyDatabase replaces the database at to with a copy of the one at from
+// (which must have no connections).
+func (d *drill) copyDatabase(from, to string) {
+	t, ctx := d.t, context.Background()
+	t.Helper()
+	name := func(s string) string {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
+	}
+	conn, err := pgx.Connect(ctx, d.adminURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{"DROP DATABASE " + name(to) + " WITH (FORCE)", "CREATE DATABASE " + name(to) + " TEMPLATE " + name(from)} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}

@@ -23,6 +23,7 @@ Usage:
   openvisit alerts ack ALERT_ID --reason TEXT
   openvisit break-glass review GRANT_ID --reason TEXT
   openvisit audit verify [--config FILE] [--public-key BASE64]
+  openvisit audit record-restore --backup-id LABEL [--config FILE]   (after a point-in-time restore)
   openvisit backup  --out FILE [--config FILE] [--recipients FILE] [--recovery-recipients FILE]
   openvisit restore --from FILE --identity FILE --recovery-identity FILE [--config FILE]
   openvisit doctor  [--config FILE] [--roles ROLES]   (what the media node advertises; can browsers reach it)
