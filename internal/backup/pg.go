@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -77,13 +78,18 @@ func runPG(ctx context.Context, tool string, env []string, args ...string) error
 
 // toolErrors keeps the tool's own message lines of its stderr, the last
 // few, without the CONTEXT lines in which the server quotes a failing
-// row's data (PHI must not reach an error message).
+// row's data, and with every quoted value blanked (the server quotes an
+// offending value, which could be PHI, in its ERROR text; names of tables
+// go with them).
+var quoted = regexp.MustCompile(`"[^"]*"`)
+
 func toolErrors(name, stderr string) string {
 	var keep []string
 	for _, line := range strings.Split(stderr, "\n") {
 		if !strings.HasPrefix(line, name+":") || strings.Contains(line, "CONTEXT") {
 			continue
 		}
+		line = quoted.ReplaceAllString(line, `"…"`)
 		if len(line) > 300 {
 			line = line[:300] + "…"
 		}
