@@ -46,8 +46,9 @@ import (
 // write-once anchor bucket survives); `openvisit restore` brings the
 // backup up on an empty database and bucket; `openvisit audit verify`
 // passes and names exactly the entries lost after the backup; the
-// recording decrypts and plays through the library's playback path; and
-// the checkpointer extends the restored chain.
+// recording decrypts and plays through the library's playback path; the
+// patient is found by name and date of birth and its sealed fields read;
+// and the checkpointer extends the restored chain.
 func TestBackupRestoreDrill(t *testing.T) {
 	ctx := context.Background()
 	d := newDrill(t)
@@ -231,11 +232,46 @@ func (d *drill) record(pool *pgxpool.Pool) store.Recording {
 		t.Fatal(err)
 	}
 	d.store(pool, id, ct, started)
+	d.patient(pool, kf)
 	rec, err := store.RecordingByID(ctx, pool, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return rec
+}
+
+// drillPatient is the patient the drill finds again after the restore.
+var drillPatient = store.Patient{Name: "Dora Alvarez-Drill", DateOfBirth: "1961-02-03", Email: "dora@example.org", State: "CA"}
+
+// patient stores drillPatient, its PHI sealed under data keys wrapped by
+// the keyring (internal/phi).
+func (d *drill) patient(pool *pgxpool.Pool, kf *keys.KeyringFile) {
+	t, ctx := d.t, context.Background()
+	t.Helper()
+	sdb := store.New(pool, kf)
+	u, err := store.CreateUser(ctx, sdb, "provider@example.org", "Provider", "provider")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := drillPatient
+	p.CreatedBy = u.ID
+	if _, err := store.CreatePatient(ctx, sdb, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// findPatient finds drillPatient in the restored database by name and
+// date of birth through the blind indexes, and reads its sealed fields.
+func (d *drill) findPatient(pool *pgxpool.Pool, kf *keys.KeyringFile) {
+	t := d.t
+	t.Helper()
+	got, err := store.LookupPatients(context.Background(), store.New(pool, kf), "alvarez 1961-02-03", 10)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("restored patient lookup: %d found, %v", len(got), err)
+	}
+	if got[0].Name != drillPatient.Name || got[0].DateOfBirth != drillPatient.DateOfBirth || got[0].Email != drillPatient.Email {
+		t.Fatalf("restored patient does not read back as stored")
+	}
 }
 
 // store uploads ct as chunk 0 of recording id and completes both.
@@ -422,6 +458,7 @@ func (d *drill) play(pool *pgxpool.Pool, want store.Recording) {
 	if err != nil {
 		t.Fatalf("the restored keyring: %v", err)
 	}
+	d.findPatient(pool, kf)
 	pb, err := (&recording.Library{Objects: objs, Keys: kf}).Open(ctx, rec, chunks[0])
 	if err != nil {
 		t.Fatalf("open the restored recording: %v", err)
