@@ -73,3 +73,17 @@ func (s *Server) getPatient(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, p)
 }
+
+// lookupPatients is the admin's lookup of any patient by name and date of
+// birth (patients.Service.Lookup), for the Recordings and Audit pages; each
+// patient in the answer is audited before the list leaves.
+func (s *Server) lookupPatients(c *gin.Context) {
+	base := s.patientEvent(c, actionPatientView, "")
+	base.Reason = "admin lookup"
+	list, err := s.patientService().Lookup(c.Request.Context(), c.Query("name"), c.Query("date_of_birth"), base)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"patients": list})
+}

@@ -131,6 +131,7 @@ func (s *Server) auditRoutes() []route {
 	return []route{
 		{http.MethodGet, "/api/v1/admin/audit", s.searchAudit, onlyAdmins},
 		{http.MethodGet, "/api/v1/admin/audit/export", s.exportAudit, onlyAdmins},
+		{http.MethodGet, "/api/v1/admin/patients", s.lookupPatients, onlyAdmins},
 		{http.MethodGet, "/api/v1/admin/patients/:patient_id/access-report", s.patientAccessReport, onlyAdmins},
 		{http.MethodGet, "/api/v1/admin/incidents", s.listIncidents, onlyAdmins},
 		{http.MethodPost, "/api/v1/admin/incidents", s.createIncident, onlyAdmins},

@@ -42,7 +42,7 @@ func phiCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%d rows still hold plaintext PHI\n", n)
 		return nil
 	}
-	st, err := openStore(cfg, pool)
+	st, err := openStore(cfg, pool, true)
 	if err != nil {
 		return err
 	}

@@ -102,7 +102,7 @@ func operatorReview(args []string, stderr io.Writer, use string,
 		return err
 	}
 	defer pool.Close()
-	st, err := openStore(cfg, pool)
+	st, err := openStore(cfg, pool, false)
 	if err != nil {
 		return err
 	}

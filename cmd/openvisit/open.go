@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -98,11 +99,16 @@ func configAndDatabase(ctx context.Context, path string, migrate bool) (config.C
 }
 
 // openStore is the store on pool with the keyring that wraps the PHI data
-// keys (app.KeyringPath): a command that reads or writes PHI needs it; a
-// missing keyring is an error (it is created by `serve` in development or
-// by `openvisit keys generate`).
-func openStore(cfg config.Config, pool *pgxpool.Pool) (*store.DB, error) {
-	kf, err := keys.OpenKeyringFile(app.KeyringPath(cfg), false, nowFunc())
+// keys (app.KeyringPath). With required, a missing keyring is an error (it
+// is created by `serve` in development or by `openvisit keys generate`);
+// without, the store has no keyring and any PHI it would read or write is
+// refused (phi.ErrNoKeyring) — the review commands touch none.
+func openStore(cfg config.Config, pool *pgxpool.Pool, required bool) (*store.DB, error) {
+	path := app.KeyringPath(cfg)
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !required {
+		return store.New(pool, nil), nil
+	}
+	kf, err := keys.OpenKeyringFile(path, false, nowFunc())
 	if err != nil {
 		return nil, err
 	}

@@ -128,7 +128,10 @@ func coreMatrix() map[string]matrixCase {
 		"GET /api/v1/admin/audit":                              {want: adminOnly},
 		"GET /api/v1/admin/audit/export":                       {want: adminOnly},
 		"GET /api/v1/admin/patients/:patient_id/access-report": {want: adminOnly},
-		"GET /api/v1/admin/incidents":                          {want: adminOnly},
+		"GET /api/v1/admin/patients": {want: adminOnly, query: func(*fixture) string {
+			return "?name=fixture&date_of_birth=1970-01-01"
+		}},
+		"GET /api/v1/admin/incidents": {want: adminOnly},
 		"POST /api/v1/admin/incidents": {want: with(adminOnly, expect{admin: 201}), body: func(*fixture) any {
 			return map[string]string{"title": "Lost laptop", "discovered_at": time.Now().Add(-time.Hour).Format(time.RFC3339)}
 		}},
@@ -253,7 +256,7 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 	f.alert = a.ID
 	// Held by the target user (no session), not the admin: no one reviews
 	// their own grant.
-	g, err := store.GrantBreakGlass(ctx, s.Pool, f.target, f.otherVisit, "a reason of at least twenty characters", s.Clock.Now(), time.Minute)
+	g, err := store.GrantBreakGlass(ctx, s.App.DB(), f.target, f.otherVisit, "a reason of at least twenty characters", s.Clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,12 +265,12 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 	f.outboxMessage = s.outboxFixture(t, p.a.ID)
 	f.sessions[patient], f.participant = s.patientIn(t, f.visit)
 	f.sessions[otherPatient], _ = s.patientIn(t, f.otherVisit)
-	rec, err := store.CreatePatient(ctx, s.Pool, store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
+	rec, err := store.CreatePatient(ctx, s.App.DB(), store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.patientRecord = rec.ID
-	inc, err := store.CreateIncident(ctx, s.Pool, "fixture", "", s.Clock.Now(), p.admin.ID)
+	inc, err := store.CreateIncident(ctx, s.App.DB(), "fixture", "", s.Clock.Now(), p.admin.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -455,6 +455,10 @@ func (a *App) expireVisits(ctx context.Context, now func() time.Time) {
 	}
 }
 
+// DB is the process's database handle (its PHI cipher included), for the
+// test harnesses that set up data as the server would write it.
+func (a *App) DB() *store.DB { return a.db }
+
 // Signaling returns the control plane (tests walk its policy table).
 func (a *App) Signaling() *signaling.Server { return a.sig }
 

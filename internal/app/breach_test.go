@@ -46,7 +46,7 @@ type breach struct {
 
 func (b *breach) newPatient(t *testing.T, state string) store.Patient {
 	t.Helper()
-	p, err := store.CreatePatient(b.ctx, b.s.Pool, store.Patient{Name: "P " + uuid.NewString()[:6], DateOfBirth: "1980-01-01",
+	p, err := store.CreatePatient(b.ctx, b.s.App.DB(), store.Patient{Name: "P " + uuid.NewString()[:6], DateOfBirth: "1980-01-01",
 		State: state, Email: "p@example.test", CreatedBy: b.prov.ID})
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 // file attached.
 func (s *server) outboxFixture(t *testing.T, provider ids.UserID) string {
 	t.Helper()
-	id, err := store.AddOutboxMessage(context.Background(), s.Pool, store.OutboxMessage{SentBy: provider, To: "pat@example.test",
+	id, err := store.AddOutboxMessage(context.Background(), s.App.DB(), store.OutboxMessage{SentBy: provider, To: "pat@example.test",
 		Subject: "Your video visit link", Body: "Join from this link",
 		Attachments: []store.OutboxAttachment{{Name: "video-visit.ics", ContentType: "text/calendar", Data: []byte("BEGIN:VCALENDAR")}}})
 	if err != nil {

@@ -125,7 +125,7 @@ func (s *server) aboutUser(t *testing.T, user ids.UserID, visit ids.VisitID) (al
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := store.GrantBreakGlass(ctx, s.Pool, user, visit, "patient deteriorating, covering provider", s.Clock.Now(), time.Hour)
+	g, err := store.GrantBreakGlass(ctx, s.App.DB(), user, visit, "patient deteriorating, covering provider", s.Clock.Now(), time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,7 +60,7 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	_, secret := createUser(t, pool, adminEmail, "Ada Admin", store.RoleAdmin)
 	const provEmail = "pat.provider@clinic.test"
 	prov, _ := createUser(t, pool, provEmail, "Pat Provider", store.RoleProvider)
-	olive := seedProviderActivity(t, pool, prov)
+	olive := seedProviderActivity(t, pool, srv.App.DB(), prov)
 
 	b := NewBrowser(t, WithName("admin"), WithFlag("hide-scrollbars", true))
 	b.SetViewport(t, 360, 740)
@@ -71,6 +71,7 @@ func TestE2EAuditAndBreachPages(t *testing.T) {
 	checkAuditLoadOlder(t, b)
 	checkPatientAccessReport(t, b, olive, provEmail)
 	checkUnknownPatientReport(t, b)
+	checkPatientLookup(t, b, olive)
 	checkIncidentDeadlines(t, b)
 	checkBreachScope(t, b, prov)
 	checkNotificationList(t, b)
@@ -90,13 +91,13 @@ const pageError = `document.getElementById('error').hidden ? '' : document.getEl
 // Oregon patient's chart, and viewed two Californians, a New Yorker and 501
 // Texans (over the media-notice threshold for Texas). It returns the Oregon
 // patient.
-func seedProviderActivity(t *testing.T, pool *pgxpool.Pool, prov store.User) store.Patient {
+func seedProviderActivity(t *testing.T, pool *pgxpool.Pool, db *store.DB, prov store.User) store.Patient {
 	t.Helper()
 	ctx := t.Context()
 	log := audit.New(pool)
 	newPatient := func(name, state string) store.Patient {
 		t.Helper()
-		p, err := store.CreatePatient(ctx, pool, store.Patient{Name: name, DateOfBirth: "1980-02-03", State: state,
+		p, err := store.CreatePatient(ctx, db, store.Patient{Name: name, DateOfBirth: "1980-02-03", State: state,
 			Email: strings.ToLower(strings.ReplaceAll(name, " ", ".")) + "@example.test", Phone: "+1 555 0100", CreatedBy: prov.ID})
 		if err != nil {
 			t.Fatalf("create patient: %v", err)
@@ -221,6 +222,26 @@ func checkUnknownPatientReport(t *testing.T, b *Browser) {
 	b.WaitFor(t, t.Context(), `!document.getElementById('error').hidden`, pageTimeout)
 	if e := Eval[string](t, b, `document.getElementById('error').textContent`); !strings.Contains(e, "no patient") {
 		t.Errorf("report of an unknown patient: %q", e)
+	}
+}
+
+// checkPatientLookup finds the patient by name and date of birth (their
+// fields are ciphertext: the blind indexes answer) and opens their access
+// report from the result.
+func checkPatientLookup(t *testing.T, b *Browser, olive store.Patient) {
+	t.Helper()
+	ctx := t.Context()
+	b.Fill(t, "#pl-name", "oliv")
+	Eval[bool](t, b, fmt.Sprintf(`(() => { document.getElementById('pl-dob').value = %q; return true; })()`, olive.DateOfBirth))
+	b.Click(t, "#pl-submit")
+	b.WaitFor(t, ctx, `document.querySelector('#pl-results button') !== null`, pageTimeout)
+	if got := Eval[string](t, b, `document.getElementById('pl-results').textContent`); !strings.Contains(got, olive.Name) || strings.Contains(got, "Cal One") {
+		t.Errorf("lookup: results %q, want only %s", got, olive.Name)
+	}
+	b.Click(t, "#pl-results button")
+	b.WaitFor(t, ctx, fmt.Sprintf(`location.search === %q && document.getElementById('report-status').textContent.includes('entries by')`, "?report="+olive.ID), pageTimeout)
+	if q := Eval[string](t, b, `location.search + location.hash`); strings.Contains(strings.ToLower(q), "olive") {
+		t.Errorf("lookup: the address %q holds the patient's name", q)
 	}
 }
 

@@ -29,7 +29,7 @@ func TestE2EWaitingRoomDuringOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	link := inviteFor(t, pool, srv.URL)
+	link := inviteFor(t, pool, srv.App.DB(), srv.URL)
 
 	b := NewBrowser(t, WithName("patient"))
 	patientJoins(t, b, link, false)
@@ -47,18 +47,18 @@ func TestE2EWaitingRoomDuringOutage(t *testing.T) {
 
 // inviteFor schedules a visit starting in five minutes with a new patient
 // (date of birth patientDOB) and returns its one-time invite link.
-func inviteFor(t *testing.T, pool *pgxpool.Pool, base string) string {
+func inviteFor(t *testing.T, pool *pgxpool.Pool, db *store.DB, base string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	u, _ := createUser(t, pool, "outage.provider@clinic.test", "Outage Provider", store.RoleProvider)
-	p, err := store.CreatePatient(ctx, pool, store.Patient{Name: patientName, DateOfBirth: patientDOB, CreatedBy: u.ID})
+	p, err := store.CreatePatient(ctx, db, store.Patient{Name: patientName, DateOfBirth: patientDOB, CreatedBy: u.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := ids.NewVisitID()
 	start := time.Now().Add(5 * time.Minute)
-	if err := store.ScheduleVisit(ctx, pool, v, u.ID, p.ID, "local", start, start.Add(30*time.Minute), "follow-up"); err != nil {
+	if err := store.ScheduleVisit(ctx, db, v, u.ID, p.ID, "local", start, start.Add(30*time.Minute), "follow-up"); err != nil {
 		t.Fatal(err)
 	}
 	_, secret, err := store.CreateInvite(ctx, pool, v, time.Now())

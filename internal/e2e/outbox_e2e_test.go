@@ -129,7 +129,7 @@ func TestE2EOutboxAbsentInProduction(t *testing.T) {
 	pool := openPool(t, srv)
 	prov, provID := staffClient(t, srv, pool, store.RoleProvider)
 	admin, _ := staffClient(t, srv, pool, store.RoleAdmin)
-	if _, err := store.AddOutboxMessage(context.Background(), pool, store.OutboxMessage{SentBy: provID, To: "pat@example.test",
+	if _, err := store.AddOutboxMessage(context.Background(), srv.App.DB(), store.OutboxMessage{SentBy: provID, To: "pat@example.test",
 		Subject: "kept somehow", Body: "x"}); err != nil {
 		t.Fatal(err)
 	}

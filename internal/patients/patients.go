@@ -38,6 +38,8 @@ var (
 	ErrBadPhone = errors.New("patients: bad phone")
 	ErrBadState = errors.New("patients: unknown state")
 	ErrBadQuery = errors.New("patients: search too long")
+	// ErrBadLookup: an admin's lookup needs a name and a date of birth.
+	ErrBadLookup = errors.New("patients: a lookup needs a name and a date of birth")
 )
 
 var (
@@ -117,6 +119,23 @@ func (s *Service) Search(ctx context.Context, provider ids.UserID, q string, bas
 		return nil, ErrBadQuery
 	}
 	list, err := store.FindPatients(ctx, s.DB, provider, q, SearchLimit)
+	if err != nil {
+		return nil, err
+	}
+	return ShownList(ctx, s.DB.Audit(), base, list, func(p store.Patient) string { return p.ID }, NoneUnrecorded)
+}
+
+// Lookup finds any patient by name and date of birth — the admin's way to
+// a patient's recordings and access report — through the blind indexes
+// (store.LookupPatients: every name word a prefix of one of theirs, the
+// date exact). Each patient in the answer is audited as base before the
+// list is returned, as a search is.
+func (s *Service) Lookup(ctx context.Context, name, dob string, base audit.Event) ([]store.Patient, error) {
+	d, ok := ParseDOB(dob, s.Now())
+	if strings.TrimSpace(name) == "" || len(name) > MaxQuery || !ok {
+		return nil, ErrBadLookup
+	}
+	list, err := store.LookupPatients(ctx, s.DB, name+" "+d.Format("2006-01-02"), SearchLimit)
 	if err != nil {
 		return nil, err
 	}

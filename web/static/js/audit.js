@@ -6,6 +6,7 @@
 import { describe, get } from './api.js';
 import { busy, byId, h, say, shortID, when } from './dom.js';
 import { Pager, loadStaff, query, rfc3339 } from './compliance.js';
+import { patientLookup } from './patient-lookup.js';
 import { problem, startStaffPage } from './staff.js';
 
 /**
@@ -315,6 +316,7 @@ window.addEventListener('popstate', () => {
 async function main() {
   const s = await startStaffPage('admin');
   if (!s) return;
+  patientLookup(ui.reportPatient, () => ui.report.requestSubmit());
   updateExports();
   try {
     staff = await loadStaff(ui.staffList);

@@ -10,6 +10,7 @@
 
 import { get, homeFor, post } from './api.js';
 import { busy, byId, confirmAction, h, say, shortID, when } from './dom.js';
+import { patientLookup } from './patient-lookup.js';
 import { SyncPlayer, clock } from './player.js';
 import { problem, startStaffPage } from './staff.js';
 
@@ -377,6 +378,7 @@ async function main() {
   ui.brand.href = homeFor(s.view.kind);
   ui.navAdmin.hidden = !isAdmin;
   ui.navProvider.hidden = isAdmin;
+  if (isAdmin) patientLookup(ui.patient, () => ui.filters.requestSubmit());
 
   const p = new URLSearchParams(location.search);
   ui.visit.value = p.get('visit') || '';
