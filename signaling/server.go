@@ -118,7 +118,7 @@ func New(p Params) *Server {
 		bodies:        requestBodies(),
 	}
 	s.signin = signin.New(signin.Params{Env: s.env(), Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
-		Record: s.record, Logger: p.Logger})
+		Record: s.record, Passkeys: passkeyParams(p.PublicURL, p.Origin, "OpenVisit"), Logger: p.Logger})
 	s.policy = routePolicy(s.areas())
 	return s
 }

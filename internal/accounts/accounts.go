@@ -104,6 +104,12 @@ func (s *Service) List(ctx context.Context) ([]store.User, error) {
 	return store.ListUsers(ctx, s.DB)
 }
 
+// Dormant returns the accounts that can still sign in (not disabled) and
+// have not for days (counting from creation for one that never has).
+func (s *Service) Dormant(ctx context.Context, days int) ([]store.User, error) {
+	return store.DormantUsers(ctx, s.DB, s.Now().AddDate(0, 0, -days))
+}
+
 // Change is one admin's change to another user's account.
 type Change struct {
 	Admin  ids.UserID
