@@ -3,8 +3,8 @@ package signaling
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"

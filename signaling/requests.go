@@ -88,7 +88,9 @@ func (s *Server) checkInput(c *gin.Context) {
 		return
 	}
 	err := httpx.CheckParams(c)
-	if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 {
+	if err == nil && isSCIM(c) {
+		err = s.checkSCIMBody(c)
+	} else if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 {
 		body, ok := s.bodies[access.Key(c.Request.Method, c.FullPath())]
 		if !ok {
 			body = func() any { return new(struct{}) }

@@ -73,6 +73,7 @@ func (s *Server) areas() []area {
 		{name: "patients", serve: true, routes: s.patientRoutes()},
 		{name: "recordings", serve: true, routes: s.recordingRoutes()},
 		{name: "dev-outbox", serve: s.p.Outbox != nil, routes: s.outboxRoutes()},
+		{name: "scim", serve: true, routes: s.scimRoutes()},
 	}
 }
 
