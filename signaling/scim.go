@@ -76,6 +76,14 @@ func (s *Server) serveSCIM(c *gin.Context) {
 		s.abort(c, httpx.E(httpx.KindUnavailable, "unavailable", "SCIM is not available."))
 		return
 	}
+	if c.Request.Method == http.MethodPatch && c.Request.Body != nil {
+		body, err := io.ReadAll(c.Request.Body) // bounded and checked by checkSCIMBody
+		if err != nil {
+			s.abort(c, httpx.E(httpx.KindInvalid, "bad_json", "The body could not be read."))
+			return
+		}
+		c.Request.Body = io.NopCloser(bytes.NewReader(scim.NormalizePatch(body)))
+	}
 	r := c.Request.WithContext(scim.WithCaller(c.Request.Context(), scim.Caller{Client: client.(store.MachineClient),
 		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}))
 	http.StripPrefix("/scim", s.scim).ServeHTTP(c.Writer, r)
