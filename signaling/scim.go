@@ -94,7 +94,13 @@ func (s *Server) serveSCIM(c *gin.Context) {
 // UTF-8 — before the library reads it; the library validates it against
 // the User schema.
 func (s *Server) checkSCIMBody(c *gin.Context) error {
-	if isSafeMethod(c.Request.Method) || c.Request.Method == http.MethodDelete || c.Request.Body == nil {
+	if isSafeMethod(c.Request.Method) || c.Request.Body == nil {
+		return nil
+	}
+	if c.Request.Method == http.MethodDelete {
+		if c.Request.ContentLength != 0 {
+			return httpx.E(httpx.KindInvalid, "bad_json", "DELETE takes no body.")
+		}
 		return nil
 	}
 	ct := c.ContentType()
