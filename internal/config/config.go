@@ -56,6 +56,7 @@ type Config struct {
 	Cluster   Cluster   `yaml:"cluster"`
 	Recording Recording `yaml:"recording"`
 	Clinic    Clinic    `yaml:"clinic"`
+	OIDC      OIDC      `yaml:"oidc"`
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
 }
