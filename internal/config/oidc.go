@@ -84,9 +84,12 @@ func (i OIDCIssuer) withDefaults() OIDCIssuer {
 }
 
 // OIDCIssuers returns the configured issuers with defaults applied.
-func (c Config) OIDCIssuers() []OIDCIssuer {
-	out := make([]OIDCIssuer, len(c.OIDC.Issuers))
-	for i, is := range c.OIDC.Issuers {
+func (c Config) OIDCIssuers() []OIDCIssuer { return c.OIDC.IssuersWithDefaults() }
+
+// IssuersWithDefaults returns the issuers with defaults applied.
+func (o OIDC) IssuersWithDefaults() []OIDCIssuer {
+	out := make([]OIDCIssuer, len(o.Issuers))
+	for i, is := range o.Issuers {
 		out[i] = is.withDefaults()
 	}
 	return out

@@ -1,0 +1,3 @@
+-- Placeholder that keeps versions without gaps on the oidc branch: version 12
+-- belongs to another branch. Delete this file when that branch's migration is merged.
+SELECT 1;
