@@ -238,3 +238,18 @@ func TestOIDCSweepDisablesDeprovisionedAccount(t *testing.T) {
 		t.Fatalf("sweep after disabling: %+v, %v", rep, err)
 	}
 }
+
+// TestOIDCKeyRotation: after the provider rotates its signing key, ID
+// tokens signed with the new key verify (go-oidc fetches the JWKS again for
+// a key ID it has not seen).
+func TestOIDCKeyRotation(t *testing.T) {
+	f := newFixture(t)
+	p := f.person(t, []string{"doctors"}, true)
+	if _, err := f.signIn(t, p); err != nil {
+		t.Fatal(err)
+	}
+	f.idp.RotateKeys(t)
+	if res, err := f.signIn(t, p); err != nil || res.Opened.Token == "" {
+		t.Fatalf("sign-in after key rotation: %+v, %v", res, err)
+	}
+}
