@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"fmt"
 	"net/url"
 	"regexp"
 	"slices"
@@ -157,9 +156,4 @@ func redactOIDC(o OIDC) OIDC {
 		}
 	}
 	return o
-}
-
-// String keeps a secret out of an accidental %v.
-func (i OIDCIssuer) String() string {
-	return fmt.Sprintf("oidc issuer %s (%s)", i.ID, i.URL)
 }
