@@ -3,11 +3,14 @@ package signaling
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/session"
+	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/sso"
@@ -97,6 +100,12 @@ func (s *Server) ssoCallback(c *gin.Context) {
 // ssoSecondFactor completes a pending sign-in with the local TOTP or a
 // recovery code, answering like POST /auth/login.
 func (s *Server) ssoSecondFactor(c *gin.Context) {
+	if ok, retry := s.ipLimiter.Allow(throttle.IPKey(httpx.ClientAddr(c))); !ok {
+		s.auditLog(c, audit.Event{Action: actionLogin, Outcome: audit.Denied, Reason: "rate limited (address)"})
+		c.Header("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
+		s.abort(c, httpx.E(httpx.KindRateLimited, "rate_limited", "Too many sign-in attempts from this network; wait a moment and try again."))
+		return
+	}
 	var req ssoSecondFactorRequest
 	if err := httpx.DecodeJSON(c, &req); err != nil {
 		s.abort(c, err)

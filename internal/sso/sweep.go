@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/oauth2"
 
 	"github.com/openvisit/openvisit/internal/accounts"
@@ -49,7 +50,7 @@ func (s *Service) Sweep(ctx context.Context, olderThan time.Duration) (SweepRepo
 		}
 		cfg := i.oauth2(p, s.redirectURL())
 		for _, l := range links {
-			if err := s.sweepOne(ctx, i, cfg, l, &rep); err != nil {
+			if err := s.sweepOne(ctx, i, cfg, l, cutoff, &rep); err != nil {
 				return rep, err
 			}
 		}
@@ -57,51 +58,58 @@ func (s *Service) Sweep(ctx context.Context, olderThan time.Duration) (SweepRepo
 	return rep, nil
 }
 
-// sweepOne refreshes one link's token. It returns only database errors.
-func (s *Service) sweepOne(ctx context.Context, i *issuer, cfg *oauth2.Config, l store.OIDCLink, rep *SweepReport) error {
-	purpose := refreshPurpose(l.Issuer, l.Subject)
-	rt, err := s.p.Sealer.Open(purpose, l.RefreshTokenEnc)
-	if err != nil {
-		s.log.Error("sweep: refresh token does not open", "issuer", l.Issuer, "user", l.UserID)
-		rep.Failed++
-		return nil
-	}
-	rctx, cancel := context.WithTimeout(i.oauthCtx(ctx), 30*time.Second)
-	defer cancel()
-	tok, err := cfg.TokenSource(rctx, &oauth2.Token{RefreshToken: string(rt), Expiry: time.Unix(1, 0)}).Token()
-	var re *oauth2.RetrieveError
-	switch {
-	case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
-		// Only invalid_grant says the grant is gone; invalid_client and the
-		// like are our configuration, and must not disable everyone.
-		rep.Disabled++
-		return s.deprovision(ctx, l, oauthReason(err))
-	case err != nil:
-		s.log.Warn("sweep: refresh failed; will retry", "issuer", l.Issuer, "user", l.UserID, "reason", oauthReason(err))
-		rep.Failed++
-		return nil
-	}
-	var sealed []byte
-	if tok.RefreshToken != "" && tok.RefreshToken != string(rt) {
-		if sealed, err = s.p.Sealer.Seal(purpose, []byte(tok.RefreshToken)); err != nil {
+// sweepOne refreshes one link's token, holding the link's row lock so that
+// no other process uses the same token meanwhile. It returns only database
+// errors.
+func (s *Service) sweepOne(ctx context.Context, i *issuer, cfg *oauth2.Config, listed store.OIDCLink, cutoff time.Time, rep *SweepReport) error {
+	return s.p.DB.Tx(ctx, func(tx pgx.Tx) error {
+		l, ok, err := store.ClaimOIDCLinkForSweep(ctx, tx, listed.Issuer, listed.Subject, cutoff)
+		if err != nil || !ok {
 			return err
 		}
-	}
-	rep.Vouched++
-	return store.RecordOIDCVouch(ctx, s.p.DB, l.Issuer, l.Subject, sealed, false, s.p.Now())
+		purpose := refreshPurpose(l.Issuer, l.Subject)
+		rt, err := s.p.Sealer.Open(purpose, l.RefreshTokenEnc)
+		if err != nil {
+			s.log.Error("sweep: refresh token does not open", "issuer", l.Issuer, "user", l.UserID)
+			rep.Failed++
+			return nil
+		}
+		rctx, cancel := context.WithTimeout(i.oauthCtx(ctx), 30*time.Second)
+		defer cancel()
+		tok, err := cfg.TokenSource(rctx, &oauth2.Token{RefreshToken: string(rt), Expiry: time.Unix(1, 0)}).Token()
+		var re *oauth2.RetrieveError
+		switch {
+		case errors.As(err, &re) && re.ErrorCode == "invalid_grant":
+			// Only invalid_grant says the grant is gone; invalid_client and
+			// the like are our configuration, and must not disable everyone.
+			rep.Disabled++
+			if err := s.deprovision(ctx, l, oauthReason(err)); err != nil {
+				return err
+			}
+			return store.DropOIDCRefreshToken(ctx, tx, l.Issuer, l.Subject)
+		case err != nil:
+			s.log.Warn("sweep: refresh failed; will retry", "issuer", l.Issuer, "user", l.UserID, "reason", oauthReason(err))
+			rep.Failed++
+			return nil
+		}
+		var sealed []byte
+		if tok.RefreshToken != "" && tok.RefreshToken != string(rt) {
+			if sealed, err = s.p.Sealer.Seal(purpose, []byte(tok.RefreshToken)); err != nil {
+				return err
+			}
+		}
+		rep.Vouched++
+		return store.RecordOIDCVouch(ctx, tx, l.Issuer, l.Subject, sealed, false, s.p.Now())
+	})
 }
 
 // deprovision disables l's account through the one disable path (which
-// ends sessions and calls) and forgets the refresh token.
+// ends sessions and calls, in its own transaction).
 func (s *Service) deprovision(ctx context.Context, l store.OIDCLink, reason string) error {
 	s.p.Record(ctx, audit.Event{ActorID: sweepActor, ActorRole: "system", Action: ActionSweep, ResourceType: "user",
 		ResourceID: string(l.UserID), Outcome: audit.Denied, Reason: "issuer " + l.Issuer + " refused the refresh token: " + reason})
-	err := s.p.Accounts.Disable(ctx, accounts.Change{Target: l.UserID, Event: audit.Event{ActorID: sweepActor, ActorRole: "system",
+	return s.p.Accounts.Disable(ctx, accounts.Change{Target: l.UserID, Event: audit.Event{ActorID: sweepActor, ActorRole: "system",
 		Reason: "identity provider " + l.Issuer + " no longer vouches"}})
-	if err != nil {
-		return err
-	}
-	return store.DropOIDCRefreshToken(ctx, s.p.DB, l.Issuer, l.Subject)
 }
 
 // Run sweeps every interval until ctx ends.

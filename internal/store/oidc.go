@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -90,4 +91,23 @@ func OIDCLinksToSweep(ctx context.Context, db DBTX, issuer string, cutoff time.T
 		return nil, fmt.Errorf("store: oidc links to sweep: %w", err)
 	}
 	return links, nil
+}
+
+// ClaimOIDCLinkForSweep locks (issuer, subject) for this transaction when it
+// still holds a refresh token, its user is not disabled and its issuer last
+// vouched before cutoff; ok is false when another process holds it or
+// already asked. One process at a time uses a refresh token: a rotated
+// token used twice is refused, which would read as deprovisioning.
+func ClaimOIDCLinkForSweep(ctx context.Context, tx pgx.Tx, issuer, subject string, cutoff time.Time) (l OIDCLink, ok bool, err error) {
+	l, err = scanOIDCLink(tx.QueryRow(ctx, `SELECT `+oidcLinkColumns+` FROM oidc_links
+		WHERE issuer = $1 AND subject = $2 AND refresh_token_enc IS NOT NULL AND (vouched_at IS NULL OR vouched_at < $3)
+		  AND user_id IN (SELECT id FROM users WHERE disabled_at IS NULL)
+		FOR UPDATE SKIP LOCKED`, issuer, subject, cutoff))
+	if errors.Is(err, ErrNotFound) {
+		return OIDCLink{}, false, nil
+	}
+	if err != nil {
+		return OIDCLink{}, false, fmt.Errorf("store: claim oidc link: %w", err)
+	}
+	return l, true, nil
 }
