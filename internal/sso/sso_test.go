@@ -19,6 +19,7 @@ import (
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/session"
+	"github.com/openvisit/openvisit/internal/auth/totp"
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/signin"
@@ -32,12 +33,16 @@ import (
 // OpenID provider (deploy/dev/devidp) with its groups mapped.
 type fixture struct {
 	svc *sso.Service
+	si  *signin.Service
 	db  *store.DB
 	idp testenv.IdP
 
-	mu  sync.Mutex
-	log []audit.Event
+	mu   sync.Mutex
+	log  []audit.Event
+	skew time.Duration // added to the wall clock (TOTP steps)
 }
+
+func (f *fixture) now() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return time.Now().Add(f.skew) }
 
 const publicURL = "https://127.0.0.1:1" // the callback is never served: the test reads the redirect
 
@@ -49,13 +54,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := store.Env{DB: f.db}
+	env := store.Env{DB: f.db, Clock: f.now}
 	record := func(_ context.Context, e audit.Event) { f.mu.Lock(); f.log = append(f.log, e); f.mu.Unlock() }
-	si := signin.New(signin.Params{Env: env, Sealer: sealer, Staff: session.StaffPolicy, Patient: session.PatientPolicy, Record: record})
+	f.si = signin.New(signin.Params{Env: env, Sealer: sealer, Staff: session.StaffPolicy, Patient: session.PatientPolicy, Record: record})
 	cfg := config.OIDC{Issuers: []config.OIDCIssuer{{ID: "clinic", Name: "Clinic", URL: idp.Issuer, ClientID: idp.ClientID,
 		ClientSecret: idp.ClientSecret, CAFile: idp.CAFile, ProviderGroups: []string{"doctors"}, AdminGroups: []string{"it"}}}}
 	f.svc = sso.New(sso.Params{Env: env, Issuers: cfg.IssuersWithDefaults(), PublicURL: publicURL, Sealer: sealer,
-		Signin: si, Accounts: accounts.New(env), Record: record})
+		Signin: f.si, Accounts: accounts.New(env), Record: record})
 	return f
 }
 
@@ -251,5 +256,56 @@ func TestOIDCKeyRotation(t *testing.T) {
 	f.idp.RotateKeys(t)
 	if res, err := f.signIn(t, p); err != nil || res.Opened.Token == "" {
 		t.Fatalf("sign-in after key rotation: %+v, %v", res, err)
+	}
+}
+
+// TestOIDCLocalSecondFactor: when the provider does not assert MFA, an
+// account with a local authenticator is asked for its code before any
+// session opens; a wrong code is refused and counted, the right one opens
+// the session.
+func TestOIDCLocalSecondFactor(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	p := f.person(t, []string{"doctors"}, false)
+	// An existing account with the same (provider-verified) address and a
+	// local TOTP, set up through its setup link.
+	u, err := store.CreateUser(ctx, f.db, p.Email, "Dr Local", store.RoleProvider)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := store.CreateSetupLink(ctx, f.db, u.ID, store.PurposeInvite, f.now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := f.si.BeginSetup(ctx, link, signin.Source{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := totp.Code(e.Secret, f.now())
+	if _, _, err := f.si.CompleteSetup(ctx, signin.Completion{Secret: link, Password: "violet tractor hums under 7 ravens", Code: code}); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.skew = time.Minute // the next code is a new step
+	f.mu.Unlock()
+
+	res, err := f.signIn(t, p)
+	if err != nil || res.Pending == "" || res.Opened.Token != "" {
+		t.Fatalf("without the provider's MFA: %+v, %v; want a pending sign-in", res, err)
+	}
+	src := signin.Source{IP: "127.0.0.1"}
+	if _, err := f.svc.CompleteSecondFactor(ctx, res.Pending, "000000", "", src); !errors.Is(err, signin.ErrBadCredentials) {
+		t.Fatalf("wrong code: %v", err)
+	}
+	if _, err := f.svc.CompleteSecondFactor(ctx, "forged", code, "", src); !errors.Is(err, sso.ErrFlow) {
+		t.Fatalf("forged pending state: %v", err)
+	}
+	code, _ = totp.Code(e.Secret, f.now())
+	opened, err := f.svc.CompleteSecondFactor(ctx, res.Pending, code, "", src)
+	if err != nil || opened.Token == "" || opened.User.ID != u.ID {
+		t.Fatalf("right code: %+v, %v", opened.User, err)
+	}
+	if got, _ := store.UserByID(ctx, f.db, u.ID, false); got.FailedLogins != 0 {
+		t.Errorf("the wrong code was not cleared by the success: %d", got.FailedLogins)
 	}
 }
