@@ -23,6 +23,9 @@ Usage:
   openvisit alerts ack ALERT_ID --reason TEXT
   openvisit break-glass review GRANT_ID --reason TEXT
   openvisit audit verify [--config FILE] [--public-key BASE64]
+  openvisit audit record-restore --backup-id LABEL [--config FILE]   (after a point-in-time restore)
+  openvisit backup  --out FILE [--config FILE] [--recipients FILE] [--recovery-recipients FILE]
+  openvisit restore --from FILE --identity FILE --recovery-identity FILE [--config FILE]
   openvisit doctor  [--config FILE] [--roles ROLES]   (what the media node advertises; can browsers reach it)
 
 An admin cannot acknowledge an alert about themselves, review their own
@@ -60,6 +63,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return phiCmd(args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr)
 	case "doctor":
 		return doctorCmd(args[1:], stdout, stderr)
 	case "alerts":

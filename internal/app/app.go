@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -282,11 +281,7 @@ func (a *App) migratePHI(ctx context.Context) {
 
 // loadSealer loads the secret that seals TOTP secrets and keys CSRF tokens.
 func (a *App) loadSealer() (*keys.Sealer, error) {
-	secretPath := a.cfg.Auth.SecretKeyFile
-	if secretPath == "" {
-		secretPath = filepath.Join(a.cfg.DataDir, "auth-secret.key")
-	}
-	secret, err := keys.LoadSecret(secretPath, a.cfg.Environment == config.Development)
+	secret, err := keys.LoadSecret(KeyFilePaths(a.cfg)[KeyAuthSecret], a.cfg.Environment == config.Development)
 	if err != nil {
 		return nil, err
 	}
@@ -310,12 +305,7 @@ func (a *App) mail() (signaling.Mailer, *signaling.Outbox) {
 	return nil, nil
 }
 
-func (a *App) signingKeyPath() string {
-	if a.cfg.Token.SigningKeyFile != "" {
-		return a.cfg.Token.SigningKeyFile
-	}
-	return filepath.Join(a.cfg.DataDir, "token-signing.key")
-}
+func (a *App) signingKeyPath() string { return KeyFilePaths(a.cfg)[KeyTokenSigning] }
 
 func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
 	var cert tls.Certificate
@@ -399,11 +389,7 @@ func (a *App) newAlertEngine(now func() time.Time) (*alerts.Engine, error) {
 // CheckpointKey loads the audit checkpoint signing key (generated in
 // development).
 func CheckpointKey(cfg config.Config) (ed25519.PrivateKey, error) {
-	path := cfg.Audit.CheckpointKeyFile
-	if path == "" {
-		path = filepath.Join(cfg.DataDir, "audit-checkpoint.key")
-	}
-	seed, err := keys.LoadSecret(path, cfg.Environment == config.Development)
+	seed, err := keys.LoadSecret(KeyFilePaths(cfg)[KeyAuditCheckpoint], cfg.Environment == config.Development)
 	if err != nil {
 		return nil, fmt.Errorf("app: audit checkpoint key: %w", err)
 	}

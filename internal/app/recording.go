@@ -14,12 +14,7 @@ import (
 )
 
 // KeyringPath is where the recording keyring lives for cfg.
-func KeyringPath(cfg config.Config) string {
-	if cfg.Recording.KeyringFile != "" {
-		return cfg.Recording.KeyringFile
-	}
-	return filepath.Join(cfg.DataDir, "recording-keyring.json")
-}
+func KeyringPath(cfg config.Config) string { return KeyFilePaths(cfg)[KeyRecordingKeyring] }
 
 // startRecording wires recording: the retrieval library wherever object
 // storage is configured, and the recorder service in a process with the

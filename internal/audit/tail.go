@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/openvisit/openvisit/internal/audit/anchor"
@@ -27,6 +28,7 @@ type AnchorLister interface {
 type point struct {
 	seq  int64
 	hash []byte
+	at   time.Time // when the anchor that names it was signed
 }
 
 // tail is what the checkpointer knows of the chain: entries up to seq were
@@ -40,7 +42,9 @@ type tail struct {
 	recent   [][]byte // hashes of entries after anchored up to seq (the last maxHeadHashes)
 	cursor   string   // the last head-anchor key read from the bucket
 	own      map[string]bool
-	pending  []point // anchored hashes past the chain head when they were read
+	pending  []point  // anchored hashes past the chain head when they were read
+	restores restores // restore records read from the bucket (restore.go)
+	rcursor  string   // the last restore-record key read
 }
 
 // maxNamed bounds how many disagreeing entries a refusal names.
@@ -130,6 +134,9 @@ func (c *Checkpointer) readAnchors(ctx context.Context) error {
 	}
 	t := &c.tail
 	pub := c.p.Key.Public().(ed25519.PublicKey)
+	if err := c.readRestores(ctx, pub); err != nil {
+		return err
+	}
 	ignored, firstIgnored := 0, ""
 	last, err := c.lister.After(ctx, HeadPrefix, t.cursor, func(k string) bool { return t.own[k] },
 		func(v anchor.Version) error {
@@ -142,7 +149,9 @@ func (c *Checkpointer) readAnchors(ctx context.Context) error {
 				return nil
 			}
 			for i, x := range h.Hashes {
-				t.pending = append(t.pending, point{h.FromSeq + int64(i), x})
+				if seq := h.FromSeq + int64(i); !t.restores.superseded(seq, h.SignedAt) {
+					t.pending = append(t.pending, point{seq, x, h.SignedAt})
+				}
 			}
 			return nil
 		})
@@ -160,6 +169,25 @@ func (c *Checkpointer) readAnchors(ctx context.Context) error {
 		}
 	}
 	t.cursor = last
+	return nil
+}
+
+// readRestores adds the restore records written since the last read and
+// drops the pending anchored hashes they supersede: those of a chain lost
+// with a restored database (restore.go).
+func (c *Checkpointer) readRestores(ctx context.Context, pub ed25519.PublicKey) error {
+	t := &c.tail
+	last, err := c.lister.After(ctx, RestorePrefix, t.rcursor, nil, func(v anchor.Version) error {
+		if r, err := parseRestore(v.Body); err == nil && r.Valid(pub) && restoreKey(r) == v.Key {
+			t.restores = append(t.restores, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("audit: read restore records: %w", err)
+	}
+	t.rcursor = last
+	t.pending = slices.DeleteFunc(t.pending, func(p point) bool { return t.restores.superseded(p.seq, p.at) })
 	return nil
 }
 

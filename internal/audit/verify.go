@@ -84,8 +84,11 @@ type Report struct {
 	DBCheckpoints  int    // validly signed checkpoints from Postgres
 	BucketVersions int    // validly signed checkpoint versions from the bucket(s)
 	HeadAnchors    int    // validly signed head-anchor versions from the bucket(s)
-	Findings       []Finding
-	Omitted        int // findings past maxFindings, not listed
+	// Restores are the restores recorded in the bucket(s), each with the
+	// entries it lost (restore.go): facts, not findings.
+	Restores []RestoreGap
+	Findings []Finding
+	Omitted  int // findings past maxFindings, not listed
 }
 
 // OK reports whether nothing was found.
@@ -214,6 +217,14 @@ func Verify(ctx context.Context, db Beginner, pub ed25519.PublicKey, anchors ...
 func readBuckets(ctx context.Context, anchors []AnchorReader, pub ed25519.PublicKey, rep *Report) ([]sourcedCheckpoint, headWalk, error) {
 	var cps []sourcedCheckpoint
 	var walk headWalk
+	var rs restores
+	for _, a := range anchors {
+		got, err := readRestores(ctx, a, pub, rep)
+		if err != nil {
+			return nil, walk, err
+		}
+		rs = append(rs, got...)
+	}
 	for _, a := range anchors {
 		got, err := readAnchors(ctx, a, pub, rep)
 		if err != nil {
@@ -226,8 +237,9 @@ func readBuckets(ctx context.Context, anchors []AnchorReader, pub ed25519.Public
 		}
 		walk.points = append(walk.points, heads...)
 	}
-	slices.SortStableFunc(walk.points, func(a, b point) int { return cmp.Compare(a.seq, b.seq) })
 	rep.BucketVersions = len(cps)
+	cps, walk.points, rep.Restores = rs.setAside(cps, walk.points)
+	slices.SortStableFunc(walk.points, func(a, b point) int { return cmp.Compare(a.seq, b.seq) })
 	return cps, walk, nil
 }
 
@@ -445,6 +457,9 @@ func VerifyCommand(ctx context.Context, pool *pgxpool.Pool, s3 *minio.Client, bu
 	}
 	fmt.Fprintf(w, "\nsigned checkpoints checked: %d in Postgres, %d in bucket %q (key %s); head anchors: %d\n",
 		rep.DBCheckpoints, rep.BucketVersions, bucket, KeyID(pub), rep.HeadAnchors)
+	if len(rep.Restores) > 0 {
+		fmt.Fprintf(w, "restores recorded in the bucket: %d\n%s", len(rep.Restores), describeGaps(rep.Restores))
+	}
 	if rep.OK() {
 		fmt.Fprintln(w, "OK: the chain is intact and matches every signed checkpoint and head anchor")
 		return nil

@@ -58,7 +58,7 @@ func readHeads(ctx context.Context, a AnchorReader, pub ed25519.PublicKey, rep *
 		}
 		rep.HeadAnchors++
 		for i, x := range h.Hashes {
-			out = append(out, point{h.FromSeq + int64(i), x})
+			out = append(out, point{h.FromSeq + int64(i), x, h.SignedAt})
 		}
 		return nil
 	})

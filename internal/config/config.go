@@ -56,6 +56,7 @@ type Config struct {
 	Cluster   Cluster   `yaml:"cluster"`
 	Recording Recording `yaml:"recording"`
 	Clinic    Clinic    `yaml:"clinic"`
+	Backup    Backup    `yaml:"backup"`
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
 }
@@ -259,6 +260,21 @@ type Recording struct {
 	PartSize int64 `yaml:"part_size"`
 	// SegmentSize is the streaming AEAD ciphertext segment size.
 	SegmentSize int `yaml:"segment_size"`
+}
+
+// Backup configures `openvisit backup` and `openvisit restore`
+// (internal/backup; deploy/README.md, "Backup and restore").
+type Backup struct {
+	// RecipientsFile lists the age recipients (X25519 public keys, one a
+	// line, # comments) every backup archive is encrypted to.
+	RecipientsFile string `yaml:"recipients_file"`
+	// RecoveryRecipientsFile lists the operator's recovery keys that the
+	// key escrow inside each backup (keyring and other key files) is sealed
+	// to, separately: whoever holds the archive key alone reads no key.
+	RecoveryRecipientsFile string `yaml:"recovery_recipients_file"`
+	// PGBinDir holds pg_dump and pg_restore (the server's major version or
+	// newer); empty: PATH, then /usr/lib/postgresql/15/bin.
+	PGBinDir string `yaml:"pg_bin_dir"`
 }
 
 // Log configures logging.
