@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,12 +29,14 @@ type UserView struct {
 	Disabled     bool       `json:"disabled"`
 	FailedLogins int        `json:"failed_logins"`
 	CreatedAt    time.Time  `json:"created_at"`
+	// LastSigninAt is when the user last signed in; absent: never.
+	LastSigninAt *time.Time `json:"last_signin_at,omitempty"`
 }
 
 func viewUser(u store.User) UserView {
 	return UserView{ID: u.ID, Email: u.Email, Name: u.Name, Role: u.Role, MFAEnrolled: u.MFAEnrolledAt != nil,
 		PasswordSet: u.PasswordHash != "", Locked: u.LockedAt != nil, Disabled: u.DisabledAt != nil,
-		FailedLogins: u.FailedLogins, CreatedAt: u.CreatedAt}
+		FailedLogins: u.FailedLogins, CreatedAt: u.CreatedAt, LastSigninAt: u.LastSigninAt}
 }
 
 // SetupURL is the one-time link for a setup secret; the secret rides in the
@@ -59,6 +62,34 @@ func (s *Server) listUsers(c *gin.Context) {
 	}
 	s.auditLog(c, s.adminEvent(c, actionUserList, ""))
 	c.JSON(http.StatusOK, gin.H{"users": out})
+}
+
+// dormantUsers lists the accounts that can sign in but have not for
+// auth.dormant_days (or ?days=N, 1 to 3650), the longest dormant first.
+func (s *Server) dormantUsers(c *gin.Context) {
+	days := s.p.Auth.DormantDays
+	if q := c.Query("days"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 || n > 3650 {
+			s.abort(c, httpx.E(httpx.KindInvalid, "bad_parameter", "days is a whole number from 1 to 3650."))
+			return
+		}
+		days = n
+	}
+	if days <= 0 {
+		days = 90
+	}
+	users, err := s.accountService().Dormant(c.Request.Context(), days)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	out := make([]UserView, len(users))
+	for i, u := range users {
+		out[i] = viewUser(u)
+	}
+	s.auditLog(c, s.adminEvent(c, actionUserList, ""))
+	c.JSON(http.StatusOK, gin.H{"days": days, "users": out})
 }
 
 func (s *Server) adminEvent(c *gin.Context, action, target string) audit.Event {

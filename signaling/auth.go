@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/openvisit/openvisit/internal/access"
-	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/csrf"
 	"github.com/openvisit/openvisit/internal/auth/password"
 	"github.com/openvisit/openvisit/internal/auth/session"
@@ -32,6 +32,9 @@ type loginRequest struct {
 	Password     string `json:"password"`
 	Code         string `json:"code"`
 	RecoveryCode string `json:"recovery_code"`
+	// Passkey is the second factor as a passkey's answer to the ceremony
+	// begun at auth/passkey/begin (purpose second_factor).
+	Passkey jsontext.Value `json:"passkey"`
 }
 
 // SessionView is what a page learns about its session.
@@ -51,10 +54,7 @@ type SessionView struct {
 }
 
 func (s *Server) login(c *gin.Context) {
-	if ok, retry := s.ipLimiter.Allow(throttle.IPKey(httpx.ClientAddr(c))); !ok {
-		s.auditLog(c, audit.Event{Action: actionLogin, Outcome: audit.Denied, Reason: "rate limited (address)"})
-		c.Header("Retry-After", strconv.Itoa(int(retry.Seconds())+1))
-		s.abort(c, httpx.E(httpx.KindRateLimited, "rate_limited", "Too many sign-in attempts from this network; wait a moment and try again."))
+	if !s.rateLimited(c) {
 		return
 	}
 	var req loginRequest
@@ -62,8 +62,12 @@ func (s *Server) login(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	in, err := s.signin.Login(c.Request.Context(), signin.Attempt{Email: req.Email, Password: req.Password,
-		Code: req.Code, RecoveryCode: req.RecoveryCode, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)})
+	a := signin.Attempt{Email: req.Email, Password: req.Password, Code: req.Code, RecoveryCode: req.RecoveryCode,
+		Passkey: req.Passkey, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
+	if len(req.Passkey) > 0 {
+		a.Ceremony = ceremonyToken(c)
+	}
+	in, err := s.signin.Login(c.Request.Context(), a)
 	var th *signin.ThrottledError
 	if errors.As(err, &th) && th.Retry != throttle.Forever {
 		c.Header("Retry-After", strconv.Itoa(int(th.Retry.Seconds())+1))
@@ -72,14 +76,7 @@ func (s *Server) login(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	http.SetCookie(c.Writer, session.Cookie(SessionCookie, in.Token, s.p.Auth.Absolute))
-	now := s.p.Now()
-	view, err := s.viewFor(access.Principal{Kind: access.Kind(in.User.Role), UserID: in.User.ID, SessionHash: in.Hash}, in.User, now, now)
-	if err != nil {
-		s.abort(c, err)
-		return
-	}
-	c.JSON(http.StatusOK, view)
+	s.signedIn(c, in)
 }
 
 func (s *Server) viewFor(p access.Principal, u store.User, created, lastSeen time.Time) (SessionView, error) {

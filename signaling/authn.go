@@ -49,6 +49,10 @@ func (s *Server) authenticate(c *gin.Context) {
 		c.Next()
 		return
 	}
+	if isSCIM(c) {
+		s.authenticateBearer(c) // scim.go: a bearer token, never a cookie
+		return
+	}
 	raw, err := c.Cookie(SessionCookie)
 	if err != nil || !session.WellFormed(raw) {
 		c.Next()
@@ -124,7 +128,7 @@ func (s *Server) authorize(c *gin.Context) {
 		return
 	}
 	p := principal(c)
-	if !isSafeMethod(c.Request.Method) {
+	if !isSafeMethod(c.Request.Method) && !rule.Bearer {
 		var err error
 		if rule.NoCSRF || p.Kind == access.Anonymous {
 			err = csrf.CheckOrigin(c.Request, s.p.Origin)
@@ -146,6 +150,10 @@ func (s *Server) authorize(c *gin.Context) {
 	d, err := access.Check(c.Request.Context(), rule, p, visit, patient, membership{s})
 	switch {
 	case err == nil:
+	case errors.Is(err, access.ErrUnauthenticated) && rule.Bearer:
+		s.auditSCIMRefusal(c)
+		s.abort(c, httpx.E(httpx.KindUnauthenticated, "unauthenticated", "A valid bearer token is required."))
+		return
 	case errors.Is(err, access.ErrUnauthenticated):
 		s.abort(c, httpx.E(httpx.KindUnauthenticated, "unauthenticated", "Please sign in."))
 		return

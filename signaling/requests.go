@@ -28,6 +28,10 @@ func requestBodies() map[string]func() any {
 	return map[string]func() any{
 		key("POST", "/api/v1/demo/redeem"):                               func() any { return new(redeemRequest) },
 		key("POST", "/api/v1/auth/login"):                                func() any { return new(loginRequest) },
+		key("POST", "/api/v1/auth/passkey/begin"):                        func() any { return new(passkeyBeginRequest) },
+		key("POST", "/api/v1/auth/passkey/login"):                        func() any { return new(passkeyLoginRequest) },
+		key("POST", "/api/v1/account/passkeys"):                          func() any { return new(passkeyAddRequest) },
+		key("POST", "/api/v1/account/passkeys/:passkey_id/rename"):       func() any { return new(passkeyRenameRequest) },
 		key("POST", "/api/v1/setup/begin"):                               func() any { return new(setupRequest) },
 		key("POST", "/api/v1/setup/complete"):                            func() any { return new(setupRequest) },
 		key("POST", "/api/v1/admin/users"):                               func() any { return new(inviteRequest) },
@@ -66,12 +70,13 @@ func RequestBodies() map[string]any {
 // sign-in with a malformed body is a failed auth.login, counted by the
 // failed-sign-ins alerts).
 var inputActions = map[string]string{
-	key("POST", "/api/v1/auth/login"):     actionLogin,
-	key("POST", "/api/v1/setup/begin"):    actionMFAEnrolBegin,
-	key("POST", "/api/v1/setup/complete"): actionMFAEnrol,
-	key("POST", "/api/v1/invites/redeem"): actionInviteRedeem,
-	key("POST", "/api/v1/invites/check"):  actionInviteCheck,
-	key("POST", "/api/v1/demo/redeem"):    audit.ActionDemoLinkRedeem,
+	key("POST", "/api/v1/auth/login"):         actionLogin,
+	key("POST", "/api/v1/auth/passkey/login"): actionLogin,
+	key("POST", "/api/v1/setup/begin"):        actionMFAEnrolBegin,
+	key("POST", "/api/v1/setup/complete"):     actionMFAEnrol,
+	key("POST", "/api/v1/invites/redeem"):     actionInviteRedeem,
+	key("POST", "/api/v1/invites/check"):      actionInviteCheck,
+	key("POST", "/api/v1/demo/redeem"):        audit.ActionDemoLinkRedeem,
 }
 
 // checkInput runs before every handler: path and query parameters must be
@@ -83,7 +88,9 @@ func (s *Server) checkInput(c *gin.Context) {
 		return
 	}
 	err := httpx.CheckParams(c)
-	if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 {
+	if err == nil && isSCIM(c) {
+		err = s.checkSCIMBody(c)
+	} else if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 {
 		body, ok := s.bodies[access.Key(c.Request.Method, c.FullPath())]
 		if !ok {
 			body = func() any { return new(struct{}) }

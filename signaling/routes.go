@@ -66,12 +66,14 @@ func (s *Server) areas() []area {
 		{name: "ops", serve: true, routes: s.opsRoutes()},
 		{name: "demo", serve: s.p.Demo && s.p.Minter != nil, routes: s.demoRoutes()},
 		{name: "auth", serve: true, routes: s.authRoutes()},
+		{name: "account", serve: true, routes: s.accountRoutes()},
 		{name: "admin", serve: true, routes: s.adminRoutes()},
 		{name: "audit", serve: true, routes: s.auditRoutes()},
 		{name: "visits", serve: true, routes: s.visitRoutes()},
 		{name: "patients", serve: true, routes: s.patientRoutes()},
 		{name: "recordings", serve: true, routes: s.recordingRoutes()},
 		{name: "dev-outbox", serve: s.p.Outbox != nil, routes: s.outboxRoutes()},
+		{name: "scim", serve: true, routes: s.scimRoutes()},
 	}
 }
 
@@ -98,6 +100,10 @@ func (s *Server) authRoutes() []route {
 	signedIn := access.Rule{Allow: anyone}
 	return []route{
 		{http.MethodPost, "/api/v1/auth/login", s.login, sessionless},
+		// Passkey sign-in (the passkey alone, or as the second factor of
+		// auth/login): options, then the authenticator's answer.
+		{http.MethodPost, "/api/v1/auth/passkey/begin", s.passkeyBegin, sessionless},
+		{http.MethodPost, "/api/v1/auth/passkey/login", s.passkeyLogin, sessionless},
 		{http.MethodGet, "/api/v1/auth/session", s.sessionInfo, signedIn},
 		{http.MethodPost, "/api/v1/auth/keepalive", s.sessionInfo, signedIn},
 		{http.MethodPost, "/api/v1/auth/logout", s.logout, signedIn},
@@ -107,11 +113,25 @@ func (s *Server) authRoutes() []route {
 	}
 }
 
+// accountRoutes: a staff user's own passkeys (the security page). A
+// passkey id of another user answers 404.
+func (s *Server) accountRoutes() []route {
+	const pk = "/api/v1/account/passkeys"
+	return []route{
+		{http.MethodGet, pk, s.listPasskeys, onlyStaff},
+		{http.MethodPost, pk + "/begin", s.beginAddPasskey, onlyStaff},
+		{http.MethodPost, pk, s.addPasskey, onlyStaff},
+		{http.MethodPost, pk + "/:passkey_id/rename", s.renamePasskey, onlyStaff},
+		{http.MethodPost, pk + "/:passkey_id/remove", s.removePasskey, onlyStaff},
+	}
+}
+
 // adminRoutes: user administration, alerts and the review of emergency
 // access. Admins only.
 func (s *Server) adminRoutes() []route {
 	return []route{
 		{http.MethodGet, "/api/v1/admin/users", s.listUsers, onlyAdmins},
+		{http.MethodGet, "/api/v1/admin/users/dormant", s.dormantUsers, onlyAdmins},
 		{http.MethodPost, "/api/v1/admin/users", s.inviteUser, onlyAdmins},
 		{http.MethodPost, "/api/v1/admin/users/:user_id/role", s.changeRole, onlyAdmins},
 		{http.MethodPost, "/api/v1/admin/users/:user_id/disable", s.disableUser, onlyAdmins},

@@ -23,6 +23,7 @@ import (
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/review"
+	"github.com/openvisit/openvisit/internal/scim"
 	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
@@ -84,6 +85,8 @@ type Server struct {
 	inviteLimiter *throttle.Limiter
 	// bodies is requestBodies(): which routes read a JSON body.
 	bodies map[string]func() any
+	// scim serves /scim/v2 (internal/scim); nil if it could not be built.
+	scim http.Handler
 }
 
 // RecordingStore is what the control plane needs of the recordings'
@@ -119,7 +122,11 @@ func New(p Params) *Server {
 		bodies:        requestBodies(),
 	}
 	s.signin = signin.New(signin.Params{Env: s.env(), Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
-		Record: s.record, Logger: p.Logger})
+		Record: s.record, Passkeys: passkeyParams(p.PublicURL, p.Origin, "OpenVisit"), Logger: p.Logger})
+	var err error
+	if s.scim, err = scim.New(scim.Params{Env: s.env(), BaseURL: scim.BaseURL(p.PublicURL), Logger: p.Logger}); err != nil {
+		s.log.Error("scim unavailable", "err", err)
+	}
 	s.policy = routePolicy(s.areas())
 	return s
 }
@@ -187,6 +194,14 @@ func (s *Server) abort(c *gin.Context, err error) {
 	}
 	if errors.Is(err, httpx.ErrBadInput) {
 		s.auditRefusedInput(c, err)
+	}
+	if isSCIM(c) {
+		var e *httpx.Error
+		if !errors.As(err, &e) || e.Kind == httpx.KindInternal {
+			e = httpx.Wrap(httpx.KindInternal, "internal", "internal error", err)
+		}
+		s.abortSCIM(c, e)
+		return
 	}
 	httpx.Abort(c, s.log, err)
 }

@@ -61,6 +61,7 @@ var pages = map[string]string{
 	"/audit":      "audit.html",
 	"/incidents":  "incidents.html",
 	"/recordings": "recordings.html",
+	"/security":   "security.html",
 }
 
 // chromeFile holds the templates every page may include; it is not served.

@@ -20,6 +20,7 @@ Usage:
   openvisit loadtest --spawn | --url URL --signing-key FILE [--visits N] [--duration D] [--json]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
   openvisit user reset-mfa --email ADDRESS --reason TEXT
+  openvisit scim token create --idp NAME | list | revoke --id CLIENT_ID
   openvisit alerts ack ALERT_ID --reason TEXT
   openvisit break-glass review GRANT_ID --reason TEXT
   openvisit audit verify [--config FILE] [--public-key BASE64]
@@ -69,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return restoreCmd(args[1:], stdout, stderr)
 	case "doctor":
 		return doctorCmd(args[1:], stdout, stderr)
+	case "scim":
+		return scimCmd(args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(args[1:], stdout, stderr)
 	case "break-glass":

@@ -22,6 +22,9 @@ const (
 	Patient  Kind = "patient"
 	Provider Kind = "provider"
 	Admin    Kind = "admin"
+	// IdP is an identity provider's SCIM client, authenticated by its
+	// bearer token (a machine client), never by a cookie.
+	IdP Kind = "idp"
 )
 
 // Principal is the authenticated caller of a request.
@@ -32,6 +35,7 @@ type Principal struct {
 	ParticipantID ids.ParticipantID // patient only
 	SessionHash   []byte            // nil for anonymous
 	CSRFToken     string            // expected X-CSRF-Token for this session
+	ClientID      string            // IdP only: the machine client
 }
 
 // IsStaff reports whether p is a signed-in provider or admin.
@@ -44,6 +48,8 @@ func (p Principal) ActorID() string {
 		return string(p.UserID)
 	case Patient:
 		return string(p.ParticipantID)
+	case IdP:
+		return p.ClientID
 	}
 	return ""
 }
@@ -69,6 +75,11 @@ type Rule struct {
 	// routes that establish a session, where there is none yet; the Origin
 	// check still applies).
 	NoCSRF bool
+	// Bearer: the route is called by machine clients with a bearer token
+	// (Authorization header), and cookies are not read for it: with no
+	// ambient credential there is nothing for CSRF or an Origin check to
+	// protect, and a browser session never reaches it.
+	Bearer bool
 }
 
 // Permits reports whether kind is allowed by r before any visit check.

@@ -27,6 +27,7 @@ const (
 	ActionDisable = "user.disable"
 	ActionEnable  = "user.enable"
 	ActionUnlock  = "user.unlock"
+	ActionUpdate  = "user.update"
 )
 
 // Input limits.
@@ -99,9 +100,86 @@ func (s *Service) Invite(ctx context.Context, in Invitation) (store.User, string
 	return u, secret, err
 }
 
+// Profile is what an identity provider keeps of an account (SCIM).
+type Profile struct {
+	Email, Name, ExternalID string
+}
+
+func (p Profile) check() error {
+	switch {
+	case !ValidEmail(p.Email):
+		return ErrBadEmail
+	case len(p.Name) > MaxName || len(p.ExternalID) > 256:
+		return ErrBadName
+	}
+	return nil
+}
+
+// Provision creates a provider account for an identity provider (SCIM),
+// with no setup link: its owner signs in through the clinic's identity
+// provider. Audited in the same transaction with ev's actor.
+func (s *Service) Provision(ctx context.Context, p Profile, ev audit.Event) (store.User, error) {
+	if err := p.check(); err != nil {
+		return store.User{}, err
+	}
+	var u store.User
+	ev.Action, ev.ResourceType, ev.Outcome = ActionCreate, "user", audit.Success
+	err := s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
+		var err error
+		if u, err = store.CreateUser(ctx, tx, p.Email, p.Name, store.RoleProvider); err != nil {
+			return err
+		}
+		ev.ResourceID = string(u.ID)
+		if p.ExternalID != "" {
+			u.ExternalID = p.ExternalID
+			return store.SetExternalID(ctx, tx, u.ID, p.ExternalID)
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.User{}, ErrEmailTaken
+	}
+	return u, err
+}
+
+// UpdateProfile changes c.Target's address, name and external id (SCIM
+// replace or patch). A changed address ends the user's sessions: it is who
+// they sign in as.
+func (s *Service) UpdateProfile(ctx context.Context, c Change, p Profile) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	err := s.change(ctx, c, ActionUpdate, "", func(tx pgx.Tx) error {
+		old, err := store.UserByID(ctx, tx, c.Target, false)
+		if err != nil {
+			return err
+		}
+		if err := store.UpdateProfile(ctx, tx, c.Target, p.Email, strings.TrimSpace(p.Name)); err != nil {
+			return err
+		}
+		if err := store.SetExternalID(ctx, tx, c.Target, p.ExternalID); err != nil {
+			return err
+		}
+		if store.NormalizeEmail(p.Email) != old.Email {
+			_, err = store.RevokeUserSessions(ctx, tx, c.Target, s.Now(), "email change")
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return ErrEmailTaken
+	}
+	return err
+}
+
 // List returns every staff user.
 func (s *Service) List(ctx context.Context) ([]store.User, error) {
 	return store.ListUsers(ctx, s.DB)
+}
+
+// Dormant returns the accounts that can still sign in (not disabled) and
+// have not for days (counting from creation for one that never has).
+func (s *Service) Dormant(ctx context.Context, days int) ([]store.User, error) {
+	return store.DormantUsers(ctx, s.DB, s.Now().AddDate(0, 0, -days))
 }
 
 // Change is one admin's change to another user's account.
@@ -166,6 +244,9 @@ func (s *Service) change(ctx context.Context, c Change, action, reason string, f
 		return store.ErrNotFound
 	}
 	ev := c.Event
+	if reason == "" {
+		reason = c.Event.Reason // the caller's why (e.g. which identity provider)
+	}
 	ev.Action, ev.ResourceType, ev.ResourceID, ev.Outcome, ev.Reason = action, "user", string(c.Target), audit.Success, reason
 	return s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		if _, err := store.UserByID(ctx, tx, c.Target, true); err != nil {

@@ -83,7 +83,7 @@ type matrixCase struct {
 // matrix merges each area's expectations.
 func matrix() map[string]matrixCase {
 	out := map[string]matrixCase{}
-	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix()} {
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix()} {
 		for k, v := range part {
 			out[k] = v
 		}
@@ -201,6 +201,7 @@ type fixture struct {
 	recording         string            // a recording of visit (matrix_recordings_test.go)
 	participant       ids.ParticipantID // the visit's admitted patient
 	outboxMessage     string            // development outbox mail sent by provider A (matrix_outbox_test.go)
+	passkey           string            // a passkey of provider A (matrix_account_test.go)
 	sessions          map[string]string // principal → session cookie value
 }
 
@@ -263,6 +264,7 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 	f.grant = g.ID
 	f.recording = s.recordingFixture(t, f.visit)
 	f.outboxMessage = s.outboxFixture(t, p.a.ID)
+	f.passkey = s.passkeyFixture(t, p.a.ID)
 	f.sessions[patient], f.participant = s.patientIn(t, f.visit)
 	f.sessions[otherPatient], _ = s.patientIn(t, f.otherVisit)
 	rec, err := store.CreatePatient(ctx, s.App.DB(), store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
@@ -312,7 +314,7 @@ func (ct cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func TestAuthorizationMatrix(t *testing.T) {
-	s := startServer(t)
+	s := startServerWith(t, onLocalhost) // passkey routes need a host name
 	p := people{a: s.enrol(t, "a@clinic.test", "provider"), b: s.enrol(t, "b@clinic.test", "provider"), admin: s.enrol(t, "admin@clinic.test", "admin")}
 	// The CSRF token a page would get from its session view.
 	csrfFor := s.App.Signaling().CSRFToken
@@ -360,7 +362,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 				path := strings.NewReplacer(":visit_id", string(f.visit), ":user_id", string(f.target),
 					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
 					":participant_id", string(f.participant), ":incident_id", f.incident,
-					":recording_id", f.recording, ":seq", "0", ":message_id", f.outboxMessage, ":n", "0").Replace(pattern)
+					":recording_id", f.recording, ":seq", "0", ":message_id", f.outboxMessage, ":n", "0",
+					":passkey_id", f.passkey).Replace(pattern)
 				if tc.query != nil {
 					path += tc.query(f)
 				}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -93,6 +94,7 @@ func startServerWith(t *testing.T, mutate func(*config.Config)) *server {
 	cfg.Media.LoopbackOnly = true
 	if mutate != nil {
 		mutate(&cfg)
+		s.URL = cfg.PublicURL // onLocalhost names the same listener
 	}
 	log := slog.New(slog.NewTextHandler(lockedWriter{&s.mu, s.logs}, nil))
 	ctx := context.Background()
@@ -117,6 +119,13 @@ func startServerWith(t *testing.T, mutate func(*config.Config)) *server {
 		}
 	})
 	return s
+}
+
+// onLocalhost serves the test server as https://localhost:PORT instead of
+// its IP address: a WebAuthn relying party ID (passkeys) must be a host
+// name, never an IP address.
+func onLocalhost(c *config.Config) {
+	c.PublicURL = strings.Replace(c.PublicURL, "://127.0.0.1:", "://localhost:", 1)
 }
 
 // client is one browser-like caller: cookie jar, Origin and CSRF header.

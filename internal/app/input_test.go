@@ -90,6 +90,7 @@ func TestNulInJSONRefused(t *testing.T) {
 		}
 	}
 	slices.Sort(registered)
+	_, scimToken := s.scimToken(t, "input-test")
 
 	for _, route := range registered {
 		method, pattern, _ := strings.Cut(route, " ")
@@ -108,6 +109,13 @@ func TestNulInJSONRefused(t *testing.T) {
 			} else {
 				body, wantCode = poisonedBody(bodies[route]), "bad_json"
 			}
+			if rule.Bearer { // SCIM: an identity provider's token; SCIM's error format
+				r := s.scimDo(t, method, path, scimToken, body, "")
+				if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "urn:ietf:params:scim:api:messages:2.0:Error") {
+					t.Errorf("%s with a NUL = %d %s, want a 400 SCIM error", route, r.Status, r.Body)
+				}
+				return
+			}
 			r := s.request(t, method, path, body, f.sessions[who], csrfFor, false)
 			if r.Status != http.StatusBadRequest || r.code() != wantCode {
 				t.Errorf("%s as %s with a NUL = %d %s, want 400 %s", route, who, r.Status, r.Body, wantCode)
@@ -115,8 +123,9 @@ func TestNulInJSONRefused(t *testing.T) {
 		})
 	}
 
-	if n := s.auditCount(t, "auth.login", "failure", "bad_json"); n != 1 {
-		t.Errorf("%d failed auth.login audit entries for the sign-in with a NUL, want 1", n)
+	// The password sign-in and the passkey sign-in.
+	if n := s.auditCount(t, "auth.login", "failure", "bad_json"); n != 2 {
+		t.Errorf("%d failed auth.login audit entries for the sign-ins with a NUL, want 2", n)
 	}
 	if n := s.auditCount(t, "request.refused", "failure", "bad_json"); n == 0 {
 		t.Error("no request.refused audit entry for the refused bodies")

@@ -115,6 +115,9 @@ type Auth struct {
 	BreakGlass time.Duration `yaml:"break_glass_duration"`
 	// SetupLinkTTL is how long an invite or MFA-reset link stays usable.
 	SetupLinkTTL time.Duration `yaml:"setup_link_ttl"`
+	// DormantDays: a staff account with no sign-in for this many days is
+	// listed as dormant on the admin page.
+	DormantDays int `yaml:"dormant_days"`
 }
 
 // Audit configures the tamper-evident trail's signed checkpoints.

@@ -25,7 +25,7 @@ func Default() Config {
 			SigninWindow: 15 * time.Minute, RecordingAccesses: 25, RecordingWindow: time.Hour},
 		Auth: Auth{
 			Idle: 15 * time.Minute, PatientIdle: 30 * time.Minute, Absolute: 12 * time.Hour,
-			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour,
+			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour, DormantDays: 90,
 		},
 		SFU: SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
 		Cluster: Cluster{HeartbeatInterval: 2 * time.Second, DeadAfter: 10 * time.Second,

@@ -140,6 +140,9 @@ func (c Config) validateAuth() []error {
 	if a.SetupLinkTTL < time.Minute || a.SetupLinkTTL > 30*24*time.Hour {
 		p.add("auth.setup_link_ttl: between 1m and 30 days")
 	}
+	if a.DormantDays < 1 || a.DormantDays > 3650 {
+		p.add("auth.dormant_days: between 1 and 3650")
+	}
 	return p
 }
 

@@ -18,10 +18,13 @@ import (
 	"github.com/openvisit/openvisit/internal/store"
 )
 
-// Attempt is a staff sign-in: an address, a password and either a TOTP
-// code or a recovery code.
+// Attempt is a staff sign-in: an address, a password and a second factor:
+// a TOTP code, a recovery code, or a passkey's answer (Passkey, the
+// PublicKeyCredential as JSON) to the ceremony whose token is Ceremony.
 type Attempt struct {
 	Email, Password, Code, RecoveryCode string
+	Passkey                             []byte
+	Ceremony                            string
 	IP, UserAgent                       string
 }
 
@@ -38,7 +41,8 @@ type Opened struct {
 // counted towards the account's lock; ErrTooLong refuses a field over its
 // limit unchecked.
 func (s *Service) Login(ctx context.Context, a Attempt) (Opened, error) {
-	if len(a.Email) > MaxEmail || len(a.Password) > MaxPassword || len(a.Code) > MaxCode || len(a.RecoveryCode) > MaxCode {
+	if len(a.Email) > MaxEmail || len(a.Password) > MaxPassword || len(a.Code) > MaxCode || len(a.RecoveryCode) > MaxCode ||
+		len(a.Passkey) > MaxCredential || len(a.Ceremony) > MaxCeremony {
 		return Opened{}, ErrTooLong
 	}
 	now := s.p.Now()
@@ -80,8 +84,11 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Opened, error) {
 			return Opened{}, err
 		}
 	}
-	if usedRecovery {
+	switch {
+	case usedRecovery:
 		ev.Reason = "recovery code"
+	case len(a.Passkey) > 0:
+		ev.Reason = "passkey second factor"
 	}
 	return s.open(ctx, user, ev, step, newHash, now)
 }
@@ -109,9 +116,11 @@ func (s *Service) throttled(ctx context.Context, ev audit.Event, retry time.Dura
 	return &ThrottledError{Retry: retry}
 }
 
-// open records a successful sign-in of u (the TOTP step used, a new
-// password hash when the parameters changed) and opens a staff session,
-// with the audit entry ev, in one transaction.
+// open records a successful sign-in of u (its time, the TOTP step used, a
+// new password hash when the parameters changed) and opens a staff
+// session, with the audit entry ev, in one transaction. It is the one
+// place a staff session starts, whatever the way in (password, passkey,
+// the clinic's identity provider).
 func (s *Service) open(ctx context.Context, u store.User, ev audit.Event, step int64, newHash string, now time.Time) (Opened, error) {
 	plain, hash, err := session.NewToken()
 	if err != nil {
@@ -119,7 +128,7 @@ func (s *Service) open(ctx context.Context, u store.User, ev audit.Event, step i
 	}
 	ev.Outcome = audit.Success
 	err = s.p.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
-		if err := store.RecordLoginSuccess(ctx, tx, u.ID, step, newHash); err != nil {
+		if err := store.RecordLoginSuccess(ctx, tx, u.ID, step, newHash, now); err != nil {
 			return err
 		}
 		return store.CreateSession(ctx, tx, store.NewSession{
@@ -132,10 +141,14 @@ func (s *Service) open(ctx context.Context, u store.User, ev audit.Event, step i
 	return Opened{User: u, Token: plain, Hash: hash}, nil
 }
 
-// secondFactor validates the TOTP code (never a step already used) or
-// burns a recovery code. ev is the sign-in's audit entry, whose actor and
+// secondFactor validates the passkey's answer, the TOTP code (never a
+// step already used) or burns a recovery code. ev is the sign-in's audit entry, whose actor and
 // source the recovery code's use is recorded with.
 func (s *Service) secondFactor(ctx context.Context, ev audit.Event, u store.User, a Attempt, now time.Time) (step int64, ok, recovery bool, err error) {
+	if len(a.Passkey) > 0 {
+		ok, err := s.passkeyFactor(ctx, u, a)
+		return 0, ok, false, err
+	}
 	if a.RecoveryCode != "" {
 		hashes, err := store.RecoveryCodeHashes(ctx, s.p.DB, u.ID)
 		if err != nil {

@@ -1,6 +1,7 @@
 // Package signin decides who a staff member is. It holds the rules of
 // signing in — the password (argon2id, a few hashes at a time), the second
-// factor (a TOTP code never accepted twice, or a single-use recovery code),
+// factor (a TOTP code never accepted twice, a passkey, or a single-use
+// recovery code; a passkey with user verification also signs in alone),
 // the per-account throttle and the lock after repeated failures, and the
 // same answer and the same work for an address with no account — the
 // sessions a sign-in opens, that expire and that sign-out ends, and the
@@ -17,6 +18,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/audit"
@@ -79,7 +82,9 @@ type Params struct {
 	// Record appends an audit entry outside a transaction (refusals,
 	// sign-out); it reports its own failures.
 	Record func(context.Context, audit.Event)
-	Logger *slog.Logger
+	// Passkeys is the WebAuthn relying party (passkeys.go).
+	Passkeys PasskeyParams
+	Logger   *slog.Logger
 }
 
 // Service signs staff in and out. Lifecycle: New once per process (it
@@ -90,6 +95,7 @@ type Service struct {
 	log       *slog.Logger
 	unknown   *throttleMemory
 	hashSlots chan struct{}
+	rp        *webauthn.WebAuthn // nil: passkeys unavailable (ErrPasskeysOff)
 }
 
 // New returns a Service.
@@ -97,8 +103,14 @@ func New(p Params) *Service {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
-	return &Service{p: p, log: p.Logger.With("component", "signin"),
+	s := &Service{p: p, log: p.Logger.With("component", "signin"),
 		unknown: newThrottleMemory(100_000), hashSlots: make(chan struct{}, 4)}
+	rp, err := newRelyingParty(p.Passkeys)
+	if err != nil {
+		s.log.Warn("passkeys unavailable", "err", err)
+	}
+	s.rp = rp
+	return s
 }
 
 // hashSlot waits for one of a few argon2 slots: each hash costs ~19 MiB and

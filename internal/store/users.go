@@ -40,6 +40,10 @@ type User struct {
 	LockedAt       *time.Time
 	DisabledAt     *time.Time
 	CreatedAt      time.Time
+	// LastSigninAt is when a staff session was last opened; nil: never.
+	LastSigninAt *time.Time
+	// ExternalID is the identity provider's id for the account (SCIM).
+	ExternalID string
 }
 
 // Active reports whether u may sign in at all.
@@ -48,13 +52,15 @@ func (u User) Active() bool {
 }
 
 const userColumns = `id::text, email, name, role, COALESCE(password_hash, ''), totp_secret_enc, totp_pending_enc,
-	totp_last_step, mfa_enrolled_at, failed_logins, last_failed_at, locked_at, disabled_at, created_at`
+	totp_last_step, mfa_enrolled_at, failed_logins, last_failed_at, locked_at, disabled_at, created_at,
+	last_signin_at, COALESCE(external_id, '')`
 
 func scanUser(r pgx.Row) (User, error) {
 	var u User
 	var id string
 	err := r.Scan(&id, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.TOTPSecretEnc, &u.TOTPPendingEnc,
-		&u.TOTPLastStep, &u.MFAEnrolledAt, &u.FailedLogins, &u.LastFailedAt, &u.LockedAt, &u.DisabledAt, &u.CreatedAt)
+		&u.TOTPLastStep, &u.MFAEnrolledAt, &u.FailedLogins, &u.LastFailedAt, &u.LockedAt, &u.DisabledAt, &u.CreatedAt,
+		&u.LastSigninAt, &u.ExternalID)
 	u.ID = ids.UserID(id)
 	return u, notFound(err)
 }
@@ -162,11 +168,14 @@ func Unlock(ctx context.Context, db DBTX, id ids.UserID) error {
 	return updateUser(ctx, db, id, `locked_at = NULL, failed_logins = 0, last_failed_at = NULL`)
 }
 
-// ResetMFA removes the user's TOTP secret and recovery codes; they enrol
-// again through a setup link.
+// ResetMFA removes the user's second factors — TOTP secret, recovery codes
+// and passkeys; they enrol again through a setup link.
 func ResetMFA(ctx context.Context, db DBTX, id ids.UserID) error {
 	if err := updateUser(ctx, db, id, `totp_secret_enc = NULL, totp_pending_enc = NULL, totp_last_step = 0, mfa_enrolled_at = NULL`); err != nil {
 		return err
+	}
+	if _, err := db.Exec(ctx, `DELETE FROM webauthn_credentials WHERE user_id = $1`, string(id)); err != nil {
+		return fmt.Errorf("store: reset passkeys: %w", err)
 	}
 	_, err := db.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, string(id))
 	return err
@@ -183,12 +192,26 @@ func RecordLoginFailure(ctx context.Context, db DBTX, id ids.UserID, now time.Ti
 	return n, locked, notFound(err)
 }
 
-// RecordLoginSuccess resets the failure count and stores the TOTP step used
-// (so that it is never accepted again) and, when rehashed, the new hash.
-func RecordLoginSuccess(ctx context.Context, db DBTX, id ids.UserID, step int64, newHash string) error {
+// RecordLoginSuccess resets the failure count, records the sign-in's time
+// (last_signin_at) and stores the TOTP step used (so that it is never
+// accepted again) and, when rehashed, the new hash.
+func RecordLoginSuccess(ctx context.Context, db DBTX, id ids.UserID, step int64, newHash string, now time.Time) error {
 	return updateUser(ctx, db, id, `failed_logins = 0, last_failed_at = NULL,
 		totp_last_step = GREATEST(totp_last_step, $2),
-		password_hash = COALESCE(NULLIF($3, ''), password_hash)`, step, newHash)
+		password_hash = COALESCE(NULLIF($3, ''), password_hash), last_signin_at = $4`, step, newHash, now)
+}
+
+// DormantUsers returns the users who can still sign in (not disabled) and
+// have not signed in since before (or never, and were created before it),
+// the longest dormant first.
+func DormantUsers(ctx context.Context, db DBTX, before time.Time) ([]User, error) {
+	rows, err := db.Query(ctx, `SELECT `+userColumns+` FROM users WHERE disabled_at IS NULL
+		AND COALESCE(last_signin_at, created_at) < $1
+		ORDER BY COALESCE(last_signin_at, created_at), lower(email) LIMIT 10000`, before)
+	if err != nil {
+		return nil, fmt.Errorf("store: dormant users: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
 }
 
 // SetTOTPStep records a used TOTP step (on a failure after a valid code, so

@@ -17,6 +17,7 @@ import { done, problem, startStaffPage } from './staff.js';
  * @property {boolean} disabled
  * @property {number} failed_logins
  * @property {string} created_at
+ * @property {string} [last_signin_at]  absent: never signed in
  *
  * @typedef {object} Alert
  * @property {string} id
@@ -117,6 +118,7 @@ function renderUsers(users) {
     h('td', { role: 'cell', className: 'email', dataset: { label: 'Email' } }, u.email),
     h('td', { role: 'cell', dataset: { label: 'Role' } }, u.role === 'admin' ? 'Admin' : 'Provider'),
     h('td', { role: 'cell', dataset: { label: 'Status' } }, ...statusBadges(u)),
+    h('td', { role: 'cell', className: 'last-signin', dataset: { label: 'Last sign-in' } }, u.last_signin_at ? when(u.last_signin_at) : 'Never'),
     h('td', { role: 'cell', dataset: { label: 'Actions' } }, h('div', { className: 'row-actions' }, ...actionsFor(u))))));
   ui.usersLoading.hidden = true;
   ui.users.hidden = false;
@@ -126,6 +128,18 @@ async function loadUsers() {
   /** @type {{users: User[]}} */
   const r = await get('/api/v1/admin/users');
   renderUsers(r.users || []);
+  await loadDormant();
+}
+
+/** The accounts that can sign in but have not for the configured days. */
+async function loadDormant() {
+  /** @type {{days: number, users: User[]}} */
+  const r = await get('/api/v1/admin/users/dormant');
+  byId('dormant-days').textContent = String(r.days);
+  const list = byId('dormant');
+  list.replaceChildren(...(r.users || []).map((u) => h('li', { dataset: { userId: u.id } },
+    `${u.name || u.email} (${u.email}) — `, u.last_signin_at ? `last signed in ${when(u.last_signin_at)}` : 'never signed in')));
+  byId('dormant-none').hidden = (r.users || []).length > 0;
 }
 
 /** What each action asks and says. */

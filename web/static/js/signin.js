@@ -1,8 +1,10 @@
 // The sign-in page: email, password and an authenticator code (or a
-// recovery code). Admins go on to /admin, providers to /provider.
+// recovery code, or a passkey); or a passkey alone. Admins go on to
+// /admin, providers to /provider.
 
 import { APIError, describe, get, homeFor, post } from './api.js';
 import { busy, byId, say } from './dom.js';
+import { getPasskey, passkeyProblem, passkeysSupported } from './passkeys.js';
 
 /** @typedef {import('./api.js').SessionView} SessionView */
 
@@ -59,7 +61,48 @@ form.addEventListener('submit', (ev) => {
   });
 });
 
+const passkeyFactor = /** @type {HTMLButtonElement} */ (byId('passkey-factor'));
+const passkeySignin = /** @type {HTMLButtonElement} */ (byId('passkey-signin'));
+
+/**
+ * Runs a passkey ceremony of purpose and sends its answer with extra to
+ * path; on success, goes to the user's home page.
+ * @param {HTMLButtonElement} button
+ * @param {'signin'|'second_factor'} purpose
+ * @param {string} path
+ * @param {Record<string, string>} extra
+ * @param {string} answerField  the body member the passkey's answer goes in
+ */
+function withPasskey(button, purpose, path, extra, answerField) {
+  say(error, '');
+  busy(button, async () => {
+    try {
+      const options = await post('/api/v1/auth/passkey/begin', { purpose }, { redirect401: false });
+      const answer = await getPasskey(options);
+      /** @type {SessionView} */
+      const view = await post(path, { ...extra, [answerField]: answer }, { redirect401: false });
+      password.value = '';
+      location.replace(homeFor(view.kind));
+    } catch (err) {
+      say(error, passkeyProblem(err) || describe(err));
+    }
+  });
+}
+
+passkeySignin.addEventListener('click', () => withPasskey(passkeySignin, 'signin', '/api/v1/auth/passkey/login', {}, 'credential'));
+
+// The passkey as the second factor: the address and password are checked
+// with it, in one request, like a code.
+passkeyFactor.addEventListener('click', () => {
+  if (!email.reportValidity() || !password.reportValidity()) return;
+  withPasskey(passkeyFactor, 'second_factor', '/api/v1/auth/login', { email: email.value.trim(), password: password.value }, 'passkey');
+});
+
 async function main() {
+  if (passkeysSupported) {
+    byId('passkey-section').hidden = false;
+    passkeyFactor.hidden = false;
+  }
   const q = new URLSearchParams(location.search);
   if (q.has('expired')) say(notice, 'Your session has ended. Sign in again to continue.');
   else if (q.has('signedout')) say(notice, 'You have signed out.');
