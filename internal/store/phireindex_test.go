@@ -7,9 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/openvisit/openvisit/internal/db/dbtest"
+	"github.com/openvisit/openvisit/internal/keys"
+	"github.com/openvisit/openvisit/internal/phi"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/store/storetest"
 )
@@ -17,13 +21,21 @@ import (
 // TestBlindIndexKeyReplacement: `openvisit phi reindex` replaces the
 // blind-index key. Interrupted after its first batch, every patient is
 // still found by name prefix, date of birth and email (rows under the old
-// key and under the new), and a patient created meanwhile is indexed under
-// the new key; run again, it resumes, every row names the new key, the old
+// key and under the new), by this process and by another that used the
+// old key before, the old key cannot be deleted while rows name it, and a
+// patient the other process creates meanwhile is indexed under the new
+// key; run again, it resumes, every row names the new key, the old
 // key's wrapped copy is gone, search still works, and no token a database
 // reader saw before matches any row.
 func TestBlindIndexKeyReplacement(t *testing.T) {
 	ctx := context.Background()
-	db := storetest.DB(t)
+	kr, err := keys.NewKeyring(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := dbtest.Pool(t, 4)
+	db := store.New(pool, phi.StaticKeyring{K: kr})
+	server := store.New(pool, phi.StaticKeyring{K: kr}) // another process, e.g. the API server
 	dr := storetest.User(t, db, "dr-reindex@clinic.test", "Dr Reindex", store.RoleProvider)
 	seed := []store.Patient{
 		{Name: "Ada Lovelace", DateOfBirth: "1915-12-10", Email: "ada@example.test"},
@@ -35,6 +47,9 @@ func TestBlindIndexKeyReplacement(t *testing.T) {
 	for _, p := range seed {
 		p.CreatedBy = dr.ID
 		patients = append(patients, storetest.Patient(t, db, p))
+	}
+	if _, err := store.FindPatients(ctx, server, dr.ID, "lov", 10); err != nil { // the server has used the old key
+		t.Fatal(err)
 	}
 	oldTokens := allIndexTokens(t, db)
 	oldKey := indexKeyIDs(t, db)
@@ -51,12 +66,17 @@ func TestBlindIndexKeyReplacement(t *testing.T) {
 	if err != nil || !st.Reindexing() || st.Left != int64(len(patients)-1) {
 		t.Fatalf("status mid-way: %+v, %v; want two keys and %d patients left", st, err, len(patients)-1)
 	}
-	late := storetest.Patient(t, db, store.Patient{Name: "Mary Jackson", DateOfBirth: "1921-04-09", Email: "mj@example.test", CreatedBy: dr.ID})
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { _, err := phi.RetireIndexKeys(ctx, tx, res.Key); return err })
+	if !errors.Is(err, phi.ErrIndexKeyInUse) || !slices.Equal(indexKeyIDs(t, db), append(oldKey, res.Key)) {
+		t.Fatalf("retiring the old key while rows name it: %v; want ErrIndexKeyInUse and both keys kept", err)
+	}
+	late := storetest.Patient(t, server, store.Patient{Name: "Mary Jackson", DateOfBirth: "1921-04-09", Email: "mj@example.test", CreatedBy: dr.ID})
 	patients = append(patients, late)
 	if k := patientKey(t, db, late.ID); k != res.Key {
 		t.Errorf("a patient created mid-way is indexed under key %d, want the new key %d", k, res.Key)
 	}
 	assertEveryPatientFound(t, db, dr, patients, "mid-way")
+	assertEveryPatientFound(t, server, dr, patients, "mid-way, another process")
 
 	res, err = store.ReindexPatients(ctx, db, "test-operator", 2, nil)
 	if err != nil || res.Patients != len(seed)-1 || !slices.Equal(res.Retired, oldKey) {
@@ -71,6 +91,7 @@ func TestBlindIndexKeyReplacement(t *testing.T) {
 		t.Errorf("%d patients or tokens do not name the new key (%v)", stale, err)
 	}
 	assertEveryPatientFound(t, db, dr, patients, "after")
+	assertEveryPatientFound(t, server, dr, patients, "after, another process")
 
 	for _, tok := range allIndexTokens(t, db) {
 		if slices.ContainsFunc(oldTokens, func(o []byte) bool { return string(o) == string(tok) }) {
