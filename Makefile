@@ -34,10 +34,10 @@ help: ## list targets
 build: ## build ./bin/openvisit
 	$(GO) build -o bin/openvisit ./cmd/openvisit
 
-services: ## install (if missing) and start PostgreSQL + MinIO, write .dev/env
+services: ## install (if missing) and start PostgreSQL + MinIO + the dev OpenID provider, write .dev/env
 	deploy/services.sh start
 
-services-stop: ## stop PostgreSQL + MinIO (data kept)
+services-stop: ## stop PostgreSQL + MinIO + the dev OpenID provider (data kept)
 	deploy/services.sh stop
 
 services-status: ## show whether PostgreSQL + MinIO are running

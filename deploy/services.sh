@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Local development/test services for OpenVisit: PostgreSQL and MinIO on loopback.
+# Local development/test services for OpenVisit: PostgreSQL, MinIO and a development OpenID
+# provider (deploy/dev/devidp) on loopback.
 #
 #   deploy/services.sh start    install what is missing, start what is not running
 #                               (idempotent, ~1 s when both already run), write .dev/env;
 #                               servers running without TLS (an older state dir) are
 #                               restarted with it
-#   deploy/services.sh stop     stop both servers (data is kept)
-#   deploy/services.sh status   show what runs; exit 0 only when both answer
+#   deploy/services.sh stop     stop the servers (data is kept)
+#   deploy/services.sh status   show what runs; exit 0 only when all answer
 #   deploy/services.sh env      print the settings that `start` writes to .dev/env
 #   deploy/services.sh purge    stop both and delete their data (state dir)
 #
@@ -15,6 +16,11 @@
 # connections over TLS only (pg_hba hostssl; the unix socket stays trust), MinIO serves
 # HTTPS (--certs-dir). The env file points clients at that CA (sslmode=verify-full,
 # OPENVISIT_S3_CA_FILE), so tests and `make run` verify the servers as production does.
+#
+# The dev OpenID provider (issuer https://localhost:$OV_DEV_OIDC_PORT, same certificate) is
+# built from deploy/dev/devidp into the state dir; its client secret and admin token are
+# generated once there (oidc/). The env file configures it as the clinic's identity provider
+# (OPENVISIT_OIDC_ISSUERS) and tells tests where it is (OV_DEV_OIDC_*).
 #
 # Everything here is DEV/TEST ONLY: trust authentication, fixed well-known credentials,
 # fsync off. Never point it at data you care about.
@@ -28,6 +34,7 @@
 #   OV_DEV_MINIO_PORT          MinIO S3 port (default 9000)
 #   OV_DEV_MINIO_CONSOLE_PORT  MinIO console port (default: S3 port + 1)
 #   OV_DEV_BIN                 where the MinIO binary is cached (default ~/.cache/openvisit/bin)
+#   OV_DEV_OIDC_PORT           dev OpenID provider port (default 5556)
 #   OV_DEV_ENV_FILE            the env file `start` writes (default <checkout>/.dev/env)
 set -euo pipefail
 umask 022 # the postgres user must be able to reach the state dir
@@ -55,6 +62,14 @@ MINIO_PID=$STATE/minio.pid
 # Fixed, obviously dev-only credentials (MinIO wants a password of >= 8 characters).
 MINIO_USER=openvisit-dev
 MINIO_PASSWORD=openvisit-dev-secret
+
+OIDC_PORT=${OV_DEV_OIDC_PORT:-5556}
+OIDC_DIR=$STATE/oidc
+OIDC_BIN=$STATE/devidp
+OIDC_PID=$OIDC_DIR/devidp.pid
+OIDC_LOG=$STATE/devidp.log
+OIDC_ISSUER=https://localhost:$OIDC_PORT
+OIDC_CLIENT_ID=openvisit-dev
 
 ENV_FILE=${OV_DEV_ENV_FILE:-$ROOT/.dev/env}
 
@@ -474,6 +489,96 @@ minio_stop() {
 	fi
 }
 
+# ----------------------------------------------------- dev OpenID provider
+
+# Build deploy/dev/devidp into the state dir when missing or older than its sources.
+oidc_ensure_binary() {
+	if [ -x "$OIDC_BIN" ] && [ -z "$(find "$ROOT/deploy/dev/devidp" "$ROOT/go.mod" "$ROOT/go.sum" -newer "$OIDC_BIN" 2>/dev/null | head -n1)" ]; then
+		return 1
+	fi
+	command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go) — needed to build the dev OpenID provider"
+	log "building the dev OpenID provider (deploy/dev/devidp)"
+	if ! (cd "$ROOT" && GOFLAGS='' go build -o "$OIDC_BIN.tmp" ./deploy/dev/devidp) >"$STATE/devidp-build.log" 2>&1; then
+		tail -n 20 "$STATE/devidp-build.log" >&2
+		die "could not build deploy/dev/devidp (log: $STATE/devidp-build.log)"
+	fi
+	mv -f "$OIDC_BIN.tmp" "$OIDC_BIN"
+}
+
+# A random secret made once into file (mode 0600).
+oidc_secret() {
+	[ -s "$1" ] || (umask 077 && head -c 24 /dev/urandom | base64 | tr '+/' '-_' >"$1")
+}
+
+# Does the provider answer discovery over HTTPS verified with $CA_FILE?
+oidc_ready() {
+	[ -f "$CA_FILE" ] && curl -fsS -o /dev/null --max-time 2 --cacert "$CA_FILE" "$OIDC_ISSUER/.well-known/openid-configuration" 2>/dev/null
+}
+
+# pid from devidp.pid if that process is still our provider.
+oidc_pid() {
+	local pid
+	[ -f "$OIDC_PID" ] || return 1
+	pid=$(cat "$OIDC_PID" 2>/dev/null || true)
+	[[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$OIDC_BIN " || return 1
+	echo "$pid"
+}
+
+oidc_start() {
+	local pid rebuilt=false certs=false
+	mkdir -p "$OIDC_DIR"
+	oidc_secret "$OIDC_DIR/client-secret"
+	oidc_secret "$OIDC_DIR/admin.token"
+	if oidc_ensure_binary; then rebuilt=true; fi
+	if install_changed 0644 "$(id -un)" "$TLS_DIR/server.crt" "$OIDC_DIR/server.crt"; then certs=true; fi
+	if install_changed 0600 "$(id -un)" "$TLS_DIR/server.key" "$OIDC_DIR/server.key"; then certs=true; fi
+	if pid=$(oidc_pid); then
+		if [ "$rebuilt" = false ] && [ "$certs" = false ] && oidc_ready; then
+			log "dev OpenID provider already running on $OIDC_ISSUER"
+			return
+		fi
+		log "dev OpenID provider (pid $pid): new binary, certificate or not answering; restarting it"
+		minio_kill "$pid"
+	elif oidc_ready; then
+		die "something else answers on $OIDC_ISSUER; stop it or set OV_DEV_OIDC_PORT"
+	fi
+	log "starting the dev OpenID provider on $OIDC_ISSUER"
+	# As MinIO: own session, survives the shell, does not hold this script's locks.
+	(cd / && exec setsid nohup "$OIDC_BIN" -addr "127.0.0.1:$OIDC_PORT" -issuer "$OIDC_ISSUER" \
+		-cert "$OIDC_DIR/server.crt" -key "$OIDC_DIR/server.key" -client-id "$OIDC_CLIENT_ID" \
+		-client-secret "$(cat "$OIDC_DIR/client-secret")" -admin-token-file "$OIDC_DIR/admin.token" \
+		>>"$OIDC_LOG" 2>&1 </dev/null 8>&- 9>&-) &
+	pid=$!
+	echo "$pid" >"$OIDC_PID"
+	for _ in $(seq 1 80); do
+		oidc_ready && break
+		if ! alive "$pid"; then
+			tail -n 20 "$OIDC_LOG" >&2 || true
+			die "the dev OpenID provider exited during startup (log: $OIDC_LOG)"
+		fi
+		sleep 0.25
+	done
+	oidc_ready || { tail -n 20 "$OIDC_LOG" >&2 || true; die "the dev OpenID provider did not answer within 20 s (log: $OIDC_LOG)"; }
+}
+
+oidc_stop() {
+	local pid
+	if pid=$(oidc_pid); then
+		log "stopping the dev OpenID provider (pid $pid)"
+		minio_kill "$pid"
+	else
+		log "dev OpenID provider not running"
+	fi
+	rm -f "$OIDC_PID"
+}
+
+# The app's setting for the dev provider: one issuer whose groups map to the two staff roles.
+oidc_issuers_json() {
+	printf '[{"id":"clinic","name":"the clinic'"'"'s account","url":"%s","client_id":"%s","client_secret":"%s","ca_file":"%s","provider_groups":["openvisit-providers"],"admin_groups":["openvisit-admins"]}]' \
+		"$OIDC_ISSUER" "$OIDC_CLIENT_ID" "$(cat "$OIDC_DIR/client-secret")" "$CA_FILE"
+}
+
 # ----------------------------------------------------------------- env/state
 
 env_lines() {
@@ -486,6 +591,14 @@ env_lines() {
 	echo "export OPENVISIT_S3_USE_TLS='true'"
 	echo "export OPENVISIT_S3_CA_FILE=$(shquote "$CA_FILE")"
 	echo "export OV_DEV_STATE=$(shquote "$STATE")"
+	if [ -s "$OIDC_DIR/client-secret" ]; then
+		echo "export OPENVISIT_OIDC_ISSUERS=$(shquote "$(oidc_issuers_json)")"
+		echo "export OV_DEV_OIDC_ISSUER=$(shquote "$OIDC_ISSUER")"
+		echo "export OV_DEV_OIDC_CLIENT_ID=$(shquote "$OIDC_CLIENT_ID")"
+		echo "export OV_DEV_OIDC_CLIENT_SECRET=$(shquote "$(cat "$OIDC_DIR/client-secret")")"
+		echo "export OV_DEV_OIDC_ADMIN_TOKEN=$(shquote "$(cat "$OIDC_DIR/admin.token")")"
+		echo "export OV_DEV_OIDC_CA_FILE=$(shquote "$CA_FILE")"
+	fi
 	local chromium=${OV_DEV_CHROMIUM:-}
 	[ -n "$chromium" ] && [ -x "$chromium" ] || chromium=$(command -v chromium || true)
 	if [ -n "$chromium" ]; then echo "export OV_DEV_CHROMIUM=$(shquote "$chromium")"; fi
@@ -523,9 +636,10 @@ cmd_start() {
 	tls_ensure
 	pg_start
 	minio_start
+	oidc_start
 	tls_verify
 	write_env
-	log "PostgreSQL 127.0.0.1:$PG_PORT, MinIO 127.0.0.1:$MINIO_PORT (TLS, CA $CA_FILE), state $STATE"
+	log "PostgreSQL 127.0.0.1:$PG_PORT, MinIO 127.0.0.1:$MINIO_PORT, OpenID provider $OIDC_ISSUER (TLS, CA $CA_FILE), state $STATE"
 }
 
 # Check what the env file promises: both servers verify against $CA_FILE, and our
@@ -546,6 +660,7 @@ tls_verify() {
 cmd_stop() {
 	[ -d "$STATE" ] || { log "nothing to stop (no $STATE)"; return; }
 	state_init
+	oidc_stop
 	minio_stop
 	pg_stop
 }
@@ -574,6 +689,12 @@ cmd_status() {
 		echo "minio:      not running (port $MINIO_PORT)"
 		rc=1
 	fi
+	if oidc_ready; then
+		echo "openid:     running, issuer $OIDC_ISSUER ($(pid=$(oidc_pid) && echo "pid $pid" || echo "not started from $STATE"); https, CA $CA_FILE)"
+	else
+		echo "openid:     not running (port $OIDC_PORT)"
+		rc=1
+	fi
 	if minio_binary_ok; then echo "minio bin:  $MINIO_BIN"; else echo "minio bin:  missing ($MINIO_BIN; 'start' builds it)"; fi
 	echo "env file:   $ENV_FILE$([ -f "$ENV_FILE" ] || echo " (missing)")"
 	return $rc
@@ -581,7 +702,7 @@ cmd_status() {
 
 cmd_purge() {
 	cmd_stop
-	if pg_pidfile_live || minio_pid >/dev/null; then
+	if pg_pidfile_live || minio_pid >/dev/null || oidc_pid >/dev/null; then
 		die "services from $STATE still run; not deleting their data"
 	fi
 	if [ -d "$STATE" ]; then

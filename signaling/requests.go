@@ -34,6 +34,7 @@ func requestBodies() map[string]func() any {
 		key("POST", "/api/v1/account/passkeys/:passkey_id/rename"):       func() any { return new(passkeyRenameRequest) },
 		key("POST", "/api/v1/setup/begin"):                               func() any { return new(setupRequest) },
 		key("POST", "/api/v1/setup/complete"):                            func() any { return new(setupRequest) },
+		key("POST", "/api/v1/auth/oidc/second-factor"):                   func() any { return new(ssoSecondFactorRequest) },
 		key("POST", "/api/v1/admin/users"):                               func() any { return new(inviteRequest) },
 		key("POST", "/api/v1/admin/users/:user_id/role"):                 func() any { return new(roleRequest) },
 		key("POST", "/api/v1/admin/incidents"):                           func() any { return new(incidentRequest) },

@@ -110,6 +110,12 @@ func (s *Server) authRoutes() []route {
 		{http.MethodPost, "/api/v1/auth/logout-all", s.logoutAll, onlyStaff},
 		{http.MethodPost, "/api/v1/setup/begin", s.setupBegin, sessionless},
 		{http.MethodPost, "/api/v1/setup/complete", s.setupComplete, sessionless},
+		// Sign-in through the clinic's identity providers (sso.go): the
+		// flow is bound to the browser by a sealed cookie, not a session.
+		{http.MethodGet, "/api/v1/auth/oidc/issuers", s.ssoIssuers, access.Rule{Allow: public}},
+		{http.MethodGet, "/api/v1/auth/oidc/:issuer_id/start", s.ssoStart, sessionless},
+		{http.MethodGet, "/api/v1/auth/oidc/callback", s.ssoCallback, sessionless},
+		{http.MethodPost, "/api/v1/auth/oidc/second-factor", s.ssoSecondFactor, sessionless},
 	}
 }
 

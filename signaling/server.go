@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/config"
@@ -25,6 +26,7 @@ import (
 	"github.com/openvisit/openvisit/internal/review"
 	"github.com/openvisit/openvisit/internal/scim"
 	"github.com/openvisit/openvisit/internal/signin"
+	"github.com/openvisit/openvisit/internal/sso"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 )
@@ -36,6 +38,8 @@ type Params struct {
 	DB     *store.DB
 	Sealer *keys.Sealer // seals TOTP secrets, keys CSRF tokens
 	Auth   config.Auth
+	// OIDC configures sign-in through the clinic's identity providers.
+	OIDC config.OIDC
 	// Origin is the https origin state-changing requests must come from.
 	Origin string
 	// Mailer sends invites by email; nil when no SMTP server is configured.
@@ -79,6 +83,7 @@ type Server struct {
 	// sign-in (per account, and for addresses with no account) is signin's.
 	ipLimiter *throttle.Limiter
 	signin    *signin.Service
+	sso       *sso.Service
 	events    *hub
 
 	// inviteLimiter bounds invite checks and redemptions per address.
@@ -122,13 +127,32 @@ func New(p Params) *Server {
 		bodies:        requestBodies(),
 	}
 	s.signin = signin.New(signin.Params{Env: s.env(), Sealer: p.Sealer, Staff: s.staffPolicy(), Patient: s.patientPolicy(),
-		Record: s.record, Passkeys: passkeyParams(p.PublicURL, p.Origin, "OpenVisit"), Logger: p.Logger})
+		PasswordAllowed: passwordPolicy(p.OIDC), Record: s.record, Passkeys: passkeyParams(p.PublicURL, p.Origin, "OpenVisit"),
+		Logger: p.Logger})
+	s.sso = sso.New(sso.Params{Env: s.env(), Issuers: p.OIDC.IssuersWithDefaults(), PublicURL: p.PublicURL,
+		Sealer: p.Sealer, Signin: s.signin, Accounts: accounts.New(s.env()), Record: s.record, Logger: p.Logger})
 	var err error
 	if s.scim, err = scim.New(scim.Params{Env: s.env(), BaseURL: scim.BaseURL(p.PublicURL), Logger: p.Logger}); err != nil {
 		s.log.Error("scim unavailable", "err", err)
 	}
 	s.policy = routePolicy(s.areas())
 	return s
+}
+
+// SSO is the sign-in through identity providers; the app runs its sweep.
+func (s *Server) SSO() *sso.Service { return s.sso }
+
+// passwordPolicy says who may sign in with a local password: everyone, or
+// (oidc.local_passwords: break_glass) only the listed admins.
+func passwordPolicy(o config.OIDC) func(store.User) bool {
+	if o.LocalPasswords != config.LocalPasswordsBreakGlass {
+		return nil
+	}
+	allowed := map[string]bool{}
+	for _, e := range o.BreakGlassAdmins {
+		allowed[store.NormalizeEmail(e)] = true
+	}
+	return func(u store.User) bool { return u.Role == store.RoleAdmin && allowed[store.NormalizeEmail(u.Email)] }
 }
 
 // env is what the domain services stand on: this server's database and

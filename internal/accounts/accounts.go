@@ -208,13 +208,14 @@ func (s *Service) SetRole(ctx context.Context, c Change, role string) error {
 	})
 }
 
-// Disable ends every session of c.Target at once and keeps them out.
+// Disable ends every session of c.Target at once and keeps them out. The
+// audit entry's reason is c.Event.Reason (the deprovisioning sweep says why).
 func (s *Service) Disable(ctx context.Context, c Change) error {
 	if c.Target == c.Admin {
 		return ErrSelf
 	}
 	now := s.Now()
-	return s.change(ctx, c, ActionDisable, "", func(tx pgx.Tx) error {
+	return s.change(ctx, c, ActionDisable, c.Event.Reason, func(tx pgx.Tx) error {
 		if err := store.SetDisabled(ctx, tx, c.Target, &now); err != nil {
 			return err
 		}

@@ -102,8 +102,17 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/auth/login": {want: all(401), body: func(*fixture) any {
 			return map[string]string{"email": "nobody@clinic.test", "password": "not the password", "code": "000000"}
 		}},
-		"POST /api/v1/setup/begin":     {want: all(404), body: func(*fixture) any { return map[string]string{"token": "unknown"} }},
-		"POST /api/v1/setup/complete":  {want: all(404), body: func(*fixture) any { return map[string]string{"token": "unknown"} }},
+		"POST /api/v1/setup/begin":    {want: all(404), body: func(*fixture) any { return map[string]string{"token": "unknown"} }},
+		"POST /api/v1/setup/complete": {want: all(404), body: func(*fixture) any { return map[string]string{"token": "unknown"} }},
+		// Sign-in through an identity provider is open to all; without a
+		// flow (or with an unknown issuer) it goes nowhere: the callback
+		// sends the browser back to the sign-in page (followed here).
+		"GET /api/v1/auth/oidc/issuers":          {want: all(200)},
+		"GET /api/v1/auth/oidc/:issuer_id/start": {want: all(404)},
+		"GET /api/v1/auth/oidc/callback":         {want: all(200), query: func(*fixture) string { return "?code=forged&state=forged" }},
+		"POST /api/v1/auth/oidc/second-factor": {want: all(401), body: func(*fixture) any {
+			return map[string]string{"code": "000000"}
+		}},
 		"GET /api/v1/auth/session":     {want: signedIn},
 		"POST /api/v1/auth/keepalive":  {want: signedIn},
 		"POST /api/v1/auth/logout":     {want: signedIn},

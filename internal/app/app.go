@@ -226,6 +226,7 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		DB:         a.db,
 		Sealer:     sealer,
 		Auth:       cfg.Auth,
+		OIDC:       cfg.OIDC,
 		Origin:     cfg.Origin(),
 		Mailer:     mailer,
 		Outbox:     outbox,
@@ -257,6 +258,10 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		}
 		a.goRun(func() { a.expireVisits(runCtx, now) })
 		a.goRun(func() { a.migratePHI(runCtx) })
+		if len(cfg.OIDC.Issuers) > 0 {
+			// Deprovisioning: who the clinic's identity providers stopped vouching for.
+			a.goRun(func() { sig.SSO().Run(runCtx, cfg.OIDC.SweepInterval) })
+		}
 	}
 	if cfg.Demo {
 		if a.demoLinks, err = sig.CreateDemoVisit(ctx); err != nil {

@@ -57,6 +57,7 @@ type Config struct {
 	Recording Recording `yaml:"recording"`
 	Clinic    Clinic    `yaml:"clinic"`
 	Backup    Backup    `yaml:"backup"`
+	OIDC      OIDC      `yaml:"oidc"`
 	Log       Log       `yaml:"log"`
 	HTTP      HTTP      `yaml:"http"`
 }

@@ -27,7 +27,8 @@ func Default() Config {
 			Idle: 15 * time.Minute, PatientIdle: 30 * time.Minute, Absolute: 12 * time.Hour,
 			BreakGlass: time.Hour, SetupLinkTTL: 72 * time.Hour, DormantDays: 90,
 		},
-		SFU: SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
+		OIDC: OIDC{LocalPasswords: LocalPasswordsEveryone, SweepInterval: time.Hour},
+		SFU:  SFU{NodeID: "local", UDPAddr: "0.0.0.0:8443"},
 		Cluster: Cluster{HeartbeatInterval: 2 * time.Second, DeadAfter: 10 * time.Second,
 			DrainTimeout: 30 * time.Minute},
 		Recording: Recording{

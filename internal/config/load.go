@@ -150,6 +150,9 @@ func setValue(v reflect.Value, s string) error {
 		}
 		v.SetInt(n)
 	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Struct {
+			return setStructList(v, s)
+		}
 		if v.Type().Elem().Kind() != reflect.String {
 			return errors.New("unsupported list type")
 		}
@@ -163,5 +166,19 @@ func setValue(v reflect.Value, s string) error {
 	default:
 		return fmt.Errorf("unsupported type %s", v.Type())
 	}
+	return nil
+}
+
+// setStructList sets a list of objects (oidc.issuers) from one variable
+// holding them as JSON (or YAML), with the same strictness as the file.
+func setStructList(v reflect.Value, s string) error {
+	p := reflect.New(v.Type())
+	dec := yaml.NewDecoder(strings.NewReader(s))
+	dec.KnownFields(true)
+	if err := dec.Decode(p.Interface()); err != nil && !errors.Is(err, io.EOF) {
+		// Not the decoder's message: it may quote the value, a secret.
+		return errors.New("not a JSON list of objects with known keys")
+	}
+	v.Set(p.Elem())
 	return nil
 }

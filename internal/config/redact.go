@@ -13,6 +13,7 @@ func (c Config) Redacted() Config {
 	r.Cluster.AllowedOrigins = slices.Clone(c.Cluster.AllowedOrigins)
 	r.Cluster.MediaConnectSrc = slices.Clone(c.Cluster.MediaConnectSrc)
 	r.HTTP.TrustedProxies = slices.Clone(c.HTTP.TrustedProxies)
+	r.OIDC = redactOIDC(c.OIDC)
 	if r.Database.URL != "" {
 		r.Database.URL = redactURL(r.Database.URL)
 	}

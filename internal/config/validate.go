@@ -24,7 +24,7 @@ func (c Config) Validate() error {
 		c.validateProcess, c.validateListener, c.validateDatabase, c.validateToken, c.validateAuth,
 		c.validateCheckpoints, c.validateAlerts, c.validateSMTP, c.validateSFU, c.validateCluster,
 		c.validateRecording, c.validateLog, c.validateHTTP, c.validateMediaReach, c.validateClinic,
-		c.validateAudit,
+		c.validateAudit, c.validateOIDC,
 	} {
 		errs = append(errs, section()...)
 	}

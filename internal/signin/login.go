@@ -49,7 +49,13 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Opened, error) {
 	ev := audit.Event{Action: ActionLogin, ResourceType: "user", IP: a.IP, UserAgent: a.UserAgent}
 	user, err := store.UserByEmail(ctx, s.p.DB, a.Email)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && user.PasswordHash == "") {
-		return Opened{}, s.unknownAccount(ctx, ev, a.Email, now)
+		return Opened{}, s.unknownAccount(ctx, ev, a.Email, now, "unknown account")
+	}
+	if err == nil && s.p.PasswordAllowed != nil && !s.p.PasswordAllowed(user) {
+		// Passwords are off for this account (it signs in through the
+		// clinic's identity provider): the same answer as an unknown one.
+		ev.ActorID, ev.ActorRole, ev.ResourceID = string(user.ID), user.Role, string(user.ID)
+		return Opened{}, s.unknownAccount(ctx, ev, a.Email, now, "local passwords off")
 	}
 	if err != nil {
 		return Opened{}, err
@@ -96,7 +102,7 @@ func (s *Service) Login(ctx context.Context, a Attempt) (Opened, error) {
 // unknownAccount refuses a sign-in to an address with no account (or none
 // set up) after the same work, with the same answer and the same
 // throttling as a real account, so the answers do not tell them apart.
-func (s *Service) unknownAccount(ctx context.Context, ev audit.Event, email string, now time.Time) error {
+func (s *Service) unknownAccount(ctx context.Context, ev audit.Event, email string, now time.Time, reason string) error {
 	key := store.NormalizeEmail(email)
 	if ok, retry := throttle.Decide(s.unknown.get(key), now); !ok {
 		return s.throttled(ctx, ev, retry)
@@ -105,7 +111,7 @@ func (s *Service) unknownAccount(ctx context.Context, ev audit.Event, email stri
 	password.DummyVerify()
 	release()
 	s.unknown.fail(key, now)
-	ev.Outcome, ev.Reason = audit.Failure, "unknown account"
+	ev.Outcome, ev.Reason = audit.Failure, reason
 	s.p.Record(ctx, ev)
 	return ErrBadCredentials
 }

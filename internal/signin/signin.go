@@ -79,6 +79,9 @@ type Params struct {
 	Sealer *keys.Sealer // seals TOTP secrets
 	// Staff and Patient are the session lifetimes of each kind.
 	Staff, Patient session.Policy
+	// PasswordAllowed, when set, says whether u may sign in with a local
+	// password (config oidc.local_passwords: break-glass admins only).
+	PasswordAllowed func(u store.User) bool
 	// Record appends an audit entry outside a transaction (refusals,
 	// sign-out); it reports its own failures.
 	Record func(context.Context, audit.Event)

@@ -7,9 +7,13 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -186,4 +190,102 @@ func Chromium(t testing.TB) string {
 	}
 	Missing(t, "Chromium (apt-get install -y chromium)")
 	return ""
+}
+
+// IdP is the development OpenID provider (deploy/dev/devidp) started by
+// make services: its issuer, the client registered for OpenVisit, the CA
+// that issued its certificate, and the token of its dev-only admin API
+// (tests make their own users there and disable them).
+type IdP struct {
+	Issuer, ClientID, ClientSecret, CAFile, AdminToken string
+}
+
+// OIDC returns the dev OpenID provider's settings after checking that it
+// answers discovery (over TLS verified against its CA).
+func OIDC(t testing.TB) IdP {
+	t.Helper()
+	p := IdP{Issuer: os.Getenv("OV_DEV_OIDC_ISSUER"), ClientID: os.Getenv("OV_DEV_OIDC_CLIENT_ID"),
+		ClientSecret: os.Getenv("OV_DEV_OIDC_CLIENT_SECRET"), CAFile: os.Getenv("OV_DEV_OIDC_CA_FILE"),
+		AdminToken: os.Getenv("OV_DEV_OIDC_ADMIN_TOKEN")}
+	if p.Issuer == "" || p.ClientSecret == "" || p.AdminToken == "" {
+		Missing(t, "the dev OpenID provider (OV_DEV_OIDC_*)")
+	}
+	resp, err := p.do(http.MethodGet, "/.well-known/openid-configuration", nil)
+	if err != nil {
+		Missing(t, "the dev OpenID provider at "+p.Issuer+" ("+err.Error()+")")
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		Missing(t, "the dev OpenID provider at "+p.Issuer+" ("+resp.Status+")")
+	}
+	return p
+}
+
+// IdPUser is an account at the dev OpenID provider.
+type IdPUser struct {
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Email    string   `json:"email"`
+	Name     string   `json:"name"`
+	Groups   []string `json:"groups"`
+	MFA      bool     `json:"mfa"`
+}
+
+// AddUser creates (or replaces) u at the provider and returns its subject.
+func (p IdP) AddUser(t testing.TB, u IdPUser) string {
+	t.Helper()
+	body, _ := json.Marshal(u)
+	resp, err := p.do(http.MethodPost, "/dev/users", body)
+	if err != nil {
+		t.Fatalf("testenv: idp add user: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Sub string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		t.Fatalf("testenv: idp add user: %s", resp.Status)
+	}
+	return out.Sub
+}
+
+// DisableUser deprovisions username at the provider: it can no longer sign
+// in, and its refresh tokens are refused.
+func (p IdP) DisableUser(t testing.TB, username string) {
+	t.Helper()
+	resp, err := p.do(http.MethodPost, "/dev/users/"+url.PathEscape(username)+"/disable", nil)
+	if err != nil {
+		t.Fatalf("testenv: idp disable: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("testenv: idp disable: %s", resp.Status)
+	}
+}
+
+// RotateKeys makes the provider sign with a new key (the old one stays in
+// its JWKS).
+func (p IdP) RotateKeys(t testing.TB) {
+	t.Helper()
+	resp, err := p.do(http.MethodPost, "/dev/keys/rotate", nil)
+	if err != nil {
+		t.Fatalf("testenv: idp rotate: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("testenv: idp rotate: %s", resp.Status)
+	}
+}
+
+func (p IdP) do(method, path string, body []byte) (*http.Response, error) {
+	pool := x509.NewCertPool()
+	if pem, err := os.ReadFile(p.CAFile); err == nil {
+		pool.AppendCertsFromPEM(pem)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	req, err := http.NewRequest(method, p.Issuer+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.AdminToken)
+	req.Header.Set("Content-Type", "application/json")
+	return c.Do(req)
 }

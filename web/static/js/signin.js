@@ -1,5 +1,8 @@
 // The sign-in page: email, password and an authenticator code (or a
-// recovery code, or a passkey); or a passkey alone. Admins go on to
+// recovery code, or a passkey); or a passkey alone; and a "Sign in with
+// <clinic IdP>" button per identity provider. After an identity provider
+// that did not confirm a second factor (?sso=second_factor), only the code
+// is asked. Admins go on to
 // /admin, providers to /provider.
 
 import { APIError, describe, get, homeFor, post } from './api.js';
@@ -19,6 +22,23 @@ const toggle = /** @type {HTMLButtonElement} */ (byId('toggle-recovery'));
 const submit = /** @type {HTMLButtonElement} */ (byId('submit'));
 const error = byId('error');
 const notice = byId('notice');
+const sso = byId('sso');
+const ssoButtons = byId('sso-buttons');
+const ssoOr = byId('sso-or');
+
+/** Why an identity provider sign-in came back here (?sso=<code>). */
+const ssoMessages = {
+  expired: 'That sign-in took too long or was interrupted. Try again.',
+  not_allowed: 'Your clinic account is not in a group that may use OpenVisit. Ask your admin.',
+  not_linked: 'An OpenVisit account with your email exists but could not be linked to your clinic account. Ask your admin.',
+  unavailable: 'The clinic\'s sign-in service cannot be reached right now. Try again shortly.',
+  refused: 'The clinic\'s sign-in did not succeed.',
+  no_second_factor: 'Your clinic account did not confirm a second factor, and you have no authenticator set up in OpenVisit. Ask your admin.',
+  failed: 'Sign-in failed. Try again.',
+};
+
+/** Signing in after the identity provider: only the second factor is asked. */
+let secondFactorOnly = false;
 
 let useRecovery = false;
 
@@ -41,13 +61,14 @@ form.addEventListener('submit', (ev) => {
   ev.preventDefault();
   say(error, '');
   /** @type {Record<string, string>} */
-  const body = { email: email.value.trim(), password: password.value };
+  const body = secondFactorOnly ? {} : { email: email.value.trim(), password: password.value };
   if (useRecovery) body.recovery_code = recovery.value.trim();
   else body.code = code.value.replace(/\s+/g, '');
+  const url = secondFactorOnly ? '/api/v1/auth/oidc/second-factor' : '/api/v1/auth/login';
   busy(submit, async () => {
     try {
       /** @type {SessionView} */
-      const view = await post('/api/v1/auth/login', body, { redirect401: false });
+      const view = await post(url, body, { redirect401: false });
       password.value = '';
       location.replace(homeFor(view.kind));
     } catch (err) {
@@ -98,13 +119,44 @@ passkeyFactor.addEventListener('click', () => {
   withPasskey(passkeyFactor, 'second_factor', '/api/v1/auth/login', { email: email.value.trim(), password: password.value }, 'passkey');
 });
 
+/** Shows only the second factor: the identity provider vouched for the rest. */
+function askSecondFactorOnly() {
+  secondFactorOnly = true;
+  for (const id of ['email-field', 'password-field']) byId(id).hidden = true;
+  email.disabled = true;
+  password.disabled = true;
+  say(notice, 'Your clinic account did not confirm a second factor. Enter your OpenVisit authenticator code to finish signing in.');
+}
+
+/** Adds a "Sign in with <name>" button per identity provider. */
+async function showIssuers() {
+  try {
+    /** @type {{issuers: {id: string, name: string}[], local_passwords: string}} */
+    const list = await get('/api/v1/auth/oidc/issuers', { redirect401: false });
+    for (const is of list.issuers) {
+      const a = document.createElement('a');
+      a.className = 'button primary';
+      a.href = '/api/v1/auth/oidc/' + encodeURIComponent(is.id) + '/start';
+      a.textContent = 'Sign in with ' + is.name;
+      ssoButtons.append(a);
+    }
+    if (list.issuers.length > 0) sso.hidden = false;
+    if (list.local_passwords === 'break_glass') ssoOr.textContent = 'Password sign-in is for the clinic\'s break-glass admins only:';
+  } catch {
+    // No list: the password form still works.
+  }
+}
+
 async function main() {
   if (passkeysSupported) {
     byId('passkey-section').hidden = false;
     passkeyFactor.hidden = false;
   }
   const q = new URLSearchParams(location.search);
-  if (q.has('expired')) say(notice, 'Your session has ended. Sign in again to continue.');
+  const ssoCode = q.get('sso');
+  if (ssoCode === 'second_factor') askSecondFactorOnly();
+  else if (ssoCode) say(error, ssoMessages[/** @type {keyof typeof ssoMessages} */ (ssoCode)] || ssoMessages.failed);
+  else if (q.has('expired')) say(notice, 'Your session has ended. Sign in again to continue.');
   else if (q.has('signedout')) say(notice, 'You have signed out.');
   if (location.search) history.replaceState(null, '', location.pathname);
   // Already signed in (another tab)? Go straight on.
@@ -118,8 +170,9 @@ async function main() {
   } catch {
     // Not signed in: the form it is.
   }
+  if (!secondFactorOnly) await showIssuers();
   document.body.dataset.state = 'ready';
-  email.focus();
+  (secondFactorOnly ? code : email).focus();
 }
 
 main();
