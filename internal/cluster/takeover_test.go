@@ -213,7 +213,7 @@ func (tk *takeover) secondPieces(first map[ids.ParticipantID]store.Recording, su
 
 // waitRecoveredBy waits until the first pieces are incomplete with no
 // chunk uploading, and checks that survivor recovered them (the audit
-// names it) rather than the dead recorder's restart or the slow sweep.
+// names it, and the takeover marked them, not the sweep's longer lease).
 func (tk *takeover) waitRecoveredBy(survivor string, first map[ids.ParticipantID]store.Recording) {
 	t := tk.t
 	t.Helper()
@@ -233,6 +233,13 @@ func (tk *takeover) waitRecoveredBy(survivor string, first map[ids.ParticipantID
 		}
 		if len(by) != 1 || by[0] != "recorder:"+survivor {
 			t.Errorf("%s's first piece recovered by %v, want recorder:%s", r.ParticipantRole, by, survivor)
+		}
+		// Marked by the takeover, not by the sweep's longer lease.
+		var reason string
+		_ = tk.c.pool.QueryRow(context.Background(), `SELECT reason FROM audit_events WHERE action = $1 AND resource_id = $2`,
+			recording.ActionRecordingSweep, r.ID).Scan(&reason)
+		if !strings.HasPrefix(reason, "recorder lease lapsed; taken over from ") {
+			t.Errorf("%s's first piece marked incomplete with reason %q, want by the takeover", r.ParticipantRole, reason)
 		}
 	}
 }
