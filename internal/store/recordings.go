@@ -204,11 +204,15 @@ func HeartbeatRecordings(ctx context.Context, db DBTX, idList []string, now time
 	return nil
 }
 
-// SetRecordingStatus records a recording's end state.
+// SetRecordingStatus records a recording's end state. It applies only to
+// a recording still being recorded or finalized: one the sweep or a
+// takeover marked incomplete (its recorder counted dead) stays so, even if
+// that recorder was only slow and finalizes late, so that recovery's
+// account of it is the one kept.
 func SetRecordingStatus(ctx context.Context, db DBTX, id, status string, ended *time.Time) error {
 	_, err := db.Exec(ctx, `UPDATE recordings SET status = $2, ended_at = COALESCE($3, ended_at),
 		size = (SELECT COALESCE(sum(size), 0) FROM recording_chunks WHERE recording_id = $1 AND status = 'complete')
-		WHERE id = $1 AND status <> 'deleted'`, id, status, ended)
+		WHERE id = $1 AND status IN ('recording', 'finalizing')`, id, status, ended)
 	if err != nil {
 		return fmt.Errorf("store: recording status: %w", err)
 	}
