@@ -24,7 +24,10 @@ func TestTakeoverRecoversDeadHolder(t *testing.T) {
 	dead := e.newCrashed("rec-a", 60*time.Second) // heartbeat a minute old
 	e.upload(dead, 1, 0, crashPart)
 	beating := e.newCrashed("rec-a", 40*time.Second)
-	if err := store.HeartbeatRecordings(ctx, e.pool, []string{beating.rec.ID}, time.Now()); err != nil {
+	// The survivor's clock reads the moment of this heartbeat, however
+	// long the steps below take on a busy machine: the recording is alive.
+	beat := time.Now()
+	if err := store.HeartbeatRecordings(ctx, e.pool, []string{beating.rec.ID}, beat); err != nil {
 		t.Fatal(err)
 	}
 	other := newRecoverEnvVisit(t, e)
@@ -50,7 +53,7 @@ func TestTakeoverRecoversDeadHolder(t *testing.T) {
 
 	rc := *e.rc
 	rc.node = "rec-b" // the survivor's recovery
-	s := &Service{p: Params{Pool: e.pool, Node: "rec-b", Now: time.Now}, log: slog.New(slog.NewTextHandler(testWriter{t}, nil)), rc: &rc}
+	s := &Service{p: Params{Pool: e.pool, Node: "rec-b", Now: func() time.Time { return beat }}, log: slog.New(slog.NewTextHandler(testWriter{t}, nil)), rc: &rc}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	defer s.cancel()
 	s.takeOver(ctx, e.visit, taken.TakenFrom)
