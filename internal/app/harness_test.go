@@ -144,7 +144,8 @@ func (s *server) newClient(t *testing.T) *client {
 	return &client{t: t, s: s, http: &http.Client{
 		Jar:       jar,
 		Timeout:   20 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // self-signed test certificate
+		// Every exchange is checked against the OpenAPI description (spec_test.go).
+		Transport: specTransport{t: t, next: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}, // self-signed test certificate
 	}}
 }
 
