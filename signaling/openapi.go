@@ -29,6 +29,10 @@ import (
 // APIPrefix is the path prefix the description covers.
 const APIPrefix = "/api/v1/"
 
+// MediaErrorHeader carries the code of an error answered without a body
+// (recording playback: mediaError).
+const MediaErrorHeader = "X-Error-Code"
+
 // openAPICache holds the description, built on first use (building it
 // walks the route tables, whose ops table serves it: no initializer).
 var openAPICache struct {
@@ -141,8 +145,17 @@ func operation(g *schemas, method, path string, op apiOp, r Route, body func() a
 	if method != http.MethodGet {
 		o.RequestBody = requestBody(body)
 	}
-	o.Responses.Set(fmt.Sprint(op.status), &openapi3.ResponseRef{Value: answer(g, op)})
+	for _, st := range append([]int{op.status}, op.also...) {
+		o.Responses.Set(fmt.Sprint(st), &openapi3.ResponseRef{Value: answer(g, op)})
+	}
 	o.Responses.Set("default", &openapi3.ResponseRef{Ref: "#/components/responses/Error"})
+	if op.mediaErrors {
+		o.Responses.Set("default", &openapi3.ResponseRef{Value: openapi3.NewResponse().
+			WithDescription("An error: the JSON Error from the access checks, or no body and the code in " + MediaErrorHeader + " from the media handler.").
+			WithContent(openapi3.NewContentWithJSONSchemaRef(openapi3.NewSchemaRef("#/components/schemas/Error", nil)))})
+		o.Responses.Default().Value.Headers = openapi3.Headers{MediaErrorHeader: {Value: &openapi3.Header{Parameter: openapi3.Parameter{
+			Schema: openapi3.NewSchemaRef("#/components/schemas/ErrorCode", nil)}}}}
+	}
 	return o
 }
 

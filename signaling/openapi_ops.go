@@ -29,6 +29,12 @@ type apiOp struct {
 	media  []string
 	noBody bool
 	query  []string // query parameters the handler reads
+	// also: other success statuses with the same answer (206 Partial
+	// Content). mediaErrors: the handler's own errors have no body and
+	// carry their code in X-Error-Code (recordings.go mediaError), for a
+	// media element; the middleware's are the JSON Error.
+	also        []int
+	mediaErrors bool
 }
 
 // Prototypes of answers that many routes share.
@@ -65,7 +71,7 @@ func apiOps() map[string]apiOp {
 		key("POST", "/api/v1/auth/logout-all"):    ok("Sign out of every session of this user.", gin.H{"status": "", "sessions": 0}),
 		key("POST", "/api/v1/setup/begin"):        ok("Open a setup link: the TOTP secret to enrol.", setupBeginAnswer),
 		key("POST", "/api/v1/setup/complete"):     ok("Finish enrolment: password and first TOTP code.", gin.H{"email": "", "recovery_codes": []string{}}),
-		key("GET", "/api/v1/auth/oidc/issuers"):   ok("The identity providers to offer on the sign-in page.", gin.H{"issuers": []sso.Button{}, "local_passwords": false}),
+		key("GET", "/api/v1/auth/oidc/issuers"):   ok("The identity providers to offer on the sign-in page.", gin.H{"issuers": []sso.Button{}, "local_passwords": ""}),
 		key("GET", "/api/v1/auth/oidc/:issuer_id/start"): {summary: "Start signing in at an identity provider (redirect).",
 			status: http.StatusSeeOther, noBody: true},
 		key("GET", "/api/v1/auth/oidc/callback"): {summary: "The identity provider's redirect back (redirect to a page).",
@@ -160,7 +166,8 @@ func addRecordingOps(ops map[string]apiOp, v string) {
 		key("GET", "/api/v1/recordings"):               ok("Recordings the caller may see.", gin.H{"recordings": []store.Recording{}}, "visit_id", "patient_id", "from", "to", "limit"),
 		key("GET", "/api/v1/recordings/:recording_id"): ok("A recording and its playable chunks.", RecordingView{}),
 		key("GET", "/api/v1/recordings/:recording_id/chunks/:seq"): {summary: "Play or download one chunk (WebM; Range requests answer 206).",
-			status: http.StatusOK, media: []string{"video/webm"}, query: []string{"download"}},
+			status: http.StatusOK, also: []int{http.StatusPartialContent}, media: []string{"video/webm"},
+			query: []string{"download"}, mediaErrors: true},
 	} {
 		ops[k] = op
 	}

@@ -137,6 +137,9 @@ func (sc *specChecker) check(req *http.Request, reqBody []byte, resp *http.Respo
 	if !isJSON(resp.Header.Get("Content-Type")) && resp.StatusCode < 400 {
 		return sc.checkMedia(route, resp)
 	}
+	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") == "" && len(respBody) == 0 {
+		return sc.checkBodylessError(route, resp)
+	}
 	if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
 		return fmt.Sprintf("the answer does not match the description: %v\nbody: %.600s", err, respBody)
 	}
@@ -157,6 +160,20 @@ func (sc *specChecker) checkMedia(route *routers.Route, resp *http.Response) str
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if rr.Value.Content.Get(mt) == nil {
 		return fmt.Sprintf("content type %q is not declared for status %d", mt, resp.StatusCode)
+	}
+	return ""
+}
+
+// checkBodylessError checks an error answered without a body (recording
+// playback): the route declares such errors, and the code is listed.
+func (sc *specChecker) checkBodylessError(route *routers.Route, resp *http.Response) string {
+	rr := route.Operation.Responses.Default()
+	if rr == nil || rr.Value == nil || rr.Value.Headers[signaling.MediaErrorHeader] == nil {
+		return "an error without a body, on a route whose errors are the JSON Error"
+	}
+	code := resp.Header.Get(signaling.MediaErrorHeader)
+	if err := sc.doc.Components.Schemas["ErrorCode"].Value.VisitJSON(code); err != nil {
+		return fmt.Sprintf("%s %q is not a listed error code", signaling.MediaErrorHeader, code)
 	}
 	return ""
 }
