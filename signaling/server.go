@@ -54,7 +54,7 @@ type Params struct {
 	// secret_file): with it, a join grant carries credentials for the relay
 	// its media node registered. Nil: grants carry no relay.
 	TURNSecret []byte
-	Minter *token.Minter // nil when this process does not run the api role
+	Minter     *token.Minter // nil when this process does not run the api role
 	// Nodes places visits on the least-loaded live media node and moves a
 	// visit off a dead one at join (placement.go). Nil: every visit goes on
 	// Node, the media node of this process.
