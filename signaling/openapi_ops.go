@@ -163,7 +163,7 @@ func addRecordingOps(ops map[string]apiOp, v string) {
 		key("POST", v+"/recording/withdraw"):           ok("The patient withdraws consent.", state),
 		key("POST", v+"/recording/start"):              ok("Start recording.", state),
 		key("POST", v+"/recording/stop"):               ok("Stop recording.", state),
-		key("GET", "/api/v1/recordings"):               ok("Recordings the caller may see.", gin.H{"recordings": []store.Recording{}}, "visit_id", "patient_id", "from", "to", "limit"),
+		key("GET", "/api/v1/recordings"):               ok("Recordings the caller may see.", gin.H{"recordings": []recordings.Listed{}}, "visit_id", "patient_id", "from", "to", "limit"),
 		key("GET", "/api/v1/recordings/:recording_id"): ok("A recording and its playable chunks.", RecordingView{}),
 		key("GET", "/api/v1/recordings/:recording_id/chunks/:seq"): {summary: "Play or download one chunk (WebM; Range requests answer 206).",
 			status: http.StatusOK, also: []int{http.StatusPartialContent}, media: []string{"video/webm"},
