@@ -142,11 +142,17 @@ func operation(g *schemas, method, path string, op apiOp, r Route, body func() a
 		o.Security = security(method, r.Rule)
 	}
 	o.Parameters = parameters(path, op.query)
-	if method != http.MethodGet {
+	switch {
+	case op.form != nil:
+		o.RequestBody = formBody(op.form)
+	case method != http.MethodGet:
 		o.RequestBody = requestBody(body)
 	}
 	for _, st := range append([]int{op.status}, op.also...) {
 		o.Responses.Set(fmt.Sprint(st), &openapi3.ResponseRef{Value: answer(g, op)})
+	}
+	for _, st := range errorStatuses(method, path, r) {
+		o.Responses.Set(fmt.Sprint(st), &openapi3.ResponseRef{Ref: "#/components/responses/Error"})
 	}
 	o.Responses.Set("default", &openapi3.ResponseRef{Ref: "#/components/responses/Error"})
 	if op.mediaErrors {
@@ -157,6 +163,26 @@ func operation(g *schemas, method, path string, op apiOp, r Route, body func() a
 			Schema: openapi3.NewSchemaRef("#/components/schemas/ErrorCode", nil)}}}}
 	}
 	return o
+}
+
+// errorStatuses are the error answers every route of its kind can give,
+// listed for readers; any other (a domain's 409, say) is the default
+// answer, the same Error.
+func errorStatuses(method, path string, r Route) []int {
+	out := []int{http.StatusBadRequest} // bad input: parameters, body
+	if r.Area != "" && !slices.Contains(r.Rule.Allow, access.Anonymous) {
+		out = append(out, http.StatusUnauthorized)
+	}
+	if r.Area != "" && (len(r.Rule.Allow) < 3 || method != http.MethodGet) {
+		out = append(out, http.StatusForbidden) // a role not allowed, or no CSRF token
+	}
+	if strings.Contains(path, "/:") {
+		out = append(out, http.StatusNotFound)
+	}
+	if method != http.MethodGet {
+		out = append(out, http.StatusRequestEntityTooLarge)
+	}
+	return append(out, http.StatusInternalServerError, http.StatusServiceUnavailable)
 }
 
 func operationID(method, path string) string {
@@ -218,6 +244,21 @@ func requestBody(body func() any) *openapi3.RequestBodyRef {
 	}
 	return &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(false).
 		WithContent(openapi3.NewContentWithJSONSchemaRef(s))}
+}
+
+// formBody is a form-encoded body (an OAuth token request, say): its
+// fields are strings, the required ones listed.
+func formBody(fields []string) *openapi3.RequestBodyRef {
+	s := openapi3.NewObjectSchema()
+	for _, f := range fields {
+		name, optional := strings.CutSuffix(f, "?")
+		s.Properties[name] = openapi3.NewStringSchema().NewRef()
+		if !optional {
+			s.Required = append(s.Required, name)
+		}
+	}
+	return &openapi3.RequestBodyRef{Value: openapi3.NewRequestBody().WithRequired(true).
+		WithContent(openapi3.Content{"application/x-www-form-urlencoded": openapi3.NewMediaType().WithSchema(s)})}
 }
 
 func answer(g *schemas, op apiOp) *openapi3.Response {

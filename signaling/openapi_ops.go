@@ -35,6 +35,10 @@ type apiOp struct {
 	// media element; the middleware's are the JSON Error.
 	also        []int
 	mediaErrors bool
+	// form: the route reads an application/x-www-form-urlencoded body
+	// with these fields (a name ending in "?" is optional) instead of
+	// a JSON body of requestBodies.
+	form []string
 }
 
 // Prototypes of answers that many routes share.
