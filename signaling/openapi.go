@@ -151,18 +151,27 @@ func operation(g *schemas, method, path string, op apiOp, r Route, body func() a
 	for _, st := range append([]int{op.status}, op.also...) {
 		o.Responses.Set(fmt.Sprint(st), &openapi3.ResponseRef{Value: answer(g, op)})
 	}
-	for _, st := range errorStatuses(method, path, r) {
-		o.Responses.Set(fmt.Sprint(st), &openapi3.ResponseRef{Ref: "#/components/responses/Error"})
-	}
-	o.Responses.Set("default", &openapi3.ResponseRef{Ref: "#/components/responses/Error"})
+	errResp := &openapi3.ResponseRef{Ref: "#/components/responses/Error"}
 	if op.mediaErrors {
-		o.Responses.Set("default", &openapi3.ResponseRef{Value: openapi3.NewResponse().
-			WithDescription("An error: the JSON Error from the access checks, or no body and the code in " + MediaErrorHeader + " from the media handler.").
-			WithContent(openapi3.NewContentWithJSONSchemaRef(openapi3.NewSchemaRef("#/components/schemas/Error", nil)))})
-		o.Responses.Default().Value.Headers = openapi3.Headers{MediaErrorHeader: {Value: &openapi3.Header{Parameter: openapi3.Parameter{
-			Schema: openapi3.NewSchemaRef("#/components/schemas/ErrorCode", nil)}}}}
+		errResp = &openapi3.ResponseRef{Value: mediaErrorResponse()}
 	}
+	for _, st := range errorStatuses(method, path, r) {
+		o.Responses.Set(fmt.Sprint(st), errResp)
+	}
+	o.Responses.Set("default", errResp)
 	return o
+}
+
+// mediaErrorResponse is an error of a route a media element reads: the
+// JSON Error from the access checks, or no body and the code in
+// MediaErrorHeader from the handler (recordings.go mediaError).
+func mediaErrorResponse() *openapi3.Response {
+	r := openapi3.NewResponse().
+		WithDescription("An error: the JSON Error from the access checks, or no body and the code in " + MediaErrorHeader + " from the media handler.").
+		WithContent(openapi3.NewContentWithJSONSchemaRef(openapi3.NewSchemaRef("#/components/schemas/Error", nil)))
+	r.Headers = openapi3.Headers{MediaErrorHeader: {Value: &openapi3.Header{Parameter: openapi3.Parameter{
+		Schema: openapi3.NewSchemaRef("#/components/schemas/ErrorCode", nil)}}}}
+	return r
 }
 
 // errorStatuses are the error answers every route of its kind can give,

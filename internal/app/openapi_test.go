@@ -110,7 +110,39 @@ func TestAPIResponsesMatchSpec(t *testing.T) {
 	if msg := sc.check(req, nil, resp, []byte(ok)); msg != "" {
 		t.Errorf("a described error answer was refused: %s", msg)
 	}
+	checkNonJSONAnswers(t, sc)
 	walkMainFlows(t, startServer(t))
+}
+
+// checkNonJSONAnswers: event streams and files are checked for status
+// and content type, bodyless errors for their route and code.
+func checkNonJSONAnswers(t *testing.T, sc *specChecker) {
+	const chunk = "/api/v1/recordings/r1/chunks/0"
+	for name, ex := range map[string]struct {
+		path, contentType, errorCode string
+		status                       int
+		wantOK                       bool
+	}{
+		"an event stream":                  {"/api/v1/visits/v1/events", "text/event-stream", "", 200, true},
+		"an event stream sent as HTML":     {"/api/v1/visits/v1/events", "text/html", "", 200, false},
+		"a chunk":                          {chunk, "video/webm", "", 206, true},
+		"a chunk with a status not listed": {chunk, "video/webm", "", 202, false},
+		"a bodyless playback error":        {chunk, "", "not_found", 404, true},
+		"a bodyless error, unlisted code":  {chunk, "", "no_such_code", 404, false},
+		"a bodyless error on a JSON route": {"/api/v1/visits/v1/state", "", "not_found", 404, false},
+	} {
+		req := httptest.NewRequest("GET", "https://openvisit.test"+ex.path, nil)
+		resp := &http.Response{StatusCode: ex.status, Header: http.Header{}, Body: http.NoBody}
+		if ex.contentType != "" {
+			resp.Header.Set("Content-Type", ex.contentType)
+		}
+		if ex.errorCode != "" {
+			resp.Header.Set(signaling.MediaErrorHeader, ex.errorCode)
+		}
+		if msg := sc.check(req, nil, resp, nil); (msg == "") != ex.wantOK {
+			t.Errorf("%s: the checker said %q, want ok=%v", name, msg, ex.wantOK)
+		}
+	}
 }
 
 // walkMainFlows calls the main routes once, as staff and as a patient;

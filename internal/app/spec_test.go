@@ -167,7 +167,10 @@ func (sc *specChecker) checkMedia(route *routers.Route, resp *http.Response) str
 // checkBodylessError checks an error answered without a body (recording
 // playback): the route declares such errors, and the code is listed.
 func (sc *specChecker) checkBodylessError(route *routers.Route, resp *http.Response) string {
-	rr := route.Operation.Responses.Default()
+	rr := route.Operation.Responses.Status(resp.StatusCode)
+	if rr == nil {
+		rr = route.Operation.Responses.Default()
+	}
 	if rr == nil || rr.Value == nil || rr.Value.Headers[signaling.MediaErrorHeader] == nil {
 		return "an error without a body, on a route whose errors are the JSON Error"
 	}
