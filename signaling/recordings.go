@@ -258,7 +258,7 @@ func (s *Server) mediaError(c *gin.Context, kind httpx.Kind, code string, err er
 	if err != nil {
 		s.log.Error("recording media refused", "request_id", httpx.RequestID(c), "code", code, "err", err)
 	}
-	c.Header("X-Error-Code", code)
+	c.Header(MediaErrorHeader, code)
 	c.Header("Cache-Control", "no-store")
 	c.AbortWithStatus(httpx.Status(kind))
 }

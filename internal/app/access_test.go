@@ -95,6 +95,8 @@ func coreMatrix() map[string]matrixCase {
 	return map[string]matrixCase{
 		"GET /healthz": {want: all(200)},
 		"GET /readyz":  {want: all(200)},
+		// The OpenAPI description: public, it holds no PHI.
+		"GET /api/v1/openapi.json": {want: all(200)},
 		// Public by policy; the SFU refuses a request that is not a
 		// WebSocket upgrade, and admits only with a join token.
 		"GET /sfu/ws": {want: all(400)},
