@@ -191,6 +191,10 @@ func (s *Server) visitRoutes() []route {
 		{http.MethodPost, v + "/invite/revoke", s.revokeInvite, providerOf},
 		{http.MethodGet, v + "/state", s.visitState, inVisit},
 		{http.MethodGet, v + "/events", s.visitEvents, inVisit},
+		// The visit's chat (chat.go): its participants send; they and the
+		// visit's provider afterwards read the transcript.
+		{http.MethodPost, v + "/chat", s.sendChat, inVisit},
+		{http.MethodGet, v + "/chat", s.chatTranscript, inVisit},
 		{http.MethodPost, v + "/participants/:participant_id/admit", s.admitParticipant, providerOf},
 		{http.MethodPost, v + "/participants/:participant_id/turn-away", s.turnAwayParticipant, providerOf},
 		{http.MethodPost, v + "/participants/:participant_id/remove", s.removeParticipant, providerOf},

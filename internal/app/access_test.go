@@ -174,7 +174,13 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/visits/:visit_id/participants/:participant_id/remove":    {want: visitProv, body: empty},
 		"GET /api/v1/visits/:visit_id/state":                                   {want: inVisit},
 		"GET /api/v1/visits/:visit_id/events":                                  {want: inVisit, stream: true},
-		"POST /api/v1/visits/:visit_id/leave":                                  {want: inVisit, body: empty},
+		// The visit's chat: its provider and its (admitted) patient send
+		// and read; the other visit's patient and provider get 404.
+		"POST /api/v1/visits/:visit_id/chat": {want: with(inVisit, expect{patient: 201, provA: 201}), body: func(*fixture) any {
+			return map[string]string{"text": "Matrix hello"}
+		}},
+		"GET /api/v1/visits/:visit_id/chat":   {want: inVisit},
+		"POST /api/v1/visits/:visit_id/leave": {want: inVisit, body: empty},
 		"POST /api/v1/invites/redeem": {want: all(404), body: func(*fixture) any {
 			return map[string]string{"invite": "not-an-invite", "date_of_birth": "1990-01-01"}
 		}},
