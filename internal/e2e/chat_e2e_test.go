@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/openvisit/openvisit/internal/config"
 )
 
 // chatTexts is what the chat shows, in order, on a page.
@@ -27,7 +29,8 @@ func sendChat(t *testing.T, b *Browser, text string) {
 // messages arrive on both pages in one order (each sent after the previous
 // one arrived, and a burst of two); the log is a polite live region; an
 // over-long message is refused with a clear error; the database — the
-// table and a pg_dump — holds no plaintext; and the server log holds none.
+// table and a pg_dump — holds no plaintext; the server log holds none; and
+// after the visit the provider reads the transcript from the schedule.
 func TestE2EChat(t *testing.T) {
 	ctx := t.Context()
 	v := scheduleVisit(t, false)
@@ -37,6 +40,13 @@ func TestE2EChat(t *testing.T) {
 	patient := NewBrowser(t, WithName("patient"))
 	patient.SetViewport(t, 360, 740)
 	patientJoins(t, patient, v.link, false)
+	// The device check's network check finished with its three results
+	// and advice (it advises only: the patient went on meanwhile).
+	patient.WaitFor(t, ctx, `document.getElementById('network').dataset.state === 'done'
+    && document.querySelectorAll('#network-checks li').length === 3
+    && document.getElementById('network-advice').textContent.length > 0`, callTimeout)
+	t.Logf("network check: %s (relay %s)", Eval[string](t, patient, `[...document.querySelectorAll('#network-checks li')].map((l) => l.textContent).join('; ')`),
+		Eval[string](t, patient, `document.getElementById('network').dataset.relay`))
 	admit(t, provider)
 	patient.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'
     && !document.getElementById('chat').hidden`, callTimeout)
@@ -78,6 +88,18 @@ func TestE2EChat(t *testing.T) {
     && document.getElementById('chat-error').textContent.includes('2000')`, pageTimeout)
 
 	checkChatStorage(t, v, msgs)
+
+	// Afterwards the provider reads the transcript from the schedule.
+	endVisitForEveryone(t, provider, patient)
+	provider.Navigate(t, v.srv.URL+"/provider")
+	item := fmt.Sprintf(`#visits li[data-visit-id=%q]`, v.visitID)
+	provider.WaitFor(t, ctx, fmt.Sprintf(`document.querySelector('%s [data-action="chat"]') !== null`, item), pageTimeout)
+	provider.Click(t, item+` [data-action="chat"]`)
+	provider.WaitFor(t, ctx, fmt.Sprintf(`document.querySelectorAll('%s .transcript li').length === 5`, item), pageTimeout)
+	if shown := strings.Join(Eval[[]string](t, provider, fmt.Sprintf(
+		`[...document.querySelectorAll('%s .transcript .chat-text')].map((p) => p.textContent)`, item)), "|"); shown != got[provider] {
+		t.Errorf("the transcript shows %s, want %s", shown, got[provider])
+	}
 }
 
 // waitChat waits until b's chat shows want, in order.
@@ -150,4 +172,23 @@ func pgDumpOf(t *testing.T, dsn string) string {
 		t.Fatalf("pg_dump: %v: %s", err, errOut.String())
 	}
 	return out.String()
+}
+
+// TestE2ENetworkCheckTURNTCP: the device check reaches the media node's
+// relay over TURN/TLS (the only relay URL, on TCP) and says so; without a
+// relay (TestE2EChat) it reports none.
+func TestE2ENetworkCheckTURNTCP(t *testing.T) {
+	srv := StartServer(t, func(c *config.Config) {
+		c.Media.TURN.TLSAddr = "127.0.0.1:0"
+		c.Media.TURN.AllowPrivatePeers = true // the SFU is on loopback
+	})
+	v := scheduleVisitOn(t, srv, false)
+	patient := NewBrowser(t, WithName("patient"))
+	patient.SetViewport(t, 360, 740)
+	patientJoins(t, patient, v.link, false)
+	patient.WaitFor(t, t.Context(), `document.getElementById('network').dataset.state === 'done'`, callTimeout)
+	if relay := Eval[string](t, patient, `document.getElementById('network').dataset.relay`); relay != "ok" {
+		t.Errorf("relay over TCP: %q, want ok; checks: %s", relay,
+			Eval[string](t, patient, `document.getElementById('network-checks').textContent`))
+	}
 }
