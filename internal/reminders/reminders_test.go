@@ -56,7 +56,7 @@ func TestNearestReminderOnly(t *testing.T) {
 	db := storetest.DB(t)
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	schedule(t, db, now.Add(30*time.Minute), now.Add(-48*time.Hour), "a@example.test") // both due: 1 h only
+	schedule(t, db, now.Add(30*time.Minute), now.Add(-48*time.Hour), "a@example.test")   // both due: 1 h only
 	schedule(t, db, now.Add(45*time.Minute), now.Add(-10*time.Minute), "b@example.test") // link sent 10 min ago: none
 
 	failing := &mailbox{fail: errors.New("smtp down")}
