@@ -7,6 +7,21 @@ import (
 	"github.com/openvisit/openvisit/internal/reminders"
 )
 
+// ReminderStrings are the reminder email's patient-facing words, in one
+// place for the message catalogue (issue 17's languages); the rest of the
+// email is the invite email's.
+var ReminderStrings = struct {
+	Subject  func(when string) string
+	Intro    func(when string) string
+	Replaces string
+}{
+	Subject: func(when string) string { return "Reminder: your video visit " + when },
+	Intro: func(when string) string {
+		return "Reminder: you have a video visit with your care provider " + when + "."
+	},
+	Replaces: "This new link replaces the one we sent before, which no longer works.",
+}
+
 // ReminderMailer sends a visit reminder (internal/reminders) as email
 // through the server's Mailer (SMTP, or the development outbox): the new
 // one-time link the reminder made, the time and the calendar file, as the
@@ -25,8 +40,8 @@ func (m ReminderMailer) SendReminder(ctx context.Context, r reminders.Reminder) 
 	}
 	link := InviteURL(m.PublicURL, r.Secret)
 	msg := inviteMessage(r.Visit, r.Email, link, icsFor(r.Visit, link, now()), "")
-	msg.Subject = "Reminder: your video visit " + reminders.When(r.Offset)
-	msg.Body = "Reminder: you have a video visit with your care provider " + reminders.When(r.Offset) + ".\r\n\r\n" +
-		"This new link replaces the one we sent before, which no longer works.\r\n\r\n" + msg.Body
+	when := reminders.When(r.Offset)
+	msg.Subject = ReminderStrings.Subject(when)
+	msg.Body = ReminderStrings.Intro(when) + "\r\n\r\n" + ReminderStrings.Replaces + "\r\n\r\n" + msg.Body
 	return m.Mailer.Send(ctx, msg)
 }

@@ -74,6 +74,7 @@ func TestE2EChat(t *testing.T) {
 			t.Errorf("%s: %d of its own messages marked as its own", b.Name, mine)
 		}
 	}
+	screenshot(t, patient, "chat-360.png")
 	if got[provider] != got[patient] {
 		t.Errorf("the pages disagree on the order:\nprovider %s\npatient  %s", got[provider], got[patient])
 	}
@@ -191,4 +192,8 @@ func TestE2ENetworkCheckTURNTCP(t *testing.T) {
 		t.Errorf("relay over TCP: %q, want ok; checks: %s", relay,
 			Eval[string](t, patient, `document.getElementById('network-checks').textContent`))
 	}
+	// Back to the device check from the waiting room: the results stay.
+	patient.Click(t, "#waiting-devices")
+	patient.WaitFor(t, t.Context(), `document.body.dataset.state === 'devices'`, pageTimeout)
+	screenshot(t, patient, "device-check-network-360.png")
 }

@@ -190,23 +190,37 @@ func (s *Service) send(ctx context.Context, r Reminder) (email, sms bool, err er
 	return true, sms, nil
 }
 
+// Strings are the reminders' patient-facing words (the SMS, and how long
+// before the visit), in one place for the message catalogue.
+var Strings = struct {
+	Tomorrow, InOneHour string
+	InHours, InMinutes  func(n int) string
+	SMS                 func(when string) string
+}{
+	Tomorrow:  "tomorrow",
+	InOneHour: "in one hour",
+	InHours:   func(n int) string { return fmt.Sprintf("in %d hours", n) },
+	InMinutes: func(n int) string { return fmt.Sprintf("in %d minutes", n) },
+	SMS: func(when string) string {
+		return "Reminder: you have a video visit with your care provider " + when +
+			". Your new visit link is in your email; the earlier link no longer works."
+	},
+}
+
 // When says how long before the start a reminder at off is, in words.
 func When(off time.Duration) string {
 	switch {
 	case off == 24*time.Hour:
-		return "tomorrow"
+		return Strings.Tomorrow
 	case off == time.Hour:
-		return "in one hour"
+		return Strings.InOneHour
 	case off%time.Hour == 0:
-		return fmt.Sprintf("in %d hours", int(off/time.Hour))
+		return Strings.InHours(int(off / time.Hour))
 	}
-	return fmt.Sprintf("in %d minutes", int(off/time.Minute))
+	return Strings.InMinutes(int(off / time.Minute))
 }
 
 // SMSText is the text message: when, and that the link is in the email;
 // no name, no reason, no link (an SMS gateway is not where a one-time
 // credential should travel).
-func SMSText(r Reminder) string {
-	return "Reminder: you have a video visit with your care provider " + When(r.Offset) +
-		". Your new visit link is in your email; the earlier link no longer works."
-}
+func SMSText(r Reminder) string { return Strings.SMS(When(r.Offset)) }
