@@ -5,6 +5,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/breakglass"
+	"github.com/openvisit/openvisit/internal/chat"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
@@ -79,6 +80,11 @@ var domainErrors = []struct {
 	{patients.ErrBadQuery, httpx.E(httpx.KindInvalid, "bad_query", "The search is too long.")},
 	{patients.ErrBadLookup, httpx.E(httpx.KindInvalid, "bad_lookup", "Give a name and a date of birth (YYYY-MM-DD).")},
 	{patients.ErrNotRecorded, httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")},
+	{chat.ErrEmpty, httpx.E(httpx.KindInvalid, "chat_empty", "Write a message first.")},
+	{chat.ErrTooLong, httpx.E(httpx.KindInvalid, "chat_too_long", "A message is at most 2000 characters; shorten it or send it in parts.")},
+	{chat.ErrBadText, httpx.E(httpx.KindInvalid, "chat_bad_text", "The message holds characters that cannot be sent.")},
+	{chat.ErrNotInCall, httpx.E(httpx.KindConflict, "not_in_call", "You can send messages once you are in the call.")},
+	{chat.ErrVisitClosed, errVisitClosed},
 	{breakglass.ErrNotNeeded, httpx.E(httpx.KindConflict, "not_needed", "This is your own visit; emergency access is not needed.")},
 }
 

@@ -94,6 +94,11 @@ var errorCodes = []struct{ code, meaning string }{
 	{"bad_state", "The state of residence is not a two-letter code."},
 	{"bad_query", "The search is too long."},
 	{"bad_lookup", "A lookup needs a name and a date of birth."},
+	// Chat.
+	{"chat_empty", "The message is empty."},
+	{"chat_too_long", "The message is longer than 2000 characters."},
+	{"chat_bad_text", "The message holds characters that cannot be sent."},
+	{"not_in_call", "Chat opens once the caller is in the call (a patient: admitted)."},
 	// Recordings.
 	{"no_request", "Recording has not been requested for the visit."},
 	{"consent_required", "The patient has not consented to recording."},

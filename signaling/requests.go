@@ -48,6 +48,7 @@ func requestBodies() map[string]func() any {
 		key("POST", "/api/v1/invites/check"):                             func() any { return new(checkInviteRequest) },
 		key("POST", "/api/v1/patients"):                                  func() any { return new(patientRequest) },
 		key("POST", "/api/v1/visits/:visit_id/recording/consent"):        func() any { return new(consentRequest) },
+		key("POST", "/api/v1/visits/:visit_id/chat"):                     func() any { return new(chatRequest) },
 		// The recording controls decode an empty object themselves.
 		key("POST", "/api/v1/visits/:visit_id/recording/request"):  none,
 		key("POST", "/api/v1/visits/:visit_id/recording/withdraw"): none,

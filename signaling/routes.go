@@ -193,6 +193,14 @@ func (s *Server) visitRoutes() []route {
 		{http.MethodPost, v + "/invite/revoke", s.revokeInvite, providerOf},
 		{http.MethodGet, v + "/state", s.visitState, inVisit},
 		{http.MethodGet, v + "/events", s.visitEvents, inVisit},
+		// The visit's chat (chat.go): its participants send; they and the
+		// visit's provider afterwards read the transcript.
+		{http.MethodPost, v + "/chat", s.sendChat, inVisit},
+		{http.MethodGet, v + "/chat", s.chatTranscript, inVisit},
+		// The device check's network check (netcheck.go): the visit's
+		// relay for a TCP/TLS reachability test, and a download to time.
+		{http.MethodGet, v + "/network-check", s.networkCheck, inVisit},
+		{http.MethodGet, "/api/v1/network-check/probe", s.networkProbe, access.Rule{Allow: anyone}},
 		{http.MethodPost, v + "/participants/:participant_id/admit", s.admitParticipant, providerOf},
 		{http.MethodPost, v + "/participants/:participant_id/turn-away", s.turnAwayParticipant, providerOf},
 		{http.MethodPost, v + "/participants/:participant_id/remove", s.removeParticipant, providerOf},

@@ -141,18 +141,24 @@ func (s *Server) visitEvents(c *gin.Context) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
-	s.streamStates(c, st, notices, note)
+	s.streamStates(c, st, notices, note, s.newChatFeed(c, visit))
 }
 
 // streamStates writes first, then a fresh snapshot (audited by note) after
-// every notice, with heartbeats between, until the stream or the session
-// ends, the visit or the patient's place ends, or note refuses a snapshot.
-func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan struct{}, note func(VisitState) error) {
+// every notice, each followed by the chat messages not yet sent (feed),
+// with heartbeats between, until the stream or the session ends, the visit
+// or the patient's place ends, or note refuses a snapshot.
+func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan struct{}, note func(VisitState) error, feed *chatFeed) {
 	ctx := c.Request.Context()
 	p := principal(c)
 	send := func(st VisitState) bool {
 		b, _ := json.Marshal(st)
-		if _, err := c.Writer.Write(append(append([]byte("event: state\ndata: "), b...), '\n', '\n')); err != nil {
+		out := append(append([]byte("event: state\ndata: "), b...), '\n', '\n')
+		msgs, err := feed.events(ctx, st)
+		if err != nil {
+			return false
+		}
+		if _, err := c.Writer.Write(append(out, msgs...)); err != nil {
 			return false
 		}
 		c.Writer.Flush()

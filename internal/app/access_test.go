@@ -176,7 +176,17 @@ func coreMatrix() map[string]matrixCase {
 		"POST /api/v1/visits/:visit_id/participants/:participant_id/remove":    {want: visitProv, body: empty},
 		"GET /api/v1/visits/:visit_id/state":                                   {want: inVisit},
 		"GET /api/v1/visits/:visit_id/events":                                  {want: inVisit, stream: true},
-		"POST /api/v1/visits/:visit_id/leave":                                  {want: inVisit, body: empty},
+		// The visit's chat: its provider and its (admitted) patient send
+		// and read; the other visit's patient and provider get 404.
+		"POST /api/v1/visits/:visit_id/chat": {want: with(inVisit, expect{patient: 201, provA: 201}), body: func(*fixture) any {
+			return map[string]string{"text": "Matrix hello"}
+		}},
+		"GET /api/v1/visits/:visit_id/chat": {want: inVisit},
+		// The device check's network check: the visit's relay for those
+		// in it; the probe download for anyone signed in.
+		"GET /api/v1/visits/:visit_id/network-check": {want: inVisit},
+		"GET /api/v1/network-check/probe":            {want: signedIn, query: func(*fixture) string { return "?bytes=1000" }},
+		"POST /api/v1/visits/:visit_id/leave":        {want: inVisit, body: empty},
 		"POST /api/v1/invites/redeem": {want: all(404), body: func(*fixture) any {
 			return map[string]string{"invite": "not-an-invite", "date_of_birth": "1990-01-01"}
 		}},

@@ -31,6 +31,7 @@ import (
 	"github.com/openvisit/openvisit/internal/nodes"
 	"github.com/openvisit/openvisit/internal/objstore"
 	"github.com/openvisit/openvisit/internal/phi"
+	"github.com/openvisit/openvisit/internal/reminders"
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/internal/visits"
@@ -258,6 +259,9 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		}
 		a.goRun(func() { a.expireVisits(runCtx, now) })
 		a.goRun(func() { a.migratePHI(runCtx) })
+		if err := a.startReminders(runCtx, mailer, now); err != nil {
+			return err
+		}
 		if len(cfg.OIDC.Issuers) > 0 {
 			// Deprovisioning: who the clinic's identity providers stopped vouching for.
 			a.goRun(func() { sig.SSO().Run(runCtx, cfg.OIDC.SweepInterval) })
@@ -372,6 +376,27 @@ func (a *App) goRun(fn func()) {
 		defer a.running.Done()
 		fn()
 	}()
+}
+
+// startReminders runs the visit reminders (internal/reminders) when mail
+// can leave (SMTP or the development outbox) and offsets are configured.
+func (a *App) startReminders(ctx context.Context, mailer signaling.Mailer, now func() time.Time) error {
+	c := a.cfg.Reminders
+	if mailer == nil || len(c.Offsets) == 0 {
+		return nil
+	}
+	p := reminders.Params{Env: store.Env{DB: a.db, Clock: now}, Offsets: c.Offsets, Log: a.log,
+		Mail: signaling.ReminderMailer{Mailer: mailer, PublicURL: a.cfg.PublicURL, Now: now}}
+	if c.SMSWebhookURL != "" {
+		secret, err := keys.LoadSecret(c.SMSWebhookSecretFile, false)
+		if err != nil {
+			return fmt.Errorf("app: sms webhook secret: %w", err)
+		}
+		p.SMS = reminders.WebhookSender{URL: c.SMSWebhookURL, Secret: secret, Now: now}
+	}
+	svc := reminders.New(p)
+	a.goRun(func() { svc.Run(ctx, c.Interval) })
+	return nil
 }
 
 func (a *App) newAlertEngine(now func() time.Time) (*alerts.Engine, error) {

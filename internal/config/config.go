@@ -49,6 +49,7 @@ type Config struct {
 	Token     Token     `yaml:"token"`
 	Auth      Auth      `yaml:"auth"`
 	SMTP      SMTP      `yaml:"smtp"`
+	Reminders Reminders `yaml:"reminders"`
 	Audit     Audit     `yaml:"audit"`
 	Alerts    Alerts    `yaml:"alerts"`
 	SFU       SFU       `yaml:"sfu"`
@@ -154,6 +155,18 @@ type Alerts struct {
 	// Recording accesses by one actor within RecordingWindow.
 	RecordingAccesses int           `yaml:"recording_accesses"`
 	RecordingWindow   time.Duration `yaml:"recording_window"`
+}
+
+// Reminders configures visit reminders (internal/reminders): an email
+// with a fresh link at each offset before a scheduled visit (needs smtp,
+// or the development outbox), and optionally an SMS through a webhook,
+// signed with HMAC-SHA256 of the body under the secret in
+// SMSWebhookSecretFile (header X-OpenVisit-Signature: sha256=<hex>).
+type Reminders struct {
+	Offsets              []time.Duration `yaml:"offsets"`  // default 24h, 1h; empty list: no reminders
+	Interval             time.Duration   `yaml:"interval"` // how often due reminders are looked for
+	SMSWebhookURL        string          `yaml:"sms_webhook_url"`
+	SMSWebhookSecretFile string          `yaml:"sms_webhook_secret_file"`
 }
 
 // SMTP configures invite emails (optional: without a host, providers send

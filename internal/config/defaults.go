@@ -21,6 +21,7 @@ func Default() Config {
 		SMTP:        SMTP{Port: 587},
 		Audit: Audit{CheckpointInterval: 5 * time.Minute, HeadAnchorInterval: 2 * time.Second, AnchorBucket: "openvisit-audit-anchors",
 			AnchorRetention: 6 * 365 * 24 * time.Hour},
+		Reminders: Reminders{Offsets: []time.Duration{24 * time.Hour, time.Hour}, Interval: time.Minute},
 		Alerts: Alerts{EvalInterval: 30 * time.Second, FailedSigninsAccount: 10, FailedSigninsIP: 30,
 			SigninWindow: 15 * time.Minute, RecordingAccesses: 25, RecordingWindow: time.Hour},
 		Auth: Auth{

@@ -22,7 +22,7 @@ func (c Config) Validate() error {
 	var errs []error
 	for _, section := range []func() []error{
 		c.validateProcess, c.validateListener, c.validateDatabase, c.validateToken, c.validateAuth,
-		c.validateCheckpoints, c.validateAlerts, c.validateSMTP, c.validateSFU, c.validateCluster,
+		c.validateCheckpoints, c.validateAlerts, c.validateReminders, c.validateSMTP, c.validateSFU, c.validateCluster,
 		c.validateRecording, c.validateLog, c.validateHTTP, c.validateMediaReach, c.validateClinic,
 		c.validateAudit, c.validateOIDC,
 	} {
@@ -189,6 +189,27 @@ func (c Config) validateAlerts() []error {
 	if a.EvalInterval < time.Second || a.FailedSigninsAccount < 1 || a.FailedSigninsIP < 1 ||
 		a.RecordingAccesses < 1 || a.SigninWindow < time.Minute || a.RecordingWindow < time.Minute {
 		p.add("alerts: thresholds must be positive, windows at least 1m, eval_interval at least 1s")
+	}
+	return p
+}
+
+// validateReminders checks the reminder offsets and the SMS webhook (it
+// carries phone numbers: https only, http to loopback in tests).
+func (c Config) validateReminders() []error {
+	var p problems
+	r := c.Reminders
+	for _, o := range r.Offsets {
+		if o < time.Minute || o > 30*24*time.Hour {
+			p.add("reminders: each offset must be between 1m and 720h")
+		}
+	}
+	if r.Interval < time.Second {
+		p.add("reminders: interval must be at least 1s")
+	}
+	if r.SMSWebhookURL != "" {
+		if u, err := url.Parse(r.SMSWebhookURL); err != nil || u.Scheme != "https" || r.SMSWebhookSecretFile == "" {
+			p.add("reminders: sms_webhook_url must be https and needs sms_webhook_secret_file")
+		}
 	}
 	return p
 }

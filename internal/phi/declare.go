@@ -122,13 +122,16 @@ var (
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
 	OutboxBody = Column{Table: "dev_outbox", Column: "body", Kind: FreeText, Cipher: "body_ct",
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
+	ChatBody = Column{Table: "chat_messages", Column: "body", Kind: FreeText, Cipher: "body_ct",
+		Stored: inDB + "; kept with the visit", Processed: inAPI,
+		Transmitted: "HTTPS (TLS) server-sent events to the visit's participants' browsers; " + toStaff + " (the visit's provider, afterwards)"}
 	OutboxAttachment = Column{Table: "dev_outbox_attachments", Column: "data", Kind: FreeText, Cipher: "data_ct",
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
 )
 
 // Encrypted lists the encrypted fields.
 var Encrypted = []Column{PatientName, PatientDOB, PatientEmail, PatientPhone, VisitReason, BreakGlassReason,
-	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment}
+	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment, ChatBody}
 
 // Columns classifies every column of every table.
 var Columns = slices.Concat(
@@ -143,6 +146,8 @@ var Columns = slices.Concat(
 	notPHI("audit_events", "the audit trail keeps opaque IDs only (actors, patients, visits by UUID); action, outcome and reason are server-written codes",
 		"seq", "at", "actor_id", "actor_role", "action", "resource_type", "resource_id", "patient_id", "visit_id", "outcome", "reason", "prev_hash", "hash"),
 	notPHI("break_glass", "opaque IDs and times of an emergency access grant", "id", "user_id", "visit_id", "granted_at", "expires_at", "reviewed_by", "reviewed_at"),
+	notPHI("chat_messages", "opaque IDs of the message, visit and sender, the sender's role, the message's order and time",
+		"id", "visit_id", "seq", "sender_id", "sender_role", "created_at"),
 	notPHI("consents", "opaque IDs, the kind of consent and its times", "id", "visit_id", "patient_id", "participant_id", "kind", "given_at", "declined_at", "withdrawn_at"),
 	notPHI("demo_links", "hashed secret, opaque IDs and times of a development demo link", "code_hash", "visit_id", "participant_id", "expires_at", "used_at"),
 	notPHI("dev_outbox", "opaque IDs and times of a kept message", "id", "created_at", "sent_by", "patient_id", "visit_id"),
@@ -187,6 +192,8 @@ var Columns = slices.Concat(
 		"issuer", "subject", "user_id", "refresh_token_enc", "created_at", "last_signin_at", "vouched_at"),
 	notPHI("visit_invites", "hashed invite secrets, opaque IDs, counters and times; no contact details",
 		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at"),
+	notPHI("visit_reminders", "which reminder (visit ID, offset) went when, through which channels, with which invite ID",
+		"visit_id", "offset_seconds", "sent_at", "invite_id", "email", "sms"),
 	notPHI("visits", "opaque IDs, statuses and times of a visit", "id", "status", "scheduled_start", "scheduled_end", "sfu_node_id", "demo",
 		"created_at", "started_at", "ended_at", "provider_id", "patient_id", "waiting_at", "cancelled_at", "no_show_at", "placed_at"),
 )

@@ -23,6 +23,7 @@
 import { APIError, loadSession, post } from './api.js';
 import { VISIT_ID, fetchGrant, redeem, relayOnly, takeCode } from './call-grant.js';
 import { showIceHelp } from './call-ice.js';
+import { ChatPanel } from './call-chat.js';
 import { LocalMedia, setPressed } from './call-media.js';
 import { QualityMonitor } from './call-quality.js';
 import { startRecordingUI } from './call-recording.js';
@@ -120,6 +121,8 @@ const room = new WaitingRoom({
   ended: showEnded,
 });
 
+const chat = new ChatPanel({ visit: () => openvisit.visit, root: $('chat') });
+
 /**
  * @param {keyof typeof STATE_TEXT} s  also set as document.body.dataset.state (tests and CSS read it)
  * @param {string} [text] replaces the default wording
@@ -211,6 +214,7 @@ async function joinWithSession(visit) {
     ui.share.hidden = !(navigator.mediaDevices && 'getDisplayMedia' in navigator.mediaDevices);
   }
   watchVisit(visit);
+  chat.show();
   startRecordingUI({
     visit,
     mode: openvisit.mode === 'patient' ? 'patient' : 'provider',
@@ -273,6 +277,7 @@ function watchVisit(visit) {
       else patientState(st);
       if (FINAL_STATUS.includes(st.status)) stopWatching();
     },
+    chat: (m) => chat.add(m),
   });
 }
 

@@ -18,6 +18,7 @@
 import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, loadSession, onAvailability, post, reportAvailability, setCSRF } from './api.js';
 import { busy, byId, h, say } from './dom.js';
 import { fillSelect, levelMeter, openTrack, openMedia, playTone, saveDevices, supportChecks } from './devices.js';
+import { NETCHECK_STRINGS, checkNetwork } from './netcheck.js';
 import { VisitEvents } from './visit-events.js';
 
 const SECRET_KEY = 'openvisit.invite';
@@ -259,6 +260,33 @@ function devices() {
     return;
   }
   openDevices();
+  networkCheck();
+}
+
+/** Runs the network check once per device step; it advises and never blocks. */
+async function networkCheck() {
+  const box = byId('network');
+  if (box.dataset.state !== 'idle' || !openvisit.visit) return;
+  box.dataset.state = 'running';
+  const list = byId('network-checks');
+  const advice = byId('network-advice');
+  advice.textContent = NETCHECK_STRINGS.checking;
+  try {
+    const r = await checkNetwork(openvisit.visit);
+    const item = (/** @type {boolean} */ ok, /** @type {string} */ text, /** @type {string} */ id) =>
+      h('li', { className: ok ? 'ok' : 'bad', dataset: { check: id } }, (ok ? '✓ ' : '✗ ') + text);
+    list.replaceChildren(
+      item(r.rttMs <= 400, NETCHECK_STRINGS.rtt(r.rttMs), 'rtt'),
+      item(r.mbps >= 1.5, NETCHECK_STRINGS.speed(r.mbps), 'speed'),
+      item(r.relay !== 'failed', r.relay === 'ok' ? NETCHECK_STRINGS.relayOk
+        : r.relay === 'failed' ? NETCHECK_STRINGS.relayFailed : NETCHECK_STRINGS.relayNone, 'relay'));
+    advice.textContent = r.advice.join(' ');
+    box.dataset.relay = r.relay;
+    box.dataset.state = 'done';
+  } catch {
+    advice.textContent = NETCHECK_STRINGS.failed;
+    box.dataset.state = 'failed';
+  }
 }
 
 /**

@@ -297,7 +297,6 @@ function visitItem(v) {
         h('span', { className: 'tag' + (v.status === 'waiting' ? ' tag-warn' : v.status === 'in_progress' ? ' tag-ok' : '') }, STATUS[v.status] || v.status)),
       v.reason ? h('p', { className: 'hint' }, v.reason) : null,
       h('p', { className: 'hint mono' }, `Visit ${shortID(v.id)}`)));
-  if (CLOSED.has(v.status)) return item;
   const actions = h('div', { className: 'actions' });
   const label = ` the visit with ${name} at ${time}`;
   const act = (/** @type {string} */ action, /** @type {string} */ text, /** @type {string} */ cls, /** @type {() => void} */ fn) => {
@@ -305,6 +304,12 @@ function visitItem(v) {
     b.addEventListener('click', fn);
     actions.append(b);
   };
+  if (CLOSED.has(v.status)) {
+    // Afterwards: the visit's chat, kept with it (reading it is audited).
+    act('chat', 'Chat transcript', '', () => transcript(v, item));
+    item.append(actions);
+    return item;
+  }
   act('join', v.status === 'waiting' ? 'Open (patient waiting)' : 'Open', 'primary', () => join(v.id));
   if (v.patient_id) act('invite', 'Patient link', '', () => invite(v));
   if (v.status === 'scheduled' && v.scheduled_start) act('reschedule', 'Reschedule', '', () => reschedule(v));
@@ -314,6 +319,28 @@ function visitItem(v) {
   }
   item.append(actions);
   return item;
+}
+
+/**
+ * Shows a closed visit's chat under its item, in order (GET …/chat).
+ * @param {Visit} v @param {HTMLElement} item
+ */
+async function transcript(v, item) {
+  const old = item.querySelector('.transcript');
+  if (old) { old.remove(); return; }
+  const box = h('div', { className: 'transcript', role: 'region', aria: { label: 'Chat transcript' } });
+  item.append(box);
+  try {
+    /** @type {{messages: {seq: number, role: string, at: string, text: string, mine: boolean}[]}} */
+    const r = await get(`/api/v1/visits/${encodeURIComponent(v.id)}/chat`);
+    const list = r.messages || [];
+    box.append(list.length === 0 ? h('p', { className: 'hint' }, 'No chat messages in this visit.')
+      : h('ol', { className: 'chat-log' }, ...list.map((m) => h('li', { className: 'chat-msg', dataset: { seq: String(m.seq) } },
+        h('p', { className: 'chat-head' }, `${m.mine ? 'You' : m.role === 'patient' ? 'Patient' : 'Provider'} · ${when(m.at)}`),
+        h('p', { className: 'chat-text' }, m.text)))));
+  } catch (err) {
+    box.append(h('p', { className: 'error', role: 'alert' }, err instanceof Error ? err.message : 'The transcript could not be loaded.'));
+  }
 }
 
 /** @param {Visit[]} visits */

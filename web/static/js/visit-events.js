@@ -21,6 +21,8 @@
  *
  * @typedef {object} Handlers
  * @property {(st: VisitState) => void} state  every state event
+ * @property {(m: import('./call-chat.js').ChatMessage) => void} [chat]  every chat message, in order (their SSE id
+ *   is the message's sequence number, so a reconnected stream resumes after the last one)
  * @property {() => void} [open]  the stream opened (the service reached its database)
  * @property {() => void} [gone]  the browser gave up on the stream (the session or the visit is gone, or
  *   the server refused it); not called after close()
@@ -46,6 +48,16 @@ export class VisitEvents {
       }
       on.state(st);
     });
+    const chat = on.chat;
+    if (chat) {
+      this.source.addEventListener('chat', (ev) => {
+        try {
+          chat(JSON.parse(/** @type {MessageEvent} */ (ev).data));
+        } catch {
+          // a malformed event is dropped
+        }
+      });
+    }
     this.source.addEventListener('error', () => {
       // CONNECTING: the browser retries by itself. CLOSED: it gave up.
       if (this.closed && on.gone) on.gone();
