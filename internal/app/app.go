@@ -34,6 +34,7 @@ import (
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/internal/visits"
+	"github.com/openvisit/openvisit/internal/webhooks"
 	"github.com/openvisit/openvisit/recording"
 	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/sfu/turn"
@@ -258,6 +259,7 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		}
 		a.goRun(func() { a.expireVisits(runCtx, now) })
 		a.goRun(func() { a.migratePHI(runCtx) })
+		a.startWebhooks(runCtx, sealer, now, d.metrics)
 		if len(cfg.OIDC.Issuers) > 0 {
 			// Deprovisioning: who the clinic's identity providers stopped vouching for.
 			a.goRun(func() { sig.SSO().Run(runCtx, cfg.OIDC.SweepInterval) })
@@ -269,6 +271,14 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		}
 	}
 	return nil
+}
+
+// startWebhooks starts this API process's deliverer of visit events (one
+// per process; the processes share the outbox through row locks).
+func (a *App) startWebhooks(ctx context.Context, sealer *keys.Sealer, now func() time.Time, reg *prometheus.Registry) {
+	d := webhooks.NewDeliverer(webhooks.DeliverParams{DB: a.db, Sealer: sealer, Now: now, Logger: a.log})
+	reg.MustRegister(d.Collectors()...)
+	a.goRun(func() { d.Run(ctx) })
 }
 
 // migratePHI seals the PHI that rows written before migration 0012 still
