@@ -19,6 +19,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/delivery"
@@ -62,8 +63,9 @@ type Params struct {
 // in one goroutine until its context ends; Evaluate and Deliver may also be
 // called directly (tests, the CLI).
 type Engine struct {
-	p   Params
-	log *slog.Logger
+	p     Params
+	log   *slog.Logger
+	depth prometheus.Gauge
 }
 
 // New returns an Engine.
@@ -80,8 +82,14 @@ func New(p Params) *Engine {
 	if p.Client == nil {
 		p.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Engine{p: p, log: p.Logger.With("component", "alerts")}
+	return &Engine{p: p, log: p.Logger.With("component", "alerts"), depth: prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "openvisit_alert_outbox_depth",
+		Help: "Alerts not yet accepted by the alerts webhook, as of the last delivery round (0 without a webhook).",
+	})}
 }
+
+// Collectors are the engine's metrics, for the process's registry.
+func (e *Engine) Collectors() []prometheus.Collector { return []prometheus.Collector{e.depth} }
 
 // Run evaluates and delivers every p.Every, and watches recordings every
 // few seconds, until ctx ends.
@@ -295,6 +303,7 @@ func (e *Engine) Deliver(ctx context.Context) error {
 	if e.p.WebhookURL == "" {
 		return nil
 	}
+	defer e.measureDepth(ctx)
 	rows, err := e.p.Pool.Query(ctx, `SELECT id::text, kind, severity, subject, detail, created_at FROM alerts
 		WHERE notified_at IS NULL AND notify_attempts < 1000 ORDER BY created_at LIMIT 100`)
 	if err != nil {
@@ -322,6 +331,13 @@ func (e *Engine) Deliver(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func (e *Engine) measureDepth(ctx context.Context) {
+	var n int64
+	if err := e.p.Pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE notified_at IS NULL AND notify_attempts < 1000`).Scan(&n); err == nil {
+		e.depth.Set(float64(n))
+	}
 }
 
 // post sends one alert, signed as every webhook is (internal/delivery).

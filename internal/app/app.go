@@ -81,6 +81,7 @@ type App struct {
 	turn      *turn.Server // nil unless the relay has a listen address
 	turnKey   []byte
 	ops       *opsListener // nil when http.ops_addr is empty
+	metrics   *prometheus.Registry
 }
 
 // New builds the process described by cfg. It validates cfg, connects to
@@ -117,6 +118,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.db.Audit().Collectors()...)
+	a.metrics = reg
 	minter, pub, err := a.loadTokenKeys(opt.Now)
 	if err != nil {
 		return nil, err
@@ -132,6 +135,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	// configured; the recorder service when this process has the role.
 	if err := a.startRecording(ctx, minter, opt); err != nil {
 		return nil, err
+	}
+	if a.recorder != nil {
+		reg.MustRegister(recorderMetrics(a.recorder)...)
 	}
 	if err := a.startControlPlane(ctx, runCtx, opt.Now, controlDeps{minter: minter, registry: registry, node: node, metrics: reg, webDir: opt.WebDir}); err != nil {
 		return nil, err
@@ -246,7 +252,10 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 	}
 	sig := signaling.New(sp)
 	a.sig = sig
-	if a.handler, err = a.router(sig, d.webDir, outbox != nil); err != nil {
+	d.metrics.MustRegister(alertEngine.Collectors()...)
+	routes := httpx.NewRouteMetrics()
+	d.metrics.MustRegister(routes.Collectors()...)
+	if a.handler, err = a.router(sig, d.webDir, outbox != nil, routes); err != nil {
 		return err
 	}
 	if err := a.openOps(d.metrics); err != nil {
@@ -340,7 +349,7 @@ func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-func (a *App) router(sig *signaling.Server, webDir string, devPages bool) (http.Handler, error) {
+func (a *App) router(sig *signaling.Server, webDir string, devPages bool, routes *httpx.RouteMetrics) (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -353,7 +362,7 @@ func (a *App) router(sig *signaling.Server, webDir string, devPages bool) (http.
 	if err := httpx.TrustProxies(r, trusted); err != nil {
 		return nil, fmt.Errorf("app: http.trusted_proxies: %w", err)
 	}
-	r.Use(httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(a.cfg.Cluster.MediaConnectSrc...), httpx.AccessLog(a.log),
+	r.Use(routes.Middleware(), httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(a.cfg.Cluster.MediaConnectSrc...), httpx.AccessLog(a.log),
 		httpx.LimitBody(a.cfg.HTTP.MaxBodyBytes))
 	sig.Register(r)
 	if a.media != nil {
