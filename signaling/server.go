@@ -36,8 +36,11 @@ type Params struct {
 	// DB is the database: store functions, transactions, and the audit
 	// log (DB.Audit) for entries written outside a change.
 	DB     *store.DB
-	Sealer *keys.Sealer // seals TOTP secrets, keys CSRF tokens
-	Auth   config.Auth
+	Sealer *keys.Sealer // seals TOTP secrets and webhook secrets, keys CSRF tokens
+	// WebhooksAllowHTTP lets webhook subscriptions use http:// URLs
+	// (development only; production requires https).
+	WebhooksAllowHTTP bool
+	Auth              config.Auth
 	// OIDC configures sign-in through the clinic's identity providers.
 	OIDC config.OIDC
 	// Origin is the https origin state-changing requests must come from.
@@ -54,7 +57,7 @@ type Params struct {
 	// secret_file): with it, a join grant carries credentials for the relay
 	// its media node registered. Nil: grants carry no relay.
 	TURNSecret []byte
-	Minter *token.Minter // nil when this process does not run the api role
+	Minter     *token.Minter // nil when this process does not run the api role
 	// Nodes places visits on the least-loaded live media node and moves a
 	// visit off a dead one at join (placement.go). Nil: every visit goes on
 	// Node, the media node of this process.
