@@ -92,30 +92,9 @@ func decode(t *testing.T) []object {
 			if err := yaml.Unmarshal(doc, &tm); err != nil {
 				t.Fatalf("%s doc %d: %v", f, i, err)
 			}
-			var into any
-			switch tm.APIVersion + "/" + tm.Kind {
-			case "v1/Namespace":
-				into = &corev1.Namespace{}
-			case "v1/ConfigMap":
-				into = &corev1.ConfigMap{}
-			case "v1/Secret":
-				into = &corev1.Secret{}
-			case "v1/Service":
-				into = &corev1.Service{}
-			case "apps/v1/Deployment":
-				into = &appsv1.Deployment{}
-			case "apps/v1/StatefulSet":
-				into = &appsv1.StatefulSet{}
-			case "batch/v1/Job":
-				into = &batchv1.Job{}
-			case "networking.k8s.io/v1/Ingress":
-				into = &networkingv1.Ingress{}
-			case "networking.k8s.io/v1/NetworkPolicy":
-				into = &networkingv1.NetworkPolicy{}
-			case "policy/v1/PodDisruptionBudget":
-				into = &policyv1.PodDisruptionBudget{}
-			default:
-				t.Fatalf("%s doc %d: unexpected %s %s (add it to this test)", f, i, tm.APIVersion, tm.Kind)
+			into := typedObject(tm)
+			if into == nil {
+				t.Fatalf("%s doc %d: unexpected %s %s (add it to typedObject)", f, i, tm.APIVersion, tm.Kind)
 			}
 			if err := yaml.UnmarshalStrict(doc, into); err != nil {
 				t.Errorf("%s doc %d (%s): %v", f, i, tm.Kind, err)
@@ -132,6 +111,34 @@ func decode(t *testing.T) []object {
 		}
 	}
 	return objs
+}
+
+// typedObject returns a new object of the k8s.io/api type for tm, or nil
+// for a kind this project does not use.
+func typedObject(tm metav1.TypeMeta) any {
+	switch tm.APIVersion + "/" + tm.Kind {
+	case "v1/Namespace":
+		return &corev1.Namespace{}
+	case "v1/ConfigMap":
+		return &corev1.ConfigMap{}
+	case "v1/Secret":
+		return &corev1.Secret{}
+	case "v1/Service":
+		return &corev1.Service{}
+	case "apps/v1/Deployment":
+		return &appsv1.Deployment{}
+	case "apps/v1/StatefulSet":
+		return &appsv1.StatefulSet{}
+	case "batch/v1/Job":
+		return &batchv1.Job{}
+	case "networking.k8s.io/v1/Ingress":
+		return &networkingv1.Ingress{}
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return &networkingv1.NetworkPolicy{}
+	case "policy/v1/PodDisruptionBudget":
+		return &policyv1.PodDisruptionBudget{}
+	}
+	return nil
 }
 
 // pinned reports whether an image reference names a fixed version: a

@@ -90,6 +90,9 @@ type Stats struct {
 	UploadRetries   uint64
 	SpoolBytes      int64
 	RecordingsTotal uint64
+	// Backlog is the recordings not yet finalized: being recorded, or
+	// sealed and waiting for their uploads to finish.
+	Backlog int
 }
 
 // Service is the recorder role. Lifecycle: New → Start → Close; a closed
@@ -516,9 +519,9 @@ func (s *Service) finalize(r *participantRec) {
 // Stats returns the recorder's counters.
 func (s *Service) Stats() Stats {
 	s.mu.Lock()
-	n := len(s.sessions)
+	n, live := len(s.sessions), len(s.live)
 	s.mu.Unlock()
-	return Stats{Sessions: n, DroppedPackets: s.dropped.Load(), PartsUploaded: s.parts.Load(),
+	return Stats{Sessions: n, Backlog: live, DroppedPackets: s.dropped.Load(), PartsUploaded: s.parts.Load(),
 		UploadRetries: s.retries.Load(), SpoolBytes: s.p.Spool.Used(), RecordingsTotal: s.recordings.Load()}
 }
 

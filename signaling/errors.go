@@ -13,6 +13,7 @@ import (
 	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/signin"
 	"github.com/openvisit/openvisit/internal/visits"
+	"github.com/openvisit/openvisit/internal/webhooks"
 )
 
 // inviteErrors are the invites domain's refusals as the patient reads them,
@@ -35,6 +36,8 @@ var domainErrors = []struct {
 	http *httpx.Error
 }{
 	{breakglass.ErrBadReason, httpx.E(httpx.KindInvalid, "bad_reason", "Write why you need emergency access (20 to 2000 characters).")},
+	{webhooks.ErrBadURL, httpx.E(httpx.KindInvalid, "bad_webhook_url", "The URL must be an absolute https:// URL (up to 2048 characters, no user or password).")},
+	{webhooks.ErrBadKinds, httpx.E(httpx.KindInvalid, "bad_event_kinds", "Choose one or more event kinds: visit.scheduled, patient.waiting, visit.started, visit.ended, visit.no_show, recording.available.")},
 	{accounts.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address.")},
 	{accounts.ErrBadName, httpx.E(httpx.KindInvalid, "bad_name", "The name is too long.")},
 	{accounts.ErrBadRole, httpx.E(httpx.KindInvalid, "bad_role", "Role must be provider or admin.")},

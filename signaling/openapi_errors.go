@@ -94,6 +94,9 @@ var errorCodes = []struct{ code, meaning string }{
 	{"bad_state", "The state of residence is not a two-letter code."},
 	{"bad_query", "The search is too long."},
 	{"bad_lookup", "A lookup needs a name and a date of birth."},
+	// Webhooks.
+	{"bad_webhook_url", "The webhook URL is not an absolute https:// URL (http:// only in development)."},
+	{"bad_event_kinds", "The event kinds are missing or unknown."},
 	// Chat.
 	{"chat_empty", "The message is empty."},
 	{"chat_too_long", "The message is longer than 2000 characters."},

@@ -11,6 +11,7 @@ import (
 	"github.com/openvisit/openvisit/internal/recordings"
 	"github.com/openvisit/openvisit/internal/sso"
 	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/internal/webhooks"
 )
 
 // apiOp documents one /api/v1 route for the OpenAPI description
@@ -141,6 +142,12 @@ func addVisitOps(ops map[string]apiOp, v string) {
 		key("GET", v+"/network-check"):  ok("The visit's media node relay URLs over TCP and TLS with short-lived credentials, for the device check.", netcheckView{}),
 		key("GET", "/api/v1/network-check/probe"): {summary: "Random bytes (?bytes=, at most the probe limit) for the device check to time.", status: http.StatusOK,
 			media: []string{"application/octet-stream"}, query: []string{"bytes"}},
+		key("GET", "/api/v1/admin/webhooks"): ok("Visit event webhook subscriptions and the event kinds there are.",
+			gin.H{"webhooks": []store.WebhookSubscription{}, "kinds": []string{}}),
+		key("POST", "/api/v1/admin/webhooks"):                     created("Subscribe an HTTPS URL to visit events; the answer holds the signing secret, shown once.", webhooks.Created{}),
+		key("POST", "/api/v1/admin/webhooks/:webhook_id/disable"): ok("Stop delivering to a subscription.", statusAnswer),
+		key("GET", "/api/v1/admin/webhooks/deliveries"): ok("The latest deliveries with each attempt's time, status code and error class; never a body.",
+			gin.H{"deliveries": []store.WebhookLogEntry{}}, "subscription", "limit"),
 		key("GET", v+"/state"):                                   ok("The waiting room and call state as the caller may see it.", VisitState{}),
 		key("POST", v+"/participants/:participant_id/admit"):     ok("Admit a waiting participant.", participant),
 		key("POST", v+"/participants/:participant_id/turn-away"): ok("Turn a waiting participant away.", participant),

@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/openvisit/openvisit/internal/alerts"
+	"github.com/openvisit/openvisit/internal/delivery"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/reminders"
 	"github.com/openvisit/openvisit/internal/store"
@@ -96,7 +96,7 @@ func TestReminderSent(t *testing.T) {
 		t.Fatal("no reminder reached the SMTP server")
 	}
 	checkReminderMail(t, ctx, db, tr, oldSecret)
-	checkReminderSMS(t, <-sms, <-bodies, secret, visit)
+	checkReminderSMS(t, <-sms, <-bodies, secret, visit, clock())
 	if n, err := a.Sweep(ctx); err != nil || n != 0 {
 		t.Errorf("after it went: sent %d more, err %v; want none", n, err)
 	}
@@ -134,10 +134,10 @@ func checkReminderMail(t *testing.T, ctx context.Context, db *store.DB, tr, oldS
 
 // checkReminderSMS: the webhook got the phone number in the body only, and
 // a signature that verifies with the shared secret.
-func checkReminderSMS(t *testing.T, r *http.Request, body, secret []byte, visit ids.VisitID) {
+func checkReminderSMS(t *testing.T, r *http.Request, body, secret []byte, visit ids.VisitID, now time.Time) {
 	t.Helper()
-	if got := r.Header.Get("X-OpenVisit-Signature"); got != alerts.Sign(secret, body) {
-		t.Errorf("signature %q does not verify", got)
+	if err := delivery.Verify(secret, r.Header.Get(delivery.HeaderTimestamp), r.Header.Get(delivery.HeaderSignature), body, now, time.Minute); err != nil {
+		t.Errorf("the signature does not verify: %v", err)
 	}
 	var m struct {
 		To      string `json:"to"`

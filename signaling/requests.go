@@ -8,6 +8,7 @@ import (
 	"github.com/openvisit/openvisit/internal/access"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/httpx"
+	"github.com/openvisit/openvisit/internal/webhooks"
 )
 
 // actionRequestRefused audits a request refused for what it carries (a
@@ -38,6 +39,7 @@ func requestBodies() map[string]func() any {
 		key("POST", "/api/v1/admin/users"):                               func() any { return new(inviteRequest) },
 		key("POST", "/api/v1/admin/users/:user_id/role"):                 func() any { return new(roleRequest) },
 		key("POST", "/api/v1/admin/incidents"):                           func() any { return new(incidentRequest) },
+		key("POST", "/api/v1/admin/webhooks"):                            func() any { return new(webhooks.NewSubscription) },
 		key("POST", "/api/v1/admin/incidents/:incident_id/status"):       func() any { return new(incidentStatusRequest) },
 		key("POST", "/api/v1/admin/recordings/:recording_id/legal-hold"): func() any { return new(legalHoldRequest) },
 		key("POST", "/api/v1/visits"):                                    func() any { return new(scheduleRequest) },

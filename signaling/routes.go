@@ -68,6 +68,7 @@ func (s *Server) areas() []area {
 		{name: "auth", serve: true, routes: s.authRoutes()},
 		{name: "account", serve: true, routes: s.accountRoutes()},
 		{name: "admin", serve: true, routes: s.adminRoutes()},
+		{name: "webhooks", serve: true, routes: s.webhookRoutes()},
 		{name: "audit", serve: true, routes: s.auditRoutes()},
 		{name: "visits", serve: true, routes: s.visitRoutes()},
 		{name: "patients", serve: true, routes: s.patientRoutes()},

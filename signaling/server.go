@@ -36,8 +36,11 @@ type Params struct {
 	// DB is the database: store functions, transactions, and the audit
 	// log (DB.Audit) for entries written outside a change.
 	DB     *store.DB
-	Sealer *keys.Sealer // seals TOTP secrets, keys CSRF tokens
-	Auth   config.Auth
+	Sealer *keys.Sealer // seals TOTP secrets and webhook secrets, keys CSRF tokens
+	// WebhooksAllowHTTP lets webhook subscriptions use http:// URLs
+	// (development only; production requires https).
+	WebhooksAllowHTTP bool
+	Auth              config.Auth
 	// OIDC configures sign-in through the clinic's identity providers.
 	OIDC config.OIDC
 	// Origin is the https origin state-changing requests must come from.

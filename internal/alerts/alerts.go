@@ -1,6 +1,7 @@
 // Package alerts watches the audit trail for suspicious activity and
 // delivers alerts to admins: in the admin pages (the alerts table) and to a
-// configured webhook, signed with HMAC-SHA256.
+// configured webhook, signed with HMAC-SHA256 as every webhook is
+// (internal/delivery: the signature, the POST and its error classes).
 //
 // Rules run on a timer over windows of the audit trail, so they see every
 // process's events. Delivery uses the alerts table as an outbox: an alert
@@ -9,22 +10,19 @@
 package alerts
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openvisit/openvisit/internal/audit"
+	"github.com/openvisit/openvisit/internal/delivery"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -65,8 +63,9 @@ type Params struct {
 // in one goroutine until its context ends; Evaluate and Deliver may also be
 // called directly (tests, the CLI).
 type Engine struct {
-	p   Params
-	log *slog.Logger
+	p     Params
+	log   *slog.Logger
+	depth prometheus.Gauge
 }
 
 // New returns an Engine.
@@ -83,8 +82,14 @@ func New(p Params) *Engine {
 	if p.Client == nil {
 		p.Client = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Engine{p: p, log: p.Logger.With("component", "alerts")}
+	return &Engine{p: p, log: p.Logger.With("component", "alerts"), depth: prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "openvisit_alert_outbox_depth",
+		Help: "Alerts not yet accepted by the alerts webhook, as of the last delivery round (0 without a webhook).",
+	})}
 }
+
+// Collectors are the engine's metrics, for the process's registry.
+func (e *Engine) Collectors() []prometheus.Collector { return []prometheus.Collector{e.depth} }
 
 // Run evaluates and delivers every p.Every, and watches recordings every
 // few seconds, until ctx ends.
@@ -292,19 +297,13 @@ type Payload struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Sign returns the X-OpenVisit-Signature value for body.
-func Sign(secret, body []byte) string {
-	m := hmac.New(sha256.New, secret)
-	m.Write(body)
-	return "sha256=" + hex.EncodeToString(m.Sum(nil))
-}
-
 // Deliver sends undelivered alerts to the webhook, oldest first, and marks
 // each one the webhook accepted (2xx).
 func (e *Engine) Deliver(ctx context.Context) error {
 	if e.p.WebhookURL == "" {
 		return nil
 	}
+	defer e.measureDepth(ctx)
 	rows, err := e.p.Pool.Query(ctx, `SELECT id::text, kind, severity, subject, detail, created_at FROM alerts
 		WHERE notified_at IS NULL AND notify_attempts < 1000 ORDER BY created_at LIMIT 100`)
 	if err != nil {
@@ -334,25 +333,23 @@ func (e *Engine) Deliver(ctx context.Context) error {
 	return nil
 }
 
+func (e *Engine) measureDepth(ctx context.Context) {
+	var n int64
+	if err := e.p.Pool.QueryRow(ctx, `SELECT count(*) FROM alerts WHERE notified_at IS NULL AND notify_attempts < 1000`).Scan(&n); err == nil {
+		e.depth.Set(float64(n))
+	}
+}
+
+// post sends one alert, signed as every webhook is (internal/delivery).
 func (e *Engine) post(ctx context.Context, p Payload) error {
 	body, err := json.Marshal(p)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.p.WebhookURL, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-OpenVisit-Signature", Sign(e.p.WebhookSecret, body))
-	req.Header.Set("X-OpenVisit-Alert", p.ID)
-	resp, err := e.p.Client.Do(req)
-	if err != nil {
-		return fmt.Errorf("alerts: webhook: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("alerts: webhook answered %s", strconv.Itoa(resp.StatusCode))
+	res := delivery.Post(ctx, e.p.Client, delivery.Request{URL: e.p.WebhookURL, Secret: e.p.WebhookSecret,
+		Body: body, At: e.p.Now(), Headers: map[string]string{"X-OpenVisit-Alert": p.ID}})
+	if !res.OK() {
+		return fmt.Errorf("alerts: webhook: %w", res.Err)
 	}
 	return nil
 }

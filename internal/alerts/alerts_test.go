@@ -15,6 +15,7 @@ import (
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/db/dbtest"
+	"github.com/openvisit/openvisit/internal/delivery"
 )
 
 func newPool(t *testing.T) *pgxpool.Pool {
@@ -41,8 +42,9 @@ type hook struct {
 
 func (h *hook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	if got, want := r.Header.Get("X-OpenVisit-Signature"), Sign(h.secret, body); got != want {
-		h.t.Errorf("webhook signature %q, want %q", got, want)
+	if err := delivery.Verify(h.secret, r.Header.Get(delivery.HeaderTimestamp), r.Header.Get(delivery.HeaderSignature),
+		body, time.Now(), time.Hour); err != nil {
+		h.t.Errorf("webhook signature: %v", err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}

@@ -83,12 +83,24 @@ type matrixCase struct {
 // matrix merges each area's expectations.
 func matrix() map[string]matrixCase {
 	out := map[string]matrixCase{}
-	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix()} {
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix(), webhookMatrix()} {
 		for k, v := range part {
 			out[k] = v
 		}
 	}
 	return out
+}
+
+// webhookMatrix: visit event subscriptions are admins' alone.
+func webhookMatrix() map[string]matrixCase {
+	return map[string]matrixCase{
+		"GET /api/v1/admin/webhooks": {want: adminOnly},
+		"POST /api/v1/admin/webhooks": {want: with(adminOnly, expect{admin: 201}), body: func(*fixture) any {
+			return map[string]any{"url": "https://ehr.clinic.test/openvisit", "kinds": []string{"visit.ended"}}
+		}},
+		"POST /api/v1/admin/webhooks/:webhook_id/disable": {want: adminOnly, body: empty},
+		"GET /api/v1/admin/webhooks/deliveries":           {want: adminOnly},
+	}
 }
 
 func coreMatrix() map[string]matrixCase {
@@ -219,6 +231,7 @@ type fixture struct {
 	alert, grant      string
 	patientRecord     string // a patient created by provider A
 	incident          string
+	webhook           string
 	recording         string            // a recording of visit (matrix_recordings_test.go)
 	participant       ids.ParticipantID // the visit's admitted patient
 	outboxMessage     string            // development outbox mail sent by provider A (matrix_outbox_test.go)
@@ -298,6 +311,11 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 		t.Fatal(err)
 	}
 	f.incident = inc.ID
+	f.webhook = uuid.NewString()
+	if _, err := s.App.DB().Exec(ctx, `INSERT INTO webhook_subscriptions (id, url, secret_enc, kinds)
+		VALUES ($1, 'https://ehr.clinic.test/hooks', '\x00', '{visit.ended}')`, f.webhook); err != nil {
+		t.Fatal(err)
+	}
 	for name, u := range map[string]staff{provA: p.a, provB: p.b, admin: p.admin} {
 		f.sessions[name] = s.insertSession(t, store.NewSession{Kind: store.SessionStaff, UserID: u.ID})
 	}
@@ -391,7 +409,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
 					":participant_id", string(f.participant), ":incident_id", f.incident,
 					":recording_id", f.recording, ":seq", "0", ":message_id", f.outboxMessage, ":n", "0",
-					":passkey_id", f.passkey).Replace(pattern)
+					":passkey_id", f.passkey, ":webhook_id", f.webhook).Replace(pattern)
 				if tc.query != nil {
 					path += tc.query(f)
 				}

@@ -35,6 +35,7 @@ import (
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/internal/visits"
+	"github.com/openvisit/openvisit/internal/webhooks"
 	"github.com/openvisit/openvisit/recording"
 	"github.com/openvisit/openvisit/sfu"
 	"github.com/openvisit/openvisit/sfu/turn"
@@ -81,6 +82,7 @@ type App struct {
 	turn      *turn.Server // nil unless the relay has a listen address
 	turnKey   []byte
 	ops       *opsListener // nil when http.ops_addr is empty
+	metrics   *prometheus.Registry
 }
 
 // New builds the process described by cfg. It validates cfg, connects to
@@ -117,6 +119,8 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(a.db.Audit().Collectors()...)
+	a.metrics = reg
 	minter, pub, err := a.loadTokenKeys(opt.Now)
 	if err != nil {
 		return nil, err
@@ -132,6 +136,9 @@ func New(ctx context.Context, cfg config.Config, opt Options) (_ *App, err error
 	// configured; the recorder service when this process has the role.
 	if err := a.startRecording(ctx, minter, opt); err != nil {
 		return nil, err
+	}
+	if a.recorder != nil {
+		reg.MustRegister(recorderMetrics(a.recorder)...)
 	}
 	if err := a.startControlPlane(ctx, runCtx, opt.Now, controlDeps{minter: minter, registry: registry, node: node, metrics: reg, webDir: opt.WebDir}); err != nil {
 		return nil, err
@@ -223,30 +230,34 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 	}
 	cfg := a.cfg
 	sp := signaling.Params{
-		Alerts:     alertEngine,
-		DB:         a.db,
-		Sealer:     sealer,
-		Auth:       cfg.Auth,
-		OIDC:       cfg.OIDC,
-		Origin:     cfg.Origin(),
-		Mailer:     mailer,
-		Outbox:     outbox,
-		Minter:     d.minter,
-		Nodes:      d.registry,
-		Node:       d.node,
-		PublicURL:  cfg.PublicURL,
-		Demo:       cfg.Demo,
-		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
-		TURNSecret: a.turnKey,
-		Logger:     a.log,
-		Now:        now,
+		Alerts:            alertEngine,
+		DB:                a.db,
+		Sealer:            sealer,
+		WebhooksAllowHTTP: cfg.Environment == config.Development,
+		Auth:              cfg.Auth,
+		OIDC:              cfg.OIDC,
+		Origin:            cfg.Origin(),
+		Mailer:            mailer,
+		Outbox:            outbox,
+		Minter:            d.minter,
+		Nodes:             d.registry,
+		Node:              d.node,
+		PublicURL:         cfg.PublicURL,
+		Demo:              cfg.Demo,
+		Help:              signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
+		TURNSecret:        a.turnKey,
+		Logger:            a.log,
+		Now:               now,
 	}
 	if a.recLib != nil { // a nil *Library must stay a nil interface
 		sp.Recordings = a.recLib
 	}
 	sig := signaling.New(sp)
 	a.sig = sig
-	if a.handler, err = a.router(sig, d.webDir, outbox != nil); err != nil {
+	d.metrics.MustRegister(alertEngine.Collectors()...)
+	routes := httpx.NewRouteMetrics()
+	d.metrics.MustRegister(routes.Collectors()...)
+	if a.handler, err = a.router(sig, d.webDir, outbox != nil, routes); err != nil {
 		return err
 	}
 	if err := a.openOps(d.metrics); err != nil {
@@ -262,6 +273,7 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		if err := a.startReminders(runCtx, mailer, now); err != nil {
 			return err
 		}
+		a.startWebhooks(runCtx, sealer, now, d.metrics)
 		if len(cfg.OIDC.Issuers) > 0 {
 			// Deprovisioning: who the clinic's identity providers stopped vouching for.
 			a.goRun(func() { sig.SSO().Run(runCtx, cfg.OIDC.SweepInterval) })
@@ -273,6 +285,14 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		}
 	}
 	return nil
+}
+
+// startWebhooks starts this API process's deliverer of visit events (one
+// per process; the processes share the outbox through row locks).
+func (a *App) startWebhooks(ctx context.Context, sealer *keys.Sealer, now func() time.Time, reg *prometheus.Registry) {
+	d := webhooks.NewDeliverer(webhooks.DeliverParams{DB: a.db, Sealer: sealer, Now: now, Logger: a.log})
+	reg.MustRegister(d.Collectors()...)
+	a.goRun(func() { d.Run(ctx) })
 }
 
 // migratePHI seals the PHI that rows written before migration 0012 still
@@ -334,7 +354,7 @@ func (a *App) loadTLS(now time.Time) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
-func (a *App) router(sig *signaling.Server, webDir string, devPages bool) (http.Handler, error) {
+func (a *App) router(sig *signaling.Server, webDir string, devPages bool, routes *httpx.RouteMetrics) (http.Handler, error) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -347,7 +367,7 @@ func (a *App) router(sig *signaling.Server, webDir string, devPages bool) (http.
 	if err := httpx.TrustProxies(r, trusted); err != nil {
 		return nil, fmt.Errorf("app: http.trusted_proxies: %w", err)
 	}
-	r.Use(httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(a.cfg.Cluster.MediaConnectSrc...), httpx.AccessLog(a.log),
+	r.Use(routes.Middleware(), httpx.RequestIDs(), httpx.Recover(a.log), httpx.SecurityHeaders(a.cfg.Cluster.MediaConnectSrc...), httpx.AccessLog(a.log),
 		httpx.LimitBody(a.cfg.HTTP.MaxBodyBytes))
 	sig.Register(r)
 	if a.media != nil {

@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 
@@ -50,6 +53,29 @@ func (a *App) openOps(g prometheus.Gatherer) error {
 	a.log.Info("operational listener (metrics)", "addr", ln.Addr().String())
 	return nil
 }
+
+// MetricNames lists the names of every metric this process registered,
+// whether or not it has a sample yet (the Grafana dashboard's test checks
+// its queries against them).
+func (a *App) MetricNames() []string {
+	ch := make(chan *prometheus.Desc)
+	go func() {
+		a.metrics.Describe(ch)
+		close(ch)
+	}()
+	var names []string
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	sort.Strings(names)
+	return slices.Compact(names)
+}
+
+// fqName finds a metric's name in its descriptor's text (Desc has no
+// accessor for it).
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
 
 // serveOps starts serving the operational listener (once).
 func (a *App) serveOps() {

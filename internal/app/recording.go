@@ -7,6 +7,8 @@ import (
 	"errors"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/openvisit/openvisit/internal/config"
 	"github.com/openvisit/openvisit/internal/keys"
 	"github.com/openvisit/openvisit/internal/token"
@@ -87,3 +89,27 @@ func (a *App) Recorder() *recording.Service { return a.recorder }
 
 // RecordingLibrary returns the retrieval library, or nil without storage.
 func (a *App) RecordingLibrary() *recording.Library { return a.recLib }
+
+// recorderMetrics exports the recorder's counts (recording.Stats).
+func recorderMetrics(svc *recording.Service) []prometheus.Collector {
+	gauge := func(name, help string, f func(recording.Stats) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(svc.Stats()) })
+	}
+	counter := func(name, help string, f func(recording.Stats) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(svc.Stats()) })
+	}
+	return []prometheus.Collector{
+		gauge("openvisit_recorder_sessions", "Visits this recorder is recording now.",
+			func(s recording.Stats) float64 { return float64(s.Sessions) }),
+		gauge("openvisit_recorder_backlog_recordings", "Recordings not yet finalized: being recorded, or waiting for their uploads.",
+			func(s recording.Stats) float64 { return float64(s.Backlog) }),
+		gauge("openvisit_recorder_spool_bytes", "Ciphertext in the spool, waiting for object storage.",
+			func(s recording.Stats) float64 { return float64(s.SpoolBytes) }),
+		counter("openvisit_recorder_dropped_packets_total", "Media packets the recorder's queue dropped (spool full or slow).",
+			func(s recording.Stats) float64 { return float64(s.DroppedPackets) }),
+		counter("openvisit_recorder_parts_uploaded_total", "Spooled parts uploaded to object storage.",
+			func(s recording.Stats) float64 { return float64(s.PartsUploaded) }),
+		counter("openvisit_recorder_upload_retries_total", "Part uploads retried.",
+			func(s recording.Stats) float64 { return float64(s.UploadRetries) }),
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Outcome is how an audited action ended.
@@ -135,6 +136,9 @@ type Log struct {
 
 	entries atomic.Uint64
 	batches atomic.Uint64
+	// latency observes Append and AppendAll, queueing included: what a
+	// caller waits for its entry (a metric, openvisit_audit_append_seconds).
+	latency prometheus.Histogram
 }
 
 type request struct {
@@ -148,7 +152,16 @@ type request struct {
 var errLead = errors.New("audit: lead")
 
 // New returns a Log writing through pool.
-func New(pool *pgxpool.Pool) *Log { return &Log{pool: pool} }
+func New(pool *pgxpool.Pool) *Log {
+	return &Log{pool: pool, latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "openvisit_audit_append_seconds",
+		Help:    "Time an audit Append waits until its entry is committed (group commit, queueing included); entries appended inside a change's transaction are part of that change.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})}
+}
+
+// Collectors are the log's metrics, for the process's registry.
+func (l *Log) Collectors() []prometheus.Collector { return []prometheus.Collector{l.latency} }
 
 // Stats counts what a Log has committed.
 type Stats struct {
@@ -177,6 +190,15 @@ func (l *Log) AppendAll(ctx context.Context, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	start := time.Now()
+	err := l.appendAll(ctx, evs)
+	if err == nil {
+		l.latency.Observe(time.Since(start).Seconds())
+	}
+	return err
+}
+
+func (l *Log) appendAll(ctx context.Context, evs []Event) error {
 	evs = slices.Clone(evs)
 	for i := range evs {
 		if err := evs[i].normalize(); err != nil {

@@ -143,8 +143,9 @@ type Audit struct {
 // Alerts configures the alert rules and the webhook they are sent to.
 type Alerts struct {
 	// WebhookURL receives each alert as JSON, signed with HMAC-SHA256 of
-	// the body under the secret in WebhookSecretFile (header
-	// X-OpenVisit-Signature: sha256=<hex>). Empty: alerts stay in the UI.
+	// "<timestamp>.<body>" under the secret in WebhookSecretFile (headers
+	// X-OpenVisit-Timestamp and X-OpenVisit-Signature: sha256=<hex>, as
+	// internal/delivery signs every webhook). Empty: alerts stay in the UI.
 	WebhookURL        string        `yaml:"webhook_url"`
 	WebhookSecretFile string        `yaml:"webhook_secret_file"`
 	EvalInterval      time.Duration `yaml:"eval_interval"`

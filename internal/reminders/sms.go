@@ -1,17 +1,14 @@
 package reminders
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"time"
 
-	"github.com/openvisit/openvisit/internal/alerts"
+	"github.com/openvisit/openvisit/internal/delivery"
 	"github.com/openvisit/openvisit/internal/ids"
 )
 
@@ -30,10 +27,10 @@ type Sender interface {
 }
 
 // WebhookSender posts each message as JSON to an HTTPS webhook the
-// clinic's SMS gateway (or glue of its own) answers, signed as the alert
-// webhook is: X-OpenVisit-Signature: sha256=<hex HMAC-SHA256 of the body>
-// (alerts.Sign, one home for the scheme), with a timestamp inside the
-// signed body so a captured request cannot be replayed later unnoticed.
+// clinic's SMS gateway (or glue of its own) answers, signed as every
+// OpenVisit webhook is (internal/delivery, one home for the scheme): the
+// timestamp is inside the MAC, so a captured request cannot be replayed
+// later unnoticed.
 type WebhookSender struct {
 	URL    string // https:// (http:// only to a loopback address, for tests)
 	Secret []byte
@@ -78,25 +75,14 @@ func (w WebhookSender) Send(ctx context.Context, m SMS) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("reminders: sms webhook: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-OpenVisit-Signature", alerts.Sign(w.Secret, body))
 	c := w.Client
 	if c == nil {
 		c = &http.Client{Timeout: 10 * time.Second}
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		// The error names the URL, never the body.
-		return fmt.Errorf("reminders: sms webhook: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("reminders: sms webhook answered %s", strconv.Itoa(resp.StatusCode))
+	// Signed and posted as every OpenVisit webhook is (internal/delivery);
+	// the result names the URL's failure class, never the body.
+	if r := delivery.Post(ctx, c, delivery.Request{URL: w.URL, Secret: w.Secret, Body: body, At: now()}); !r.OK() {
+		return fmt.Errorf("reminders: sms webhook: %w", r.Err)
 	}
 	return nil
 }

@@ -1,5 +1,6 @@
 // The admin page: staff accounts (invite, role, disable/enable, unlock,
-// reset sign-in), security alerts, and emergency access grants to review.
+// reset sign-in), security alerts, visit event webhooks with their delivery
+// log, and emergency access grants to review.
 
 import { get, post } from './api.js';
 import { busy, byId, confirmAction, copy, h, say, shortID, when } from './dom.js';
@@ -59,6 +60,11 @@ const ui = {
   alerts: byId('alerts'),
   alertsEmpty: byId('alerts-empty'),
   alertsRefresh: /** @type {HTMLButtonElement} */ (byId('alerts-refresh')),
+  webhooks: byId('webhooks'),
+  webhooksEmpty: byId('webhooks-empty'),
+  deliveries: byId('deliveries'),
+  deliveriesEmpty: byId('deliveries-empty'),
+  webhooksRefresh: /** @type {HTMLButtonElement} */ (byId('webhooks-refresh')),
   grants: byId('grants'),
   grantsEmpty: byId('grants-empty'),
   grantsRefresh: /** @type {HTMLButtonElement} */ (byId('grants-refresh')),
@@ -295,6 +301,55 @@ async function loadAlerts() {
   renderAlerts(r.alerts || []);
 }
 
+/**
+ * @typedef {object} Webhook
+ * @property {string} id
+ * @property {string} url
+ * @property {string[]} kinds
+ * @property {boolean} may_receive_phi
+ * @property {string} created_at
+ * @property {string} [disabled_at]
+ *
+ * @typedef {object} Attempt
+ * @property {number} attempt
+ * @property {string} at
+ * @property {number} status_code
+ * @property {string} [error_class]
+ *
+ * @typedef {object} Delivery
+ * @property {number} id
+ * @property {string} subscription_id
+ * @property {string} kind
+ * @property {string} visit_id
+ * @property {string} occurred_at
+ * @property {'pending'|'delivered'|'failed'} status
+ * @property {Attempt[]} attempt_log
+ */
+
+/** @param {Webhook[]} subs @param {Delivery[]} log */
+function renderWebhooks(subs, log) {
+  ui.webhooksEmpty.hidden = subs.length > 0;
+  ui.webhooks.replaceChildren(...subs.map((w) => h('li', { className: 'item' + (w.disabled_at ? ' done' : '') },
+    h('p', { className: 'item-title mono' }, w.url),
+    h('p', {}, w.kinds.join(', '), w.may_receive_phi ? ' · may receive PHI' : ' · IDs only'),
+    h('p', { className: 'hint' }, `Created ${when(w.created_at)}`, w.disabled_at ? ` · disabled ${when(w.disabled_at)}` : '',
+      ` · ${shortID(w.id)}`))));
+  ui.deliveriesEmpty.hidden = log.length > 0;
+  ui.deliveries.replaceChildren(...log.map((d) => h('li', { className: 'item' + (d.status === 'delivered' ? ' done' : '') },
+    h('p', { className: 'item-title' },
+      h('span', { className: 'tag ' + (d.status === 'failed' ? 'tag-danger' : d.status === 'pending' ? 'tag-warn' : '') }, d.status),
+      ` ${d.kind} · visit ${shortID(d.visit_id)} · to ${shortID(d.subscription_id)}`),
+    h('p', { className: 'hint' }, `${when(d.occurred_at)} · ` + (d.attempt_log.length
+      ? d.attempt_log.map((a) => `#${a.attempt} ${when(a.at)} ${a.status_code || ''} ${a.error_class || 'ok'}`).join('; ')
+      : 'not attempted yet')))));
+}
+
+async function loadWebhooks() {
+  /** @type {[{webhooks: Webhook[]}, {deliveries: Delivery[]}]} */
+  const [subs, log] = await Promise.all([get('/api/v1/admin/webhooks'), get('/api/v1/admin/webhooks/deliveries?limit=50')]);
+  renderWebhooks(subs.webhooks || [], log.deliveries || []);
+}
+
 /** @param {Grant[]} grants */
 function renderGrants(grants) {
   grants.sort((a, b) => Number(!!a.reviewed_at) - Number(!!b.reviewed_at) || b.granted_at.localeCompare(a.granted_at));
@@ -326,6 +381,7 @@ async function loadGrants() {
 
 ui.usersRefresh.addEventListener('click', () => busy(ui.usersRefresh, () => loadUsers().catch(problem)));
 ui.alertsRefresh.addEventListener('click', () => busy(ui.alertsRefresh, () => loadAlerts().catch(problem)));
+ui.webhooksRefresh.addEventListener('click', () => busy(ui.webhooksRefresh, () => loadWebhooks().catch(problem)));
 ui.grantsRefresh.addEventListener('click', () => busy(ui.grantsRefresh, () => loadGrants().catch(problem)));
 
 async function main() {
@@ -334,7 +390,7 @@ async function main() {
   selfID = s.view.user_id || '';
   try {
     await loadUsers(); // first: alerts and grants name users from it
-    await Promise.all([loadAlerts(), loadGrants()]);
+    await Promise.all([loadAlerts(), loadGrants(), loadWebhooks()]);
   } catch (err) {
     problem(err);
   }
