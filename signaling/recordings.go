@@ -124,7 +124,7 @@ func (s *Server) stopRecording(c *gin.Context) {
 // recordingEvent is an audit entry about recording rec.
 func (s *Server) recordingEvent(c *gin.Context, action string, rec store.Recording, breakGlass bool) audit.Event {
 	p := principal(c)
-	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "recording",
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action, ResourceType: "recording",
 		ResourceID: rec.ID, VisitID: string(rec.VisitID), PatientID: rec.PatientID, Outcome: audit.Success,
 		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	if breakGlass {
@@ -202,7 +202,7 @@ func (s *Server) listRecordings(c *gin.Context) {
 		}
 		f.Limit = n
 	}
-	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: actionRecList, ResourceType: "recording",
 		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	recs, err := s.recordingService().List(ctx, f, recordings.Viewer{Kind: p.Kind, UserID: p.UserID}, ev)
 	if err != nil {

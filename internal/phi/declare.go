@@ -122,13 +122,18 @@ var (
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
 	OutboxBody = Column{Table: "dev_outbox", Column: "body", Kind: FreeText, Cipher: "body_ct",
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
+	InviteeName = Column{Table: "visit_invites", Column: "invitee_name", Kind: Name, Cipher: "invitee_name_ct",
+		Stored: inDB, Processed: inAPI, Transmitted: toStaff + " (the visit's providers); the call page's tiles (the visit's participants)"}
+	InviteeEmail = Column{Table: "visit_invites", Column: "invitee_email", Kind: Email, Cipher: "invitee_email_ct",
+		Stored: inDB, Processed: inAPI, Transmitted: toStaff + " (the visit's providers); " + inviteMail}
 	OutboxAttachment = Column{Table: "dev_outbox_attachments", Column: "data", Kind: FreeText, Cipher: "data_ct",
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
 )
 
 // Encrypted lists the encrypted fields.
 var Encrypted = []Column{PatientName, PatientDOB, PatientEmail, PatientPhone, VisitReason, BreakGlassReason,
-	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment}
+	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment,
+	InviteeName, InviteeEmail}
 
 // Columns classifies every column of every table.
 var Columns = slices.Concat(
@@ -185,8 +190,9 @@ var Columns = slices.Concat(
 		"id", "kind", "name", "token_hash", "created_at", "created_by", "last_used_at", "revoked_at"),
 	notPHI("oidc_links", "staff accounts linked to an identity provider's subject; the refresh token sealed under the auth secret",
 		"issuer", "subject", "user_id", "refresh_token_enc", "created_at", "last_signin_at", "vouched_at"),
-	notPHI("visit_invites", "hashed invite secrets, opaque IDs, counters and times; no contact details",
-		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at"),
+	notPHI("visit_invites", "hashed invite secrets, opaque IDs, the invitee's role, counters and times (contact details only as ciphertext)",
+		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at", "role"),
+	notPHI("visit_staff", "opaque IDs and times of a visit's guest providers", "visit_id", "user_id", "added_by", "added_at"),
 	notPHI("visits", "opaque IDs, statuses and times of a visit", "id", "status", "scheduled_start", "scheduled_end", "sfu_node_id", "demo",
 		"created_at", "started_at", "ended_at", "provider_id", "patient_id", "waiting_at", "cancelled_at", "no_show_at", "placed_at"),
 )

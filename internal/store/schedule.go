@@ -191,10 +191,15 @@ func ParticipantByID(ctx context.Context, db DBTX, visit ids.VisitID, id ids.Par
 		string(visit), string(id)))
 }
 
-// AddWaitingPatient adds a patient participant in the waiting room.
-func AddWaitingPatient(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID, invite string, now time.Time) error {
+// AddWaitingInvitee adds an invitee (patient, caregiver or interpreter, the
+// invite's role) in the waiting room.
+func AddWaitingInvitee(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID, inv Invite, now time.Time) error {
+	role := inv.Role
+	if role == "" {
+		role = InviteePatient
+	}
 	_, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, state, invite_id, waiting_at)
-		VALUES ($1, $2, 'patient', $3, 'waiting', $4, $5)`, string(id), string(visit), "invite:"+invite, invite, now)
+		VALUES ($1, $2, $3, $4, 'waiting', $5, $6)`, string(id), string(visit), role, "invite:"+inv.ID, inv.ID, now)
 	if err != nil {
 		return fmt.Errorf("store: add patient: %w", err)
 	}
