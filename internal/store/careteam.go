@@ -93,8 +93,9 @@ func InviteesOf(ctx context.Context, db DBTX, visit ids.VisitID) ([]Invitee, err
 }
 
 // RevokeInvite revokes one invite of visit and removes the participant who
-// used it, if they are still waiting or in the call (the media nodes close
-// their media: internal/revocation). False when visit has no such invite.
+// used it, if they are still waiting or in the call, ending their sessions
+// (the media nodes close their media: internal/revocation). False when
+// visit has no such invite.
 func RevokeInvite(ctx context.Context, db DBTX, visit ids.VisitID, invite string, now time.Time) (bool, error) {
 	if !ids.Valid(invite) {
 		return false, nil
@@ -107,8 +108,13 @@ func RevokeInvite(ctx context.Context, db DBTX, visit ids.VisitID, invite string
 	if tag.RowsAffected() == 0 {
 		return false, nil
 	}
-	_, err = db.Exec(ctx, `UPDATE participants SET state = 'removed', left_at = COALESCE(left_at, $3)
-		WHERE visit_id = $1 AND invite_id = $2 AND state IN ('waiting', 'admitted')`, string(visit), invite, now)
+	// Their sessions end with their place, as a removal from the waiting
+	// room ends them (visits.Move).
+	_, err = db.Exec(ctx, `WITH gone AS (
+			UPDATE participants SET state = 'removed', left_at = COALESCE(left_at, $3)
+			WHERE visit_id = $1 AND invite_id = $2 AND state IN ('waiting', 'admitted') RETURNING id)
+		UPDATE sessions SET revoked_at = $3, revoke_reason = 'removed'
+		WHERE participant_id IN (SELECT id FROM gone) AND revoked_at IS NULL`, string(visit), invite, now)
 	if err != nil {
 		return false, fmt.Errorf("store: revoke invite: %w", err)
 	}
