@@ -45,7 +45,8 @@ func (s *Server) recordingService() *recordings.Service {
 }
 
 func (s *Server) recordingState(c *gin.Context) {
-	st, err := s.recordingService().State(c.Request.Context(), ids.VisitID(c.Param("visit_id")))
+	// An invitee sees whether they have yet to answer the request.
+	st, err := s.recordingService().StateFor(c.Request.Context(), ids.VisitID(c.Param("visit_id")), principal(c).ParticipantID)
 	if err != nil {
 		s.abort(c, err)
 		return

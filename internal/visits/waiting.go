@@ -56,6 +56,11 @@ func Move(ctx context.Context, tx pgx.Tx, v store.ScheduledVisit, p ids.Particip
 	if to != Admitted {
 		return store.RevokeParticipantSessions(ctx, tx, p, now, to)
 	}
+	// Someone admitted while the visit is recorded who has not consented
+	// pauses the recording until they answer.
+	if _, err := store.PauseRecordingForConsent(ctx, tx, v.ID, p, now); err != nil {
+		return err
+	}
 	if v.Status == store.StatusScheduled || v.Status == store.StatusWaiting {
 		return store.SetVisitStatus(ctx, tx, v.ID, store.StatusInProgress, now)
 	}
