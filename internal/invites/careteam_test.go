@@ -55,6 +55,17 @@ func TestCareTeamInvites(t *testing.T) {
 		}
 	}
 
+	// The audit trail knows who came in as what.
+	for _, role := range []string{store.InviteeCaregiver, store.InviteeInterpreter} {
+		var n int
+		if err := d.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = $1 AND actor_role = $2 AND outcome = 'success' AND visit_id = $3`,
+			invites.ActionRedeem, role, string(v)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("%d successful redemptions audited as %s, want 1", n, role)
+		}
+	}
 	if found, err := store.RevokeInvite(ctx, d, v, spare.ID, now); err != nil || !found {
 		t.Fatalf("revoke: %v %v", found, err)
 	}

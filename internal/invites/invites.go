@@ -133,7 +133,9 @@ func (s *Service) redeem(ctx context.Context, tx pgx.Tx, r Redemption, now time.
 	if err != nil {
 		return Admission{}, err
 	}
-	ev.ResourceID, ev.VisitID = inv.ID, string(inv.VisitID)
+	// The audit trail names the invitee's role (patient, caregiver,
+	// interpreter).
+	ev.ResourceID, ev.VisitID, ev.ActorRole = inv.ID, string(inv.VisitID), inv.Role
 	v, err := store.ScheduledVisitByID(ctx, tx, inv.VisitID, true)
 	if err != nil {
 		return Admission{}, err

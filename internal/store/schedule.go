@@ -78,11 +78,12 @@ func ScheduledVisitByID(ctx context.Context, db DBTX, id ids.VisitID, forUpdate 
 	return scanScheduled(ctx, cipherOf(db), db.QueryRow(ctx, q, string(id)))
 }
 
-// ProviderSchedule lists a provider's visits starting in [from, to), plus
+// ProviderSchedule lists a provider's visits — their own and those they
+// are a guest provider of (visit_staff) — starting in [from, to), plus
 // unscheduled ones created in that range, by start.
 func ProviderSchedule(ctx context.Context, db DBTX, provider ids.UserID, from, to time.Time) ([]ScheduledVisit, error) {
 	rows, err := db.Query(ctx, `SELECT `+scheduledColumns+` FROM visits v LEFT JOIN patients p ON p.id = v.patient_id
-		WHERE v.provider_id = $1 AND COALESCE(v.scheduled_start, v.created_at) >= $2 AND COALESCE(v.scheduled_start, v.created_at) < $3
+		WHERE (v.provider_id = $1 OR EXISTS (SELECT 1 FROM visit_staff g WHERE g.visit_id = v.id AND g.user_id = $1)) AND COALESCE(v.scheduled_start, v.created_at) >= $2 AND COALESCE(v.scheduled_start, v.created_at) < $3
 		ORDER BY COALESCE(v.scheduled_start, v.created_at), v.id LIMIT 1000`, string(provider), from, to)
 	if err != nil {
 		return nil, fmt.Errorf("store: schedule: %w", err)

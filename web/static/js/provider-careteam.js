@@ -110,7 +110,7 @@ ui.guestForm.addEventListener('submit', (ev) => {
     try {
       await post(base(visit) + '/guests', { email: ui.guestEmail.value.trim() });
       ui.guestEmail.value = '';
-      say(ui.status, 'The guest provider can now open this visit from their schedule link.');
+      say(ui.status, 'The guest provider now has this visit on their schedule and can admit, record and end it.');
     } catch (err) {
       say(ui.status, err instanceof Error ? err.message : 'The guest provider could not be added.');
     }
