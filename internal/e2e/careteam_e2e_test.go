@@ -74,14 +74,14 @@ func jsStrings(ss []string) string {
 	return "[" + strings.Join(q, ",") + "]"
 }
 
-// admitAll admits the n invitees waiting on the provider's call page.
-func admitAll(t *testing.T, provider *Browser, n int) {
+// admitRole admits the invitee of role waiting on the provider's call
+// page.
+func admitRole(t *testing.T, provider *Browser, role string) {
 	t.Helper()
-	for i := range n {
-		provider.WaitFor(t, t.Context(), `document.querySelector('#room-list [data-state="waiting"] [data-action="admit"]') !== null`, pageTimeout)
-		provider.Click(t, `#room-list [data-state="waiting"] [data-action="admit"]`)
-		provider.WaitFor(t, t.Context(), fmt.Sprintf(`document.querySelectorAll('#room-list [data-state="admitted"]').length >= %d`, i+1), pageTimeout)
-	}
+	sel := fmt.Sprintf(`#room-list [data-state="waiting"][data-role=%q] [data-action="admit"]`, role)
+	provider.WaitFor(t, t.Context(), fmt.Sprintf(`document.querySelector(%q) !== null`, sel), pageTimeout)
+	provider.Click(t, sel)
+	provider.WaitFor(t, t.Context(), fmt.Sprintf(`document.querySelector('#room-list [data-state="admitted"][data-role=%q]') !== null`, role), pageTimeout)
 }
 
 // fetchStatus is what GET path answers to the page's own session.
@@ -94,7 +94,8 @@ func fetchStatus(t *testing.T, b *Browser, path string) int {
 // date of birth) and an interpreter (by their own invite, asked no date of
 // birth) in three Chromium pages on small screens; admitted from the
 // waiting room, each page decodes the other two (video and audio, per
-// participant), names them on their tiles; the interpreter's session
+// participant), names them on their tiles, lights the active speaker's
+// tile and pins a tile large; the interpreter's session
 // cannot reach the patient's record nor the visit's (404).
 func TestE2EInterpreterJoins(t *testing.T) {
 	ctx := t.Context()
@@ -127,13 +128,16 @@ func TestE2EInterpreterJoins(t *testing.T) {
 		t.Fatalf("the interpreter reached %q, want the device check without a date of birth", st)
 	}
 	deviceCheckThenWait(t, interp)
-	admitAll(t, provider, 2)
 
+	// One at a time: each admitted page connects before the next is let
+	// in, so that two browsers do not negotiate at once on a busy machine.
 	pages := []*Browser{provider, patient, interp}
-	self := map[*Browser]string{}
-	for _, b := range pages {
+	self := map[*Browser]string{provider: Eval[string](t, provider, `window.openvisit.self`)}
+	for i, b := range pages[1:] {
+		admitRole(t, provider, []string{store.InviteePatient, store.InviteeInterpreter}[i])
 		b.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected' && !!window.openvisit.self`, teamTimeout)
 		self[b] = Eval[string](t, b, `window.openvisit.self`)
+		t.Logf("%s connected (%d of 2)", b.Name, i+1)
 	}
 	for _, b := range pages {
 		var others []string
@@ -155,6 +159,15 @@ func TestE2EInterpreterJoins(t *testing.T) {
 	if n := Eval[string](t, patient, `document.getElementById('tiles').dataset.count`); n != "3" {
 		t.Errorf("patient: the grid counts %q tiles, want 3", n)
 	}
+	// The active speaker: the fake microphones beep, so someone's tile
+	// lights up; pinning a tile makes it span the grid's row.
+	provider.WaitFor(t, ctx, `document.querySelector('#tiles .tile.speaking') !== null`, teamTimeout)
+	provider.Click(t, fmt.Sprintf(`[data-participant=%q] button.pin`, self[interp]))
+	provider.WaitFor(t, ctx, fmt.Sprintf(`(() => { const t = document.querySelector('[data-participant=%q]');
+    return t.classList.contains('pinned') && document.getElementById('tiles').classList.contains('has-pinned')
+      && t.querySelector('button.pin').getAttribute('aria-pressed') === 'true'
+      && t.getBoundingClientRect().width > document.querySelector('#tiles .tile.self').getBoundingClientRect().width; })()`, self[interp]), pageTimeout)
+	screenshot(t, provider, "call-three-pinned-360.png")
 	screenshot(t, patient, "call-three-360.png")
 
 	// The interpreter cannot reach the patient's record, nor the visit's.

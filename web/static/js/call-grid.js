@@ -66,8 +66,10 @@ export class Grid {
 
   /** Fetches the roster and renames the tiles; failures keep the old names. */
   async refresh() {
+    const visit = this.o.visit();
+    if (!visit) return; // a demo link's call has no visit session: roles only
     try {
-      const r = /** @type {{participants: RosterEntry[]}} */ (await get('/api/v1/visits/' + this.o.visit() + '/roster'));
+      const r = /** @type {{participants: RosterEntry[]}} */ (await get('/api/v1/visits/' + encodeURIComponent(visit) + '/roster', { redirect401: false }));
       this.roster = new Map(r.participants.map((p) => [p.id, p]));
     } catch (err) {
       console.warn('openvisit: roster', err instanceof Error ? err.message : err);
@@ -89,20 +91,19 @@ export class Grid {
     const label = roleText(role, who && who.guest);
     const name = who && who.name ? who.name : '';
     const cap = tile.querySelector('figcaption');
-    if (cap) {
+    // Without a name from the roster the caption stays as the page made it
+    // (the role, or the patient's name on the provider's page).
+    if (cap && name) {
       cap.textContent = '';
       const n = document.createElement('span');
       n.className = 'tile-name';
-      n.textContent = name || label;
-      cap.append(n);
-      if (name) {
-        const r = document.createElement('span');
-        r.className = 'tile-role';
-        r.textContent = label;
-        cap.append(' ', r);
-      }
+      n.textContent = name;
+      const r = document.createElement('span');
+      r.className = 'tile-role';
+      r.textContent = label;
+      cap.append(n, ' ', r);
     }
-    tile.dataset.name = name || label;
+    tile.dataset.name = name || (cap && cap.textContent) || label;
     this.pinButton(tile);
   }
 
