@@ -41,6 +41,9 @@ const (
 	actionInviteCreate       = "invite.create"
 	actionInviteRevoke       = "invite.revoke"
 	actionInviteEmail        = "invite.email"
+	actionInviteesView       = "invite.list"
+	actionRosterView         = "visit.roster"
+	actionGuestAdd           = "visit.guest_add"
 	actionInviteRedeem       = invites.ActionRedeem
 	actionInviteCheck        = invites.ActionCheck
 	actionOutboxRead         = "dev_outbox.read"

@@ -94,7 +94,7 @@ func (s *Server) dormantUsers(c *gin.Context) {
 
 func (s *Server) adminEvent(c *gin.Context, action, target string) audit.Event {
 	p := principal(c)
-	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "user",
+	return audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action, ResourceType: "user",
 		ResourceID: target, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 

@@ -91,7 +91,7 @@ func auditFilter(c *gin.Context) (audit.Filter, *httpx.Error) {
 // data leaves.
 func (s *Server) adminAudit(c *gin.Context, action, patient, detail string) error {
 	p := principal(c)
-	return s.p.DB.Audit().Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action,
+	return s.p.DB.Audit().Append(c.Request.Context(), audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action,
 		ResourceType: "audit", PatientID: patient, Outcome: audit.Success, Reason: detail, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)})
 }
 

@@ -76,7 +76,7 @@ func (s *Server) authenticate(c *gin.Context) {
 	p := access.Principal{SessionHash: hash}
 	switch {
 	case sess.Kind == store.SessionPatient:
-		p.Kind, p.VisitID, p.ParticipantID = access.Patient, sess.VisitID, sess.ParticipantID
+		p.Kind, p.VisitID, p.ParticipantID, p.Role = access.Patient, sess.VisitID, sess.ParticipantID, sess.ParticipantRole
 	case sess.UserRole == store.RoleAdmin:
 		p.Kind, p.UserID = access.Admin, sess.UserID
 	case sess.UserRole == store.RoleProvider:
@@ -182,7 +182,7 @@ var errNotFound = httpx.E(httpx.KindNotFound, "not_found", "Not found.")
 // deny audits a refused request, then answers it.
 func (s *Server) deny(c *gin.Context, p access.Principal, why string, e *httpx.Error) {
 	s.auditLog(c, audit.Event{
-		ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionAccessDenied,
+		ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: actionAccessDenied,
 		ResourceType: "route", ResourceID: c.Request.Method + " " + c.FullPath(), Outcome: audit.Denied, Reason: why,
 	})
 	s.abort(c, e)

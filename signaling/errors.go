@@ -28,6 +28,7 @@ var inviteErrors = map[string]*httpx.Error{
 	invites.ErrNoPatient.Code:  httpx.E(httpx.KindConflict, invites.ErrNoPatient.Code, "This visit has no patient yet. Ask your provider."),
 	invites.ErrWrongDOB.Code:   httpx.E(httpx.KindInvalid, invites.ErrWrongDOB.Code, "That date of birth does not match our records. Check it and try again."),
 	invites.ErrTooEarly.Code:   httpx.E(httpx.KindConflict, invites.ErrTooEarly.Code, ""),
+	invites.ErrFull.Code:       httpx.E(httpx.KindConflict, invites.ErrFull.Code, "This visit is full. Ask your provider."),
 }
 
 // domainErrors are the domains' sentinel errors as the client reads them.

@@ -40,7 +40,7 @@ var errorCodes = []struct{ code, meaning string }{
 	// Users and review.
 	{"bad_email", "Not a valid email address."},
 	{"bad_name", "A name is missing or too long."},
-	{"bad_role", "Role must be provider or admin."},
+	{"bad_role", "The role is not one the route accepts (staff: provider or admin; invitees: patient, caregiver or interpreter)."},
 	{"email_taken", "A user with that email already exists."},
 	{"self", "An admin cannot do this to their own account."},
 	{"self_review", "An admin cannot review their own alert or emergency access."},
@@ -94,6 +94,12 @@ var errorCodes = []struct{ code, meaning string }{
 	{"bad_state", "The state of residence is not a two-letter code."},
 	{"bad_query", "The search is too long."},
 	{"bad_lookup", "A lookup needs a name and a date of birth."},
+	// The care team.
+	{"bad_invitee", "The invitee's name or email address is not valid."},
+	{"no_invitee_email", "The invite is to be emailed but names no email address."},
+	{"no_such_provider", "No active provider has that email address."},
+	{"already_provider", "That provider is already in the visit."},
+	{"visit_full", "The visit already holds eight people."},
 	// Webhooks.
 	{"bad_webhook_url", "The webhook URL is not an absolute https:// URL (http:// only in development)."},
 	{"bad_event_kinds", "The event kinds are missing or unknown."},

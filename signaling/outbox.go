@@ -52,7 +52,7 @@ func outboxSender(c *gin.Context) ids.UserID {
 // outboxEvent is the audit entry of a read of the outbox.
 func (s *Server) outboxEvent(c *gin.Context, id, reason string) audit.Event {
 	p := principal(c)
-	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionOutboxRead, ResourceType: "dev_outbox",
+	return audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: actionOutboxRead, ResourceType: "dev_outbox",
 		ResourceID: id, Outcome: audit.Success, Reason: reason, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 

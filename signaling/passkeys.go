@@ -206,5 +206,5 @@ func (s *Server) removePasskey(c *gin.Context) {
 // makes to their own account.
 func (s *Server) selfEvent(c *gin.Context) audit.Event {
 	p := principal(c)
-	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
+	return audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }

@@ -21,7 +21,7 @@ type patientRequest struct {
 
 func (s *Server) patientEvent(c *gin.Context, action, patient string) audit.Event {
 	p := principal(c)
-	return audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "patient",
+	return audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action, ResourceType: "patient",
 		ResourceID: patient, PatientID: patient, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 }
 

@@ -46,7 +46,8 @@ func (s *Server) recordingService() *recordings.Service {
 }
 
 func (s *Server) recordingState(c *gin.Context) {
-	st, err := s.recordingService().State(c.Request.Context(), ids.VisitID(c.Param("visit_id")))
+	// An invitee sees whether they have yet to answer the request.
+	st, err := s.recordingService().StateFor(c.Request.Context(), ids.VisitID(c.Param("visit_id")), principal(c).ParticipantID)
 	if err != nil {
 		s.abort(c, err)
 		return
@@ -125,7 +126,7 @@ func (s *Server) stopRecording(c *gin.Context) {
 // recordingEvent is an audit entry about recording rec.
 func (s *Server) recordingEvent(c *gin.Context, action string, rec store.Recording, breakGlass bool) audit.Event {
 	p := principal(c)
-	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "recording",
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action, ResourceType: "recording",
 		ResourceID: rec.ID, VisitID: string(rec.VisitID), PatientID: rec.PatientID, Outcome: audit.Success,
 		IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	if breakGlass {
@@ -208,7 +209,7 @@ func (s *Server) listRecordings(c *gin.Context) {
 		}
 		f.Limit = n
 	}
-	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: actionRecList, ResourceType: "recording",
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: actionRecList, ResourceType: "recording",
 		VisitID: string(f.VisitID), PatientID: f.PatientID, Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	recs, err := s.recordingService().List(ctx, f, recordings.Viewer{Kind: p.Kind, UserID: p.UserID}, ev)
 	if err != nil {

@@ -46,6 +46,8 @@ func requestBodies() map[string]func() any {
 		key("POST", "/api/v1/visits/:visit_id/reschedule"):               func() any { return new(rescheduleRequest) },
 		key("POST", "/api/v1/visits/:visit_id/invite"):                   func() any { return new(createInviteRequest) },
 		key("POST", "/api/v1/visits/:visit_id/break-glass"):              func() any { return new(breakGlassRequest) },
+		key("POST", "/api/v1/visits/:visit_id/invitees"):                 func() any { return new(createInviteeRequest) },
+		key("POST", "/api/v1/visits/:visit_id/guests"):                   func() any { return new(addGuestRequest) },
 		key("POST", "/api/v1/invites/redeem"):                            func() any { return new(redeemInviteRequest) },
 		key("POST", "/api/v1/invites/check"):                             func() any { return new(checkInviteRequest) },
 		key("POST", "/api/v1/patients"):                                  func() any { return new(patientRequest) },
@@ -124,7 +126,7 @@ func (s *Server) auditRefusedInput(c *gin.Context, err error) {
 	}
 	p := principal(c)
 	s.auditLog(c, audit.Event{
-		ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "route",
+		ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action, ResourceType: "route",
 		ResourceID: k, VisitID: string(p.VisitID), Outcome: audit.Failure, Reason: reason,
 	})
 }

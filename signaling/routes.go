@@ -6,6 +6,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/openvisit/openvisit/internal/access"
+	"github.com/openvisit/openvisit/internal/store"
 )
 
 // Every route of the API is declared here once, with the handler that
@@ -57,7 +58,9 @@ var (
 	sessionless = access.Rule{Allow: public, NoCSRF: true}
 	// Visit-scoped rules: anyone outside the visit gets 404.
 	providerOf = access.Rule{Allow: provs, VisitParam: "visit_id", BreakGlassOK: true}
-	inVisit    = access.Rule{Allow: []kind{access.Patient, access.Provider}, VisitParam: "visit_id", BreakGlassOK: true}
+	// noInterpreter: routes that show the patient's record.
+	noInterpreter = []string{store.InviteeInterpreter}
+	inVisit       = access.Rule{Allow: []kind{access.Patient, access.Provider}, VisitParam: "visit_id", BreakGlassOK: true}
 )
 
 // areas lists every table, in the order Register adds them.
@@ -176,8 +179,9 @@ func (s *Server) visitRoutes() []route {
 	return []route{
 		{http.MethodGet, "/api/v1/visits", s.listVisits, onlyProvs},
 		{http.MethodPost, "/api/v1/visits", s.createVisit, onlyProvs},
+		// The visit's record names its patient: an interpreter is not shown it.
 		{http.MethodGet, v, s.getVisit,
-			access.Rule{Allow: anyone, VisitParam: "visit_id", AdminAnyVisit: true, BreakGlassOK: true}},
+			access.Rule{Allow: anyone, VisitParam: "visit_id", AdminAnyVisit: true, BreakGlassOK: true, NotFor: noInterpreter}},
 		{http.MethodPost, v + "/join", s.joinVisit,
 			access.Rule{Allow: []kind{access.Patient, access.Provider}, VisitParam: "visit_id", BreakGlassOK: true}},
 		// Requesting emergency access is open to any provider; the handler
@@ -192,6 +196,13 @@ func (s *Server) visitRoutes() []route {
 		{http.MethodPost, v + "/leave", s.leaveVisit, inVisit},
 		{http.MethodPost, v + "/invite", s.createInvite, providerOf},
 		{http.MethodPost, v + "/invite/revoke", s.revokeInvite, providerOf},
+		// The care team (careteam.go): each invitee's own link, revoked
+		// on its own; guest providers; the names on the call's tiles.
+		{http.MethodGet, v + "/invitees", s.listInvitees, providerOf},
+		{http.MethodPost, v + "/invitees", s.createInvitee, providerOf},
+		{http.MethodPost, v + "/invitees/:invite_id/revoke", s.revokeInvitee, providerOf},
+		{http.MethodPost, v + "/guests", s.addGuest, providerOf},
+		{http.MethodGet, v + "/roster", s.roster, inVisit},
 		{http.MethodGet, v + "/state", s.visitState, inVisit},
 		{http.MethodGet, v + "/events", s.visitEvents, inVisit},
 		// The visit's chat (chat.go): its participants send; they and the

@@ -21,7 +21,7 @@ import (
 // flagged when access rests on break-glass.
 func (s *Server) visitEvent(c *gin.Context, action string, v ids.VisitID) audit.Event {
 	p := principal(c)
-	ev := audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: action, ResourceType: "visit",
+	ev := audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: action, ResourceType: "visit",
 		ResourceID: string(v), VisitID: string(v), Outcome: audit.Success, IP: httpx.ClientIP(c), UserAgent: httpx.UserAgent(c)}
 	if viaBreakGlass(c) {
 		ev.Reason = "break-glass"

@@ -33,13 +33,27 @@ type Principal struct {
 	UserID        ids.UserID        // staff only
 	VisitID       ids.VisitID       // patient only: the one visit they may reach
 	ParticipantID ids.ParticipantID // patient only
-	SessionHash   []byte            // nil for anonymous
-	CSRFToken     string            // expected X-CSRF-Token for this session
-	ClientID      string            // IdP only: the machine client
+	// Role is an invitee's role in the visit (patient, caregiver or
+	// interpreter): every invitee is of Kind Patient (a session bound to
+	// one visit); the role is what the audit trail records and what
+	// NotFor rules refuse.
+	Role        string
+	SessionHash []byte // nil for anonymous
+	CSRFToken   string // expected X-CSRF-Token for this session
+	ClientID    string // IdP only: the machine client
 }
 
 // IsStaff reports whether p is a signed-in provider or admin.
 func (p Principal) IsStaff() bool { return p.Kind == Provider || p.Kind == Admin }
+
+// AuditRole is the role the audit trail records for p: an invitee's role
+// (caregiver, interpreter), else its kind.
+func (p Principal) AuditRole() string {
+	if p.Kind == Patient && p.Role != "" {
+		return p.Role
+	}
+	return string(p.Kind)
+}
 
 // ActorID is the opaque ID the audit log records for p.
 func (p Principal) ActorID() string {
@@ -69,8 +83,13 @@ type Rule struct {
 	BreakGlassOK bool
 	// PatientParam names the route parameter holding a patient ID. When
 	// set, a provider must have created the patient or have a visit with
-	// them (admins pass when AdminAnyVisit is set); anyone else gets 404.
+	// them (admins pass when AdminAnyVisit is set); anyone else — an
+	// invitee of any role included — gets 404.
 	PatientParam string
+	// NotFor lists invitee roles (Principal.Role) refused the route with
+	// 404, as if it did not exist: an interpreter does not see the
+	// patient's record.
+	NotFor []string
 	// NoCSRF exempts a state-changing route from the CSRF token (only for
 	// routes that establish a session, where there is none yet; the Origin
 	// check still applies).
@@ -118,6 +137,11 @@ type Decision struct {
 // Check decides one request. visit and patient are the values of the
 // rule's VisitParam and PatientParam ("" when the rule has none).
 func Check(ctx context.Context, rule Rule, p Principal, visit, patient string, m Membership) (Decision, error) {
+	if p.Kind == Patient && (rule.PatientParam != "" || slices.Contains(rule.NotFor, p.Role)) {
+		// A patient record, or a route closed to this invitee's role:
+		// it answers as if it did not exist.
+		return Decision{}, ErrNotFound
+	}
 	if !rule.Permits(p.Kind) {
 		if p.Kind == Anonymous {
 			return Decision{}, ErrUnauthenticated

@@ -29,9 +29,15 @@ const (
 	provA        = "provider-of-visit"
 	provB        = "other-provider"
 	admin        = "admin"
+	// The care team of the visit (issue 17): a caregiver and an
+	// interpreter admitted by their own invites, and a guest provider.
+	// Their outsiders are otherPatient and provB.
+	caregiver   = "caregiver-of-visit"
+	interpreter = "interpreter-of-visit"
+	guest       = "guest-provider-of-visit"
 )
 
-var principals = []string{anon, patient, otherPatient, provA, provB, admin}
+var principals = []string{anon, patient, otherPatient, provA, provB, admin, caregiver, interpreter, guest}
 
 // expect is the hand-written expectation of each route for each principal.
 // It is deliberately not derived from the policy table: it states what a
@@ -80,13 +86,27 @@ type matrixCase struct {
 	stream bool
 }
 
-// matrix merges each area's expectations.
+// matrix merges each area's expectations, then states the care team's:
+// a caregiver and an interpreter as the patient (another invitee bound to
+// the visit), a guest provider as the visit's provider on its routes and as
+// another provider elsewhere — except where careTeamMatrix says otherwise.
 func matrix() map[string]matrixCase {
 	out := map[string]matrixCase{}
-	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix(), webhookMatrix()} {
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix(), webhookMatrix(), careTeamMatrix()} {
 		for k, v := range part {
 			out[k] = v
 		}
+	}
+	for route, tc := range out {
+		e := expect{caregiver: tc.want[patient], interpreter: tc.want[patient], guest: tc.want[provB]}
+		if strings.Contains(route, ":visit_id") || strings.Contains(route, ":recording_id") {
+			e[guest] = tc.want[provA]
+		}
+		for k, v := range careTeamOverrides[route] {
+			e[k] = v
+		}
+		tc.want = with(e, tc.want)
+		out[route] = tc
 	}
 	return out
 }
@@ -100,6 +120,30 @@ func webhookMatrix() map[string]matrixCase {
 		}},
 		"POST /api/v1/admin/webhooks/:webhook_id/disable": {want: adminOnly, body: empty},
 		"GET /api/v1/admin/webhooks/deliveries":           {want: adminOnly},
+	}
+}
+
+// careTeamOverrides: where a care-team principal differs from the one it
+// stands beside. The interpreter does not see the visit's record (it names
+// the patient); a guest provider reaches the visit and its recordings, not
+// the patient records of its provider (those rest on the provider's own
+// relation to them); it needs no emergency access to its own visit (409).
+var careTeamOverrides = map[string]expect{
+	"GET /api/v1/visits/:visit_id": {interpreter: 404},
+}
+
+// careTeamMatrix: the care team's own routes.
+func careTeamMatrix() map[string]matrixCase {
+	return map[string]matrixCase{
+		"GET /api/v1/visits/:visit_id/invitees": {want: visitProv},
+		"POST /api/v1/visits/:visit_id/invitees": {want: with(visitProv, expect{provA: 201}), body: func(*fixture) any {
+			return map[string]string{"role": "caregiver", "name": "Carla Giver"}
+		}},
+		"POST /api/v1/visits/:visit_id/invitees/:invite_id/revoke": {want: visitProv, body: empty},
+		"POST /api/v1/visits/:visit_id/guests": {want: visitProv, body: func(f *fixture) any {
+			return map[string]string{"email": f.targetEmail}
+		}},
+		"GET /api/v1/visits/:visit_id/roster": {want: inVisit},
 	}
 }
 
@@ -209,7 +253,8 @@ func coreMatrix() map[string]matrixCase {
 		}},
 		"GET /api/v1/patients": {want: provOnly},
 		// Provider A created the fixture patient; B has no relation to them.
-		"GET /api/v1/patients/:patient_id": {want: expect{anon: 401, patient: 403, otherPatient: 403, provA: 200, provB: 404, admin: 200}},
+		// Invitees of any role: 404, as if the record did not exist.
+		"GET /api/v1/patients/:patient_id": {want: expect{anon: 401, patient: 404, otherPatient: 404, provA: 200, provB: 404, admin: 200}},
 
 		// Any provider may ask for emergency access; for their own visit it
 		// is not needed (409).
@@ -228,6 +273,8 @@ func coreMatrix() map[string]matrixCase {
 type fixture struct {
 	visit, otherVisit ids.VisitID
 	target            ids.UserID // a user the admin routes act on
+	targetEmail       string     // its email (a guest provider to add)
+	invite            string     // a caregiver's invite of visit
 	alert, grant      string
 	patientRecord     string // a patient created by provider A
 	incident          string
@@ -240,7 +287,7 @@ type fixture struct {
 }
 
 type people struct {
-	a, b, admin staff
+	a, b, admin, guest staff
 }
 
 func (s *server) insertSession(t *testing.T, sess store.NewSession) string {
@@ -258,9 +305,15 @@ func (s *server) insertSession(t *testing.T, sess store.NewSession) string {
 
 func (s *server) patientIn(t *testing.T, v ids.VisitID) (string, ids.ParticipantID) {
 	t.Helper()
+	return s.inviteeIn(t, v, "patient")
+}
+
+// inviteeIn admits an invitee of role to visit v and opens their session.
+func (s *server) inviteeIn(t *testing.T, v ids.VisitID, role string) (string, ids.ParticipantID) {
+	t.Helper()
 	pid := ids.NewParticipantID()
-	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, 'patient', 'invite')`,
-		string(pid), string(v)); err != nil {
+	if _, err := s.Pool.Exec(context.Background(), `INSERT INTO participants (id, visit_id, role, subject) VALUES ($1, $2, $3, 'invite')`,
+		string(pid), string(v), role); err != nil {
 		t.Fatal(err)
 	}
 	return s.insertSession(t, store.NewSession{Kind: store.SessionPatient, VisitID: v, ParticipantID: pid}), pid
@@ -283,7 +336,7 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.target = u.ID
+	f.target, f.targetEmail = u.ID, u.Email
 	a, err := store.RaiseAlert(ctx, s.Pool, "test", "info", "", "", s.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -301,6 +354,13 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 	f.passkey = s.passkeyFixture(t, p.a.ID)
 	f.sessions[patient], f.participant = s.patientIn(t, f.visit)
 	f.sessions[otherPatient], _ = s.patientIn(t, f.otherVisit)
+	f.sessions[caregiver], _ = s.inviteeIn(t, f.visit, "caregiver")
+	f.sessions[interpreter], _ = s.inviteeIn(t, f.visit, "interpreter")
+	inv, _, err := store.CreateRoleInvite(ctx, s.App.DB(), store.NewInvite{Visit: f.visit, Role: "caregiver", Name: "Carla Giver"}, s.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.invite = inv.ID
 	rec, err := store.CreatePatient(ctx, s.App.DB(), store.Patient{Name: "Fixture Patient", DateOfBirth: "1970-01-01", CreatedBy: p.a.ID})
 	if err != nil {
 		t.Fatal(err)
@@ -316,7 +376,15 @@ func (s *server) newFixture(t *testing.T, p people) *fixture {
 		VALUES ($1, 'https://ehr.clinic.test/hooks', '\x00', '{visit.ended}')`, f.webhook); err != nil {
 		t.Fatal(err)
 	}
-	for name, u := range map[string]staff{provA: p.a, provB: p.b, admin: p.admin} {
+	if p.guest.ID != "" {
+		if err := store.AddVisitStaff(ctx, s.Pool, f.visit, p.guest.ID, p.a.ID, s.Clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, u := range map[string]staff{provA: p.a, provB: p.b, admin: p.admin, guest: p.guest} {
+		if u.ID == "" {
+			continue // a test without a guest provider
+		}
 		f.sessions[name] = s.insertSession(t, store.NewSession{Kind: store.SessionStaff, UserID: u.ID})
 	}
 	return f
@@ -354,7 +422,8 @@ func (ct cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func TestAuthorizationMatrix(t *testing.T) {
 	s := startServerWith(t, onLocalhost) // passkey routes need a host name
-	p := people{a: s.enrol(t, "a@clinic.test", "provider"), b: s.enrol(t, "b@clinic.test", "provider"), admin: s.enrol(t, "admin@clinic.test", "admin")}
+	p := people{a: s.enrol(t, "a@clinic.test", "provider"), b: s.enrol(t, "b@clinic.test", "provider"), admin: s.enrol(t, "admin@clinic.test", "admin"),
+		guest: s.enrol(t, "guest@clinic.test", "provider")}
 	// The CSRF token a page would get from its session view.
 	csrfFor := s.App.Signaling().CSRFToken
 
@@ -409,7 +478,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 					":alert_id", f.alert, ":grant_id", f.grant, ":patient_id", f.patientRecord,
 					":participant_id", string(f.participant), ":incident_id", f.incident,
 					":recording_id", f.recording, ":seq", "0", ":message_id", f.outboxMessage, ":n", "0",
-					":passkey_id", f.passkey, ":webhook_id", f.webhook).Replace(pattern)
+					":passkey_id", f.passkey, ":webhook_id", f.webhook, ":invite_id", f.invite).Replace(pattern)
 				if tc.query != nil {
 					path += tc.query(f)
 				}

@@ -79,7 +79,12 @@ func (s *Service) Grant(ctx context.Context, r Request) (store.BreakGlass, error
 		if err != nil {
 			return err
 		}
-		if v.ProviderID == r.User {
+		// The visit's provider and its guest providers have it already.
+		member, _, err := store.VisitRelation(ctx, tx, r.User, r.Visit, now)
+		if err != nil {
+			return err
+		}
+		if v.ProviderID == r.User || member {
 			return ErrNotNeeded
 		}
 		if g, err = store.GrantBreakGlass(ctx, tx, r.User, r.Visit, reason, now, s.p.Duration); err != nil {

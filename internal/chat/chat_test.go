@@ -42,7 +42,7 @@ func newFixture(t *testing.T) fixture {
 		t.Fatal(err)
 	}
 	pid := ids.ParticipantID(uuid.NewString())
-	if err := store.AddWaitingPatient(ctx, db, visit, pid, inv.ID, now); err != nil {
+	if err := store.AddWaitingInvitee(ctx, db, visit, pid, inv, now); err != nil {
 		t.Fatal(err)
 	}
 	return fixture{svc: chat.New(chat.Params{Env: store.Env{DB: db}}), db: db, visit: visit,

@@ -34,4 +34,6 @@ var (
 	ErrTooEarly   = &Refusal{Code: "too_early"}
 	ErrNoPatient  = &Refusal{Code: "no_patient"}
 	ErrWrongDOB   = &Refusal{Code: "wrong_date_of_birth"}
+	// ErrFull: the visit already holds store.MaxPeople people.
+	ErrFull = &Refusal{Code: "visit_full"}
 )

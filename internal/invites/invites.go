@@ -133,7 +133,9 @@ func (s *Service) redeem(ctx context.Context, tx pgx.Tx, r Redemption, now time.
 	if err != nil {
 		return Admission{}, err
 	}
-	ev.ResourceID, ev.VisitID = inv.ID, string(inv.VisitID)
+	// The audit trail names the invitee's role (patient, caregiver,
+	// interpreter).
+	ev.ResourceID, ev.VisitID, ev.ActorRole = inv.ID, string(inv.VisitID), inv.Role
 	v, err := store.ScheduledVisitByID(ctx, tx, inv.VisitID, true)
 	if err != nil {
 		return Admission{}, err
@@ -156,10 +158,7 @@ func (s *Service) redeem(ctx context.Context, tx pgx.Tx, r Redemption, now time.
 		}
 		return a, store.NotifyVisit(ctx, tx, v.ID)
 	}
-	if v.PatientID == "" {
-		return Admission{}, ErrNoPatient
-	}
-	if err := s.checkDOB(ctx, tx, inv, v.PatientID, r.DateOfBirth, now, ev); err != nil {
+	if err := s.vet(ctx, tx, inv, v, r, now, ev); err != nil {
 		return Admission{}, err
 	}
 	a.Participant = ids.NewParticipantID()
@@ -172,6 +171,31 @@ func (s *Service) redeem(ctx context.Context, tx pgx.Tx, r Redemption, now time.
 	}
 	return a, store.NotifyVisit(ctx, tx, v.ID)
 }
+
+// vet checks what an unused invite's holder must show: a patient or a
+// caregiver the patient's date of birth; an interpreter nothing (the
+// provider who invited them vetted them; they still wait to be admitted).
+// A full visit (MaxPeople) admits no one more.
+func (s *Service) vet(ctx context.Context, tx pgx.Tx, inv store.Invite, v store.ScheduledVisit, r Redemption, now time.Time, ev *audit.Event) error {
+	n, err := store.PeopleIn(ctx, tx, v.ID)
+	if err != nil {
+		return err
+	}
+	if n >= store.MaxPeople {
+		return ErrFull
+	}
+	if !NeedsDOB(inv.Role) {
+		return nil
+	}
+	if v.PatientID == "" {
+		return ErrNoPatient
+	}
+	return s.checkDOB(ctx, tx, inv, v.PatientID, r.DateOfBirth, now, ev)
+}
+
+// NeedsDOB reports whether an invite of role asks the patient's date of
+// birth: the patient's own and a caregiver's do.
+func NeedsDOB(role string) bool { return role != store.InviteeInterpreter }
 
 // usable refuses an invite that cannot be used at now, whoever holds it.
 func usable(inv store.Invite, v store.ScheduledVisit, now time.Time) error {
@@ -219,7 +243,7 @@ func (s *Service) checkDOB(ctx context.Context, tx pgx.Tx, inv store.Invite, pat
 // admit puts participant in v's waiting room on inv, uses inv, and opens
 // the patient's session; it returns the session token.
 func admit(ctx context.Context, tx pgx.Tx, inv store.Invite, v store.ScheduledVisit, participant ids.ParticipantID, r Redemption, now time.Time) (string, error) {
-	if err := store.AddWaitingPatient(ctx, tx, v.ID, participant, inv.ID, now); err != nil {
+	if err := store.AddWaitingInvitee(ctx, tx, v.ID, participant, inv, now); err != nil {
 		return "", err
 	}
 	if err := store.UseInvite(ctx, tx, inv.ID, now); err != nil {

@@ -125,13 +125,18 @@ var (
 	ChatBody = Column{Table: "chat_messages", Column: "body", Kind: FreeText, Cipher: "body_ct",
 		Stored: inDB + "; kept with the visit", Processed: inAPI,
 		Transmitted: "HTTPS (TLS) server-sent events to the visit's participants' browsers; " + toStaff + " (the visit's provider, afterwards)"}
+	InviteeName = Column{Table: "visit_invites", Column: "invitee_name", Kind: Name, Cipher: "invitee_name_ct",
+		Stored: inDB, Processed: inAPI, Transmitted: toStaff + " (the visit's providers); the call page's tiles (the visit's participants)"}
+	InviteeEmail = Column{Table: "visit_invites", Column: "invitee_email", Kind: Email, Cipher: "invitee_email_ct",
+		Stored: inDB, Processed: inAPI, Transmitted: toStaff + " (the visit's providers); " + inviteMail}
 	OutboxAttachment = Column{Table: "dev_outbox_attachments", Column: "data", Kind: FreeText, Cipher: "data_ct",
 		Stored: inDB + " (development only)", Processed: inAPI, Transmitted: toStaff + " (development outbox page)"}
 )
 
 // Encrypted lists the encrypted fields.
 var Encrypted = []Column{PatientName, PatientDOB, PatientEmail, PatientPhone, VisitReason, BreakGlassReason,
-	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment, ChatBody}
+	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment, ChatBody,
+	InviteeName, InviteeEmail}
 
 // Columns classifies every column of every table.
 var Columns = slices.Concat(
@@ -196,10 +201,11 @@ var Columns = slices.Concat(
 		"id", "kind", "name", "token_hash", "created_at", "created_by", "last_used_at", "revoked_at"),
 	notPHI("oidc_links", "staff accounts linked to an identity provider's subject; the refresh token sealed under the auth secret",
 		"issuer", "subject", "user_id", "refresh_token_enc", "created_at", "last_signin_at", "vouched_at"),
-	notPHI("visit_invites", "hashed invite secrets, opaque IDs, counters and times; no contact details",
-		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at"),
+	notPHI("visit_invites", "hashed invite secrets, opaque IDs, the invitee's role, counters and times (contact details only as ciphertext)",
+		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at", "role"),
 	notPHI("visit_reminders", "which reminder (visit ID, offset) went when, through which channels, with which invite ID",
 		"visit_id", "offset_seconds", "sent_at", "invite_id", "email", "sms"),
+	notPHI("visit_staff", "opaque IDs and times of a visit's guest providers", "visit_id", "user_id", "added_by", "added_at"),
 	notPHI("visits", "opaque IDs, statuses and times of a visit", "id", "status", "scheduled_start", "scheduled_end", "sfu_node_id", "demo",
 		"created_at", "started_at", "ended_at", "provider_id", "patient_id", "waiting_at", "cancelled_at", "no_show_at", "placed_at"),
 )

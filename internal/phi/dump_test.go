@@ -28,7 +28,8 @@ func pgDump(t *testing.T) string {
 }
 
 // TestDatabaseDumpHasNoPlaintextPHI: patients, a visit's reason, an invite
-// (and the email it leaves in the development outbox), a break-glass grant
+// (and the email it leaves in the development outbox), a caregiver's invite
+// with their name and email, a break-glass grant
 // and an incident are written with recognisable values through the store;
 // a real pg_dump of the database holds none of them, in any letter case —
 // while it does hold the rows (their IDs).
@@ -41,7 +42,8 @@ func TestDatabaseDumpHasNoPlaintextPHI(t *testing.T) {
 	secrets := []string{"Zebulon Quixotefield", "1961-07-14", "zebulon.quixote@example.test", "555-867-5309",
 		"Persistent migraine with visual aura", "Patient Quixotefield unconscious in bay seven",
 		"Laptop with Quixotefield chart stolen", "Left on the number 12 bus with the Zebulon file open",
-		"Your video visit with Dr Dump, Zebulon", "Dear Zebulon Quixotefield, your visit link", "SUMMARY:Visit for Zebulon"}
+		"Your video visit with Dr Dump, Zebulon", "Dear Zebulon Quixotefield, your visit link", "SUMMARY:Visit for Zebulon",
+		"Wilhelmina Caretakerson", "wilhelmina.caretakerson@example.test"}
 	p := storetest.Patient(t, db, store.Patient{Name: secrets[0], DateOfBirth: secrets[1], Email: secrets[2], Phone: secrets[3],
 		State: "CA", CreatedBy: dr.ID})
 	visit := ids.VisitID(p.ID[:8] + "-0000-4000-8000-000000000001")
@@ -49,6 +51,11 @@ func TestDatabaseDumpHasNoPlaintextPHI(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, _, err := store.CreateInvite(ctx, db, visit, now); err != nil {
+		t.Fatal(err)
+	}
+	// A caregiver's invite with their name and email (the care team).
+	carer, _, err := store.CreateRoleInvite(ctx, db, store.NewInvite{Visit: visit, Role: store.InviteeCaregiver, Name: secrets[11], Email: secrets[12]}, now)
+	if err != nil {
 		t.Fatal(err)
 	}
 	g, err := store.GrantBreakGlass(ctx, db, admin.ID, visit, secrets[5], now, time.Hour)
@@ -72,7 +79,7 @@ func TestDatabaseDumpHasNoPlaintextPHI(t *testing.T) {
 		t.Fatalf("pg_dump: %v: %s", err, errOut.String())
 	}
 	dump := strings.ToLower(out.String())
-	for _, id := range []string{p.ID, string(visit), g.ID, inc.ID} {
+	for _, id := range []string{p.ID, string(visit), g.ID, inc.ID, carer.ID} {
 		if !strings.Contains(dump, id) {
 			t.Fatalf("the dump lacks row %s: it is not a dump of the seeded database", id)
 		}
@@ -82,7 +89,7 @@ func TestDatabaseDumpHasNoPlaintextPHI(t *testing.T) {
 			t.Errorf("the dump holds %q in plaintext", s)
 		}
 	}
-	for _, word := range []string{"quixotefield", "zebulon", "migraine"} {
+	for _, word := range []string{"quixotefield", "zebulon", "migraine", "caretakerson"} {
 		if strings.Contains(dump, word) {
 			t.Errorf("the dump holds %q", word)
 		}

@@ -1,13 +1,15 @@
 // Package recordings holds the rules of a visit's recording as the clinic
 // sees them: the provider asks, the patient consents (or declines, or
 // withdraws), the provider switches recording on only under a consent in
-// force and off at will; and who may reach a stored recording (an admin,
+// force — of every invitee present: patient, caregiver, interpreter; one
+// admitted later pauses it until they answer — and off at will; and who may reach a stored recording (an admin,
 // the visit's provider, or a provider with a live break-glass grant). Each
 // change commits with its audit entry (store.DB.Change). The recorder and
 // the encrypted storage are the top-level recording package's.
 package recordings
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -102,7 +104,7 @@ func (s *Service) Answer(ctx context.Context, c Change, accept bool) (State, err
 		if !accept {
 			return ActionDecline, nil
 		}
-		return "", nil
+		return "", resume(ctx, tx, c, ctl, now)
 	})
 }
 
@@ -135,9 +137,26 @@ func (s *Service) Start(ctx context.Context, c Change) (State, error) {
 		if !has || !con.Active() {
 			return "", ErrNoConsent
 		}
+		// Every invitee present (patient, caregiver, interpreter) consents.
+		if missing, err := store.ConsentsMissing(ctx, tx, c.Visit); err != nil || missing > 0 {
+			return "", cmp.Or(err, ErrNoConsent)
+		}
 		_, err = store.StartRecording(ctx, tx, c.Visit, c.Actor, now)
 		return "", err
 	})
+}
+
+// resume switches back on a recording paused for a newcomer's consent
+// (store.PauseRecordingForConsent) once every invitee present consents.
+func resume(ctx context.Context, tx pgx.Tx, c Change, ctl store.RecordingControl, now time.Time) error {
+	if ctl.Active || ctl.StopReason != store.StopAwaitingConsent {
+		return nil
+	}
+	if missing, err := store.ConsentsMissing(ctx, tx, c.Visit); err != nil || missing > 0 {
+		return err
+	}
+	_, err := store.StartRecording(ctx, tx, c.Visit, c.Actor, now)
+	return err
 }
 
 // Stop switches recording off.

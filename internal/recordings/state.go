@@ -31,11 +31,27 @@ type State struct {
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	StoppedAt  *time.Time `json:"stopped_at,omitempty"`
 	StopReason string     `json:"stop_reason,omitempty"`
+	// AwaitingConsent: the recording is paused until someone who joined
+	// after it started answers (store.StopAwaitingConsent).
+	AwaitingConsent bool `json:"awaiting_consent,omitempty"`
 }
 
 // State returns visit v's recording state.
 func (s *Service) State(ctx context.Context, v ids.VisitID) (State, error) {
 	return stateOf(ctx, s.DB, v, s.Now())
+}
+
+// StateFor is State as invitee viewer sees it: Requested says whether
+// they have yet to answer the request (someone who joined after the others
+// answered is asked too).
+func (s *Service) StateFor(ctx context.Context, v ids.VisitID, viewer ids.ParticipantID) (State, error) {
+	st, err := stateOf(ctx, s.DB, v, s.Now())
+	if err != nil || viewer == "" || st.RequestedAt == nil {
+		return st, err
+	}
+	answered, err := store.AnsweredSince(ctx, s.DB, v, viewer, *st.RequestedAt)
+	st.Requested = !answered
+	return st, err
 }
 
 func stateOf(ctx context.Context, db store.DBTX, v ids.VisitID, now time.Time) (State, error) {
@@ -50,6 +66,7 @@ func stateOf(ctx context.Context, db store.DBTX, v ids.VisitID, now time.Time) (
 	}
 	st.RequestedAt, st.Recording, st.StartedAt, st.StoppedAt, st.StopReason = ctl.RequestedAt, ctl.Active, ctl.StartedAt, ctl.StoppedAt, ctl.StopReason
 	st.Status, st.MediaAt = ctl.State(now), ctl.MediaAt
+	st.AwaitingConsent = !ctl.Active && ctl.StopReason == store.StopAwaitingConsent
 	if has {
 		switch {
 		case con.WithdrawnAt != nil:

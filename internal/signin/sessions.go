@@ -67,7 +67,7 @@ func (s *Service) Logout(ctx context.Context, p access.Principal, src Source) er
 	if _, err := store.RevokeSession(ctx, s.p.DB, p.SessionHash, s.p.Now(), "logout"); err != nil {
 		return err
 	}
-	s.p.Record(ctx, audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: ActionLogout,
+	s.p.Record(ctx, audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: ActionLogout,
 		ResourceType: "session", VisitID: string(p.VisitID), Outcome: audit.Success, IP: src.IP, UserAgent: src.UserAgent})
 	return nil
 }
@@ -78,7 +78,7 @@ func (s *Service) LogoutAll(ctx context.Context, p access.Principal, src Source)
 	if err != nil {
 		return 0, err
 	}
-	s.p.Record(ctx, audit.Event{ActorID: p.ActorID(), ActorRole: string(p.Kind), Action: ActionLogoutAll,
+	s.p.Record(ctx, audit.Event{ActorID: p.ActorID(), ActorRole: p.AuditRole(), Action: ActionLogoutAll,
 		ResourceType: "user", ResourceID: string(p.UserID), Outcome: audit.Success, Reason: strconv.Itoa(n) + " sessions",
 		IP: src.IP, UserAgent: src.UserAgent})
 	return n, nil

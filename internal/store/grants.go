@@ -25,7 +25,8 @@ type SessionLimits struct {
 // be in the call": the visit is open; a patient or provider is still
 // admitted to it; a staff provider who is not the visit's own still holds
 // an unexpired break-glass grant (a demo link's provider has no account:
-// the visit check is what ends it); the session that minted the token (if any)
+// the visit check is what ends it) or is one of its guest providers
+// (visit_staff); the session that minted the token (if any)
 // is neither revoked, nor expired, nor its user disabled. It yields one row
 // per token in $1 that fails, with the first reason that applies; a token
 // unknown to the database fails as removed. The join (Burn) and the media
@@ -34,9 +35,10 @@ const grantCheck = `
 SELECT j.jti, CASE
     WHEN t.jti IS NULL THEN 'removed'
     WHEN v.id IS NULL OR v.status IN ('completed', 'cancelled', 'no_show') THEN 'visit_ended'
-    WHEN t.role IN ('patient', 'provider') AND (p.id IS NULL OR p.state <> 'admitted') THEN 'removed'
+    WHEN t.role IN ('patient', 'caregiver', 'interpreter', 'provider') AND (p.id IS NULL OR p.state <> 'admitted') THEN 'removed'
     WHEN t.role = 'provider' AND p.user_id IS NOT NULL AND p.user_id IS DISTINCT FROM v.provider_id AND NOT EXISTS (
         SELECT 1 FROM break_glass b WHERE b.visit_id = v.id AND b.user_id = p.user_id AND b.expires_at > $2)
+        AND NOT EXISTS (SELECT 1 FROM visit_staff g WHERE g.visit_id = v.id AND g.user_id = p.user_id)
         THEN 'removed'
     WHEN t.session_hash IS NOT NULL AND (
         s.id_hash IS NULL OR s.revoked_at IS NOT NULL OR u.disabled_at IS NOT NULL

@@ -16,26 +16,47 @@ import (
 type Invite struct {
 	ID          string
 	VisitID     ids.VisitID
+	Role        string // InviteePatient, InviteeCaregiver or InviteeInterpreter
 	RevokedAt   *time.Time
 	UsedAt      *time.Time
 	DOBFailures int
 	LockedAt    *time.Time
 }
 
-// CreateInvite revokes the visit's earlier invites and makes a new one,
-// returning its secret (256 bits, base64url).
+// CreateInvite revokes the visit's earlier patient invites and makes a new
+// one, returning its secret (256 bits, base64url).
 func CreateInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) (Invite, string, error) {
+	return CreateRoleInvite(ctx, db, NewInvite{Visit: visit, Role: InviteePatient}, now)
+}
+
+// CreateRoleInvite makes an invite for n's role and returns its secret
+// (256 bits, base64url). A patient's invite revokes the patient's earlier
+// ones (the link is re-issued); a caregiver's or interpreter's stands
+// beside the others, each revoked on its own (RevokeInvite). The invitee's
+// name and email are sealed (phi.InviteeName, phi.InviteeEmail).
+func CreateRoleInvite(ctx context.Context, db DBTX, n NewInvite, now time.Time) (Invite, string, error) {
+	if !ValidInviteeRole(n.Role) {
+		return Invite{}, "", fmt.Errorf("store: invite: unknown role %q", n.Role)
+	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(b[:])
-	if _, err := db.Exec(ctx, `UPDATE visit_invites SET revoked_at = $2 WHERE visit_id = $1 AND revoked_at IS NULL`, string(visit), now); err != nil {
-		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
+	if n.Role == InviteePatient {
+		if _, err := db.Exec(ctx, `UPDATE visit_invites SET revoked_at = $2 WHERE visit_id = $1 AND role = 'patient' AND revoked_at IS NULL`,
+			string(n.Visit), now); err != nil {
+			return Invite{}, "", fmt.Errorf("store: invite: %w", err)
+		}
 	}
-	inv := Invite{ID: uuid.NewString(), VisitID: visit}
-	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at) VALUES ($1, $2, $3, $4)`,
-		inv.ID, hashSecret(secret), string(visit), now); err != nil {
+	inv := Invite{ID: uuid.NewString(), VisitID: n.Visit, Role: n.Role}
+	name, email, err := sealInvitee(ctx, db, inv.ID, n)
+	if err != nil {
+		return Invite{}, "", err
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at, role, invitee_name_ct, invitee_email_ct)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		inv.ID, hashSecret(secret), string(n.Visit), now, n.Role, name, email); err != nil {
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 	}
 	return inv, secret, nil
@@ -64,9 +85,9 @@ func PeekInvite(ctx context.Context, db DBTX, secret string) (Invite, error) {
 func inviteBySecret(ctx context.Context, db DBTX, secret, lock string) (Invite, error) {
 	var inv Invite
 	var vid string
-	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, revoked_at, used_at, dob_failures, locked_at
+	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, role, revoked_at, used_at, dob_failures, locked_at
 		FROM visit_invites WHERE secret_hash = $1`+lock, hashSecret(secret)).
-		Scan(&inv.ID, &vid, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt)
+		Scan(&inv.ID, &vid, &inv.Role, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt)
 	inv.VisitID = ids.VisitID(vid)
 	return inv, notFound(err)
 }

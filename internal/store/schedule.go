@@ -78,11 +78,12 @@ func ScheduledVisitByID(ctx context.Context, db DBTX, id ids.VisitID, forUpdate 
 	return scanScheduled(ctx, cipherOf(db), db.QueryRow(ctx, q, string(id)))
 }
 
-// ProviderSchedule lists a provider's visits starting in [from, to), plus
+// ProviderSchedule lists a provider's visits — their own and those they
+// are a guest provider of (visit_staff) — starting in [from, to), plus
 // unscheduled ones created in that range, by start.
 func ProviderSchedule(ctx context.Context, db DBTX, provider ids.UserID, from, to time.Time) ([]ScheduledVisit, error) {
 	rows, err := db.Query(ctx, `SELECT `+scheduledColumns+` FROM visits v LEFT JOIN patients p ON p.id = v.patient_id
-		WHERE v.provider_id = $1 AND COALESCE(v.scheduled_start, v.created_at) >= $2 AND COALESCE(v.scheduled_start, v.created_at) < $3
+		WHERE (v.provider_id = $1 OR EXISTS (SELECT 1 FROM visit_staff g WHERE g.visit_id = v.id AND g.user_id = $1)) AND COALESCE(v.scheduled_start, v.created_at) >= $2 AND COALESCE(v.scheduled_start, v.created_at) < $3
 		ORDER BY COALESCE(v.scheduled_start, v.created_at), v.id LIMIT 1000`, string(provider), from, to)
 	if err != nil {
 		return nil, fmt.Errorf("store: schedule: %w", err)
@@ -191,10 +192,15 @@ func ParticipantByID(ctx context.Context, db DBTX, visit ids.VisitID, id ids.Par
 		string(visit), string(id)))
 }
 
-// AddWaitingPatient adds a patient participant in the waiting room.
-func AddWaitingPatient(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID, invite string, now time.Time) error {
+// AddWaitingInvitee adds an invitee (patient, caregiver or interpreter, the
+// invite's role) in the waiting room.
+func AddWaitingInvitee(ctx context.Context, db DBTX, visit ids.VisitID, id ids.ParticipantID, inv Invite, now time.Time) error {
+	role := inv.Role
+	if role == "" {
+		role = InviteePatient
+	}
 	_, err := db.Exec(ctx, `INSERT INTO participants (id, visit_id, role, subject, state, invite_id, waiting_at)
-		VALUES ($1, $2, 'patient', $3, 'waiting', $4, $5)`, string(id), string(visit), "invite:"+invite, invite, now)
+		VALUES ($1, $2, $3, $4, 'waiting', $5, $6)`, string(id), string(visit), role, "invite:"+inv.ID, inv.ID, now)
 	if err != nil {
 		return fmt.Errorf("store: add patient: %w", err)
 	}

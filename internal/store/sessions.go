@@ -25,9 +25,12 @@ type Session struct {
 	UserDisabled  bool
 	VisitID       ids.VisitID
 	ParticipantID ids.ParticipantID
-	CreatedAt     time.Time
-	LastSeenAt    time.Time
-	RevokedAt     *time.Time
+	// ParticipantRole is an invitee's role (patient, caregiver or
+	// interpreter), joined from participants; patient sessions only.
+	ParticipantRole string
+	CreatedAt       time.Time
+	LastSeenAt      time.Time
+	RevokedAt       *time.Time
 }
 
 // NewSession describes a session to create.
@@ -63,12 +66,14 @@ func CreateSession(ctx context.Context, db DBTX, s NewSession) error {
 // SessionByHash finds a session, revoked or not; callers check.
 func SessionByHash(ctx context.Context, db DBTX, hash []byte) (Session, error) {
 	var s Session
-	var uid, role, vid, pid *string
+	var uid, role, vid, pid, prole *string
 	var disabled *time.Time
 	err := db.QueryRow(ctx, `SELECT s.id_hash, s.kind, s.user_id::text, u.role, u.disabled_at, s.visit_id::text, s.participant_id::text,
-			s.created_at, s.last_seen_at, s.revoked_at
-		FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.id_hash = $1`, hash).
-		Scan(&s.IDHash, &s.Kind, &uid, &role, &disabled, &vid, &pid, &s.CreatedAt, &s.LastSeenAt, &s.RevokedAt)
+			p.role, s.created_at, s.last_seen_at, s.revoked_at
+		FROM sessions s LEFT JOIN users u ON u.id = s.user_id
+		LEFT JOIN participants p ON p.id = s.participant_id AND s.kind = 'patient'
+		WHERE s.id_hash = $1`, hash).
+		Scan(&s.IDHash, &s.Kind, &uid, &role, &disabled, &vid, &pid, &prole, &s.CreatedAt, &s.LastSeenAt, &s.RevokedAt)
 	if err != nil {
 		return Session{}, notFound(err)
 	}
@@ -84,6 +89,9 @@ func SessionByHash(ctx context.Context, db DBTX, hash []byte) (Session, error) {
 	}
 	if pid != nil {
 		s.ParticipantID = ids.ParticipantID(*pid)
+	}
+	if prole != nil {
+		s.ParticipantRole = *prole
 	}
 	return s, nil
 }

@@ -61,14 +61,16 @@ func CreateVisit(ctx context.Context, db DBTX, id ids.VisitID, provider ids.User
 	return nil
 }
 
-// VisitRelation reports whether user is the provider of visit, and whether
+// VisitRelation reports whether user is the provider of visit or one of its
+// guest providers (visit_staff), and whether
 // they hold an unexpired break-glass grant for it.
 func VisitRelation(ctx context.Context, db DBTX, user ids.UserID, visit ids.VisitID, now time.Time) (member, breakGlass bool, err error) {
 	if !ids.Valid(string(visit)) || !ids.Valid(string(user)) {
 		return false, false, nil
 	}
 	err = db.QueryRow(ctx, `SELECT
-			EXISTS (SELECT 1 FROM visits WHERE id = $1 AND provider_id = $2),
+			EXISTS (SELECT 1 FROM visits WHERE id = $1 AND provider_id = $2)
+				OR EXISTS (SELECT 1 FROM visit_staff WHERE visit_id = $1 AND user_id = $2),
 			EXISTS (SELECT 1 FROM break_glass WHERE visit_id = $1 AND user_id = $2 AND expires_at > $3)`,
 		string(visit), string(user), now).Scan(&member, &breakGlass)
 	if err != nil {

@@ -27,12 +27,16 @@ const (
 	RolePatient  Role = "patient"
 	RoleProvider Role = "provider"
 	RoleRecorder Role = "recorder"
+	// Invitees beside the patient (issue 17): in the room they send and
+	// receive like a patient; what they may do outside it is the API's.
+	RoleCaregiver   Role = "caregiver"
+	RoleInterpreter Role = "interpreter"
 )
 
 // Valid reports whether r is one of the known roles.
 func (r Role) Valid() bool {
 	switch r {
-	case RolePatient, RoleProvider, RoleRecorder:
+	case RolePatient, RoleProvider, RoleRecorder, RoleCaregiver, RoleInterpreter:
 		return true
 	}
 	return false

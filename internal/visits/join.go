@@ -99,7 +99,9 @@ func participant(ctx context.Context, tx pgx.Tx, j Joining) (ids.ParticipantID, 
 		if pt.State != Admitted {
 			return "", "", "", ErrNotAdmitted
 		}
-		return j.Patient, token.RolePatient, string(j.Patient), nil
+		// The token carries the invitee's role (patient, caregiver or
+		// interpreter), which the participants table keeps.
+		return j.Patient, token.Role(pt.Role), string(j.Patient), nil
 	}
 	return "", "", "", store.ErrNotFound
 }

@@ -30,7 +30,7 @@ type WrongStateError struct{ State string }
 
 func (e *WrongStateError) Error() string { return "visits: participant is " + e.State }
 
-// Move moves patient participant p of locked visit v to state to (Admitted,
+// Move moves invitee participant p (patient, caregiver or interpreter) of locked visit v to state to (Admitted,
 // TurnedAway or Removed) in tx. Admitting starts a visit that had not
 // begun; any other move ends the patient's sessions, and with them their
 // call on whichever media node hosts it (internal/revocation) once tx
@@ -44,7 +44,7 @@ func Move(ctx context.Context, tx pgx.Tx, v store.ScheduledVisit, p ids.Particip
 		return ErrVisitClosed
 	}
 	pt, err := store.ParticipantByID(ctx, tx, v.ID, p)
-	if err != nil || pt.Role != "patient" {
+	if err != nil || !store.ValidInviteeRole(pt.Role) {
 		return store.ErrNotFound
 	}
 	if !slices.Contains(from, pt.State) {
@@ -55,6 +55,11 @@ func Move(ctx context.Context, tx pgx.Tx, v store.ScheduledVisit, p ids.Particip
 	}
 	if to != Admitted {
 		return store.RevokeParticipantSessions(ctx, tx, p, now, to)
+	}
+	// Someone admitted while the visit is recorded who has not consented
+	// pauses the recording until they answer.
+	if _, err := store.PauseRecordingForConsent(ctx, tx, v.ID, p, now); err != nil {
+		return err
 	}
 	if v.Status == store.StatusScheduled || v.Status == store.StatusWaiting {
 		return store.SetVisitStatus(ctx, tx, v.ID, store.StatusInProgress, now)

@@ -74,7 +74,8 @@ func LayerHint(track string, width, height int) ClientMessage {
 func Leave() ClientMessage { return ClientMessage{Type: TypeLeave} }
 
 // Participant is the participant object of the protocol. Role is
-// "patient" or "provider": recorders are never announced.
+// "patient", "caregiver", "interpreter" or "provider": recorders are never
+// announced.
 type Participant struct {
 	ID   ids.ParticipantID `json:"id"`
 	Role string            `json:"role"`

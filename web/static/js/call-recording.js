@@ -30,6 +30,7 @@ import { busy, byId, say } from './dom.js';
  * @property {string} [started_at]
  * @property {string} [stopped_at]
  * @property {string} [stop_reason]
+ * @property {boolean} [awaiting_consent]  paused until someone who joined later answers
  */
 
 const POLL_MS = 2000;
@@ -66,6 +67,7 @@ function providerText(st) {
   if (st.status === 'recording') return `Recording since ${time(st.started_at)}. The patient can stop it at any time.`;
   if (st.status === 'starting') return 'Starting the recording…';
   if (st.status === 'not_working') return 'Recording is not working: no audio or video is being saved. The clinic\'s admins have been alerted. You can stop and start again.';
+  if (st.awaiting_consent) return 'Recording paused: someone joined who has not answered the request to record yet. It resumes once they allow it.';
   if (st.requested) return 'Waiting for the patient to answer your request to record…';
   if (st.consent === 'given') {
     return st.stop_reason === 'stopped' && st.stopped_at && st.consent_at && st.stopped_at > st.consent_at
@@ -87,6 +89,7 @@ function patientText(st) {
   if (st.status === 'starting') return 'Recording is about to start. You can stop it at any time.';
   if (st.status === 'not_working') return 'Recording is not working right now: nothing is being saved.';
   if (st.requested) return 'Your provider asked to record this visit.';
+  if (st.awaiting_consent) return 'Recording is paused until everyone in the visit has answered.';
   if (st.consent === 'given') return 'You allowed recording. It has not started.';
   if (st.consent === 'declined') return 'You did not allow recording. Nothing is recorded.';
   if (st.consent === 'withdrawn') return 'You withdrew your consent. Nothing more is recorded.';

@@ -4,8 +4,12 @@
 // visit state events (visit-events.js) that call.js follows.
 
 import { post } from './api.js';
+import { roleText } from './call-grid.js';
 import { mediaStateTag } from './call-ice.js';
 import { byId, confirmAction, h, say } from './dom.js';
+
+/** The roles that come in by invite and wait to be admitted. */
+const INVITEES = new Set(['patient', 'caregiver', 'interpreter']);
 
 /**
  * @typedef {object} RoomOptions
@@ -40,10 +44,11 @@ export class WaitingRoom {
     for (const t of this.o.tiles.byId.values()) {
       if (t.tile.dataset.role === 'patient' && st.patient_name) t.caption.textContent = st.patient_name;
     }
-    const people = (st.participants || []).filter((p) => p.role === 'patient' && (p.state === 'waiting' || p.state === 'admitted'));
+    // Every invitee: the patient, a caregiver, an interpreter (each by role).
+    const people = (st.participants || []).filter((p) => INVITEES.has(p.role) && (p.state === 'waiting' || p.state === 'admitted'));
     ui.empty.hidden = people.some((p) => p.state === 'waiting');
     ui.empty.textContent = people.length ? 'Nobody else is waiting.' : 'Nobody is waiting.';
-    ui.list.replaceChildren(...people.map((p) => this.item(p, st.patient_name || 'Patient')));
+    ui.list.replaceChildren(...people.map((p) => this.item(p, p.role === 'patient' ? st.patient_name || roleText(p.role) : roleText(p.role))));
   }
 
   /** @private @param {VisitParticipant} p @param {string} name */
@@ -51,7 +56,7 @@ export class WaitingRoom {
     const since = p.state === 'waiting' && p.waiting_at ? `waiting since ${new Date(p.waiting_at).toLocaleTimeString(undefined, { hour: 'numeric', minute: '2-digit' })}` : 'admitted to the call';
     // The patient's connection as the media node reports it (not their page).
     const media = p.state === 'admitted' ? mediaStateTag(p) : null;
-    const li = h('li', { className: 'item', dataset: { pid: p.id, state: p.state, mediaState: p.media_state || '' } },
+    const li = h('li', { className: 'item', dataset: { pid: p.id, state: p.state, role: p.role, mediaState: p.media_state || '' } },
       h('p', { className: 'item-title' }, name, ' ', h('span', { className: 'tag' + (p.state === 'waiting' ? ' tag-warn' : ' tag-ok') }, p.state === 'waiting' ? 'Waiting' : 'Admitted'),
         media ? ' ' : '', media),
       h('p', { className: 'hint' }, since));

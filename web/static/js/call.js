@@ -28,6 +28,7 @@ import { LocalMedia, setPressed } from './call-media.js';
 import { QualityMonitor } from './call-quality.js';
 import { startRecordingUI } from './call-recording.js';
 import { WaitingRoom } from './call-room.js';
+import { Grid, roleText } from './call-grid.js';
 import { Tiles, play, watchSize } from './call-tiles.js';
 import { VisitClient } from './client.js';
 import { fillSelect, openMedia } from './devices.js';
@@ -112,6 +113,8 @@ const tiles = new Tiles({
       : 'Waiting for the other participant to join…'),
   removed: (id) => { delete openvisit.quality[id]; },
 });
+// The grid: layout for 2–8 people, names and roles, pinning, the speaker.
+const grid = new Grid({ container: $('tiles'), visit: () => openvisit.visit });
 const quality = new QualityMonitor({ client: () => openvisit.client, self: $('self-quality'), tiles, quality: openvisit.quality });
 const media = new LocalMedia({ client: () => openvisit.client, video: ui.local, selfTile: ui.selfTile, share: ui.share, status: $('device-status') });
 const room = new WaitingRoom({
@@ -148,6 +151,7 @@ function showEnded(title, reason) {
   media.stop();
   stopWatching();
   quality.stop();
+  grid.stop();
 }
 
 /** @param {string} message */
@@ -159,9 +163,8 @@ function cannotJoin(message) {
 
 /** @param {string|undefined} role */
 function roleLabel(role) {
-  if (role === 'provider') return 'Provider';
-  if (role === 'patient') return openvisit.visitState && openvisit.visitState.patient_name ? openvisit.visitState.patient_name : 'Patient';
-  return 'Participant';
+  if (role === 'patient' && openvisit.visitState && openvisit.visitState.patient_name) return openvisit.visitState.patient_name;
+  return roleText(role);
 }
 
 // ---- joining ------------------------------------------------------------
@@ -357,6 +360,7 @@ function onTrack(client, d) {
     el.srcObject = d.stream;
   }
   if (d.track.kind === 'video') watchSize(client, t.video, d.track);
+  else grid.meter(d.participant, d.stream);
   play(el, t.tile);
 }
 
@@ -411,12 +415,15 @@ function listen(client) {
     someoneLeft = false;
     const t = tiles.get(d.participant.id, d.participant.role);
     t.tile.dataset.role = d.participant.role;
+    grid.refresh();
   });
   on('participantleft', (/** @type {import('./client.js').ParticipantDetail} */ d) => {
     someoneLeft = true;
     tiles.remove(d.participant.id);
   });
   on('track', (/** @type {import('./client.js').TrackDetail} */ d) => onTrack(client, d));
+  // Everyone already in the call: their names for the tiles.
+  on('joined', () => grid.refresh());
   on('error', (/** @type {import('./client.js').ErrorDetail} */ d) => {
     console.warn('openvisit: error', d.code);
     openvisit.lastError = d.code;

@@ -115,13 +115,23 @@ function finish(title, text, o = {}) {
 
 // ---- the invite ------------------------------------------------------------
 
+/**
+ * Whether this link is an interpreter's, who is not asked the patient's
+ * date of birth (the link says so; the server asks nothing of them either).
+ */
+let noDOB = false;
+
 /** Reads the secret from the fragment (or this tab's storage) and clears the address bar. */
 function takeSecret() {
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get('invite') || '';
+  const params = new URLSearchParams(location.hash.slice(1));
+  const fromHash = params.get('invite') || '';
+  if (fromHash) noDOB = params.get('role') === 'interpreter';
+  else noDOB = sessionStorage.getItem(SECRET_KEY + '.nodob') === '1';
   if (location.hash) history.replaceState(null, '', location.pathname);
   if (fromHash) {
     try {
       sessionStorage.setItem(SECRET_KEY, fromHash);
+      sessionStorage.setItem(SECRET_KEY + '.nodob', noDOB ? '1' : '0');
     } catch {
       // storage refused: a reload will need the link again
     }
@@ -181,6 +191,10 @@ async function identity(secret) {
     finish(REFUSED.invite_used, 'This link was already used on another device. Ask your clinic for a new link.', { state: 'refused' });
     return;
   }
+  if (noDOB) {
+    await redeemWith(secret, '');
+    return;
+  }
   show('identity');
   ui.form.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -192,28 +206,37 @@ async function identity(secret) {
       dob.field?.focus();
       return;
     }
-    busy(ui.dobSubmit, async () => {
-      try {
-        /** @type {{visit_id: string, participant_id: string}} */
-        const r = await post('/api/v1/invites/redeem', { invite: secret, date_of_birth: dob.value }, { redirect401: false });
-        await startSession(r.visit_id);
-        devices();
-      } catch (err) {
-        const e = err instanceof APIError ? err : new APIError('network', 'Something went wrong. Try again.', 0);
-        openvisit.lastError = e.code;
-        if (e.code === 'wrong_date_of_birth' || e.code === 'network' || e.status >= 500 || e.code === 'invalid_request' || e.code === 'rate_limited') {
-          say(ui.dobError, e.code === 'wrong_date_of_birth'
-            ? `${e.message} After a few wrong tries the link locks and you will need a new one.`
-            : e.message);
-          ui.month.focus();
-          return;
-        }
-        const more = e.code === 'visit_ended' ? ' The link no longer works. Contact your clinic if you need another visit.'
-          : e.code === 'too_early' ? ' Come back then; this page keeps your link until you close it.' : '';
-        finish(REFUSED[e.code] || 'This link cannot be used', e.message + more, { state: 'refused', retry: e.code === 'too_early', forget: e.code !== 'too_early' });
-      }
-    });
+    busy(ui.dobSubmit, () => redeemWith(secret, dob.value));
   });
+}
+
+/**
+ * Redeems the invite (with the date of birth typed, or none for an
+ * interpreter) and goes on to the device check, or says why not.
+ * @param {string} secret @param {string} dob
+ */
+async function redeemWith(secret, dob) {
+  try {
+    /** @type {{visit_id: string, participant_id: string}} */
+    const r = await post('/api/v1/invites/redeem', { invite: secret, date_of_birth: dob }, { redirect401: false });
+    await startSession(r.visit_id);
+    devices();
+  } catch (err) {
+    const e = err instanceof APIError ? err : new APIError('network', 'Something went wrong. Try again.', 0);
+    openvisit.lastError = e.code;
+    const again = e.code === 'network' || e.status >= 500 || e.code === 'invalid_request' || e.code === 'rate_limited';
+    if (!noDOB && (again || e.code === 'wrong_date_of_birth')) {
+      say(ui.dobError, e.code === 'wrong_date_of_birth'
+        ? `${e.message} After a few wrong tries the link locks and you will need a new one.`
+        : e.message);
+      ui.month.focus();
+      return;
+    }
+    const more = e.code === 'visit_ended' ? ' The link no longer works. Contact your clinic if you need another visit.'
+      : e.code === 'too_early' ? ' Come back then; this page keeps your link until you close it.' : '';
+    const retry = e.code === 'too_early' || again;
+    finish(REFUSED[e.code] || 'This link cannot be used', e.message + more, { state: 'refused', retry, forget: !retry });
+  }
 }
 
 /** Loads the patient session (its CSRF token) for visit. @param {string} visit */

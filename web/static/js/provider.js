@@ -5,6 +5,7 @@
 import { APIError, describe, get, post } from './api.js';
 import { busy, byId, confirmAction, copy, h, say, shortID, when } from './dom.js';
 import { done, problem, startStaffPage } from './staff.js';
+import { openCareTeam } from './provider-careteam.js';
 
 /**
  * @typedef {object} Visit
@@ -312,6 +313,7 @@ function visitItem(v) {
   }
   act('join', v.status === 'waiting' ? 'Open (patient waiting)' : 'Open', 'primary', () => join(v.id));
   if (v.patient_id) act('invite', 'Patient link', '', () => invite(v));
+  act('team', 'Care team', '', () => openCareTeam(v.id));
   if (v.status === 'scheduled' && v.scheduled_start) act('reschedule', 'Reschedule', '', () => reschedule(v));
   if (v.status === 'scheduled' || v.status === 'waiting') act('cancel', 'Cancel', '', () => close(v, 'cancel'));
   if (v.status === 'scheduled' && v.scheduled_start && Date.parse(v.scheduled_start) <= Date.now()) {

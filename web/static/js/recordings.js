@@ -89,6 +89,8 @@ let playerOpener = null;
 function roleLabel(role) {
   if (role === 'provider') return 'Provider';
   if (role === 'patient') return 'Patient';
+  if (role === 'caregiver') return 'Caregiver';
+  if (role === 'interpreter') return 'Interpreter';
   return 'Participant';
 }
 
