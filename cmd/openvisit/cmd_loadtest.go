@@ -88,6 +88,7 @@ type loadtestFlags struct {
 	bind             string
 	sweep            bool
 	sweepVisits      string
+	clientProfile    string
 }
 
 func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtestFlags, error) {
@@ -112,6 +113,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtes
 	fs.BoolVar(&f.clientsOnly, "clients-only", false, "only the clients, against --target on another machine")
 	fs.StringVar(&f.rawURL, "target", "", "with --clients-only: the media node's origin (same as --url)")
 	fs.StringVar(&f.bind, "bind", "", "the clients' local IP (default: loopback, or with --clients-only the address that routes to the target)")
+	fs.StringVar(&f.clientProfile, "client-cpuprofile", "", "write the clients' (this process's) CPU profile of the run to this file")
 	fs.BoolVar(&f.sweep, "sweep", false, "with --spawn: the scaling report over GOMAXPROCS and visit counts")
 	fs.StringVar(&f.sweepVisits, "sweep-visits", "4,8,16,32,64,128,256", "with --sweep: the visit counts tried, rising")
 	err := fs.Parse(args)
@@ -164,6 +166,13 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	if !f.asJSON {
 		loadtest.WriteSampleHeader(stdout)
 		p.OnSample = func(s loadtest.Sample) { loadtest.WriteSample(stdout, s) }
+	}
+	if f.clientProfile != "" {
+		stopProfile, err := startProfile(f.clientProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	rep, err := loadtest.Run(ctx, p)
 	if f.asJSON {
@@ -303,6 +312,19 @@ func loadtestSweep(ctx context.Context, f loadtestFlags, stdout, stderr io.Write
 	}
 	loadtest.WriteSweep(stdout, rows)
 	return ctx.Err()
+}
+
+// startProfile starts a CPU profile into path; the func stops it.
+func startProfile(path string) (func(), error) {
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
 }
 
 func mediaPath(pion bool) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -47,6 +48,7 @@ type peer struct {
 	stop               chan struct{}
 	started            atomic.Bool // publish runs
 	stopped            atomic.Bool // close began
+	keyWanted          atomic.Bool // the SFU asked for a keyframe
 
 	// fast is the media path around Pion (nil: media through Pion).
 	fast *fastMedia
@@ -137,8 +139,15 @@ func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
 		go func() {
 			defer p.wg.Done()
 			for {
-				if _, _, err := s.ReadRTCP(); err != nil {
+				pkts, _, err := s.ReadRTCP()
+				if err != nil {
 					return
+				}
+				for _, pk := range pkts {
+					switch pk.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						p.keyWanted.Store(true) // the fast path answers with its next keyframe
+					}
 				}
 			}
 		}()

@@ -35,6 +35,7 @@ type preFrame struct {
 	payloads [][]byte
 	ticks    uint32 // RTP timestamp increment
 	dur      time.Duration
+	key      bool // a VP8 keyframe
 }
 
 // preClip packetizes c's frames once, as a publisher would.
@@ -43,8 +44,9 @@ func preClip(c clip, p rtp.Payloader) []preFrame {
 	for i, f := range c.frames {
 		out[i] = preFrame{
 			payloads: p.Payload(mtu, f.data),
-			ticks:    uint32(int64(f.dur) * int64(c.clock) / int64(time.Second)), //nolint:gosec // small
+			ticks:    uint32((int64(f.dur)*int64(c.clock) + int64(time.Second)/2) / int64(time.Second)), //nolint:gosec // small, rounded
 			dur:      f.dur,
+			key:      c.clock == 90000 && len(f.data) > 0 && f.data[0]&0x01 == 0,
 		}
 	}
 	return out
@@ -302,6 +304,9 @@ func (fs *fastSender) tick(now time.Time) int {
 
 // frame stamps, encrypts and queues ts's next frame.
 func (fs *fastSender) frame(ts *txStream) {
+	if ts == &fs.streams[0] && fs.m.p.keyWanted.Swap(false) {
+		ts.i = nextKey(ts.frames, ts.i) // the SFU asked for a keyframe (PLI/FIR)
+	}
 	f := &ts.frames[ts.i]
 	ts.i = (ts.i + 1) % len(ts.frames)
 	ts.next = ts.next.Add(f.dur)
@@ -323,6 +328,17 @@ func (fs *fastSender) frame(ts *txStream) {
 		h.SequenceNumber++
 	}
 	ts.hdr.Timestamp += f.ticks
+}
+
+// nextKey is the index of the first keyframe in frames from i on,
+// looping (i if there is none).
+func nextKey(frames []preFrame, i int) int {
+	for k := range frames {
+		if j := (i + k) % len(frames); frames[j].key {
+			return j
+		}
+	}
+	return i
 }
 
 // buf returns datagram buffer i, made on first use.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp/codecs"
 )
 
 func TestPercentileNearestRank(t *testing.T) {
@@ -190,3 +192,38 @@ func TestSweepStopRule(t *testing.T) {
 }
 
 func fmtRun(procs, visits int) string { return fmt.Sprintf("%dx%d", procs, visits) }
+
+func TestNextKeyLoops(t *testing.T) {
+	frames := []preFrame{{key: true}, {}, {}, {key: true}, {}}
+	for i, want := range []int{0, 3, 3, 3, 0} {
+		if got := nextKey(frames, i); got != want {
+			t.Errorf("nextKey from %d = %d, want %d", i, got, want)
+		}
+	}
+	if got := nextKey([]preFrame{{}, {}}, 1); got != 1 {
+		t.Errorf("no keyframe: nextKey = %d, want 1", got)
+	}
+}
+
+func TestPreClipMarksKeyframes(t *testing.T) {
+	v, err := loadVideo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre := preClip(v, &codecs.VP8Payloader{EnablePictureID: true})
+	keys := 0
+	for i, f := range pre {
+		if f.key {
+			keys++
+			if !vp8KeyframeStart(f.payloads[0]) {
+				t.Errorf("frame %d: marked a keyframe, but its first packet does not start one", i)
+			}
+		}
+		if f.ticks != 3000 || len(f.payloads) == 0 {
+			t.Errorf("frame %d: %d ticks, %d packets; want 3000 (30 fps at 90 kHz) and some", i, f.ticks, len(f.payloads))
+		}
+	}
+	if keys == 0 {
+		t.Error("the clip has no keyframe")
+	}
+}
