@@ -89,6 +89,7 @@ type loadtestFlags struct {
 	sweep            bool
 	sweepVisits      string
 	clientProfile    string
+	sweepP99         float64
 }
 
 func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtestFlags, error) {
@@ -114,6 +115,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtes
 	fs.StringVar(&f.rawURL, "target", "", "with --clients-only: the media node's origin (same as --url)")
 	fs.StringVar(&f.bind, "bind", "", "the clients' local IP (default: loopback, or with --clients-only the address that routes to the target)")
 	fs.StringVar(&f.clientProfile, "client-cpuprofile", "", "write the clients' (this process's) CPU profile of the run to this file")
+	fs.Float64Var(&f.sweepP99, "sweep-max-p99", loadtest.DefaultLimits.MaxP99MS, "with --sweep: the p99 added latency (ms) a run must stay under (raise it only to read a busy machine's curve, and say so)")
 	fs.BoolVar(&f.sweep, "sweep", false, "with --spawn: the scaling report over GOMAXPROCS and visit counts")
 	fs.StringVar(&f.sweepVisits, "sweep-visits", "4,8,16,32,64,128,256", "with --sweep: the visit counts tried, rising")
 	err := fs.Parse(args)
@@ -287,7 +289,12 @@ func loadtestSweep(ctx context.Context, f loadtestFlags, stdout, stderr io.Write
 	defer pool.Close()
 	fmt.Fprintf(stdout, "sweep on %d cores (%s), media path %s, window %s after %s warmup\n",
 		runtime.NumCPU(), runtime.GOARCH, mediaPath(f.pionMedia), f.duration, f.warmup)
-	rows := loadtest.Sweep(sweepProcs(runtime.NumCPU()), visits, func(procs, n int) (loadtest.Report, error) {
+	lim := loadtest.DefaultLimits
+	if f.sweepP99 > 0 {
+		lim.MaxP99MS = f.sweepP99
+	}
+	fmt.Fprintf(stdout, "holding: loss < %.1f%%, p99 added latency < %.0f ms\n", lim.MaxLoss*100, lim.MaxP99MS)
+	rows := loadtest.Sweep(lim, sweepProcs(runtime.NumCPU()), visits, func(procs, n int) (loadtest.Report, error) {
 		srv, err := spawnServer(ctx, "", procs, stderr)
 		if err != nil {
 			return loadtest.Report{}, err

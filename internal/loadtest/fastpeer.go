@@ -206,7 +206,8 @@ type fastSender struct {
 	to      net.Addr
 	streams [2]txStream // video, audio
 	bufs    [][]byte    // datagram buffers
-	out     [][]byte    // this tick's datagrams
+	out     [][][]byte  // this tick's frames, each its datagrams
+	frameAt int         // bufs used by this tick
 	scratch rtp.Header  // EncryptRTP's parse of a packet
 	stopped *atomic.Bool
 }
@@ -285,7 +286,7 @@ func (p *peer) selectedRemote() net.Addr {
 
 // tick sends every frame of fs due by now; it returns the packets sent.
 func (fs *fastSender) tick(now time.Time) int {
-	fs.out = fs.out[:0]
+	fs.out, fs.frameAt = fs.out[:0], 0
 	for k := range fs.streams {
 		ts := &fs.streams[k]
 		for ts.frames != nil && !now.Before(ts.next) {
@@ -310,6 +311,10 @@ func (fs *fastSender) frame(ts *txStream) {
 	f := &ts.frames[ts.i]
 	ts.i = (ts.i + 1) % len(ts.frames)
 	ts.next = ts.next.Add(f.dur)
+	var out [][]byte
+	if k := len(fs.out); k < cap(fs.out) {
+		out = fs.out[:k+1][k][:0] // reuse the slice this frame had last tick
+	}
 	for j, pl := range f.payloads {
 		h := &ts.hdr
 		h.Marker = j == len(f.payloads)-1
@@ -317,16 +322,18 @@ func (fs *fastSender) frame(ts *txStream) {
 			binary.BigEndian.PutUint64(ts.ext[:], ntpNow(time.Now()))
 			_ = h.SetExtension(ts.extID, ts.ext[:])
 		}
-		buf := fs.buf(len(fs.out))
+		buf := fs.buf(fs.frameAt)
+		fs.frameAt++
 		hl, err := h.MarshalTo(buf)
 		if err == nil && hl+len(pl)+32 <= cap(buf) {
 			n := hl + copy(buf[hl:cap(buf)], pl)
 			if enc, err := fs.m.tx.EncryptRTP(buf[:n], buf[:n], &fs.scratch); err == nil {
-				fs.out = append(fs.out, enc)
+				out = append(out, enc)
 			}
 		}
 		h.SequenceNumber++
 	}
+	fs.out = append(fs.out, out)
 	ts.hdr.Timestamp += f.ticks
 }
 

@@ -164,7 +164,7 @@ func TestSweepStopRule(t *testing.T) {
 	// does not; each GOMAXPROCS starts again from the lowest count.
 	capacity := map[int]int{1: 8, 2: 16}
 	var ran []string
-	rows := Sweep([]int{1, 2}, []int{4, 8, 16, 32}, func(procs, visits int) (Report, error) {
+	rows := Sweep(DefaultLimits, []int{1, 2}, []int{4, 8, 16, 32}, func(procs, visits int) (Report, error) {
 		ran = append(ran, fmtRun(procs, visits))
 		r := good
 		r.Visits, r.VisitsUp = visits, visits
@@ -185,6 +185,9 @@ func TestSweepStopRule(t *testing.T) {
 	}
 	if len(rows) != 2 || rows[0].MaxVisits != 8 || rows[0].FailedAt != 16 || rows[1].MaxVisits != 16 || rows[1].FailedAt != 32 {
 		t.Fatalf("rows %+v: want 8 held (16 failed) at 1, 16 held (32 failed) at 2", rows)
+	}
+	if lax := (Limits{MaxLoss: 0.01, MaxP99MS: 50}); !lax.Holds(Report{Visits: 1, VisitsUp: 1, ReceivedPackets: 1, LatencyP99MS: 35}) {
+		t.Error("a 35 ms p99 does not hold under a 50 ms limit")
 	}
 	if rows[1].PPS != 1600 {
 		t.Errorf("row 2 packets/s %v, want the held run's 1600", rows[1].PPS)

@@ -5,20 +5,26 @@ import (
 	"io"
 )
 
-// Sweep limits: a run "holds" its visits when every visit has media both
-// ways, under MaxLoss of the packets are lost and the p99 latency the SFU
-// added is under MaxP99MS.
-const (
-	MaxLoss  = 0.01
-	MaxP99MS = 20.0
-)
+// Limits are what a run must stay under to hold its visits: every visit
+// has media both ways, under MaxLoss of the packets are lost and the p99
+// latency the SFU added is under MaxP99MS.
+type Limits struct {
+	MaxLoss  float64
+	MaxP99MS float64
+}
 
-// Holds reports whether r held its visits (the sweep's stop rule: the
-// sweep raises the visit count while the runs hold, and stops at the
-// first that does not).
-func Holds(r Report) bool {
+// DefaultLimits are the scaling report's: < 1 % loss, p99 < 20 ms.
+var DefaultLimits = Limits{MaxLoss: 0.01, MaxP99MS: 20}
+
+// Holds reports whether r held its visits within DefaultLimits.
+func Holds(r Report) bool { return DefaultLimits.Holds(r) }
+
+// Holds reports whether r held its visits within l (the sweep's stop
+// rule: the sweep raises the visit count while the runs hold, and stops
+// at the first that does not).
+func (l Limits) Holds(r Report) bool {
 	return r.Visits > 0 && r.VisitsUp == r.Visits && r.ReceivedPackets > 0 &&
-		r.Loss < MaxLoss && r.LatencyP99MS < MaxP99MS
+		r.Loss < l.MaxLoss && r.LatencyP99MS < l.MaxP99MS
 }
 
 // SweepRow is one GOMAXPROCS of a sweep: the largest visit count held,
@@ -37,16 +43,19 @@ type SweepRow struct {
 	Runs       []Report `json:"runs"`
 }
 
+// Why says which limit of DefaultLimits r broke ("" if it held).
+func Why(r Report) string { return DefaultLimits.Why(r) }
+
 // Why says which limit r broke ("" if it held).
-func Why(r Report) string {
+func (l Limits) Why(r Report) string {
 	switch {
-	case Holds(r):
+	case l.Holds(r):
 		return ""
 	case r.VisitsUp < r.Visits:
 		return fmt.Sprintf("%d of %d visits up", r.VisitsUp, r.Visits)
 	case r.ReceivedPackets == 0:
 		return "nothing received"
-	case r.Loss >= MaxLoss:
+	case r.Loss >= l.MaxLoss:
 		return fmt.Sprintf("loss %.2f%%", r.Loss*100)
 	default:
 		return fmt.Sprintf("p99 %.1f ms", r.LatencyP99MS)
@@ -54,20 +63,21 @@ func Why(r Report) string {
 }
 
 // Sweep runs run(procs, visits) for each procs, at each of visits in
-// turn, until a run does not hold (or fails), and returns a row per procs.
-func Sweep(procs, visits []int, run func(procs, visits int) (Report, error), log io.Writer) []SweepRow {
+// turn, until a run does not hold within lim (or fails), and returns a row
+// per procs.
+func Sweep(lim Limits, procs, visits []int, run func(procs, visits int) (Report, error), log io.Writer) []SweepRow {
 	var rows []SweepRow
 	for _, p := range procs {
 		row := SweepRow{Procs: p}
 		for _, v := range visits {
 			rep, err := run(p, v)
 			row.Runs = append(row.Runs, rep)
-			held := err == nil && Holds(rep)
+			held := err == nil && lim.Holds(rep)
 			if log != nil {
-				fmt.Fprintf(log, "sweep: GOMAXPROCS %d, %d visits: held %v %s%v\n", p, v, held, Why(rep), errText(err))
+				fmt.Fprintf(log, "sweep: GOMAXPROCS %d, %d visits: held %v %s%v\n", p, v, held, lim.Why(rep), errText(err))
 			}
 			if !held {
-				row.FailedAt, row.FailReason = v, Why(rep)
+				row.FailedAt, row.FailReason = v, lim.Why(rep)
 				if err != nil {
 					row.FailReason = err.Error()
 				}
@@ -88,8 +98,9 @@ func errText(err error) string {
 	return " (" + err.Error() + ")"
 }
 
-// WriteSweep prints the sweep's table.
+// WriteSweep prints the sweep's table, then every run's figures.
 func WriteSweep(w io.Writer, rows []SweepRow) {
+	defer writeRuns(w, rows)
 	fmt.Fprintf(w, "\n%10s %10s %12s %12s %10s %10s %8s  %s\n",
 		"GOMAXPROCS", "max visits", "µs/fwd pkt", "fwd pkts/s", "srv cores", "cli cores", "p99 ms", "stopped by")
 	for _, r := range rows {
@@ -99,5 +110,19 @@ func WriteSweep(w io.Writer, rows []SweepRow) {
 		}
 		fmt.Fprintf(w, "%10d %10d %12.1f %12.0f %10.2f %10.2f %8.2f  %s\n",
 			r.Procs, r.MaxVisits, r.CPUPerFwd, r.PPS, r.ServerCPU, r.ClientCPU, r.P99MS, stop)
+	}
+}
+
+// writeRuns prints a line per run of the sweep.
+func writeRuns(w io.Writer, rows []SweepRow) {
+	fmt.Fprintf(w, "\n%10s %7s %6s %7s %8s %12s %12s %10s %10s %12s\n",
+		"GOMAXPROCS", "visits", "up", "loss%", "p99 ms", "µs/fwd pkt", "fwd pkts/s", "srv cores", "cli cores", "cli µs/pkt")
+	for _, row := range rows {
+		for _, r := range row.Runs {
+			win := max(r.WindowSeconds, 1e-9)
+			fmt.Fprintf(w, "%10d %7d %6d %7.3f %8.2f %12.1f %12.0f %10.2f %10.2f %12.1f\n",
+				row.Procs, r.Visits, r.VisitsUp, r.Loss*100, r.LatencyP99MS, r.CPUPerForwardedUS,
+				r.ForwardedPPS, r.ServerCPUSec/win, r.ClientCPUSec/win, r.ClientCPUPerPacketUS)
+		}
 	}
 }
