@@ -268,7 +268,9 @@ func (p *peer) newFastSender(timeout time.Duration) (*fastSender, error) {
 func (p *peer) selectedRemote() net.Addr {
 	for _, s := range p.conn.PC().GetSenders() {
 		t := s.Transport()
-		if t == nil || t.ICETransport() == nil {
+		// Only once DTLS is up: Pion sets the ICE transport's fields in
+		// Start without a lock, and DTLS starts after it returns.
+		if t == nil || t.State() != webrtc.DTLSTransportStateConnected || t.ICETransport() == nil {
 			continue
 		}
 		pair, err := t.ICETransport().GetSelectedCandidatePair()

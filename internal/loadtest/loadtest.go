@@ -153,11 +153,9 @@ func (r *runner) newStream() *stream {
 	return s
 }
 
-func (r *runner) addLatency(d time.Duration) {
-	r.mu.Lock()
-	r.lat.add(d)
-	r.mu.Unlock()
-}
+// addLatency counts one packet's added latency; lock-free, as every
+// receiving goroutine calls it per packet.
+func (r *runner) addLatency(d time.Duration) { r.lat.add(d) }
 
 func (r *runner) errorf(format string, a ...any) {
 	r.mu.Lock()
@@ -181,7 +179,7 @@ func (r *runner) snapshot() totals {
 	t := totals{at: time.Now(), sent: r.sent.Load(), fastRecv: r.fastRecv.Load(), lat: &histogram{}}
 	r.mu.Lock()
 	streams := append([]*stream(nil), r.streams...)
-	*t.lat = *r.lat
+	t.lat.copyFrom(r.lat)
 	r.mu.Unlock()
 	n := 0
 	for _, s := range streams {

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,7 +24,14 @@ func (h *histogram) add(d time.Duration) {
 	if i >= buckets {
 		i = buckets - 1
 	}
-	h[i]++
+	atomic.AddUint64(&h[i], 1)
+}
+
+// copyFrom sets h to a snapshot of src, which add may be changing.
+func (h *histogram) copyFrom(src *histogram) {
+	for i := range src {
+		h[i] = atomic.LoadUint64(&src[i])
+	}
 }
 
 // quantile returns the q-quantile of the samples in h minus base (the
