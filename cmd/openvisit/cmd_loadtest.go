@@ -15,8 +15,10 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -27,6 +29,8 @@ import (
 	"github.com/openvisit/openvisit/internal/store"
 	"github.com/openvisit/openvisit/internal/token"
 	"github.com/openvisit/openvisit/sfu"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
 )
 
 const loadtestUsage = `openvisit loadtest — simulated 1:1 visits against a media node
@@ -44,8 +48,27 @@ const loadtestUsage = `openvisit loadtest — simulated 1:1 visits against a med
       mint them. The server must offer candidates the clients can reach
       (media.loopback_only on one machine).
 
+  openvisit loadtest --clients-only --target https://node:8443 --signing-key FILE
+                     [--node ID] [--config FILE] [--bind IP] [--visits N] ...
+      only the clients, against a media node on another machine (so that the
+      load can come from elsewhere). Joins are admitted as for --url: the
+      visits are demo visits written to the node's database (database.url
+      from --config or OPENVISIT_DATABASE_URL, reachable from here) and
+      tokens are minted with the node's token signing key, naming --node.
+      The node must offer candidates this machine reaches; the clients bind
+      --bind (default: the local address that routes to the target).
+  openvisit loadtest --spawn --sweep [--sweep-visits 4,8,16,...] [--duration D]
+      the scaling report: the spawned server at GOMAXPROCS 1, 2, 4, … up to
+      this machine's cores, each at rising visit counts until a run does not
+      hold (loss ≥ 1%, p99 added latency ≥ 20 ms, or a visit without media);
+      prints per GOMAXPROCS the most visits held, µs of server CPU per
+      forwarded packet and packets/s.
+
 Every visit has two participants; each publishes 720p VP8 (≈1.8 Mbit/s) and
 Opus (32 kbit/s, 20 ms) recorded media in real time and receives the other's.
+The clients do ICE and DTLS through Pion and send and receive media around it
+(pre-packetized, SRTP in place, sendmmsg/recvmmsg); --pion-media sends it
+through Pion's tracks instead, for comparison.
 `
 
 // loadtestFlags are loadtest's flags (loadtestUsage).
@@ -60,6 +83,13 @@ type loadtestFlags struct {
 	cpuProfile       string
 	childAddr        string
 	procs            int
+	pionMedia        bool
+	clientsOnly      bool
+	bind             string
+	sweep            bool
+	sweepVisits      string
+	clientProfile    string
+	sweepP99         float64
 }
 
 func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtestFlags, error) {
@@ -80,6 +110,14 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtes
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "with --spawn: write the server's CPU profile of the run to this file")
 	fs.StringVar(&f.childAddr, "child", "", "internal: run as the spawned server on this address")
 	fs.IntVar(&f.procs, "server-gomaxprocs", 0, "with --spawn: GOMAXPROCS of the server (0: Go's default)")
+	fs.BoolVar(&f.pionMedia, "pion-media", false, "send and receive media through Pion's tracks (the slower client, for comparison)")
+	fs.BoolVar(&f.clientsOnly, "clients-only", false, "only the clients, against --target on another machine")
+	fs.StringVar(&f.rawURL, "target", "", "with --clients-only: the media node's origin (same as --url)")
+	fs.StringVar(&f.bind, "bind", "", "the clients' local IP (default: loopback, or with --clients-only the address that routes to the target)")
+	fs.StringVar(&f.clientProfile, "client-cpuprofile", "", "write the clients' (this process's) CPU profile of the run to this file")
+	fs.Float64Var(&f.sweepP99, "sweep-max-p99", loadtest.DefaultLimits.MaxP99MS, "with --sweep: the p99 added latency (ms) a run must stay under (raise it only to read a busy machine's curve, and say so)")
+	fs.BoolVar(&f.sweep, "sweep", false, "with --spawn: the scaling report over GOMAXPROCS and visit counts")
+	fs.StringVar(&f.sweepVisits, "sweep-visits", "4,8,16,32,64,128,256", "with --sweep: the visit counts tried, rising")
 	err := fs.Parse(args)
 	return fs, f, err
 }
@@ -97,6 +135,15 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if f.sweep {
+		if !f.spawn {
+			return errors.New("loadtest: --sweep needs --spawn")
+		}
+		return loadtestSweep(ctx, f, stdout, stderr)
+	}
+	if f.clientsOnly && f.spawn {
+		return errors.New("loadtest: --clients-only and --spawn exclude each other")
+	}
 	if f.spawn {
 		srv, err := spawnServer(ctx, f.cpuProfile, f.procs, stderr)
 		if err != nil {
@@ -107,7 +154,7 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if f.rawURL == "" || f.keyPath == "" {
 		fs.Usage()
-		return errors.New("loadtest: --spawn, or --url and --signing-key")
+		return errors.New("loadtest: --spawn, or --url (--target) and --signing-key")
 	}
 	pool, err := loadtestDatabase(ctx, f.configPath)
 	if err != nil {
@@ -121,6 +168,13 @@ func loadtestCmd(args []string, stdout, stderr io.Writer) error {
 	if !f.asJSON {
 		loadtest.WriteSampleHeader(stdout)
 		p.OnSample = func(s loadtest.Sample) { loadtest.WriteSample(stdout, s) }
+	}
+	if f.clientProfile != "" {
+		stopProfile, err := startProfile(f.clientProfile)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	rep, err := loadtest.Run(ctx, p)
 	if f.asJSON {
@@ -169,6 +223,10 @@ func loadtestParams(ctx context.Context, f loadtestFlags, pool *pgxpool.Pool) (l
 		return loadtest.Params{}, err
 	}
 	n := ids.NodeID(f.node)
+	bind, configure, err := clientNetwork(f, u.Host)
+	if err != nil {
+		return loadtest.Params{}, err
+	}
 	return loadtest.Params{
 		WSURL: ws,
 		NewVisit: func() (string, error) {
@@ -186,8 +244,123 @@ func loadtestParams(ctx context.Context, f loadtestFlags, pool *pgxpool.Pool) (l
 		},
 		Visits: f.visits, Warmup: f.warmup, Duration: f.duration,
 		ServerPID: f.pid, InsecureTLS: f.insecure,
-		ConfigureWebRTC: sfu.LoopbackOnly,
+		ConfigureWebRTC: configure,
+		PionMedia:       f.pionMedia, BindIP: bind,
 	}, nil
+}
+
+// clientNetwork is where the clients' sockets bind and how their ICE is
+// set up: loopback only on one machine; with --clients-only, the address
+// that routes to host (or --bind) and no mDNS.
+func clientNetwork(f loadtestFlags, host string) (net.IP, func(*webrtc.SettingEngine), error) {
+	var bind net.IP
+	if f.bind != "" {
+		if bind = net.ParseIP(f.bind); bind == nil {
+			return nil, nil, fmt.Errorf("loadtest: bad --bind %q", f.bind)
+		}
+	}
+	if !f.clientsOnly {
+		return bind, sfu.LoopbackOnly, nil
+	}
+	if bind == nil {
+		c, err := net.Dial("udp4", host) // no packet is sent: it only picks the route
+		if err != nil {
+			return nil, nil, fmt.Errorf("loadtest: no route to %s: %w", host, err)
+		}
+		bind = c.LocalAddr().(*net.UDPAddr).IP
+		c.Close()
+	}
+	return bind, func(se *webrtc.SettingEngine) {
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}, nil
+}
+
+// loadtestSweep runs the scaling report: a fresh spawned server per run,
+// at each GOMAXPROCS and rising visit counts (loadtest.Sweep).
+func loadtestSweep(ctx context.Context, f loadtestFlags, stdout, stderr io.Writer) error {
+	visits, err := parseCounts(f.sweepVisits)
+	if err != nil {
+		return err
+	}
+	pool, err := loadtestDatabase(ctx, f.configPath)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	fmt.Fprintf(stdout, "sweep on %d cores (%s), media path %s, window %s after %s warmup\n",
+		runtime.NumCPU(), runtime.GOARCH, mediaPath(f.pionMedia), f.duration, f.warmup)
+	lim := loadtest.DefaultLimits
+	if f.sweepP99 > 0 {
+		lim.MaxP99MS = f.sweepP99
+	}
+	fmt.Fprintf(stdout, "holding: loss < %.1f%%, p99 added latency < %.0f ms\n", lim.MaxLoss*100, lim.MaxP99MS)
+	rows := loadtest.Sweep(lim, sweepProcs(runtime.NumCPU()), visits, func(procs, n int) (loadtest.Report, error) {
+		srv, err := spawnServer(ctx, "", procs, stderr)
+		if err != nil {
+			return loadtest.Report{}, err
+		}
+		defer srv.stop()
+		run := f
+		run.rawURL, run.keyPath, run.pid, run.visits = srv.url, srv.key, srv.cmd.Process.Pid, n
+		p, err := loadtestParams(ctx, run, pool)
+		if err != nil {
+			return loadtest.Report{}, err
+		}
+		rep, err := loadtest.Run(ctx, p)
+		if !f.asJSON {
+			loadtest.WriteReport(stderr, rep)
+		}
+		return rep, err
+	}, stderr)
+	if f.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	loadtest.WriteSweep(stdout, rows)
+	return ctx.Err()
+}
+
+// startProfile starts a CPU profile into path; the func stops it.
+func startProfile(path string) (func(), error) {
+	pf, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(pf); err != nil {
+		pf.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); pf.Close() }, nil
+}
+
+func mediaPath(pion bool) string {
+	if pion {
+		return "pion"
+	}
+	return "fast"
+}
+
+// sweepProcs is 1, 2, 4, … below cores, and cores.
+func sweepProcs(cores int) []int {
+	var out []int
+	for p := 1; p < cores; p *= 2 {
+		out = append(out, p)
+	}
+	return append(out, cores)
+}
+
+// parseCounts parses a comma-separated list of rising positive counts.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 || n > 10000 || (len(out) > 0 && n <= out[len(out)-1]) {
+			return nil, fmt.Errorf("loadtest: bad --sweep-visits %q: want rising counts like 4,8,16", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // child is a server started by --spawn.

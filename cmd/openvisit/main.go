@@ -17,7 +17,7 @@ Usage:
   openvisit migrate [--config FILE]
   openvisit keys    generate|list|rotate|rewrap|retire KEK_ID [--config FILE]
   openvisit phi     migrate|status [--config FILE]   (seal PHI rows written before field encryption)
-  openvisit loadtest --spawn | --url URL --signing-key FILE [--visits N] [--duration D] [--json]
+  openvisit loadtest --spawn [--sweep] | --url URL --signing-key FILE | --clients-only --target URL --signing-key FILE [--visits N] [--duration D] [--json]
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
   openvisit user reset-mfa --email ADDRESS --reason TEXT
   openvisit scim token create --idp NAME | list | revoke --id CLIENT_ID

@@ -16,7 +16,7 @@ import (
 // TestLoadtestSpawnCarriesMedia runs `openvisit loadtest --spawn` as an
 // operator would: the spawned server admits the simulated participants
 // (their visits are in its database, as the join's revocation check needs)
-// and media flows both ways in every visit.
+// and media flows both ways in every visit, on the clients' fast path.
 func TestLoadtestSpawnCarriesMedia(t *testing.T) {
 	bin := binary(t)
 	dsn := testenv.Postgres(t)
@@ -41,6 +41,17 @@ func TestLoadtestSpawnCarriesMedia(t *testing.T) {
 	}
 	if rep.ReceivedPackets == 0 {
 		t.Fatalf("no packets received (sent %d)", rep.SentPackets)
+	}
+	// The clients' media went around Pion (the fast path), and every
+	// participant's first keyframe was timed from its join.
+	if rep.MediaPath != "fast" || rep.FastReceived == 0 {
+		t.Errorf("media path %q, %d of %d packets received on the fast path", rep.MediaPath, rep.FastReceived, rep.ReceivedPackets)
+	}
+	if rep.JoinsMeasured != 4 || rep.JoinFrameP50MS <= 0 {
+		t.Errorf("join → first frame measured for %d of 4 participants (p50 %.1f ms)", rep.JoinsMeasured, rep.JoinFrameP50MS)
+	}
+	if rep.ServerCPUSec <= 0 || rep.CPUPerForwardedUS <= 0 {
+		t.Errorf("server CPU %.2f s, %.1f µs per forwarded packet: want both measured", rep.ServerCPUSec, rep.CPUPerForwardedUS)
 	}
 }
 

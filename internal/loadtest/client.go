@@ -6,12 +6,16 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -43,9 +47,27 @@ type peer struct {
 	wg                 sync.WaitGroup
 	stop               chan struct{}
 	started            atomic.Bool // publish runs
+	stopped            atomic.Bool // close began
+	keyWanted          atomic.Bool // the SFU asked for a keyframe
+
+	// fast is the media path around Pion (nil: media through Pion).
+	fast *fastMedia
+	mux  io.Closer
+	// joinAt is when the join began; first finds the first whole
+	// keyframe received after it (on the one goroutine receiving video).
+	joinAt time.Time
+	first  firstFrame
 }
 
-func newAPI(configure func(*webrtc.SettingEngine)) (*webrtc.API, error) {
+// sawVideo notes a received video packet for the join → first frame
+// latency.
+func (p *peer) sawVideo(seq uint16, marker bool, payload []byte, now time.Time) {
+	if p.first.observe(seq, marker, payload) {
+		p.run.addJoin(now.Sub(p.joinAt))
+	}
+}
+
+func newAPI(configure ...func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -60,17 +82,26 @@ func newAPI(configure func(*webrtc.SettingEngine)) (*webrtc.API, error) {
 		return nil, err
 	}
 	var se webrtc.SettingEngine
-	if configure != nil {
-		configure(&se)
+	for _, c := range configure {
+		if c != nil {
+			c(&se)
+		}
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
 
 // dial joins visit with tok and publishes; media starts once connected.
 func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
-	p := &peer{run: r, stop: make(chan struct{})}
+	p := &peer{run: r, stop: make(chan struct{}), joinAt: time.Now()}
+	api := r.api
+	if !r.p.PionMedia {
+		var err error
+		if api, err = p.fastAPI(); err != nil {
+			return nil, err
+		}
+	}
 	conn, err := client.Join(ctx, client.Params{
-		URL: r.p.WSURL, Token: tok, Visit: ids.VisitID(visit), API: r.api,
+		URL: r.p.WSURL, Token: tok, Visit: ids.VisitID(visit), API: api,
 		Dialer: &websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second,
 			TLSClientConfig:  &tls.Config{InsecureSkipVerify: r.p.InsecureTLS}, //nolint:gosec // a test client against a self-signed dev server, by flag
@@ -83,6 +114,7 @@ func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
 		},
 	})
 	if err != nil {
+		p.closeFast()
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
 	p.conn = conn
@@ -107,8 +139,15 @@ func (r *runner) dial(ctx context.Context, visit, tok string) (*peer, error) {
 		go func() {
 			defer p.wg.Done()
 			for {
-				if _, _, err := s.ReadRTCP(); err != nil {
+				pkts, _, err := s.ReadRTCP()
+				if err != nil {
 					return
+				}
+				for _, pk := range pkts {
+					switch pk.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						p.keyWanted.Store(true) // the fast path answers with its next keyframe
+					}
 				}
 			}
 		}()
@@ -141,6 +180,11 @@ func extID(params []webrtc.RTPHeaderExtensionParameter) uint8 {
 // startMedia starts the publishing loop once (after the first answer).
 func (p *peer) startMedia() {
 	if p.started.Swap(true) {
+		return
+	}
+	if p.fast != nil {
+		p.wg.Add(1)
+		go p.startFast()
 		return
 	}
 	var vid, aid uint8
@@ -246,7 +290,10 @@ func (p *peer) onTrack(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 				sent = ntpTime(binary.BigEndian.Uint64(e))
 			}
 		}
-		st.add(pkt, now, sent, clock)
+		st.add(pkt.SequenceNumber, pkt.Timestamp, pkt.MarshalSize(), now, sent, clock)
+		if video {
+			p.sawVideo(pkt.SequenceNumber, pkt.Marker, pkt.Payload, now)
+		}
 	}
 }
 
@@ -260,6 +307,7 @@ func (p *peer) leave() {
 }
 
 func (p *peer) close() {
+	p.stopped.Store(true)
 	select {
 	case <-p.stop:
 	default:
@@ -267,6 +315,41 @@ func (p *peer) close() {
 	}
 	p.conn.Close()
 	p.wg.Wait()
+	p.closeFast()
+}
+
+// fastAPI sets p up for the fast media path: its own socket, read in
+// batches, under an ICE mux of its own, and a WebRTC API that uses it and
+// shows p the DTLS keys.
+func (p *peer) fastAPI() (*webrtc.API, error) {
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: p.run.p.BindIP})
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	m := &fastMedia{p: p}
+	m.conn = newFastConn(sock, m.handle)
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: m.conn})
+	p.fast, p.mux = m, mux
+	api, err := newAPI(p.run.p.ConfigureWebRTC, func(se *webrtc.SettingEngine) {
+		se.SetICEUDPMux(mux)
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+		se.SetDTLSKeyLogWriter(&m.keys)
+	})
+	if err != nil {
+		p.closeFast()
+		return nil, err
+	}
+	return api, nil
+}
+
+// closeFast closes p's mux and socket (if it has them).
+func (p *peer) closeFast() {
+	if p.mux != nil {
+		_ = p.mux.Close()
+	}
+	if p.fast != nil {
+		_ = p.fast.conn.Close()
+	}
 }
 
 var errNoVisits = errors.New("loadtest: no visit connected")

@@ -13,7 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,6 +54,15 @@ type Params struct {
 	ConfigureWebRTC func(*webrtc.SettingEngine)
 	// OnSample, when set, gets each one-second sample as it is taken.
 	OnSample func(Sample)
+	// PionMedia sends and receives media through Pion's tracks (the way
+	// a browser-like client does, and how the load generator did before
+	// its fast path), for comparison; by default media goes around Pion
+	// (fastpeer.go).
+	PionMedia bool
+	// BindIP is the local address of the clients' sockets on the fast
+	// path (default 127.0.0.1; an address the media node can reach when
+	// it is another machine).
+	BindIP net.IP
 }
 
 // Sample is one second of the run.
@@ -71,23 +82,40 @@ type Sample struct {
 
 // Report is the whole run; the figures cover the window after warmup.
 type Report struct {
-	Visits          int      `json:"visits"`
-	VisitsUp        int      `json:"visits_up"`
-	WindowSeconds   float64  `json:"window_s"`
-	SentPackets     uint64   `json:"sent_packets"`
-	ReceivedPackets uint64   `json:"received_packets"`
-	LostPackets     uint64   `json:"lost_packets"`
-	Loss            float64  `json:"loss"`
-	ForwardedPPS    float64  `json:"forwarded_pps"`
-	ForwardedBPS    float64  `json:"forwarded_bps"`
-	JitterMS        float64  `json:"jitter_ms"`
-	LatencyP50MS    float64  `json:"latency_p50_ms"`
-	LatencyP99MS    float64  `json:"latency_p99_ms"`
-	ServerCPUSec    float64  `json:"server_cpu_s"`
-	CPUPerPacketUS  float64  `json:"server_cpu_us_per_packet"` // ÷ packets sent
-	ServerRSSBytes  int64    `json:"server_rss_bytes"`
-	Samples         []Sample `json:"samples"`
-	Errors          []string `json:"errors,omitempty"`
+	Visits          int     `json:"visits"`
+	VisitsUp        int     `json:"visits_up"`
+	WindowSeconds   float64 `json:"window_s"`
+	SentPackets     uint64  `json:"sent_packets"`
+	ReceivedPackets uint64  `json:"received_packets"`
+	LostPackets     uint64  `json:"lost_packets"`
+	Loss            float64 `json:"loss"`
+	ForwardedPPS    float64 `json:"forwarded_pps"`
+	ForwardedBPS    float64 `json:"forwarded_bps"`
+	JitterMS        float64 `json:"jitter_ms"`
+	LatencyP50MS    float64 `json:"latency_p50_ms"`
+	LatencyP99MS    float64 `json:"latency_p99_ms"`
+	ServerCPUSec    float64 `json:"server_cpu_s"`
+	CPUPerPacketUS  float64 `json:"server_cpu_us_per_packet"` // ÷ packets sent
+	// CPUPerForwardedUS is the server's CPU ÷ packets the clients received.
+	CPUPerForwardedUS float64 `json:"server_cpu_us_per_forwarded_packet"`
+	// The clients' own CPU (this process; with the server in-process it
+	// includes the server), and per packet sent or received.
+	ClientCPUSec         float64 `json:"client_cpu_s"`
+	ClientCPUPerPacketUS float64 `json:"client_cpu_us_per_packet"`
+	MediaPath            string  `json:"media_path"` // "fast" or "pion"
+	// FastReceived is how many packets of the window the fast path
+	// received (the rest went through Pion).
+	FastReceived uint64 `json:"fast_received_packets"`
+	// Join → first decodable frame: from a participant's join request to
+	// the first whole VP8 keyframe it received, over every participant
+	// that received one (JoinsMeasured), warmup included.
+	JoinsMeasured  int      `json:"joins_measured"`
+	JoinFrameP50MS float64  `json:"join_first_frame_p50_ms"`
+	JoinFrameP95MS float64  `json:"join_first_frame_p95_ms"`
+	JoinFrameP99MS float64  `json:"join_first_frame_p99_ms"`
+	ServerRSSBytes int64    `json:"server_rss_bytes"`
+	Samples        []Sample `json:"samples"`
+	Errors         []string `json:"errors,omitempty"`
 }
 
 // runner is one run's shared state.
@@ -97,11 +125,24 @@ type runner struct {
 	video, audio clip
 	offset       atomic.Int64 // staggers where each publisher starts its clip
 	sent         atomic.Uint64
+	fastRecv     atomic.Uint64 // packets the fast path received
+
+	preVideo, preAudio []preFrame
+	shards             []*senderShard
+	nextShard          atomic.Uint32
+	senderWG           sync.WaitGroup
 
 	mu      sync.Mutex
 	streams []*stream
 	lat     *histogram
 	errs    []string
+	joins   []time.Duration // join → first frame
+}
+
+func (r *runner) addJoin(d time.Duration) {
+	r.mu.Lock()
+	r.joins = append(r.joins, d)
+	r.mu.Unlock()
 }
 
 func (r *runner) newStream() *stream {
@@ -112,11 +153,9 @@ func (r *runner) newStream() *stream {
 	return s
 }
 
-func (r *runner) addLatency(d time.Duration) {
-	r.mu.Lock()
-	r.lat.add(d)
-	r.mu.Unlock()
-}
+// addLatency counts one packet's added latency; lock-free, as every
+// receiving goroutine calls it per packet.
+func (r *runner) addLatency(d time.Duration) { r.lat.add(d) }
 
 func (r *runner) errorf(format string, a ...any) {
 	r.mu.Lock()
@@ -130,16 +169,17 @@ func (r *runner) errorf(format string, a ...any) {
 type totals struct {
 	at                         time.Time
 	sent, expected, recv, bits uint64
+	fastRecv                   uint64
 	jitter                     float64
-	cpuTicks                   int64
+	cpuTicks, selfTicks        int64
 	lat                        *histogram
 }
 
 func (r *runner) snapshot() totals {
-	t := totals{at: time.Now(), sent: r.sent.Load(), lat: &histogram{}}
+	t := totals{at: time.Now(), sent: r.sent.Load(), fastRecv: r.fastRecv.Load(), lat: &histogram{}}
 	r.mu.Lock()
 	streams := append([]*stream(nil), r.streams...)
-	*t.lat = *r.lat
+	t.lat.copyFrom(r.lat)
 	r.mu.Unlock()
 	n := 0
 	for _, s := range streams {
@@ -159,6 +199,7 @@ func (r *runner) snapshot() totals {
 	if r.p.ServerPID != 0 {
 		t.cpuTicks, _ = procCPU(r.p.ServerPID)
 	}
+	t.selfTicks, _ = procCPU(os.Getpid())
 	return t
 }
 
@@ -168,6 +209,9 @@ func Run(ctx context.Context, p Params) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	done := make(chan struct{})
+	r.startSenders(runtime.GOMAXPROCS(0), done)
+	defer func() { close(done); r.senderWG.Wait() }()
 	start := time.Now()
 	visits, err := r.joinVisits(ctx)
 	defer leaveAll(visits)
@@ -186,6 +230,9 @@ func newRunner(p Params) (*runner, error) {
 	if p.JoinSpacing == 0 {
 		p.JoinSpacing = 50 * time.Millisecond
 	}
+	if p.BindIP == nil {
+		p.BindIP = net.IPv4(127, 0, 0, 1)
+	}
 	r := &runner{p: p, lat: &histogram{}}
 	var err error
 	if r.video, err = loadVideo(); err != nil {
@@ -197,6 +244,7 @@ func newRunner(p Params) (*runner, error) {
 	if r.api, err = newAPI(p.ConfigureWebRTC); err != nil {
 		return nil, err
 	}
+	r.preEncode()
 	return r, nil
 }
 
@@ -306,11 +354,20 @@ func (r *runner) sampleAt(prev, cur totals, start time.Time, visits []visit) Sam
 // sample; no visit with media both ways is an error.
 func (r *runner) finish(rep Report, base, cur totals, last Sample) (Report, error) {
 	fillReport(&rep, base, cur, r.p.ServerPID)
+	rep.MediaPath = "fast"
+	if r.p.PionMedia {
+		rep.MediaPath = "pion"
+	}
 	rep.VisitsUp = last.Visits
 	rep.ServerRSSBytes = last.ServerRSSBytes
 	r.mu.Lock()
 	rep.Errors = append(rep.Errors, r.errs...)
+	joins := append([]time.Duration(nil), r.joins...)
 	r.mu.Unlock()
+	rep.JoinsMeasured = len(joins)
+	rep.JoinFrameP50MS = ms(percentile(joins, 0.50))
+	rep.JoinFrameP95MS = ms(percentile(joins, 0.95))
+	rep.JoinFrameP99MS = ms(percentile(joins, 0.99))
 	if rep.VisitsUp == 0 {
 		return rep, errNoVisits
 	}
@@ -344,6 +401,7 @@ func fillReport(rep *Report, a, b totals, pid int) {
 	rep.WindowSeconds = dt
 	rep.SentPackets = b.sent - a.sent
 	rep.ReceivedPackets = b.recv - a.recv
+	rep.FastReceived = b.fastRecv - a.fastRecv
 	exp := b.expected - a.expected
 	if exp > rep.ReceivedPackets {
 		rep.LostPackets = exp - rep.ReceivedPackets
@@ -360,6 +418,13 @@ func fillReport(rep *Report, a, b totals, pid int) {
 		if rep.SentPackets > 0 {
 			rep.CPUPerPacketUS = rep.ServerCPUSec * 1e6 / float64(rep.SentPackets)
 		}
+		if rep.ReceivedPackets > 0 {
+			rep.CPUPerForwardedUS = rep.ServerCPUSec * 1e6 / float64(rep.ReceivedPackets)
+		}
+	}
+	rep.ClientCPUSec = float64(b.selfTicks-a.selfTicks) / clockTicks
+	if n := rep.SentPackets + rep.ReceivedPackets; n > 0 {
+		rep.ClientCPUPerPacketUS = rep.ClientCPUSec * 1e6 / float64(n)
 	}
 }
 
@@ -434,10 +499,14 @@ func WriteReport(w io.Writer, r Report) {
 	fmt.Fprintf(w, "packets sent %d, received %d, lost %d (%.3f%%)\n", r.SentPackets, r.ReceivedPackets, r.LostPackets, r.Loss*100)
 	fmt.Fprintf(w, "forwarded %.0f packets/s, %.2f Mbit/s\n", r.ForwardedPPS, r.ForwardedBPS/1e6)
 	fmt.Fprintf(w, "jitter %.2f ms, added latency p50 %.2f ms, p99 %.2f ms\n", r.JitterMS, r.LatencyP50MS, r.LatencyP99MS)
+	fmt.Fprintf(w, "join → first decodable frame (%d participants): p50 %.0f ms, p95 %.0f ms, p99 %.0f ms\n",
+		r.JoinsMeasured, r.JoinFrameP50MS, r.JoinFrameP95MS, r.JoinFrameP99MS)
 	if r.ServerCPUSec > 0 {
-		fmt.Fprintf(w, "server CPU %.2f s (%.1f%% of one core), %.1f µs per packet sent, RSS %.1f MB\n",
-			r.ServerCPUSec, 100*r.ServerCPUSec/r.WindowSeconds, r.CPUPerPacketUS, float64(r.ServerRSSBytes)/(1<<20))
+		fmt.Fprintf(w, "server CPU %.2f s (%.1f%% of one core), %.1f µs per packet sent, %.1f µs per packet forwarded, RSS %.1f MB\n",
+			r.ServerCPUSec, 100*r.ServerCPUSec/r.WindowSeconds, r.CPUPerPacketUS, r.CPUPerForwardedUS, float64(r.ServerRSSBytes)/(1<<20))
 	}
+	fmt.Fprintf(w, "client CPU (%s media path) %.2f s (%.1f%% of one core), %.1f µs per packet sent or received\n",
+		r.MediaPath, r.ClientCPUSec, 100*r.ClientCPUSec/r.WindowSeconds, r.ClientCPUPerPacketUS)
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}

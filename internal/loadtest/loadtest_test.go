@@ -14,6 +14,8 @@ import (
 // nothing is lost.
 func TestLoadtestSmoke(t *testing.T) {
 	n := sfutest.NewNode(t)
+	// The clients send and receive around Pion (fastpeer.go): the fast path
+	// carries the media, and every participant sees its first keyframe.
 
 	rep, err := Run(t.Context(), Params{
 		WSURL:    n.URL,
@@ -40,6 +42,13 @@ func TestLoadtestSmoke(t *testing.T) {
 	}
 	if rep.LatencyP50MS == 0 {
 		t.Error("no latency samples: the send timestamp extension did not make it through the SFU")
+	}
+	if rep.MediaPath != "fast" || rep.FastReceived == 0 || rep.FastReceived*10 < rep.ReceivedPackets*9 {
+		t.Errorf("media path %q received %d of %d packets: want most on the fast path", rep.MediaPath, rep.FastReceived, rep.ReceivedPackets)
+	}
+	if rep.JoinsMeasured != 6 || rep.JoinFrameP50MS <= 0 || rep.JoinFrameP99MS < rep.JoinFrameP50MS {
+		t.Errorf("join → first frame measured for %d of 6 participants, p50 %.1f ms, p99 %.1f ms",
+			rep.JoinsMeasured, rep.JoinFrameP50MS, rep.JoinFrameP99MS)
 	}
 	if st := n.SFU.Stats(); st.ForwardedPackets == 0 {
 		t.Errorf("the SFU forwarded nothing: %+v", st)

@@ -3,9 +3,8 @@ package loadtest
 import (
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/pion/rtp"
 )
 
 // Latency histogram: 50 µs buckets up to 2 s (the last bucket holds
@@ -25,7 +24,14 @@ func (h *histogram) add(d time.Duration) {
 	if i >= buckets {
 		i = buckets - 1
 	}
-	h[i]++
+	atomic.AddUint64(&h[i], 1)
+}
+
+// copyFrom sets h to a snapshot of src, which add may be changing.
+func (h *histogram) copyFrom(src *histogram) {
+	for i := range src {
+		h[i] = atomic.LoadUint64(&src[i])
+	}
 }
 
 // quantile returns the q-quantile of the samples in h minus base (the
@@ -65,10 +71,12 @@ type stream struct {
 	haveD    bool
 }
 
-func (s *stream) add(pkt *rtp.Packet, now, sent time.Time, clock float64) {
+// add counts a received packet: its sequence number, RTP timestamp and
+// size, when it arrived and (if known) when it was sent.
+func (s *stream) add(sequence uint16, timestamp uint32, size int, now, sent time.Time, clock float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seq := uint64(pkt.SequenceNumber)
+	seq := uint64(sequence)
 	if !s.started {
 		s.started, s.base, s.maxExt, s.clock = true, seq, seq, clock
 	} else {
@@ -85,10 +93,10 @@ func (s *stream) add(pkt *rtp.Packet, now, sent time.Time, clock float64) {
 		}
 	}
 	s.received++
-	s.bytes += uint64(pkt.MarshalSize())
+	s.bytes += uint64(size) //nolint:gosec // a datagram's size
 	// Interarrival jitter (RFC 3550 §6.4.1), in clock units.
 	arrival := float64(now.UnixNano()) * clock / 1e9
-	d := arrival - float64(pkt.Timestamp)
+	d := arrival - float64(timestamp)
 	if s.haveD {
 		diff := math.Abs(d - s.lastD)
 		if diff < clock { // a layer switch or a wrap, not jitter
