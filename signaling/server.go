@@ -54,7 +54,7 @@ type Params struct {
 	// secret_file): with it, a join grant carries credentials for the relay
 	// its media node registered. Nil: grants carry no relay.
 	TURNSecret []byte
-	Minter *token.Minter // nil when this process does not run the api role
+	Minter     *token.Minter // nil when this process does not run the api role
 	// Nodes places visits on the least-loaded live media node and moves a
 	// visit off a dead one at join (placement.go). Nil: every visit goes on
 	// Node, the media node of this process.
@@ -63,6 +63,11 @@ type Params struct {
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
 	Help      Help   // the clinic's help line, in join grants (help.go)
+
+	// Zone is the clinic's time zone, in which invite emails state the
+	// visit's time (nil: UTC).
+	Zone *time.Location
+
 	// Recordings decrypts stored recordings for retrieval and nudges the
 	// recorder (recording.Library); nil when no object storage is
 	// configured (playback and start answer 503).

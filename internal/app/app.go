@@ -236,6 +236,7 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		PublicURL:  cfg.PublicURL,
 		Demo:       cfg.Demo,
 		Help:       signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
+		Zone:       cfg.Clinic.Location(),
 		TURNSecret: a.turnKey,
 		Logger:     a.log,
 		Now:        now,

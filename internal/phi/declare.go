@@ -185,8 +185,9 @@ var Columns = slices.Concat(
 		"id", "kind", "name", "token_hash", "created_at", "created_by", "last_used_at", "revoked_at"),
 	notPHI("oidc_links", "staff accounts linked to an identity provider's subject; the refresh token sealed under the auth secret",
 		"issuer", "subject", "user_id", "refresh_token_enc", "created_at", "last_signin_at", "vouched_at"),
-	notPHI("visit_invites", "hashed invite secrets, opaque IDs, counters and times; no contact details",
-		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at"),
+	notPHI("visit_invites", "hashed invite secrets, opaque IDs, counters and times; no contact details; "+
+		"lang is the code of the catalogue the invite's messages use (en, es), the provider's choice of wording, not a recorded fact about the patient",
+		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at", "lang"),
 	notPHI("visits", "opaque IDs, statuses and times of a visit", "id", "status", "scheduled_start", "scheduled_end", "sfu_node_id", "demo",
 		"created_at", "started_at", "ended_at", "provider_id", "patient_id", "waiting_at", "cancelled_at", "no_show_at", "placed_at"),
 )

@@ -20,11 +20,20 @@ type Invite struct {
 	UsedAt      *time.Time
 	DOBFailures int
 	LockedAt    *time.Time
+	// Lang is the code of the message catalogue the invite speaks (en, es;
+	// internal/i18n): the provider's choice for the email and the pages.
+	Lang string
 }
 
-// CreateInvite revokes the visit's earlier invites and makes a new one,
-// returning its secret (256 bits, base64url).
+// CreateInvite is CreateLangInvite in English.
 func CreateInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) (Invite, string, error) {
+	return CreateLangInvite(ctx, db, visit, now, "en")
+}
+
+// CreateLangInvite revokes the visit's earlier invites and makes a new one
+// in language lang (a catalogue code the caller checked), returning its
+// secret (256 bits, base64url).
+func CreateLangInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time, lang string) (Invite, string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
@@ -33,9 +42,9 @@ func CreateInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time
 	if _, err := db.Exec(ctx, `UPDATE visit_invites SET revoked_at = $2 WHERE visit_id = $1 AND revoked_at IS NULL`, string(visit), now); err != nil {
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 	}
-	inv := Invite{ID: uuid.NewString(), VisitID: visit}
-	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at) VALUES ($1, $2, $3, $4)`,
-		inv.ID, hashSecret(secret), string(visit), now); err != nil {
+	inv := Invite{ID: uuid.NewString(), VisitID: visit, Lang: lang}
+	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at, lang) VALUES ($1, $2, $3, $4, $5)`,
+		inv.ID, hashSecret(secret), string(visit), now, lang); err != nil {
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 	}
 	return inv, secret, nil
@@ -64,9 +73,9 @@ func PeekInvite(ctx context.Context, db DBTX, secret string) (Invite, error) {
 func inviteBySecret(ctx context.Context, db DBTX, secret, lock string) (Invite, error) {
 	var inv Invite
 	var vid string
-	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, revoked_at, used_at, dob_failures, locked_at
+	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, revoked_at, used_at, dob_failures, locked_at, lang
 		FROM visit_invites WHERE secret_hash = $1`+lock, hashSecret(secret)).
-		Scan(&inv.ID, &vid, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt)
+		Scan(&inv.ID, &vid, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt, &inv.Lang)
 	inv.VisitID = ids.VisitID(vid)
 	return inv, notFound(err)
 }

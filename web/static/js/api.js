@@ -33,6 +33,8 @@ export class APIError extends Error {
     this.status = status;
     this.requestId = requestId || '';
     this.retryAfter = retryAfter || 0;
+    /** @type {Record<string, any>} the server's details of the refusal */
+    this.details = {};
   }
 }
 
@@ -191,6 +193,8 @@ async function requestOnce(method, path, body, opts) {
     e.request_id || resp.headers.get('X-Request-ID') || '',
     retryAfter,
   );
+  // The refusal's particulars (a time, a count), for pages that word it themselves.
+  err.details = e.details && typeof e.details === 'object' ? e.details : {};
   if (resp.status === 401 && opts.redirect401 !== false) {
     toSignIn();
   }
