@@ -459,15 +459,15 @@ function sessionGone() {
   finish('join.end.session_gone', 'join.end.session_gone_text', { state: 'ended' });
 }
 
-/** A visit's time in the patient's language and time zone. @param {string|undefined} iso */
-function timeOf(iso) {
-  return formatDate(iso, { weekday: 'long', hour: 'numeric', minute: '2-digit' });
-}
-
-/** The scheduled time line, in the language in use. */
+/**
+ * The scheduled time line, in the language in use and the patient's time
+ * zone (Intl, the browser's).
+ */
 function showWhen() {
-  const when = timeOf(openvisit.visitState && openvisit.visitState.scheduled_start);
-  if (when) tr(ui.waitingWhen, 'join.waiting.when', { when });
+  const iso = openvisit.visitState && openvisit.visitState.scheduled_start;
+  const day = formatDate(iso, { weekday: 'long' });
+  const time = formatDate(iso, { hour: 'numeric', minute: '2-digit' });
+  if (day && time) tr(ui.waitingWhen, 'join.waiting.when', { day, time });
   else tr(ui.waitingWhen, '');
 }
 onLanguage(showWhen);
