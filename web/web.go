@@ -23,6 +23,8 @@
 //   - the media client, shared by every page that joins a visit: client
 //     (VisitClient: staying connected), media-session (the protocol of
 //     sfu/PROTOCOL.md), simulcast and ice-report;
+//   - the patient pages' languages: i18n (the catalogues of static/i18n,
+//     one JSON file per language, which Catalogue gives the server too);
 //   - what pages share: api (the JSON API and its errors), dom, staff (the
 //     signed-in pages' start, account bar and messages), session (idle
 //     logoff), visit-events (a visit's state events), devices (camera and
