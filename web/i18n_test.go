@@ -25,6 +25,9 @@ var (
 	// A JS string literal that looks like a key of one of the catalogue's
 	// namespaces (join.…, call.…): t('…'), tr(el, '…'), tables of keys.
 	jsKeyRE = regexp.MustCompile(`'([a-z]+(?:\.[a-z0-9_]+)+)'`)
+	// And any key passed straight to t, tr or sayT, whatever its namespace
+	// (a new one that no catalogue has yet).
+	jsCallRE = regexp.MustCompile(`\b(?:t|tr|sayT)\((?:[\w.]+, )?'([a-z][a-z0-9_.]*)'`)
 	// Go: T(lang, "key") and the invitation's t("key").
 	goKeyRE = regexp.MustCompile(`\b[Tt]\((?:[a-zA-Z.]+, )?"([a-z]+(?:\.[a-z0-9_]+)+)"`)
 )
@@ -63,6 +66,14 @@ func usedKeys(t *testing.T, namespaces map[string]bool) map[string][]string {
 		case ".js":
 			for _, m := range jsKeyRE.FindAllStringSubmatch(string(data), -1) {
 				add(m[1], p)
+			}
+			for _, line := range strings.Split(string(data), "\n") {
+				if l := strings.TrimSpace(line); strings.HasPrefix(l, "//") || strings.HasPrefix(l, "*") {
+					continue // comments show how to call t()
+				}
+				for _, m := range jsCallRE.FindAllStringSubmatch(line, -1) {
+					used[m[1]] = append(used[m[1]], p)
+				}
 			}
 		}
 		return nil

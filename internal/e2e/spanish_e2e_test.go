@@ -51,6 +51,7 @@ func TestE2ESpanishPatientFlow(t *testing.T) {
 	provider.WaitFor(t, ctx, fmt.Sprintf(`document.getElementById('invite-link').value !== %q
     && document.getElementById('invite-link').value.includes('#invite=')`, v.link), pageTimeout)
 	link := Eval[string](t, provider, `document.getElementById('invite-link').value`)
+	spanishShot(t, provider, shots, "es-0-provider-invite.png")
 	provider.Click(t, fmt.Sprintf(`#visits li[data-visit-id=%q] [data-action="join"]`, v.visitID))
 	provider.WaitFor(t, ctx, `location.pathname === '/call' && document.body.dataset.state === 'connected'`, callTimeout)
 
