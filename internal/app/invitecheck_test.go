@@ -93,8 +93,8 @@ func TestInviteUsedCheckedBeforeDOB(t *testing.T) {
 }
 
 // The provider chooses the invite's language: the link's check tells the
-// join page, the calendar file speaks it, and a language without a
-// catalogue is refused.
+// join page, the calendar file speaks it, the patient's session carries
+// it, and a language without a catalogue is refused.
 func TestInviteLanguage(t *testing.T) {
 	s := startServer(t)
 	prov := s.enrol(t, "p@clinic.test", "provider")
@@ -120,7 +120,19 @@ func TestInviteLanguage(t *testing.T) {
 		}
 	}
 	// The refused languages made no link: the Spanish one still works.
-	if r := s.newClient(t).redeem(ci.secret(t), "1970-01-02"); r.Status != 200 {
-		t.Errorf("the Spanish link after the refusals: %d %s", r.Status, r.Body)
+	patient := s.newClient(t)
+	if r := patient.redeem(ci.secret(t), "1970-01-02"); r.Status != 200 {
+		t.Fatalf("the Spanish link after the refusals: %d %s", r.Status, r.Body)
+	}
+	// The patient's session carries it: a page opened in a new tab speaks it.
+	patient.do("GET", "/api/v1/auth/session", nil).decode(t, &lang)
+	if lang.Lang != "es" {
+		t.Errorf("the patient's session says language %q, want es", lang.Lang)
+	}
+	// Staff sessions carry none.
+	lang.Lang = ""
+	pc.do("GET", "/api/v1/auth/session", nil).decode(t, &lang)
+	if lang.Lang != "" {
+		t.Errorf("a provider's session says language %q", lang.Lang)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/ids"
 )
@@ -48,6 +50,21 @@ func CreateLangInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 	}
 	return inv, secret, nil
+}
+
+// InviteLangOf is the language of the invite a patient participant came
+// in by ("" for a participant without one: staff, or a demo).
+func InviteLangOf(ctx context.Context, db DBTX, p ids.ParticipantID) (string, error) {
+	var lang string
+	err := db.QueryRow(ctx, `SELECT i.lang FROM participants p JOIN visit_invites i ON i.id = p.invite_id
+		WHERE p.id = $1`, string(p)).Scan(&lang)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: invite language: %w", err)
+	}
+	return lang, nil
 }
 
 // RevokeInvites revokes every live invite of a visit.

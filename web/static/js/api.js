@@ -15,6 +15,7 @@
  * @property {number} idle_seconds
  * @property {string} now           RFC 3339, the server's clock when it answered
  * @property {boolean} [dev_outbox] development only: mail is kept at /outbox
+ * @property {string} [lang] a patient's invite's language (a catalogue code)
  */
 
 /** An API failure. `message` is the server's, written for the user. */

@@ -32,7 +32,7 @@ import { VisitClient } from './client.js';
 import { fillSelect, openMedia } from './devices.js';
 import { startIdleLogoff } from './session.js';
 import { FINAL_STATUS, VisitEvents } from './visit-events.js';
-import { put, startI18n, t, tr } from './i18n.js';
+import { put, remembered, setLanguage, startI18n, t, tr } from './i18n.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -196,6 +196,8 @@ async function joinWithSession(visit) {
     return null;
   }
   openvisit.mode = view.kind === 'patient' ? 'patient' : 'provider';
+  // A patient's page speaks their invite's language unless they chose one in this tab.
+  if (view.lang && !remembered()) await setLanguage(view.lang, { remember: true });
   openvisit.visit = visit;
   keepSession(view);
   /** @type {import('./call-grant.js').Grant} */

@@ -510,6 +510,7 @@ async function main() {
     const view = await get('/api/v1/auth/session', { redirect401: false });
     if (view.kind === 'patient' && view.visit_id) {
       setCSRF(view.csrf_token);
+      if (view.lang && !remembered()) await setLanguage(view.lang, { remember: true });
       openvisit.visit = view.visit_id;
       if (sessionStorage.getItem(CHECKED_KEY) === view.visit_id) waiting();
       else devices();
