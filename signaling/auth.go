@@ -50,6 +50,7 @@ type SessionView struct {
 	IdleSecs   int               `json:"idle_seconds"`
 	Now        time.Time         `json:"now"`
 	DevOutbox  bool              `json:"dev_outbox,omitempty"` // staff pages link the development mail outbox
+	Lang       string            `json:"lang,omitempty"`       // a patient's invite's language (a catalogue code)
 	Extra      map[string]string `json:"-"`
 }
 
@@ -114,6 +115,11 @@ func (s *Server) sessionInfo(c *gin.Context) {
 		}
 	}
 	view, err := s.viewFor(p, u, sess.CreatedAt, lastSeen)
+	if err == nil && p.Kind == access.Patient {
+		// The language the provider chose for the patient's invite, so a
+		// page opened without the tab's choice speaks it too.
+		view.Lang, err = store.InviteLangOf(c.Request.Context(), s.p.DB, p.ParticipantID)
+	}
 	if err != nil {
 		s.abort(c, err)
 		return

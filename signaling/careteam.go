@@ -32,6 +32,9 @@ type createInviteeRequest struct {
 	Name      string `json:"name"`
 	Email     string `json:"email"`
 	SendEmail bool   `json:"send_email"`
+	// Lang is the catalogue the invitee's email and pages speak (en, es);
+	// empty: English.
+	Lang string `json:"lang"`
 }
 
 var (
@@ -80,6 +83,11 @@ func (s *Server) createInvitee(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
+	cat, err := s.inviteLanguage(&req.Lang)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
 	if req.SendEmail && s.p.Mailer == nil {
 		s.abort(c, httpx.E(httpx.KindUnavailable, "no_smtp", "Email is not configured on this server; send the link yourself."))
 		return
@@ -92,16 +100,17 @@ func (s *Server) createInvitee(c *gin.Context) {
 			return errVisitClosed
 		}
 		var err error
-		inv, secret, err = store.CreateRoleInvite(ctx, tx, store.NewInvite{Visit: v.ID, Role: req.Role, Name: req.Name, Email: req.Email}, s.p.Now())
+		inv, secret, err = store.CreateRoleInvite(ctx, tx, store.NewInvite{Visit: v.ID, Role: req.Role, Name: req.Name, Email: req.Email, Lang: req.Lang}, s.p.Now())
 		return err
 	})
 	if !ok {
 		return
 	}
 	link := InviteeURL(s.p.PublicURL, secret, req.Role)
-	ics := icsFor(v, link, s.p.Now())
+	in := invitation{visit: v, link: link, cat: cat, lang: req.Lang, zone: s.p.Zone}
+	ics := in.ics(s.p.Now())
 	if req.SendEmail {
-		if err := s.p.Mailer.Send(ctx, inviteMessage(v, req.Email, link, ics, principal(c).UserID)); err != nil {
+		if err := s.p.Mailer.Send(ctx, in.message(req.Email, ics, principal(c).UserID)); err != nil {
 			s.abort(c, httpx.Wrap(httpx.KindUnavailable, "smtp_failed", "The email could not be sent; send the link yourself.", err))
 			return
 		}

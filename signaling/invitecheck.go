@@ -41,12 +41,13 @@ type checkInviteRequest struct {
 }
 
 // checkInvite answers the one thing the join page asks before the date of
-// birth: was this link already used on another device? The answer is
-// {"used": true} or {"used": false} and nothing else. A link that is
-// unknown, malformed, withdrawn, expired, locked or of an ended visit
-// answers false like a fresh one (redeeming it says why, once the date of
-// birth is typed), so the check reveals nothing about the visit and not
-// even whether the link exists. The browser that used the link (its patient
+// birth: was this link already used on another device, and in which
+// language should the page speak? The answer is {"used": bool, "lang":
+// code} and nothing else. A link that is unknown, malformed, withdrawn,
+// expired, locked or of an ended visit answers false like a fresh one
+// (redeeming it says why, once the date of birth is typed), an unknown one
+// in English like an English link, so the check reveals nothing about the
+// visit and not even whether the link exists. The browser that used the link (its patient
 // session in that visit) is told false: redeem lets it back in. A "used"
 // answer is audited (someone holds a link already used elsewhere).
 func (s *Server) checkInvite(c *gin.Context) {
@@ -58,11 +59,11 @@ func (s *Server) checkInvite(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	used, err := s.inviteService().Check(c.Request.Context(), s.inviteAttempt(c, req.Invite))
+	used, lang, err := s.inviteService().Check(c.Request.Context(), s.inviteAttempt(c, req.Invite))
 	if err != nil {
 		s.abort(c, err)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
-	c.JSON(http.StatusOK, gin.H{"used": used})
+	c.JSON(http.StatusOK, gin.H{"used": used, "lang": lang})
 }

@@ -1,11 +1,8 @@
 package signaling
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/jackc/pgx/v5"
@@ -14,10 +11,11 @@ import (
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/auth/session"
 	"github.com/openvisit/openvisit/internal/httpx"
-	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/i18n"
 	"github.com/openvisit/openvisit/internal/invites"
 	"github.com/openvisit/openvisit/internal/patients"
 	"github.com/openvisit/openvisit/internal/store"
+	"github.com/openvisit/openvisit/web"
 )
 
 // InviteURL is the patient's one-time link; the secret rides in the fragment.
@@ -32,10 +30,29 @@ func InviteURL(publicURL, secret string) string {
 
 type createInviteRequest struct {
 	Email bool `json:"email"`
+	// Lang is the catalogue the invite speaks (email, calendar file, the
+	// patient's pages): a code of web/static/i18n; empty is English.
+	Lang string `json:"lang"`
 }
 
 // createInvite issues a new one-time link for the visit (revoking earlier
 // ones) with a calendar file, and emails it when asked and configured.
+// inviteLanguage checks the language an invite is to speak (English when
+// empty, which it fills in) against the message catalogues.
+func (s *Server) inviteLanguage(lang *string) (*i18n.Catalogue, error) {
+	cat, err := web.Catalogue()
+	if err != nil {
+		return nil, err
+	}
+	if *lang == "" {
+		*lang = i18n.Default
+	}
+	if !cat.Has(*lang) {
+		return nil, httpx.E(httpx.KindInvalid, "bad_language", "Choose one of the offered languages.")
+	}
+	return cat, nil
+}
+
 func (s *Server) createInvite(c *gin.Context) {
 	ctx := c.Request.Context()
 	var req createInviteRequest
@@ -44,6 +61,11 @@ func (s *Server) createInvite(c *gin.Context) {
 			s.abort(c, err)
 			return
 		}
+	}
+	cat, err := s.inviteLanguage(&req.Lang)
+	if err != nil {
+		s.abort(c, err)
+		return
 	}
 	if req.Email && s.p.Mailer == nil {
 		s.abort(c, httpx.E(httpx.KindUnavailable, "no_smtp", "Email is not configured on this server; send the link yourself."))
@@ -56,7 +78,7 @@ func (s *Server) createInvite(c *gin.Context) {
 			return errVisitClosed
 		}
 		var err error
-		inv, secret, err = store.CreateInvite(ctx, tx, v.ID, s.p.Now())
+		inv, secret, err = store.CreateLangInvite(ctx, tx, v.ID, s.p.Now(), req.Lang)
 		return err
 	})
 	if !ok {
@@ -64,26 +86,28 @@ func (s *Server) createInvite(c *gin.Context) {
 	}
 	link := InviteURL(s.p.PublicURL, secret)
 	from, until := invites.Window(v)
-	ics := icsFor(v, link, s.p.Now())
-	if req.Email && !s.emailInvite(c, v, link, ics) {
+	in := invitation{visit: v, link: link, cat: cat, lang: req.Lang, zone: s.p.Zone}
+	ics := in.ics(s.p.Now())
+	if req.Email && !s.emailInvite(c, in, ics) {
 		return
 	}
 	c.JSON(http.StatusCreated, gin.H{
 		"invite_id": inv.ID, "invite_url": link, "usable_from": from, "usable_until": until,
-		"ics": ics, "emailed": req.Email,
+		"ics": ics, "emailed": req.Email, "lang": req.Lang,
 	})
 }
 
 // emailInvite sends the patient the link and the calendar file; false when
 // it answered an error.
-func (s *Server) emailInvite(c *gin.Context, v store.ScheduledVisit, link, ics string) bool {
+func (s *Server) emailInvite(c *gin.Context, in invitation, ics string) bool {
 	ctx := c.Request.Context()
+	v := in.visit
 	p, err := store.PatientByID(ctx, s.p.DB, v.PatientID)
 	if err != nil || p.Email == "" {
 		s.abort(c, httpx.E(httpx.KindInvalid, "no_patient_email", "The patient has no email address on record."))
 		return false
 	}
-	if err := s.p.Mailer.Send(ctx, inviteMessage(v, p.Email, link, ics, principal(c).UserID)); err != nil {
+	if err := s.p.Mailer.Send(ctx, in.message(p.Email, ics, principal(c).UserID)); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "smtp_failed", "The email could not be sent; send the link yourself.", err))
 		return false
 	}
@@ -91,23 +115,6 @@ func (s *Server) emailInvite(c *gin.Context, v store.ScheduledVisit, link, ics s
 	ev.PatientID = v.PatientID
 	s.auditLog(c, ev)
 	return true
-}
-
-// inviteMessage is the invite email: the link, the time and the calendar
-// file; no name, no reason for the visit.
-func inviteMessage(v store.ScheduledVisit, to, link, ics string, by ids.UserID) Message {
-	body := fmt.Sprintf("You have a video visit with your care provider.\r\n\r\nJoin from this link (it opens one hour before the visit):\r\n%s\r\n\r\n"+
-		"You will be asked for your date of birth. No download or account is needed.\r\n", link)
-	if v.ScheduledStart != nil {
-		body += "\r\nVisit time: " + v.ScheduledStart.UTC().Format("Mon 2 Jan 2006 15:04 MST") + "\r\n"
-	}
-	m := Message{To: to, Subject: "Your video visit link", PatientID: v.PatientID, VisitID: v.ID, SentBy: by}
-	if ics != "" {
-		body += "\r\nThe attached calendar file (video-visit.ics) adds the visit to your calendar.\r\n"
-		m.Attachments = []Attachment{{Name: "video-visit.ics", ContentType: "text/calendar; charset=utf-8; method=PUBLISH", Data: []byte(ics)}}
-	}
-	m.Body = body
-	return m
 }
 
 func (s *Server) revokeInvite(c *gin.Context) {
@@ -120,28 +127,6 @@ func (s *Server) revokeInvite(c *gin.Context) {
 	}); ok {
 		c.JSON(http.StatusOK, gin.H{"revoked": n})
 	}
-}
-
-// icsFor builds a calendar file for the visit: the time and the link, no
-// patient data (it travels by email and sits in calendars).
-func icsFor(v store.ScheduledVisit, link string, now time.Time) string {
-	if v.ScheduledStart == nil || v.ScheduledEnd == nil {
-		return ""
-	}
-	esc := strings.NewReplacer(`\`, `\\`, ";", `\;`, ",", `\,`, "\n", `\n`)
-	const f = "20060102T150405Z"
-	lines := []string{
-		"BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//OpenVisit//Visits//EN", "METHOD:PUBLISH", "BEGIN:VEVENT",
-		"UID:" + string(v.ID) + "@openvisit",
-		"DTSTAMP:" + now.UTC().Format(f),
-		"DTSTART:" + v.ScheduledStart.UTC().Format(f),
-		"DTEND:" + v.ScheduledEnd.UTC().Format(f),
-		"SUMMARY:Video visit",
-		"DESCRIPTION:" + esc.Replace("Join from this link (opens one hour before): "+link),
-		"URL:" + link,
-		"END:VEVENT", "END:VCALENDAR",
-	}
-	return strings.Join(lines, "\r\n") + "\r\n"
 }
 
 type redeemInviteRequest struct {

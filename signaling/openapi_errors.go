@@ -94,6 +94,7 @@ var errorCodes = []struct{ code, meaning string }{
 	{"bad_state", "The state of residence is not a two-letter code."},
 	{"bad_query", "The search is too long."},
 	{"bad_lookup", "A lookup needs a name and a date of birth."},
+	{"bad_language", "The language is not one of the message catalogues."},
 	// The care team.
 	{"bad_invitee", "The invitee's name or email address is not valid."},
 	{"no_invitee_email", "The invite is to be emailed but names no email address."},

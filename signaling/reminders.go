@@ -2,25 +2,13 @@ package signaling
 
 import (
 	"context"
+	"strconv"
 	"time"
 
+	"github.com/openvisit/openvisit/internal/i18n"
 	"github.com/openvisit/openvisit/internal/reminders"
+	"github.com/openvisit/openvisit/web"
 )
-
-// ReminderStrings are the reminder email's patient-facing words, in one
-// place for the message catalogue (issue 17's languages); the rest of the
-// email is the invite email's.
-var ReminderStrings = struct {
-	Subject  func(when string) string
-	Intro    func(when string) string
-	Replaces string
-}{
-	Subject: func(when string) string { return "Reminder: your video visit " + when },
-	Intro: func(when string) string {
-		return "Reminder: you have a video visit with your care provider " + when + "."
-	},
-	Replaces: "This new link replaces the one we sent before, which no longer works.",
-}
 
 // ReminderMailer sends a visit reminder (internal/reminders) as email
 // through the server's Mailer (SMTP, or the development outbox): the new
@@ -29,19 +17,44 @@ var ReminderStrings = struct {
 type ReminderMailer struct {
 	Mailer    Mailer
 	PublicURL string
+	Zone      *time.Location // the clinic's, for the email's time (clinic.time_zone)
 	Now       func() time.Time
 }
 
-// SendReminder implements reminders.Mailer.
+// SendReminder implements reminders.Mailer: the invite email in the
+// invite's language, under a reminder's subject and first lines from the
+// same catalogue.
 func (m ReminderMailer) SendReminder(ctx context.Context, r reminders.Reminder) error {
 	now := time.Now
 	if m.Now != nil {
 		now = m.Now
 	}
-	link := InviteURL(m.PublicURL, r.Secret)
-	msg := inviteMessage(r.Visit, r.Email, link, icsFor(r.Visit, link, now()), "")
-	when := reminders.When(r.Offset)
-	msg.Subject = ReminderStrings.Subject(when)
-	msg.Body = ReminderStrings.Intro(when) + "\r\n\r\n" + ReminderStrings.Replaces + "\r\n\r\n" + msg.Body
+	cat, err := web.Catalogue()
+	if err != nil {
+		return err
+	}
+	lang := r.Lang
+	if !cat.Has(lang) {
+		lang = i18n.Default
+	}
+	in := invitation{visit: r.Visit, link: InviteURL(m.PublicURL, r.Secret), cat: cat, lang: lang, zone: m.Zone}
+	msg := in.message(r.Email, in.ics(now()), "")
+	t := func(key string, kv ...string) string { return cat.T(lang, key, kv...) }
+	when := reminderWhen(t, r.Offset)
+	msg.Subject = t("email.reminder.subject", "when", when)
+	msg.Body = t("email.reminder.intro", "when", when) + "\r\n\r\n" + t("email.reminder.replaces") + "\r\n\r\n" + msg.Body
 	return m.Mailer.Send(ctx, msg)
+}
+
+// reminderWhen words how long before the visit a reminder goes.
+func reminderWhen(t func(string, ...string) string, off time.Duration) string {
+	switch {
+	case off == 24*time.Hour:
+		return t("email.reminder.tomorrow")
+	case off == time.Hour:
+		return t("email.reminder.in_one_hour")
+	case off%time.Hour == 0:
+		return t("email.reminder.in_hours", "n", strconv.Itoa(int(off/time.Hour)))
+	}
+	return t("email.reminder.in_minutes", "n", strconv.Itoa(int(off/time.Minute)))
 }

@@ -66,6 +66,11 @@ type Params struct {
 	PublicURL string // https origin for links
 	Demo      bool   // serve the demo-link endpoint
 	Help      Help   // the clinic's help line, in join grants (help.go)
+
+	// Zone is the clinic's time zone, in which invite emails state the
+	// visit's time (nil: UTC).
+	Zone *time.Location
+
 	// Recordings decrypts stored recordings for retrieval and nudges the
 	// recorder (recording.Library); nil when no object storage is
 	// configured (playback and start answer 503).

@@ -23,6 +23,8 @@
 //   - the media client, shared by every page that joins a visit: client
 //     (VisitClient: staying connected), media-session (the protocol of
 //     sfu/PROTOCOL.md), simulcast and ice-report;
+//   - the patient pages' languages: i18n (the catalogues of static/i18n,
+//     one JSON file per language, which Catalogue gives the server too);
 //   - what pages share: api (the JSON API and its errors), dom, staff (the
 //     signed-in pages' start, account bar and messages), session (idle
 //     logoff), visit-events (a visit's state events), devices (camera and
@@ -44,6 +46,8 @@ import (
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/openvisit/openvisit/internal/i18n"
 )
 
 //go:embed static
@@ -73,13 +77,35 @@ var devPages = map[string]string{
 	"/outbox": "outbox.html",
 }
 
-// assetPath matches the asset routes: flat /js/*.js and /css/*.css names.
-var assetPath = regexp.MustCompile(`^/(js/[a-z0-9][a-z0-9_-]*\.js|css/[a-z0-9][a-z0-9_-]*\.css)$`)
+// assetPath matches the asset routes: flat /js/*.js and /css/*.css names,
+// and the message catalogues /i18n/<language>.json.
+var assetPath = regexp.MustCompile(`^/(js/[a-z0-9][a-z0-9_-]*\.js|css/[a-z0-9][a-z0-9_-]*\.css|i18n/[a-z]{2,3}(?:-[A-Z]{2})?\.json)$`)
 
 var contentTypes = map[string]string{
 	".html": "text/html; charset=utf-8",
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
+	".json": "application/json; charset=utf-8",
+}
+
+// catalogueDir is where the message catalogues are, under static/.
+const catalogueDir = "i18n"
+
+// Catalogue is the patient-facing messages of every language: the same
+// files the pages load from /i18n/, so the server's email and calendar
+// file and the browser speak from one catalogue. The embedded files never
+// change, so they are read once.
+var Catalogue = sync.OnceValues(func() (*i18n.Catalogue, error) {
+	sub, err := fs.Sub(static, "static/"+catalogueDir)
+	if err != nil {
+		return nil, err
+	}
+	return i18n.Load(sub)
+})
+
+// pageData is what a page's template sees: the languages to offer.
+type pageData struct {
+	Languages []i18n.Language
 }
 
 // Handler serves the pages and assets. devDir != "" serves from that
@@ -207,11 +233,32 @@ func render(fsys fs.FS, name string, page []byte) ([]byte, error) {
 	if _, err := t.New(name).Parse(string(page)); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
+	langs, err := languages(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("web: page %s: %w", name, err)
+	}
 	var b bytes.Buffer
-	if err := t.ExecuteTemplate(&b, name, nil); err != nil {
+	if err := t.ExecuteTemplate(&b, name, pageData{Languages: langs}); err != nil {
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	return b.Bytes(), nil
+}
+
+// languages are the catalogues of fsys's i18n directory (none when a dev
+// directory has no such directory).
+func languages(fsys fs.FS) ([]i18n.Language, error) {
+	if _, err := fs.Stat(fsys, catalogueDir); errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	sub, err := fs.Sub(fsys, catalogueDir)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := i18n.Load(sub)
+	if err != nil {
+		return nil, err
+	}
+	return cat.Languages(), nil
 }
 
 // args makes a template's named arguments from pairs of key and value:

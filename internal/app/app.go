@@ -245,6 +245,7 @@ func (a *App) startControlPlane(ctx, runCtx context.Context, now func() time.Tim
 		PublicURL:         cfg.PublicURL,
 		Demo:              cfg.Demo,
 		Help:              signaling.Help{Text: cfg.Clinic.HelpText, Phone: cfg.Clinic.HelpPhone},
+		Zone:              cfg.Clinic.Location(),
 		TURNSecret:        a.turnKey,
 		Logger:            a.log,
 		Now:               now,
@@ -406,7 +407,7 @@ func (a *App) startReminders(ctx context.Context, mailer signaling.Mailer, now f
 		return nil
 	}
 	p := reminders.Params{Env: store.Env{DB: a.db, Clock: now}, Offsets: c.Offsets, Log: a.log,
-		Mail: signaling.ReminderMailer{Mailer: mailer, PublicURL: a.cfg.PublicURL, Now: now}}
+		Mail: signaling.ReminderMailer{Mailer: mailer, PublicURL: a.cfg.PublicURL, Zone: a.cfg.Clinic.Location(), Now: now}}
 	if c.SMSWebhookURL != "" {
 		secret, err := keys.LoadSecret(c.SMSWebhookSecretFile, false)
 		if err != nil {

@@ -14,8 +14,8 @@ func (c *client) check(secret string) response {
 }
 
 // A second device opening a used invite link is told so before it is asked
-// for the date of birth; the check answers "used" or "not used" and nothing
-// else, whatever the state of the link or its visit, and it is rate limited
+// for the date of birth; the check answers "used" or "not used" (and the
+// link's language, English for all of these) and nothing else, whatever the state of the link or its visit, and it is rate limited
 // per address together with redeem.
 func TestInviteUsedCheckedBeforeDOB(t *testing.T) {
 	s := startServer(t)
@@ -23,7 +23,7 @@ func TestInviteUsedCheckedBeforeDOB(t *testing.T) {
 	pc := s.newClient(t)
 	pc.mustLogin(prov)
 	const dob = "1966-10-10"
-	notUsed, used := `{"used":false}`, `{"used":true}`
+	notUsed, used := `{"lang":"en","used":false}`, `{"lang":"en","used":true}`
 	answer := func(t *testing.T, c *client, secret, want, what string) {
 		t.Helper()
 		r := c.check(secret)
@@ -90,4 +90,49 @@ func TestInviteUsedCheckedBeforeDOB(t *testing.T) {
 	}
 	s.Clock.Advance(time.Minute)
 	answer(t, second, inv.secret(t), used, "after waiting")
+}
+
+// The provider chooses the invite's language: the link's check tells the
+// join page, the calendar file speaks it, the patient's session carries
+// it, and a language without a catalogue is refused.
+func TestInviteLanguage(t *testing.T) {
+	s := startServer(t)
+	prov := s.enrol(t, "p@clinic.test", "provider")
+	pc := s.newClient(t)
+	pc.mustLogin(prov)
+	v, _ := scheduled(t, pc, s.Clock.Now().Add(30*time.Minute), "1970-01-02")
+	r := pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/invite", map[string]string{"lang": "es"})
+	var ci createdInvite
+	var lang struct {
+		Lang string `json:"lang"`
+	}
+	r.decode(t, &ci)
+	r.decode(t, &lang)
+	if r.Status != 201 || lang.Lang != "es" || !strings.Contains(ci.ICS, "SUMMARY;LANGUAGE=es:Consulta por video") {
+		t.Fatalf("Spanish invite: %d %s", r.Status, r.Body)
+	}
+	if c := s.newClient(t).check(ci.secret(t)); strings.TrimSpace(string(c.Body)) != `{"lang":"es","used":false}` {
+		t.Errorf("check of a Spanish link: %d %s", c.Status, c.Body)
+	}
+	for _, bad := range []string{"xx", "ES", "es-419-x", strings.Repeat("e", 300)} {
+		if r := pc.do("POST", "/api/v1/visits/"+string(v.ID)+"/invite", map[string]string{"lang": bad}); r.Status != 400 || r.code() != "bad_language" {
+			t.Errorf("lang %.20q: %d %s, want 400 bad_language", bad, r.Status, r.Body)
+		}
+	}
+	// The refused languages made no link: the Spanish one still works.
+	patient := s.newClient(t)
+	if r := patient.redeem(ci.secret(t), "1970-01-02"); r.Status != 200 {
+		t.Fatalf("the Spanish link after the refusals: %d %s", r.Status, r.Body)
+	}
+	// The patient's session carries it: a page opened in a new tab speaks it.
+	patient.do("GET", "/api/v1/auth/session", nil).decode(t, &lang)
+	if lang.Lang != "es" {
+		t.Errorf("the patient's session says language %q, want es", lang.Lang)
+	}
+	// Staff sessions carry none.
+	lang.Lang = ""
+	pc.do("GET", "/api/v1/auth/session", nil).decode(t, &lang)
+	if lang.Lang != "" {
+		t.Errorf("a provider's session says language %q", lang.Lang)
+	}
 }

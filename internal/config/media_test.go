@@ -39,6 +39,8 @@ func TestMediaReachValidate(t *testing.T) {
 		{"clinic phone with letters", func(c *Config) { c.Clinic.HelpPhone = "call us" }, []string{"clinic.help_phone"}},
 		{"clinic text too long", func(c *Config) { c.Clinic.HelpText = strings.Repeat("x", 301) }, []string{"clinic.help_text"}},
 		{"clinic text on two lines", func(c *Config) { c.Clinic.HelpText = "a\nb" }, []string{"clinic.help_text"}},
+		{"clinic time zone", func(c *Config) { c.Clinic.TimeZone = "America/Los_Angeles" }, nil},
+		{"clinic time zone unknown", func(c *Config) { c.Clinic.TimeZone = "Mars/Olympus_Mons" }, []string{"clinic.time_zone"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -264,27 +264,30 @@ func admit(ctx context.Context, tx pgx.Tx, inv store.Invite, v store.ScheduledVi
 }
 
 // Check says whether the invite r.Secret was already used by another
-// browser, before its holder types a date of birth. Any other state answers
-// false like a fresh link (Redeem says why, once the date is typed), so the
-// check reveals nothing about the visit, not even whether the link exists.
+// browser, before its holder types a date of birth, and in which language
+// (a catalogue code) the provider sent it. Any other state answers false
+// like a fresh link (Redeem says why, once the date is typed), and a link
+// that does not exist answers English like an English link, so the check
+// reveals nothing about the visit, not even whether the link exists.
 // The browser that used it is told false: Redeem lets it back in. A "used"
 // answer is audited: someone holds a link already used elsewhere.
-func (s *Service) Check(ctx context.Context, r Redemption) (used bool, err error) {
+func (s *Service) Check(ctx context.Context, r Redemption) (used bool, lang string, err error) {
+	const fallback = "en"
 	if len(r.Secret) == 0 || len(r.Secret) > MaxSecret {
-		return false, nil
+		return false, fallback, nil
 	}
 	inv, err := store.PeekInvite(ctx, s.p.DB, r.Secret)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, nil
+		return false, fallback, nil
 	}
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	if inv.UsedAt == nil || (r.Current.Participant != "" && r.Current.Visit == inv.VisitID) {
-		return false, nil
+		return false, inv.Lang, nil
 	}
 	s.p.Record(ctx, audit.Event{Action: ActionCheck, ActorRole: string(access.Patient), ResourceType: "invite",
 		ResourceID: inv.ID, VisitID: string(inv.VisitID), Outcome: audit.Denied, Reason: ErrUsed.Code,
 		IP: r.IP, UserAgent: r.UserAgent})
-	return true, nil
+	return true, inv.Lang, nil
 }

@@ -159,11 +159,11 @@ func TestRedeemOnce(t *testing.T) {
 	if err != nil || back.Participant != a.Participant || back.Session != "" {
 		t.Fatalf("same browser: %+v %v, want its place back and no new session", back, err)
 	}
-	used, err := svc.Check(ctx, invites.Redemption{Secret: secret})
-	if err != nil || !used {
-		t.Fatalf("Check from another device: %v %v, want used", used, err)
+	used, lang, err := svc.Check(ctx, invites.Redemption{Secret: secret})
+	if err != nil || !used || lang != "en" {
+		t.Fatalf("Check from another device: %v %q %v, want used, en", used, lang, err)
 	}
-	used, err = svc.Check(ctx, invites.Redemption{Secret: secret, Current: invites.Patient{Visit: v, Participant: a.Participant}})
+	used, _, err = svc.Check(ctx, invites.Redemption{Secret: secret, Current: invites.Patient{Visit: v, Participant: a.Participant}})
 	if err != nil || used {
 		t.Fatalf("Check from the same browser: %v %v, want not used", used, err)
 	}

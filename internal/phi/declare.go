@@ -201,8 +201,9 @@ var Columns = slices.Concat(
 		"id", "kind", "name", "token_hash", "created_at", "created_by", "last_used_at", "revoked_at"),
 	notPHI("oidc_links", "staff accounts linked to an identity provider's subject; the refresh token sealed under the auth secret",
 		"issuer", "subject", "user_id", "refresh_token_enc", "created_at", "last_signin_at", "vouched_at"),
-	notPHI("visit_invites", "hashed invite secrets, opaque IDs, the invitee's role, counters and times (contact details only as ciphertext)",
-		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at", "role"),
+	notPHI("visit_invites", "hashed invite secrets, opaque IDs, the invitee's role, counters and times (contact details only as ciphertext); "+
+		"lang is the code of the catalogue the invite's messages use (en, es), the provider's choice of wording, not a recorded fact about the patient",
+		"id", "secret_hash", "visit_id", "created_at", "revoked_at", "used_at", "dob_failures", "locked_at", "role", "lang"),
 	notPHI("visit_reminders", "which reminder (visit ID, offset) went when, through which channels, with which invite ID",
 		"visit_id", "offset_seconds", "sent_at", "invite_id", "email", "sms"),
 	notPHI("visit_staff", "opaque IDs and times of a visit's guest providers", "visit_id", "user_id", "added_by", "added_at"),

@@ -51,6 +51,7 @@ type Reminder struct {
 	Secret string
 	Email  string
 	Phone  string
+	Lang   string // the invite's language (its catalogue code), kept by the new link
 }
 
 // Mailer sends a reminder's email (signaling builds the message).
@@ -158,11 +159,15 @@ func (s *Service) one(ctx context.Context, off time.Duration) error {
 			ev.Outcome, ev.Reason = audit.Failure, ev.Reason+"; no email address"
 			return store.RecordReminder(ctx, tx, v.ID, off, now, current, false, false)
 		}
-		inv, secret, err := store.CreateInvite(ctx, tx, v.ID, now)
+		lang, err := store.InviteLang(ctx, tx, current)
 		if err != nil {
 			return err
 		}
-		r := Reminder{Visit: v, Offset: off, Secret: secret, Email: p.Email, Phone: p.Phone}
+		inv, secret, err := store.CreateLangInvite(ctx, tx, v.ID, now, lang)
+		if err != nil {
+			return err
+		}
+		r := Reminder{Visit: v, Offset: off, Secret: secret, Email: p.Email, Phone: p.Phone, Lang: lang}
 		email, sms, err := s.send(ctx, r)
 		if err != nil {
 			return err

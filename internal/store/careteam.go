@@ -34,6 +34,7 @@ type NewInvite struct {
 	Visit       ids.VisitID
 	Role        string
 	Name, Email string
+	Lang        string // the catalogue code (en, es); empty: English
 }
 
 // sealInvitee seals n's name and email for invite row id (nil when empty).

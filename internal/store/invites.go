@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/openvisit/openvisit/internal/ids"
 )
@@ -21,22 +23,35 @@ type Invite struct {
 	UsedAt      *time.Time
 	DOBFailures int
 	LockedAt    *time.Time
+	// Lang is the code of the message catalogue the invite speaks (en, es;
+	// internal/i18n): the provider's choice for the email and the pages.
+	Lang string
 }
 
-// CreateInvite revokes the visit's earlier patient invites and makes a new
-// one, returning its secret (256 bits, base64url).
+// CreateInvite is CreateLangInvite in English.
 func CreateInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time) (Invite, string, error) {
-	return CreateRoleInvite(ctx, db, NewInvite{Visit: visit, Role: InviteePatient}, now)
+	return CreateLangInvite(ctx, db, visit, now, "en")
 }
 
-// CreateRoleInvite makes an invite for n's role and returns its secret
-// (256 bits, base64url). A patient's invite revokes the patient's earlier
-// ones (the link is re-issued); a caregiver's or interpreter's stands
-// beside the others, each revoked on its own (RevokeInvite). The invitee's
-// name and email are sealed (phi.InviteeName, phi.InviteeEmail).
+// CreateLangInvite revokes the visit's earlier patient invites and makes a
+// new one in language lang (a catalogue code the caller checked),
+// returning its secret (256 bits, base64url).
+func CreateLangInvite(ctx context.Context, db DBTX, visit ids.VisitID, now time.Time, lang string) (Invite, string, error) {
+	return CreateRoleInvite(ctx, db, NewInvite{Visit: visit, Role: InviteePatient, Lang: lang}, now)
+}
+
+// CreateRoleInvite makes an invite for n's role, in n's language (English
+// when empty), and returns its secret (256 bits, base64url). A patient's
+// invite revokes the patient's earlier ones (the link is re-issued); a
+// caregiver's or interpreter's stands beside the others, each revoked on
+// its own (RevokeInvite). The invitee's name and email are sealed
+// (phi.InviteeName, phi.InviteeEmail).
 func CreateRoleInvite(ctx context.Context, db DBTX, n NewInvite, now time.Time) (Invite, string, error) {
 	if !ValidInviteeRole(n.Role) {
 		return Invite{}, "", fmt.Errorf("store: invite: unknown role %q", n.Role)
+	}
+	if n.Lang == "" {
+		n.Lang = "en"
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -49,17 +64,32 @@ func CreateRoleInvite(ctx context.Context, db DBTX, n NewInvite, now time.Time) 
 			return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 		}
 	}
-	inv := Invite{ID: uuid.NewString(), VisitID: n.Visit, Role: n.Role}
+	inv := Invite{ID: uuid.NewString(), VisitID: n.Visit, Role: n.Role, Lang: n.Lang}
 	name, email, err := sealInvitee(ctx, db, inv.ID, n)
 	if err != nil {
 		return Invite{}, "", err
 	}
-	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at, role, invitee_name_ct, invitee_email_ct)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		inv.ID, hashSecret(secret), string(n.Visit), now, n.Role, name, email); err != nil {
+	if _, err := db.Exec(ctx, `INSERT INTO visit_invites (id, secret_hash, visit_id, created_at, role, invitee_name_ct, invitee_email_ct, lang)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		inv.ID, hashSecret(secret), string(n.Visit), now, n.Role, name, email, n.Lang); err != nil {
 		return Invite{}, "", fmt.Errorf("store: invite: %w", err)
 	}
 	return inv, secret, nil
+}
+
+// InviteLangOf is the language of the invite a patient participant came
+// in by ("" for a participant without one: staff, or a demo).
+func InviteLangOf(ctx context.Context, db DBTX, p ids.ParticipantID) (string, error) {
+	var lang string
+	err := db.QueryRow(ctx, `SELECT i.lang FROM participants p JOIN visit_invites i ON i.id = p.invite_id
+		WHERE p.id = $1`, string(p)).Scan(&lang)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: invite language: %w", err)
+	}
+	return lang, nil
 }
 
 // RevokeInvites revokes every live invite of a visit.
@@ -85,9 +115,9 @@ func PeekInvite(ctx context.Context, db DBTX, secret string) (Invite, error) {
 func inviteBySecret(ctx context.Context, db DBTX, secret, lock string) (Invite, error) {
 	var inv Invite
 	var vid string
-	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, role, revoked_at, used_at, dob_failures, locked_at
+	err := db.QueryRow(ctx, `SELECT id::text, visit_id::text, role, revoked_at, used_at, dob_failures, locked_at, lang
 		FROM visit_invites WHERE secret_hash = $1`+lock, hashSecret(secret)).
-		Scan(&inv.ID, &vid, &inv.Role, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt)
+		Scan(&inv.ID, &vid, &inv.Role, &inv.RevokedAt, &inv.UsedAt, &inv.DOBFailures, &inv.LockedAt, &inv.Lang)
 	inv.VisitID = ids.VisitID(vid)
 	return inv, notFound(err)
 }
@@ -115,4 +145,21 @@ func ReturnToWaiting(ctx context.Context, db DBTX, v ids.VisitID, p ids.Particip
 		return false, fmt.Errorf("store: return to waiting: %w", err)
 	}
 	return tag.RowsAffected() > 0, nil
+}
+
+// InviteLang is the language of invite id ("en" when there is none: a
+// visit without an invite yet).
+func InviteLang(ctx context.Context, db DBTX, id string) (string, error) {
+	if id == "" {
+		return "en", nil
+	}
+	var lang string
+	err := db.QueryRow(ctx, `SELECT lang FROM visit_invites WHERE id::text = $1`, id).Scan(&lang)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "en", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: invite language: %w", err)
+	}
+	return lang, nil
 }

@@ -15,6 +15,7 @@
  * @property {number} idle_seconds
  * @property {string} now           RFC 3339, the server's clock when it answered
  * @property {boolean} [dev_outbox] development only: mail is kept at /outbox
+ * @property {string} [lang] a patient's invite's language (a catalogue code)
  */
 
 /** An API failure. `message` is the server's, written for the user. */
@@ -33,6 +34,8 @@ export class APIError extends Error {
     this.status = status;
     this.requestId = requestId || '';
     this.retryAfter = retryAfter || 0;
+    /** @type {Record<string, any>} the server's details of the refusal */
+    this.details = {};
   }
 }
 
@@ -191,6 +194,8 @@ async function requestOnce(method, path, body, opts) {
     e.request_id || resp.headers.get('X-Request-ID') || '',
     retryAfter,
   );
+  // The refusal's particulars (a time, a count), for pages that word it themselves.
+  err.details = e.details && typeof e.details === 'object' ? e.details : {};
   if (resp.status === 401 && opts.redirect401 !== false) {
     toSignIn();
   }

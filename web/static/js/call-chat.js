@@ -6,22 +6,23 @@
 // like everyone else's, so every page shows the same order.
 
 import { APIError, post } from './api.js';
+import { t } from './i18n.js';
 
 /**
  * Every patient-facing string of the chat, in one place (the message
  * catalogue takes them from here).
  */
 export const CHAT_STRINGS = {
-  title: 'Chat',
-  label: 'Message to everyone in the visit',
-  send: 'Send',
-  empty: 'No messages yet. Messages go to everyone in the visit and are kept with your visit record.',
-  you: 'You',
-  provider: 'Provider',
-  patient: 'Patient',
-  tooLong: (/** @type {number} */ max) => `A message is at most ${max} characters.`,
-  left: (/** @type {number} */ n) => `${n} characters left`,
-  failed: 'The message could not be sent. Try again.',
+  get title() { return t('chat.title'); },
+  get label() { return t('chat.label'); },
+  get send() { return t('chat.send'); },
+  get empty() { return t('chat.empty'); },
+  get you() { return t('chat.you'); },
+  get provider() { return t('call.role.provider'); },
+  get patient() { return t('call.role.patient'); },
+  tooLong: (/** @type {number} */ max) => t('chat.too_long', { max }),
+  left: (/** @type {number} */ n) => t('chat.left', { n }),
+  get failed() { return t('chat.failed'); },
 };
 
 /** The longest message (the server's chat.MaxRunes). */

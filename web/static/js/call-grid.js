@@ -6,23 +6,24 @@
 // choice follows each tile's size through the size hints watchSize sends.
 
 import { get } from './api.js';
+import { t } from './i18n.js';
 
-/** Every word this module shows, in one place (translations replace it). */
+/** Every word this module shows, from the message catalogue (i18n.js). */
 export const GRID_TEXT = {
-  provider: 'Provider',
-  guestProvider: 'Guest provider',
-  patient: 'Patient',
-  caregiver: 'Caregiver',
-  interpreter: 'Interpreter',
-  participant: 'Participant',
-  pin: 'Pin',
-  unpin: 'Unpin',
+  get provider() { return t('call.role.provider'); },
+  get guestProvider() { return t('call.role.guest_provider'); },
+  get patient() { return t('call.role.patient'); },
+  get caregiver() { return t('call.role.caregiver'); },
+  get interpreter() { return t('call.role.interpreter'); },
+  get participant() { return t('call.role.other'); },
+  get pin() { return t('call.grid.pin'); },
+  get unpin() { return t('call.grid.unpin'); },
   /** @param {string} who */
-  pinLabel: (who) => 'Pin ' + who + ' large',
+  pinLabel: (who) => t('call.grid.pin_label', { who }),
   /** @param {string} who */
-  unpinLabel: (who) => 'Stop pinning ' + who,
+  unpinLabel: (who) => t('call.grid.unpin_label', { who }),
   /** @param {string} who */
-  speaking: (who) => who + ' is speaking',
+  speaking: (who) => t('call.grid.speaking', { who }),
 };
 
 /**

@@ -11,6 +11,7 @@
 // visit state events), never as the patient's page claims it.
 
 import { byId, h } from './dom.js';
+import { t } from './i18n.js';
 
 /**
  * @typedef {{text?: string, phone?: string}} Help
@@ -24,25 +25,20 @@ import { byId, h } from './dom.js';
  * @returns {{keys: string[], tried: string, missing: string}}
  */
 export function describeTried(r) {
-  /** @type {[string, string][]} */
+  /** @type {[string, string][]} [stable key, catalogue key] */
   const parts = [];
-  if (r && r.udp) parts.push(['udp', 'a direct connection over UDP']);
-  if (r && r.tcp) parts.push(['tcp', 'a direct connection over TCP']);
-  if (r && r.relay === 'tried') parts.push(['turn', "the clinic's relay server (TURN)"]);
-  if (r && r.relay === 'unreachable') parts.push(['turn-unreachable', "the clinic's relay server (TURN), which could not be reached"]);
-  const words = parts.map((p) => p[1]);
-  const tried = words.length === 0
-    ? 'Your browser found no route to the video server to try.'
-    : words.length === 1 ? `We tried ${words[0]}; it did not get through.`
-      : `We tried ${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}; none of them got through.`;
-  const missing = [];
-  if (r && r.offered.tcp === 0 && !r.tcp) missing.push('TCP connection');
-  if (r && r.relay === 'off') missing.push('relay server');
-  return {
-    keys: parts.map((p) => p[0]),
-    tried,
-    missing: missing.length ? `This clinic's video server offers no ${missing.join(' and no ')}.` : '',
-  };
+  if (r && r.udp) parts.push(['udp', 'call.ice.part.udp']);
+  if (r && r.tcp) parts.push(['tcp', 'call.ice.part.tcp']);
+  if (r && r.relay === 'tried') parts.push(['turn', 'call.ice.part.turn']);
+  if (r && r.relay === 'unreachable') parts.push(['turn-unreachable', 'call.ice.part.turn_unreachable']);
+  const words = parts.map((p) => t(p[1]));
+  const tried = words.length === 0 ? t('call.ice.tried_none')
+    : words.length === 1 ? t('call.ice.tried_one', { what: words[0] })
+      : t('call.ice.tried_many', { list: words.slice(0, -1).join(', '), last: words[words.length - 1] });
+  const noTCP = !!r && r.offered.tcp === 0 && !r.tcp;
+  const noRelay = !!r && r.relay === 'off';
+  const missing = noTCP && noRelay ? t('call.ice.missing.both') : noTCP ? t('call.ice.missing.tcp') : noRelay ? t('call.ice.missing.relay') : '';
+  return { keys: parts.map((p) => p[0]), tried, missing };
 }
 
 /**
@@ -69,7 +65,7 @@ export function showIceHelp(report, help) {
     // tel: with the digits only; the number is the clinic's, from config.
     clinic.append(h('a', { href: 'tel:' + phone.replace(/[^0-9+]/g, '') }, phone));
   }
-  if (!text && !phone) clinic.append('If this keeps happening, contact your clinic.');
+  if (!text && !phone) clinic.append(t('call.ice.contact'));
   panel.hidden = false;
 }
 

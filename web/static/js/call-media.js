@@ -5,8 +5,8 @@
 // back when sharing stops.
 
 import { openTrack, saveDevices } from './devices.js';
-import { say } from './dom.js';
 import { play } from './call-tiles.js';
+import { sayT, tr } from './i18n.js';
 
 /**
  * @typedef {object} LocalMediaOptions
@@ -61,12 +61,12 @@ export class LocalMedia {
     const c = this.o.client();
     if (!c || !deviceId) return;
     const status = this.o.status;
-    say(status, kind === 'video' ? 'Switching camera…' : 'Switching microphone…');
+    sayT(status, kind === 'video' ? 'call.switching_camera' : 'call.switching_mic');
     let track;
     try {
       track = await openTrack(kind, deviceId);
     } catch {
-      say(status, 'That device could not be opened. It may be in use by another app.');
+      sayT(status, 'call.device_failed');
       return;
     }
     saveDevices({ [kind]: deviceId });
@@ -74,7 +74,7 @@ export class LocalMedia {
       // Sharing the screen: the new camera comes back when sharing stops.
       if (this.camera) this.camera.stop();
       this.camera = track;
-      say(status, 'Camera switched; it returns when you stop sharing your screen.');
+      sayT(status, 'call.camera_switched_sharing');
       return;
     }
     const old = c.sending(kind);
@@ -82,7 +82,7 @@ export class LocalMedia {
     this.showLocal(track);
     if (old && old !== track) old.stop();
     if (kind === 'video') this.camera = track;
-    say(status, kind === 'video' ? 'Camera switched.' : 'Microphone switched.');
+    sayT(status, kind === 'video' ? 'call.camera_switched' : 'call.mic_switched');
   }
 
   toggleShare() {
@@ -109,7 +109,7 @@ export class LocalMedia {
     screen.enabled = true;
     this.showLocal(screen);
     setPressed(this.o.share, true);
-    this.o.share.textContent = 'Stop sharing';
+    tr(this.o.share, 'call.stop_sharing');
     this.o.selfTile.classList.add('sharing');
   }
 
@@ -125,7 +125,7 @@ export class LocalMedia {
     }
     s.stop();
     setPressed(this.o.share, false);
-    this.o.share.textContent = 'Share screen';
+    tr(this.o.share, 'call.share');
     this.o.selfTile.classList.remove('sharing');
   }
 }

@@ -3,6 +3,8 @@
 // ("Network") and for what arrives from each other participant
 // ("Connection"), with the numbers in the tooltip.
 
+import { t } from './i18n.js';
+
 /**
  * @typedef {{grade: string, loss: number, jitter: number, rtt: number, bitrate: number}} Quality
  *
@@ -28,10 +30,10 @@ export function grade(m) {
 
 /** @param {HTMLElement} el @param {string} who @param {Quality} q */
 function showQuality(el, who, q) {
-  const words = { good: 'good', fair: 'fair', poor: 'poor' };
+  const words = { good: 'call.quality.good', fair: 'call.quality.fair', poor: 'call.quality.poor' };
   el.hidden = false;
   el.dataset.quality = q.grade;
-  el.textContent = `${who}: ${words[/** @type {'good'|'fair'|'poor'} */ (q.grade)]}`;
+  el.textContent = `${t(who)}: ${t(words[/** @type {'good'|'fair'|'poor'} */ (q.grade)])}`;
   const parts = [`packet loss ${(q.loss * 100).toFixed(1)} %`, `jitter ${Math.round(q.jitter * 1000)} ms`];
   if (q.rtt) parts.push(`round trip ${Math.round(q.rtt * 1000)} ms`);
   if (q.bitrate) parts.push(`upload ${Math.round(q.bitrate / 1000)} kbit/s`);
@@ -82,7 +84,7 @@ export class QualityMonitor {
     const self = { loss: m.upLoss, jitter: m.upJitter, rtt: m.rtt, bitrate: m.bitrate, grade: '' };
     self.grade = grade(self);
     this.o.quality.self = self;
-    showQuality(this.o.self, 'Network', self);
+    showQuality(this.o.self, 'call.quality.network', self);
     for (const [id, t] of this.o.tiles.byId) {
       const p = m.per.get(id);
       if (!p) continue;
@@ -91,7 +93,7 @@ export class QualityMonitor {
       const q = { loss: p.loss, jitter: p.jitter, rtt: m.rtt, bitrate: 0, grade: '' };
       q.grade = grade(q);
       this.o.quality[id] = q;
-      showQuality(t.quality, 'Connection', q);
+      showQuality(t.quality, 'call.quality.connection', q);
     }
   }
 

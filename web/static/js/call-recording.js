@@ -17,6 +17,7 @@
 
 import { describe, get, post } from './api.js';
 import { busy, byId, say } from './dom.js';
+import { t } from './i18n.js';
 
 /**
  * @typedef {object} RecordingState
@@ -85,14 +86,14 @@ function providerText(st) {
 
 /** What the patient's panel says. @param {RecordingState} st */
 function patientText(st) {
-  if (st.status === 'recording') return 'This visit is being recorded. You can stop it at any time.';
-  if (st.status === 'starting') return 'Recording is about to start. You can stop it at any time.';
-  if (st.status === 'not_working') return 'Recording is not working right now: nothing is being saved.';
-  if (st.requested) return 'Your provider asked to record this visit.';
-  if (st.awaiting_consent) return 'Recording is paused until everyone in the visit has answered.';
-  if (st.consent === 'given') return 'You allowed recording. It has not started.';
-  if (st.consent === 'declined') return 'You did not allow recording. Nothing is recorded.';
-  if (st.consent === 'withdrawn') return 'You withdrew your consent. Nothing more is recorded.';
+  if (st.status === 'recording') return t('call.rec.patient.recording');
+  if (st.status === 'starting') return t('call.rec.patient.starting');
+  if (st.status === 'not_working') return t('call.rec.patient.not_working');
+  if (st.requested) return t('call.rec.patient.requested');
+  if (st.awaiting_consent) return t('call.rec.patient.awaiting_consent');
+  if (st.consent === 'given') return t('call.rec.patient.given');
+  if (st.consent === 'declined') return t('call.rec.patient.declined');
+  if (st.consent === 'withdrawn') return t('call.rec.patient.withdrawn');
   return '';
 }
 
@@ -140,7 +141,7 @@ class RecordingPanel {
     this.state = st;
     if (this.o.onState) this.o.onState(st);
     const status = st ? st.status : 'off';
-    setText(ui.indicator, status === 'recording' ? 'Recording' : status === 'not_working' ? 'Recording is not working' : '');
+    setText(ui.indicator, status === 'recording' ? t('call.rec.indicator') : status === 'not_working' ? t('call.rec.indicator_broken') : '');
     ui.indicator.classList.toggle('warning', status === 'not_working');
     document.body.classList.toggle('recording', status === 'recording');
     if (!st) {
@@ -170,7 +171,7 @@ class RecordingPanel {
     ui.panel.hidden = !st.recording && !st.requested && st.consent === 'none';
     setText(ui.text, patientText(st));
     ui.withdraw.hidden = !(given || st.recording) || st.requested;
-    ui.withdraw.textContent = st.recording ? 'Stop recording and withdraw consent' : 'Withdraw consent to recording';
+    ui.withdraw.textContent = st.recording ? t('call.rec.withdraw_stop') : t('call.rec.withdraw');
     const pending = st.requested ? st.requested_at || 'yes' : '';
     ui.answer.hidden = !pending || ui.dialog.open;
     if (pending && pending !== this.dismissed && !ui.dialog.open && !this.acting) this.openDialog();

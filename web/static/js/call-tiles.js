@@ -5,6 +5,7 @@
 // and the size hints that let the SFU pick the simulcast layer a tile needs.
 
 import { h } from './dom.js';
+import { put, tr } from './i18n.js';
 
 /**
  * @typedef {object} Tile
@@ -77,7 +78,7 @@ export class Tiles {
   /** Shows the waiting line while there is no tile, with its current words. */
   updateWaiting() {
     this.o.waiting.hidden = this.byId.size > 0;
-    this.o.waiting.textContent = this.o.waitingText();
+    put(this.o.waiting, this.o.waitingText());
   }
 }
 
@@ -94,7 +95,7 @@ export function play(el, tile) {
     const b = document.createElement('button');
     b.type = 'button';
     b.className = 'unblock';
-    b.textContent = el instanceof HTMLAudioElement ? 'Turn on sound' : 'Play video';
+    tr(b, el instanceof HTMLAudioElement ? 'call.turn_on_sound' : 'call.play_video');
     b.addEventListener('click', () => {
       b.remove();
       for (const m of tile.querySelectorAll('video, audio')) play(/** @type {HTMLMediaElement} */ (m));

@@ -34,6 +34,7 @@ import { VisitClient } from './client.js';
 import { fillSelect, openMedia } from './devices.js';
 import { startIdleLogoff } from './session.js';
 import { FINAL_STATUS, VisitEvents } from './visit-events.js';
+import { put, remembered, setLanguage, startI18n, t, tr } from './i18n.js';
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -58,15 +59,16 @@ const ui = {
   error: $('error'),
 };
 
+/** Each state's words: catalogue keys (i18n.js). */
 const STATE_TEXT = {
-  starting: 'Starting…',
-  redeeming: 'Checking your visit link…',
-  media: 'Waiting for camera and microphone…',
-  connecting: 'Connecting…',
-  connected: 'Connected',
-  reconnecting: 'Connection interrupted, reconnecting…',
-  failed: 'Connection failed',
-  closed: 'Call ended',
+  starting: 'call.state.starting',
+  redeeming: 'call.state.redeeming',
+  media: 'call.state.media',
+  connecting: 'call.state.connecting',
+  connected: 'call.state.connected',
+  reconnecting: 'call.state.reconnecting',
+  failed: 'call.state.failed',
+  closed: 'call.state.closed',
 };
 
 /** Hooks for tests and for pages built on this one; holds no secrets. */
@@ -108,9 +110,9 @@ const tiles = new Tiles({
   waiting: $('waiting'),
   label: roleLabel,
   waitingText: () => (someoneLeft
-    ? 'The other participant left the visit.'
+    ? 'call.other_left'
     : openvisit.mode === 'provider' ? 'Nobody else is in the call yet. Admit your patient from the waiting room.'
-      : 'Waiting for the other participant to join…'),
+      : 'call.waiting_other'),
   removed: (id) => { delete openvisit.quality[id]; },
 });
 // The grid: layout for 2–8 people, names and roles, pinning, the speaker.
@@ -128,24 +130,24 @@ const chat = new ChatPanel({ visit: () => openvisit.visit, root: $('chat') });
 
 /**
  * @param {keyof typeof STATE_TEXT} s  also set as document.body.dataset.state (tests and CSS read it)
- * @param {string} [text] replaces the default wording
+ * @param {string} [text] replaces the default wording (a catalogue key, or a text)
  */
 function showState(s, text) {
   document.body.dataset.state = s;
-  ui.state.textContent = text || STATE_TEXT[s] || s;
+  put(ui.state, text || STATE_TEXT[s] || s);
 }
 
-/** @param {string} message */
+/** @param {string} message a catalogue key, or a text */
 function showError(message) {
-  ui.error.textContent = message;
+  put(ui.error, message);
   ui.error.hidden = false;
 }
 
-/** @param {string} title @param {string} reason */
+/** @param {string} title @param {string} reason catalogue keys, or texts */
 function showEnded(title, reason) {
   ui.layout.hidden = true;
-  ui.endedTitle.textContent = title;
-  ui.endedReason.textContent = reason;
+  put(ui.endedTitle, title);
+  put(ui.endedReason, reason);
   ui.ended.hidden = false;
   ui.endedTitle.focus();
   media.stop();
@@ -156,7 +158,7 @@ function showEnded(title, reason) {
 
 /** @param {string} message */
 function cannotJoin(message) {
-  showState('failed', 'Could not join');
+  showState('failed', 'call.state.could_not_join');
   showError(message);
   ui.layout.hidden = true;
 }
@@ -188,7 +190,7 @@ async function joinDemo(code) {
  */
 async function joinWithSession(visit) {
   if (!VISIT_ID.test(visit)) {
-    cannotJoin('This is not a valid visit address. Open the visit from your visits page or your invitation.');
+    cannotJoin('call.err.bad_visit');
     return null;
   }
   /** @type {import('./api.js').SessionView} */
@@ -196,12 +198,12 @@ async function joinWithSession(visit) {
   try {
     view = await loadSession({ redirect401: false });
   } catch (err) {
-    cannotJoin(err instanceof APIError && err.status === 401
-      ? 'You are not signed in. Providers: sign in and open the visit again. Patients: open the link from your invitation again.'
-      : 'The server could not be reached. Check your connection and reload the page.');
+    cannotJoin(err instanceof APIError && err.status === 401 ? 'call.err.signed_out' : 'common.network');
     return null;
   }
   openvisit.mode = view.kind === 'patient' ? 'patient' : 'provider';
+  // A patient's page speaks their invite's language unless they chose one in this tab.
+  if (view.lang && !remembered()) await setLanguage(view.lang, { remember: true });
   openvisit.visit = visit;
   keepSession(view);
   /** @type {import('./call-grant.js').Grant} */
@@ -231,12 +233,12 @@ async function joinWithSession(visit) {
 function keepSession(view) {
   if (openvisit.mode === 'provider') {
     ui.endedHome.href = '/provider';
-    ui.endedHome.textContent = 'Back to your visits';
+    put(ui.endedHome, 'Back to your visits');
     // A live call is activity the server cannot see: keep the session while in it.
     startIdleLogoff(view, { keepAliveWhen: live });
   } else {
     ui.endedHome.href = '/';
-    ui.endedHome.textContent = 'OpenVisit home';
+    tr(ui.endedHome, 'call.ended.home_patient');
     // The patient's session idles out like any other: a call is activity.
     setInterval(() => {
       if (live()) post('/api/v1/auth/keepalive', {}, { redirect401: false }).catch(() => {});
@@ -253,11 +255,11 @@ function refused(err) {
   }
   if (e.code === 'visit_closed') {
     showState('closed');
-    showEnded('The visit has ended', 'This visit is over.');
+    showEnded('call.ended.title', 'call.ended.over');
     return;
   }
   cannotJoin(e.status === 401 || e.status === 404
-    ? 'You cannot join this visit (your session ended, or it is not yours).'
+    ? 'call.err.not_yours'
     : (err instanceof Error ? err.message : 'The visit could not be joined.'));
 }
 
@@ -287,8 +289,8 @@ function watchVisit(visit) {
 /** @param {import('./visit-events.js').VisitState} st */
 function patientState(st) {
   if (st.me && st.me.state === 'removed' && !ui.ended.hidden) {
-    ui.endedTitle.textContent = 'You were removed from the visit';
-    ui.endedReason.textContent = 'Your provider removed you from this visit. Contact your clinic if you have questions.';
+    tr(ui.endedTitle, 'call.ended.removed');
+    tr(ui.endedReason, 'call.ended.removed_text');
   }
 }
 
@@ -303,12 +305,12 @@ function closeReason(/** @type {number} */ code) {
     }
   }
   switch (code) {
-    case 4001: return 'Your visit link has expired or was already used. Ask for a new link.';
-    case 4003: return 'This link belongs to another visit.';
-    case 4009: return 'You joined this visit from another window or device.';
-    case 4010: return 'The visit has ended.';
-    case 1000: return 'The visit has ended.';
-    default: return 'The connection to the visit was lost.';
+    case 4001: return 'call.close.4001';
+    case 4003: return 'call.close.4003';
+    case 4009: return 'call.close.4009';
+    case 4010: return 'error.visit_ended';
+    case 1000: return 'error.visit_ended';
+    default: return 'call.close.lost';
   }
 }
 
@@ -320,11 +322,9 @@ async function openLocal() {
   try {
     stream = await openMedia();
   } catch (err) {
-    showState('failed', 'No camera or microphone');
+    showState('failed', 'call.state.no_devices');
     const name = err instanceof Error ? err.name : '';
-    showError(name === 'NotAllowedError'
-      ? 'Camera and microphone access was refused. Allow it in your browser settings and reload.'
-      : 'No camera or microphone could be opened.');
+    showError(name === 'NotAllowedError' ? 'call.err.media_refused' : 'call.err.no_media');
     return null;
   }
   openvisit.localStream = stream;
@@ -341,9 +341,9 @@ function onState(client, d) {
   if (d.state === 'connected') showIceHelp(undefined, null);
   // Honest words: a call that never connected is not "reconnecting".
   if (d.state === 'reconnecting' && client.iceFailures > 0 && !client.everConnected) {
-    showState('reconnecting', 'Could not connect; trying again…');
+    showState('reconnecting', 'call.state.retrying');
   } else if (d.state === 'failed' && client.iceFailures > 0) {
-    showState('failed', 'Could not connect');
+    showState('failed', 'call.state.could_not_connect');
   } else {
     showState(d.state === 'new' ? 'connecting' : d.state);
   }
@@ -371,19 +371,17 @@ function onClosed(client, d) {
   tiles.removeAll();
   if (room.endedByMe) {
     end.byServer = true;
-    showEnded('The visit has ended', 'You ended the visit for everyone.');
+    showEnded('call.ended.title', 'You ended the visit for everyone.');
   } else if (d.code === 4009) {
     end.byServer = true;
-    showEnded('Opened in another window', closeReason(d.code));
+    showEnded('call.ended.other_window', closeReason(d.code));
   } else if (client.iceFailures > 0 && (client.state === 'failed' || d.reason === 'reconnect_failed')) {
     showIceHelp(client.ice, openvisit.help);
-    showEnded('Your video could not connect', 'The call could not be set up from this network. What was tried, and what you can do, is above.');
+    showEnded('call.ice.title', 'call.ended.ice');
   } else if (client.state === 'failed') {
-    showEnded('Disconnected', openvisit.mode === 'provider'
+    showEnded('call.ended.disconnected', openvisit.mode === 'provider'
       ? 'The call could not continue. Join again from your visits page.'
-      : openvisit.mode === 'patient'
-        ? 'The call could not continue. Reload this page to rejoin.'
-        : 'The call could not continue. Ask for a new visit link to rejoin.');
+      : openvisit.mode === 'patient' ? 'call.ended.disconnected_patient' : 'call.ended.disconnected_demo');
   } else if (d.code === 4010 && openvisit.mode === 'provider') {
     end.byServer = true;
     showEnded('You were removed from the visit', closeReason(d.code));
@@ -391,13 +389,11 @@ function onClosed(client, d) {
     end.byServer = true;
     const st = openvisit.visitState;
     if (openvisit.mode === 'patient' && st && st.me && st.me.state === 'removed') {
-      showEnded('You were removed from the visit', 'Your provider removed you from this visit. Contact your clinic if you have questions.');
+      showEnded('call.ended.removed', 'call.ended.removed_text');
     } else {
-      showEnded('The visit has ended', openvisit.mode === 'patient'
-        ? 'Your provider ended the visit. Thank you; you can close this page.'
-        : closeReason(d.code));
+      showEnded('call.ended.title', openvisit.mode === 'patient' ? 'call.ended.by_provider' : closeReason(d.code));
     }
-  } else showEnded('Disconnected', closeReason(d.code));
+  } else showEnded('call.ended.disconnected', closeReason(d.code));
 }
 
 /** @param {VisitClient} client */
@@ -429,7 +425,7 @@ function listen(client) {
     openvisit.lastError = d.code;
     if (d.code === 'removed' || d.code === 'visit_closed' || d.code === 'duplicate') return; // the close that follows explains it
     if (client.iceFailures > 0 && (d.code === 'ice_failed' || d.code === 'reconnect_failed')) return; // the connection panel explains it
-    showError(d.message || 'Something went wrong.');
+    showError(d.message || 'call.err.failed');
   });
   on('closed', (/** @type {import('./client.js').ClosedDetail} */ d) => onClosed(client, d));
 }
@@ -466,9 +462,7 @@ function controls(client, session, visit) {
     if (session) post(`/api/v1/visits/${encodeURIComponent(visit)}/leave`, {}, { redirect401: false }).catch(() => {});
     client.leave();
     tiles.removeAll();
-    showEnded('You left the visit', openvisit.mode === 'patient'
-      ? 'You can rejoin while the visit lasts: reload this page.'
-      : 'You can close this page.');
+    showEnded('call.ended.left', openvisit.mode === 'patient' ? 'call.ended.left_patient' : 'call.ended.close');
   });
   window.addEventListener('pagehide', () => {
     if (!end.left) client.leave();
@@ -476,15 +470,16 @@ function controls(client, session, visit) {
 }
 
 async function main() {
+  await startI18n();
   showState('starting');
   const code = takeCode();
   const visit = new URLSearchParams(location.search).get('visit') || '';
   const session = !code && !!visit;
   if (!code && !visit) {
-    cannotJoin('This page needs the visit link from your invitation. Open that link again.');
+    cannotJoin('call.err.no_link');
     return;
   }
-  showState('redeeming', session ? 'Joining the visit…' : undefined);
+  showState('redeeming', session ? 'call.state.joining' : undefined);
   const r = session ? await joinWithSession(visit) : await joinDemo(code);
   if (!r) return;
   openvisit.self = r.participant_id;

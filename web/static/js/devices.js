@@ -5,6 +5,8 @@
 // The chosen device IDs are kept in localStorage: they are opaque,
 // per-origin IDs, nothing that identifies a person.
 
+import { t } from './i18n.js';
+
 const KEY = 'openvisit.devices';
 
 /** @typedef {{audio?: string, video?: string}} DeviceChoice */
@@ -77,7 +79,7 @@ export async function fillSelect(select, kind, current) {
   select.replaceChildren(...list.map((d, i) => {
     const o = document.createElement('option');
     o.value = d.deviceId;
-    o.textContent = d.label || (kind === 'videoinput' ? `Camera ${i + 1}` : `Microphone ${i + 1}`);
+    o.textContent = d.label || t(kind === 'videoinput' ? 'common.camera_n' : 'common.microphone_n', { n: i + 1 });
     o.selected = d.deviceId === using;
     return o;
   }));
@@ -144,13 +146,13 @@ export async function playTone() {
 
 /**
  * What this browser lacks for a video visit (empty when nothing).
- * @returns {{id: string, ok: boolean, text: string}[]}
+ * @returns {{id: string, ok: boolean, key: string}[]} key: the result's words in the catalogue (i18n.js)
  */
 export function supportChecks() {
   return [
-    { id: 'secure', ok: window.isSecureContext, text: window.isSecureContext ? 'Secure connection' : 'This page is not on a secure connection (https)' },
-    { id: 'webrtc', ok: typeof RTCPeerConnection === 'function', text: typeof RTCPeerConnection === 'function' ? 'Your browser supports video calls' : 'This browser cannot make video calls; use a current Chrome, Edge, Firefox or Safari' },
-    { id: 'media', ok: canOpenMedia(), text: canOpenMedia() ? 'Your browser can use a camera and microphone' : 'This browser cannot use a camera or microphone' },
+    { id: 'secure', ok: window.isSecureContext, key: window.isSecureContext ? 'join.check.secure' : 'join.check.insecure' },
+    { id: 'webrtc', ok: typeof RTCPeerConnection === 'function', key: typeof RTCPeerConnection === 'function' ? 'join.check.webrtc' : 'join.check.no_webrtc' },
+    { id: 'media', ok: canOpenMedia(), key: canOpenMedia() ? 'join.check.media' : 'join.check.no_media' },
   ];
 }
 

@@ -15,16 +15,16 @@
 // reach its database (503 service_unavailable) the waiting room says so and
 // keeps trying; the patient keeps their place.
 
-import { APIError, UNAVAILABLE, UNAVAILABLE_TEXT, get, loadSession, onAvailability, post, reportAvailability, setCSRF } from './api.js';
+import { APIError, UNAVAILABLE, get, loadSession, onAvailability, post, reportAvailability, setCSRF } from './api.js';
 import { busy, byId, h, say } from './dom.js';
 import { fillSelect, levelMeter, openTrack, openMedia, playTone, saveDevices, supportChecks } from './devices.js';
 import { NETCHECK_STRINGS, checkNetwork } from './netcheck.js';
 import { VisitEvents } from './visit-events.js';
+import { forget, formatDate, onLanguage, put, remembered, sayT, setLanguage, startI18n, t, tr } from './i18n.js';
 
 const SECRET_KEY = 'openvisit.invite';
 const CHECKED_KEY = 'openvisit.checked'; // visit ID whose device check passed
 const KEEPALIVE_MS = 4 * 60_000;
-const WAITING_TEXT = 'Your provider will admit you. Please keep this page open.';
 
 const ui = {
   step: byId('step'),
@@ -79,7 +79,7 @@ const openvisit = {
 /** @type {any} */ (window).openvisit = openvisit;
 
 /** @typedef {'identity'|'devices'|'waiting'|'done'} Step */
-const STEP_TEXT = { identity: 'Step 1 of 3', devices: 'Step 2 of 3', waiting: 'Step 3 of 3', done: '' };
+const STEP_NUMBER = { identity: 1, devices: 2, waiting: 3, done: 0 };
 
 /**
  * Shows one step, moves the focus to its heading (so a screen reader
@@ -89,7 +89,8 @@ const STEP_TEXT = { identity: 'Step 1 of 3', devices: 'Step 2 of 3', waiting: 'S
 function show(step, state) {
   ui.loading.hidden = true;
   for (const s of /** @type {Step[]} */ (['identity', 'devices', 'waiting', 'done'])) ui[s].hidden = s !== step;
-  ui.step.textContent = STEP_TEXT[step];
+  if (STEP_NUMBER[step]) tr(ui.step, 'join.step', { n: STEP_NUMBER[step] });
+  else tr(ui.step, '');
   document.body.dataset.state = state || step;
   const title = /** @type {HTMLElement|null} */ (ui[step].querySelector('h1'));
   if (title) title.focus();
@@ -97,7 +98,7 @@ function show(step, state) {
 
 /**
  * A final page: the visit ended, or the link cannot be used.
- * @param {string} title @param {string} text
+ * @param {string} title catalogue key @param {string} text catalogue key, or a text already translated
  * @param {{state?: string, retry?: boolean, forget?: boolean}} [o]
  */
 function finish(title, text, o = {}) {
@@ -107,8 +108,8 @@ function finish(title, text, o = {}) {
     sessionStorage.removeItem(SECRET_KEY);
     sessionStorage.removeItem(CHECKED_KEY);
   }
-  ui.doneTitle.textContent = title;
-  ui.doneText.textContent = text;
+  put(ui.doneTitle, title);
+  put(ui.doneText, text);
   ui.doneRetry.hidden = !o.retry;
   show('done', o.state || 'ended');
 }
@@ -129,6 +130,7 @@ function takeSecret() {
   else noDOB = sessionStorage.getItem(SECRET_KEY + '.nodob') === '1';
   if (location.hash) history.replaceState(null, '', location.pathname);
   if (fromHash) {
+    forget(); // a new link: its own language, not the last visit's
     try {
       sessionStorage.setItem(SECRET_KEY, fromHash);
       sessionStorage.setItem(SECRET_KEY + '.nodob', noDOB ? '1' : '0');
@@ -140,55 +142,86 @@ function takeSecret() {
   return sessionStorage.getItem(SECRET_KEY) || '';
 }
 
-/** Refusals the patient cannot fix here, with a title each. */
+/** Refusals the patient cannot fix here, with a title each (catalogue keys). */
 const REFUSED = /** @type {Record<string, string>} */ ({
-  too_early: 'It is too early to join',
-  invite_expired: 'This link has expired',
-  invite_revoked: 'This link was withdrawn',
-  invite_used: 'This link was already used',
-  invite_locked: 'This link is locked',
-  invite_invalid: 'This link is not valid',
-  visit_ended: 'This visit has ended',
-  no_patient: 'This visit is not ready',
+  too_early: 'join.refused.too_early',
+  invite_expired: 'join.refused.invite_expired',
+  invite_revoked: 'join.refused.invite_revoked',
+  invite_used: 'join.refused.invite_used',
+  invite_locked: 'join.refused.invite_locked',
+  invite_invalid: 'join.refused.invite_invalid',
+  visit_ended: 'join.refused.visit_ended',
+  no_patient: 'join.refused.no_patient',
 });
+
+/** Server refusals the catalogue words itself (the server's message is English). */
+const ERROR_TEXT = /** @type {Record<string, string>} */ ({
+  invite_invalid: 'error.invite_invalid',
+  invite_revoked: 'error.invite_revoked',
+  invite_used: 'error.invite_used',
+  invite_locked: 'error.invite_locked',
+  visit_ended: 'error.visit_ended',
+  invite_expired: 'error.invite_expired',
+  no_patient: 'error.no_patient',
+  wrong_date_of_birth: 'error.wrong_date_of_birth',
+  rate_limited: 'error.rate_limited',
+  invalid_request: 'error.invalid_request',
+  network: 'common.network',
+  service_unavailable: 'common.unavailable',
+});
+
+/** An API error in the page's language. @param {APIError} e */
+function errorText(e) {
+  if (e.code === 'too_early') {
+    const from = e.details && e.details.usable_from;
+    const time = formatDate(from, { weekday: 'long', hour: 'numeric', minute: '2-digit' });
+    return time ? t('error.too_early', { time }) : e.message;
+  }
+  if (ERROR_TEXT[e.code]) return t(ERROR_TEXT[e.code]);
+  return e.status >= 500 ? t('common.failed') : e.message;
+}
 
 /** The date of birth typed, as YYYY-MM-DD, or '' with the field to fix. */
 function dateOfBirth() {
   const m = ui.month.value;
   const d = ui.day.value.trim();
   const y = ui.year.value.trim();
-  if (!m) return { value: '', field: ui.month, message: 'Choose the month you were born.' };
-  if (!/^\d{1,2}$/.test(d) || +d < 1 || +d > 31) return { value: '', field: ui.day, message: 'Enter the day you were born, 1 to 31.' };
-  if (!/^\d{4}$/.test(y)) return { value: '', field: ui.year, message: 'Enter the year you were born, with four digits.' };
+  if (!m) return { value: '', field: ui.month, message: 'join.dob.need_month' };
+  if (!/^\d{1,2}$/.test(d) || +d < 1 || +d > 31) return { value: '', field: ui.day, message: 'join.dob.need_day' };
+  if (!/^\d{4}$/.test(y)) return { value: '', field: ui.year, message: 'join.dob.need_year' };
   return { value: `${y}-${m}-${d.padStart(2, '0')}`, field: null, message: '' };
 }
 
 function clearInvalid() {
   for (const f of [ui.month, ui.day, ui.year]) f.removeAttribute('aria-invalid');
-  say(ui.dobError, '');
+  sayT(ui.dobError, '');
 }
 
 /**
  * Asks the server whether the link was already used on another device,
- * before asking for the date of birth. The answer is only used or not; any
- * failure here falls through to the date of birth (redeem then says why).
- * @param {string} secret @returns {Promise<boolean>}
+ * before asking for the date of birth, and in which language the provider
+ * sent it. Any failure here falls through to the date of birth (redeem then
+ * says why).
+ * @param {string} secret @returns {Promise<{used: boolean, lang: string}>}
  */
-async function usedElsewhere(secret) {
+async function checkLink(secret) {
   try {
-    /** @type {{used: boolean}} */
+    /** @type {{used: boolean, lang?: string}} */
     const r = await post('/api/v1/invites/check', { invite: secret }, { redirect401: false });
-    return r.used === true;
+    return { used: r.used === true, lang: r.lang || '' };
   } catch {
-    return false;
+    return { used: false, lang: '' };
   }
 }
 
 /** @param {string} secret */
 async function identity(secret) {
-  if (await usedElsewhere(secret)) {
+  const link = await checkLink(secret);
+  // The provider's choice, unless the patient already picked one here.
+  if (link.lang && !remembered()) await setLanguage(link.lang, { remember: true });
+  if (link.used) {
     openvisit.lastError = 'invite_used';
-    finish(REFUSED.invite_used, 'This link was already used on another device. Ask your clinic for a new link.', { state: 'refused' });
+    finish(REFUSED.invite_used, 'join.used_elsewhere', { state: 'refused' });
     return;
   }
   if (noDOB) {
@@ -201,7 +234,7 @@ async function identity(secret) {
     clearInvalid();
     const dob = dateOfBirth();
     if (!dob.value) {
-      say(ui.dobError, dob.message);
+      sayT(ui.dobError, dob.message);
       dob.field?.setAttribute('aria-invalid', 'true');
       dob.field?.focus();
       return;
@@ -222,20 +255,20 @@ async function redeemWith(secret, dob) {
     await startSession(r.visit_id);
     devices();
   } catch (err) {
-    const e = err instanceof APIError ? err : new APIError('network', 'Something went wrong. Try again.', 0);
+    const e = err instanceof APIError ? err : new APIError('network', t('common.failed'), 0);
     openvisit.lastError = e.code;
     const again = e.code === 'network' || e.status >= 500 || e.code === 'invalid_request' || e.code === 'rate_limited';
     if (!noDOB && (again || e.code === 'wrong_date_of_birth')) {
       say(ui.dobError, e.code === 'wrong_date_of_birth'
-        ? `${e.message} After a few wrong tries the link locks and you will need a new one.`
-        : e.message);
+        ? `${errorText(e)} ${t('join.dob.locks')}`
+        : errorText(e));
       ui.month.focus();
       return;
     }
-    const more = e.code === 'visit_ended' ? ' The link no longer works. Contact your clinic if you need another visit.'
-      : e.code === 'too_early' ? ' Come back then; this page keeps your link until you close it.' : '';
+    const more = e.code === 'visit_ended' ? ' ' + t('join.refused.visit_ended_more')
+      : e.code === 'too_early' ? ' ' + t('join.refused.too_early_more') : '';
     const retry = e.code === 'too_early' || again;
-    finish(REFUSED[e.code] || 'This link cannot be used', e.message + more, { state: 'refused', retry, forget: !retry });
+    finish(REFUSED[e.code] || 'join.refused.other', errorText(e) + more, { state: 'refused', retry, forget: !retry });
   }
 }
 
@@ -261,15 +294,15 @@ function stopDevices() {
   ui.preview.srcObject = null;
 }
 
-/** @param {string} id @param {boolean} ok @param {string} text */
-function check(id, ok, text) {
+/** @param {string} id @param {boolean} ok @param {string} key the text's catalogue key */
+function check(id, ok, key) {
   let li = ui.support.querySelector(`[data-check="${id}"]`);
   if (!li) {
     li = h('li', { dataset: { check: id } });
     ui.support.append(li);
   }
   li.className = ok ? 'ok' : 'bad';
-  li.textContent = (ok ? '✓ ' : '✗ ') + text;
+  li.replaceChildren(ok ? '✓ ' : '✗ ', tr(h('span'), key));
 }
 
 function devices() {
@@ -277,9 +310,9 @@ function devices() {
   show('devices');
   ui.devicesOk.disabled = true;
   const checks = supportChecks();
-  for (const c of checks) check(c.id, c.ok, c.text);
+  for (const c of checks) check(c.id, c.ok, c.key);
   if (checks.some((c) => !c.ok)) {
-    say(ui.devicesError, 'This browser cannot join the visit. Open the link in a current browser (Chrome, Edge, Firefox or Safari).');
+    sayT(ui.devicesError, 'join.devices.unsupported');
     return;
   }
   openDevices();
@@ -318,7 +351,7 @@ async function networkCheck() {
  * @param {{kind: 'audio'|'video', deviceId: string}} [change]
  */
 async function openDevices(change) {
-  say(ui.devicesError, '');
+  sayT(ui.devicesError, '');
   ui.devicesRetry.hidden = true;
   try {
     if (change && preview) {
@@ -335,14 +368,12 @@ async function openDevices(change) {
     }
   } catch (err) {
     const name = err instanceof Error ? err.name : '';
-    check('access', false, 'Camera and microphone are blocked');
-    say(ui.devicesError, name === 'NotAllowedError'
-      ? 'Your browser refused the camera and microphone. Allow them (the camera icon in the address bar), then try again.'
-      : 'No camera or microphone could be opened. Check that they are connected and not used by another app, then try again.');
+    check('access', false, 'join.devices.blocked');
+    sayT(ui.devicesError, name === 'NotAllowedError' ? 'join.devices.refused' : 'join.devices.none');
     ui.devicesRetry.hidden = false;
     return;
   }
-  check('access', true, 'Camera and microphone allowed');
+  check('access', true, 'join.devices.allowed');
   ui.preview.srcObject = preview;
   ui.preview.play().catch(() => {});
   const mic = preview.getAudioTracks()[0] || null;
@@ -352,14 +383,14 @@ async function openDevices(change) {
   if (stopMeter) stopMeter();
   stopMeter = null;
   heardLevel = 0;
-  say(ui.micHint, 'Listening…');
+  sayT(ui.micHint, 'join.devices.listening');
   if (mic) {
     const started = Date.now();
     stopMeter = levelMeter(mic, (level) => {
       ui.level.value = level;
       heardLevel = Math.max(heardLevel, level);
-      if (heardLevel > 0.02) say(ui.micHint, 'Your microphone works.');
-      else if (Date.now() - started > 5000) say(ui.micHint, 'We hear nothing yet. Check that the microphone is not muted, or choose another one.');
+      if (heardLevel > 0.02) sayT(ui.micHint, 'join.devices.mic_works');
+      else if (Date.now() - started > 5000) sayT(ui.micHint, 'join.devices.mic_silent');
     });
   }
   ui.devicesOk.disabled = false;
@@ -374,7 +405,7 @@ ui.tone.addEventListener('click', () => busy(ui.tone, async () => {
   try {
     await playTone();
   } catch {
-    say(ui.soundHint, 'This browser could not play a sound.');
+    sayT(ui.soundHint, 'join.devices.no_tone');
     return;
   }
   ui.heard.hidden = false;
@@ -382,12 +413,12 @@ ui.tone.addEventListener('click', () => busy(ui.tone, async () => {
 }));
 ui.heardYes.addEventListener('click', () => {
   ui.heard.hidden = true;
-  say(ui.soundHint, 'Your sound works.');
+  sayT(ui.soundHint, 'join.devices.sound_works');
   ui.devicesOk.focus();
 });
 ui.heardNo.addEventListener('click', () => {
   ui.heard.hidden = true;
-  say(ui.soundHint, 'Turn the volume up, check that the sound is not muted and that headphones are plugged in, then play the sound again.');
+  sayT(ui.soundHint, 'join.devices.sound_help');
   ui.tone.focus();
 });
 
@@ -432,7 +463,8 @@ function serviceState(available) {
   openvisit.unavailable = !available;
   if (available) delete document.body.dataset.service;
   else document.body.dataset.service = 'unavailable';
-  say(ui.waitingText, available ? WAITING_TEXT : UNAVAILABLE_TEXT);
+  if (available) sayT(ui.waitingText, 'join.waiting.text');
+  else sayT(ui.waitingText, 'common.unavailable');
 }
 
 function waiting() {
@@ -475,38 +507,43 @@ async function whyClosed(visit) {
 }
 
 function sessionGone() {
-  finish('Your place in the waiting room ended', 'This can happen after a long time without activity, or when your provider closed the visit. Open the link from your invitation again, or contact your clinic.', { state: 'ended' });
+  finish('join.end.session_gone', 'join.end.session_gone_text', { state: 'ended' });
 }
 
-/** @param {string|undefined} iso */
-function timeOf(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? '' : d.toLocaleString(undefined, { weekday: 'long', hour: 'numeric', minute: '2-digit' });
+/**
+ * The scheduled time line, in the language in use and the patient's time
+ * zone (Intl, the browser's).
+ */
+function showWhen() {
+  const iso = openvisit.visitState && openvisit.visitState.scheduled_start;
+  const day = formatDate(iso, { weekday: 'long' });
+  const time = formatDate(iso, { hour: 'numeric', minute: '2-digit' });
+  if (day && time) tr(ui.waitingWhen, 'join.waiting.when', { day, time });
+  else tr(ui.waitingWhen, '');
 }
+onLanguage(showWhen);
 
 /** @param {import('./visit-events.js').VisitState} st */
 function onState(st) {
   openvisit.visitState = st;
-  const when = timeOf(st.scheduled_start);
-  ui.waitingWhen.textContent = when ? `Your visit is scheduled for ${when}.` : '';
+  showWhen();
   const me = st.me ? st.me.state : '';
   if (st.status === 'cancelled') {
-    finish('This visit was cancelled', 'Your provider cancelled this visit. Contact your clinic if you need a new appointment.');
+    finish('join.end.cancelled', 'join.end.cancelled_text');
   } else if (st.status === 'completed' || st.status === 'no_show') {
-    finish('The visit has ended', 'This visit is over. Thank you.');
+    finish('join.done.title', 'join.end.over_text');
   } else if (me === 'admitted') {
     leaving = true;
     stopWaiting();
     document.body.dataset.state = 'admitted';
-    say(ui.waitingText, 'Your provider let you in. Starting the video…');
+    sayT(ui.waitingText, 'join.waiting.admitted');
     location.replace('/call?visit=' + encodeURIComponent(openvisit.visit));
   } else if (me === 'turned_away') {
-    finish('Your provider could not see you now', 'Your provider could not admit you to this visit. Contact your clinic if you have questions.');
+    finish('join.end.turned_away', 'join.end.turned_away_text');
   } else if (me === 'removed') {
-    finish('You were removed from the visit', 'Your provider removed you from this visit. Contact your clinic if you have questions.');
+    finish('join.end.removed', 'join.end.removed_text');
   } else if (me === 'left') {
-    finish('The visit has ended', 'This visit is over. Thank you.');
+    finish('join.done.title', 'join.end.over_text');
   }
 }
 
@@ -517,12 +554,14 @@ ui.doneRetry.addEventListener('click', () => location.reload());
 
 async function main() {
   const secret = takeSecret();
+  await startI18n();
   // Back in a tab that already redeemed the link (a reload): resume.
   try {
     /** @type {import('./api.js').SessionView} */
     const view = await get('/api/v1/auth/session', { redirect401: false });
     if (view.kind === 'patient' && view.visit_id) {
       setCSRF(view.csrf_token);
+      if (view.lang && !remembered()) await setLanguage(view.lang, { remember: true });
       openvisit.visit = view.visit_id;
       if (sessionStorage.getItem(CHECKED_KEY) === view.visit_id) waiting();
       else devices();
@@ -530,13 +569,13 @@ async function main() {
     }
   } catch (err) {
     if (err instanceof APIError && err.code === UNAVAILABLE) {
-      finish('The service is briefly unavailable', 'Try again in a few minutes: this page keeps your link until you close it.', { state: 'unavailable', retry: true, forget: false });
+      finish('join.end.unavailable', 'join.end.unavailable_text', { state: 'unavailable', retry: true, forget: false });
       return;
     }
     // no session: the link and the date of birth it is
   }
   if (!secret) {
-    finish('Open the link from your invitation', 'This page needs the visit link your clinic sent you. Open that link again.', { state: 'refused' });
+    finish('join.end.no_link', 'join.end.no_link_text', { state: 'refused' });
     return;
   }
   await identity(secret);

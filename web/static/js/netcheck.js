@@ -5,21 +5,22 @@
 // patient may continue whatever it finds.
 
 import { get } from './api.js';
+import { t } from './i18n.js';
 
 /** Every patient-facing string of the network check, in one place (the message catalogue takes them from here). */
 export const NETCHECK_STRINGS = {
-  title: 'Network',
-  checking: 'Checking your connection…',
-  rtt: (/** @type {number} */ ms) => `Round trip to the visit server: ${ms} ms`,
-  speed: (/** @type {number} */ mbps) => `Download speed: ${mbps.toFixed(1)} Mbit/s`,
-  relayOk: 'Video can get through even if this network blocks it (relay over TCP reachable)',
-  relayFailed: 'The backup route for video (relay over TCP) could not be reached',
-  relayNone: 'No backup route for video is offered by this clinic',
-  good: 'Your connection looks good for a video visit.',
-  slow: 'Your connection is slow. Video may be blurry or freeze. Move closer to your Wi-Fi router, or close other apps and videos.',
-  laggy: 'Your connection is slow to answer. There may be delays in the call. If you can, use a different network.',
-  blocked: 'If your video does not connect, try another network, such as your phone\'s mobile data instead of this Wi-Fi.',
-  failed: 'The connection check could not finish. You can still continue.',
+  get title() { return t('netcheck.title'); },
+  get checking() { return t('netcheck.checking'); },
+  rtt: (/** @type {number} */ ms) => t('netcheck.rtt', { ms }),
+  speed: (/** @type {number} */ mbps) => t('netcheck.speed', { mbps: mbps.toFixed(1) }),
+  get relayOk() { return t('netcheck.relay_ok'); },
+  get relayFailed() { return t('netcheck.relay_failed'); },
+  get relayNone() { return t('netcheck.relay_none'); },
+  get good() { return t('netcheck.good'); },
+  get slow() { return t('netcheck.slow'); },
+  get laggy() { return t('netcheck.laggy'); },
+  get blocked() { return t('netcheck.blocked'); },
+  get failed() { return t('netcheck.failed'); },
 };
 
 /**

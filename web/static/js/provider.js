@@ -25,6 +25,7 @@ import { openCareTeam } from './provider-careteam.js';
  *
  * @typedef {object} Invite
  * @property {string} invite_url
+ * @property {string} [lang] the invite's language (a catalogue code)
  * @property {string} usable_from
  * @property {string} usable_until
  * @property {string} ics
@@ -62,6 +63,7 @@ const ui = {
   invite: byId('invite-panel'),
   inviteText: byId('invite-text'),
   inviteLink: /** @type {HTMLInputElement} */ (byId('invite-link')),
+  inviteLang: /** @type {HTMLSelectElement} */ (byId('invite-lang')),
   inviteCopy: /** @type {HTMLButtonElement} */ (byId('invite-copy')),
   inviteIcs: /** @type {HTMLButtonElement} */ (byId('invite-ics')),
   inviteEmail: /** @type {HTMLButtonElement} */ (byId('invite-email')),
@@ -450,6 +452,7 @@ function showInvite(v, inv) {
   current = inv;
   ui.invite.dataset.visit = v.id;
   ui.inviteLink.value = inv.invite_url;
+  ui.inviteLang.value = inv.lang || 'en';
   ui.inviteText.textContent = `For ${v.patient_name || 'the patient'}: the link works once, from ${when(inv.usable_from)} until ${when(inv.usable_until)}. `
     + 'The patient confirms their date of birth. A new link withdraws the earlier one.';
   ui.inviteIcs.hidden = !inv.ics;
@@ -461,13 +464,28 @@ function showInvite(v, inv) {
 async function invite(v) {
   say(ui.inviteStatus, '');
   try {
-    showInvite(v, await post(`/api/v1/visits/${encodeURIComponent(v.id)}/invite`, {}));
+    showInvite(v, await post(`/api/v1/visits/${encodeURIComponent(v.id)}/invite`, { lang: ui.inviteLang.value }));
     done('');
   } catch (err) {
     problem(err);
   }
 }
 
+// Another language is another link: the language travels with the invite.
+ui.inviteLang.addEventListener('change', async () => {
+  const id = ui.invite.dataset.visit || '';
+  if (!id) return;
+  try {
+    /** @type {Invite} */
+    const inv = await post(`/api/v1/visits/${encodeURIComponent(id)}/invite`, { lang: ui.inviteLang.value });
+    current = inv;
+    ui.inviteLink.value = inv.invite_url;
+    ui.inviteIcs.hidden = !inv.ics;
+    say(ui.inviteStatus, 'A new link in the chosen language replaced the earlier one.');
+  } catch (err) {
+    say(ui.inviteStatus, describe(err));
+  }
+});
 ui.inviteCopy.addEventListener('click', () => copy(ui.inviteLink.value, ui.inviteStatus, ui.inviteLink));
 ui.inviteIcs.addEventListener('click', () => {
   if (!current || !current.ics) return;
@@ -483,7 +501,7 @@ ui.inviteEmail.addEventListener('click', () => busy(ui.inviteEmail, async () => 
   const id = ui.invite.dataset.visit || '';
   try {
     /** @type {Invite} */
-    const inv = await post(`/api/v1/visits/${encodeURIComponent(id)}/invite`, { email: true });
+    const inv = await post(`/api/v1/visits/${encodeURIComponent(id)}/invite`, { email: true, lang: ui.inviteLang.value });
     current = inv;
     ui.inviteLink.value = inv.invite_url;
     say(ui.inviteStatus, 'A new link was emailed to the patient; the earlier link no longer works.');
