@@ -137,7 +137,15 @@ func (f *fastPath) Handle(b []byte, from netip.AddrPort) bool {
 			return false // Pion's turn (see pionSyncEvery)
 		}
 	}
-	plain, err := fp.ctx.DecryptRTP(fp.plain[:0], b, &fp.hdr)
+	// A verified stream's packets decrypt in place, in the socket's own
+	// buffer (nobody else reads it once the fast path took it). Until then
+	// into fp.plain: a packet that fails goes to Pion as it arrived (AES-GCM
+	// clears its output on failure).
+	dst := fp.plain[:0]
+	if s.verified {
+		dst = b
+	}
+	plain, err := fp.ctx.DecryptRTP(dst, b, &fp.hdr)
 	if err != nil {
 		if !s.verified {
 			return false // not known to be ours yet: Pion decides
