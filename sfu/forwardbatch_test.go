@@ -335,4 +335,3 @@ func BenchmarkForwardBatch(b *testing.B) {
 		})
 	}
 }
-
