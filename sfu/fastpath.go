@@ -38,15 +38,19 @@ import (
 // packets unseen the guess can be wrong, which would stop the stream's
 // media for good should it ever leave the fast path (ICE moving to TCP).
 //
-// Everything in it that is per packet runs on the one mux read goroutine:
+// Each forwarding worker (workers.go) has its own fast path on its own
+// socket. Everything in it that is per packet runs on that worker's one
+// mux read goroutine:
 // the SRTP contexts, the scratch buffers and the per-stream state. A
 // layer's own read loop (which still gets whatever Pion delivers) and the
 // fast path forward under the layer's mutex.
 type fastPath struct {
 	mu    sync.Mutex // serialises writers of peers
 	peers atomic.Pointer[map[netip.AddrPort]*fastPeer]
-	// handled counts packets the fast path forwarded or dropped.
+	// handled counts packets the fast path forwarded or dropped; fwd are
+	// its worker's forwarding counters.
 	handled atomic.Uint64
+	fwd     *forwardCounters
 }
 
 // fastPeer is one PeerConnection as the fast path sees it: its address on
@@ -133,7 +137,15 @@ func (f *fastPath) Handle(b []byte, from netip.AddrPort) bool {
 			return false // Pion's turn (see pionSyncEvery)
 		}
 	}
-	plain, err := fp.ctx.DecryptRTP(fp.plain[:0], b, &fp.hdr)
+	// A verified stream's packets decrypt in place, in the socket's own
+	// buffer (nobody else reads it once the fast path took it). Until then
+	// into fp.plain: a packet that fails goes to Pion as it arrived (AES-GCM
+	// clears its output on failure).
+	dst := fp.plain[:0]
+	if s.verified {
+		dst = b
+	}
+	plain, err := fp.ctx.DecryptRTP(dst, b, &fp.hdr)
 	if err != nil {
 		if !s.verified {
 			return false // not known to be ours yet: Pion decides
@@ -157,7 +169,7 @@ func (f *fastPath) Handle(b []byte, from netip.AddrPort) bool {
 		}
 	}
 	l.mu.Lock()
-	l.forwardPacket(&s.pkt, pkt, &l.up.owner.sfu.fwd)
+	l.forwardPacket(&s.pkt, pkt, f.fwd)
 	l.mu.Unlock()
 	return true
 }

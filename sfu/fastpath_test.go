@@ -260,7 +260,7 @@ func TestPionKeepsRolloverOnFastPath(t *testing.T) {
 	env.sfu.mu.Lock()
 	p := env.sfu.rooms[visit].participants[a.id]
 	env.sfu.mu.Unlock()
-	env.sfu.fast.removePeer(p)
+	p.worker.fast.removePeer(p)
 	before := b.received(a.id, "video")
 	for i := 0; i < 300; i++ {
 		send(seq)

@@ -97,11 +97,11 @@ func newForwardRig(tb testing.TB, n int, withBWE bool, opts ...func(*Params)) *f
 	// Publisher → ingress. The publisher is another node's PeerConnection:
 	// two peers on one UDP mux cannot tell each other's packets apart.
 	pubEnv := newTestEnv(tb, func(p *Params) { p.NoBandwidthEstimation = true })
-	pubPC, _, _, err := pubEnv.sfu.newPeerConnection(&srtpkeys.Handshake{})
+	pubPC, _, _, err := pubEnv.sfu.newPeerConnection(&srtpkeys.Handshake{}, pubEnv.sfu.workers[0])
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ingress, _, _, err := env.sfu.newPeerConnection(&srtpkeys.Handshake{})
+	ingress, _, _, err := env.sfu.newPeerConnection(&srtpkeys.Handshake{}, env.sfu.workers[0])
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func newForwardRig(tb testing.TB, n int, withBWE bool, opts ...func(*Params)) *f
 
 	// Ingress → subscribers.
 	for i := range n {
-		pc, bwe, prep, err := env.sfu.newPeerConnection(&srtpkeys.Handshake{})
+		pc, bwe, prep, err := env.sfu.newPeerConnection(&srtpkeys.Handshake{}, env.sfu.workers[0])
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -74,9 +74,11 @@ type bweSlot struct {
 
 // newPeerConnection creates a PeerConnection and returns it with its
 // subscriber bandwidth estimator (nil if none was made) and its sendPrep.
-// keys collects the connection's DTLS secrets for the fast path.
-func (s *SFU) newPeerConnection(keys *srtpkeys.Handshake) (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
+// keys collects the connection's DTLS secrets for the fast path; its UDP
+// candidates are on w's socket.
+func (s *SFU) newPeerConnection(keys *srtpkeys.Handshake, w *worker) (*webrtc.PeerConnection, cc.BandwidthEstimator, *sendPrep, error) {
 	se := s.se
+	se.SetICEUDPMux(w.mux)
 	se.SetDTLSKeyLogWriter(keys)
 	se.SetDTLSServerHelloMessageHook(keys.ServerHello)
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(s.media), webrtc.WithInterceptorRegistry(s.ireg), webrtc.WithSettingEngine(se))

@@ -34,6 +34,10 @@ type participant struct {
 	log     *slog.Logger
 	ws      *wsConn
 	pc      *webrtc.PeerConnection
+	// worker is the forwarding worker whose socket p's UDP media uses
+	// (workers.go); placed: p holds its room's placement there.
+	worker *worker
+	placed bool
 	// bwe estimates the bandwidth towards this participant (GCC over TWCC
 	// feedback); nil when the interceptor made none.
 	bwe cc.BandwidthEstimator
@@ -95,7 +99,7 @@ func (p *participant) updateTransport() {
 // updateFastPath puts p on the receive fast path at the address of its
 // selected ICE pair, or takes it off (not UDP, or no keys known).
 func (p *participant) updateFastPath(pair *webrtc.ICECandidatePair, udp bool) {
-	f := &p.sfu.fast
+	f := &p.worker.fast
 	if !udp || p.sfu.noFastPath {
 		f.removePeer(p)
 		return
@@ -142,8 +146,10 @@ func (s *SFU) newParticipant(c token.Claims, ws *wsConn) (*participant, error) {
 	p.keys = &srtpkeys.Handshake{}
 	noLayers := []*layer{}
 	p.layers.Store(&noLayers)
-	pc, bwe, prep, err := s.newPeerConnection(p.keys)
+	p.worker, p.placed = s.place(c.Visit, c.Participant)
+	pc, bwe, prep, err := s.newPeerConnection(p.keys, p.worker)
 	if err != nil {
+		p.unplace()
 		return nil, fmt.Errorf("sfu: new peer connection: %w", err)
 	}
 	p.pc, p.bwe, p.prep = pc, bwe, prep
@@ -207,7 +213,8 @@ func (p *participant) leave() {
 	p.leaveOnce.Do(func() {
 		p.mediaLeft()
 		p.sfu.removeParticipant(p)
-		p.sfu.fast.removePeer(p)
+		p.worker.fast.removePeer(p)
+		p.unplace()
 		p.mu.Lock()
 		p.closed = true
 		for t, d := range p.subs {
@@ -225,6 +232,14 @@ func (p *participant) leave() {
 		p.wg.Wait()
 		p.log.Info("participant left")
 	})
+}
+
+// unplace releases p's hold on its room's placement, once.
+func (p *participant) unplace() {
+	if p.placed {
+		p.placed = false
+		p.sfu.unplace(p.visit, p.worker)
+	}
 }
 
 // handle dispatches one client message after join. A returned error ends

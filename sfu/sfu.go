@@ -3,8 +3,8 @@
 // WebSocket (PROTOCOL.md), and forwards every participant's audio and video
 // to everyone else in the room over DTLS-SRTP.
 //
-// Beside it: sfu/udp is the one UDP socket every peer shares (raw system
-// calls, batched sends), sfu/srtpkeys learns each connection's SRTP keys
+// Beside it: sfu/udp is a forwarding worker's UDP socket (raw system
+// calls, batched receives and sends; workers.go shards rooms over them), sfu/srtpkeys learns each connection's SRTP keys
 // from its DTLS handshake for the receive fast path (fastpath.go), and
 // sfu/turn is the embedded TURN relay. What a participant's role means
 // for its media is decided once, at join (policy.go).
@@ -48,6 +48,10 @@ type Params struct {
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // may be nil
 	UDPAddr    string                // ICE UDP mux listen address; "127.0.0.1:0" in tests
+	// Workers is the number of forwarding workers (workers.go), each on
+	// its own UDP port: UDPAddr's port and the ones after it (all
+	// ephemeral when UDPAddr's port is 0). 0: one per core.
+	Workers int
 	// TCPAddr, when set, is the ICE-TCP listen address: one TCP port for
 	// every peer, the fallback for networks that block UDP.
 	TCPAddr   string
@@ -101,17 +105,19 @@ type SFU struct {
 	media *webrtc.MediaEngine
 	ireg  *interceptor.Registry
 	se    webrtc.SettingEngine
-	// fast is the receive fast path (fastpath.go), on the media socket
-	// sock (nil if the socket could not take it).
-	fast       fastPath
-	sock       *udp.Conn
-	noFastPath bool
-	mux        ice.UDPMux
-	tcpMux     ice.TCPMux // nil without Params.TCPAddr
-	tcpLn      net.Listener
-	upgrader   websocket.Upgrader
-	reg        prometheus.Registerer
-	metrics    []prometheus.Collector
+	// workers forward media, each on its own socket with its own
+	// receive fast path (workers.go, fastpath.go); placed maps a room
+	// with participants to its worker (under mu). forceWorker, set by
+	// tests, overrides placement for a participant.
+	workers     []*worker
+	placed      map[ids.VisitID]*placement
+	forceWorker func(ids.VisitID, ids.ParticipantID) (int, bool)
+	noFastPath  bool
+	tcpMux      ice.TCPMux // nil without Params.TCPAddr
+	tcpLn       net.Listener
+	upgrader    websocket.Upgrader
+	reg         prometheus.Registerer
+	metrics     []prometheus.Collector
 	// joinTimeout is a field so that tests need not wait the real 10 s.
 	joinTimeout time.Duration
 
@@ -127,8 +133,8 @@ type SFU struct {
 	closed bool
 	wg     sync.WaitGroup // one per ServeHTTP call that upgraded
 
-	// Hot-path counters: atomics, read by Stats and the metrics collector.
-	fwd     forwardCounters
+	// Counters: atomics, read by Stats and the metrics collector (the
+	// hot path's own are per worker).
 	wsStats wsCounters  // limits.go
 	iceFail iceFailures // advertise.go
 	states  mediaStates // mediastate.go
@@ -157,6 +163,7 @@ func New(p Params) (*SFU, error) {
 		log:         log,
 		reg:         p.Registerer,
 		rooms:       make(map[ids.VisitID]*room),
+		placed:      make(map[ids.VisitID]*placement),
 		joinTimeout: joinTimeout,
 		conns:       make(map[*wsConn]struct{}),
 		noFastPath:  p.NoFastPath,
@@ -173,26 +180,17 @@ func New(p Params) (*SFU, error) {
 	}
 
 	pionLogs := logging.PionLoggerFactory(log.With("component", "pion"))
-	pc, err := net.ListenPacket("udp", p.UDPAddr)
+	n, err := workerCount(p.Workers)
 	if err != nil {
-		return nil, fmt.Errorf("sfu: listen udp: %w", err)
+		return nil, err
 	}
-	if uc, ok := pc.(*net.UDPConn); ok {
-		// Every peer shares this socket: room for bursts (keyframes of
-		// many publishers at once). The kernel caps it at rmem_max/wmem_max.
-		_ = uc.SetReadBuffer(socketBuffer)
-		_ = uc.SetWriteBuffer(socketBuffer)
+	if err := s.openWorkers(p.UDPAddr, n, pionLogs); err != nil {
+		return nil, err
 	}
-	if sock, err := udp.New(pc, &s.fast); err == nil {
-		s.sock, pc = sock, sock
-	} else {
-		log.Warn("receive fast path unavailable", "err", err)
-	}
-	s.mux = webrtc.NewICEUDPMux(pionLogs.NewLogger("udpmux"), pc)
 	if p.TCPAddr != "" {
 		s.tcpLn, err = net.Listen("tcp", p.TCPAddr)
 		if err != nil {
-			_ = s.mux.Close()
+			s.closeMuxes()
 			return nil, fmt.Errorf("sfu: listen tcp: %w", err)
 		}
 		s.tcpMux = webrtc.NewICETCPMux(pionLogs.NewLogger("tcpmux"), s.tcpLn, 64)
@@ -216,12 +214,18 @@ func New(p Params) (*SFU, error) {
 	return s, nil
 }
 
-func (s *SFU) closeMuxes() {
-	_ = s.mux.Close()
+func (s *SFU) closeMuxes() error {
+	var err error
+	for _, w := range s.workers {
+		if e := w.mux.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
 	if s.tcpMux != nil {
 		_ = s.tcpMux.Close()
 		_ = s.tcpLn.Close()
 	}
+	return err
 }
 
 // TCPAddr returns the address of the ICE-TCP listener (nil without one).
@@ -281,9 +285,10 @@ func (s *SFU) newAPI(p Params, logs pionlogging.LoggerFactory) error {
 
 	var se webrtc.SettingEngine
 	se.LoggerFactory = logs
-	// One UDP port for every peer: firewalls open one port, and the kernel
-	// demultiplexes nothing; ICE ufrags do.
-	se.SetICEUDPMux(s.mux)
+	// One UDP port per worker, shared by its rooms' peers: ICE ufrags
+	// demultiplex. newPeerConnection sets the participant's worker's mux;
+	// this one is for Advertised.
+	se.SetICEUDPMux(s.workers[0].mux)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if s.tcpMux != nil {
 		// ICE-TCP (passive) on one port: the fallback when UDP is blocked.
@@ -321,26 +326,37 @@ func (s *SFU) Stats() Stats {
 		st.Participants += len(r.participants)
 	}
 	s.mu.Unlock()
-	st.ForwardedPackets = s.fwd.packets.Load()
-	st.ForwardedBytes = s.fwd.bytes.Load()
-	st.DroppedPackets = s.fwd.dropped.Load()
-	st.FastPathPackets = s.fast.handled.Load()
+	for _, w := range s.workers {
+		st.ForwardedPackets += w.fwd.packets.Load()
+		st.ForwardedBytes += w.fwd.bytes.Load()
+		st.DroppedPackets += w.fwd.dropped.Load()
+		st.FastPathPackets += w.fast.handled.Load()
+	}
 	sent := s.sent()
 	st.BatchedDatagrams, st.BatchMessages, st.BatchSends = sent.Datagrams, sent.Messages, sent.Calls
 	return st
 }
 
-// sent is what the media socket sent in batches.
+// sent is what the media sockets sent in batches.
 func (s *SFU) sent() udp.SendStats {
-	if s.sock == nil {
-		return udp.SendStats{}
+	var st udp.SendStats
+	for _, w := range s.workers {
+		if w.sock == nil {
+			continue
+		}
+		ws := w.sock.Sent()
+		st.Calls += ws.Calls
+		st.Messages += ws.Messages
+		st.Datagrams += ws.Datagrams
+		st.Dropped += ws.Dropped
 	}
-	return s.sock.Sent()
+	return st
 }
 
-// UDPAddr returns the address of the ICE UDP mux.
+// UDPAddr returns the address of the first worker's ICE UDP mux (Workers
+// lists them all).
 func (s *SFU) UDPAddr() net.Addr {
-	addrs := s.mux.GetListenAddresses()
+	addrs := s.workers[0].mux.GetListenAddresses()
 	if len(addrs) == 0 {
 		return nil
 	}
@@ -414,11 +430,7 @@ func (s *SFU) Close() error {
 	for _, c := range s.metrics {
 		s.reg.Unregister(c)
 	}
-	err := s.mux.Close()
-	if s.tcpMux != nil {
-		_ = s.tcpMux.Close()
-		_ = s.tcpLn.Close()
-	}
+	err := s.closeMuxes()
 	s.log.Info("sfu closed")
 	return err
 }
@@ -438,18 +450,18 @@ func (s *SFU) registerMetrics() error {
 		}, func() float64 { return float64(s.Stats().Participants) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_forwarded_packets_total", Help: "RTP packets forwarded to subscribers.",
-		}, func() float64 { return float64(s.fwd.packets.Load()) }),
+		}, func() float64 { return float64(s.Stats().ForwardedPackets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_forwarded_bytes_total", Help: "RTP bytes forwarded to subscribers.",
-		}, func() float64 { return float64(s.fwd.bytes.Load()) }),
+		}, func() float64 { return float64(s.Stats().ForwardedBytes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_dropped_packets_total",
 			Help: "RTP packets a congested subscriber's queue could not take (video then waits for a keyframe).",
-		}, func() float64 { return float64(s.fwd.dropped.Load()) }),
+		}, func() float64 { return float64(s.Stats().DroppedPackets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_fast_path_packets_total",
 			Help: "Received RTP packets the receive fast path took instead of Pion's receive goroutines.",
-		}, func() float64 { return float64(s.fast.handled.Load()) }),
+		}, func() float64 { return float64(s.Stats().FastPathPackets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_udp_batched_datagrams_total",
 			Help: "Datagrams the media socket sent in batches (held while a received burst was forwarded).",

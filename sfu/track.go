@@ -192,7 +192,7 @@ func (t *upTrack) removeDown(d *downTrack) {
 func (l *layer) forward() {
 	buf := make([]byte, rtpBufSize)
 	var pkt rtp.Packet
-	counters := &l.up.owner.sfu.fwd
+	counters := &l.up.owner.worker.fwd
 	for {
 		n, _, err := l.remote.Read(buf)
 		if err != nil {
@@ -204,11 +204,15 @@ func (l *layer) forward() {
 	}
 }
 
-// forwardCounters are the node-wide hot-path counters.
+// forwardCounters are a worker's hot-path counters (Stats sums them):
+// one set per worker, padded to their own cache lines, so that workers do
+// not bounce a shared line between cores on every packet.
 type forwardCounters struct {
+	_       [64]byte
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	dropped atomic.Uint64
+	_       [64 - 24]byte
 }
 
 // forwardPacket parses one packet of l and queues it to every subscriber

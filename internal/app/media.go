@@ -58,6 +58,7 @@ func (a *App) startMedia(ctx, runCtx context.Context, opt Options, d mediaDeps) 
 		Logger:          a.log,
 		Registerer:      d.metrics,
 		UDPAddr:         cfg.SFU.UDPAddr,
+		Workers:         cfg.SFU.Workers,
 		TCPAddr:         cfg.Media.ICETCPAddr,
 		NoFastPath:      cfg.Media.NoReceiveFastPath,
 		PublicIPs:       cfg.SFU.PublicIPs,

@@ -149,7 +149,7 @@ func Doctor(ctx context.Context, cfg config.Config, log *slog.Logger) (MediaRepo
 	tcp, tcpPort := ephemeral(cfg.Media.ICETCPAddr)
 	media, err := sfu.New(sfu.Params{
 		Node: ids.NodeID(cfg.SFU.NodeID), Verifier: verifier, Burner: token.NewMemoryBurner(1, nil), Logger: log,
-		UDPAddr: udp, TCPAddr: tcp, PublicIPs: cfg.SFU.PublicIPs, NoFastPath: true,
+		UDPAddr: udp, Workers: 1, TCPAddr: tcp, PublicIPs: cfg.SFU.PublicIPs, NoFastPath: true,
 		ConfigureWebRTC: webrtcSettings(cfg, Options{}),
 	})
 	if err != nil {

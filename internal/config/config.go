@@ -4,7 +4,10 @@
 // that is safe to log.
 package config
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // Roles a process can run.
 const (
@@ -183,10 +186,21 @@ type SMTP struct {
 // SFU configures the media role.
 type SFU struct {
 	NodeID string `yaml:"node_id"`
-	// UDPAddr is the one UDP address all peers share (ICE UDP mux).
+	// UDPAddr is the first forwarding worker's UDP address (ICE UDP mux);
+	// worker i listens on its port + i.
 	UDPAddr string `yaml:"udp_addr"`
+	// Workers is the number of forwarding workers (0: one per core).
+	Workers int `yaml:"workers"`
 	// PublicIPs are advertised as host candidates behind 1:1 NAT.
 	PublicIPs []string `yaml:"public_ips"`
+}
+
+// WorkerCount is the number of forwarding workers Workers asks for.
+func (s SFU) WorkerCount() int {
+	if s.Workers == 0 {
+		return runtime.NumCPU()
+	}
+	return s.Workers
 }
 
 // Cluster configures the media node registry: how often a media node

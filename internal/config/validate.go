@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -233,8 +234,13 @@ func (c Config) validateSFU() []error {
 	if c.SFU.NodeID == "" || len(c.SFU.NodeID) > 64 {
 		p.add("sfu.node_id: 1..64 characters")
 	}
-	if _, _, err := net.SplitHostPort(c.SFU.UDPAddr); err != nil {
+	if _, port, err := net.SplitHostPort(c.SFU.UDPAddr); err != nil {
 		p.add("sfu.udp_addr: %v", err)
+	} else if n, err := strconv.Atoi(port); err == nil && n > 0 && n+c.SFU.WorkerCount()-1 > 65535 {
+		p.add("sfu.udp_addr: port %d plus one per worker passes 65535", n)
+	}
+	if c.SFU.Workers < 0 || c.SFU.Workers > 1024 {
+		p.add("sfu.workers: %d not in 0..1024 (0: one per core)", c.SFU.Workers)
 	}
 	for _, ip := range c.SFU.PublicIPs {
 		if net.ParseIP(ip) == nil {

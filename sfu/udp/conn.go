@@ -1,6 +1,7 @@
 // Package udp is the SFU's media socket: the one UDP socket that every
 // peer's ICE traffic shares. On Linux it reads and writes with raw system
-// calls (raw_linux.go: no sysmon wake-ups), holds the writes made while a
+// calls (raw_linux.go: no sysmon wake-ups), receives in batches with
+// recvmmsg (recvbatch_linux.go), holds the writes made while a
 // received burst is forwarded and sends them together with sendmmsg and
 // UDP GSO (sendqueue_linux.go); elsewhere it is the standard library's
 // socket. A Handler sees every datagram first and may take it: that is
@@ -35,6 +36,8 @@ type Conn struct {
 	held heldReader // rw, when it can hold writes during a burst
 	h    Handler
 	sent counters
+	// batch: reads take batches (recvmmsg); off, one datagram per read.
+	batch bool
 }
 
 // SendStats counts datagrams sent in batches: the sendmmsg calls, the
@@ -50,9 +53,12 @@ type counters struct {
 }
 
 // heldReader is a socket whose writes can be held while the handler
-// forwards a burst, so that they leave together (rawUDP.readHeld).
+// forwards a burst, so that they leave together (rawUDP.readHeld), and
+// that can offer the handler a batch of datagrams per system call
+// (rawUDP.readHandled).
 type heldReader interface {
 	readHeld(b []byte) (int, netip.AddrPort, error)
+	readHandled(b []byte, h Handler) (int, netip.AddrPort, error)
 	release()
 }
 
@@ -88,6 +94,7 @@ func New(c net.PacketConn, h Handler) (*Conn, error) {
 		return nil, ErrNotUDP
 	}
 	conn.held, _ = conn.rw.(heldReader)
+	conn.batch = true
 	return conn, nil
 }
 
@@ -104,6 +111,9 @@ func (c *Conn) Sent() SendStats {
 // ReadFromAddrPort implements ice.AddrPortReaderWriter: the next datagram
 // the handler does not take.
 func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	if c.held != nil && c.batch {
+		return c.held.readHandled(b, c.h)
+	}
 	if c.held != nil {
 		for {
 			n, addr, err := c.held.readHeld(b)

@@ -29,8 +29,9 @@ type rawUDP struct {
 	rc   syscall.RawConn
 	v6   bool
 
-	rmu sync.Mutex // one reader at a time; guards rd
+	rmu sync.Mutex // one reader at a time; guards rd and rb
 	rd  rawRead
+	rb  *recvBatch // recvbatch_linux.go
 
 	writers sync.Pool // *rawWrite
 
@@ -89,6 +90,7 @@ func newRawUDP(c *net.UDPConn, sent *counters) (*rawUDP, error) {
 	la, _ := c.LocalAddr().(*net.UDPAddr)
 	u := &rawUDP{conn: c, rc: rc, v6: la != nil && la.IP.To4() == nil, q: &udpSendQueue{}, sent: sent}
 	u.rd.fn = u.recv
+	u.rb = newRecvBatch(u)
 	u.flushFn = u.flushFD
 	_ = rc.Control(func(fd uintptr) {
 		// Fails on kernels without UDP GSO (before 4.18).

@@ -1,0 +1,128 @@
+//go:build linux && (amd64 || arm64)
+
+package udp
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// takeFirst is a Handler that takes datagrams whose first byte is below
+// keep, noting what it saw.
+type takeFirst struct {
+	keep byte
+	seen []byte
+	from []netip.AddrPort
+}
+
+func (h *takeFirst) Handle(b []byte, from netip.AddrPort) bool {
+	if b[0] >= h.keep {
+		return false
+	}
+	h.seen = append(h.seen, b[0])
+	h.from = append(h.from, from)
+	return true
+}
+
+// TestBatchReceiveTakesBurstsInFewCalls: a burst of 20 datagrams waiting
+// on the socket reaches the handler in order, from the sender's address,
+// with fewer recvmmsg calls than datagrams (one, when the kernel has
+// queued the burst before the read), and the first datagram the handler
+// does not take reaches the reader whole.
+func TestBatchReceiveTakesBurstsInFewCalls(t *testing.T) {
+	srv := listenUDP(t, "127.0.0.1:0")
+	raw, err := newRawUDP(srv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := listenUDP(t, "127.0.0.1:0")
+	dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	const burst = 20
+	for i := range burst {
+		if _, err := peer.WriteToUDPAddrPort(datagram(byte(i), 1200), dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &takeFirst{keep: burst - 1}
+	buf := make([]byte, 2000)
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := raw.readHandled(buf, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1200 || buf[0] != burst-1 || from != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+		t.Fatalf("reader got %d bytes of %d from %v", n, buf[0], from)
+	}
+	if len(h.seen) != burst-1 {
+		t.Fatalf("handler saw %d datagrams, want %d", len(h.seen), burst-1)
+	}
+	for i, b := range h.seen {
+		if b != byte(i) || h.from[i] != from {
+			t.Fatalf("handler's datagram %d: %d from %v", i, b, h.from[i])
+		}
+	}
+	if raw.rb.calls >= burst/2 {
+		t.Fatalf("%d recvmmsg calls for %d datagrams", raw.rb.calls, burst)
+	}
+}
+
+// TestBatchReceiveAllocsZero: a burst the handler takes, and one datagram
+// for the reader, cost no allocation.
+func TestBatchReceiveAllocsZero(t *testing.T) {
+	srv := listenUDP(t, "127.0.0.1:0")
+	raw, err := newRawUDP(srv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	h := &takeFirst{keep: 3, seen: make([]byte, 0, 4), from: make([]netip.AddrPort, 0, 4)}
+	pkts := [][]byte{datagram(0, 1200), datagram(1, 1200), datagram(2, 1200), datagram(3, 1200)}
+	buf := make([]byte, 1500)
+	allocs := testing.AllocsPerRun(500, func() {
+		h.seen, h.from = h.seen[:0], h.from[:0]
+		for _, p := range pkts {
+			if _, err := raw.WriteToAddrPort(p, self); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, _, err := raw.readHandled(buf, h); err != nil || n != 1200 || buf[0] != 3 {
+			t.Fatal(n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per burst, want 0", allocs)
+	}
+}
+
+// TestConnBatchMatchesSingle: a Conn hands its reader the same datagrams,
+// from the same addresses, reading in batches as reading one at a time.
+func TestConnBatchMatchesSingle(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		srv := listenUDP(t, "127.0.0.1:0")
+		h := &takeFirst{keep: 5}
+		c, err := New(srv, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.batch = batch
+		peer := listenUDP(t, "127.0.0.1:0")
+		for i := range 10 {
+			if _, err := peer.WriteToUDPAddrPort(datagram(byte(i), 100+i), srv.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buf := make([]byte, 1500)
+		for want := 5; want < 10; want++ {
+			_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, from, err := c.ReadFromAddrPort(buf)
+			if err != nil || n != 100+want || buf[0] != byte(want) || from != peer.LocalAddr().(*net.UDPAddr).AddrPort() {
+				t.Fatalf("batch %v: got %d bytes of %d from %v, %v; want datagram %d", batch, n, buf[0], from, err, want)
+			}
+		}
+		if len(h.seen) != 5 {
+			t.Fatalf("batch %v: handler took %d, want 5", batch, len(h.seen))
+		}
+	}
+}
