@@ -76,6 +76,7 @@ var domainErrors = []struct {
 	{patients.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address or leave it empty.")},
 	{patients.ErrBadPhone, httpx.E(httpx.KindInvalid, "bad_phone", "Enter a phone number with digits, spaces and + ( ) - . only.")},
 	{patients.ErrBadState, httpx.E(httpx.KindInvalid, "bad_state", "Enter the two-letter state of residence, e.g. CA.")},
+	{patients.ErrBadMRN, httpx.E(httpx.KindInvalid, "bad_mrn", "Enter the medical record number as system|value.")},
 	{patients.ErrBadQuery, httpx.E(httpx.KindInvalid, "bad_query", "The search is too long.")},
 	{patients.ErrBadLookup, httpx.E(httpx.KindInvalid, "bad_lookup", "Give a name and a date of birth (YYYY-MM-DD).")},
 	{patients.ErrNotRecorded, httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")},

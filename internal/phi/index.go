@@ -169,3 +169,26 @@ func (c *Cipher) SearchTokens(ctx context.Context, q string) (toks [][]byte, ok 
 	}
 	return toks, true, nil
 }
+
+// MaxMRN bounds a medical record number ("system|value").
+const MaxMRN = 300
+
+// NormaliseMRN is a medical record number as its index sees it: the
+// system and the value, trimmed, joined by "|" (FHIR's token search form).
+// The value is case-sensitive, as FHIR identifiers are.
+func NormaliseMRN(system, value string) string {
+	return strings.TrimSpace(system) + "|" + strings.TrimSpace(value)
+}
+
+// MRNIndex is the blind index of a normalised medical record number; the
+// zero Token when it is empty.
+func (c *Cipher) MRNIndex(ctx context.Context, mrn string) (Token, error) {
+	if mrn == "" {
+		return Token{}, nil
+	}
+	t, err := c.mac(ctx, IndexMRN, []string{mrn})
+	if err != nil {
+		return Token{}, err
+	}
+	return t[0], nil
+}
