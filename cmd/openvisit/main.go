@@ -21,6 +21,7 @@ Usage:
   openvisit user create --role admin|provider --email ADDRESS [--name NAME] [--if-no-admin]
   openvisit user reset-mfa --email ADDRESS --reason TEXT
   openvisit scim token create --idp NAME | list | revoke --id CLIENT_ID
+  openvisit client create --name NAME --keys FILE --scopes "SCOPE ..." | list | revoke --id CLIENT_ID   (EHR clients of FHIR)
   openvisit alerts ack ALERT_ID --reason TEXT
   openvisit break-glass review GRANT_ID --reason TEXT
   openvisit audit verify [--config FILE] [--public-key BASE64]
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return doctorCmd(args[1:], stdout, stderr)
 	case "scim":
 		return scimCmd(args[1:], stdout, stderr)
+	case "client":
+		return clientCmd(args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(args[1:], stdout, stderr)
 	case "break-glass":

@@ -83,7 +83,7 @@ type matrixCase struct {
 // matrix merges each area's expectations.
 func matrix() map[string]matrixCase {
 	out := map[string]matrixCase{}
-	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix()} {
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix(), fhirMatrix()} {
 		for k, v := range part {
 			out[k] = v
 		}

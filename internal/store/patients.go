@@ -267,6 +267,18 @@ func sortedPatients(list []Patient, err error) ([]Patient, error) {
 	return list, nil
 }
 
+// PatientExists reports whether patient id exists.
+func PatientExists(ctx context.Context, db DBTX, id string) (bool, error) {
+	if !ids.Valid(id) {
+		return false, nil
+	}
+	var ok bool
+	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("store: patient exists: %w", err)
+	}
+	return ok, nil
+}
+
 // PatientRelation reports whether provider created the patient or has a
 // visit with them.
 func PatientRelation(ctx context.Context, db DBTX, provider ids.UserID, patient string) (bool, error) {
