@@ -74,6 +74,7 @@ type recovery struct {
 // loop, whose first pass runs at once.
 func (s *Service) startRecovery(ctx context.Context) {
 	rc := &recovery{pool: s.p.Pool, objs: s.p.Objects, keys: s.p.Keys, spool: s.p.Spool, node: s.p.Node, log: s.log, now: s.p.Now}
+	s.rc = rc
 	rc.orphanOwn(ctx)
 	rc.cleanSpool(ctx)
 	s.loops.Add(1)
@@ -162,35 +163,52 @@ func (rc *recovery) cleanSpool(ctx context.Context) {
 
 func spoolKey(rec string, seq int) string { return rec + "." + strconv.Itoa(seq) }
 
+// claimFunc locks one chunk to recover (store.ClaimRecoverableChunk,
+// store.ClaimTakenOverChunk), passing over the object keys in skip.
+type claimFunc func(ctx context.Context, tx pgx.Tx, skip []string) (store.RecoverableChunk, bool, error)
+
 // recoverChunks recovers every chunk that can be, one at a time; a chunk
 // whose recovery fails (storage down) is tried again next pass.
 func (rc *recovery) recoverChunks(ctx context.Context) {
+	rc.recoverAll(ctx, func(ctx context.Context, tx pgx.Tx, skip []string) (store.RecoverableChunk, bool, error) {
+		return store.ClaimRecoverableChunk(ctx, tx, rc.node, rc.now().Add(-leaseTimeout), skip)
+	})
+}
+
+// recoverAll recovers, one at a time, every chunk claim yields. It returns
+// whether every chunk it found was recovered (false: some will be tried
+// again by the next pass of run).
+func (rc *recovery) recoverAll(ctx context.Context, claim claimFunc) bool {
 	var tried []string
+	all := true
 	for ctx.Err() == nil {
 		cctx, cancel := context.WithTimeout(ctx, recoverTimeout)
-		key, err := rc.recoverOne(cctx, tried)
+		key, err := rc.recoverOne(cctx, claim, tried)
 		cancel()
 		if key == "" {
 			if err != nil {
 				rc.log.Warn("recovery: claim", "err", err)
+				all = false
 			}
-			return
+			return all && ctx.Err() == nil
 		}
 		tried = append(tried, key)
 		if err != nil {
+			all = false
 			rc.log.Warn("recovery: chunk not recovered yet; trying again later", "err", err)
 		}
 	}
+	return false
 }
 
 // recoverOne claims one chunk and recovers it in the claiming transaction
 // (so the chunk's row, the recording's extent and the audit entry commit
 // together). It returns the chunk's object key ("" when none was left).
-func (rc *recovery) recoverOne(ctx context.Context, skip []string) (string, error) {
+func (rc *recovery) recoverOne(ctx context.Context, claim claimFunc, skip []string) (string, error) {
 	var key string
 	var used []spoolFile
 	err := pgx.BeginFunc(ctx, rc.pool, func(tx pgx.Tx) error {
-		ch, ok, err := store.ClaimRecoverableChunk(ctx, tx, rc.node, rc.now().Add(-leaseTimeout), skip)
+		ch, ok, err := claim(ctx, tx, skip)
 		if err != nil || !ok {
 			return err
 		}

@@ -115,6 +115,8 @@ type Service struct {
 	// instance names this process in its claims: the node name and a
 	// random suffix.
 	instance string
+	// rc recovers chunks left unfinished (set by Start).
+	rc *recovery
 
 	dropped        atomic.Uint64
 	parts, retries atomic.Uint64
@@ -336,6 +338,9 @@ func (s *Service) claimAndJoin(ctx context.Context, a store.ActiveRecording) boo
 			s.log.Warn("claim recording", "visit", string(a.VisitID), "err", err)
 		}
 		return true // another recorder (or poll) has it
+	}
+	if claim.TakenFrom != "" {
+		s.takeOver(ctx, a.VisitID, claim.TakenFrom) // takeover.go
 	}
 	ses, err := s.joinRoom(ctx, claim)
 	if err != nil {

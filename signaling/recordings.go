@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -152,10 +153,15 @@ func (s *Server) recordingAccess(c *gin.Context) (store.Recording, bool, bool) {
 	return rec, false, false
 }
 
-// RecordingView is a recording's metadata.
+// RecordingView is a recording's metadata: the piece's own chunks, and
+// its place among the pieces of its joined recording (a takeover of the
+// recorder splits one participant's recording into pieces; Series lists
+// them in order with the gap before each; recordings.JoinPieces).
 type RecordingView struct {
 	store.Recording
-	Chunks []ChunkView `json:"chunks"`
+	recordings.Piece
+	Series []recordings.SeriesPart `json:"series"`
+	Chunks []ChunkView             `json:"chunks"`
 }
 
 // ChunkView is one playable part of a recording (a complete WebM file).
@@ -223,11 +229,18 @@ func (s *Server) getRecording(c *gin.Context) {
 		s.abort(c, err)
 		return
 	}
-	if err := s.p.DB.Audit().Append(ctx, s.recordingEvent(c, actionRecView, rec, bg)); err != nil {
+	piece, series, err := s.recordingService().Series(ctx, rec)
+	if err != nil {
+		s.abort(c, err)
+		return
+	}
+	ev := s.recordingEvent(c, actionRecView, rec, bg)
+	ev.Reason = strings.TrimSpace(ev.Reason + " series=" + piece.SeriesID + " part=" + strconv.Itoa(piece.Part) + "/" + strconv.Itoa(piece.Parts))
+	if err := s.p.DB.Audit().Append(ctx, ev); err != nil {
 		s.abort(c, httpx.Wrap(httpx.KindUnavailable, "audit_unavailable", errRecAuditDown.Message, err))
 		return
 	}
-	view := RecordingView{Recording: rec, Chunks: make([]ChunkView, 0, len(chunks))}
+	view := RecordingView{Recording: rec, Piece: piece, Series: series, Chunks: make([]ChunkView, 0, len(chunks))}
 	for _, ch := range chunks {
 		cv := ChunkView{Chunk: ch}
 		if ch.Status == store.ChunkComplete && rec.Status != store.RecDeleted {
@@ -245,7 +258,7 @@ func (s *Server) mediaError(c *gin.Context, kind httpx.Kind, code string, err er
 	if err != nil {
 		s.log.Error("recording media refused", "request_id", httpx.RequestID(c), "code", code, "err", err)
 	}
-	c.Header("X-Error-Code", code)
+	c.Header(MediaErrorHeader, code)
 	c.Header("Cache-Control", "no-store")
 	c.AbortWithStatus(httpx.Status(kind))
 }

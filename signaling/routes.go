@@ -78,12 +78,14 @@ func (s *Server) areas() []area {
 	}
 }
 
-// opsRoutes: up and ready, nothing more. Metrics are not served on the
+// opsRoutes: up and ready, and the API's description. Metrics are not served on the
 // public listener (internal/app's operational listener).
 func (s *Server) opsRoutes() []route {
 	return []route{
 		{http.MethodGet, "/healthz", s.healthz, access.Rule{Allow: public}},
 		{http.MethodGet, "/readyz", s.readyz, access.Rule{Allow: public}},
+		// The API's own description (openapi.go): public, no PHI.
+		{http.MethodGet, "/api/v1/openapi.json", s.serveOpenAPI, access.Rule{Allow: public}},
 		// The media WebSocket admits by join token, checked by the SFU.
 		{http.MethodGet, "/sfu/ws", nil, access.Rule{Allow: public}},
 	}

@@ -170,6 +170,9 @@ func (s *Server) streamStates(c *gin.Context, first VisitState, notices <-chan s
 		case <-notices:
 			st, err := s.snapshot(ctx, p, first.VisitID)
 			if err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("visit events: snapshot failed; the stream ends", "visit", string(first.VisitID), "err", err)
+				}
 				return
 			}
 			if err := note(st); err != nil {

@@ -142,9 +142,10 @@ type client struct {
 func (s *server) newClient(t *testing.T) *client {
 	jar, _ := cookiejar.New(nil)
 	return &client{t: t, s: s, http: &http.Client{
-		Jar:       jar,
-		Timeout:   20 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, // self-signed test certificate
+		Jar:     jar,
+		Timeout: 20 * time.Second,
+		// Every exchange is checked against the OpenAPI description (spec_test.go).
+		Transport: specTransport{t: t, next: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}, // self-signed test certificate
 	}}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -32,12 +33,6 @@ const (
 	MinPrefix = 2
 	MaxPrefix = 24
 )
-
-// Token is one blind index value with the index key that made it.
-type Token struct {
-	KeyID int32
-	MAC   []byte
-}
 
 // NormaliseEmail is an email address as its index sees it.
 func NormaliseEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -100,74 +95,85 @@ func queryPrefixes(q string) (out []string, ok bool) {
 	return out, len(out) > 0 || len(words) == 0
 }
 
-func (c *Cipher) mac(ctx context.Context, idx Index, values []string) ([]Token, error) {
+// IndexKey is one blind-index key: its ID, recorded beside every token it
+// made (patients.bidx_key_id, patient_name_tokens.key_id), and the key.
+// Every token of one patient is made under one IndexKey.
+type IndexKey struct {
+	ID  int32
+	key []byte
+}
+
+func (k IndexKey) mac(idx Index, v string) []byte {
+	h := hmac.New(sha256.New, k.key)
+	h.Write([]byte(idx))
+	h.Write([]byte{0})
+	h.Write([]byte(v))
+	return h.Sum(nil)
+}
+
+// Email is the blind index of an email address; nil when it is empty.
+func (k IndexKey) Email(email string) []byte {
+	if e := NormaliseEmail(email); e != "" {
+		return k.mac(IndexEmail, e)
+	}
+	return nil
+}
+
+// DOB is the blind index of a date of birth; nil when it is not a date.
+func (k IndexKey) DOB(dob string) []byte {
+	if d, ok := NormaliseDOB(dob); ok {
+		return k.mac(IndexDOB, d)
+	}
+	return nil
+}
+
+// Names are the tokens a name is indexed under.
+func (k IndexKey) Names(name string) [][]byte {
+	return k.macs(IndexNamePrefixes, namePrefixes(name))
+}
+
+// Search are the distinct tokens a name search must all match (none: the
+// search is empty). ok is false when the search can match nobody (its
+// words are all shorter than MinPrefix). Under two keys a search gives as
+// many tokens, one per distinct prefix.
+func (k IndexKey) Search(q string) (toks [][]byte, ok bool) {
+	prefixes, ok := queryPrefixes(q)
+	if !ok {
+		return nil, false
+	}
+	slices.Sort(prefixes)
+	return k.macs(IndexNamePrefixes, slices.Compact(prefixes)), true
+}
+
+func (k IndexKey) macs(idx Index, values []string) [][]byte {
+	out := make([][]byte, len(values))
+	for i, v := range values {
+		out[i] = k.mac(idx, v)
+	}
+	return out
+}
+
+// IndexKeys are every blind-index key there is, oldest first: the last is
+// the one new indexes are written under, and a search computes its tokens
+// under each (rows keep an older key's tokens until a re-index reaches
+// them). It reads the list from the database at every call, so a process
+// picks up a key that another made, and forgets a retired one, at its next
+// index use. With no index key yet it makes generation 1.
+func (c *Cipher) IndexKeys(ctx context.Context) ([]IndexKey, error) {
 	if c == nil {
 		return nil, ErrNoKeyring
 	}
-	k, err := c.ks.current(ctx, IndexPurpose, indexGeneration)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Token, len(values))
-	for i, v := range values {
-		h := hmac.New(sha256.New, k.key)
-		h.Write([]byte(idx))
-		h.Write([]byte{0})
-		h.Write([]byte(v))
-		out[i] = Token{KeyID: k.id, MAC: h.Sum(nil)}
-	}
-	return out, nil
+	return c.ks.indexKeys(ctx)
 }
 
-// EmailIndex is the blind index of an email address; the zero Token when
-// it is empty.
-func (c *Cipher) EmailIndex(ctx context.Context, email string) (Token, error) {
-	e := NormaliseEmail(email)
-	if e == "" {
-		return Token{}, nil
-	}
-	t, err := c.mac(ctx, IndexEmail, []string{e})
+// CurrentIndexKey is the index key new indexes are written under: the
+// newest (IndexKeys).
+func (c *Cipher) CurrentIndexKey(ctx context.Context) (IndexKey, error) {
+	ks, err := c.IndexKeys(ctx)
 	if err != nil {
-		return Token{}, err
+		return IndexKey{}, err
 	}
-	return t[0], nil
-}
-
-// DOBIndex is the blind index of a date of birth; the zero Token when it
-// is not a date.
-func (c *Cipher) DOBIndex(ctx context.Context, dob string) (Token, error) {
-	d, ok := NormaliseDOB(dob)
-	if !ok {
-		return Token{}, nil
-	}
-	t, err := c.mac(ctx, IndexDOB, []string{d})
-	if err != nil {
-		return Token{}, err
-	}
-	return t[0], nil
-}
-
-// NameTokens are the tokens a name is indexed under.
-func (c *Cipher) NameTokens(ctx context.Context, name string) ([]Token, error) {
-	return c.mac(ctx, IndexNamePrefixes, namePrefixes(name))
-}
-
-// SearchTokens are the tokens a name search must all match (none: the
-// search is empty). ok is false when the search can match nobody (its
-// words are all shorter than MinPrefix).
-func (c *Cipher) SearchTokens(ctx context.Context, q string) (toks [][]byte, ok bool, err error) {
-	prefixes, ok := queryPrefixes(q)
-	if !ok || len(prefixes) == 0 {
-		return nil, ok, nil
-	}
-	ts, err := c.mac(ctx, IndexNamePrefixes, prefixes)
-	if err != nil {
-		return nil, false, err
-	}
-	for _, t := range ts {
-		toks = append(toks, t.MAC)
-	}
-	return toks, true, nil
+	return ks[len(ks)-1], nil
 }
 
 // MaxMRN bounds a medical record number ("system|value").
@@ -180,15 +186,11 @@ func NormaliseMRN(system, value string) string {
 	return strings.TrimSpace(system) + "|" + strings.TrimSpace(value)
 }
 
-// MRNIndex is the blind index of a normalised medical record number; the
-// zero Token when it is empty.
-func (c *Cipher) MRNIndex(ctx context.Context, mrn string) (Token, error) {
-	if mrn == "" {
-		return Token{}, nil
+// MRN is the blind index of a normalised medical record number; nil when
+// it is empty.
+func (k IndexKey) MRN(mrn string) []byte {
+	if mrn != "" {
+		return k.mac(IndexMRN, mrn)
 	}
-	t, err := c.mac(ctx, IndexMRN, []string{mrn})
-	if err != nil {
-		return Token{}, err
-	}
-	return t[0], nil
+	return nil
 }

@@ -26,9 +26,10 @@ import (
 // are few (tables × months), so re-wrapping them after a KEK rotation is
 // instant, and crypto-shredding a period is deleting one row.
 //
-// The blind-index key has purpose "index" and period its generation ("1").
-// It does not change with the month: an index must give the same token for
-// the same value whenever it was written.
+// A blind-index key has purpose "index" and period its generation ("1",
+// "2", …). It does not change with the month: an index must give the same
+// token for the same value whenever it was written. It is replaced only by
+// a re-index (indexkey.go).
 
 // KeyringSource gives the current keyring (keys.KeyringFile reloads its
 // file when an operator rotates or retires a KEK).
@@ -61,9 +62,6 @@ var (
 // IndexPurpose is the purpose of the blind-index key.
 const IndexPurpose = "index"
 
-// indexGeneration is the generation of the index key new tokens use.
-const indexGeneration = "1"
-
 type dataKey struct {
 	id  int32
 	key []byte
@@ -75,9 +73,10 @@ type keyStore struct {
 	keyring KeyringSource
 	now     func() time.Time
 
-	mu     sync.Mutex
-	byID   map[int32][]byte
-	byName map[string]dataKey // purpose|period
+	mu       sync.Mutex
+	byID     map[int32][]byte
+	byName   map[string]dataKey // purpose|period
+	indexIDs []int32            // the index keys at the last listing
 }
 
 func newKeyStore(db DBTX, kr KeyringSource, now func() time.Time) *keyStore {

@@ -107,7 +107,7 @@ func TestPHIKeyRotation(t *testing.T) {
 	seal(phi.VisitReason, "follow-up on blood pressure")
 	clock = clock.AddDate(0, 1, 0) // December: new data keys
 	seal(phi.PatientName, "Katherine Johnson")
-	if _, err := c.EmailIndex(ctx, "grace@example.test"); err != nil {
+	if _, err := c.CurrentIndexKey(ctx); err != nil {
 		t.Fatal(err)
 	}
 	var nkeys int

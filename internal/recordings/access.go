@@ -42,8 +42,9 @@ func (s *Service) Access(ctx context.Context, id string, v Viewer) (rec store.Re
 }
 
 // List returns the recordings f selects — a provider's own visits' only —
-// once the listing is audited (ev, with the count as its reason).
-func (s *Service) List(ctx context.Context, f store.RecordingFilter, v Viewer, ev audit.Event) ([]store.Recording, error) {
+// once the listing is audited (ev, with the count as its reason), each
+// with its place in its joined recording (JoinPieces).
+func (s *Service) List(ctx context.Context, f store.RecordingFilter, v Viewer, ev audit.Event) ([]Listed, error) {
 	f.Now = s.Now()
 	if v.Kind == access.Provider {
 		f.Provider = v.UserID
@@ -56,8 +57,18 @@ func (s *Service) List(ctx context.Context, f store.RecordingFilter, v Viewer, e
 	if err := s.DB.Audit().Append(ctx, ev); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrAuditDown, err)
 	}
-	if recs == nil {
-		recs = []store.Recording{}
+	return listed(recs), nil
+}
+
+// Series returns rec's place in its joined recording and that recording's
+// pieces in order. The caller has checked access to rec (Access); the
+// pieces are of the same visit and participant, so the same rule admits
+// them.
+func (s *Service) Series(ctx context.Context, rec store.Recording) (Piece, []SeriesPart, error) {
+	visit, err := store.ListRecordings(ctx, s.DB, store.RecordingFilter{VisitID: rec.VisitID, Now: s.Now(), Limit: 500})
+	if err != nil {
+		return Piece{}, nil, err
 	}
-	return recs, nil
+	p, parts := SeriesOf(rec, visit)
+	return p, parts, nil
 }

@@ -93,37 +93,22 @@ func CreatePatient(ctx context.Context, db DBTX, p Patient) (Patient, error) {
 	if err != nil {
 		return Patient{}, fmt.Errorf("store: create patient: %w", err)
 	}
-	if err := indexPatient(ctx, db, c, p); err != nil {
+	key, err := c.CurrentIndexKey(ctx)
+	if err != nil {
+		return Patient{}, fmt.Errorf("store: create patient: %w", err)
+	}
+	if err := indexPatient(ctx, db, key, p); err != nil {
 		return Patient{}, err
 	}
 	return p, nil
 }
 
-// indexPatient (re)writes patient p's blind indexes and name tokens.
-func indexPatient(ctx context.Context, db DBTX, c *phi.Cipher, p Patient) error {
-	email, err := c.EmailIndex(ctx, p.Email)
-	if err != nil {
-		return fmt.Errorf("store: index patient: %w", err)
-	}
-	dob, err := c.DOBIndex(ctx, p.DateOfBirth)
-	if err != nil {
-		return fmt.Errorf("store: index patient: %w", err)
-	}
-	names, err := c.NameTokens(ctx, p.Name)
-	if err != nil {
-		return fmt.Errorf("store: index patient: %w", err)
-	}
-	mrn, err := c.MRNIndex(ctx, p.MRN)
-	if err != nil {
-		return fmt.Errorf("store: index patient: %w", err)
-	}
-	keyID := max(email.KeyID, dob.KeyID, mrn.KeyID)
-	macs := make([][]byte, len(names))
-	for i, t := range names {
-		macs[i], keyID = t.MAC, t.KeyID
-	}
-	_, err = db.Exec(ctx, `UPDATE patients SET email_bidx = $2, dob_bidx = $3, mrn_bidx = $5, bidx_key_id = NULLIF($4, 0) WHERE id = $1`,
-		p.ID, email.MAC, dob.MAC, keyID, mrn.MAC)
+// indexPatient (re)writes patient p's blind indexes and name tokens, all
+// under key, and records key as theirs (even with no token: the re-index
+// then knows the row is done).
+func indexPatient(ctx context.Context, db DBTX, key phi.IndexKey, p Patient) error {
+	_, err := db.Exec(ctx, `UPDATE patients SET email_bidx = $2, dob_bidx = $3, mrn_bidx = $5, bidx_key_id = $4 WHERE id = $1`,
+		p.ID, key.Email(p.Email), key.DOB(p.DateOfBirth), key.ID, key.MRN(p.MRN))
 	if isUniqueViolation(err) {
 		return ErrConflict // another patient has this medical record number
 	}
@@ -134,7 +119,7 @@ func indexPatient(ctx context.Context, db DBTX, c *phi.Cipher, p Patient) error 
 		return fmt.Errorf("store: index patient: %w", err)
 	}
 	_, err = db.Exec(ctx, `INSERT INTO patient_name_tokens (patient_id, token, key_id)
-		SELECT $1, t, $3 FROM unnest($2::bytea[]) AS t ON CONFLICT DO NOTHING`, p.ID, macs, keyID)
+		SELECT $1, t, $3 FROM unnest($2::bytea[]) AS t ON CONFLICT DO NOTHING`, p.ID, key.Names(p.Name), key.ID)
 	if err != nil {
 		return fmt.Errorf("store: index patient: %w", err)
 	}
@@ -150,76 +135,90 @@ func PatientByID(ctx context.Context, db DBTX, id string) (Patient, error) {
 }
 
 // PatientByMRN finds the patient whose medical record number is mrn
-// ("system|value", phi.NormaliseMRN) through its blind index.
+// ("system|value", phi.NormaliseMRN) through its blind index, under every
+// index key there is (a re-index may be under way).
 func PatientByMRN(ctx context.Context, db DBTX, mrn string) (Patient, error) {
 	c := cipherOf(db)
-	t, err := c.MRNIndex(ctx, mrn)
+	keys, err := c.IndexKeys(ctx)
 	if err != nil {
 		return Patient{}, fmt.Errorf("store: patient by mrn: %w", err)
 	}
-	if t.MAC == nil {
+	var macs [][]byte
+	for _, k := range keys {
+		if m := k.MRN(mrn); m != nil {
+			macs = append(macs, m)
+		}
+	}
+	if len(macs) == 0 {
 		return Patient{}, ErrNotFound
 	}
-	return scanPatient(ctx, c, db.QueryRow(ctx, `SELECT `+patientColumns+` FROM patients WHERE mrn_bidx = $1`, t.MAC))
+	return scanPatient(ctx, c, db.QueryRow(ctx, `SELECT `+patientColumns+` FROM patients WHERE mrn_bidx = ANY($1)`, macs))
 }
 
-// PatientQuery is a search as its blind indexes see it: every name token
-// must match, and the date of birth and the email when given.
+// PatientQuery is a search as its blind indexes see it: every name prefix
+// must match, and the date of birth and the email when given. Each is
+// computed under every index key there is (phi.Cipher.IndexKeys): during a
+// re-index some rows hold the old key's tokens and some the new's, and all
+// of one row's are under one key, so a row matches all NameCount prefixes
+// through one key's tokens or none.
 type PatientQuery struct {
-	Names  [][]byte
-	DOB    []byte
-	Email  []byte
-	plain  string // the name words, for rows not yet encrypted
-	nobody bool   // a search that can match no one
+	Names     [][]byte // each distinct prefix under each index key
+	NameCount int      // how many distinct prefixes a row must match
+	DOB       [][]byte // under each index key; empty: not given
+	Email     [][]byte
+	plain     string // the name words, for rows not yet encrypted
+	nobody    bool   // a search that can match no one
 }
 
 // ParsePatientQuery reads a search: a word that is a date (YYYY-MM-DD) is
 // the date of birth, a word with an @ the exact email, the others name
 // prefixes (phi.MinPrefix characters or more).
 func ParsePatientQuery(ctx context.Context, c *phi.Cipher, q string) (PatientQuery, error) {
-	pq := PatientQuery{Names: [][]byte{}}
-	var names []string
-	for _, w := range strings.Fields(q) {
-		var err error
-		var t phi.Token
-		switch _, isDate := phi.NormaliseDOB(w); {
-		case isDate:
-			t, err = c.DOBIndex(ctx, w)
-			pq.DOB = t.MAC
-		case strings.Contains(w, "@"):
-			t, err = c.EmailIndex(ctx, w)
-			pq.Email = t.MAC
-		default:
-			names = append(names, w)
-		}
-		if err != nil {
-			return PatientQuery{}, fmt.Errorf("store: patient search: %w", err)
-		}
-	}
-	pq.plain = strings.Join(phi.NameWords(strings.Join(names, " ")), " ")
-	toks, ok, err := c.SearchTokens(ctx, strings.Join(names, " "))
+	keys, err := c.IndexKeys(ctx)
 	if err != nil {
 		return PatientQuery{}, fmt.Errorf("store: patient search: %w", err)
 	}
-	pq.nobody = !ok
-	for _, t := range toks {
-		if !slices.ContainsFunc(pq.Names, func(b []byte) bool { return string(b) == string(t) }) {
-			pq.Names = append(pq.Names, t)
+	var names []string
+	var dob, email string
+	for _, w := range strings.Fields(q) {
+		switch _, isDate := phi.NormaliseDOB(w); {
+		case isDate:
+			dob = w
+		case strings.Contains(w, "@"):
+			email = w
+		default:
+			names = append(names, w)
+		}
+	}
+	pq := PatientQuery{Names: [][]byte{}, DOB: [][]byte{}, Email: [][]byte{}}
+	pq.plain = strings.Join(phi.NameWords(strings.Join(names, " ")), " ")
+	for _, k := range keys {
+		toks, ok := k.Search(pq.plain)
+		pq.nobody, pq.NameCount = !ok, len(toks)
+		pq.Names = append(pq.Names, toks...)
+		if dob != "" {
+			pq.DOB = append(pq.DOB, k.DOB(dob))
+		}
+		if email != "" {
+			pq.Email = append(pq.Email, k.Email(email))
 		}
 	}
 	return pq, nil
 }
 
-// patientMatch is the WHERE clause of a PatientQuery in $2..$5: rows the
+// patientMatch is the WHERE clause of a PatientQuery in $2..$6: rows the
 // migration job has not reached yet are matched on their plaintext.
 const patientMatch = `(
 	(p.name_ct IS NOT NULL
-	 AND (cardinality($2::bytea[]) = 0 OR (SELECT count(*) FROM patient_name_tokens t
-	      WHERE t.patient_id = p.id AND t.token = ANY($2::bytea[])) = cardinality($2::bytea[]))
-	 AND ($3::bytea IS NULL OR p.dob_bidx = $3) AND ($4::bytea IS NULL OR p.email_bidx = $4))
-	OR (p.name_ct IS NULL AND strpos(lower(p.name), $5) > 0 AND $3::bytea IS NULL AND $4::bytea IS NULL))`
+	 AND ($3::integer = 0 OR (SELECT count(*) FROM patient_name_tokens t
+	      WHERE t.patient_id = p.id AND t.token = ANY($2::bytea[])) = $3::integer)
+	 AND (cardinality($4::bytea[]) = 0 OR p.dob_bidx = ANY($4::bytea[]))
+	 AND (cardinality($5::bytea[]) = 0 OR p.email_bidx = ANY($5::bytea[])))
+	OR (p.name_ct IS NULL AND strpos(lower(p.name), $6) > 0 AND cardinality($4::bytea[]) = 0 AND cardinality($5::bytea[]) = 0))`
 
-func (pq PatientQuery) args() []any { return []any{pq.Names, pq.DOB, pq.Email, pq.plain} }
+func (pq PatientQuery) args() []any {
+	return []any{pq.Names, pq.NameCount, pq.DOB, pq.Email, pq.plain}
+}
 
 // FindPatients lists the patients a provider may see (created by them or
 // with a visit with them) that match q (ParsePatientQuery), by name. The
@@ -234,7 +233,7 @@ func FindPatients(ctx context.Context, db DBTX, provider ids.UserID, q string, l
 	rows, err := db.Query(ctx, `SELECT `+patientColumns+` FROM patients p
 		WHERE (p.created_by = $1 OR EXISTS (SELECT 1 FROM visits v WHERE v.patient_id = p.id AND v.provider_id = $1))
 		  AND `+patientMatch+`
-		ORDER BY p.created_at DESC, p.id LIMIT $6`, append([]any{string(provider)}, append(pq.args(), limit)...)...)
+		ORDER BY p.created_at DESC, p.id LIMIT $7`, append([]any{string(provider)}, append(pq.args(), limit)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: find patients: %w", err)
 	}

@@ -147,6 +147,9 @@ type ActiveRecording struct {
 	NodeID  ids.NodeID
 	NodeURL string
 	ClaimID string // the claim this recorder holds on it ("" when none)
+	// TakenFrom is the recorder (its claim's recorder_node) whose lapsed
+	// claim ClaimRecording took over; "" when nobody held the visit.
+	TakenFrom string
 }
 
 // RecordingWork lists what a recorder holding claims mine should do: the
@@ -186,15 +189,19 @@ func RecordingWork(ctx context.Context, db DBTX, mine []string) (held, free []Ac
 // ClaimRecording takes visit's lease for recorder node under claimID, if
 // the switch is on, the visit open, and nobody holds a live lease: one
 // atomic UPDATE, so of two claims at once exactly one wins. ok is false
-// when the claim failed.
+// when the claim failed. When it took a lapsed lease over, a.TakenFrom
+// names the holder that let it lapse (read from the row as it was before
+// the UPDATE: old is the statement's snapshot of the row).
 func ClaimRecording(ctx context.Context, db DBTX, visit ids.VisitID, node, claimID string) (a ActiveRecording, ok bool, err error) {
 	var n string
 	err = db.QueryRow(ctx, `UPDATE recording_controls c SET claim_id = $3, recorder_node = $2, heartbeat_at = now()
-		FROM visits v LEFT JOIN sfu_nodes n ON n.id = v.sfu_node_id
-		WHERE c.visit_id = $1 AND v.id = c.visit_id AND c.active AND v.status NOT IN ('completed', 'cancelled', 'no_show')
+		FROM recording_controls old, visits v LEFT JOIN sfu_nodes n ON n.id = v.sfu_node_id
+		WHERE c.visit_id = $1 AND old.visit_id = c.visit_id AND v.id = c.visit_id AND c.active
+		  AND v.status NOT IN ('completed', 'cancelled', 'no_show')
 		  AND (c.claim_id IS NULL OR c.heartbeat_at < now() - $4::interval)
-		RETURNING COALESCE(v.sfu_node_id, ''), COALESCE(n.url, '')`, string(visit), node, claimID, ClaimLease).
-		Scan(&n, &a.NodeURL)
+		RETURNING COALESCE(v.sfu_node_id, ''), COALESCE(n.url, ''), CASE WHEN old.claim_id IS NULL THEN '' ELSE old.recorder_node END`,
+		string(visit), node, claimID, ClaimLease).
+		Scan(&n, &a.NodeURL, &a.TakenFrom)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, false, nil
 	}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/openvisit/openvisit/internal/ids"
 )
 
 // chunkColumns are the columns scanChunk reads (of recording_chunks c).
@@ -39,6 +41,21 @@ func OrphanRecordingsOfNode(ctx context.Context, db DBTX, node string) ([]string
 		WHERE status IN ('recording', 'finalizing') AND recorder_node = $1 RETURNING id::text`, node)
 }
 
+// OrphanTakenOverRecordings marks incomplete, and returns, visit's
+// unfinished recordings by recorder node that it stopped heartbeating
+// before cutoff. The caller has just taken over the visit's recording
+// claim from node (store.ClaimRecording succeeds only once the holder
+// stopped renewing it for ClaimLease; the holder renews its claims and its
+// recordings' heartbeat in the same beat), so these recordings belong to a
+// recorder that died: their recovery need not wait for the sweep's longer
+// lease (ClaimTakenOverChunk).
+func OrphanTakenOverRecordings(ctx context.Context, db DBTX, visit ids.VisitID, node string, cutoff time.Time) ([]string, error) {
+	return queryStrings(ctx, db, "orphan taken-over recordings", `UPDATE recordings SET status = 'incomplete', ended_at = COALESCE(ended_at, heartbeat_at),
+		size = (SELECT COALESCE(sum(size), 0) FROM recording_chunks WHERE recording_id = recordings.id AND status = 'complete')
+		WHERE visit_id = $1 AND recorder_node = $2 AND status IN ('recording', 'finalizing') AND heartbeat_at < $3
+		RETURNING id::text`, string(visit), node, cutoff)
+}
+
 // RecoverableChunk is a chunk left uploading by a recorder that stopped,
 // with what is needed to read its object.
 type RecoverableChunk struct {
@@ -58,6 +75,19 @@ type RecoverableChunk struct {
 // recovering releases it, and two recorders never recover one chunk.
 // Chunks whose object key is in skip are passed over (tried already).
 func ClaimRecoverableChunk(ctx context.Context, tx pgx.Tx, node string, cutoff time.Time, skip []string) (RecoverableChunk, bool, error) {
+	return claimChunk(ctx, tx, `(r.recorder_node = $2 OR r.heartbeat_at < $3)`, skip, node, cutoff)
+}
+
+// ClaimTakenOverChunk is ClaimRecoverableChunk for the recordings a
+// takeover marked incomplete (OrphanTakenOverRecordings): one of their
+// chunks still uploading, whatever the sweep's lease says.
+func ClaimTakenOverChunk(ctx context.Context, tx pgx.Tx, recordings []string, skip []string) (RecoverableChunk, bool, error) {
+	return claimChunk(ctx, tx, `r.id::text = ANY($2)`, skip, recordings)
+}
+
+// claimChunk locks one uploading chunk of a stopped recording that which
+// (a condition on r, with parameters from $2) selects.
+func claimChunk(ctx context.Context, tx pgx.Tx, which string, skip []string, args ...any) (RecoverableChunk, bool, error) {
 	if skip == nil {
 		skip = []string{}
 	}
@@ -66,8 +96,8 @@ func ClaimRecoverableChunk(ctx context.Context, tx pgx.Tx, node string, cutoff t
 	err := tx.QueryRow(ctx, `SELECT `+chunkColumns+`, r.status, r.visit_id::text, r.kek_id, r.wrapped_dek, r.segment_size
 		FROM recording_chunks c JOIN recordings r ON r.id = c.recording_id
 		WHERE c.status = 'uploading' AND r.status IN ('complete', 'incomplete') AND r.wrapped_dek IS NOT NULL
-		  AND (r.recorder_node = $1 OR r.heartbeat_at < $2) AND NOT (c.object_key = ANY($3))
-		ORDER BY c.started_at LIMIT 1 FOR UPDATE OF c SKIP LOCKED`, node, cutoff, skip).
+		  AND `+which+` AND NOT (c.object_key = ANY($1))
+		ORDER BY c.started_at LIMIT 1 FOR UPDATE OF c SKIP LOCKED`, append([]any{skip}, args...)...).
 		Scan(&c.RecordingID, &c.Seq, &c.ObjectKey, &c.Header, &c.Size, &c.SHA256, &c.Status, &c.StartedAt,
 			&c.EndedAt, &c.DurationMS, &c.Truncated, &c.PlaintextSize, &c.UploadID, &c.IntegrityFailedAt,
 			&c.RecordingStatus, &c.VisitID, &kek, &c.WrappedDEK, &c.SegmentSize)

@@ -106,17 +106,21 @@ type Recording struct {
 	LegalHold       bool              `json:"legal_hold"`
 	DeleteAfter     time.Time         `json:"delete_after"`
 	DeletedAt       *time.Time        `json:"deleted_at,omitempty"`
+	// HeartbeatAt is when its recorder last renewed it: for a recording
+	// interrupted by a recorder's death, about when that recorder died
+	// (internal/recordings joins such a piece with the one that follows).
+	HeartbeatAt time.Time `json:"-"`
 }
 
 const recordingColumns = `r.id::text, r.visit_id::text, COALESCE(v.patient_id::text, ''), r.participant_id::text, r.participant_role,
 	COALESCE(r.kek_id, ''), r.wrapped_dek, r.segment_size, r.status, r.started_at, r.ended_at, r.size, r.legal_hold,
-	r.delete_after, r.deleted_at`
+	r.delete_after, r.deleted_at, r.heartbeat_at`
 
 func scanRecording(row pgx.Row) (Recording, error) {
 	var r Recording
 	var v, p string
 	err := row.Scan(&r.ID, &v, &r.PatientID, &p, &r.ParticipantRole, &r.KEKID, &r.WrappedDEK, &r.SegmentSize,
-		&r.Status, &r.StartedAt, &r.EndedAt, &r.Size, &r.LegalHold, &r.DeleteAfter, &r.DeletedAt)
+		&r.Status, &r.StartedAt, &r.EndedAt, &r.Size, &r.LegalHold, &r.DeleteAfter, &r.DeletedAt, &r.HeartbeatAt)
 	r.VisitID, r.ParticipantID = ids.VisitID(v), ids.ParticipantID(p)
 	return r, notFound(err)
 }
@@ -200,11 +204,15 @@ func HeartbeatRecordings(ctx context.Context, db DBTX, idList []string, now time
 	return nil
 }
 
-// SetRecordingStatus records a recording's end state.
+// SetRecordingStatus records a recording's end state. It applies only to
+// a recording still being recorded or finalized: one the sweep or a
+// takeover marked incomplete (its recorder counted dead) stays so, even if
+// that recorder was only slow and finalizes late, so that recovery's
+// account of it is the one kept.
 func SetRecordingStatus(ctx context.Context, db DBTX, id, status string, ended *time.Time) error {
 	_, err := db.Exec(ctx, `UPDATE recordings SET status = $2, ended_at = COALESCE($3, ended_at),
 		size = (SELECT COALESCE(sum(size), 0) FROM recording_chunks WHERE recording_id = $1 AND status = 'complete')
-		WHERE id = $1 AND status <> 'deleted'`, id, status, ended)
+		WHERE id = $1 AND status IN ('recording', 'finalizing')`, id, status, ended)
 	if err != nil {
 		return fmt.Errorf("store: recording status: %w", err)
 	}

@@ -7,6 +7,12 @@
 // Every list, metadata view, playback range and download is audited by
 // the server, so the page fetches a recording's parts only when asked
 // (details or playback), not for every row.
+//
+// A recorder that dies mid-visit is replaced by another, which records each
+// participant into a new piece: the server lists the pieces of one
+// participant's recording with series_id, part and parts, and the gap
+// before each. The page shows them together, in order, as parts of one
+// recording with the gap stated, and plays them as one participant.
 
 import { get, homeFor, post } from './api.js';
 import { busy, byId, confirmAction, h, say, shortID, when } from './dom.js';
@@ -28,6 +34,10 @@ import { problem, startStaffPage } from './staff.js';
  * @property {boolean} legal_hold
  * @property {string} delete_after
  * @property {string} [deleted_at]
+ * @property {string} series_id   the joined recording this piece is part of (its first piece's ID)
+ * @property {number} part        this piece's place (1-based) of parts
+ * @property {number} parts       pieces of the joined recording (more than 1 after a recorder takeover)
+ * @property {number} gap_before_ms  media missing between the previous piece and this one
  *
  * @typedef {Recording & {chunks: import('./player.js').Chunk[]}} RecordingView
  */
@@ -205,7 +215,7 @@ function visitCard(visit, list) {
 
 /** @param {Recording} r */
 function recordingItem(r) {
-  const li = h('li', { className: 'item recording', dataset: { recordingId: r.id, role: r.participant_role, status: r.status } });
+  const li = h('li', { className: 'item recording', dataset: { recordingId: r.id, role: r.participant_role, status: r.status, seriesId: r.series_id || r.id, part: String(r.part || 1) } });
   fillItem(li, r);
   return li;
 }
@@ -244,8 +254,12 @@ function fillItem(li, r) {
     hold.addEventListener('click', () => setHold(li, r, !r.legal_hold, hold));
     actions.append(hold);
   }
+  const piece = r.parts > 1
+    ? h('span', { className: 'piece' }, `part ${r.part} of ${r.parts}`,
+      r.part > 1 ? ` — continues after a ${(r.gap_before_ms / 1000).toFixed(1)} s gap (the recorder was replaced)` : '', ' ')
+    : null;
   li.replaceChildren(
-    h('p', { className: 'item-title' }, `${label} recording `,
+    h('p', { className: 'item-title' }, `${label} recording `, piece,
       h('span', { className: 'tag ' + statusClass }, statusText),
       r.legal_hold ? h('span', { className: 'tag tag-warn' }, 'Legal hold') : null),
     facts, actions, details);
@@ -329,14 +343,21 @@ async function openPlayer(visit, recs, opener) {
   }
   closePlayer(false);
   const roles = new Map();
-  const tracks = vs
-    .sort((a, b) => (a.participant_role === b.participant_role ? a.started_at.localeCompare(b.started_at) : a.participant_role === 'provider' ? -1 : 1))
-    .map((v) => {
-      const base = roleLabel(v.participant_role);
-      const n = (roles.get(base) || 0) + 1;
-      roles.set(base, n);
-      return { id: v.id, label: n > 1 ? `${base} (${n})` : base, chunks: v.chunks || [] };
-    });
+  /** @type {Map<string, import('./player.js').Track>} one track per joined recording: its pieces' chunks in order */
+  const bySeries = new Map();
+  const ordered = vs.sort((a, b) => (a.participant_role === b.participant_role ? a.started_at.localeCompare(b.started_at) : a.participant_role === 'provider' ? -1 : 1));
+  for (const v of ordered) {
+    const joined = bySeries.get(v.series_id || v.id);
+    if (joined) {
+      joined.chunks = joined.chunks.concat(v.chunks || []);
+      continue;
+    }
+    const base = roleLabel(v.participant_role);
+    const n = (roles.get(base) || 0) + 1;
+    roles.set(base, n);
+    bySeries.set(v.series_id || v.id, { id: v.id, label: n > 1 ? `${base} (${n})` : base, chunks: v.chunks || [] });
+  }
+  const tracks = [...bySeries.values()];
   const missing = vs.filter((v) => !(v.chunks || []).some((c) => c.media_url)).length;
   ui.playerTitle.textContent = `Visit ${shortID(visit)}: playback`;
   ui.playerNote.textContent = (tracks.length > 1 ? 'Both participants play together, each with its own volume.' : 'One participant was recorded.')
