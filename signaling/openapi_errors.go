@@ -92,6 +92,16 @@ var errorCodes = []struct{ code, meaning string }{
 	{"bad_date_of_birth", "The date of birth is not YYYY-MM-DD."},
 	{"bad_phone", "The phone number holds characters other than digits, spaces and + ( ) - ."},
 	{"bad_state", "The state of residence is not a two-letter code."},
+	{"bad_mrn", "The medical record number is not system|value."},
+	// FHIR R4 for EHR clients (docs/fhir.md), answered as OperationOutcome.
+	{"bad_appointment", "An Appointment to create needs status booked, start, end, one Patient and one Practitioner."},
+	{"bad_body", "The FHIR or token request body could not be read."},
+	{"bad_search", "FHIR search parameters missing, unsupported or malformed."},
+	{"insufficient_scope", "The client's access token lacks the scope for this FHIR interaction (403)."},
+	{"invalid_resource", "The FHIR resource fails the library's validation; the message names the path and rule."},
+	{"not_a_provider", "The Appointment's Practitioner is not an active OpenVisit provider."},
+	{"only_cancel", "Only a change of an Appointment's status to cancelled is supported."},
+	{"wrong_resource", "The body is a FHIR resource of another type than the interaction takes."},
 	{"bad_query", "The search is too long."},
 	{"bad_lookup", "A lookup needs a name and a date of birth."},
 	// Recordings.
