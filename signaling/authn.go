@@ -53,6 +53,10 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.authenticateBearer(c) // scim.go: a bearer token, never a cookie
 		return
 	}
+	if isMachine(c) {
+		s.authenticateClient(c) // fhir.go: a client's access token, never a cookie
+		return
+	}
 	raw, err := c.Cookie(SessionCookie)
 	if err != nil || !session.WellFormed(raw) {
 		c.Next()

@@ -6,6 +6,7 @@ import (
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/breakglass"
 	"github.com/openvisit/openvisit/internal/chat"
+	"github.com/openvisit/openvisit/internal/fhir"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/incidents"
 	"github.com/openvisit/openvisit/internal/invites"
@@ -81,6 +82,12 @@ var domainErrors = []struct {
 	{patients.ErrBadEmail, httpx.E(httpx.KindInvalid, "bad_email", "Enter a valid email address or leave it empty.")},
 	{patients.ErrBadPhone, httpx.E(httpx.KindInvalid, "bad_phone", "Enter a phone number with digits, spaces and + ( ) - . only.")},
 	{patients.ErrBadState, httpx.E(httpx.KindInvalid, "bad_state", "Enter the two-letter state of residence, e.g. CA.")},
+	{fhir.ErrNotFound, errNotFound},
+	{fhir.ErrBadAppointment, httpx.E(httpx.KindInvalid, "bad_appointment", "An Appointment needs status booked, start, end, one Patient and one Practitioner participant.")},
+	{fhir.ErrNotProvider, httpx.E(httpx.KindInvalid, "not_a_provider", "The Practitioner is not an active OpenVisit provider.")},
+	{fhir.ErrBadSearch, httpx.E(httpx.KindInvalid, "bad_search", "Unsupported or malformed search parameters; see the CapabilityStatement.")},
+	{fhir.ErrOnlyCancel, httpx.E(httpx.KindInvalid, "only_cancel", "Only a change of status to cancelled is supported.")},
+	{patients.ErrBadMRN, httpx.E(httpx.KindInvalid, "bad_mrn", "Enter the medical record number as system|value.")},
 	{patients.ErrBadQuery, httpx.E(httpx.KindInvalid, "bad_query", "The search is too long.")},
 	{patients.ErrBadLookup, httpx.E(httpx.KindInvalid, "bad_lookup", "Give a name and a date of birth (YYYY-MM-DD).")},
 	{patients.ErrNotRecorded, httpx.E(httpx.KindUnavailable, "audit_unavailable", "The audit log cannot be written; access is refused.")},

@@ -17,6 +17,8 @@ type patientRequest struct {
 	Email       string `json:"email"`
 	Phone       string `json:"phone"`
 	State       string `json:"state"`
+	// MRN is the EHR's medical record number, "system|value" (optional).
+	MRN string `json:"mrn"`
 }
 
 func (s *Server) patientEvent(c *gin.Context, action, patient string) audit.Event {
@@ -42,7 +44,7 @@ func (s *Server) createPatient(c *gin.Context) {
 		return
 	}
 	out, err := s.patientService().Create(c.Request.Context(), store.Patient{Name: req.Name, DateOfBirth: req.DateOfBirth,
-		Email: req.Email, Phone: req.Phone, State: req.State, CreatedBy: principal(c).UserID},
+		Email: req.Email, Phone: req.Phone, State: req.State, MRN: req.MRN, CreatedBy: principal(c).UserID},
 		s.patientEvent(c, actionPatientCreate, ""))
 	if err != nil {
 		s.abort(c, err)

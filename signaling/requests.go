@@ -96,6 +96,8 @@ func (s *Server) checkInput(c *gin.Context) {
 	err := httpx.CheckParams(c)
 	if err == nil && isSCIM(c) {
 		err = s.checkSCIMBody(c)
+	} else if err == nil && isMachine(c) {
+		err = s.checkMachineBody(c)
 	} else if err == nil && !isSafeMethod(c.Request.Method) && c.Request.ContentLength != 0 {
 		body, ok := s.bodies[access.Key(c.Request.Method, c.FullPath())]
 		if !ok {

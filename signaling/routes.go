@@ -78,6 +78,7 @@ func (s *Server) areas() []area {
 		{name: "recordings", serve: true, routes: s.recordingRoutes()},
 		{name: "dev-outbox", serve: s.p.Outbox != nil, routes: s.outboxRoutes()},
 		{name: "scim", serve: true, routes: s.scimRoutes()},
+		{name: "fhir", serve: true, routes: s.fhirRoutes()},
 	}
 }
 

@@ -149,6 +149,10 @@ func (s *Server) abortSCIM(c *gin.Context, e *httpx.Error) {
 
 // auditSCIMRefusal records a refused SCIM request (no or a bad token).
 func (s *Server) auditSCIMRefusal(c *gin.Context) {
+	reason := "no valid scim token"
+	if isMachine(c) {
+		reason = "no valid client token"
+	}
 	s.auditLog(c, audit.Event{ActorRole: string(access.Anonymous), Action: actionAccessDenied, ResourceType: "route",
-		ResourceID: c.Request.Method + " " + c.FullPath(), Outcome: audit.Denied, Reason: "no valid scim token"})
+		ResourceID: c.Request.Method + " " + c.FullPath(), Outcome: audit.Denied, Reason: reason})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/openvisit/openvisit/internal/alerts"
 	"github.com/openvisit/openvisit/internal/auth/throttle"
 	"github.com/openvisit/openvisit/internal/config"
+	"github.com/openvisit/openvisit/internal/fhir"
 	"github.com/openvisit/openvisit/internal/httpx"
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/internal/keys"
@@ -100,6 +101,12 @@ type Server struct {
 	bodies map[string]func() any
 	// scim serves /scim/v2 (internal/scim); nil if it could not be built.
 	scim http.Handler
+	// fhir reads and writes FHIR R4 (internal/fhir); nil if it could not
+	// be built (FHIR routes answer 503).
+	fhir *fhir.Codec
+	// clientLimiter bounds each machine client's FHIR calls, and token
+	// requests per address.
+	clientLimiter *throttle.Limiter
 }
 
 // RecordingStore is what the control plane needs of the recordings'
@@ -131,6 +138,7 @@ func New(p Params) *Server {
 		p: p, log: p.Logger.With("component", "signaling"),
 		ipLimiter:     throttle.NewLimiter(throttle.LimiterParams{Interval: 6 * time.Second, Burst: 20, MaxKeys: 100_000, Now: p.Now}),
 		inviteLimiter: newInviteLimiter(p.Now),
+		clientLimiter: throttle.NewLimiter(throttle.LimiterParams{Interval: 100 * time.Millisecond, Burst: 100, MaxKeys: 10_000, Now: p.Now}),
 		events:        newHub(),
 		bodies:        requestBodies(),
 	}
@@ -142,6 +150,9 @@ func New(p Params) *Server {
 	var err error
 	if s.scim, err = scim.New(scim.Params{Env: s.env(), BaseURL: scim.BaseURL(p.PublicURL), Logger: p.Logger}); err != nil {
 		s.log.Error("scim unavailable", "err", err)
+	}
+	if s.fhir, err = fhir.NewCodec(); err != nil {
+		s.log.Error("fhir unavailable", "err", err)
 	}
 	s.policy = routePolicy(s.areas())
 	return s
@@ -226,6 +237,14 @@ func (s *Server) abort(c *gin.Context, err error) {
 	}
 	if errors.Is(err, httpx.ErrBadInput) {
 		s.auditRefusedInput(c, err)
+	}
+	if isMachine(c) {
+		var e *httpx.Error
+		if !errors.As(err, &e) || e.Kind == httpx.KindInternal {
+			e = httpx.Wrap(httpx.KindInternal, "internal", "internal error", err)
+		}
+		s.abortMachine(c, e)
+		return
 	}
 	if isSCIM(c) {
 		var e *httpx.Error

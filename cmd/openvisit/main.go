@@ -22,6 +22,7 @@ Usage:
   openvisit user reset-mfa --email ADDRESS --reason TEXT
   openvisit scim token create --idp NAME | list | revoke --id CLIENT_ID
   openvisit webhook add --url URL --kinds KIND,… [--phi] | list | disable --id ID | log [--id ID]
+  openvisit client create --name NAME --keys FILE --scopes "SCOPE ..." | list | revoke --id CLIENT_ID   (EHR clients of FHIR)
   openvisit alerts ack ALERT_ID --reason TEXT
   openvisit break-glass review GRANT_ID --reason TEXT
   openvisit audit verify [--config FILE] [--public-key BASE64]
@@ -75,6 +76,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return scimCmd(args[1:], stdout, stderr)
 	case "webhook":
 		return webhookCmd(args[1:], stdout, stderr)
+	case "client":
+		return clientCmd(args[1:], stdout, stderr)
 	case "alerts":
 		return alertsCmd(args[1:], stdout, stderr)
 	case "break-glass":

@@ -25,6 +25,10 @@ const (
 	// IdP is an identity provider's SCIM client, authenticated by its
 	// bearer token (a machine client), never by a cookie.
 	IdP Kind = "idp"
+	// Client is an EHR's machine client calling FHIR, authenticated by an
+	// access token from the token endpoint (internal/smart), never by a
+	// cookie. Its scopes are checked by the handler.
+	Client Kind = "client"
 )
 
 // Principal is the authenticated caller of a request.
@@ -40,7 +44,7 @@ type Principal struct {
 	Role        string
 	SessionHash []byte // nil for anonymous
 	CSRFToken   string // expected X-CSRF-Token for this session
-	ClientID    string // IdP only: the machine client
+	ClientID    string // IdP and Client only: the machine client
 }
 
 // IsStaff reports whether p is a signed-in provider or admin.
@@ -62,7 +66,7 @@ func (p Principal) ActorID() string {
 		return string(p.UserID)
 	case Patient:
 		return string(p.ParticipantID)
-	case IdP:
+	case IdP, Client:
 		return p.ClientID
 	}
 	return ""

@@ -92,7 +92,7 @@ type matrixCase struct {
 // another provider elsewhere — except where careTeamMatrix says otherwise.
 func matrix() map[string]matrixCase {
 	out := map[string]matrixCase{}
-	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix(), webhookMatrix(), careTeamMatrix()} {
+	for _, part := range []map[string]matrixCase{coreMatrix(), recordingMatrix(), outboxMatrix(), accountMatrix(), scimMatrix(), webhookMatrix(), careTeamMatrix(), fhirMatrix()} {
 		for k, v := range part {
 			out[k] = v
 		}

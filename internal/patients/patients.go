@@ -19,6 +19,7 @@ import (
 	"github.com/openvisit/openvisit/internal/accounts"
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/ids"
+	"github.com/openvisit/openvisit/internal/phi"
 	"github.com/openvisit/openvisit/internal/store"
 )
 
@@ -37,6 +38,9 @@ var (
 	ErrBadEmail = errors.New("patients: bad email")
 	ErrBadPhone = errors.New("patients: bad phone")
 	ErrBadState = errors.New("patients: unknown state")
+	// ErrBadMRN: a medical record number is "system|value", both present,
+	// printable and phi.MaxMRN bytes at most.
+	ErrBadMRN   = errors.New("patients: bad medical record number")
 	ErrBadQuery = errors.New("patients: search too long")
 	// ErrBadLookup: an admin's lookup needs a name and a date of birth.
 	ErrBadLookup = errors.New("patients: a lookup needs a name and a date of birth")
@@ -71,6 +75,9 @@ func ParseDOB(s string, now time.Time) (time.Time, bool) {
 func Check(p *store.Patient, now time.Time) error {
 	p.Name, p.Email, p.Phone = strings.TrimSpace(p.Name), strings.TrimSpace(p.Email), strings.TrimSpace(p.Phone)
 	p.State = strings.ToUpper(strings.TrimSpace(p.State))
+	if sys, val, ok := strings.Cut(p.MRN, "|"); ok {
+		p.MRN = phi.NormaliseMRN(sys, val)
+	}
 	_, dobOK := ParseDOB(p.DateOfBirth, now)
 	switch {
 	case p.Name == "" || utf8.RuneCountInString(p.Name) > MaxName:
@@ -83,8 +90,18 @@ func Check(p *store.Patient, now time.Time) error {
 		return ErrBadPhone
 	case p.State != "" && !usStates[p.State]:
 		return ErrBadState
+	case p.MRN != "" && !validMRN(p.MRN):
+		return ErrBadMRN
 	}
 	return nil
+}
+
+// validMRN: "system|value", both non-empty after trimming, printable, and
+// already normalised (phi.NormaliseMRN).
+func validMRN(s string) bool {
+	sys, val, ok := strings.Cut(s, "|")
+	return ok && len(s) <= phi.MaxMRN && utf8.ValidString(s) && sys != "" && val != "" &&
+		phi.NormaliseMRN(sys, val) == s && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 // Service creates, finds and reads patient records. It holds no state of

@@ -100,3 +100,46 @@ func TestSearchAudited(t *testing.T) {
 		t.Errorf("Get: %v, audited %d times in all", err, count(made[0].ID))
 	}
 }
+
+// TestMRN: a medical record number is stored sealed, found by its exact
+// blind index (system and value both count), and unique; a malformed one
+// is refused.
+func TestMRN(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.DB(t)
+	svc := patients.New(store.Env{DB: db})
+	dr := storetest.User(t, db, "dr-mrn@clinic.test", "Dr", store.RoleProvider)
+	ev := audit.Event{ActorID: string(dr.ID), ActorRole: "provider", Action: "patient.create", ResourceType: "patient", Outcome: audit.Success}
+	p, err := svc.Create(ctx, store.Patient{Name: "Mo Record", DateOfBirth: "1980-01-02", MRN: " urn:oid:1.2.3 | A-77 ", CreatedBy: dr.ID}, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.MRN != "urn:oid:1.2.3|A-77" {
+		t.Fatalf("MRN stored as %q, want it normalised", p.MRN)
+	}
+	got, err := store.PatientByMRN(ctx, db, "urn:oid:1.2.3|A-77")
+	if err != nil || got.ID != p.ID || got.MRN != p.MRN {
+		t.Fatalf("PatientByMRN = %+v, %v", got, err)
+	}
+	for _, other := range []string{"urn:oid:1.2.3|a-77", "urn:oid:9|A-77", ""} {
+		if _, err := store.PatientByMRN(ctx, db, other); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("PatientByMRN(%q) = %v, want not found", other, err)
+		}
+	}
+	var plain *string
+	var sealed []byte
+	if err := db.QueryRow(ctx, `SELECT mrn, mrn_ct FROM patients WHERE id = $1`, p.ID).Scan(&plain, &sealed); err != nil {
+		t.Fatal(err)
+	}
+	if plain != nil || len(sealed) == 0 || strings.Contains(string(sealed), "A-77") {
+		t.Fatalf("MRN not sealed: plain %v, %d bytes sealed", plain, len(sealed))
+	}
+	if _, err := svc.Create(ctx, store.Patient{Name: "Twin", DateOfBirth: "1980-01-02", MRN: "urn:oid:1.2.3|A-77", CreatedBy: dr.ID}, ev); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("a second patient with the MRN: %v, want ErrConflict", err)
+	}
+	for _, bad := range []string{"no-bar", "|value", "system|", "sys|val\x01"} {
+		if _, err := svc.Create(ctx, store.Patient{Name: "Bad", DateOfBirth: "1980-01-02", MRN: bad, CreatedBy: dr.ID}, ev); !errors.Is(err, patients.ErrBadMRN) {
+			t.Errorf("MRN %q: %v, want ErrBadMRN", bad, err)
+		}
+	}
+}

@@ -25,6 +25,8 @@ const (
 	Email       Kind = "email"         // a patient's email address
 	Phone       Kind = "phone"         // a patient's phone number
 	FreeText    Kind = "free_text"     // free text that may be about a patient
+	// MRN is a medical record number (an EHR's patient identifier).
+	MRN Kind = "medical_record_number"
 	// Network is an IP address or browser user agent. IP addresses are
 	// identifiers under HIPAA's Safe Harbor list; they are kept in
 	// plaintext where the security controls must read them (Why says).
@@ -42,7 +44,7 @@ const (
 // IsPHI reports whether k is one of the kinds of PHI.
 func (k Kind) IsPHI() bool {
 	switch k {
-	case Name, DateOfBirth, Email, Phone, FreeText, Network:
+	case Name, DateOfBirth, Email, Phone, FreeText, MRN, Network:
 		return true
 	}
 	return false
@@ -61,6 +63,8 @@ const (
 	// every normalised name word, in patient_name_tokens. An exact last
 	// name is one of them.
 	IndexNamePrefixes Index = "name_prefixes"
+	// IndexMRN: exact medical record number ("system|value", trimmed).
+	IndexMRN Index = "mrn"
 )
 
 // Column is one column of one table and what it holds. Every column of the
@@ -108,6 +112,9 @@ var (
 		Indexes: []Index{IndexEmail}, Stored: inDB, Processed: inAPI, Transmitted: toStaff + "; " + inviteMail}
 	PatientPhone = Column{Table: "patients", Column: "phone", Kind: Phone, Cipher: "phone_ct",
 		Stored: inDB, Processed: inAPI, Transmitted: toStaff}
+	PatientMRN = Column{Table: "patients", Column: "mrn", Kind: MRN, Cipher: "mrn_ct",
+		Indexes: []Index{IndexMRN}, Stored: inDB, Processed: inAPI + " (also FHIR Patient search by identifier)",
+		Transmitted: toStaff + "; HTTPS (TLS) to the clinic's EHR client (FHIR Patient.identifier)"}
 	VisitReason = Column{Table: "visits", Column: "reason", Kind: FreeText, Cipher: "reason_ct",
 		Stored: inDB, Processed: inAPI, Transmitted: toStaff + " (the visit's provider)"}
 	BreakGlassReason = Column{Table: "break_glass", Column: "reason", Kind: FreeText, Cipher: "reason_ct",
@@ -134,7 +141,7 @@ var (
 )
 
 // Encrypted lists the encrypted fields.
-var Encrypted = []Column{PatientName, PatientDOB, PatientEmail, PatientPhone, VisitReason, BreakGlassReason,
+var Encrypted = []Column{PatientName, PatientDOB, PatientEmail, PatientPhone, PatientMRN, VisitReason, BreakGlassReason,
 	IncidentTitle, IncidentDescription, OutboxRecipient, OutboxSubject, OutboxBody, OutboxAttachment, ChatBody,
 	InviteeName, InviteeEmail}
 
@@ -197,8 +204,12 @@ var Columns = slices.Concat(
 		"attachment", "user_present", "user_verified", "backup_eligible", "backup_state", "name", "created_at", "last_used_at"),
 	notPHI("webauthn_ceremonies", "a staff passkey ceremony's server-side state for two minutes (challenge, opaque IDs)",
 		"token_hash", "purpose", "user_id", "session_hash", "data", "expires_at"),
-	notPHI("machine_clients", "machine clients (SCIM identity providers): names, hashed tokens, times",
-		"id", "kind", "name", "token_hash", "created_at", "created_by", "last_used_at", "revoked_at"),
+	notPHI("machine_clients", "machine clients (SCIM identity providers, EHRs): names, hashed tokens, public keys, scopes, times",
+		"id", "kind", "name", "token_hash", "created_at", "created_by", "last_used_at", "revoked_at", "jwks", "scopes"),
+	notPHI("client_access_tokens", "hashed access tokens of machine clients, their scopes and times",
+		"token_hash", "client_id", "scopes", "issued_at", "expires_at"),
+	notPHI("client_assertion_jtis", "the random IDs of accepted client assertions (replay protection) and their expiry",
+		"client_id", "jti", "expires_at"),
 	notPHI("oidc_links", "staff accounts linked to an identity provider's subject; the refresh token sealed under the auth secret",
 		"issuer", "subject", "user_id", "refresh_token_enc", "created_at", "last_signin_at", "vouched_at"),
 	notPHI("visit_invites", "hashed invite secrets, opaque IDs, the invitee's role, counters and times (contact details only as ciphertext); "+
@@ -222,6 +233,7 @@ func derived() []Column {
 	return append(out,
 		Column{Table: "patients", Column: "email_bidx", Kind: BlindIndex, Why: idx},
 		Column{Table: "patients", Column: "dob_bidx", Kind: BlindIndex, Why: idx},
+		Column{Table: "patients", Column: "mrn_bidx", Kind: BlindIndex, Why: idx},
 		Column{Table: "patients", Column: "bidx_key_id", Kind: BlindIndex, Why: "which index key made the patient's indexes"},
 		Column{Table: "patient_name_tokens", Column: "patient_id", Kind: NotPHI, Why: "opaque ID"},
 		Column{Table: "patient_name_tokens", Column: "token", Kind: BlindIndex, Why: idx + " (one row per name-word prefix)"},

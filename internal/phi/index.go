@@ -175,3 +175,22 @@ func (c *Cipher) CurrentIndexKey(ctx context.Context) (IndexKey, error) {
 	}
 	return ks[len(ks)-1], nil
 }
+
+// MaxMRN bounds a medical record number ("system|value").
+const MaxMRN = 300
+
+// NormaliseMRN is a medical record number as its index sees it: the
+// system and the value, trimmed, joined by "|" (FHIR's token search form).
+// The value is case-sensitive, as FHIR identifiers are.
+func NormaliseMRN(system, value string) string {
+	return strings.TrimSpace(system) + "|" + strings.TrimSpace(value)
+}
+
+// MRN is the blind index of a normalised medical record number; nil when
+// it is empty.
+func (k IndexKey) MRN(mrn string) []byte {
+	if mrn != "" {
+		return k.mac(IndexMRN, mrn)
+	}
+	return nil
+}

@@ -18,33 +18,40 @@ import (
 // Name, date of birth, email and phone are stored as ciphertext (phi
 // package; docs/DESIGN.md decision 13), found through blind indexes.
 type Patient struct {
-	ID          string     `json:"id"`
-	Name        string     `json:"name"`
-	DateOfBirth string     `json:"date_of_birth"` // YYYY-MM-DD
-	Email       string     `json:"email"`
-	Phone       string     `json:"phone"`
-	State       string     `json:"state"`
-	CreatedBy   ids.UserID `json:"-"`
-	CreatedAt   time.Time  `json:"created_at"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	DateOfBirth string `json:"date_of_birth"` // YYYY-MM-DD
+	Email       string `json:"email"`
+	Phone       string `json:"phone"`
+	// MRN is the medical record number an EHR knows the patient by, as
+	// "system|value" (phi.NormaliseMRN); "" when none is set.
+	MRN       string     `json:"mrn,omitempty"`
+	State     string     `json:"state"`
+	CreatedBy ids.UserID `json:"-"`
+	CreatedAt time.Time  `json:"created_at"`
 }
 
 // patientColumns are read by scanPatient: the ciphertexts, then the
 // plaintext columns a row keeps until the migration job reaches it.
-const patientColumns = `id::text, name_ct, date_of_birth_ct, email_ct, phone_ct,
-	name, to_char(date_of_birth, 'YYYY-MM-DD'), email, phone, state, created_by::text, created_at`
+const patientColumns = `id::text, name_ct, date_of_birth_ct, email_ct, phone_ct, mrn_ct,
+	name, to_char(date_of_birth, 'YYYY-MM-DD'), email, phone, mrn, state, created_by::text, created_at`
 
 func scanPatient(ctx context.Context, c *phi.Cipher, r pgx.Row) (Patient, error) {
 	var p Patient
 	var by string
-	var ct [4][]byte
-	var plain [4]*string
-	err := r.Scan(&p.ID, &ct[0], &ct[1], &ct[2], &ct[3], &plain[0], &plain[1], &plain[2], &plain[3], &p.State, &by, &p.CreatedAt)
+	var ct [5][]byte
+	var plain [5]*string
+	err := r.Scan(&p.ID, &ct[0], &ct[1], &ct[2], &ct[3], &ct[4], &plain[0], &plain[1], &plain[2], &plain[3], &plain[4],
+		&p.State, &by, &p.CreatedAt)
 	if err != nil {
 		return Patient{}, notFound(err)
 	}
 	p.CreatedBy = ids.UserID(by)
-	fields := []*string{&p.Name, &p.DateOfBirth, &p.Email, &p.Phone}
+	fields := []*string{&p.Name, &p.DateOfBirth, &p.Email, &p.Phone, &p.MRN}
 	for i, col := range patientFields {
+		if i == 4 && ct[i] == nil && plain[i] == nil {
+			continue // no medical record number
+		}
 		if *fields[i], err = c.Read(ctx, col, p.ID, ct[i], plain[i]); err != nil {
 			return Patient{}, fmt.Errorf("store: patient %s: %w", p.ID, err)
 		}
@@ -53,7 +60,7 @@ func scanPatient(ctx context.Context, c *phi.Cipher, r pgx.Row) (Patient, error)
 }
 
 // patientFields are the encrypted fields of a patient, in patientColumns' order.
-var patientFields = []phi.Column{phi.PatientName, phi.PatientDOB, phi.PatientEmail, phi.PatientPhone}
+var patientFields = []phi.Column{phi.PatientName, phi.PatientDOB, phi.PatientEmail, phi.PatientPhone, phi.PatientMRN}
 
 func collectPatients(ctx context.Context, c *phi.Cipher, rows pgx.Rows) ([]Patient, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Patient, error) { return scanPatient(ctx, c, r) })
@@ -67,16 +74,22 @@ func CreatePatient(ctx context.Context, db DBTX, p Patient) (Patient, error) {
 		p.DateOfBirth = dob
 	}
 	c := cipherOf(db)
-	var sealed [4][]byte
-	for i, v := range []string{p.Name, p.DateOfBirth, p.Email, p.Phone} {
+	var sealed [5][]byte
+	for i, v := range []string{p.Name, p.DateOfBirth, p.Email, p.Phone, p.MRN} {
+		if i == 4 && v == "" {
+			continue // no medical record number: NULL
+		}
 		var err error
 		if sealed[i], err = c.SealString(ctx, patientFields[i], p.ID, v); err != nil {
 			return Patient{}, fmt.Errorf("store: create patient: %w", err)
 		}
 	}
-	err := db.QueryRow(ctx, `INSERT INTO patients (id, name_ct, date_of_birth_ct, email_ct, phone_ct, state, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at`,
-		p.ID, sealed[0], sealed[1], sealed[2], sealed[3], p.State, string(p.CreatedBy)).Scan(&p.CreatedAt)
+	err := db.QueryRow(ctx, `INSERT INTO patients (id, name_ct, date_of_birth_ct, email_ct, phone_ct, mrn_ct, state, created_by)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING created_at`,
+		p.ID, sealed[0], sealed[1], sealed[2], sealed[3], sealed[4], p.State, string(p.CreatedBy)).Scan(&p.CreatedAt)
+	if isUniqueViolation(err) {
+		return Patient{}, ErrConflict // another patient has this medical record number
+	}
 	if err != nil {
 		return Patient{}, fmt.Errorf("store: create patient: %w", err)
 	}
@@ -94,14 +107,18 @@ func CreatePatient(ctx context.Context, db DBTX, p Patient) (Patient, error) {
 // under key, and records key as theirs (even with no token: the re-index
 // then knows the row is done).
 func indexPatient(ctx context.Context, db DBTX, key phi.IndexKey, p Patient) error {
-	if _, err := db.Exec(ctx, `UPDATE patients SET email_bidx = $2, dob_bidx = $3, bidx_key_id = $4 WHERE id = $1`,
-		p.ID, key.Email(p.Email), key.DOB(p.DateOfBirth), key.ID); err != nil {
+	_, err := db.Exec(ctx, `UPDATE patients SET email_bidx = $2, dob_bidx = $3, mrn_bidx = $5, bidx_key_id = $4 WHERE id = $1`,
+		p.ID, key.Email(p.Email), key.DOB(p.DateOfBirth), key.ID, key.MRN(p.MRN))
+	if isUniqueViolation(err) {
+		return ErrConflict // another patient has this medical record number
+	}
+	if err != nil {
 		return fmt.Errorf("store: index patient: %w", err)
 	}
 	if _, err := db.Exec(ctx, `DELETE FROM patient_name_tokens WHERE patient_id = $1`, p.ID); err != nil {
 		return fmt.Errorf("store: index patient: %w", err)
 	}
-	_, err := db.Exec(ctx, `INSERT INTO patient_name_tokens (patient_id, token, key_id)
+	_, err = db.Exec(ctx, `INSERT INTO patient_name_tokens (patient_id, token, key_id)
 		SELECT $1, t, $3 FROM unnest($2::bytea[]) AS t ON CONFLICT DO NOTHING`, p.ID, key.Names(p.Name), key.ID)
 	if err != nil {
 		return fmt.Errorf("store: index patient: %w", err)
@@ -115,6 +132,27 @@ func PatientByID(ctx context.Context, db DBTX, id string) (Patient, error) {
 		return Patient{}, ErrNotFound
 	}
 	return scanPatient(ctx, cipherOf(db), db.QueryRow(ctx, `SELECT `+patientColumns+` FROM patients WHERE id = $1`, id))
+}
+
+// PatientByMRN finds the patient whose medical record number is mrn
+// ("system|value", phi.NormaliseMRN) through its blind index, under every
+// index key there is (a re-index may be under way).
+func PatientByMRN(ctx context.Context, db DBTX, mrn string) (Patient, error) {
+	c := cipherOf(db)
+	keys, err := c.IndexKeys(ctx)
+	if err != nil {
+		return Patient{}, fmt.Errorf("store: patient by mrn: %w", err)
+	}
+	var macs [][]byte
+	for _, k := range keys {
+		if m := k.MRN(mrn); m != nil {
+			macs = append(macs, m)
+		}
+	}
+	if len(macs) == 0 {
+		return Patient{}, ErrNotFound
+	}
+	return scanPatient(ctx, c, db.QueryRow(ctx, `SELECT `+patientColumns+` FROM patients WHERE mrn_bidx = ANY($1)`, macs))
 }
 
 // PatientQuery is a search as its blind indexes see it: every name prefix
@@ -226,6 +264,18 @@ func sortedPatients(list []Patient, err error) ([]Patient, error) {
 		return strings.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
 	})
 	return list, nil
+}
+
+// PatientExists reports whether patient id exists.
+func PatientExists(ctx context.Context, db DBTX, id string) (bool, error) {
+	if !ids.Valid(id) {
+		return false, nil
+	}
+	var ok bool
+	if err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM patients WHERE id = $1)`, id).Scan(&ok); err != nil {
+		return false, fmt.Errorf("store: patient exists: %w", err)
+	}
+	return ok, nil
 }
 
 // PatientRelation reports whether provider created the patient or has a

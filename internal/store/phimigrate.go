@@ -173,7 +173,7 @@ func sealRow(ctx context.Context, tx pgx.Tx, pt plainTable, id string, vals []*s
 	if err != nil {
 		return err
 	}
-	return indexPatient(ctx, tx, key, Patient{ID: id, Name: str(vals[0]), DateOfBirth: str(vals[1]), Email: str(vals[2])})
+	return indexPatient(ctx, tx, key, Patient{ID: id, Name: str(vals[0]), DateOfBirth: str(vals[1]), Email: str(vals[2]), MRN: str(vals[4])})
 }
 
 // PlaintextPHIRows counts the rows that still hold plaintext PHI (what

@@ -92,6 +92,33 @@ func ProviderSchedule(ctx context.Context, db DBTX, provider ids.UserID, from, t
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScheduledVisit, error) { return scanScheduled(ctx, c, r) })
 }
 
+// PatientSchedule lists patient's scheduled visits starting in [from,
+// to) (nil: unbounded), by start, at most limit.
+func PatientSchedule(ctx context.Context, db DBTX, patient string, from, to *time.Time, limit int) ([]ScheduledVisit, error) {
+	if !ids.Valid(patient) {
+		return nil, nil
+	}
+	c := cipherOf(db)
+	rows, err := db.Query(ctx, `SELECT `+scheduledColumns+` FROM visits v LEFT JOIN patients p ON p.id = v.patient_id
+		WHERE v.patient_id = $1 AND v.scheduled_start IS NOT NULL
+		  AND ($2::timestamptz IS NULL OR v.scheduled_start >= $2) AND ($3::timestamptz IS NULL OR v.scheduled_start < $3)
+		ORDER BY v.scheduled_start, v.id LIMIT $4`, patient, from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: patient schedule: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScheduledVisit, error) { return scanScheduled(ctx, c, r) })
+}
+
+// VisitRecorded reports whether any recording of visit was made.
+func VisitRecorded(ctx context.Context, db DBTX, visit ids.VisitID) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM recordings WHERE visit_id = $1)`, string(visit)).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: visit recorded: %w", err)
+	}
+	return ok, nil
+}
+
 // Overlaps reports whether provider has another open scheduled visit
 // overlapping [start, end), other than except.
 func Overlaps(ctx context.Context, db DBTX, provider ids.UserID, start, end time.Time, except ids.VisitID) (bool, error) {

@@ -116,6 +116,11 @@ type Booking struct {
 	Start    time.Time
 	Duration time.Duration
 	Reason   string
+	// System: the booking comes from a machine client with a system scope
+	// (an EHR through FHIR), which books for the whole clinic: the patient
+	// need not be one of the provider's yet. A provider booking by hand
+	// books only their own patients.
+	System bool
 	// Event carries the audit entry's actor fields.
 	Event audit.Event
 }
@@ -136,6 +141,12 @@ func (s *Scheduler) Schedule(ctx context.Context, b Booking) (ids.VisitID, error
 	ev.ResourceID, ev.VisitID, ev.PatientID = string(id), string(id), b.Patient
 	err = s.DB.Change(ctx, &ev, func(tx pgx.Tx) error {
 		ok, err := store.PatientRelation(ctx, tx, b.Provider, b.Patient)
+		if err != nil {
+			return err
+		}
+		if !ok && b.System {
+			ok, err = store.PatientExists(ctx, tx, b.Patient)
+		}
 		if err != nil {
 			return err
 		}
