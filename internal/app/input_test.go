@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"reflect"
 	"slices"
@@ -91,6 +92,7 @@ func TestNulInJSONRefused(t *testing.T) {
 	}
 	slices.Sort(registered)
 	_, scimToken := s.scimToken(t, "input-test")
+	ehr := s.registerEHR(t, "system/Patient.read system/Appointment.* system/Encounter.read")
 
 	for _, route := range registered {
 		method, pattern, _ := strings.Cut(route, " ")
@@ -108,6 +110,10 @@ func TestNulInJSONRefused(t *testing.T) {
 				path += "?probe=a%00b"
 			} else {
 				body, wantCode = poisonedBody(bodies[route]), "bad_json"
+			}
+			if strings.HasPrefix(pattern, "/fhir/") || pattern == "/oauth/token" {
+				nulToFHIR(t, ehr, method, path)
+				return
 			}
 			if rule.Bearer { // SCIM: an identity provider's token; SCIM's error format
 				r := s.scimDo(t, method, path, scimToken, body, "")
@@ -129,5 +135,36 @@ func TestNulInJSONRefused(t *testing.T) {
 	}
 	if n := s.auditCount(t, "request.refused", "failure", "bad_json"); n == 0 {
 		t.Error("no request.refused audit entry for the refused bodies")
+	}
+}
+
+// nulToFHIR: an EHR client's request with a NUL in its query, its FHIR
+// body or its token form gets a 400 in the FHIR (OperationOutcome) or
+// OAuth error format, never a 500.
+func nulToFHIR(t *testing.T, e *ehr, method, path string) {
+	t.Helper()
+	if path == "/oauth/token" {
+		resp, err := e.http.Post(e.s.URL+path, "application/x-www-form-urlencoded",
+			strings.NewReader("grant_type=client_credentials&client_assertion=a%00b"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"error"`) {
+			t.Errorf("POST %s with a NUL = %d %s, want a 400 OAuth error", path, resp.StatusCode, b)
+		}
+		return
+	}
+	_, token := e.token(t, "system/Patient.read system/Appointment.* system/Encounter.read")
+	body := ""
+	if method == http.MethodGet {
+		path += "?probe=a%00b"
+	} else {
+		body = `{"resourceType":"Appointment","status":"cancelled\u0000"}`
+	}
+	r := e.do(t, method, path, token, "application/fhir+json", body)
+	if r.Status != http.StatusBadRequest || r.JSON["resourceType"] != "OperationOutcome" {
+		t.Errorf("%s %s with a NUL = %d %s, want a 400 OperationOutcome", method, path, r.Status, r.Body)
 	}
 }
