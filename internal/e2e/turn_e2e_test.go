@@ -15,7 +15,16 @@ import (
 // selectedLocalCandidateJS is the candidate type ('host', 'srflx', 'relay')
 // of the local side of the page's selected ICE candidate pair, or empty before
 // one is selected.
-const selectedLocalCandidateJS = `(async () => {
+var selectedLocalCandidateJS = selectedLocalCandidate("candidateType")
+
+// selectedRelayProtocolJS is how the page reaches its relay for the selected
+// pair's local candidate ('udp', 'tcp', 'tls'; empty when not relayed).
+var selectedRelayProtocolJS = selectedLocalCandidate("relayProtocol")
+
+// selectedLocalCandidate is a script answering field of the local side of
+// the page's selected ICE candidate pair ('' before one is selected).
+func selectedLocalCandidate(field string) string {
+	return `(async () => {
   const c = window.openvisit && window.openvisit.client;
   if (!c) return '';
   const stats = new Map();
@@ -24,10 +33,11 @@ const selectedLocalCandidateJS = `(async () => {
     if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
     const pair = stats.get(s.selectedCandidatePairId);
     const local = pair && stats.get(pair.localCandidateId);
-    if (local) return local.candidateType || '';
+    if (local) return local.` + field + ` || '';
   }
   return '';
 })()`
+}
 
 // relayOnly sets the call page's diagnostics switch (sessionStorage
 // 'openvisit.iceTransportPolicy' = 'relay') in every document b opens from
@@ -105,19 +115,3 @@ func TestE2ECallOverTURNTLS(t *testing.T) {
 		t.Errorf("patient: the relay is reached over %q, want tls", proto)
 	}
 }
-
-// selectedRelayProtocolJS is how the page reaches its relay for the selected
-// pair's local candidate ('udp', 'tcp', 'tls'; empty when not relayed).
-const selectedRelayProtocolJS = `(async () => {
-  const c = window.openvisit && window.openvisit.client;
-  if (!c) return '';
-  const stats = new Map();
-  (await c.getStats()).forEach((s) => stats.set(s.id, s));
-  for (const s of stats.values()) {
-    if (s.type !== 'transport' || !s.selectedCandidatePairId) continue;
-    const pair = stats.get(s.selectedCandidatePairId);
-    const local = pair && stats.get(pair.localCandidateId);
-    if (local) return local.relayProtocol || '';
-  }
-  return '';
-})()`
