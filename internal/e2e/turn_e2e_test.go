@@ -22,7 +22,7 @@ var selectedLocalCandidateJS = selectedLocalCandidate("candidateType")
 var selectedRelayProtocolJS = selectedLocalCandidate("relayProtocol")
 
 // selectedLocalCandidate is a script answering field of the local side of
-// the page's selected ICE candidate pair (” before one is selected).
+// the page's selected ICE candidate pair (empty before one is selected).
 func selectedLocalCandidate(field string) string {
 	return `(async () => {
   const c = window.openvisit && window.openvisit.client;
