@@ -120,10 +120,7 @@ func (u *rawUDP) recv(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			if r.hold {
-				u.qmu.Lock()
-				u.holding = false
-				u.flushFD(fd)
-				u.qmu.Unlock()
+				u.drained(fd)
 			}
 			return false
 		}
@@ -190,6 +187,16 @@ func (u *rawUDP) read(b []byte, hold bool) (int, netip.AddrPort, error) {
 		u.qmu.Unlock()
 	}
 	return r.n, sockaddrToAddrPort(&r.from), nil
+}
+
+// drained ends a hold when the socket has nothing more to read: the writes
+// held through the burst go out before the reader waits (on fd, from the
+// raw read callback, where rc.Write cannot be re-entered).
+func (u *rawUDP) drained(fd uintptr) {
+	u.qmu.Lock()
+	u.holding = false
+	u.flushFD(fd)
+	u.qmu.Unlock()
 }
 
 // release ends a hold and sends what it queued.

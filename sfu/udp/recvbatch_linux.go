@@ -68,10 +68,7 @@ func (u *rawUDP) recvBatch(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			if r.hold {
-				u.qmu.Lock()
-				u.holding = false
-				u.flushFD(fd)
-				u.qmu.Unlock()
+				u.drained(fd)
 			}
 			return false
 		}
