@@ -62,11 +62,8 @@ func clientCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		for _, c := range cs {
-			state := "active"
-			if c.RevokedAt != nil {
-				state = "revoked " + c.RevokedAt.Format("2006-01-02 15:04")
-			}
-			fmt.Fprintf(stdout, "%s  %-20s  created %s  %s  %s\n", c.ID, c.Name, c.CreatedAt.Format("2006-01-02"), state, strings.Join(c.Scopes, " "))
+			fmt.Fprintf(stdout, "%s  %-20s  created %s  %s  %s\n", c.ID, c.Name, c.CreatedAt.Format("2006-01-02"),
+				clientState(c.RevokedAt), strings.Join(c.Scopes, " "))
 		}
 		return nil
 	case "revoke":

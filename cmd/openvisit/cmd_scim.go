@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/openvisit/openvisit/internal/audit"
 	"github.com/openvisit/openvisit/internal/review"
@@ -52,11 +53,7 @@ func scimCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		for _, c := range cs {
-			state := "active"
-			if c.RevokedAt != nil {
-				state = "revoked " + c.RevokedAt.Format("2006-01-02 15:04")
-			}
-			fmt.Fprintf(stdout, "%s  %-20s  created %s  %s\n", c.ID, c.Name, c.CreatedAt.Format("2006-01-02"), state)
+			fmt.Fprintf(stdout, "%s  %-20s  created %s  %s\n", c.ID, c.Name, c.CreatedAt.Format("2006-01-02"), clientState(c.RevokedAt))
 		}
 		return nil
 	case "revoke":
@@ -71,4 +68,12 @@ func scimCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return errors.New(scimUsage)
+}
+
+// clientState words a machine client's state (SCIM or EHR) for a listing.
+func clientState(revokedAt *time.Time) string {
+	if revokedAt == nil {
+		return "active"
+	}
+	return "revoked " + revokedAt.Format("2006-01-02 15:04")
 }
