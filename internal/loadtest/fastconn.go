@@ -19,7 +19,9 @@ type fastConn struct {
 	pc      *ipv4.PacketConn
 	handle  func(b []byte) bool // reports whether it took b
 	msgs    []ipv4.Message      // the batch being read
-	n, next int                 // datagrams in msgs, the next to offer
+	n, next int                 // messages in msgs, the next to offer
+	off     int                 // where message next's next datagram starts
+	seg     int                 // its GRO datagram size (0: one datagram)
 
 	wmu      sync.Mutex // serialises sendBatch and guards what follows
 	wmsg     []ipv4.Message
@@ -28,8 +30,13 @@ type fastConn struct {
 	noGSO    bool
 }
 
-// readBatch is how many datagrams one read may take.
-const readBatch = 32
+// readBatch is how many messages one read may take; with UDP GRO a
+// message holds a run of equal-size datagrams (a frame the SFU sent as
+// one GSO message), up to 64 KiB.
+const (
+	readBatch = 16
+	readSlot  = 1 << 16
+)
 
 // datagramSize bounds a media datagram (RTP of an MTU-sized payload).
 const datagramSize = 1500
@@ -38,8 +45,10 @@ func newFastConn(c *net.UDPConn, handle func([]byte) bool) *fastConn {
 	f := &fastConn{UDPConn: c, pc: ipv4.NewPacketConn(c), handle: handle,
 		msgs: make([]ipv4.Message, readBatch)}
 	for i := range f.msgs {
-		f.msgs[i].Buffers = [][]byte{make([]byte, datagramSize)}
+		f.msgs[i].Buffers = [][]byte{make([]byte, readSlot)}
+		f.msgs[i].OOB = make([]byte, groOOB)
 	}
+	enableGRO(c)
 	return f
 }
 
@@ -49,8 +58,17 @@ func (f *fastConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		for f.next < f.n {
 			m := &f.msgs[f.next]
-			f.next++
-			d := m.Buffers[0][:m.N]
+			if f.off == 0 {
+				f.seg = groSegment(m.OOB[:m.NN])
+			}
+			d := m.Buffers[0][f.off:m.N]
+			if f.seg > 0 && len(d) > f.seg {
+				d = d[:f.seg]
+			}
+			f.off += len(d)
+			if f.off >= m.N {
+				f.next, f.off = f.next+1, 0
+			}
 			if f.handle(d) {
 				continue
 			}
@@ -60,7 +78,7 @@ func (f *fastConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil {
 			return 0, nil, err
 		}
-		f.n, f.next = n, 0
+		f.n, f.next, f.off = n, 0, 0
 	}
 }
 

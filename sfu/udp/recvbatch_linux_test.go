@@ -3,10 +3,15 @@
 package udp
 
 import (
+	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // takeFirst is a Handler that takes datagrams whose first byte is below
@@ -124,5 +129,77 @@ func TestConnBatchMatchesSingle(t *testing.T) {
 		if len(h.seen) != 5 {
 			t.Fatalf("batch %v: handler took %d, want 5", batch, len(h.seen))
 		}
+	}
+}
+
+// sizedTaker takes every datagram whose first byte is not 0xff, noting
+// each one's first byte and length.
+type sizedTaker struct {
+	ids   []byte
+	sizes []int
+}
+
+func (h *sizedTaker) Handle(b []byte, _ netip.AddrPort) bool {
+	if len(b) > 0 && b[0] == 0xff {
+		return false
+	}
+	h.ids = append(h.ids, b[0])
+	h.sizes = append(h.sizes, len(b))
+	return true
+}
+
+// TestBatchReceiveSplitsGRO: a peer's frame sent as one GSO message (five
+// 1200-byte datagrams and a 700-byte last one) reaches the socket as one
+// GRO message and the handler as the six datagrams, in order and each its
+// own length; the datagram after it reaches the reader whole.
+func TestBatchReceiveSplitsGRO(t *testing.T) {
+	srv := listenUDP(t, "127.0.0.1:0")
+	raw, err := newRawUDP(srv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := listenUDP(t, "127.0.0.1:0")
+	dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	// The first read turns GRO on; give it a datagram to return.
+	h := &sizedTaker{}
+	buf := make([]byte, 2000)
+	if _, err := peer.WriteToUDPAddrPort(datagram(0xff, 10), dst); err != nil {
+		t.Fatal(err)
+	}
+	_ = srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := raw.readHandled(buf, h); err != nil {
+		t.Fatal(err)
+	}
+	var on int
+	_ = raw.rc.Control(func(fd uintptr) { on, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO) })
+	if err != nil || on == 0 {
+		t.Skipf("kernel without UDP GRO (%v)", err)
+	}
+
+	var frame []byte
+	for i := range 5 {
+		frame = append(frame, datagram(byte(i), 1200)...)
+	}
+	frame = append(frame, datagram(5, 700)...)
+	oob := make([]byte, unix.CmsgSpace(2))
+	ch := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	ch.Level, ch.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	ch.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 1200)
+	if _, _, err := peer.WriteMsgUDPAddrPort(frame, oob, dst); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := peer.WriteToUDPAddrPort(datagram(0xff, 300), dst); err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := raw.readHandled(buf, h)
+	if err != nil || n != 300 || buf[0] != 0xff {
+		t.Fatalf("reader got %d bytes of %d, %v", n, buf[0], err)
+	}
+	if !slices.Equal(h.ids, []byte{0, 1, 2, 3, 4, 5}) || !slices.Equal(h.sizes, []int{1200, 1200, 1200, 1200, 1200, 700}) {
+		t.Fatalf("handler saw ids %v sizes %v", h.ids, h.sizes)
+	}
+	if raw.rb.coalesced != 1 {
+		t.Fatalf("%d coalesced messages, want 1 (the frame)", raw.rb.coalesced)
 	}
 }
