@@ -136,14 +136,27 @@ func streamInfo(ssrc uint32, pt uint8) *interceptor.StreamInfo {
 	}
 }
 
-// newSRTP is an SRTP context with a fixed test key.
-func newSRTP(tb testing.TB) *srtp.Context {
+// newSRTP is an SRTP context of profile p (0: AEAD_AES_256_GCM, the
+// SFU's first choice in DTLS-SRTP, which Pion peers negotiate) with a
+// fixed test key.
+func newSRTP(tb testing.TB, p srtp.ProtectionProfile) *srtp.Context {
 	tb.Helper()
-	key, salt := make([]byte, 16), make([]byte, 14)
+	if p == 0 {
+		p = srtp.ProtectionProfileAeadAes256Gcm
+	}
+	kl, err := p.KeyLen()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sl, err := p.SaltLen()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	key, salt := make([]byte, kl), make([]byte, sl)
 	for i := range key {
 		key[i] = byte(i + 1)
 	}
-	ctx, err := srtp.CreateContext(key, salt, srtp.ProtectionProfileAes128CmHmacSha1_80)
+	ctx, err := srtp.CreateContext(key, salt, p)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -156,6 +169,7 @@ func newSRTP(tb testing.TB) *srtp.Context {
 type batchOpts struct {
 	subs        int
 	inline, gcc bool
+	profile     srtp.ProtectionProfile // every stream's (0: see newSRTP)
 }
 
 // newBatchRig builds a publisher's video layer with o.subs subscribers,
@@ -173,14 +187,14 @@ func newBatchRig(tb testing.TB, o batchOpts, c *forwardCounters) *batchRig {
 	empty := []*downTrack{}
 	up.downs.Store(&empty)
 	r := &batchRig{up: up, l: &layer{up: up, q: 0, ssrc: 42}, c: c, inline: o.inline,
-		pub: newSRTP(tb), recv: newSRTP(tb)}
+		pub: newSRTP(tb, o.profile), recv: newSRTP(tb, o.profile)}
 	up.layers[0].Store(r.l)
 	for i := range o.subs {
 		sub := &participant{id: ids.ParticipantID(fmt.Sprintf("sub-%d", i)), log: testLogger(tb)}
 		sub.inline.Store(o.inline)
 		d := newDownTrack(up, sub)
 		ssrc := uint32(1000 + i) //nolint:gosec // small
-		w := &srtpWriter{ctx: newSRTP(tb)}
+		w := &srtpWriter{ctx: newSRTP(tb, o.profile)}
 		ic, _ := interceptorChain(tb, o.gcc)
 		w.chain = ic.BindLocalStream(streamInfo(ssrc, batchSubPT), interceptor.RTPWriterFunc(w.encrypt))
 		tb.Cleanup(func() { ic.UnbindLocalStream(streamInfo(ssrc, batchSubPT)) })
@@ -298,14 +312,25 @@ func TestBatchRigForwards(t *testing.T) {
 // subscriber and core: core-ns/pkt/sub), without sockets. Each parallel
 // goroutine forwards its own room: run with -cpu 1,2 — a per-packet cost
 // that rises with two workers shows a shared lock or a contended cache line
-// on the hot path. "shared-counters" shares one node's forwarding counters
-// among the rooms, as the SFU does today; "own-counters" gives each worker
-// its own, which shows what that sharing costs.
+// on the hot path. "own-counters" gives each worker its own forwarding
+// counters, as the SFU's workers have (sfu/workers.go); "shared-counters"
+// shares one set among the rooms, which shows what sharing would cost.
+// The streams use AEAD_AES_256_GCM, what the SFU negotiates with a peer
+// that offers it; "aes-cm" is a peer that offers only
+// AES_CM_128_HMAC_SHA1_80.
 func BenchmarkForwardBatch(b *testing.B) {
 	const subs = 3
-	for _, shared := range []bool{true, false} {
-		name := map[bool]string{true: "shared-counters", false: "own-counters"}[shared]
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name    string
+		shared  bool
+		profile srtp.ProtectionProfile
+	}{
+		{"shared-counters", true, 0},
+		{"own-counters", false, 0},
+		{"own-counters/aes-cm", false, srtp.ProtectionProfileAes128CmHmacSha1_80},
+	} {
+		shared := v.shared
+		b.Run(v.name, func(b *testing.B) {
 			var node forwardCounters
 			var mu sync.Mutex
 			b.ReportAllocs()
@@ -316,7 +341,7 @@ func BenchmarkForwardBatch(b *testing.B) {
 					c = &forwardCounters{}
 				}
 				mu.Lock()
-				r := newBatchRig(b, batchOpts{subs: subs, inline: true}, c)
+				r := newBatchRig(b, batchOpts{subs: subs, inline: true, profile: v.profile}, c)
 				mu.Unlock()
 				for pb.Next() {
 					r.step()

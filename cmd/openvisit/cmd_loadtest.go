@@ -104,7 +104,7 @@ func parseLoadtestFlags(args []string, stderr io.Writer) (*flag.FlagSet, loadtes
 	fs.IntVar(&f.pid, "server-pid", 0, "server process to report CPU and memory of")
 	fs.IntVar(&f.visits, "visits", 4, "visits of two participants")
 	fs.DurationVar(&f.duration, "duration", 20*time.Second, "measured window")
-	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "time before the window (joins, DTLS, keyframes)")
+	fs.DurationVar(&f.warmup, "warmup", 5*time.Second, "time after the last join before the window (DTLS, keyframes)")
 	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON (per-second samples included)")
 	fs.BoolVar(&f.insecure, "insecure", true, "accept a self-signed certificate")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "with --spawn: write the server's CPU profile of the run to this file")

@@ -38,8 +38,11 @@ type Params struct {
 	Mint     func(visit string) (string, error)
 	// Visits is how many visits of two participants to hold.
 	Visits int
-	// Warmup (joins, DTLS, first keyframes) is excluded from the final
-	// figures; Duration is the measured window after it.
+	// Warmup is the time after the last join (for the last DTLS
+	// handshakes and first keyframes), excluded from the final figures
+	// like the joins themselves; Duration is the measured window after it.
+	// Counting it from the last join, not the first, keeps the window
+	// whole however long many joins take.
 	Warmup, Duration time.Duration
 	// JoinSpacing spaces the joins so that DTLS handshakes do not pile up
 	// (default 50 ms).
@@ -212,13 +215,12 @@ func Run(ctx context.Context, p Params) (Report, error) {
 	done := make(chan struct{})
 	r.startSenders(runtime.GOMAXPROCS(0), done)
 	defer func() { close(done); r.senderWG.Wait() }()
-	start := time.Now()
 	visits, err := r.joinVisits(ctx)
 	defer leaveAll(visits)
 	if err != nil {
 		return Report{}, err
 	}
-	return r.measure(ctx, visits, start)
+	return r.measure(ctx, visits, time.Now())
 }
 
 // newRunner checks p, fills its defaults, and loads the media and the
@@ -298,8 +300,8 @@ func leaveAll(visits []visit) {
 	wg.Wait()
 }
 
-// measure samples every second from start, and reports the window from
-// start+Warmup to start+Warmup+Duration.
+// measure samples every second from start (the last join), and reports
+// the window from start+Warmup to start+Warmup+Duration.
 func (r *runner) measure(ctx context.Context, visits []visit, start time.Time) (Report, error) {
 	p := r.p
 	rep := Report{Visits: p.Visits}
