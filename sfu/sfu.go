@@ -89,6 +89,10 @@ type Stats struct {
 	// sendmmsg messages that carried them (fewer: GSO) and BatchSends the
 	// sendmmsg calls.
 	BatchedDatagrams, BatchMessages, BatchSends uint64
+	// ReceivedDatagrams counts datagrams the media sockets read in batches,
+	// ReceivedMessages the recvmmsg messages that held them (fewer: GRO)
+	// and ReceiveCalls the recvmmsg calls.
+	ReceivedDatagrams, ReceivedMessages, ReceiveCalls uint64
 }
 
 // SFU is one media node. Lifecycle: New opens the UDP port; ServeHTTP admits
@@ -334,6 +338,23 @@ func (s *SFU) Stats() Stats {
 	}
 	sent := s.sent()
 	st.BatchedDatagrams, st.BatchMessages, st.BatchSends = sent.Datagrams, sent.Messages, sent.Calls
+	recv := s.received()
+	st.ReceivedDatagrams, st.ReceivedMessages, st.ReceiveCalls = recv.Datagrams, recv.Messages, recv.Calls
+	return st
+}
+
+// received is what the media sockets received in batches.
+func (s *SFU) received() udp.RecvStats {
+	var st udp.RecvStats
+	for _, w := range s.workers {
+		if w.sock == nil {
+			continue
+		}
+		wr := w.sock.Received()
+		st.Calls += wr.Calls
+		st.Messages += wr.Messages
+		st.Datagrams += wr.Datagrams
+	}
 	return st
 }
 
@@ -474,6 +495,18 @@ func (s *SFU) registerMetrics() error {
 			Name: "openvisit_sfu_udp_batch_sends_total",
 			Help: "sendmmsg system calls of the media socket.",
 		}, func() float64 { return float64(s.sent().Calls) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_received_datagrams_total",
+			Help: "Datagrams the media sockets read in batches (recvmmsg).",
+		}, func() float64 { return float64(s.received().Datagrams) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_receive_messages_total",
+			Help: "recvmmsg messages that held the received datagrams (a UDP GRO message holds several).",
+		}, func() float64 { return float64(s.received().Messages) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "openvisit_sfu_udp_receive_calls_total",
+			Help: "recvmmsg system calls of the media sockets that returned datagrams.",
+		}, func() float64 { return float64(s.received().Calls) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "openvisit_sfu_udp_send_dropped_total",
 			Help: "Batched datagrams the kernel refused to send.",

@@ -484,7 +484,24 @@ func loadtestChild(addr, cpuProfile string, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
+	printBatching(stderr, a.Media().Stats())
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return a.Shutdown(sctx)
+}
+
+// printBatching tells how well the spawned server's media sockets batched
+// over its life (joins and warmup included): datagrams per system call
+// and per message (GSO and GRO) each way.
+func printBatching(w io.Writer, st sfu.Stats) {
+	per := func(a, b uint64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
+	}
+	fmt.Fprintf(w, "server sockets: received %d datagrams, %.1f per recvmmsg, %.1f per message (GRO); "+
+		"sent %d in batches, %.1f per sendmmsg, %.1f per message (GSO)\n",
+		st.ReceivedDatagrams, per(st.ReceivedDatagrams, st.ReceiveCalls), per(st.ReceivedDatagrams, st.ReceivedMessages),
+		st.BatchedDatagrams, per(st.BatchedDatagrams, st.BatchSends), per(st.BatchedDatagrams, st.BatchMessages))
 }

@@ -52,6 +52,13 @@ type counters struct {
 	calls, messages, datagrams, dropped atomic.Uint64
 }
 
+// RecvStats counts batched receives: the recvmmsg calls that returned
+// messages, the messages (a GRO message holds several datagrams) and the
+// datagrams they held.
+type RecvStats struct {
+	Calls, Messages, Datagrams uint64
+}
+
 // heldReader is a socket whose writes can be held while the handler
 // forwards a burst, so that they leave together (rawUDP.readHeld), and
 // that can offer the handler a batch of datagrams per system call
@@ -60,6 +67,7 @@ type heldReader interface {
 	readHeld(b []byte) (int, netip.AddrPort, error)
 	readHandled(b []byte, h Handler) (int, netip.AddrPort, error)
 	release()
+	received() RecvStats
 }
 
 // addrPortConn reads and writes with netip addresses (no allocation).
@@ -106,6 +114,14 @@ func (c *Conn) Sent() SendStats {
 		Datagrams: c.sent.datagrams.Load(),
 		Dropped:   c.sent.dropped.Load(),
 	}
+}
+
+// Received returns what the socket received in batches so far.
+func (c *Conn) Received() RecvStats {
+	if c.held == nil {
+		return RecvStats{}
+	}
+	return c.held.received()
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter: the next datagram

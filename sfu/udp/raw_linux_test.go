@@ -14,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func listenUDP(t *testing.T, addr string) *net.UDPConn {
+func listenUDP(t testing.TB, addr string) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenPacket("udp", addr)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -53,6 +54,16 @@ type recvBatch struct {
 	seg       int    // the GRO segment size of message next (0: one datagram)
 	gro       bool   // UDP_GRO was asked for (readHandled, once)
 	coalesced uint64 // messages that held more than one datagram
+
+	// What received() reports; only the reader adds (one goroutine, so
+	// no contention), the metrics read.
+	stCalls, stMessages, stDatagrams atomic.Uint64
+}
+
+// received reports the batched receives so far.
+func (u *rawUDP) received() RecvStats {
+	r := u.rb
+	return RecvStats{Calls: r.stCalls.Load(), Messages: r.stMessages.Load(), Datagrams: r.stDatagrams.Load()}
 }
 
 // newRecvBatch lays the batch's messages out over its buffers once.
@@ -94,6 +105,10 @@ func (u *rawUDP) recvBatch(fd uintptr) bool {
 		}
 		r.n, r.next, r.off, r.errno = int(n), 0, 0, errno
 		r.calls++
+		if errno == 0 {
+			r.stCalls.Add(1)
+			r.stMessages.Add(uint64(n))
+		}
 		return true
 	}
 }
@@ -115,6 +130,13 @@ func (u *rawUDP) readHandled(b []byte, h Handler) (int, netip.AddrPort, error) {
 			// Refused before Linux 5.0: each datagram is a message then.
 			_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
 		})
+	}
+	if r.next < r.n {
+		// The rest of a batch whose previous datagram went to the caller
+		// (which released the hold): hold its writes again.
+		u.qmu.Lock()
+		u.holding = true
+		u.qmu.Unlock()
 	}
 	for {
 		for r.next < r.n {
@@ -161,6 +183,7 @@ func (r *recvBatch) datagram() ([]byte, int) {
 	if r.off >= int(m.n) {
 		r.next, r.off = r.next+1, 0
 	}
+	r.stDatagrams.Add(1)
 	return d, i
 }
 

@@ -3,6 +3,7 @@
 package udp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"net"
 	"net/netip"
@@ -202,4 +203,106 @@ func TestBatchReceiveSplitsGRO(t *testing.T) {
 	if raw.rb.coalesced != 1 {
 		t.Fatalf("%d coalesced messages, want 1 (the frame)", raw.rb.coalesced)
 	}
+}
+
+// creditCounter takes every datagram, counts them, and hands the sender a
+// credit for each whole frame received.
+type creditCounter struct {
+	frame   int
+	n       int
+	credits chan struct{}
+}
+
+func (c *creditCounter) Handle([]byte, netip.AddrPort) bool {
+	c.n++
+	if c.n%c.frame == 0 {
+		select {
+		case c.credits <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// BenchmarkMediaSocketDatagram is what the kernel charges for one media
+// datagram over loopback, sending and receiving side together: the
+// process's CPU time per datagram (cpu-ns/datagram), both sockets in it.
+// A frame of 1,200-byte datagrams is sent as one sendto each
+// ("datagrams"), or as one GSO message that reaches the media socket as
+// one GRO message ("gso-gro/N", N datagrams a message: 3 is what the
+// loadtest's media averages — video frames of ≈ 7 packets and single audio
+// packets — and 8 a larger frame); the receiver is the media socket's
+// batch read. It is the floor under the SFU's cost per forwarded packet
+// (one datagram in, one out) on the machine it runs on.
+//
+//	go test -run '^$' -bench MediaSocketDatagram -benchtime 200000x ./sfu/udp/
+func BenchmarkMediaSocketDatagram(b *testing.B) {
+	const size = 1200
+	for _, m := range []struct {
+		name  string
+		frame int
+		gso   bool
+	}{{"datagrams", 8, false}, {"gso-gro/3", 3, true}, {"gso-gro/8", 8, true}} {
+		b.Run(m.name, func(b *testing.B) {
+			srv := listenUDP(b, "127.0.0.1:0")
+			_ = srv.SetReadBuffer(8 << 20)
+			raw, err := newRawUDP(srv, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			peer := listenUDP(b, "127.0.0.1:0")
+			dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+			h := &creditCounter{frame: m.frame, credits: make(chan struct{}, 64)}
+			go func() {
+				buf := make([]byte, 2000)
+				for {
+					if _, _, err := raw.readHandled(buf, h); err != nil {
+						return
+					}
+				}
+			}()
+			pkt := make([]byte, size)
+			burst := bytes.Repeat(pkt, m.frame)
+			oob := make([]byte, unix.CmsgSpace(2))
+			ch := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+			ch.Level, ch.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+			ch.SetLen(unix.CmsgLen(2))
+			binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], size)
+			frames := b.N/m.frame + 1
+			for range 64 / m.frame { // datagrams in flight: within the default rmem_max
+				h.credits <- struct{}{}
+			}
+			cpu0 := processCPU()
+			b.ResetTimer()
+			for range frames {
+				select {
+				case <-h.credits:
+				case <-time.After(5 * time.Second):
+					b.Fatal("the receiver lost a frame")
+				}
+				if m.gso {
+					if _, _, err := peer.WriteMsgUDPAddrPort(burst, oob, dst); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				for range m.frame {
+					if _, err := peer.WriteToUDPAddrPort(pkt, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(frames*m.frame), "cpu-ns/datagram")
+		})
+	}
+}
+
+// processCPU is the process's CPU time so far (user and system).
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
