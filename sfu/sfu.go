@@ -343,33 +343,22 @@ func (s *SFU) Stats() Stats {
 	return st
 }
 
-// received is what the media sockets received in batches.
-func (s *SFU) received() udp.RecvStats {
-	var st udp.RecvStats
+// sent is what the media sockets sent in batches.
+func (s *SFU) sent() (st udp.SendStats) {
 	for _, w := range s.workers {
-		if w.sock == nil {
-			continue
+		if w.sock != nil {
+			st = st.Add(w.sock.Sent())
 		}
-		wr := w.sock.Received()
-		st.Calls += wr.Calls
-		st.Messages += wr.Messages
-		st.Datagrams += wr.Datagrams
 	}
 	return st
 }
 
-// sent is what the media sockets sent in batches.
-func (s *SFU) sent() udp.SendStats {
-	var st udp.SendStats
+// received is what the media sockets received in batches.
+func (s *SFU) received() (st udp.RecvStats) {
 	for _, w := range s.workers {
-		if w.sock == nil {
-			continue
+		if w.sock != nil {
+			st = st.Add(w.sock.Received())
 		}
-		ws := w.sock.Sent()
-		st.Calls += ws.Calls
-		st.Messages += ws.Messages
-		st.Datagrams += ws.Datagrams
-		st.Dropped += ws.Dropped
 	}
 	return st
 }

@@ -47,6 +47,11 @@ type SendStats struct {
 	Calls, Messages, Datagrams, Dropped uint64
 }
 
+// Add sums two sockets' figures.
+func (s SendStats) Add(o SendStats) SendStats {
+	return SendStats{s.Calls + o.Calls, s.Messages + o.Messages, s.Datagrams + o.Datagrams, s.Dropped + o.Dropped}
+}
+
 // counters are SendStats as the sending goroutines count them.
 type counters struct {
 	calls, messages, datagrams, dropped atomic.Uint64
@@ -57,6 +62,11 @@ type counters struct {
 // datagrams they held.
 type RecvStats struct {
 	Calls, Messages, Datagrams uint64
+}
+
+// Add sums two sockets' figures.
+func (s RecvStats) Add(o RecvStats) RecvStats {
+	return RecvStats{s.Calls + o.Calls, s.Messages + o.Messages, s.Datagrams + o.Datagrams}
 }
 
 // heldReader is a socket whose writes can be held while the handler

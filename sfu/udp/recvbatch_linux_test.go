@@ -15,6 +15,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// batchPair is a media socket (srv, read as raw) and a peer that sends
+// to it at dst.
+func batchPair(tb testing.TB) (srv *net.UDPConn, raw *rawUDP, peer *net.UDPConn, dst netip.AddrPort) {
+	tb.Helper()
+	srv = listenUDP(tb, "127.0.0.1:0")
+	_ = srv.SetReadBuffer(8 << 20)
+	raw, err := newRawUDP(srv, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv, raw, listenUDP(tb, "127.0.0.1:0"), srv.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
 // takeFirst is a Handler that takes datagrams whose first byte is below
 // keep, noting what it saw.
 type takeFirst struct {
@@ -38,13 +51,7 @@ func (h *takeFirst) Handle(b []byte, from netip.AddrPort) bool {
 // queued the burst before the read), and the first datagram the handler
 // does not take reaches the reader whole.
 func TestBatchReceiveTakesBurstsInFewCalls(t *testing.T) {
-	srv := listenUDP(t, "127.0.0.1:0")
-	raw, err := newRawUDP(srv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := listenUDP(t, "127.0.0.1:0")
-	dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	srv, raw, peer, dst := batchPair(t)
 	const burst = 20
 	for i := range burst {
 		if _, err := peer.WriteToUDPAddrPort(datagram(byte(i), 1200), dst); err != nil {
@@ -154,13 +161,7 @@ func (h *sizedTaker) Handle(b []byte, _ netip.AddrPort) bool {
 // GRO message and the handler as the six datagrams, in order and each its
 // own length; the datagram after it reaches the reader whole.
 func TestBatchReceiveSplitsGRO(t *testing.T) {
-	srv := listenUDP(t, "127.0.0.1:0")
-	raw, err := newRawUDP(srv, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer := listenUDP(t, "127.0.0.1:0")
-	dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+	srv, raw, peer, dst := batchPair(t)
 	// The first read turns GRO on; give it a datagram to return.
 	h := &sizedTaker{}
 	buf := make([]byte, 2000)
@@ -172,6 +173,7 @@ func TestBatchReceiveSplitsGRO(t *testing.T) {
 		t.Fatal(err)
 	}
 	var on int
+	var err error
 	_ = raw.rc.Control(func(fd uintptr) { on, err = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO) })
 	if err != nil || on == 0 {
 		t.Skipf("kernel without UDP GRO (%v)", err)
@@ -244,14 +246,7 @@ func BenchmarkMediaSocketDatagram(b *testing.B) {
 		gso   bool
 	}{{"datagrams", 8, false}, {"gso-gro/3", 3, true}, {"gso-gro/8", 8, true}} {
 		b.Run(m.name, func(b *testing.B) {
-			srv := listenUDP(b, "127.0.0.1:0")
-			_ = srv.SetReadBuffer(8 << 20)
-			raw, err := newRawUDP(srv, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			peer := listenUDP(b, "127.0.0.1:0")
-			dst := srv.LocalAddr().(*net.UDPAddr).AddrPort()
+			_, raw, peer, dst := batchPair(b)
 			h := &creditCounter{frame: m.frame, credits: make(chan struct{}, 64)}
 			go func() {
 				buf := make([]byte, 2000)
