@@ -23,6 +23,7 @@ import (
 	"github.com/openvisit/openvisit/internal/ids"
 	"github.com/openvisit/openvisit/sfu/client"
 	"github.com/openvisit/openvisit/sfu/protocol"
+	"github.com/openvisit/openvisit/sfu/udp"
 )
 
 // absCaptureTimeURI carries the send time of each packet (NTP format), which
@@ -327,7 +328,10 @@ func (p *peer) fastAPI() (*webrtc.API, error) {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
 	m := &fastMedia{p: p}
-	m.conn = newFastConn(sock, m.handle)
+	if m.conn, err = udp.New(sock, m); err != nil {
+		_ = sock.Close()
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
 	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: m.conn})
 	p.fast, p.mux = m, mux
 	api, err := newAPI(p.run.p.ConfigureWebRTC, func(se *webrtc.SettingEngine) {

@@ -3,7 +3,7 @@ package loadtest
 import (
 	"encoding/binary"
 	"errors"
-	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +13,8 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/openvisit/openvisit/sfu/udp"
 )
 
 // The load generator's media path. Pion does each participant's ICE, DTLS
@@ -20,14 +22,20 @@ import (
 // run (preClip), and a few sender goroutines (one per GOMAXPROCS, each
 // waking every sendTick for all of its participants) stamp each packet's
 // header, encrypt it in place and send a participant's due packets in
-// one sendmmsg; what the SFU forwards is read in batches (fastConn,
-// recvmmsg), decrypted and counted on the socket's read goroutine. Per
+// one sendmmsg, a frame's packets as one UDP GSO message; what the SFU
+// forwards is read in batches (recvmmsg, GRO), decrypted and counted on
+// the socket's read goroutine. The socket is the SFU's own media socket
+// (sfu/udp): raw system calls, so no sysmon wake-ups, and nothing
+// allocated per read or send. Per
 // packet that leaves out Pion's track writer, interceptors and SRTP
 // session goroutines, and a timer per participant, which is what made
 // the clients cost more CPU than the server they measured.
 
 // sendTick is how often a sender goroutine sends what is due.
 const sendTick = 5 * time.Millisecond
+
+// datagramSize bounds a media datagram (RTP of an MTU-sized payload).
+const datagramSize = 1500
 
 // preFrame is one frame of a clip, packetized: RTP payloads, the last
 // with the marker bit.
@@ -60,7 +68,7 @@ func (r *runner) preEncode() {
 // fastMedia is one participant's media path.
 type fastMedia struct {
 	p    *peer
-	conn *fastConn
+	conn *udp.Conn
 	keys clientKeys
 
 	once   sync.Once
@@ -101,10 +109,10 @@ func (m *fastMedia) ready() bool {
 	return m.ok.Load()
 }
 
-// handle is fastConn's handler: it takes the SFU's SRTP media (anything
+// Handle is the socket's handler (udp.Handler): it takes the SFU's SRTP media (anything
 // it can decrypt of a VP8 or Opus stream) and leaves the rest to Pion,
 // noting the ServerHello on its way.
-func (m *fastMedia) handle(b []byte) bool {
+func (m *fastMedia) Handle(b []byte, _ netip.AddrPort) bool {
 	if len(b) == 0 {
 		return false
 	}
@@ -203,10 +211,10 @@ type txStream struct {
 // fastSender is one participant's sending state (sender goroutine only).
 type fastSender struct {
 	m       *fastMedia
-	to      net.Addr
+	to      netip.AddrPort
 	streams [2]txStream // video, audio
 	bufs    [][]byte    // datagram buffers
-	out     [][][]byte  // this tick's frames, each its datagrams
+	out     [][]byte    // this tick's datagrams, frame after frame
 	frameAt int         // bufs used by this tick
 	scratch rtp.Header  // EncryptRTP's parse of a packet
 	stopped *atomic.Bool
@@ -220,12 +228,12 @@ var errNotConnected = errors.New("loadtest: fast path: not connected in time")
 func (p *peer) newFastSender(timeout time.Duration) (*fastSender, error) {
 	m := p.fast
 	deadline := time.Now().Add(timeout)
-	var to net.Addr
+	var to netip.AddrPort
 	for {
-		if to == nil {
+		if !to.IsValid() {
 			to = p.selectedRemote()
 		}
-		if to != nil && m.ready() {
+		if to.IsValid() && m.ready() {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -263,9 +271,9 @@ func (p *peer) newFastSender(timeout time.Duration) (*fastSender, error) {
 	return fs, nil
 }
 
-// selectedRemote is the SFU's address on p's selected ICE pair (nil
+// selectedRemote is the SFU's address on p's selected ICE pair (invalid
 // before there is one).
-func (p *peer) selectedRemote() net.Addr {
+func (p *peer) selectedRemote() netip.AddrPort {
 	for _, s := range p.conn.PC().GetSenders() {
 		t := s.Transport()
 		// Only once DTLS is up: Pion sets the ICE transport's fields in
@@ -277,13 +285,13 @@ func (p *peer) selectedRemote() net.Addr {
 		if err != nil || pair == nil || pair.Remote == nil {
 			continue
 		}
-		ip := net.ParseIP(pair.Remote.Address)
-		if ip == nil {
+		ip, err := netip.ParseAddr(pair.Remote.Address)
+		if err != nil {
 			continue
 		}
-		return &net.UDPAddr{IP: ip, Port: int(pair.Remote.Port)}
+		return netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
 	}
-	return nil
+	return netip.AddrPort{}
 }
 
 // tick sends every frame of fs due by now; it returns the packets sent.
@@ -298,7 +306,7 @@ func (fs *fastSender) tick(now time.Time) int {
 	if len(fs.out) == 0 {
 		return 0
 	}
-	n, err := fs.m.conn.sendBatch(fs.out, fs.to)
+	n, err := fs.m.conn.WriteBurst(fs.out, fs.to)
 	if err != nil && !fs.stopped.Load() {
 		fs.m.p.run.errorf("loadtest: send: %v", err)
 	}
@@ -313,10 +321,6 @@ func (fs *fastSender) frame(ts *txStream) {
 	f := &ts.frames[ts.i]
 	ts.i = (ts.i + 1) % len(ts.frames)
 	ts.next = ts.next.Add(f.dur)
-	var out [][]byte
-	if k := len(fs.out); k < cap(fs.out) {
-		out = fs.out[:k+1][k][:0] // reuse the slice this frame had last tick
-	}
 	for j, pl := range f.payloads {
 		h := &ts.hdr
 		h.Marker = j == len(f.payloads)-1
@@ -330,12 +334,11 @@ func (fs *fastSender) frame(ts *txStream) {
 		if err == nil && hl+len(pl)+32 <= cap(buf) {
 			n := hl + copy(buf[hl:cap(buf)], pl)
 			if enc, err := fs.m.tx.EncryptRTP(buf[:n], buf[:n], &fs.scratch); err == nil {
-				out = append(out, enc)
+				fs.out = append(fs.out, enc)
 			}
 		}
 		h.SequenceNumber++
 	}
-	fs.out = append(fs.out, out)
 	ts.hdr.Timestamp += f.ticks
 }
 

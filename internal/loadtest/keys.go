@@ -23,7 +23,7 @@ import (
 // line (client random, master secret) through
 // SettingEngine.SetDTLSKeyLogWriter. The other half — the server random,
 // cipher suite and SRTP profile — is in the ServerHello, which arrives in
-// the clear on the participant's own socket, where fastConn reads it
+// the clear on the participant's own socket, where fastMedia.Handle reads it
 // (sniff) before Pion does. sfu/srtpkeys does the same from the server's
 // side, where the ServerHello is the SFU's own.
 //

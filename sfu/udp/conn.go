@@ -169,6 +169,29 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 	return n, net.UDPAddrFromAddrPort(addr), nil
 }
 
+// burstWriter is a socket that sends several datagrams with one system
+// call (rawUDP.writeBurst).
+type burstWriter interface {
+	writeBurst(bufs [][]byte, addr netip.AddrPort) (int, error)
+}
+
+// WriteBurst sends bufs to addr, in order, with as few system calls as
+// the socket allows: on Linux one sendmmsg for up to 64 datagrams, runs of
+// equal-size ones (all but a shorter last) as UDP GSO messages — how a
+// sender passes a video frame's packets. It returns how many it sent (or
+// queued behind the reader's held writes) before an error.
+func (c *Conn) WriteBurst(bufs [][]byte, addr netip.AddrPort) (int, error) {
+	if bw, ok := c.rw.(burstWriter); ok {
+		return bw.writeBurst(bufs, addr)
+	}
+	for i, b := range bufs {
+		if _, err := c.rw.WriteToAddrPort(b, addr); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
 // WriteToAddrPort implements ice.AddrPortReaderWriter.
 func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	return c.rw.WriteToAddrPort(b, addr)

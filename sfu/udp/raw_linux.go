@@ -243,26 +243,45 @@ var errAddrFamily = errors.New("udp: address family mismatch")
 func (u *rawUDP) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	u.qmu.Lock()
 	if u.holding {
-		if len(b) <= sendSlot && u.q.n < sendQueueLen {
-			if u.q.add(b, addr, u.v6) {
-				if u.q.n == sendQueueLen {
-					_ = u.rc.Write(u.flushFn)
-				}
-				u.qmu.Unlock()
-				return len(b), nil
-			}
-		}
-		// Not queueable (too big, or a wrong address family): what is
-		// queued goes first, then this.
-		if u.q.n > 0 {
-			_ = u.rc.Write(u.flushFn)
-		}
-		n, err := u.writeNow(b, addr)
+		n, err := u.queueLocked(b, addr)
 		u.qmu.Unlock()
 		return n, err
 	}
 	u.qmu.Unlock()
 	return u.writeNow(b, addr)
+}
+
+// queueLocked queues a copy of b for addr, sending the queue when it is
+// full; what cannot be queued (too big, or a wrong address family) is
+// sent now, after what is queued. u.qmu is held.
+func (u *rawUDP) queueLocked(b []byte, addr netip.AddrPort) (int, error) {
+	if len(b) <= sendSlot && u.q.n < sendQueueLen && u.q.add(b, addr, u.v6) {
+		if u.q.n == sendQueueLen {
+			_ = u.rc.Write(u.flushFn)
+		}
+		return len(b), nil
+	}
+	if u.q.n > 0 {
+		_ = u.rc.Write(u.flushFn)
+	}
+	return u.writeNow(b, addr)
+}
+
+// writeBurst sends bufs to addr together (Conn.WriteBurst): queued, then
+// sent with the queue's sendmmsg — now, or with the reader's held writes
+// when it is working through a burst.
+func (u *rawUDP) writeBurst(bufs [][]byte, addr netip.AddrPort) (int, error) {
+	u.qmu.Lock()
+	defer u.qmu.Unlock()
+	for i, b := range bufs {
+		if _, err := u.queueLocked(b, addr); err != nil {
+			return i, err
+		}
+	}
+	if !u.holding && u.q.n > 0 {
+		_ = u.rc.Write(u.flushFn)
+	}
+	return len(bufs), nil
 }
 
 // writeNow sends one datagram with sendto.
