@@ -487,3 +487,36 @@ func BenchmarkMediaSocketSend(b *testing.B) {
 		})
 	}
 }
+
+// TestWriteBurstOneCall: a sender's burst — a video frame of five
+// 1,200-byte packets and a 700-byte last one, then an audio packet —
+// arrives complete and in order, sent with one sendmmsg as two messages
+// (the frame as one GSO message, the audio packet alone).
+func TestWriteBurstOneCall(t *testing.T) {
+	src := listenUDP(t, "127.0.0.1:0")
+	c, err := New(src, &takeFirst{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.rw.(*rawUDP); !ok {
+		t.Skip("no raw socket on this platform")
+	}
+	dst := listenUDP(t, "127.0.0.1:0")
+	var burst [][]byte
+	for i := range 5 {
+		burst = append(burst, datagram(byte(i), 1200))
+	}
+	burst = append(burst, datagram(5, 700), datagram(6, 160))
+	n, err := c.WriteBurst(burst, dst.LocalAddr().(*net.UDPAddr).AddrPort())
+	if err != nil || n != len(burst) {
+		t.Fatalf("WriteBurst: %d, %v", n, err)
+	}
+	expectDatagrams(t, dst, burst)
+	st := c.Sent()
+	if st.Calls != 1 || st.Datagrams != 7 || st.Dropped != 0 {
+		t.Fatalf("sent %+v, want one call of 7 datagrams", st)
+	}
+	if !c.rw.(*rawUDP).noGSO.Load() && st.Messages != 2 {
+		t.Fatalf("%d messages, want 2 (the frame as one GSO message, the audio packet)", st.Messages)
+	}
+}
