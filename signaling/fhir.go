@@ -43,7 +43,7 @@ func isFHIR(c *gin.Context) bool { return strings.HasPrefix(c.FullPath(), fhirBa
 func isMachine(c *gin.Context) bool { return isFHIR(c) || c.FullPath() == tokenPath }
 
 // fhirRoutes: the token endpoint and the FHIR interactions. The
-// CapabilityStatement and the token endpoint are open; the rest needs a
+// CapabilityStatement, SMART discovery and the token endpoint are open; the rest needs a
 // client's access token, and each handler checks the token's scope.
 func (s *Server) fhirRoutes() []route {
 	open := access.Rule{Allow: []kind{access.Anonymous, access.Client}, Bearer: true}
@@ -52,6 +52,7 @@ func (s *Server) fhirRoutes() []route {
 	return []route{
 		{http.MethodPost, tokenPath, s.issueToken, open},
 		{http.MethodGet, fhirBase + "/metadata", s.fhirMetadata, open},
+		{http.MethodGet, fhirBase + "/.well-known/smart-configuration", s.smartConfiguration, open},
 		{http.MethodGet, fhirBase + "/Patient/:patient_id", s.fhirReadPatient, client},
 		{http.MethodGet, fhirBase + "/Patient", s.fhirSearchPatients, client},
 		{http.MethodPost, a, s.fhirCreateAppointment, client},
@@ -245,6 +246,12 @@ func (s *Server) fhirMetadata(c *gin.Context) {
 		return
 	}
 	s.fhirWrite(c, http.StatusOK, cs)
+}
+
+// smartConfiguration answers SMART discovery: the token endpoint and
+// what it accepts (internal/smart).
+func (s *Server) smartConfiguration(c *gin.Context) {
+	c.JSON(http.StatusOK, smart.Discovery(s.tokenURL()))
 }
 
 // fhirService is the FHIR operations on this server's database and nodes.

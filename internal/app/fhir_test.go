@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -303,5 +304,43 @@ func TestFHIRCancelAndRefusals(t *testing.T) {
 	}
 	if status, _ := e.token(t, "system/Appointment.*"); status != 401 {
 		t.Errorf("a revoked client at the token endpoint: %d, want 401", status)
+	}
+}
+
+// TestSMARTDiscovery: an EHR that knows only the FHIR base finds the token
+// endpoint and what it takes at .well-known/smart-configuration, and a
+// token request shaped by that document (its endpoint, grant, an advertised
+// algorithm and scope) succeeds. No authorization endpoint is advertised:
+// only client credentials exist here.
+func TestSMARTDiscovery(t *testing.T) {
+	s := startServer(t)
+	e := s.registerEHR(t, "system/Appointment.read")
+	resp, err := e.http.Get(s.URL + "/fhir/R4/.well-known/smart-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("discovery: %d, %v", resp.StatusCode, err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("Content-Type %q", ct)
+	}
+	has := func(key, v string) bool {
+		l, _ := doc[key].([]any)
+		return slices.Contains(l, any(v))
+	}
+	if doc["token_endpoint"] != s.URL+"/oauth/token" || !has("grant_types_supported", "client_credentials") ||
+		!has("token_endpoint_auth_methods_supported", "private_key_jwt") ||
+		!has("token_endpoint_auth_signing_alg_values_supported", "ES384") ||
+		!has("scopes_supported", "system/Appointment.read") {
+		t.Fatalf("discovery document: %v", doc)
+	}
+	if _, ok := doc["authorization_endpoint"]; ok {
+		t.Fatal("an authorization endpoint is advertised, but none exists")
+	}
+	if code, tok := e.token(t, "system/Appointment.read"); code != 200 || tok == "" {
+		t.Fatalf("token as discovered: %d", code)
 	}
 }
