@@ -207,14 +207,22 @@ func TestOIDCWithoutIdPMFAAsksTheLocalFactor(t *testing.T) {
 	}
 }
 
-func TestOIDCSweepDisablesDeprovisionedAccount(t *testing.T) {
+// signedInDoctor is a fixture with a person of the "doctors" group (MFA
+// asserted) signed in.
+func signedInDoctor(t *testing.T) (*fixture, testenv.IdPUser, sso.Result) {
+	t.Helper()
 	f := newFixture(t)
-	ctx := context.Background()
 	p := f.person(t, []string{"doctors"}, true)
 	res, err := f.signIn(t, p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f, p, res
+}
+
+func TestOIDCSweepDisablesDeprovisionedAccount(t *testing.T) {
+	f, p, res := signedInDoctor(t)
+	ctx := context.Background()
 	rep, err := f.svc.Sweep(ctx, 0)
 	if err != nil || rep.Vouched != 1 || rep.Disabled != 0 {
 		t.Fatalf("sweep while the provider vouches: %+v, %v", rep, err)
@@ -307,5 +315,39 @@ func TestOIDCLocalSecondFactor(t *testing.T) {
 	}
 	if got, _ := store.UserByID(ctx, f.db, u.ID, false); got.FailedLogins != 0 {
 		t.Errorf("the wrong code was not cleared by the success: %d", got.FailedLogins)
+	}
+}
+
+// TestOIDCSweepFollowsGroups: the sweep reads the groups of the ID token a
+// refresh returns. Moved to the admin group at the provider, the account
+// becomes an admin's (its sessions end, as with any role change); taken
+// out of every mapped group, it is disabled although the provider still
+// vouches for the person.
+func TestOIDCSweepFollowsGroups(t *testing.T) {
+	f, p, res := signedInDoctor(t)
+	ctx := context.Background()
+	p.Groups = []string{"doctors", "it"}
+	f.idp.AddUser(t, p)
+	if rep, err := f.svc.Sweep(ctx, 0); err != nil || rep.Vouched != 1 || rep.Disabled != 0 {
+		t.Fatalf("sweep after the move to the admin group: %+v, %v", rep, err)
+	}
+	u, err := f.userByEmail(t, p.Email)
+	if err != nil || u.Role != store.RoleAdmin || u.DisabledAt != nil {
+		t.Fatalf("after the move: %+v, %v", u, err)
+	}
+	if sess, err := store.SessionByHash(ctx, f.db, res.Opened.Hash); err != nil || sess.RevokedAt == nil {
+		t.Fatalf("the provider's session outlived the role change: %+v, %v", sess, err)
+	}
+
+	p.Groups = []string{"cafeteria"}
+	f.idp.AddUser(t, p)
+	if rep, err := f.svc.Sweep(ctx, 0); err != nil || rep.Disabled != 1 {
+		t.Fatalf("sweep after leaving every mapped group: %+v, %v", rep, err)
+	}
+	if u, err := f.userByEmail(t, p.Email); err != nil || u.DisabledAt == nil {
+		t.Fatalf("account not disabled: %+v, %v", u, err)
+	}
+	if f.audited(sso.ActionSweep, audit.Denied) != 1 {
+		t.Errorf("the disabling was not audited")
 	}
 }
