@@ -29,13 +29,9 @@ func (m ReminderMailer) SendReminder(ctx context.Context, r reminders.Reminder) 
 	if m.Now != nil {
 		now = m.Now
 	}
-	cat, err := web.Catalogue()
+	cat, lang, err := reminderLanguage(r)
 	if err != nil {
 		return err
-	}
-	lang := r.Lang
-	if !cat.Has(lang) {
-		lang = i18n.Default
 	}
 	in := invitation{visit: r.Visit, link: InviteURL(m.PublicURL, r.Secret), cat: cat, lang: lang, zone: m.Zone}
 	msg := in.message(r.Email, in.ics(now()), "")
@@ -44,6 +40,30 @@ func (m ReminderMailer) SendReminder(ctx context.Context, r reminders.Reminder) 
 	msg.Subject = t("email.reminder.subject", "when", when)
 	msg.Body = t("email.reminder.intro", "when", when) + "\r\n\r\n" + t("email.reminder.replaces") + "\r\n\r\n" + msg.Body
 	return m.Mailer.Send(ctx, msg)
+}
+
+// SMSText implements reminders.Mailer: the text message in the invite's
+// language — when, and that the new link is in the email.
+func (m ReminderMailer) SMSText(r reminders.Reminder) string {
+	cat, lang, err := reminderLanguage(r)
+	if err != nil {
+		return "" // the embedded catalogue did not load: the email failed first
+	}
+	t := func(key string, kv ...string) string { return cat.T(lang, key, kv...) }
+	return t("sms.reminder", "when", reminderWhen(t, r.Offset))
+}
+
+// reminderLanguage is the catalogue and the language of r's invite (the
+// default when the catalogue no longer has it).
+func reminderLanguage(r reminders.Reminder) (*i18n.Catalogue, string, error) {
+	cat, err := web.Catalogue()
+	if err != nil {
+		return nil, "", err
+	}
+	if !cat.Has(r.Lang) {
+		return cat, i18n.Default, nil
+	}
+	return cat, r.Lang, nil
 }
 
 // reminderWhen words how long before the visit a reminder goes.

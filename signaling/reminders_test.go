@@ -154,3 +154,30 @@ func checkReminderSMS(t *testing.T, r *http.Request, body, secret []byte, visit 
 		t.Error("the phone number is in the webhook URL")
 	}
 }
+
+// TestReminderSMSInInviteLanguage: the text message is in the invite's
+// language (the default for a language the catalogue no longer has), says
+// when, and carries no link.
+func TestReminderSMSInInviteLanguage(t *testing.T) {
+	m := ReminderMailer{PublicURL: "https://clinic.test"}
+	for _, tc := range []struct {
+		lang string
+		off  time.Duration
+		want []string
+	}{
+		{"es", 24 * time.Hour, []string{"Recordatorio", "mañana"}},
+		{"es", 2 * time.Hour, []string{"dentro de 2 horas"}},
+		{"en", time.Hour, []string{"Reminder", "in one hour"}},
+		{"xx", 24 * time.Hour, []string{"Reminder", "tomorrow"}},
+	} {
+		got := m.SMSText(reminders.Reminder{Offset: tc.off, Lang: tc.lang, Secret: "s3cret"})
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s %v: %q lacks %q", tc.lang, tc.off, got, w)
+			}
+		}
+		if strings.Contains(got, "http") || strings.Contains(got, "s3cret") {
+			t.Errorf("%s: the text message carries a link: %q", tc.lang, got)
+		}
+	}
+}

@@ -54,9 +54,14 @@ type Reminder struct {
 	Lang   string // the invite's language (its catalogue code), kept by the new link
 }
 
-// Mailer sends a reminder's email (signaling builds the message).
+// Mailer sends a reminder's email and words its text message, both in the
+// invite's language (signaling builds them from the message catalogue).
+// The text message says only when, and that the link is in the email: no
+// name, no reason, no link (an SMS gateway is not where a one-time
+// credential should travel).
 type Mailer interface {
 	SendReminder(ctx context.Context, r Reminder) error
+	SMSText(r Reminder) string
 }
 
 // Params configure a Service.
@@ -186,7 +191,7 @@ func (s *Service) send(ctx context.Context, r Reminder) (email, sms bool, err er
 		return false, false, fmt.Errorf("reminders: email for visit %s: %w", r.Visit.ID, err)
 	}
 	if s.p.SMS != nil && r.Phone != "" {
-		if err := s.p.SMS.Send(ctx, SMS{To: r.Phone, Body: SMSText(r), VisitID: r.Visit.ID}); err != nil {
+		if err := s.p.SMS.Send(ctx, SMS{To: r.Phone, Body: s.p.Mail.SMSText(r), VisitID: r.Visit.ID}); err != nil {
 			s.p.Log.Warn("reminders: sms failed after the email went", "visit", r.Visit.ID, "err", err)
 			return true, false, nil
 		}
@@ -194,38 +199,3 @@ func (s *Service) send(ctx context.Context, r Reminder) (email, sms bool, err er
 	}
 	return true, sms, nil
 }
-
-// Strings are the reminders' patient-facing words (the SMS, and how long
-// before the visit), in one place for the message catalogue.
-var Strings = struct {
-	Tomorrow, InOneHour string
-	InHours, InMinutes  func(n int) string
-	SMS                 func(when string) string
-}{
-	Tomorrow:  "tomorrow",
-	InOneHour: "in one hour",
-	InHours:   func(n int) string { return fmt.Sprintf("in %d hours", n) },
-	InMinutes: func(n int) string { return fmt.Sprintf("in %d minutes", n) },
-	SMS: func(when string) string {
-		return "Reminder: you have a video visit with your care provider " + when +
-			". Your new visit link is in your email; the earlier link no longer works."
-	},
-}
-
-// When says how long before the start a reminder at off is, in words.
-func When(off time.Duration) string {
-	switch {
-	case off == 24*time.Hour:
-		return Strings.Tomorrow
-	case off == time.Hour:
-		return Strings.InOneHour
-	case off%time.Hour == 0:
-		return Strings.InHours(int(off / time.Hour))
-	}
-	return Strings.InMinutes(int(off / time.Minute))
-}
-
-// SMSText is the text message: when, and that the link is in the email;
-// no name, no reason, no link (an SMS gateway is not where a one-time
-// credential should travel).
-func SMSText(r Reminder) string { return Strings.SMS(When(r.Offset)) }

@@ -32,6 +32,8 @@ func (m *mailbox) SendReminder(_ context.Context, r reminders.Reminder) error {
 	return nil
 }
 
+func (m *mailbox) SMSText(reminders.Reminder) string { return "reminder" }
+
 // schedule makes a visit starting at start whose invite was made at made.
 func schedule(t *testing.T, db *store.DB, start, made time.Time, email string) ids.VisitID {
 	t.Helper()
