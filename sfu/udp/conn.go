@@ -1,10 +1,11 @@
 // Package udp is the SFU's media socket: the one UDP socket that every
 // peer's ICE traffic shares. On Linux it reads and writes with raw system
 // calls (raw_linux.go: no sysmon wake-ups), receives in batches with
-// recvmmsg (recvbatch_linux.go), holds the writes made while a
+// recvmmsg and UDP GRO (recvbatch_linux.go), holds the writes made while a
 // received burst is forwarded and sends them together with sendmmsg and
-// UDP GSO (sendqueue_linux.go); elsewhere it is the standard library's
-// socket. A Handler sees every datagram first and may take it: that is
+// UDP GSO (sendqueue_linux.go), as WriteBurst sends a sender's burst;
+// elsewhere it is the standard library's socket. The load generator's
+// clients use it too (internal/loadtest). A Handler sees every datagram first and may take it: that is
 // how the SFU's receive fast path forwards media before Pion's ICE mux
 // would see it. Reading, writing and holding allocate nothing.
 package udp
