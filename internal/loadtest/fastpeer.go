@@ -14,6 +14,7 @@ import (
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/openvisit/openvisit/sfu/srtpkeys"
 	"github.com/openvisit/openvisit/sfu/udp"
 )
 
@@ -69,7 +70,7 @@ func (r *runner) preEncode() {
 type fastMedia struct {
 	p    *peer
 	conn *udp.Conn
-	keys clientKeys
+	keys srtpkeys.Handshake // as the DTLS client: key log, and Sniff in Handle
 
 	once   sync.Once
 	ok     atomic.Bool
@@ -94,11 +95,11 @@ func (m *fastMedia) ready() bool {
 	if m.ok.Load() {
 		return true
 	}
-	if !m.keys.complete.Load() {
+	if !m.keys.Complete() {
 		return false
 	}
 	m.once.Do(func() {
-		tx, rx, err := m.keys.contexts()
+		tx, rx, err := m.keys.ClientContexts()
 		if err != nil {
 			m.p.run.errorf("%v", err)
 			return
@@ -117,8 +118,8 @@ func (m *fastMedia) Handle(b []byte, _ netip.AddrPort) bool {
 		return false
 	}
 	if b[0] >= 20 && b[0] <= 63 { // DTLS (RFC 7983)
-		if !m.keys.complete.Load() {
-			m.keys.sniff(b)
+		if !m.keys.Complete() {
+			m.keys.Sniff(b)
 		}
 		return false
 	}

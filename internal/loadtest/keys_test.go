@@ -38,17 +38,17 @@ func TestClientKeysMatchTheSFU(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			var client clientKeys
+			var client srtpkeys.Handshake
 			_, _ = client.Write([]byte(line[:20])) // the key log may arrive in pieces
 			_, _ = client.Write([]byte(line[20:]))
-			if client.complete.Load() {
+			if client.Complete() {
 				t.Fatal("complete before the ServerHello")
 			}
-			client.sniff(serverHelloDatagram(t, hello))
-			if !client.complete.Load() {
+			client.Sniff(serverHelloDatagram(t, hello))
+			if !client.Complete() {
 				t.Fatal("the ServerHello on the wire did not complete the keys")
 			}
-			local, remote, err := client.contexts()
+			local, remote, err := client.ClientContexts()
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -127,18 +127,6 @@ func FuzzVP8KeyframeStart(f *testing.F) {
 	})
 }
 
-// FuzzSniffServerHello feeds datagrams to the ServerHello sniffer, which
-// reads whatever arrives on a participant's socket.
-func FuzzSniffServerHello(f *testing.F) {
-	f.Add([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0})
-	f.Add([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var k clientKeys
-		k.sniff(b)
-		_, _ = k.Write(b)
-	})
-}
-
 func TestSweepStopRule(t *testing.T) {
 	good := Report{Visits: 4, VisitsUp: 4, ReceivedPackets: 1000, Loss: 0.002, LatencyP99MS: 5}
 	for _, c := range []struct {

@@ -43,3 +43,16 @@ func TestHandshakeKeys(t *testing.T) {
 		t.Fatalf("after the handshake: %v", err)
 	}
 }
+
+// FuzzSniffServerHello feeds datagrams to the ServerHello sniffer, which
+// reads whatever arrives on a load-test participant's socket, and to the
+// key log writer.
+func FuzzSniffServerHello(f *testing.F) {
+	f.Add([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0})
+	f.Add([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var k Handshake
+		k.Sniff(b)
+		_, _ = k.Write(b)
+	})
+}
