@@ -89,7 +89,7 @@ func (s *Service) sweepOne(ctx context.Context, i *issuer, cfg *oauth2.Config, v
 			// Only invalid_grant says the grant is gone; invalid_client and
 			// the like are our configuration, and must not disable everyone.
 			rep.Disabled++
-			if err := s.deprovision(ctx, l, oauthReason(err)); err != nil {
+			if err := s.deprovision(ctx, l, "refused the refresh token: "+oauthReason(err)); err != nil {
 				return err
 			}
 			return store.DropOIDCRefreshToken(ctx, tx, l.Issuer, l.Subject)
@@ -102,7 +102,7 @@ func (s *Service) sweepOne(ctx context.Context, i *issuer, cfg *oauth2.Config, v
 			// The person is still theirs, but no longer in a group that
 			// grants access here: as for a sign-in now, no way in.
 			rep.Disabled++
-			if err := s.deprovision(ctx, l, "no longer in a mapped group"); err != nil {
+			if err := s.deprovision(ctx, l, "no longer puts the person in a mapped group"); err != nil {
 				return err
 			}
 			return store.DropOIDCRefreshToken(ctx, tx, l.Issuer, l.Subject)
@@ -169,7 +169,7 @@ func (s *Service) followRole(ctx context.Context, l store.OIDCLink, role string)
 // ends sessions and calls, in its own transaction).
 func (s *Service) deprovision(ctx context.Context, l store.OIDCLink, reason string) error {
 	s.p.Record(ctx, audit.Event{ActorID: sweepActor, ActorRole: "system", Action: ActionSweep, ResourceType: "user",
-		ResourceID: string(l.UserID), Outcome: audit.Denied, Reason: "issuer " + l.Issuer + " refused the refresh token: " + reason})
+		ResourceID: string(l.UserID), Outcome: audit.Denied, Reason: "issuer " + l.Issuer + " " + reason})
 	return s.p.Accounts.Disable(ctx, accounts.Change{Target: l.UserID, Event: audit.Event{ActorID: sweepActor, ActorRole: "system",
 		Reason: "identity provider " + l.Issuer + " no longer vouches"}})
 }
