@@ -161,6 +161,9 @@ func New(p Params) (*Service, error) {
 	}
 	var se webrtc.SettingEngine
 	se.LoggerFactory = logging.PionLoggerFactory(log.With("component", "pion"))
+	if n := newBufferedNet(); n != nil {
+		se.SetNet(n)
+	}
 	if p.ConfigureWebRTC != nil {
 		p.ConfigureWebRTC(&se)
 	}
